@@ -1,0 +1,267 @@
+/*
+ * tapegrad — a small reverse-mode autograd library for classifiers in C.
+ *
+ * Read this header top to bottom: tensors, the tape, ops, backward, gradient
+ * checking, ops of your own, errors and allocation.
+ *
+ * Ownership in one paragraph: tensors made with tg_tensor_new / tg_tensor_from
+ * are the caller's and are freed with tg_tensor_free (parameters, inputs,
+ * targets). Every tensor an op returns belongs to the tape it ran on and is
+ * valid until tg_tape_reset or tg_tape_free; calling tg_tensor_free on it does
+ * nothing. The gradient of a caller-owned tensor (tg_grad) belongs to that
+ * tensor; the gradient of a tape tensor belongs to the tape.
+ *
+ * Errors in one paragraph: a function that makes a tensor returns NULL on
+ * failure, a function that returns int returns non-zero; tg_last_error() then
+ * says what went wrong (which op, which shapes, what was expected). Every op
+ * given a NULL input returns NULL and keeps the first error, so an expression
+ * can be checked once at its end. The library never prints and never exits.
+ */
+#ifndef TAPEGRAD_H
+#define TAPEGRAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TG_VERSION_MAJOR 0
+#define TG_VERSION_MINOR 1
+#define TG_VERSION_PATCH 0
+
+#define TG_MAX_DIMS 8 /* tensors have 0 to TG_MAX_DIMS dimensions */
+#define TG_ALL INT32_MIN /* the axis argument that means "every axis" */
+
+/* ------------------------------------------------------------------------ */
+/* Tensors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* TG_F32 and TG_F64 hold values; TG_I64 holds class labels (targets). */
+typedef enum { TG_F32, TG_F64, TG_I64 } tg_dtype;
+
+typedef struct tg_tensor tg_tensor;
+typedef struct tg_tape tg_tape;
+
+/* Zero-filled, contiguous row-major. Caller owns; free with tg_tensor_free. */
+tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape);
+/* Like tg_tensor_new, then copies numel * dtype-size bytes from data. */
+tg_tensor *tg_tensor_from(tg_dtype dtype, int ndim, const int64_t *shape, const void *data);
+/* A caller-owned deep copy of t's values (not its gradient). */
+tg_tensor *tg_tensor_clone(const tg_tensor *t);
+/* Frees a caller-owned tensor and its gradient. NULL and tape tensors: no-op. */
+void tg_tensor_free(tg_tensor *t);
+
+/* Marks a leaf as a parameter: tg_backward fills tg_grad(t). */
+void tg_set_requires_grad(tg_tensor *t, int on);
+int tg_requires_grad(const tg_tensor *t);
+
+void *tg_data(const tg_tensor *t); /* contiguous, row-major */
+tg_tensor *tg_grad(const tg_tensor *t); /* NULL before backward */
+tg_dtype tg_dtype_of(const tg_tensor *t);
+int tg_ndim(const tg_tensor *t);
+int64_t tg_dim(const tg_tensor *t, int axis); /* negative axis counts from the end; -1 if out of range */
+const int64_t *tg_shape(const tg_tensor *t);
+int64_t tg_numel(const tg_tensor *t);
+size_t tg_dtype_size(tg_dtype dtype);
+const char *tg_dtype_name(tg_dtype dtype);
+
+/* Element i (flat, row-major) read or written as a double, any dtype. */
+double tg_get(const tg_tensor *t, int64_t i);
+void tg_set(tg_tensor *t, int64_t i, double v);
+/* Sets every element to v. */
+void tg_fill(tg_tensor *t, double v);
+/* Sets the gradient to zero (keeps its memory); no-op when there is none. */
+void tg_zero_grad(tg_tensor *t);
+
+/* ------------------------------------------------------------------------ */
+/* Random numbers: a seeded generator, the same on every platform            */
+/* ------------------------------------------------------------------------ */
+
+/* xoshiro256** seeded through splitmix64. No global state: the caller keeps it. */
+typedef struct { uint64_t s[4]; } tg_rng;
+void tg_rng_seed(tg_rng *rng, uint64_t seed);
+uint64_t tg_rng_next(tg_rng *rng);
+double tg_rng_uniform(tg_rng *rng);              /* [0, 1), 53 random bits */
+double tg_rng_normal(tg_rng *rng);               /* mean 0, variance 1 (Box-Muller) */
+uint64_t tg_rng_below(tg_rng *rng, uint64_t n);  /* uniform in [0, n), unbiased; n > 0 */
+/* Fills t with uniform values in [lo, hi). */
+void tg_rng_fill_uniform(tg_rng *rng, tg_tensor *t, double lo, double hi);
+
+/* ------------------------------------------------------------------------ */
+/* The tape                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A tape records the ops run on it (define-by-run) and owns their outputs.
+ * Its memory is an arena: tg_tape_reset drops every recorded node and tensor
+ * at once but keeps the blocks, so a training loop that does the same work
+ * each step allocates nothing after its first step. */
+tg_tape *tg_tape_new(void);
+void tg_tape_reset(tg_tape *tape);
+void tg_tape_free(tg_tape *tape);
+/* With recording off, ops compute their outputs but keep no graph (inference).
+ * Returns the previous setting. */
+int tg_tape_set_recording(tg_tape *tape, int on);
+int tg_tape_recording(const tg_tape *tape);
+/* Number of nodes recorded since the last reset. */
+int64_t tg_tape_size(const tg_tape *tape);
+/* Bytes the tape holds from the allocator (its blocks), used or not. */
+size_t tg_tape_capacity(const tg_tape *tape);
+/* Writes the recorded graph as Graphviz DOT: one node per op with its output
+ * shape, one box per leaf, edges from inputs. Does not close out. 0 on success. */
+int tg_tape_dot(const tg_tape *tape, FILE *out);
+/* A zero-filled tensor that belongs to the tape (for a custom op's scratch or
+ * output), valid until the next reset. */
+tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
+
+/* ------------------------------------------------------------------------ */
+/* Ops. Each returns a tape tensor, or NULL with tg_last_error set.          */
+/* Inputs of one op must share a float dtype: float32 and float64 do not mix. */
+/* ------------------------------------------------------------------------ */
+
+/* Elementwise with numpy broadcasting; gradients are summed back to each
+ * input's shape. */
+tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_div(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+
+/* Elementwise. log(0) = -inf and log(x<0) = NaN, as in C and PyTorch;
+ * relu'(0) = 0. */
+tg_tensor *tg_neg(tg_tape *tape, tg_tensor *x);
+tg_tensor *tg_exp(tg_tape *tape, tg_tensor *x);
+tg_tensor *tg_log(tg_tape *tape, tg_tensor *x);
+tg_tensor *tg_relu(tg_tape *tape, tg_tensor *x);
+tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *x);
+tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *x);
+
+/* [m, k] x [k, n] -> [m, n]. */
+tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+/* y = x W^T + b as one node: x [m, in], W [out, in] (PyTorch's nn.Linear
+ * layout), b [out] or NULL -> [m, out]. */
+tg_tensor *tg_linear(tg_tape *tape, tg_tensor *x, tg_tensor *weight, tg_tensor *bias);
+
+/* Sum / mean over one axis (the axis is removed) or over all (axis TG_ALL,
+ * giving a 0-dimensional scalar). Negative axes count from the end. */
+tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x, int axis);
+tg_tensor *tg_mean(tg_tape *tape, tg_tensor *x, int axis);
+
+/* Same data, new shape; one entry of shape may be -1 (inferred). */
+tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
+/* Swaps two axes (the result is a contiguous copy). */
+tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x, int axis0, int axis1);
+
+/* Numerically stable (the max is subtracted; log_softmax uses log-sum-exp).
+ * Negative axes count from the end. */
+tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis);
+tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
+/* The explicit Jacobian of softmax along axis, for tests and teaching:
+ * for x of shape [..., n, ...] the result has x's shape without axis, then
+ * [n, n]; entry [.., i, j] = y_i (delta_ij - y_j). Not recorded. */
+tg_tensor *tg_softmax_jacobian(tg_tape *tape, tg_tensor *x, int axis);
+
+typedef enum { TG_MEAN, TG_SUM, TG_NONE } tg_reduction;
+typedef struct {
+    tg_reduction reduction; /* TG_MEAN, TG_SUM, or TG_NONE (a loss per row, shape [K]); the mean is PyTorch's:
+                               class-index targets divide by the sum of the target classes' weights over the
+                               rows not ignored, probability targets divide by the number of rows */
+    const tg_tensor *weight; /* per-class weights [C], or NULL */
+    int64_t ignore_index; /* rows with this class index add nothing; PyTorch's default -100 */
+    double label_smoothing; /* in [0, 1) */
+} tg_ce_opts;
+#define TG_CE_OPTS_DEFAULT \
+    ((tg_ce_opts){ .reduction = TG_MEAN, .weight = NULL, .ignore_index = -100, .label_smoothing = 0.0 })
+
+/* Fused softmax + cross-entropy over logits [K, C] (or [C] for one row).
+ * target: class indices (TG_I64, [K]) or probabilities (logits' dtype and
+ * shape). The gradient is (softmax(x) * sum(q) - q) scaled by the reduction,
+ * q being the weighted, smoothed target; it never takes a log of softmax, so
+ * it stays finite for any finite logits. opts NULL: TG_CE_OPTS_DEFAULT.
+ * With every row ignored the mean is NaN (0/0, as in PyTorch), sum and none
+ * are 0, and the gradient is zero. */
+tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target, const tg_ce_opts *opts);
+/* Negative log-likelihood over log-probabilities [K, C] with class indices
+ * [K]: loss_i = -w[t_i] logp[i, t_i]; weight, ignore_index and reduction as in
+ * tg_cross_entropy (label_smoothing must be 0). */
+tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, const tg_ce_opts *opts);
+
+/* ------------------------------------------------------------------------ */
+/* Backward                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Walks the tape in reverse from a one-element loss and accumulates (+=)
+ * dL/dx into tg_grad(x) of every tensor that requires a gradient. Gradients
+ * of caller-owned tensors accumulate across calls until tg_zero_grad, as in
+ * PyTorch; the tape may be walked again (its intermediates' gradients are
+ * cleared first). 0 on success. */
+int tg_backward(tg_tape *tape, tg_tensor *loss);
+/* The vector-Jacobian product: like tg_backward, seeded with grad_output
+ * (same shape and dtype as output) instead of 1. */
+int tg_backward_with(tg_tape *tape, tg_tensor *output, const tg_tensor *grad_output);
+
+/* ------------------------------------------------------------------------ */
+/* Ops of your own                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* forward fills out (already allocated with the requested shape and the
+ * inputs' dtype, zero-filled). backward receives the upstream gradient and
+ * adds into grad_inputs[i] (zero-filled, the shape of inputs[i]; NULL for an
+ * input that needs no gradient). Each returns 0, or non-zero to fail the op
+ * or the backward pass. */
+typedef struct {
+    const char *name;
+    int (*forward)(tg_tensor *const *inputs, int n_inputs, tg_tensor *out, void *ctx);
+    int (*backward)(tg_tensor *const *inputs, int n_inputs, const tg_tensor *out, const tg_tensor *grad_out,
+                    tg_tensor *const *grad_inputs, void *ctx);
+} tg_custom_op;
+/* Runs op->forward and records the op on the tape. ctx must outlive the tape's
+ * next reset. At most 8 inputs. */
+tg_tensor *tg_custom(tg_tape *tape, const tg_custom_op *op, int n_inputs, tg_tensor *const *inputs, int out_ndim,
+                     const int64_t *out_shape, void *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Gradient checking                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* fn builds an expression from inputs on the tape it is given and returns its output */
+typedef tg_tensor *(*tg_fn)(tg_tape *tape, tg_tensor *const *inputs, void *ctx);
+typedef struct {
+    double eps, atol, rtol;
+} tg_gradcheck_opts; /* NULL: eps 1e-6, atol 1e-5, rtol 1e-3 (PyTorch's) */
+#define TG_GRADCHECK_OPTS_DEFAULT ((tg_gradcheck_opts){ .eps = 1e-6, .atol = 1e-5, .rtol = 1e-3 })
+typedef struct {
+    int passed;
+    int worst_input; /* the input holding the worst element */
+    int64_t worst_index; /* its flat index */
+    double analytic, numeric, abs_err;
+    int64_t checked; /* elements compared */
+} tg_gradcheck_report;
+/* Checks every float64 input that requires a gradient (at least one must):
+ * the analytic vector-Jacobian product with a random upstream vector against
+ * central differences. Inputs' values are restored and their gradients left
+ * as they were. Returns 0 when every gradient agrees (|a - n| <= atol +
+ * rtol |n|), 1 when one does not (report names the worst), -1 on error.
+ * report may be NULL. */
+int tg_gradcheck(tg_fn fn, int n_inputs, tg_tensor *const *inputs, void *ctx, const tg_gradcheck_opts *opts,
+                 tg_gradcheck_report *report);
+
+/* ------------------------------------------------------------------------ */
+/* Errors and allocation                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* The last error on this thread ("" when none). Valid until the next error. */
+const char *tg_last_error(void);
+void tg_clear_error(void);
+
+/* Every allocation of the library, cJSON's included, goes through these.
+ * Set them before making any tensor or tape; NULL arguments restore the C
+ * library's. Not thread-safe with respect to other calls: set once at start. */
+void tg_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *));
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TAPEGRAD_H */

@@ -1,0 +1,129 @@
+/* What the layers share and users must not see. */
+#ifndef TAPEGRAD_INTERNAL_H
+#define TAPEGRAD_INTERNAL_H
+
+#include "tapegrad.h"
+
+#include <stdbool.h>
+
+/* ---- allocation and errors (src/tensor/alloc.c, src/tensor/error.c) ---- */
+
+void *tg_alloc(size_t bytes); /* sets the error on failure */
+void *tg_alloc_zeroed(size_t bytes);
+void *tg_realloc(void *p, size_t bytes);
+void tg_dealloc(void *p);
+/* Sets this thread's error (printf format); returns NULL so ops can `return tg_error(...)`. */
+void *tg_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* Formats a shape as "[2, 3]" into buf. */
+const char *tg_shape_str(char *buf, size_t size, int ndim, const int64_t *shape);
+#define TG_SHAPE_BUF 160
+
+/* ---- tensors (src/tensor/tensor.c) ---- */
+
+typedef enum { TG_OWNED_BY_CALLER, TG_OWNED_BY_TAPE } tg_owner;
+
+struct tg_node;
+
+struct tg_tensor {
+    tg_dtype dtype;
+    int ndim;
+    int64_t shape[TG_MAX_DIMS];
+    int64_t numel;
+    void *data;
+    tg_tensor *grad;
+    bool requires_grad;
+    tg_owner owner;
+    struct tg_node *node; /* the node that made it, NULL for a leaf */
+};
+
+/* Checks ndim and shape and computes numel with overflow checks; op names the caller. */
+int tg_shape_check(const char *op, int ndim, const int64_t *shape, int64_t *numel);
+/* Fills a tensor header (no data) from dtype and shape. */
+void tg_tensor_init(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *shape, int64_t numel, tg_owner owner);
+bool tg_same_shape(const tg_tensor *a, const tg_tensor *b);
+bool tg_is_float(tg_dtype dtype);
+/* Normalises a possibly negative axis; -1 when out of range. */
+int tg_axis(int axis, int ndim);
+
+/* Runs the statements once with T typedef'd to the element type of a float dtype. */
+#define TG_FLOAT_DISPATCH(dtype, T, ...)                                                                           \
+    do {                                                                                                         \
+        if ((dtype) == TG_F32) {                                                                                 \
+            typedef float T;                                                                                     \
+            __VA_ARGS__                                                                                          \
+        } else {                                                                                                 \
+            typedef double T;                                                                                    \
+            __VA_ARGS__                                                                                          \
+        }                                                                                                        \
+    } while (0)
+
+/* ---- broadcasting (src/tensor/broadcast.c) ---- */
+
+/* numpy's rule: shapes aligned at the right, each pair equal or one of them 1. */
+int tg_broadcast_shape(const char *op, const tg_tensor *a, const tg_tensor *b, int *ndim, int64_t *shape);
+/* Strides (in elements) of t seen through out_shape: 0 along broadcast axes. */
+void tg_broadcast_strides(const tg_tensor *t, int out_ndim, const int64_t *out_shape, int64_t *strides);
+/* dst += src summed over the axes along which dst was broadcast to src's shape
+ * (the backward of every broadcast). Same dtype. */
+void tg_unbroadcast_add(tg_tensor *dst, const tg_tensor *src);
+
+/* ---- the tape (src/autograd/tape.c) ---- */
+
+#define TG_NODE_MAX_INPUTS 8
+
+typedef struct tg_node tg_node;
+/* A backward adds dL/d(input) into the inputs' gradients given dL/d(out) = node->out->grad. */
+typedef int (*tg_backward_fn)(tg_tape *tape, tg_node *node);
+
+struct tg_node {
+    const char *op; /* the op's name, for errors and DOT */
+    tg_backward_fn backward;
+    tg_tensor *out;
+    int n_inputs;
+    tg_tensor *inputs[TG_NODE_MAX_INPUTS];
+    int64_t iarg[4]; /* small saved arguments (axes, options) */
+    double darg[2];
+    void *saved; /* op-specific saved state, allocated from the tape */
+    int64_t id;
+    tg_node *prev;
+};
+
+/* Arena memory that lives until the next reset; 64-byte aligned, NULL on failure. */
+void *tg_tape_alloc(tg_tape *tape, size_t bytes);
+/* A tape tensor; data zero-filled when zero is true. */
+tg_tensor *tg_tape_new_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, bool zero);
+/* Whether an op with these inputs must be recorded: recording on and some input requires a gradient. */
+bool tg_tape_should_record(const tg_tape *tape, tg_tensor *const *inputs, int n_inputs);
+/* Appends a node for out; marks out as requiring a gradient. NULL on failure. */
+tg_node *tg_tape_record(tg_tape *tape, const char *op, tg_backward_fn backward, tg_tensor *out,
+                        tg_tensor *const *inputs, int n_inputs);
+/* The gradient buffer of t, made (zeroed) on first use: from the tape for tape
+ * tensors, from the allocator for caller-owned ones. NULL when t needs no
+ * gradient, or on allocation failure (then the error is set and *failed is true). */
+tg_tensor *tg_grad_buffer(tg_tape *tape, tg_tensor *t, bool *failed);
+/* The newest node, or NULL. */
+tg_node *tg_tape_last(const tg_tape *tape);
+
+/* ---- shared op helpers (src/ops/elementwise.c) ---- */
+
+/* Validates a single-input op: non-NULL, float dtype. */
+bool tg_check_float_input(const char *op, const tg_tensor *x);
+/* Validates a two-input op: non-NULL, same float dtype. */
+bool tg_check_float_pair(const char *op, const tg_tensor *a, const tg_tensor *b);
+
+/* ---- shared op helpers ---- */
+
+/* Views x as [outer, n, inner] around axis (already normalised). */
+void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner);
+
+/* C (m x n) = op(A) op(B), or C += op(A) op(B) when accumulate. Row-major;
+ * op(A) is m x k (A stored k x m when trans_a), op(B) is k x n (B stored
+ * n x k when trans_b). The one place matrix products are computed. */
+void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+             const void *b, void *c, bool accumulate);
+
+#endif

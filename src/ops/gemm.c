@@ -1,0 +1,63 @@
+/* Matrix products in plain C. Loops are ordered so the innermost one walks
+ * both operands with unit stride (the compiler vectorises it). */
+#include "internal.h"
+
+#include <string.h>
+
+void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner)
+{
+    *outer = 1;
+    *inner = 1;
+    for (int i = 0; i < axis; i++)
+        *outer *= x->shape[i];
+    for (int i = axis + 1; i < x->ndim; i++)
+        *inner *= x->shape[i];
+    *n = x->shape[axis];
+}
+
+void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+             const void *b, void *c, bool accumulate)
+{
+    if (!accumulate)
+        memset(c, 0, (size_t)(m * n) * tg_dtype_size(dtype));
+    TG_FLOAT_DISPATCH(dtype, T, {
+        const T *A = a, *B = b;
+        T *C = c;
+        if (!trans_a && !trans_b) {
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t p = 0; p < k; p++) {
+                    T aip = A[i * k + p];
+                    const T *brow = B + p * n;
+                    T *crow = C + i * n;
+                    for (int64_t j = 0; j < n; j++)
+                        crow[j] += aip * brow[j];
+                }
+        } else if (!trans_a && trans_b) {
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    const T *arow = A + i * k, *brow = B + j * k;
+                    T sum = 0;
+                    for (int64_t p = 0; p < k; p++)
+                        sum += arow[p] * brow[p];
+                    C[i * n + j] += sum;
+                }
+        } else if (trans_a && !trans_b) {
+            for (int64_t p = 0; p < k; p++)
+                for (int64_t i = 0; i < m; i++) {
+                    T api = A[p * m + i];
+                    const T *brow = B + p * n;
+                    T *crow = C + i * n;
+                    for (int64_t j = 0; j < n; j++)
+                        crow[j] += api * brow[j];
+                }
+        } else {
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    T sum = 0;
+                    for (int64_t p = 0; p < k; p++)
+                        sum += A[p * m + i] * B[j * k + p];
+                    C[i * n + j] += sum;
+                }
+        }
+    });
+}

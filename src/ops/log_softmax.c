@@ -1,0 +1,77 @@
+/* log_softmax along any axis: y_i = x_i - max - log sum_j e^{x_j - max}
+ * (log-sum-exp), finite for any finite x, where log(softmax(x)) underflows
+ * to log(0) = -inf once a logit trails the max by ~100 (float) or ~750. */
+#include "elementwise.h"
+
+#include <tgmath.h>
+
+/* dx = g - softmax(x) * sum(g) per line, softmax(x) = exp(y) */
+static int log_softmax_backward(tg_tape *tape, tg_node *node)
+{
+    tg_tensor *x = node->inputs[0], *y = node->out, *g = y->grad;
+    bool failed = false;
+    tg_tensor *gx = tg_grad_buffer(tape, x, &failed);
+    if (!gx)
+        return failed ? -1 : 0;
+    int64_t outer = node->iarg[0], n = node->iarg[1], inner = node->iarg[2];
+    TG_FLOAT_DISPATCH(x->dtype, T, {
+        const T *ys = y->data, *gs = g->data;
+        T *dx = gx->data;
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < inner; i++) {
+                int64_t base = o * n * inner + i;
+                double total = 0;
+                for (int64_t j = 0; j < n; j++)
+                    total += gs[base + j * inner];
+                for (int64_t j = 0; j < n; j++)
+                    dx[base + j * inner] += gs[base + j * inner] - exp(ys[base + j * inner]) * (T)total;
+            }
+    });
+    return 0;
+}
+
+tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis)
+{
+    if (!tape)
+        return tg_error("log_softmax: tape is NULL");
+    if (!tg_check_float_input("log_softmax", x))
+        return NULL;
+    int a = tg_axis(axis, x->ndim);
+    if (a < 0) {
+        char s[TG_SHAPE_BUF];
+        return tg_error("log_softmax: axis %d is out of range for shape %s (%d dimensions)", axis,
+                        tg_shape_str(s, sizeof s, x->ndim, x->shape), x->ndim);
+    }
+    int64_t outer, n, inner;
+    tg_axis_split(x, a, &outer, &n, &inner);
+    tg_tensor *y = tg_tape_new_tensor(tape, x->dtype, x->ndim, x->shape, false);
+    if (!y)
+        return NULL;
+    TG_FLOAT_DISPATCH(x->dtype, T, {
+        const T *xs = x->data;
+        T *ys = y->data;
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < inner; i++) {
+                const T *xl = xs + o * n * inner + i;
+                T *yl = ys + o * n * inner + i;
+                T max = -INFINITY;
+                for (int64_t j = 0; j < n; j++)
+                    max = xl[j * inner] > max ? xl[j * inner] : max;
+                double total = 0;
+                for (int64_t j = 0; j < n; j++)
+                    total += exp(xl[j * inner] - max);
+                T lse = max + (T)log(total);
+                for (int64_t j = 0; j < n; j++)
+                    yl[j * inner] = xl[j * inner] - lse;
+            }
+    });
+    if (tg_tape_should_record(tape, &x, 1)) {
+        tg_node *node = tg_tape_record(tape, "log_softmax", log_softmax_backward, y, &x, 1);
+        if (!node)
+            return NULL;
+        node->iarg[0] = outer;
+        node->iarg[1] = n;
+        node->iarg[2] = inner;
+    }
+    return y;
+}

@@ -1,0 +1,180 @@
+/* Caller-owned tensors: a header and one contiguous row-major block. */
+#include "internal.h"
+
+#include <string.h>
+
+size_t tg_dtype_size(tg_dtype dtype) { return dtype == TG_F32 ? 4 : 8; }
+
+const char *tg_dtype_name(tg_dtype dtype)
+{
+    switch (dtype) {
+    case TG_F32: return "float32";
+    case TG_F64: return "float64";
+    case TG_I64: return "int64";
+    }
+    return "unknown";
+}
+
+bool tg_is_float(tg_dtype dtype) { return dtype == TG_F32 || dtype == TG_F64; }
+
+int tg_shape_check(const char *op, int ndim, const int64_t *shape, int64_t *numel)
+{
+    if (ndim < 0 || ndim > TG_MAX_DIMS) {
+        tg_error("%s: %d dimensions requested, expected 0 to %d", op, ndim, TG_MAX_DIMS);
+        return -1;
+    }
+    if (ndim > 0 && !shape) {
+        tg_error("%s: shape is NULL for %d dimensions", op, ndim);
+        return -1;
+    }
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            tg_error("%s: dimension %d is %lld, expected >= 0", op, i, (long long)shape[i]);
+            return -1;
+        }
+        /* Cap the element count so that numel * 8 bytes fits in int64 and size_t. */
+        if (shape[i] != 0 && n > (INT64_MAX / 8) / shape[i]) {
+            tg_error("%s: shape too large (element count overflows at dimension %d)", op, i);
+            return -1;
+        }
+        n *= shape[i];
+    }
+    if ((uint64_t)n * 8 > (uint64_t)SIZE_MAX) {
+        tg_error("%s: shape too large for this machine's address space", op);
+        return -1;
+    }
+    *numel = n;
+    return 0;
+}
+
+void tg_tensor_init(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *shape, int64_t numel, tg_owner owner)
+{
+    memset(t, 0, sizeof *t);
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
+    t->numel = numel;
+    t->owner = owner;
+}
+
+tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape)
+{
+    int64_t numel;
+    if (dtype != TG_F32 && dtype != TG_F64 && dtype != TG_I64)
+        return tg_error("tg_tensor_new: unknown dtype %d", (int)dtype);
+    if (tg_shape_check("tg_tensor_new", ndim, shape, &numel))
+        return NULL;
+    tg_tensor *t = tg_alloc(sizeof *t);
+    if (!t)
+        return NULL;
+    tg_tensor_init(t, dtype, ndim, shape, numel, TG_OWNED_BY_CALLER);
+    t->data = tg_alloc_zeroed((size_t)numel * tg_dtype_size(dtype));
+    if (!t->data) {
+        tg_dealloc(t);
+        return NULL;
+    }
+    return t;
+}
+
+tg_tensor *tg_tensor_from(tg_dtype dtype, int ndim, const int64_t *shape, const void *data)
+{
+    tg_tensor *t = tg_tensor_new(dtype, ndim, shape);
+    if (t && t->numel > 0) {
+        if (!data) {
+            tg_tensor_free(t);
+            return tg_error("tg_tensor_from: data is NULL");
+        }
+        memcpy(t->data, data, (size_t)t->numel * tg_dtype_size(dtype));
+    }
+    return t;
+}
+
+tg_tensor *tg_tensor_clone(const tg_tensor *t)
+{
+    if (!t)
+        return NULL;
+    return tg_tensor_from(t->dtype, t->ndim, t->shape, t->data);
+}
+
+void tg_tensor_free(tg_tensor *t)
+{
+    if (!t || t->owner != TG_OWNED_BY_CALLER)
+        return;
+    tg_tensor_free(t->grad);
+    tg_dealloc(t->data);
+    tg_dealloc(t);
+}
+
+void tg_set_requires_grad(tg_tensor *t, int on)
+{
+    if (t)
+        t->requires_grad = on != 0 && tg_is_float(t->dtype);
+}
+
+int tg_requires_grad(const tg_tensor *t) { return t && t->requires_grad; }
+void *tg_data(const tg_tensor *t) { return t ? t->data : NULL; }
+tg_tensor *tg_grad(const tg_tensor *t) { return t ? t->grad : NULL; }
+tg_dtype tg_dtype_of(const tg_tensor *t) { return t->dtype; }
+int tg_ndim(const tg_tensor *t) { return t ? t->ndim : -1; }
+const int64_t *tg_shape(const tg_tensor *t) { return t ? t->shape : NULL; }
+int64_t tg_numel(const tg_tensor *t) { return t ? t->numel : -1; }
+
+int tg_axis(int axis, int ndim)
+{
+    if (axis < 0)
+        axis += ndim;
+    return axis >= 0 && axis < ndim ? axis : -1;
+}
+
+int64_t tg_dim(const tg_tensor *t, int axis)
+{
+    if (!t)
+        return -1;
+    int a = tg_axis(axis, t->ndim);
+    return a < 0 ? -1 : t->shape[a];
+}
+
+bool tg_same_shape(const tg_tensor *a, const tg_tensor *b)
+{
+    if (a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
+}
+
+double tg_get(const tg_tensor *t, int64_t i)
+{
+    switch (t->dtype) {
+    case TG_F32: return ((const float *)t->data)[i];
+    case TG_F64: return ((const double *)t->data)[i];
+    case TG_I64: return (double)((const int64_t *)t->data)[i];
+    }
+    return 0.0;
+}
+
+void tg_set(tg_tensor *t, int64_t i, double v)
+{
+    switch (t->dtype) {
+    case TG_F32: ((float *)t->data)[i] = (float)v; break;
+    case TG_F64: ((double *)t->data)[i] = v; break;
+    case TG_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
+    }
+}
+
+void tg_fill(tg_tensor *t, double v)
+{
+    if (!t)
+        return;
+    for (int64_t i = 0; i < t->numel; i++)
+        tg_set(t, i, v);
+}
+
+void tg_zero_grad(tg_tensor *t)
+{
+    if (t && t->grad)
+        memset(t->grad->data, 0, (size_t)t->grad->numel * tg_dtype_size(t->grad->dtype));
+}

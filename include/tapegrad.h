@@ -247,6 +247,255 @@ typedef struct {
 int tg_gradcheck(tg_fn fn, int n_inputs, tg_tensor *const *inputs, void *ctx, const tg_gradcheck_opts *opts,
                  tg_gradcheck_report *report);
 
+/* ======================================================================== */
+/* The classifier toolkit: data, layers, optimizers, configs, checkpoints    */
+/* ======================================================================== */
+
+/* ---- Data (src/io/csv.c, src/io/idx.c, src/io/dataset.c) ---- */
+
+/* A labelled data set in one contiguous float32 block. Caller owns it; free
+ * with tg_dataset_free. */
+typedef struct {
+    int64_t rows, features, classes;
+    float *x; /* [rows, features], row-major */
+    int64_t *y; /* [rows], class ids in [0, classes) */
+    char **label_names; /* [classes]: the label text of each class id (integer labels: "0", "1", ...) */
+    char **feature_names; /* [features] from the CSV header, or NULL */
+} tg_dataset;
+
+typedef struct {
+    int header; /* 1: the first row is a header; 0: no header; -1: detect (a first row with a non-numeric feature cell) */
+    int64_t label_column; /* index of the label column; negative counts from the end (-1 = last) */
+    const char *label_name; /* or the label column by header name (overrides label_column) */
+    const int64_t *columns; /* feature column indices, or NULL for every column but the label */
+    int64_t n_columns;
+    char delimiter; /* 0 = ',' */
+    /* Labels are class ids (integers 0..C-1) or strings mapped to ids in order
+     * of first appearance. To map a second file (a test set) the same way,
+     * pass the first file's names: then an unknown label is an error. */
+    char *const *label_names;
+    int64_t n_label_names;
+} tg_csv_opts;
+#define TG_CSV_OPTS_DEFAULT ((tg_csv_opts){ .header = -1, .label_column = -1 })
+
+/* Loads a CSV file. Errors name the file, line and column: a ragged row, a
+ * non-numeric cell, NaN or Inf, an unknown label, a missing or empty file. */
+tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts);
+/* Loads MNIST-format IDX files (gzipped or not): images [N, rows, cols] of
+ * unsigned bytes scaled by `scale` (1/255 maps pixels to [0, 1]) and labels [N]. */
+tg_dataset *tg_idx_load(const char *images_path, const char *labels_path, double scale);
+void tg_dataset_free(tg_dataset *ds);
+/* Copies the rows idx[0..n) into a new data set (same classes and names). */
+tg_dataset *tg_dataset_subset(const tg_dataset *ds, const int64_t *idx, int64_t n);
+/* Shuffles the row order with rng and splits off the last round(fraction * rows)
+ * rows into *second, the rest into *first. Both caller-owned. 0 on success. */
+int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **first, tg_dataset **second);
+/* Per-feature mean and standard deviation (population, as sklearn's StandardScaler;
+ * a zero deviation is stored as 1 so constant columns pass through centred). */
+int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std);
+/* x = (x - mean) / std, in place. */
+void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std);
+
+/* ---- Layers and models (src/nn/) ---- */
+
+typedef enum { TG_LAYER_LINEAR, TG_LAYER_RELU, TG_LAYER_SIGMOID, TG_LAYER_TANH } tg_layer_type;
+typedef struct {
+    tg_layer_type type;
+    int64_t out; /* linear: output features */
+    int bias; /* linear: 1 to add a bias */
+} tg_layer_spec;
+
+/* A linear layer's parameters in nn.Linear's layout: weight [out, in], bias
+ * [out] or NULL. Weights are drawn uniformly with Glorot's bound
+ * sqrt(6 / (in + out)), or He's sqrt(6 / in) when the layer feeds a ReLU
+ * (he = 1); biases start at zero. Caller owns both tensors. */
+typedef struct {
+    tg_tensor *weight, *bias;
+} tg_linear_layer;
+int tg_linear_layer_init(tg_linear_layer *layer, tg_dtype dtype, int64_t in, int64_t out, int bias, int he,
+                         tg_rng *rng);
+void tg_linear_layer_free(tg_linear_layer *layer);
+
+/* A feed-forward classifier: layers in order, logits out. Owns its parameters,
+ * and optionally what a checkpoint carries along: label names, the input
+ * standardization and the config text. */
+typedef struct tg_model tg_model;
+/* Builds and initialises a model from rng. Every linear layer must have a
+ * positive out; the last layer must be linear (its out is the class count). */
+tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers, tg_rng *rng);
+void tg_model_free(tg_model *model);
+/* Logits [rows, classes] for x [rows, inputs], recorded on the tape. */
+tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
+int64_t tg_model_inputs(const tg_model *model);
+int64_t tg_model_classes(const tg_model *model);
+tg_dtype tg_model_dtype(const tg_model *model);
+int tg_model_n_layers(const tg_model *model);
+const tg_layer_spec *tg_model_layer(const tg_model *model, int i);
+/* Parameters in state_dict order ("0.weight", "0.bias", "2.weight", ...). */
+int tg_model_n_params(const tg_model *model);
+tg_tensor *tg_model_param(const tg_model *model, int i);
+const char *tg_model_param_name(const tg_model *model, int i);
+/* What a checkpoint carries besides the weights; setters copy their inputs. */
+int tg_model_set_labels(tg_model *model, int64_t classes, char *const *names);
+const char *tg_model_label(const tg_model *model, int64_t class_id); /* NULL when none */
+int tg_model_set_standardization(tg_model *model, const float *mean, const float *std); /* [inputs] each, or NULL to clear */
+const float *tg_model_mean(const tg_model *model); /* NULL when none */
+const float *tg_model_std(const tg_model *model);
+int tg_model_set_config_json(tg_model *model, const char *json);
+const char *tg_model_config_json(const tg_model *model); /* NULL when none */
+
+/* ---- Optimizers (src/nn/optim.c) ---- */
+
+typedef enum { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_ADAMW } tg_optim_type;
+/* PyTorch's torch.optim semantics and names. */
+typedef struct {
+    tg_optim_type type;
+    double lr;
+    double momentum, dampening; /* SGD */
+    int nesterov; /* SGD */
+    double weight_decay; /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
+    double beta1, beta2, eps; /* Adam, AdamW */
+} tg_optim_opts;
+#define TG_SGD_DEFAULT(learning_rate) ((tg_optim_opts){ .type = TG_OPTIM_SGD, .lr = (learning_rate) })
+#define TG_ADAM_DEFAULT(learning_rate)                                                                         \
+    ((tg_optim_opts){ .type = TG_OPTIM_ADAM, .lr = (learning_rate), .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8 })
+#define TG_ADAMW_DEFAULT(learning_rate)                                                                        \
+    ((tg_optim_opts){ .type = TG_OPTIM_ADAMW,                                                                  \
+                      .lr = (learning_rate),                                                                   \
+                      .beta1 = 0.9,                                                                            \
+                      .beta2 = 0.999,                                                                          \
+                      .eps = 1e-8,                                                                             \
+                      .weight_decay = 0.01 })
+
+typedef struct tg_optimizer tg_optimizer;
+/* The optimizer keeps pointers to params (which must outlive it) and owns its
+ * state (momentum, moments), allocated here once. */
+tg_optimizer *tg_optimizer_new(const tg_optim_opts *opts, int n_params, tg_tensor *const *params);
+void tg_optimizer_free(tg_optimizer *opt);
+/* One update from the parameters' gradients (a parameter without one is skipped). */
+int tg_optimizer_step(tg_optimizer *opt);
+void tg_optimizer_zero_grad(tg_optimizer *opt);
+void tg_optimizer_set_lr(tg_optimizer *opt, double lr);
+double tg_optimizer_lr(const tg_optimizer *opt);
+/* Scales all gradients so that their global L2 norm is at most max_norm
+ * (torch.nn.utils.clip_grad_norm_); returns the norm before clipping. */
+double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm);
+
+/* ---- Model configs (src/io/config.c; docs/config.md) ---- */
+
+typedef enum { TG_SCHEDULE_CONSTANT, TG_SCHEDULE_STEP, TG_SCHEDULE_COSINE } tg_schedule_type;
+
+typedef struct {
+    char *path; /* the config file, and the folder relative paths are resolved against */
+    char *json; /* the config's text, as read */
+    struct {
+        char *format; /* "csv" (default) or "idx" */
+        char *train, *test; /* resolved paths; test NULL when test_split is used */
+        char *train_labels, *test_labels; /* idx only */
+        double test_split; /* fraction of train held out as the test set (when no test file) */
+        double validation_split; /* fraction of the training rows used for validation / early stopping */
+        int header; /* -1 detect, 0, 1 */
+        int64_t label_column; /* default -1 (last) */
+        char *label_name; /* or NULL */
+        int64_t *columns; /* or NULL: all but the label */
+        int64_t n_columns;
+        int standardize; /* default 1 for csv, 0 for idx */
+        double scale; /* idx pixel scale, default 1/255 */
+        uint64_t shuffle_seed; /* default: the top-level seed */
+    } data;
+    struct {
+        tg_dtype dtype; /* default float32 */
+        int n_layers;
+        tg_layer_spec *layers;
+    } model;
+    struct {
+        double label_smoothing;
+        double *class_weights; /* or NULL */
+        int64_t n_class_weights;
+    } loss;
+    tg_optim_opts optimizer;
+    struct {
+        int epochs;
+        int64_t batch_size;
+        tg_schedule_type schedule;
+        int step_size; /* step: epochs between decays */
+        double gamma; /* step: decay factor */
+        double min_lr; /* cosine: the floor */
+        double clip_grad_norm; /* 0: off */
+        int patience; /* early stopping: epochs without improvement of validation loss; 0: off */
+        double min_delta;
+    } train;
+    uint64_t seed;
+} tg_config;
+
+/* Reads and validates a config; NULL with tg_last_error naming the JSON path
+ * (e.g. "optimizer.lr") and what was expected. Caller owns the result. */
+tg_config *tg_config_load(const char *path);
+/* The same from text; relative paths resolve against base_dir (NULL: "."). */
+tg_config *tg_config_parse(const char *json, const char *base_dir);
+void tg_config_free(tg_config *cfg);
+/* The learning rate of epoch (0-based) under the config's schedule. */
+double tg_config_lr_at(const tg_config *cfg, int epoch);
+
+/* ---- Checkpoints (src/io/safetensors.c; docs/checkpoint.md) ---- */
+
+/* Saves the model as safetensors: tensors named as the state_dict of the
+ * equivalent torch.nn.Sequential, metadata (layers, labels, standardization,
+ * config) under __metadata__. Writes a temporary file in the same folder,
+ * flushes, fsyncs, then renames it over path: the old file survives any failure. */
+int tg_model_save(const tg_model *model, const char *path);
+/* Loads a model saved by tg_model_save, checking every offset and size
+ * against the file. Caller owns the result. */
+tg_model *tg_model_load(const char *path);
+
+/* ---- Training and evaluation (src/nn/train.c) ---- */
+
+typedef struct {
+    int epoch; /* 1-based */
+    int epochs;
+    int64_t step, steps_per_epoch; /* progress within the epoch (for a live bar) */
+    double train_loss; /* mean over the epoch's batches so far */
+    double val_loss, val_accuracy; /* NaN without a validation set */
+    double lr;
+    double seconds; /* since training started */
+    int finished; /* 1 on the epoch's last call */
+} tg_progress;
+/* Called after each step and at each epoch's end (finished = 1). Return
+ * non-zero to stop training. */
+typedef int (*tg_progress_fn)(const tg_progress *p, void *ctx);
+
+typedef struct {
+    int64_t classes;
+    int64_t rows;
+    double loss, accuracy;
+    int64_t *confusion; /* [classes * classes], row = true class, column = predicted */
+} tg_eval;
+/* Mean cross-entropy, accuracy and confusion matrix of model on ds. Applies
+ * the model's standardization when it has one. Free with tg_eval_free. */
+int tg_evaluate(tg_model *model, const tg_dataset *ds, tg_eval *out);
+void tg_eval_free(tg_eval *ev);
+/* Class probabilities [rows, classes] of ds under model into probs (caller's buffer). */
+int tg_predict(tg_model *model, const tg_dataset *ds, double *probs);
+
+typedef struct {
+    tg_model *model;
+    tg_dataset *train, *validation, *test; /* standardized when the config says so */
+    int epochs_run;
+    int stopped_early;
+    /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */
+    double *train_loss, *val_loss, *val_accuracy;
+} tg_training;
+/* Everything a config asks for: loads the data, splits it, standardizes it,
+ * builds the model, trains it with the optimizer, schedule and early stopping
+ * (the best validation-loss weights are kept), and records the curves.
+ * Detects a NaN/Inf loss ("loss became NaN at epoch E, step S") and stops
+ * with an error. Caller owns the result: tg_training_free. */
+tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
+void tg_training_free(tg_training *t);
+/* Loads a data file for a trained model: a CSV mapped with the model's label
+ * names, and checked for the model's input size (both numbers in the error). */
+tg_dataset *tg_load_data_for_model(const tg_model *model, const char *path, const tg_csv_opts *opts);
+
 /* ------------------------------------------------------------------------ */
 /* Errors and allocation                                                     */
 /* ------------------------------------------------------------------------ */

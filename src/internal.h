@@ -126,4 +126,26 @@ void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int
 void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
              const void *b, void *c, bool accumulate);
 
+/* ---- models (src/nn/model.c), shared with the checkpoint reader ---- */
+
+struct tg_model {
+    tg_dtype dtype;
+    int64_t inputs, classes;
+    int n_layers;
+    tg_layer_spec *layers;
+    tg_linear_layer *linear; /* [n_layers]; weight NULL for activation layers */
+    int n_params;
+    tg_tensor **params; /* [n_params], pointers into linear */
+    char **param_names; /* "0.weight", ... */
+    int64_t n_labels;
+    char **labels;
+    float *mean, *std; /* [inputs] each, or NULL */
+    char *config_json;
+};
+
+/* A copy of s from the library's allocator; NULL (error set) on failure. */
+char *tg_strdup(const char *s);
+/* Frees an array of n strings and the array. */
+void tg_free_strings(char **strings, int64_t n);
+
 #endif

@@ -1,0 +1,200 @@
+/* A feed-forward classifier: a list of layers whose parameters are named and
+ * ordered exactly like the state_dict of the equivalent torch.nn.Sequential
+ * (an activation takes an index too), so checkpoints map one to one. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *layer_name(tg_layer_type t)
+{
+    switch (t) {
+    case TG_LAYER_LINEAR: return "linear";
+    case TG_LAYER_RELU: return "relu";
+    case TG_LAYER_SIGMOID: return "sigmoid";
+    case TG_LAYER_TANH: return "tanh";
+    }
+    return "unknown";
+}
+
+static int check_layers(int64_t inputs, int n_layers, const tg_layer_spec *layers)
+{
+    if (inputs <= 0)
+        return tg_error("model: %lld inputs, expected at least 1", (long long)inputs), -1;
+    if (n_layers <= 0 || !layers)
+        return tg_error("model: no layers, expected at least one linear layer"), -1;
+    for (int i = 0; i < n_layers; i++) {
+        tg_layer_type t = layers[i].type;
+        if (t != TG_LAYER_LINEAR && t != TG_LAYER_RELU && t != TG_LAYER_SIGMOID && t != TG_LAYER_TANH)
+            return tg_error("model: layer %d has unknown type %d", i, (int)t), -1;
+        if (t == TG_LAYER_LINEAR && layers[i].out <= 0)
+            return tg_error("model: layer %d (linear) has out %lld, expected at least 1", i,
+                            (long long)layers[i].out),
+                   -1;
+    }
+    if (layers[n_layers - 1].type != TG_LAYER_LINEAR)
+        return tg_error("model: the last layer is %s, expected linear (its outputs are the logits)",
+                        layer_name(layers[n_layers - 1].type)),
+               -1;
+    return 0;
+}
+
+tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers, tg_rng *rng)
+{
+    if (!tg_is_float(dtype))
+        return tg_error("model: dtype %s, expected float32 or float64", tg_dtype_name(dtype));
+    if (check_layers(inputs, n_layers, layers))
+        return NULL;
+    tg_model *m = tg_alloc_zeroed(sizeof *m);
+    if (!m)
+        return NULL;
+    m->dtype = dtype;
+    m->inputs = inputs;
+    m->n_layers = n_layers;
+    m->layers = tg_alloc((size_t)n_layers * sizeof *m->layers);
+    m->linear = tg_alloc_zeroed((size_t)n_layers * sizeof *m->linear);
+    m->params = tg_alloc_zeroed((size_t)(2 * n_layers) * sizeof *m->params);
+    m->param_names = tg_alloc_zeroed((size_t)(2 * n_layers) * sizeof *m->param_names);
+    if (!m->layers || !m->linear || !m->params || !m->param_names)
+        goto fail;
+    memcpy(m->layers, layers, (size_t)n_layers * sizeof *layers);
+    int64_t width = inputs;
+    for (int i = 0; i < n_layers; i++) {
+        if (layers[i].type != TG_LAYER_LINEAR)
+            continue;
+        int he = i + 1 < n_layers && layers[i + 1].type == TG_LAYER_RELU;
+        if (tg_linear_layer_init(&m->linear[i], dtype, width, layers[i].out, layers[i].bias, he, rng))
+            goto fail;
+        tg_tensor *own[2] = { m->linear[i].weight, m->linear[i].bias };
+        const char *suffix[2] = { "weight", "bias" };
+        for (int k = 0; k < 2; k++) {
+            if (!own[k])
+                continue;
+            char name[48];
+            snprintf(name, sizeof name, "%d.%s", i, suffix[k]);
+            if (!(m->param_names[m->n_params] = tg_strdup(name)))
+                goto fail;
+            m->params[m->n_params++] = own[k];
+        }
+        width = layers[i].out;
+    }
+    m->classes = width;
+    return m;
+fail:
+    tg_model_free(m);
+    return NULL;
+}
+
+void tg_model_free(tg_model *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; m->linear && i < m->n_layers; i++)
+        tg_linear_layer_free(&m->linear[i]);
+    tg_free_strings(m->param_names, m->n_params);
+    tg_free_strings(m->labels, m->n_labels);
+    tg_dealloc(m->params);
+    tg_dealloc(m->linear);
+    tg_dealloc(m->layers);
+    tg_dealloc(m->mean);
+    tg_dealloc(m->std);
+    tg_dealloc(m->config_json);
+    tg_dealloc(m);
+}
+
+tg_tensor *tg_model_forward(tg_model *m, tg_tape *tape, tg_tensor *x)
+{
+    if (!m)
+        return tg_error("model forward: model is NULL");
+    if (!x)
+        return NULL;
+    if (x->ndim != 2 || x->shape[1] != m->inputs) {
+        char s[TG_SHAPE_BUF];
+        return tg_error("model forward: input %s, expected [rows, %lld]", tg_shape_str(s, sizeof s, x->ndim, x->shape),
+                        (long long)m->inputs);
+    }
+    tg_tensor *h = x;
+    for (int i = 0; i < m->n_layers && h; i++) {
+        switch (m->layers[i].type) {
+        case TG_LAYER_LINEAR: h = tg_linear(tape, h, m->linear[i].weight, m->linear[i].bias); break;
+        case TG_LAYER_RELU: h = tg_relu(tape, h); break;
+        case TG_LAYER_SIGMOID: h = tg_sigmoid(tape, h); break;
+        case TG_LAYER_TANH: h = tg_tanh(tape, h); break;
+        }
+    }
+    return h;
+}
+
+int64_t tg_model_inputs(const tg_model *m) { return m->inputs; }
+int64_t tg_model_classes(const tg_model *m) { return m->classes; }
+tg_dtype tg_model_dtype(const tg_model *m) { return m->dtype; }
+int tg_model_n_layers(const tg_model *m) { return m->n_layers; }
+const tg_layer_spec *tg_model_layer(const tg_model *m, int i) { return i >= 0 && i < m->n_layers ? &m->layers[i] : NULL; }
+int tg_model_n_params(const tg_model *m) { return m->n_params; }
+tg_tensor *tg_model_param(const tg_model *m, int i) { return i >= 0 && i < m->n_params ? m->params[i] : NULL; }
+const char *tg_model_param_name(const tg_model *m, int i)
+{
+    return i >= 0 && i < m->n_params ? m->param_names[i] : NULL;
+}
+
+int tg_model_set_labels(tg_model *m, int64_t classes, char *const *names)
+{
+    if (classes != m->classes) {
+        tg_error("model: %lld label names for a model with %lld classes", (long long)classes, (long long)m->classes);
+        return -1;
+    }
+    char **copy = tg_alloc_zeroed((size_t)classes * sizeof *copy);
+    if (!copy)
+        return -1;
+    for (int64_t i = 0; i < classes; i++)
+        if (!(copy[i] = tg_strdup(names[i]))) {
+            tg_free_strings(copy, classes);
+            return -1;
+        }
+    tg_free_strings(m->labels, m->n_labels);
+    m->labels = copy;
+    m->n_labels = classes;
+    return 0;
+}
+
+const char *tg_model_label(const tg_model *m, int64_t id)
+{
+    return m->labels && id >= 0 && id < m->n_labels ? m->labels[id] : NULL;
+}
+
+int tg_model_set_standardization(tg_model *m, const float *mean, const float *std)
+{
+    float *new_mean = NULL, *new_std = NULL;
+    if (mean && std) {
+        size_t bytes = (size_t)m->inputs * sizeof(float);
+        new_mean = tg_alloc(bytes);
+        new_std = tg_alloc(bytes);
+        if (!new_mean || !new_std) {
+            tg_dealloc(new_mean);
+            tg_dealloc(new_std);
+            return -1;
+        }
+        memcpy(new_mean, mean, bytes);
+        memcpy(new_std, std, bytes);
+    }
+    tg_dealloc(m->mean);
+    tg_dealloc(m->std);
+    m->mean = new_mean;
+    m->std = new_std;
+    return 0;
+}
+
+const float *tg_model_mean(const tg_model *m) { return m->mean; }
+const float *tg_model_std(const tg_model *m) { return m->std; }
+
+int tg_model_set_config_json(tg_model *m, const char *json)
+{
+    char *copy = json ? tg_strdup(json) : NULL;
+    if (json && !copy)
+        return -1;
+    tg_dealloc(m->config_json);
+    m->config_json = copy;
+    return 0;
+}
+
+const char *tg_model_config_json(const tg_model *m) { return m->config_json; }

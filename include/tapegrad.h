@@ -275,6 +275,9 @@ typedef struct {
      * pass the first file's names: then an unknown label is an error. */
     char *const *label_names;
     int64_t n_label_names;
+    /* 1: the file has no label column (data to predict): every selected column
+     * is a feature, y is all zeros and classes is 0. */
+    int unlabeled;
 } tg_csv_opts;
 #define TG_CSV_OPTS_DEFAULT ((tg_csv_opts){ .header = -1, .label_column = -1 })
 
@@ -485,6 +488,11 @@ typedef struct {
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */
     double *train_loss, *val_loss, *val_accuracy;
 } tg_training;
+/* Loads the data a config names and splits it as training does (same seed,
+ * same rows): test from data.test or data.test_split, validation from
+ * data.validation_split. validation and test may be empty, never NULL.
+ * All three are caller-owned and raw (not standardized). 0 on success. */
+int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test);
 /* Everything a config asks for: loads the data, splits it, standardizes it,
  * builds the model, trains it with the optimizer, schedule and early stopping
  * (the best validation-loss weights are kept), and records the curves.
@@ -493,7 +501,9 @@ typedef struct {
 tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
 void tg_training_free(tg_training *t);
 /* Loads a data file for a trained model: a CSV mapped with the model's label
- * names, and checked for the model's input size (both numbers in the error). */
+ * names, and checked for the model's input size (both numbers in the error).
+ * With opts->unlabeled -1 it decides from the column count: as many columns
+ * as the model has inputs means no label column. */
 tg_dataset *tg_load_data_for_model(const tg_model *model, const char *path, const tg_csv_opts *opts);
 
 /* ------------------------------------------------------------------------ */

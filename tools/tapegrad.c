@@ -1,2 +1,497 @@
+/* The tapegrad command: argument parsing and printing around the library's
+ * public API; no training logic lives here. */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
-int main(void) { fputs("tapegrad: the command line is being written\n", stderr); return 1; }
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *command = "tapegrad";
+
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: error: ", command);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+/* ---- usage ---- */
+
+static const char *usage_main =
+    "usage: tapegrad <command> [options]\n"
+    "\n"
+    "Train, evaluate and check small classifiers described by JSON configs.\n"
+    "\n"
+    "commands:\n"
+    "  train CONFIG.json       train a model, print test results, save it\n"
+    "  eval MODEL DATA.csv     accuracy, loss and confusion matrix of a saved model\n"
+    "  predict MODEL DATA.csv  one predicted label and its probability per row (CSV)\n"
+    "  gradcheck [CONFIG.json] check analytic gradients against finite differences\n"
+    "\n"
+    "Run 'tapegrad <command> --help' for a command's options.\n"
+    "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
+
+static const char *usage_train =
+    "usage: tapegrad train CONFIG.json [--out MODEL.safetensors] [--plot CURVES.svg] [--json] [--quiet]\n"
+    "\n"
+    "Trains the model CONFIG.json describes (see docs/config.md), printing one line per\n"
+    "epoch (a live bar on a terminal), then the test accuracy, confusion matrix and\n"
+    "per-class precision and recall, and saves the model.\n"
+    "\n"
+    "  --out PATH    where to save the model (default: the config's name with .safetensors,\n"
+    "                in the current folder)\n"
+    "  --plot PATH   write the learning curves as an SVG\n"
+    "  --json        print the results as one JSON object on stdout (progress goes to stderr)\n"
+    "  --quiet       no progress lines\n";
+
+static const char *usage_eval = "usage: tapegrad eval MODEL.safetensors DATA.csv [--json]\n"
+                                "\n"
+                                "Scores a saved model on labelled data: accuracy, mean cross-entropy,\n"
+                                "confusion matrix and per-class precision and recall. The CSV has the\n"
+                                "model's feature columns and a label column (the last one).\n"
+                                "\n"
+                                "  --json        print the results as one JSON object\n";
+
+static const char *usage_predict =
+    "usage: tapegrad predict MODEL.safetensors DATA.csv\n"
+    "\n"
+    "Writes 'label,probability' for each row of DATA.csv to stdout, as CSV with a\n"
+    "header. DATA.csv holds the model's feature columns, with or without a label\n"
+    "column after them (a label column is ignored).\n";
+
+static const char *usage_gradcheck =
+    "usage: tapegrad gradcheck [CONFIG.json] [--json]\n"
+    "\n"
+    "With a config: builds the model it describes in float64 on a few rows of its\n"
+    "data and compares every parameter's analytic gradient of the loss with central\n"
+    "differences (eps 1e-6, atol 1e-5, rtol 1e-3). Without one: checks every op.\n"
+    "Prints the worst error per parameter (or op) and pass/fail; exits 1 on a failure.\n";
+
+/* ---- options ---- */
+
+typedef struct {
+    const char *positional[2];
+    int n_positional;
+    const char *out, *plot;
+    bool json, quiet, help;
+} options;
+
+static int parse_options(int argc, char **argv, int max_positional, options *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **value = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            o->help = true;
+        else if (strcmp(a, "--json") == 0)
+            o->json = true;
+        else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0)
+            o->quiet = true;
+        else if (strncmp(a, "--out", 5) == 0 && (a[5] == 0 || a[5] == '='))
+            value = &o->out;
+        else if (strncmp(a, "--plot", 6) == 0 && (a[6] == 0 || a[6] == '='))
+            value = &o->plot;
+        else if (a[0] == '-' && a[1] != 0)
+            return fail("unknown option '%s' (see '%s --help')", a, command), 2;
+        else if (o->n_positional < max_positional)
+            o->positional[o->n_positional++] = a;
+        else
+            return fail("unexpected argument '%s' (see '%s --help')", a, command), 2;
+        if (value) {
+            const char *eq = strchr(a, '=');
+            if (eq)
+                *value = eq + 1;
+            else if (i + 1 < argc)
+                *value = argv[++i];
+            else
+                return fail("%s needs a value", a), 2;
+            if (!**value)
+                return fail("%s needs a non-empty value", a), 2;
+            if ((value == &o->out && o->plot && strcmp(o->out, o->plot) == 0) ||
+                (value == &o->plot && o->out && strcmp(o->out, o->plot) == 0))
+                return fail("--out and --plot name the same file"), 2;
+        }
+    }
+    return 0;
+}
+
+/* ---- printing results ---- */
+
+static const char *label_of(const tg_model *m, int64_t k, char *buf, size_t size)
+{
+    const char *name = tg_model_label(m, k);
+    if (name)
+        return name;
+    snprintf(buf, size, "%lld", (long long)k);
+    return buf;
+}
+
+/* A blue background whose depth follows the cell's share of its row. */
+static const char *shade(double share)
+{
+    static const char *codes[] = { "", "\033[48;5;195m", "\033[48;5;153m", "\033[48;5;111m", "\033[48;5;69m",
+                                   "\033[48;5;27m\033[97m" };
+    if (!(share > 0))
+        return codes[0];
+    int level = 1 + (int)(share * 4.999);
+    return codes[level > 5 ? 5 : level];
+}
+
+static void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool colour)
+{
+    int64_t c = ev->classes;
+    int width = 5;
+    char buf[32];
+    for (int64_t k = 0; k < c; k++) {
+        int len = (int)strlen(label_of(m, k, buf, sizeof buf));
+        width = len > width ? len : width;
+    }
+    width = width > 14 ? 14 : width;
+    fprintf(f, "\nconfusion matrix (rows: true class, columns: predicted)\n%*s", width + 2, "");
+    for (int64_t k = 0; k < c; k++)
+        fprintf(f, " %*.*s", width, width, label_of(m, k, buf, sizeof buf));
+    fputc('\n', f);
+    for (int64_t r = 0; r < c; r++) {
+        int64_t row_total = 0;
+        for (int64_t k = 0; k < c; k++)
+            row_total += ev->confusion[r * c + k];
+        fprintf(f, "  %*.*s", width, width, label_of(m, r, buf, sizeof buf));
+        for (int64_t k = 0; k < c; k++) {
+            int64_t n = ev->confusion[r * c + k];
+            const char *on = colour ? shade(row_total ? (double)n / (double)row_total : 0) : "";
+            fprintf(f, " %s%*lld%s", on, width, (long long)n, colour && *on ? "\033[0m" : "");
+        }
+        fputc('\n', f);
+    }
+    fprintf(f, "\n  %*s %9s %9s %9s\n", width, "class", "precision", "recall", "support");
+    for (int64_t k = 0; k < c; k++) {
+        int64_t predicted = 0, actual = 0, hit = ev->confusion[k * c + k];
+        for (int64_t j = 0; j < c; j++) {
+            predicted += ev->confusion[j * c + k];
+            actual += ev->confusion[k * c + j];
+        }
+        fprintf(f, "  %*.*s %9.4f %9.4f %9lld\n", width, width, label_of(m, k, buf, sizeof buf),
+                predicted ? (double)hit / (double)predicted : 0.0, actual ? (double)hit / (double)actual : 0.0,
+                (long long)actual);
+    }
+}
+
+static cJSON *eval_json(const tg_model *m, const tg_eval *ev)
+{
+    cJSON *o = cJSON_CreateObject();
+    char buf[32];
+    cJSON_AddNumberToObject(o, "rows", (double)ev->rows);
+    cJSON_AddNumberToObject(o, "accuracy", ev->accuracy);
+    cJSON_AddNumberToObject(o, "loss", ev->loss);
+    cJSON *labels = cJSON_AddArrayToObject(o, "labels");
+    cJSON *confusion = cJSON_AddArrayToObject(o, "confusion");
+    cJSON *per_class = cJSON_AddArrayToObject(o, "per_class");
+    for (int64_t r = 0; r < ev->classes; r++) {
+        cJSON_AddItemToArray(labels, cJSON_CreateString(label_of(m, r, buf, sizeof buf)));
+        cJSON *row = cJSON_CreateArray();
+        int64_t predicted = 0, actual = 0, hit = ev->confusion[r * ev->classes + r];
+        for (int64_t k = 0; k < ev->classes; k++) {
+            cJSON_AddItemToArray(row, cJSON_CreateNumber((double)ev->confusion[r * ev->classes + k]));
+            predicted += ev->confusion[k * ev->classes + r];
+            actual += ev->confusion[r * ev->classes + k];
+        }
+        cJSON_AddItemToArray(confusion, row);
+        cJSON *cls = cJSON_CreateObject();
+        cJSON_AddStringToObject(cls, "label", label_of(m, r, buf, sizeof buf));
+        cJSON_AddNumberToObject(cls, "precision", predicted ? (double)hit / (double)predicted : 0.0);
+        cJSON_AddNumberToObject(cls, "recall", actual ? (double)hit / (double)actual : 0.0);
+        cJSON_AddNumberToObject(cls, "support", (double)actual);
+        cJSON_AddItemToArray(per_class, cls);
+    }
+    return o;
+}
+
+static void print_json(cJSON *o)
+{
+    char *text = cJSON_Print(o);
+    if (text) {
+        puts(text);
+        cJSON_free(text);
+    }
+    cJSON_Delete(o);
+}
+
+/* ---- train ---- */
+
+typedef struct {
+    bool live; /* redraw a bar in place (stderr or stdout is a terminal) */
+    bool quiet;
+    FILE *out;
+    double last_draw;
+} progress_state;
+
+static double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int on_progress(const tg_progress *p, void *ctx)
+{
+    progress_state *s = ctx;
+    if (s->quiet)
+        return 0;
+    if (!p->finished) {
+        double now = wall_seconds();
+        if (!s->live || now - s->last_draw < 0.1)
+            return 0;
+        s->last_draw = now;
+        int filled = (int)(30.0 * (double)p->step / (double)p->steps_per_epoch);
+        fprintf(s->out, "\r\033[Kepoch %3d/%d [%.*s%*s] %3d%%  train loss %.4f", p->epoch, p->epochs, filled,
+                "##############################", 30 - filled, "", (int)(100.0 * (double)p->step / (double)p->steps_per_epoch),
+                p->train_loss);
+        fflush(s->out);
+        return 0;
+    }
+    if (s->live)
+        fprintf(s->out, "\r\033[K");
+    fprintf(s->out, "epoch %3d/%d  train loss %.4f", p->epoch, p->epochs, p->train_loss);
+    if (!isnan(p->val_loss))
+        fprintf(s->out, "  val loss %.4f  val acc %.4f", p->val_loss, p->val_accuracy);
+    fprintf(s->out, "  lr %.3g  %.2fs\n", p->lr, p->seconds);
+    fflush(s->out);
+    return 0;
+}
+
+static char *default_model_path(const char *config_path)
+{
+    const char *base = strrchr(config_path, '/');
+    base = base ? base + 1 : config_path;
+    size_t n = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        n = (size_t)(dot - base);
+    char *path = malloc(n + 13);
+    if (path)
+        snprintf(path, n + 13, "%.*s.safetensors", (int)n, base);
+    return path;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    options o;
+    int rc = parse_options(argc, argv, 1, &o);
+    if (rc)
+        return rc;
+    if (o.help)
+        return fputs(usage_train, stdout), 0;
+    if (o.n_positional != 1)
+        return fprintf(stderr, "%s", usage_train), 2;
+    tg_config *cfg = tg_config_load(o.positional[0]);
+    if (!cfg)
+        return fail("%s", tg_last_error());
+    char *default_out = o.out ? NULL : default_model_path(o.positional[0]);
+    const char *out = o.out ? o.out : default_out;
+    progress_state ps = { .quiet = o.quiet, .out = o.json ? stderr : stdout };
+    ps.live = isatty(fileno(ps.out));
+    tg_training *t = tg_train_config(cfg, on_progress, &ps);
+    tg_eval ev = { 0 };
+    rc = 1;
+    if (!t) {
+        fail("%s", tg_last_error());
+        goto done;
+    }
+    if (t->test->rows == 0) {
+        fail("the test set is empty (set data.test or a data.test_split > 0)");
+        goto done;
+    }
+    if (tg_evaluate(t->model, t->test, &ev)) {
+        fail("evaluating the test set: %s", tg_last_error());
+        goto done;
+    }
+    if (tg_model_save(t->model, out)) {
+        fail("%s", tg_last_error());
+        goto done;
+    }
+    const char *why = NULL;
+    if (o.plot && write_curves_svg(o.plot, t, &why)) {
+        fail("writing %s: %s", o.plot, why);
+        goto done;
+    }
+    if (o.json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON *epochs = cJSON_AddArrayToObject(root, "epochs");
+        for (int e = 0; e < t->epochs_run; e++) {
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddNumberToObject(row, "epoch", e + 1);
+            cJSON_AddNumberToObject(row, "train_loss", t->train_loss[e]);
+            if (!isnan(t->val_loss[e])) {
+                cJSON_AddNumberToObject(row, "val_loss", t->val_loss[e]);
+                cJSON_AddNumberToObject(row, "val_accuracy", t->val_accuracy[e]);
+            }
+            cJSON_AddItemToArray(epochs, row);
+        }
+        cJSON_AddBoolToObject(root, "stopped_early", t->stopped_early);
+        cJSON_AddItemToObject(root, "test", eval_json(t->model, &ev));
+        cJSON_AddStringToObject(root, "model", out);
+        if (o.plot)
+            cJSON_AddStringToObject(root, "plot", o.plot);
+        print_json(root);
+    } else {
+        int64_t correct = 0;
+        for (int64_t k = 0; k < ev.classes; k++)
+            correct += ev.confusion[k * ev.classes + k];
+        printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)correct,
+               (long long)ev.rows, ev.loss);
+        print_report(stdout, t->model, &ev, isatty(fileno(stdout)));
+        printf("\nsaved %s\n", out);
+        if (o.plot)
+            printf("wrote %s\n", o.plot);
+    }
+    rc = 0;
+done:
+    tg_eval_free(&ev);
+    tg_training_free(t);
+    tg_config_free(cfg);
+    free(default_out);
+    return rc;
+}
+
+/* ---- eval and predict ---- */
+
+static int cmd_eval(int argc, char **argv)
+{
+    options o;
+    int rc = parse_options(argc, argv, 2, &o);
+    if (rc)
+        return rc;
+    if (o.help)
+        return fputs(usage_eval, stdout), 0;
+    if (o.n_positional != 2)
+        return fprintf(stderr, "%s", usage_eval), 2;
+    tg_model *m = tg_model_load(o.positional[0]);
+    if (!m)
+        return fail("%s", tg_last_error());
+    tg_dataset *ds = tg_load_data_for_model(m, o.positional[1], NULL);
+    tg_eval ev = { 0 };
+    rc = 1;
+    if (!ds) {
+        fail("%s", tg_last_error());
+    } else if (tg_evaluate(m, ds, &ev)) {
+        fail("%s: %s", o.positional[1], tg_last_error());
+    } else {
+        rc = 0;
+        if (o.json) {
+            print_json(eval_json(m, &ev));
+        } else {
+            int64_t correct = 0;
+            for (int64_t k = 0; k < ev.classes; k++)
+                correct += ev.confusion[k * ev.classes + k];
+            printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)correct, (long long)ev.rows,
+                   ev.loss);
+            print_report(stdout, m, &ev, isatty(fileno(stdout)));
+        }
+    }
+    tg_eval_free(&ev);
+    tg_dataset_free(ds);
+    tg_model_free(m);
+    return rc;
+}
+
+static int cmd_predict(int argc, char **argv)
+{
+    options o;
+    int rc = parse_options(argc, argv, 2, &o);
+    if (rc)
+        return rc;
+    if (o.help)
+        return fputs(usage_predict, stdout), 0;
+    if (o.n_positional != 2 || o.json)
+        return fprintf(stderr, "%s", usage_predict), 2;
+    tg_model *m = tg_model_load(o.positional[0]);
+    if (!m)
+        return fail("%s", tg_last_error());
+    tg_csv_opts csv = TG_CSV_OPTS_DEFAULT;
+    csv.unlabeled = -1;
+    tg_dataset *ds = tg_load_data_for_model(m, o.positional[1], &csv);
+    double *probs = ds ? malloc((size_t)(ds->rows * tg_model_classes(m) + 1) * sizeof *probs) : NULL;
+    rc = 1;
+    if (!ds) {
+        fail("%s", tg_last_error());
+    } else if (!probs) {
+        fail("out of memory for %lld predictions", (long long)ds->rows);
+    } else if (tg_predict(m, ds, probs)) {
+        fail("%s: %s", o.positional[1], tg_last_error());
+    } else {
+        int64_t c = tg_model_classes(m);
+        char buf[32];
+        printf("label,probability\n");
+        for (int64_t r = 0; r < ds->rows; r++) {
+            int64_t best = 0;
+            for (int64_t k = 1; k < c; k++)
+                if (probs[r * c + k] > probs[r * c + best])
+                    best = k;
+            const char *label = label_of(m, best, buf, sizeof buf);
+            /* Quote a label holding a comma or quote, as RFC 4180 does. */
+            if (strpbrk(label, ",\"\n")) {
+                putchar('"');
+                for (const char *ch = label; *ch; ch++)
+                    printf(*ch == '"' ? "\"\"" : "%c", *ch);
+                putchar('"');
+            } else {
+                fputs(label, stdout);
+            }
+            printf(",%.6f\n", probs[r * c + best]);
+        }
+        rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : fail("writing the predictions failed");
+    }
+    free(probs);
+    tg_dataset_free(ds);
+    tg_model_free(m);
+    return rc;
+}
+
+int run_gradcheck(const char *config_path, bool json);
+
+static int cmd_gradcheck(int argc, char **argv)
+{
+    options o;
+    int rc = parse_options(argc, argv, 1, &o);
+    if (rc)
+        return rc;
+    if (o.help)
+        return fputs(usage_gradcheck, stdout), 0;
+    return run_gradcheck(o.n_positional ? o.positional[0] : NULL, o.json);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return fputs(usage_main, stderr), 2;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
+        return fputs(usage_main, stdout), 0;
+    if (strcmp(cmd, "--version") == 0)
+        return printf("tapegrad %d.%d.%d\n", TG_VERSION_MAJOR, TG_VERSION_MINOR, TG_VERSION_PATCH), 0;
+    static char name[64];
+    snprintf(name, sizeof name, "tapegrad %s", cmd);
+    command = name;
+    if (strcmp(cmd, "train") == 0)
+        return cmd_train(argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0)
+        return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(cmd, "predict") == 0)
+        return cmd_predict(argc - 2, argv + 2);
+    if (strcmp(cmd, "gradcheck") == 0)
+        return cmd_gradcheck(argc - 2, argv + 2);
+    command = "tapegrad";
+    fail("unknown command '%s'", cmd);
+    return fputs(usage_main, stderr), 2;
+}

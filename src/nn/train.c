@@ -259,6 +259,23 @@ done:
     return status;
 }
 
+int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test)
+{
+    tg_rng shuffle;
+    tg_rng_seed(&shuffle, cfg->data.shuffle_seed);
+    split_data d = { 0 };
+    if (load_and_split(cfg, &shuffle, &d)) {
+        tg_dataset_free(d.train);
+        tg_dataset_free(d.validation);
+        tg_dataset_free(d.test);
+        return -1;
+    }
+    *train = d.train;
+    *validation = d.validation;
+    *test = d.test;
+    return 0;
+}
+
 static int build_model(const tg_config *cfg, const tg_dataset *train, tg_model **out)
 {
     tg_rng init;

@@ -169,7 +169,7 @@ typedef struct {
                                rows not ignored, probability targets divide by the number of rows */
     const tg_tensor *weight; /* per-class weights [C], or NULL */
     int64_t ignore_index; /* rows with this class index add nothing; PyTorch's default -100 */
-    double label_smoothing; /* in [0, 1) */
+    double label_smoothing; /* in [0, 1] */
 } tg_ce_opts;
 #define TG_CE_OPTS_DEFAULT \
     ((tg_ce_opts){ .reduction = TG_MEAN, .weight = NULL, .ignore_index = -100, .label_smoothing = 0.0 })

@@ -141,10 +141,14 @@ int tg_gradcheck(tg_fn fn, int n_inputs, tg_tensor *const *inputs, void *ctx, co
                  r.worst_input, (long long)r.worst_index, r.analytic, r.numeric, r.abs_err, o.atol, o.rtol);
 
 done:
+    /* Two passes: one tensor may be passed as several inputs. */
     for (int i = 0; i < n_inputs; i++) {
         tg_tensor_free(inputs[i]->grad);
-        inputs[i]->grad = saved_grads[i];
+        inputs[i]->grad = NULL;
     }
+    for (int i = 0; i < n_inputs; i++)
+        if (saved_grads[i])
+            inputs[i]->grad = saved_grads[i];
     tg_tensor_free(v);
     tg_tape_free(tape);
     if (report)

@@ -179,6 +179,16 @@ tg_tensor *tg_grad_buffer(tg_tape *tape, tg_tensor *t, bool *failed)
     return t->grad;
 }
 
+/* DOT strings are double-quoted: a user's op name may hold quotes or backslashes. */
+static void dot_escaped(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
 static void dot_leaf(FILE *out, const tg_tensor *t)
 {
     char s[TG_SHAPE_BUF];
@@ -196,8 +206,9 @@ int tg_tape_dot(const tg_tape *tape, FILE *out)
     char s[TG_SHAPE_BUF];
     fprintf(out, "digraph tape {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n");
     for (const tg_node *n = tape->last; n; n = n->prev) {
-        fprintf(out, "  n%lld [label=\"%s\\n%s\"];\n", (long long)n->id, n->op,
-                tg_shape_str(s, sizeof s, n->out->ndim, n->out->shape));
+        fprintf(out, "  n%lld [label=\"", (long long)n->id);
+        dot_escaped(out, n->op);
+        fprintf(out, "\\n%s\"];\n", tg_shape_str(s, sizeof s, n->out->ndim, n->out->shape));
         for (int i = 0; i < n->n_inputs; i++) {
             const tg_tensor *in = n->inputs[i];
             if (!in)

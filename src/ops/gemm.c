@@ -1,8 +1,14 @@
-/* Matrix products in plain C. Loops are ordered so the innermost one walks
- * both operands with unit stride (the compiler vectorises it). */
+/* Matrix products: through CBLAS when the library is built with it
+ * (TAPEGRAD_BLAS, the default), else in plain C with loops ordered so the
+ * innermost one walks both operands with unit stride (the compiler
+ * vectorises it). Transposes are flags, never copies. */
 #include "internal.h"
 
 #include <string.h>
+
+#ifdef TAPEGRAD_USE_BLAS
+#include <cblas.h>
+#endif
 
 void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner)
 {
@@ -15,8 +21,8 @@ void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int
     *n = x->shape[axis];
 }
 
-void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
-             const void *b, void *c, bool accumulate)
+static void gemm_plain(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                       const void *b, void *c, bool accumulate)
 {
     if (!accumulate)
         memset(c, 0, (size_t)(m * n) * tg_dtype_size(dtype));
@@ -60,4 +66,26 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
                 }
         }
     });
+}
+
+void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+             const void *b, void *c, bool accumulate)
+{
+    if (m == 0 || n == 0)
+        return;
+#ifdef TAPEGRAD_USE_BLAS
+    /* BLAS takes int sizes; anything larger falls back to the plain loops. */
+    if (k > 0 && m < INT32_MAX && n < INT32_MAX && k < INT32_MAX) {
+        enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+        int lda = (int)(trans_a ? m : k), ldb = (int)(trans_b ? k : n);
+        if (dtype == TG_F32)
+            cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f,
+                        c, (int)n);
+        else
+            cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0, a, lda, b, ldb, accumulate ? 1.0 : 0.0, c,
+                        (int)n);
+        return;
+    }
+#endif
+    gemm_plain(dtype, trans_a, trans_b, m, n, k, a, b, c, accumulate);
 }

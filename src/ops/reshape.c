@@ -42,12 +42,13 @@ tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shap
             known *= shape[i];
         }
     }
-    if (infer >= 0 && known != 0 && x->numel % known == 0)
+    bool fits = infer < 0 || (known != 0 && x->numel % known == 0);
+    if (infer >= 0 && fits)
         resolved[infer] = x->numel / known;
-    int64_t numel;
-    if (tg_shape_check("reshape", ndim, resolved, &numel))
+    int64_t numel = 0;
+    if (fits && tg_shape_check("reshape", ndim, resolved, &numel))
         return NULL;
-    if (numel != x->numel || (infer >= 0 && known == 0)) {
+    if (!fits || numel != x->numel) {
         char sx[TG_SHAPE_BUF], sr[TG_SHAPE_BUF];
         return tg_error("reshape: cannot view %s (%lld elements) as %s", tg_shape_str(sx, sizeof sx, x->ndim, x->shape),
                         (long long)x->numel, tg_shape_str(sr, sizeof sr, ndim, shape));

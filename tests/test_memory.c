@@ -1,0 +1,373 @@
+/* Allocation behaviour, observed through the allocator hooks: a training step
+ * allocates nothing after the first, everything is given back, and every
+ * failed allocation is reported and cleaned up. Criterion runs each test in
+ * its own process, so the counters can be globals. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+static struct {
+    int64_t attempts;    /* calls to malloc or realloc, failed ones included */
+    int64_t fail_at;     /* the attempt (1-based) that fails; 0: none */
+    int64_t allocations; /* successful mallocs and realloc(NULL, ...) */
+    int64_t frees;
+    int64_t live;
+} counts;
+
+static void *counting_malloc(size_t bytes)
+{
+    if (++counts.attempts == counts.fail_at)
+        return NULL;
+    void *p = malloc(bytes);
+    if (p) {
+        counts.allocations++;
+        counts.live++;
+    }
+    return p;
+}
+
+static void *counting_realloc(void *old, size_t bytes)
+{
+    if (++counts.attempts == counts.fail_at)
+        return NULL;
+    void *p = realloc(old, bytes);
+    if (p && !old) {
+        counts.allocations++;
+        counts.live++;
+    }
+    return p;
+}
+
+static void counting_free(void *p)
+{
+    if (!p)
+        return;
+    counts.frees++;
+    counts.live--;
+    free(p);
+}
+
+static void install_counting_allocator(void)
+{
+    memset(&counts, 0, sizeof counts);
+    tg_set_allocator(counting_malloc, counting_realloc, counting_free);
+}
+
+/* ---- a softmax classifier trained by hand-written SGD ---- */
+
+enum { ROWS = 32, FEATURES = 4, CLASSES = 3 };
+
+static void sgd(tg_tensor *param, double lr)
+{
+    tg_tensor *g = tg_grad(param);
+    for (int64_t i = 0; i < tg_numel(param); i++)
+        tg_set(param, i, tg_get(param, i) - lr * tg_get(g, i));
+}
+
+static void train_without_allocating(tg_dtype dtype)
+{
+    install_counting_allocator();
+    tg_tensor *x = random_tensor(dtype, 2, (int64_t[]){ ROWS, FEATURES }, 11, -1, 1);
+    tg_tensor *labels = tg_tensor_new(TG_I64, 1, (int64_t[]){ ROWS });
+    tg_tensor *w = tg_tensor_new(dtype, 2, (int64_t[]){ CLASSES, FEATURES });
+    tg_tensor *b = tg_tensor_new(dtype, 1, (int64_t[]){ CLASSES });
+    tg_tape *tape = tg_tape_new();
+    cr_assert(x && labels && w && b && tape, "%s", tg_last_error());
+    cr_assert_gt(counts.allocations, 0, "the hooks are not in use");
+    /* Learnable labels: the argmax of a fixed linear map of the features. */
+    static const double teacher[CLASSES][FEATURES] = { { 2, -1, 0, 1 }, { -1, 2, 1, 0 }, { 0, 0, -2, 1 } };
+    for (int64_t i = 0; i < ROWS; i++) {
+        int64_t best = 0;
+        double best_score = -INFINITY;
+        for (int64_t c = 0; c < CLASSES; c++) {
+            double score = 0;
+            for (int64_t f = 0; f < FEATURES; f++)
+                score += teacher[c][f] * tg_get(x, i * FEATURES + f);
+            if (score > best_score) {
+                best_score = score;
+                best = c;
+            }
+        }
+        tg_set(labels, i, (double)best);
+    }
+    tg_set_requires_grad(w, 1);
+    tg_set_requires_grad(b, 1);
+
+    int64_t allocations_after_first_step = 0;
+    size_t capacity_after_first_step = 0;
+    double first_loss = 0, last_loss = 0;
+    for (int step = 0; step < 1000; step++) {
+        tg_tape_reset(tape);
+        tg_tensor *loss = tg_cross_entropy(tape, tg_linear(tape, x, w, b), labels, NULL);
+        cr_assert_not_null(loss, "step %d: %s", step, tg_last_error());
+        tg_zero_grad(w);
+        tg_zero_grad(b);
+        cr_assert_eq(tg_backward(tape, loss), 0, "step %d: %s", step, tg_last_error());
+        sgd(w, 0.5);
+        sgd(b, 0.5);
+        last_loss = tg_get(loss, 0);
+        if (step == 0) {
+            first_loss = last_loss;
+            allocations_after_first_step = counts.allocations;
+            capacity_after_first_step = tg_tape_capacity(tape);
+        } else if (counts.allocations != allocations_after_first_step ||
+                   tg_tape_capacity(tape) != capacity_after_first_step) {
+            cr_assert_fail("step %d allocated: %lld allocations (%lld after the first step), capacity %zu (%zu)", step,
+                           (long long)counts.allocations, (long long)allocations_after_first_step,
+                           tg_tape_capacity(tape), capacity_after_first_step);
+        }
+    }
+    cr_assert_float_eq(first_loss, log(CLASSES), 1e-6, "zero weights give uniform probabilities");
+    cr_assert_lt(last_loss, 0.5 * first_loss, "training did not learn: %g -> %g", first_loss, last_loss);
+
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(labels);
+    tg_tensor_free(w);
+    tg_tensor_free(b);
+    cr_assert_eq(counts.live, 0, "%lld allocations leaked", (long long)counts.live);
+    cr_assert_eq(counts.allocations, counts.frees);
+    tg_set_allocator(NULL, NULL, NULL);
+}
+
+Test(memory, training_loop_allocates_only_in_its_first_step_float64)
+{
+    train_without_allocating(TG_F64);
+}
+
+Test(memory, training_loop_allocates_only_in_its_first_step_float32)
+{
+    train_without_allocating(TG_F32);
+}
+
+/* ---- failure injection ---- */
+
+typedef struct {
+    tg_tensor *x, *w, *b, *labels, *x_copy, *big;
+    tg_tape *tape;
+} world;
+
+static int make_world(world *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!(s->x = random_tensor(TG_F64, 2, (int64_t[]){ 6, 4 }, 21, -1, 1)))
+        return -1;
+    if (!(s->w = random_tensor(TG_F64, 2, (int64_t[]){ 3, 4 }, 22, -1, 1)))
+        return -1;
+    if (!(s->b = tg_tensor_from(TG_F64, 1, (int64_t[]){ 3 }, (double[]){ 0.1, -0.2, 0.3 })))
+        return -1;
+    if (!(s->labels = random_labels(6, 3, 23)))
+        return -1;
+    if (!(s->x_copy = tg_tensor_clone(s->x)))
+        return -1;
+    /* 1.28 MB: more than the tape's first block, so the arena has to grow. */
+    if (!(s->big = random_tensor(TG_F64, 2, (int64_t[]){ 400, 400 }, 24, -1, 1)))
+        return -1;
+    if (!(s->tape = tg_tape_new()))
+        return -1;
+    tg_set_requires_grad(s->w, 1);
+    tg_set_requires_grad(s->b, 1);
+    tg_set_requires_grad(s->big, 1);
+    return 0;
+}
+
+/* y = x^2 elementwise, as a custom op (its backward needs scratch from the tape) */
+static int square_forward(tg_tensor *const *inputs, int n_inputs, tg_tensor *out, void *ctx)
+{
+    (void)n_inputs, (void)ctx;
+    for (int64_t i = 0; i < tg_numel(out); i++)
+        tg_set(out, i, tg_get(inputs[0], i) * tg_get(inputs[0], i));
+    return 0;
+}
+
+/* dx += 2 x g */
+static int square_backward(tg_tensor *const *inputs, int n_inputs, const tg_tensor *out, const tg_tensor *grad_out,
+                           tg_tensor *const *grad_inputs, void *ctx)
+{
+    (void)n_inputs, (void)out, (void)ctx;
+    for (int64_t i = 0; grad_inputs[0] && i < tg_numel(grad_out); i++)
+        tg_set(grad_inputs[0], i, tg_get(grad_inputs[0], i) + 2 * tg_get(inputs[0], i) * tg_get(grad_out, i));
+    return 0;
+}
+
+static const tg_custom_op square_op = { .name = "square", .forward = square_forward, .backward = square_backward };
+
+/* loss = cross_entropy(relu(linear(x))) + mean(tanh(big)) + sum(x_copy * x) + sum(square(w)), then backward */
+static int step(world *s, double *loss_value)
+{
+    tg_tape_reset(s->tape);
+    tg_tensor *h = tg_relu(s->tape, tg_linear(s->tape, s->x, s->w, s->b));
+    tg_tensor *classifier = tg_cross_entropy(s->tape, h, s->labels, NULL);
+    tg_tensor *regulariser = tg_mean(s->tape, tg_tanh(s->tape, s->big), TG_ALL);
+    tg_tensor *constant = tg_sum(s->tape, tg_mul(s->tape, s->x_copy, s->x), TG_ALL);
+    tg_tensor *weight_decay =
+        tg_sum(s->tape, tg_custom(s->tape, &square_op, 1, &s->w, tg_ndim(s->w), tg_shape(s->w), NULL), TG_ALL);
+    tg_tensor *loss =
+        tg_add(s->tape, tg_add(s->tape, tg_add(s->tape, classifier, regulariser), constant), weight_decay);
+    if (!loss)
+        return -1;
+    tg_zero_grad(s->w);
+    tg_zero_grad(s->b);
+    tg_zero_grad(s->big);
+    if (tg_backward(s->tape, loss) != 0)
+        return -1;
+    *loss_value = tg_get(loss, 0);
+    return 0;
+}
+
+static void free_world(world *s)
+{
+    tg_tape_free(s->tape);
+    tg_tensor_free(s->x);
+    tg_tensor_free(s->w);
+    tg_tensor_free(s->b);
+    tg_tensor_free(s->labels);
+    tg_tensor_free(s->x_copy);
+    tg_tensor_free(s->big);
+}
+
+Test(memory, every_failed_allocation_is_reported_and_cleaned_up)
+{
+    install_counting_allocator();
+    world s;
+    double reference = 0;
+    cr_assert_eq(make_world(&s), 0, "%s", tg_last_error());
+    cr_assert_eq(step(&s, &reference), 0, "%s", tg_last_error());
+    double reference_grad = tg_get(tg_grad(s.w), 0);
+    free_world(&s);
+    int64_t needed = counts.attempts;
+    cr_assert_eq(counts.live, 0, "%lld allocations leaked without any failure", (long long)counts.live);
+
+    bool finished = false;
+    for (int64_t n = 1; n <= needed + 1 && !finished; n++) {
+        memset(&counts, 0, sizeof counts);
+        counts.fail_at = n;
+        tg_clear_error();
+        double value = 0;
+        int made = make_world(&s);
+        int rc = made == 0 ? step(&s, &value) : -1;
+        if (rc == 0)
+            rc = step(&s, &value); /* a second step on the reset tape */
+        if (counts.attempts < n) {
+            cr_assert_eq(rc, 0, "no allocation failed, yet: %s", tg_last_error());
+            finished = true;
+        } else {
+            cr_assert_neq(rc, 0, "allocation %lld failed but the scenario succeeded", (long long)n);
+            cr_assert_not_null(strstr(tg_last_error(), "out of memory"), "allocation %lld: \"%s\"", (long long)n,
+                               tg_last_error());
+            if (made == 0) {
+                /* A failed step leaves the tape and tensors usable. */
+                counts.fail_at = 0;
+                cr_assert_eq(step(&s, &value), 0, "retry after allocation %lld failed: %s", (long long)n,
+                             tg_last_error());
+                cr_assert_float_eq(value, reference, 1e-12, "retry after allocation %lld", (long long)n);
+                cr_assert_float_eq(tg_get(tg_grad(s.w), 0), reference_grad, 1e-12, "retry after allocation %lld",
+                                   (long long)n);
+            }
+        }
+        free_world(&s);
+        cr_assert_eq(counts.live, 0, "allocation %lld failed: %lld allocations leaked", (long long)n,
+                     (long long)counts.live);
+        cr_assert_eq(counts.allocations, counts.frees);
+    }
+    cr_assert(finished, "the scenario never ran without a failure");
+    tg_set_allocator(NULL, NULL, NULL);
+}
+
+Test(memory, failed_tensor_and_tape_creation)
+{
+    install_counting_allocator();
+    /* The header's allocation fails, then the data's. */
+    for (int64_t n = 1; n <= 2; n++) {
+        memset(&counts, 0, sizeof counts);
+        counts.fail_at = n;
+        tg_clear_error();
+        cr_assert_null(tg_tensor_new(TG_F64, 2, (int64_t[]){ 3, 3 }));
+        cr_assert_not_null(strstr(tg_last_error(), "out of memory"), "%s", tg_last_error());
+        cr_assert_eq(counts.live, 0);
+    }
+    memset(&counts, 0, sizeof counts);
+    counts.fail_at = 1;
+    tg_clear_error();
+    cr_assert_null(tg_tape_new());
+    cr_assert_not_null(strstr(tg_last_error(), "out of memory"), "%s", tg_last_error());
+    cr_assert_eq(counts.live, 0);
+
+    /* An op whose output does not fit the tape's memory leaves the tape empty and usable. */
+    counts.fail_at = 0;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_new(TG_F64, 1, (int64_t[]){ 4 });
+    tg_set_requires_grad(x, 1);
+    cr_assert(tape && x);
+    counts.fail_at = counts.attempts + 1;
+    tg_clear_error();
+    cr_assert_null(tg_exp(tape, x));
+    cr_assert_not_null(strstr(tg_last_error(), "out of memory"), "%s", tg_last_error());
+    cr_assert_eq(tg_tape_size(tape), 0);
+    counts.fail_at = 0;
+    tg_tensor *y = tg_sum(tape, tg_exp(tape, x), TG_ALL);
+    cr_assert_not_null(y, "%s", tg_last_error());
+    cr_assert_float_eq(tg_get(y, 0), 4.0, 1e-12);
+    cr_assert_eq(tg_backward(tape, y), 0, "%s", tg_last_error());
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    cr_assert_eq(counts.live, 0);
+    tg_set_allocator(NULL, NULL, NULL);
+}
+
+static tg_tensor *tanh_of_product(tg_tape *tape, tg_tensor *const *inputs, void *ctx)
+{
+    (void)ctx;
+    return tg_tanh(tape, tg_mul(tape, inputs[0], inputs[1]));
+}
+
+Test(memory, gradcheck_under_allocation_failure)
+{
+    install_counting_allocator();
+    tg_tensor *a = random_tensor(TG_F64, 2, (int64_t[]){ 2, 3 }, 51, -1, 1);
+    tg_tensor *b = random_tensor(TG_F64, 1, (int64_t[]){ 3 }, 52, -1, 1);
+    tg_tape *tape = tg_tape_new();
+    cr_assert(a && b && tape);
+    tg_set_requires_grad(a, 1);
+    tg_set_requires_grad(b, 1);
+    /* Give a and b gradients of their own, which the check must leave alone. */
+    cr_assert_eq(tg_backward(tape, tg_sum(tape, tg_mul(tape, a, b), TG_ALL)), 0, "%s", tg_last_error());
+    tg_tape_free(tape);
+    tg_tensor *grad_a = tg_grad(a), *grad_b = tg_grad(b);
+    double grad_a0 = tg_get(grad_a, 0), grad_b0 = tg_get(grad_b, 0);
+    int64_t live_before = counts.live;
+
+    bool finished = false;
+    for (int64_t n = 1; n <= 100 && !finished; n++) {
+        counts.attempts = 0;
+        counts.fail_at = n;
+        tg_clear_error();
+        tg_tensor *inputs[2] = { a, b };
+        int rc = tg_gradcheck(tanh_of_product, 2, inputs, NULL, NULL, NULL);
+        if (counts.attempts < n) {
+            cr_assert_eq(rc, 0, "%s", tg_last_error());
+            finished = true;
+        } else {
+            cr_assert_eq(rc, -1, "allocation %lld failed, gradcheck returned %d", (long long)n, rc);
+            cr_assert_not_null(strstr(tg_last_error(), "out of memory"), "allocation %lld: \"%s\"", (long long)n,
+                               tg_last_error());
+        }
+        cr_assert_eq(tg_grad(a), grad_a, "allocation %lld: a's gradient was replaced", (long long)n);
+        cr_assert_eq(tg_grad(b), grad_b, "allocation %lld: b's gradient was replaced", (long long)n);
+        cr_assert_eq(tg_get(grad_a, 0), grad_a0);
+        cr_assert_eq(tg_get(grad_b, 0), grad_b0);
+        cr_assert_eq(counts.live, live_before, "allocation %lld failed: %lld allocations leaked", (long long)n,
+                     (long long)(counts.live - live_before));
+    }
+    cr_assert(finished, "gradcheck never ran without a failure");
+    counts.fail_at = 0;
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    cr_assert_eq(counts.live, 0);
+    tg_set_allocator(NULL, NULL, NULL);
+}

@@ -179,8 +179,8 @@ typedef struct {
  * shape). The gradient is (softmax(x) * sum(q) - q) scaled by the reduction,
  * q being the weighted, smoothed target; it never takes a log of softmax, so
  * it stays finite for any finite logits. opts NULL: TG_CE_OPTS_DEFAULT.
- * With every row ignored the mean is NaN (0/0, as in PyTorch), sum and none
- * are 0, and the gradient is zero. */
+ * With every row ignored (or every kept row's target weight 0) the mean is
+ * NaN (0/0, as in PyTorch), sum and none are 0, and the gradient is zero. */
 tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target, const tg_ce_opts *opts);
 /* Negative log-likelihood over log-probabilities [K, C] with class indices
  * [K]: loss_i = -w[t_i] logp[i, t_i]; weight, ignore_index and reduction as in

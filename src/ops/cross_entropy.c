@@ -146,7 +146,8 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
         if (s->opts.reduction == TG_SUM)
             losses[0] = (T)total;
         else if (s->opts.reduction == TG_MEAN)
-            losses[0] = (T)(total / denominator); /* 0/0 = NaN when every row is ignored, as in PyTorch */
+            /* No target weight at all (every row ignored, or zero weights): NaN, as PyTorch's 0/0 nll term. */
+            losses[0] = (T)(denominator == 0 ? NAN : total / denominator);
     });
     s->denominator = denominator;
     if (record) {

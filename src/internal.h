@@ -148,4 +148,7 @@ char *tg_strdup(const char *s);
 /* Frees an array of n strings and the array. */
 void tg_free_strings(char **strings, int64_t n);
 
+/* The number of cells on the first non-blank line of a CSV file (src/io/csv.c). */
+int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns);
+
 #endif

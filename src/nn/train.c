@@ -190,7 +190,31 @@ tg_dataset *tg_load_data_for_model(const tg_model *m, const char *path, const tg
         o.label_names = m->labels;
         o.n_label_names = m->n_labels;
     }
+    int64_t *feature_columns = NULL;
+    if (o.unlabeled == -1 && !o.columns) {
+        /* Data to predict: as many columns as inputs, or one more holding a label to skip. */
+        int64_t n;
+        if (tg_csv_count_columns(path, o.delimiter, &n))
+            return NULL;
+        if (n != m->inputs && n != m->inputs + 1)
+            return tg_error("%s has %lld columns but the model expects %lld inputs (plus, optionally, a label column)",
+                            path, (long long)n, (long long)m->inputs);
+        o.unlabeled = 1;
+        if (n == m->inputs + 1) {
+            int64_t label = o.label_column < 0 ? o.label_column + n : o.label_column;
+            if (!(feature_columns = tg_alloc((size_t)m->inputs * sizeof *feature_columns)))
+                return NULL;
+            for (int64_t c = 0, f = 0; c < n; c++)
+                if (c != label)
+                    feature_columns[f++] = c;
+            o.columns = feature_columns;
+            o.n_columns = m->inputs;
+        }
+    }
+    if (o.unlabeled == -1)
+        o.unlabeled = 0;
     tg_dataset *ds = tg_csv_load(path, &o);
+    tg_dealloc(feature_columns);
     if (ds && ds->features != m->inputs) {
         tg_error("%s has %lld feature columns but the model expects %lld inputs", path, (long long)ds->features,
                  (long long)m->inputs);

@@ -1,0 +1,777 @@
+/* CSV loading. The file is read into one buffer and each line is split in
+ * place, so lines of any length cost nothing extra; a first pass counts the
+ * rows so that x is allocated once, exactly. A cell must match the C grammar
+ * of a decimal number before strtod sees it, so the result never depends on
+ * the process's locale. */
+#define _POSIX_C_SOURCE 200809L /* fstat, fileno */
+
+#include "internal.h"
+
+#include <errno.h>
+#include <float.h>
+#include <locale.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Integer labels are class ids, and every id below the largest gets a name:
+ * a label of 10^9 would ask for 10^9 names, so ids stop here. */
+#define MAX_CLASS_ID 65535
+/* Characters of a cell or a name quoted in an error message. */
+#define PREVIEW 40
+#define PREVIEW_ARGS(s) (strlen(s) > PREVIEW ? PREVIEW : (int)strlen(s)), (s), (strlen(s) > PREVIEW ? "..." : "")
+
+/* ---- reading the file ---- */
+
+/* The whole file, NUL-terminated (so its last line can be split in place). */
+static char *read_file(const char *path, size_t *len_out)
+{
+    char *text = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tg_error("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    size_t cap = 1 << 16;
+    if (fstat(fileno(f), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            tg_error("%s: is a directory, expected a CSV file", path);
+            goto fail;
+        }
+        if (S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2)
+            cap = (size_t)st.st_size + 1; /* room for the NUL: a regular file needs no growing */
+    }
+    text = tg_alloc(cap);
+    if (!text)
+        goto fail;
+    size_t len = 0;
+    for (;;) {
+        size_t want = cap - 1 - len;
+        size_t got = fread(text + len, 1, want, f);
+        len += got;
+        if (got < want)
+            break;
+        /* Full: grow only if there really is more (a file that grew since fstat). */
+        int c = fgetc(f);
+        if (c == EOF)
+            break;
+        if (cap > SIZE_MAX / 2) {
+            tg_error("%s: the file is too large to load", path);
+            goto fail;
+        }
+        char *grown = tg_realloc(text, cap * 2);
+        if (!grown)
+            goto fail;
+        text = grown;
+        cap *= 2;
+        text[len++] = (char)c;
+    }
+    if (ferror(f)) {
+        tg_error("%s: read error: %s", path, strerror(errno));
+        goto fail;
+    }
+    text[len] = '\0';
+    fclose(f);
+    *len_out = len;
+    return text;
+fail:
+    tg_dealloc(text);
+    fclose(f);
+    return NULL;
+}
+
+/* The next line from *pos as [*start, *end), without its "\n" or "\r\n". */
+static bool next_line(const char *text, size_t len, size_t *pos, size_t *start, size_t *end)
+{
+    if (*pos >= len)
+        return false;
+    const char *newline = memchr(text + *pos, '\n', len - *pos);
+    size_t e = newline ? (size_t)(newline - text) : len;
+    *start = *pos;
+    *pos = newline ? e + 1 : len;
+    if (e > *start && text[e - 1] == '\r')
+        e--;
+    *end = e;
+    return true;
+}
+
+static bool is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+            return false;
+    return true;
+}
+
+/* ---- splitting a line ---- */
+
+typedef enum { SPLIT_OK, SPLIT_NO_MEMORY, SPLIT_UNTERMINATED, SPLIT_TEXT_AFTER_QUOTE } split_result;
+
+/* Splits a NUL-terminated line in place into cells: surrounding spaces are
+ * trimmed, a cell may be double-quoted ("" is a quote inside; the delimiter
+ * may appear inside quotes). *n is the cell count, or on a quote error the
+ * 0-based index of the bad cell. */
+static split_result split_line(char *line, char delim, char ***fields, size_t *cap, int64_t *n)
+{
+    char *p = line;
+    int64_t count = 0;
+    for (;;) {
+        while (*p == ' ' || (*p == '\t' && delim != '\t'))
+            p++;
+        char *start = p, *out;
+        if (*p == '"') {
+            out = start;
+            for (p++;; p++) {
+                if (*p == '\0')
+                    return *n = count, SPLIT_UNTERMINATED;
+                if (*p == '"') {
+                    if (p[1] != '"')
+                        break;
+                    p++;
+                }
+                *out++ = *p;
+            }
+            p++;
+            while (*p == ' ' || (*p == '\t' && delim != '\t'))
+                p++;
+            if (*p != delim && *p != '\0')
+                return *n = count, SPLIT_TEXT_AFTER_QUOTE;
+        } else {
+            while (*p != delim && *p != '\0')
+                p++;
+            out = p;
+            while (out > start && (out[-1] == ' ' || (out[-1] == '\t' && delim != '\t')))
+                out--;
+        }
+        char next = *p;
+        *out = '\0';
+        if ((size_t)count == *cap) {
+            size_t new_cap = *cap ? *cap * 2 : 16;
+            if (new_cap > SIZE_MAX / sizeof(char *))
+                return tg_error("a line has too many fields"), SPLIT_NO_MEMORY;
+            char **grown = tg_realloc(*fields, new_cap * sizeof(char *));
+            if (!grown)
+                return SPLIT_NO_MEMORY;
+            *fields = grown;
+            *cap = new_cap;
+        }
+        (*fields)[count++] = start;
+        if (next == '\0')
+            break;
+        p++;
+    }
+    *n = count;
+    return SPLIT_OK;
+}
+
+/* ---- numbers ---- */
+
+typedef enum { CELL_NUMBER, CELL_NOT_NUMBER, CELL_NAN, CELL_INF, CELL_OUT_OF_RANGE, CELL_NO_MEMORY } cell_kind;
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static bool same_letters(const char *s, const char *lower, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0' || (s[i] | 0x20) != lower[i])
+            return false;
+    return true;
+}
+
+/* Parses a decimal number in the C locale's grammar, [+-]digits[.digits][e[+-]digits]
+ * (no hex, no grouping), into a value that fits a float. The spellings of NaN
+ * and infinity are recognised only to say so. */
+static cell_kind parse_number(const char *s, double *value)
+{
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (same_letters(p, "nan", 3)) {
+        p += 3;
+        if (*p == '(') /* nan(n-char-sequence) */
+            while (*p && *p != ')')
+                p++;
+        return (*p == '\0' || (p[0] == ')' && p[1] == '\0')) ? CELL_NAN : CELL_NOT_NUMBER;
+    }
+    if ((same_letters(p, "inf", 3) && p[3] == '\0') || (same_letters(p, "infinity", 8) && p[8] == '\0'))
+        return CELL_INF;
+    size_t digits = 0;
+    for (; is_digit(*p); p++)
+        digits++;
+    if (*p == '.')
+        for (p++; is_digit(*p); p++)
+            digits++;
+    if (!digits)
+        return CELL_NOT_NUMBER;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!is_digit(*p))
+            return CELL_NOT_NUMBER;
+        while (is_digit(*p))
+            p++;
+    }
+    if (*p != '\0')
+        return CELL_NOT_NUMBER;
+
+    /* strtod reads the locale's decimal point: hand it one it knows. */
+    size_t len = (size_t)(p - s);
+    const char *point = localeconv()->decimal_point;
+    char *copy = NULL;
+    const char *text = s;
+    if (strcmp(point, ".") != 0) {
+        const char *dot = strchr(s, '.');
+        if (dot) {
+            size_t point_len = strlen(point);
+            copy = tg_alloc(len + point_len + 1);
+            if (!copy)
+                return CELL_NO_MEMORY;
+            size_t head = (size_t)(dot - s);
+            memcpy(copy, s, head);
+            memcpy(copy + head, point, point_len);
+            memcpy(copy + head + point_len, dot + 1, len - head); /* the rest and the NUL */
+            text = copy;
+            len += point_len - 1;
+        }
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    bool whole = end == text + len;
+    bool overflow = errno == ERANGE && fabs(v) > 1.0;
+    tg_dealloc(copy);
+    if (!whole) /* only when the locale rejects what the C locale accepts */
+        return CELL_NOT_NUMBER;
+    /* FLT_MAX plus half an ulp rounds to infinity; anything below it rounds to at most FLT_MAX
+     * (numpy prints FLT_MAX as 3.4028235e+38, which is a little above it). */
+    if (overflow || fabs(v) >= 0x1.ffffffp+127)
+        return CELL_OUT_OF_RANGE;
+    *value = fabs(v) > FLT_MAX ? copysign(FLT_MAX, v) : v;
+    return CELL_NUMBER;
+}
+
+/* Whether s is a class id: decimal digits only. Large values saturate. */
+static bool is_class_id(const char *s, int64_t *value)
+{
+    int64_t v = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (!is_digit(*s))
+            return false;
+        v = v > (INT64_MAX - 9) / 10 ? INT64_MAX : v * 10 + (*s - '0');
+    }
+    *value = v;
+    return true;
+}
+
+/* ---- labels: distinct texts in order of first appearance ---- */
+
+typedef struct {
+    char **names;
+    int64_t *first_line; /* where each name first appeared (0 for given names) */
+    int64_t n, cap;
+    int64_t *slots; /* open addressing: id + 1, 0 when empty */
+    size_t n_slots; /* a power of two, at least 2n */
+} label_table;
+
+static size_t hash_text(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return (size_t)h;
+}
+
+static int64_t table_find(const label_table *t, const char *s)
+{
+    if (!t->n_slots)
+        return -1;
+    size_t mask = t->n_slots - 1;
+    for (size_t i = hash_text(s) & mask;; i = (i + 1) & mask) {
+        if (!t->slots[i])
+            return -1;
+        if (strcmp(t->names[t->slots[i] - 1], s) == 0)
+            return t->slots[i] - 1;
+    }
+}
+
+static void table_place(label_table *t, int64_t id)
+{
+    size_t mask = t->n_slots - 1, i = hash_text(t->names[id]) & mask;
+    while (t->slots[i])
+        i = (i + 1) & mask;
+    t->slots[i] = id + 1;
+}
+
+/* Adds s (not yet in the table); its id, or -1 on allocation failure. */
+static int64_t table_add(label_table *t, const char *s, int64_t line)
+{
+    if ((size_t)t->n >= t->n_slots / 2) {
+        size_t n_slots = t->n_slots ? t->n_slots * 2 : 16;
+        if (n_slots > SIZE_MAX / sizeof(int64_t))
+            return tg_error("labels: too many distinct labels"), -1;
+        int64_t *slots = tg_alloc_zeroed(n_slots * sizeof(int64_t));
+        if (!slots)
+            return -1;
+        tg_dealloc(t->slots);
+        t->slots = slots;
+        t->n_slots = n_slots;
+        for (int64_t id = 0; id < t->n; id++)
+            table_place(t, id);
+    }
+    if (t->n == t->cap) {
+        int64_t cap = t->cap ? t->cap * 2 : 16;
+        if ((uint64_t)cap > SIZE_MAX / sizeof(char *))
+            return tg_error("labels: too many distinct labels"), -1;
+        char **names = tg_realloc(t->names, (size_t)cap * sizeof(char *));
+        if (!names)
+            return -1;
+        t->names = names;
+        int64_t *first_line = tg_realloc(t->first_line, (size_t)cap * sizeof(int64_t));
+        if (!first_line)
+            return -1;
+        t->first_line = first_line;
+        t->cap = cap;
+    }
+    char *copy = tg_strdup(s);
+    if (!copy)
+        return -1;
+    t->names[t->n] = copy;
+    t->first_line[t->n] = line;
+    table_place(t, t->n);
+    return t->n++;
+}
+
+static void table_free(label_table *t)
+{
+    tg_free_strings(t->names, t->n);
+    tg_dealloc(t->first_line);
+    tg_dealloc(t->slots);
+    *t = (label_table){ 0 };
+}
+
+/* "a, b, c" into buf, cut with "..." when it does not fit. */
+static const char *list_names(char *buf, size_t size, char *const *names, int64_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int64_t i = 0; i < n; i++) {
+        size_t need = strlen(names[i]) + (i ? 2 : 0);
+        if (used + need + 4 >= size) {
+            snprintf(buf + used, size - used, "%s...", i ? ", " : "");
+            break;
+        }
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", names[i]);
+    }
+    return buf;
+}
+
+/* ---- the loader ---- */
+
+typedef struct {
+    const char *path;
+    char delim;
+    char *text;
+    size_t len;
+    char **fields; /* the current line's cells (pointers into text) */
+    size_t fields_cap;
+    char **header; /* [n_fields] the header's cells, or NULL */
+    int64_t n_fields;
+    int64_t label_col;
+    int64_t *cols; /* [features] */
+    int64_t features;
+    bool given_names;
+    label_table labels;
+    float *x;
+    int64_t *y; /* while loading: ids into labels */
+    int64_t rows;
+} csv_load;
+
+static void load_free(csv_load *s)
+{
+    tg_dealloc(s->text);
+    tg_dealloc(s->fields);
+    tg_dealloc(s->header);
+    tg_dealloc(s->cols);
+    table_free(&s->labels);
+    tg_dealloc(s->x);
+    tg_dealloc(s->y);
+}
+
+/* "column 2 ('sepal_width')", or "column 2" without a header. */
+static const char *column_desc(char *buf, size_t size, const csv_load *s, int64_t col)
+{
+    if (s->header)
+        snprintf(buf, size, "column %lld ('%.*s%s')", (long long)col + 1, PREVIEW_ARGS(s->header[col]));
+    else
+        snprintf(buf, size, "column %lld", (long long)col + 1);
+    return buf;
+}
+
+static int check_opts(const char *path, const tg_csv_opts *o)
+{
+    if (o->header < -1 || o->header > 1)
+        return tg_error("%s: header is %d, expected 1, 0 or -1 (detect)", path, o->header), -1;
+    if (o->delimiter == '"' || o->delimiter == '\n' || o->delimiter == '\r' || o->delimiter == ' ')
+        return tg_error("%s: the delimiter cannot be a quote, a space or a line break", path), -1;
+    if (o->label_name && o->header == 0)
+        return tg_error("%s: label_name '%s' needs a header, but header is 0", path, o->label_name), -1;
+    if (o->columns && o->n_columns <= 0)
+        return tg_error("%s: columns is given with n_columns %lld, expected at least 1", path,
+                        (long long)o->n_columns),
+               -1;
+    if (o->label_names && o->n_label_names <= 0)
+        return tg_error("%s: label_names is given with n_label_names %lld, expected at least 1", path,
+                        (long long)o->n_label_names),
+               -1;
+    return 0;
+}
+
+/* Given label names become the table (ids in their order); duplicates are errors. */
+static int add_given_names(csv_load *s, const tg_csv_opts *o)
+{
+    for (int64_t i = 0; i < o->n_label_names; i++) {
+        const char *name = o->label_names[i];
+        if (!name || !*name)
+            return tg_error("%s: label_names[%lld] is empty", s->path, (long long)i), -1;
+        int64_t id = table_find(&s->labels, name);
+        if (id >= 0)
+            return tg_error("%s: label_names has '%.*s%s' twice (entries %lld and %lld)", s->path,
+                            PREVIEW_ARGS(name), (long long)id, (long long)i),
+                   -1;
+        if (table_add(&s->labels, name, 0) < 0)
+            return -1;
+    }
+    s->given_names = true;
+    return 0;
+}
+
+/* From the first non-blank line (number `line`, n cells): the label and
+ * feature columns, whether the line is a header, and the buffers for the rows. */
+static int setup(csv_load *s, const tg_csv_opts *o, int64_t n, int64_t nonblank_lines, int64_t line)
+{
+    const char *path = s->path;
+    long long ln = (long long)line, nn = (long long)n;
+    const char *plural = n == 1 ? "" : "s";
+    char names[320];
+    s->n_fields = n;
+    bool header = o->header == 1 || (o->label_name && o->unlabeled != 1); /* a label found by name implies a header */
+    if (o->unlabeled == 1) {
+        s->label_col = -1; /* data to predict: every column is a feature */
+    } else if (o->label_name) {
+        s->label_col = -1;
+        for (int64_t c = 0; c < n; c++) {
+            if (strcmp(s->fields[c], o->label_name) != 0)
+                continue;
+            if (s->label_col >= 0)
+                return tg_error("%s:%lld: duplicate column: the header names '%.*s%s' twice (columns %lld and %lld)",
+                                path, ln, PREVIEW_ARGS(o->label_name), (long long)s->label_col + 1, (long long)c + 1),
+                       -1;
+            s->label_col = c;
+        }
+        if (s->label_col < 0)
+            return tg_error("%s:%lld: no column named '%.*s%s' in the header; its columns are: %s", path, ln,
+                            PREVIEW_ARGS(o->label_name), list_names(names, sizeof names, s->fields, n)),
+                   -1;
+    } else {
+        if (o->label_column < -n || o->label_column >= n)
+            return tg_error("%s:%lld: label column %lld is out of range: line %lld has %lld column%s", path, ln,
+                            (long long)o->label_column, ln, nn, plural),
+                   -1;
+        s->label_col = o->label_column < 0 ? o->label_column + n : o->label_column;
+    }
+
+    s->features = o->columns ? o->n_columns : s->label_col < 0 ? n : n - 1;
+    if (s->features == 0)
+        return tg_error("%s:%lld: no feature columns: line %lld has only the label column", path, ln, ln), -1;
+    if ((uint64_t)s->features > SIZE_MAX / sizeof(int64_t))
+        return tg_error("%s: %lld feature columns are too many", path, (long long)s->features), -1;
+    s->cols = tg_alloc((size_t)s->features * sizeof(int64_t));
+    if (!s->cols)
+        return -1;
+    for (int64_t c = 0, f = 0; !o->columns && c < n; c++) /* every column but the label */
+        if (c != s->label_col)
+            s->cols[f++] = c;
+    for (int64_t f = 0; o->columns && f < s->features; f++) {
+        long long given = (long long)o->columns[f];
+        if (o->columns[f] < -n || o->columns[f] >= n)
+            return tg_error("%s:%lld: feature column %lld (columns[%lld]) is out of range: line %lld has %lld column%s",
+                            path, ln, given, (long long)f, ln, nn, plural),
+                   -1;
+        int64_t c = o->columns[f] < 0 ? o->columns[f] + n : o->columns[f];
+        if (c == s->label_col)
+            return tg_error("%s:%lld: column %lld (columns[%lld]) is the label column", path, ln, (long long)c + 1,
+                            (long long)f),
+                   -1;
+        for (int64_t g = 0; g < f; g++)
+            if (s->cols[g] == c)
+                return tg_error(
+                           "%s:%lld: duplicate column: column %lld is listed twice (columns[%lld] and columns[%lld])",
+                           path, ln, (long long)c + 1, (long long)g, (long long)f),
+                       -1;
+        s->cols[f] = c;
+    }
+
+    for (int64_t f = 0; o->header == -1 && !header && f < s->features; f++) {
+        double unused;
+        cell_kind kind = parse_number(s->fields[s->cols[f]], &unused);
+        if (kind == CELL_NO_MEMORY)
+            return -1;
+        header = kind == CELL_NOT_NUMBER;
+    }
+    if (header) {
+        s->header = tg_alloc((size_t)n * sizeof(char *));
+        if (!s->header)
+            return -1;
+        memcpy(s->header, s->fields, (size_t)n * sizeof(char *));
+    }
+
+    s->rows = nonblank_lines - (header ? 1 : 0);
+    if (s->rows == 0)
+        return tg_error("%s: no data rows: line %lld is a header and no row follows", path, ln), -1;
+    if ((uint64_t)s->rows > SIZE_MAX / sizeof(float) / (uint64_t)s->features)
+        return tg_error("%s: %lld rows of %lld features are too many", path, (long long)s->rows,
+                        (long long)s->features),
+               -1;
+    s->x = tg_alloc((size_t)s->rows * (size_t)s->features * sizeof(float));
+    s->y = tg_alloc((size_t)s->rows * sizeof(int64_t));
+    if (!s->x || !s->y)
+        return -1;
+    return 0;
+}
+
+static int parse_row(csv_load *s, int64_t line, int64_t n, int64_t row)
+{
+    const char *path = s->path;
+    char desc[PREVIEW + 48];
+    if (n != s->n_fields)
+        return tg_error("%s:%lld: line %lld has %lld field%s, expected %lld", path, (long long)line, (long long)line,
+                        (long long)n, n == 1 ? "" : "s", (long long)s->n_fields),
+               -1;
+    float *x = s->x + row * s->features;
+    for (int64_t f = 0; f < s->features; f++) {
+        int64_t c = s->cols[f];
+        const char *cell = s->fields[c];
+        double v = 0;
+        const char *problem = NULL;
+        switch (parse_number(cell, &v)) {
+        case CELL_NUMBER: break;
+        case CELL_NO_MEMORY: return -1;
+        case CELL_NOT_NUMBER: problem = "is not a number"; break;
+        case CELL_OUT_OF_RANGE: problem = "is out of the float32 range"; break;
+        case CELL_NAN:
+            return tg_error("%s:%lld:%lld: line %lld, %s: NaN is not allowed", path, (long long)line, (long long)c + 1,
+                            (long long)line, column_desc(desc, sizeof desc, s, c)),
+                   -1;
+        case CELL_INF:
+            return tg_error("%s:%lld:%lld: line %lld, %s: Inf is not allowed", path, (long long)line, (long long)c + 1,
+                            (long long)line, column_desc(desc, sizeof desc, s, c)),
+                   -1;
+        }
+        if (problem)
+            return tg_error("%s:%lld:%lld: line %lld, %s: '%.*s%s' %s", path, (long long)line, (long long)c + 1,
+                            (long long)line, column_desc(desc, sizeof desc, s, c), PREVIEW_ARGS(cell), problem),
+                   -1;
+        x[f] = (float)v;
+    }
+
+    if (s->label_col < 0) {
+        s->y[row] = 0;
+        return 0;
+    }
+    const char *label = s->fields[s->label_col];
+    int64_t col = s->label_col + 1;
+    if (!*label)
+        return tg_error("%s:%lld:%lld: line %lld, %s: the label is empty", path, (long long)line, (long long)col,
+                        (long long)line, column_desc(desc, sizeof desc, s, s->label_col)),
+               -1;
+    int64_t id = table_find(&s->labels, label);
+    if (id < 0 && s->given_names) {
+        char names[240];
+        return tg_error("%s:%lld:%lld: line %lld, %s: unknown label '%.*s%s'; the known labels are: %s", path,
+                        (long long)line, (long long)col, (long long)line,
+                        column_desc(desc, sizeof desc, s, s->label_col), PREVIEW_ARGS(label),
+                        list_names(names, sizeof names, s->labels.names, s->labels.n)),
+               -1;
+    }
+    if (id < 0 && (id = table_add(&s->labels, label, line)) < 0)
+        return -1;
+    s->y[row] = id;
+    return 0;
+}
+
+/* Integer labels become class ids and names "0".."max"; other labels keep
+ * their order of first appearance. Moves the names into ds. */
+static int finish_labels(csv_load *s, tg_dataset *ds)
+{
+    label_table *t = &s->labels;
+    if (s->label_col < 0)
+        return 0; /* unlabeled: no classes, no names */
+    bool integers = !s->given_names;
+    int64_t max = -1, max_id = 0;
+    for (int64_t id = 0; id < t->n && integers; id++) {
+        int64_t v;
+        integers = is_class_id(t->names[id], &v);
+        if (integers && v > max)
+            max = v, max_id = id;
+    }
+    if (!integers) {
+        ds->classes = t->n;
+        ds->label_names = t->names;
+        t->names = NULL;
+        t->n = 0;
+        return 0;
+    }
+    if (max > MAX_CLASS_ID) {
+        char desc[PREVIEW + 48];
+        long long line = (long long)t->first_line[max_id];
+        return tg_error("%s:%lld:%lld: line %lld, %s: the integer label %.*s%s is too large for a class id (at most "
+                        "%d); pass label_names to map labels as text",
+                        s->path, line, (long long)s->label_col + 1, line,
+                        column_desc(desc, sizeof desc, s, s->label_col), PREVIEW_ARGS(t->names[max_id]),
+                        MAX_CLASS_ID),
+               -1;
+    }
+    for (int64_t r = 0; r < s->rows; r++) {
+        int64_t v = 0;
+        is_class_id(t->names[s->y[r]], &v);
+        s->y[r] = v;
+    }
+    ds->label_names = tg_alloc_zeroed((size_t)(max + 1) * sizeof(char *));
+    if (!ds->label_names)
+        return -1;
+    ds->classes = max + 1;
+    for (int64_t c = 0; c <= max; c++) {
+        char digits[24];
+        snprintf(digits, sizeof digits, "%lld", (long long)c);
+        if (!(ds->label_names[c] = tg_strdup(digits)))
+            return -1;
+    }
+    return 0;
+}
+
+static int count_nonblank(const csv_load *s, size_t from, int64_t *count)
+{
+    const char *nul = memchr(s->text, '\0', s->len);
+    if (nul) {
+        int64_t line = 1;
+        for (const char *p = s->text; p < nul; p++)
+            line += *p == '\n';
+        return tg_error("%s:%lld: line %lld has a NUL byte; expected a text file", s->path, (long long)line,
+                        (long long)line),
+               -1;
+    }
+    size_t pos = from, a, b;
+    *count = 0;
+    while (next_line(s->text, s->len, &pos, &a, &b))
+        *count += !is_blank(s->text + a, b - a);
+    return 0;
+}
+
+tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts)
+{
+    tg_csv_opts defaults = TG_CSV_OPTS_DEFAULT;
+    const tg_csv_opts *o = opts ? opts : &defaults;
+    csv_load s = { .path = path, .delim = o->delimiter ? o->delimiter : ',' };
+    tg_dataset *ds = NULL;
+    if (!path)
+        return tg_error("csv: path is NULL");
+    if (check_opts(path, o))
+        return NULL;
+    if (o->label_names && add_given_names(&s, o))
+        goto fail;
+    if (!(s.text = read_file(path, &s.len)))
+        goto fail;
+
+    size_t pos = s.len >= 3 && memcmp(s.text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* a UTF-8 byte order mark */
+    int64_t nonblank;
+    if (count_nonblank(&s, pos, &nonblank))
+        goto fail;
+    if (nonblank == 0) {
+        tg_error("%s: the file is empty", path);
+        goto fail;
+    }
+
+    size_t a, b;
+    int64_t line = 0, row = 0;
+    bool first = true;
+    while (next_line(s.text, s.len, &pos, &a, &b)) {
+        line++;
+        if (is_blank(s.text + a, b - a))
+            continue;
+        s.text[b] = '\0';
+        int64_t n;
+        switch (split_line(s.text + a, s.delim, &s.fields, &s.fields_cap, &n)) {
+        case SPLIT_OK: break;
+        case SPLIT_NO_MEMORY: goto fail;
+        case SPLIT_UNTERMINATED:
+            tg_error("%s:%lld:%lld: line %lld, column %lld: a quoted cell has no closing quote", path, (long long)line,
+                     (long long)n + 1, (long long)line, (long long)n + 1);
+            goto fail;
+        case SPLIT_TEXT_AFTER_QUOTE:
+            tg_error("%s:%lld:%lld: line %lld, column %lld: text after a closing quote", path, (long long)line,
+                     (long long)n + 1, (long long)line, (long long)n + 1);
+            goto fail;
+        }
+        if (first) {
+            first = false;
+            if (setup(&s, o, n, nonblank, line))
+                goto fail;
+            if (s.header)
+                continue;
+        }
+        if (parse_row(&s, line, n, row++))
+            goto fail;
+    }
+
+    ds = tg_alloc_zeroed(sizeof *ds);
+    if (!ds || finish_labels(&s, ds))
+        goto fail;
+    ds->rows = s.rows;
+    ds->features = s.features;
+    if (s.header) {
+        ds->feature_names = tg_alloc_zeroed((size_t)s.features * sizeof(char *));
+        if (!ds->feature_names)
+            goto fail;
+        for (int64_t f = 0; f < s.features; f++)
+            if (!(ds->feature_names[f] = tg_strdup(s.header[s.cols[f]])))
+                goto fail;
+    }
+    ds->x = s.x;
+    ds->y = s.y;
+    s.x = NULL;
+    s.y = NULL;
+    load_free(&s);
+    return ds;
+fail:
+    tg_dataset_free(ds);
+    load_free(&s);
+    return NULL;
+}
+
+int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns)
+{
+    csv_load s = { .path = path, .delim = delimiter ? delimiter : ',' };
+    int status = -1;
+    if (!(s.text = read_file(path, &s.len)))
+        return -1;
+    size_t pos = s.len >= 3 && memcmp(s.text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0, a, b;
+    while (next_line(s.text, s.len, &pos, &a, &b)) {
+        if (is_blank(s.text + a, b - a))
+            continue;
+        s.text[b] = '\0';
+        if (split_line(s.text + a, s.delim, &s.fields, &s.fields_cap, columns) == SPLIT_NO_MEMORY)
+            goto done;
+        status = 0;
+        break;
+    }
+    if (status)
+        tg_error("%s: the file is empty", path);
+done:
+    load_free(&s);
+    return status;
+}

@@ -1,0 +1,147 @@
+/* Data sets: freeing, row subsets, shuffled splits and standardization. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+void tg_dataset_free(tg_dataset *ds)
+{
+    if (!ds)
+        return;
+    tg_dealloc(ds->x);
+    tg_dealloc(ds->y);
+    tg_free_strings(ds->label_names, ds->classes);
+    tg_free_strings(ds->feature_names, ds->features);
+    tg_dealloc(ds);
+}
+
+/* A copy of n strings (NULL stays NULL); *failed on allocation failure. */
+static char **copy_strings(char *const *strings, int64_t n, bool *failed)
+{
+    if (!strings)
+        return NULL;
+    char **copy = tg_alloc_zeroed((size_t)n * sizeof(char *));
+    for (int64_t i = 0; copy && i < n; i++)
+        if (!(copy[i] = tg_strdup(strings[i]))) {
+            tg_free_strings(copy, n);
+            copy = NULL;
+        }
+    *failed = !copy;
+    return copy;
+}
+
+tg_dataset *tg_dataset_subset(const tg_dataset *ds, const int64_t *idx, int64_t n)
+{
+    if (!ds)
+        return tg_error("dataset_subset: the data set is NULL");
+    if (n < 0)
+        return tg_error("dataset_subset: n is %lld, expected at least 0", (long long)n);
+    if (n > 0 && !idx)
+        return tg_error("dataset_subset: idx is NULL with n %lld", (long long)n);
+    for (int64_t i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= ds->rows)
+            return tg_error("dataset_subset: idx[%lld] is %lld, expected [0, %lld)", (long long)i, (long long)idx[i],
+                            (long long)ds->rows);
+    /* n rows of features floats fit whenever ds's rows do, unless idx repeats rows */
+    if (ds->features > 0 && (uint64_t)n > SIZE_MAX / sizeof(float) / (uint64_t)ds->features)
+        return tg_error("dataset_subset: %lld rows of %lld features are too many", (long long)n,
+                        (long long)ds->features);
+
+    bool failed = false;
+    tg_dataset *out = tg_alloc_zeroed(sizeof *out);
+    if (!out)
+        return NULL;
+    out->rows = n;
+    out->features = ds->features;
+    out->classes = ds->classes;
+    size_t row_bytes = (size_t)ds->features * sizeof(float);
+    out->x = tg_alloc((size_t)n * row_bytes);
+    out->y = tg_alloc((size_t)n * sizeof(int64_t));
+    if (!out->x || !out->y)
+        goto fail;
+    out->label_names = copy_strings(ds->label_names, ds->classes, &failed);
+    if (failed)
+        goto fail;
+    out->feature_names = copy_strings(ds->feature_names, ds->features, &failed);
+    if (failed)
+        goto fail;
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(out->x + i * ds->features, ds->x + idx[i] * ds->features, row_bytes);
+        out->y[i] = ds->y[idx[i]];
+    }
+    return out;
+fail:
+    tg_dataset_free(out);
+    return NULL;
+}
+
+int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **first, tg_dataset **second)
+{
+    if (!ds || !rng || !first || !second)
+        return tg_error("dataset_split: the data set, rng, first and second must not be NULL"), -1;
+    if (!(fraction >= 0.0 && fraction < 1.0))
+        return tg_error("dataset_split: fraction %g, expected [0, 1)", fraction), -1;
+    if ((uint64_t)ds->rows > SIZE_MAX / sizeof(int64_t))
+        return tg_error("dataset_split: %lld rows are too many", (long long)ds->rows), -1;
+    tg_dataset *a = NULL, *b = NULL;
+    int64_t *order = tg_alloc((size_t)ds->rows * sizeof(int64_t));
+    if (!order)
+        return -1;
+    for (int64_t i = 0; i < ds->rows; i++)
+        order[i] = i;
+    /* Fisher-Yates: each position takes a uniformly chosen row from those left. */
+    for (int64_t i = ds->rows - 1; i > 0; i--) {
+        int64_t j = (int64_t)tg_rng_below(rng, (uint64_t)i + 1);
+        int64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    int64_t n_second = (int64_t)round(fraction * (double)ds->rows);
+    int64_t n_first = ds->rows - n_second;
+    if (!(a = tg_dataset_subset(ds, order, n_first)) || !(b = tg_dataset_subset(ds, order + n_first, n_second)))
+        goto fail;
+    tg_dealloc(order);
+    *first = a;
+    *second = b;
+    return 0;
+fail:
+    tg_dataset_free(a);
+    tg_dealloc(order);
+    return -1;
+}
+
+int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std)
+{
+    if (!ds || !mean || !std)
+        return tg_error("dataset_moments: the data set, mean and std must not be NULL"), -1;
+    if (ds->rows <= 0)
+        return tg_error("dataset_moments: the data set has no rows"), -1;
+    int64_t rows = ds->rows, features = ds->features;
+    for (int64_t f = 0; f < features; f++) {
+        /* Two passes in double: the mean, then the squared deviations from it. */
+        double sum = 0.0;
+        for (int64_t r = 0; r < rows; r++)
+            sum += ds->x[r * features + f];
+        double mu = sum / (double)rows, squares = 0.0;
+        for (int64_t r = 0; r < rows; r++) {
+            double d = ds->x[r * features + f] - mu;
+            squares += d * d;
+        }
+        mean[f] = (float)mu;
+        std[f] = (float)sqrt(squares / (double)rows);
+        if (std[f] == 0.0f) /* a constant column passes through centred */
+            std[f] = 1.0f;
+    }
+    return 0;
+}
+
+void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std)
+{
+    if (!ds || !mean || !std)
+        return;
+    for (int64_t r = 0; r < ds->rows; r++) {
+        float *x = ds->x + r * ds->features;
+        for (int64_t f = 0; f < ds->features; f++)
+            x[f] = (float)(((double)x[f] - mean[f]) / std[f]);
+    }
+}

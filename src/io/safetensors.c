@@ -1,0 +1,1066 @@
+/* Checkpoints in Hugging Face's safetensors format: an 8-byte little-endian
+ * header length N, N bytes of JSON (padded with spaces to a multiple of 8),
+ * then the tensors' raw little-endian bytes. Tensors are named as the
+ * state_dict of the equivalent torch.nn.Sequential, so PyTorch loads them with
+ * load_state_dict; what rebuilds the model (layers, labels, standardization,
+ * config) rides along in __metadata__ as strings, as the format requires.
+ * The reader trusts nothing: every length, offset and shape is checked against
+ * the file before anything is allocated or copied. See docs/checkpoint.md. */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, fsync, fdopen, fseeko, XSI strerror_r */
+#define _FILE_OFFSET_BITS 64
+
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The reference implementation's cap; it keeps a hostile length from costing memory. */
+#define MAX_HEADER_BYTES 100000000u
+/* Integers above 2^53 do not survive a JSON number (cJSON parses doubles). */
+#define MAX_JSON_INTEGER 9007199254740992.0
+
+/* ---- shared helpers ---- */
+
+static _Thread_local bool json_allocation_failed; /* tells "out of memory" from "bad JSON" */
+static void *json_malloc(size_t bytes)
+{
+    void *p = tg_alloc(bytes);
+    if (!p)
+        json_allocation_failed = true;
+    return p;
+}
+static void json_free(void *p)
+{
+    tg_dealloc(p);
+}
+/* cJSON's allocations go through the library's hooks, as the header promises.
+ * cJSON's hooks are global and src/io/config.c installs its own (equally
+ * routed to tg_alloc), so they are set before each use, not once: the
+ * out-of-memory flag above must be ours while we parse. */
+static void use_library_allocator(void)
+{
+    cJSON_Hooks hooks = {json_malloc, json_free};
+    cJSON_InitHooks(&hooks);
+}
+
+static const char *errno_text(int err, char *buf, size_t size)
+{
+    if (strerror_r(err, buf, size) != 0)
+        snprintf(buf, size, "error %d", err);
+    return buf;
+}
+
+/* Prefixes the error with the file's name unless it has it (allocation
+ * failures and messages from below do not). */
+static void name_the_file(const char *path)
+{
+    size_t n = strlen(path);
+    const char *error = tg_last_error();
+    if (strncmp(error, path, n) == 0 && error[n] == ':')
+        return;
+    char what[512];
+    snprintf(what, sizeof what, "%s", error);
+    tg_error("%s: %s", path, what);
+}
+
+static bool host_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
+
+/* Reverses the bytes of each of n elements of `size` bytes (big-endian hosts only). */
+static void swap_bytes(unsigned char *p, size_t n, size_t size)
+{
+    for (size_t i = 0; i < n; i++, p += size)
+        for (size_t a = 0, b = size - 1; a < b; a++, b--) {
+            unsigned char c = p[a];
+            p[a] = p[b];
+            p[b] = c;
+        }
+}
+
+static const char *safetensors_dtype(tg_dtype dtype)
+{
+    return dtype == TG_F32 ? "F32" : "F64";
+}
+
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int extra;
+        uint32_t cp;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        } else if ((*p & 0xE0) == 0xC0) {
+            extra = 1, cp = *p & 0x1F;
+        } else if ((*p & 0xF0) == 0xE0) {
+            extra = 2, cp = *p & 0x0F;
+        } else if ((*p & 0xF8) == 0xF0) {
+            extra = 3, cp = *p & 0x07;
+        } else {
+            return false;
+        }
+        p++;
+        for (int k = 0; k < extra; k++, p++) {
+            if ((*p & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (*p & 0x3F);
+        }
+        static const uint32_t smallest[4] = {0, 0x80, 0x800, 0x10000};
+        if (cp < smallest[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+    }
+    return true;
+}
+
+/* ======================================================================== */
+/* Writing                                                                   */
+/* ======================================================================== */
+
+/* "[0.5,-1.25]" with %.9g (enough for any float to round-trip). Whatever the
+ * locale calls its decimal point is written as '.', so the text is JSON even
+ * if the program called setlocale (the library never does). */
+static char *float_array_text(const char *what, const float *v, int64_t n)
+{
+    if ((uint64_t)n > (SIZE_MAX - 3) / 32)
+        return tg_error("%s has too many values (%lld)", what, (long long)n);
+    char *text = tg_alloc((size_t)n * 32 + 3);
+    if (!text)
+        return NULL;
+    size_t used = 0;
+    text[used++] = '[';
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(v[i])) {
+            tg_dealloc(text);
+            return tg_error("%s[%lld] is %g, expected a finite number (JSON has no NaN or Inf)", what, (long long)i,
+                            (double)v[i]);
+        }
+        char number[32];
+        snprintf(number, sizeof number, "%.9g", (double)v[i]);
+        if (i)
+            text[used++] = ',';
+        for (const char *c = number; *c;) {
+            if ((*c >= '0' && *c <= '9') || *c == '-' || *c == '+' || *c == 'e' || *c == 'E') {
+                text[used++] = *c++;
+                continue;
+            }
+            text[used++] = '.'; /* the decimal point, possibly several bytes long */
+            while (*c && !((*c >= '0' && *c <= '9') || *c == '-' || *c == '+' || *c == 'e' || *c == 'E'))
+                c++;
+        }
+    }
+    text[used++] = ']';
+    text[used] = '\0';
+    return text;
+}
+
+static const char *layer_type_name(tg_layer_type type)
+{
+    switch (type) {
+    case TG_LAYER_LINEAR: return "linear";
+    case TG_LAYER_RELU: return "relu";
+    case TG_LAYER_SIGMOID: return "sigmoid";
+    case TG_LAYER_TANH: return "tanh";
+    }
+    return NULL;
+}
+
+/* The metadata value: a JSON array of strings (labels) or layer objects. */
+static char *layers_text(const tg_model *m)
+{
+    char *text = NULL;
+    cJSON *list = cJSON_CreateArray();
+    if (!list)
+        goto fail;
+    for (int i = 0; i < m->n_layers; i++) {
+        const char *type = layer_type_name(m->layers[i].type);
+        cJSON *layer = cJSON_CreateObject();
+        if (!layer || !cJSON_AddItemToArray(list, layer)) {
+            cJSON_Delete(layer);
+            goto fail;
+        }
+        if (!type) {
+            tg_error("layer %d has unknown type %d", i, (int)m->layers[i].type);
+            goto fail;
+        }
+        if (!cJSON_AddStringToObject(layer, "type", type))
+            goto fail;
+        if (m->layers[i].type == TG_LAYER_LINEAR && (!cJSON_AddNumberToObject(layer, "out", (double)m->layers[i].out) ||
+                                                     !cJSON_AddBoolToObject(layer, "bias", m->layers[i].bias != 0)))
+            goto fail;
+    }
+    text = cJSON_PrintUnformatted(list);
+fail:
+    cJSON_Delete(list);
+    return text;
+}
+
+static char *labels_text(const tg_model *m)
+{
+    char *text = NULL;
+    cJSON *list = cJSON_CreateArray();
+    if (!list)
+        goto fail;
+    for (int64_t i = 0; i < m->n_labels; i++) {
+        if (!utf8_valid(m->labels[i])) {
+            tg_error("label %lld is not valid UTF-8 (a safetensors header must be)", (long long)i);
+            goto fail;
+        }
+        cJSON *name = cJSON_CreateString(m->labels[i]);
+        if (!name || !cJSON_AddItemToArray(list, name)) {
+            cJSON_Delete(name);
+            goto fail;
+        }
+    }
+    text = cJSON_PrintUnformatted(list);
+fail:
+    cJSON_Delete(list);
+    return text;
+}
+
+static bool add_meta(cJSON *meta, const char *key, const char *value)
+{
+    return value && cJSON_AddStringToObject(meta, key, value);
+}
+
+/* {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]} */
+static cJSON *tensor_json(const tg_tensor *t, uint64_t begin, uint64_t end)
+{
+    cJSON *entry = cJSON_CreateObject(), *shape = NULL;
+    if (!entry || !cJSON_AddStringToObject(entry, "dtype", safetensors_dtype(t->dtype)) ||
+        !(shape = cJSON_AddArrayToObject(entry, "shape")))
+        goto fail;
+    for (int d = 0; d < t->ndim; d++) {
+        cJSON *dim = cJSON_CreateNumber((double)t->shape[d]);
+        if (!dim || !cJSON_AddItemToArray(shape, dim)) {
+            cJSON_Delete(dim);
+            goto fail;
+        }
+    }
+    const double offsets[2] = {(double)begin, (double)end};
+    cJSON *range = cJSON_CreateDoubleArray(offsets, 2);
+    if (!range || !cJSON_AddItemToObject(entry, "data_offsets", range)) {
+        cJSON_Delete(range);
+        goto fail;
+    }
+    return entry;
+fail:
+    cJSON_Delete(entry);
+    return NULL;
+}
+
+/* The header JSON, padded with spaces to a multiple of 8 bytes. */
+static char *build_header(const tg_model *m, size_t *length)
+{
+    char *padded = NULL, *json = NULL, *layers = NULL, *labels = NULL, *mean = NULL, *std = NULL;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = root ? cJSON_AddObjectToObject(root, "__metadata__") : NULL;
+    if (!meta)
+        goto fail;
+    char version[32], inputs[32], classes[32];
+    snprintf(version, sizeof version, "%d.%d.%d", TG_VERSION_MAJOR, TG_VERSION_MINOR, TG_VERSION_PATCH);
+    snprintf(inputs, sizeof inputs, "%lld", (long long)m->inputs);
+    snprintf(classes, sizeof classes, "%lld", (long long)m->classes);
+    if (!(layers = layers_text(m)))
+        goto fail;
+    if (!add_meta(meta, "format", "pt") || !add_meta(meta, "tapegrad_version", version) ||
+        !add_meta(meta, "layers", layers) || !add_meta(meta, "inputs", inputs) || !add_meta(meta, "classes", classes) ||
+        !add_meta(meta, "dtype", tg_dtype_name(m->dtype)))
+        goto fail;
+    if (m->labels && (!(labels = labels_text(m)) || !add_meta(meta, "labels", labels)))
+        goto fail;
+    if (m->mean && m->std) {
+        if (!(mean = float_array_text("standardization mean", m->mean, m->inputs)) ||
+            !(std = float_array_text("standardization std", m->std, m->inputs)) ||
+            !add_meta(meta, "standardize_mean", mean) || !add_meta(meta, "standardize_std", std))
+            goto fail;
+    }
+    if (m->config_json) {
+        if (!utf8_valid(m->config_json)) {
+            tg_error("the config text is not valid UTF-8 (a safetensors header must be)");
+            goto fail;
+        }
+        if (!add_meta(meta, "config", m->config_json))
+            goto fail;
+    }
+
+    uint64_t offset = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const tg_tensor *t = m->params[i];
+        uint64_t bytes = (uint64_t)t->numel * tg_dtype_size(t->dtype);
+        if (bytes > (uint64_t)MAX_JSON_INTEGER - offset) {
+            tg_error("the parameters exceed 2^53 bytes");
+            goto fail;
+        }
+        cJSON *entry = tensor_json(t, offset, offset + bytes);
+        if (!entry || !cJSON_AddItemToObject(root, m->param_names[i], entry)) {
+            cJSON_Delete(entry);
+            goto fail;
+        }
+        offset += bytes;
+    }
+    if (!(json = cJSON_PrintUnformatted(root)))
+        goto fail;
+    size_t used = strlen(json), total = (used + 7) / 8 * 8;
+    if (!(padded = tg_alloc(total + 1)))
+        goto fail;
+    memcpy(padded, json, used);
+    memset(padded + used, ' ', total - used);
+    padded[total] = '\0';
+    *length = total;
+fail: /* every failure above set the error (cJSON allocates through tg_alloc) */
+    cJSON_free(json);
+    cJSON_free(layers);
+    cJSON_free(labels);
+    tg_dealloc(mean);
+    tg_dealloc(std);
+    cJSON_Delete(root);
+    return padded;
+}
+
+/* Writes n elements of `size` bytes in little-endian order. */
+static bool write_little_endian(FILE *f, const void *data, size_t n, size_t size)
+{
+    if (host_is_little_endian())
+        return fwrite(data, size, n, f) == n;
+    unsigned char chunk[4096];
+    const unsigned char *p = data;
+    size_t per_chunk = sizeof chunk / size;
+    while (n) {
+        size_t k = n < per_chunk ? n : per_chunk;
+        memcpy(chunk, p, k * size);
+        swap_bytes(chunk, k, size);
+        if (fwrite(chunk, size, k, f) != k)
+            return false;
+        p += k * size;
+        n -= k;
+    }
+    return true;
+}
+
+/* Makes the rename durable; best effort, since the file is already in place. */
+static void sync_directory_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? tg_alloc((size_t)(slash - path) + 2) : NULL;
+    if (slash && !dir)
+        return;
+    if (dir) {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int fd = open(dir ? dir : ".", O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    tg_dealloc(dir);
+}
+
+int tg_model_save(const tg_model *model, const char *path)
+{
+    char why[128];
+    char *header = NULL, *tmp = NULL;
+    FILE *f = NULL;
+    int fd = -1;
+    bool created = false;
+    if (!model || !path || !path[0]) {
+        tg_error("model save: %s is NULL or empty", !model ? "model" : "path");
+        return -1;
+    }
+    use_library_allocator();
+    size_t header_len = 0;
+    if (!(header = build_header(model, &header_len)))
+        goto fail;
+
+    static const char suffix[] = ".tmp.XXXXXX";
+    size_t path_len = strlen(path);
+    if (!(tmp = tg_alloc(path_len + sizeof suffix)))
+        goto fail;
+    memcpy(tmp, path, path_len);
+    memcpy(tmp + path_len, suffix, sizeof suffix);
+    if ((fd = mkstemp(tmp)) < 0) {
+        tg_error("%s: cannot create a temporary file next to it: %s", path, errno_text(errno, why, sizeof why));
+        goto fail;
+    }
+    created = true;
+    /* mkstemp makes the file 0600; keep the mode of the file being replaced, else 0644. */
+    struct stat old;
+    mode_t mode = stat(path, &old) == 0 ? (old.st_mode & 07777) : 0644;
+    if (fchmod(fd, mode) != 0) {
+        tg_error("%s: cannot set the mode of %s: %s", path, tmp, errno_text(errno, why, sizeof why));
+        goto fail;
+    }
+    if (!(f = fdopen(fd, "wb"))) {
+        tg_error("%s: cannot open %s for writing: %s", path, tmp, errno_text(errno, why, sizeof why));
+        goto fail;
+    }
+    fd = -1; /* f owns it now */
+
+    unsigned char length[8];
+    for (int i = 0; i < 8; i++)
+        length[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
+    bool written = fwrite(length, 1, 8, f) == 8 && fwrite(header, 1, header_len, f) == header_len;
+    for (int i = 0; written && i < model->n_params; i++) {
+        const tg_tensor *t = model->params[i];
+        written = write_little_endian(f, t->data, (size_t)t->numel, tg_dtype_size(t->dtype));
+    }
+    if (!written || fflush(f) != 0 || ferror(f)) {
+        tg_error("%s: writing %s failed: %s", path, tmp, errno_text(errno, why, sizeof why));
+        goto fail;
+    }
+    if (fsync(fileno(f)) != 0) {
+        tg_error("%s: fsync of %s failed: %s", path, tmp, errno_text(errno, why, sizeof why));
+        goto fail;
+    }
+    int closed = fclose(f);
+    f = NULL;
+    if (closed != 0) {
+        tg_error("%s: closing %s failed: %s", path, tmp, errno_text(errno, why, sizeof why));
+        goto fail;
+    }
+    if (rename(tmp, path) != 0) {
+        tg_error("%s: cannot rename %s over it: %s", path, tmp, errno_text(errno, why, sizeof why));
+        goto fail;
+    }
+    sync_directory_of(path);
+    tg_dealloc(header);
+    tg_dealloc(tmp);
+    return 0;
+fail:
+    name_the_file(path);
+    if (f)
+        fclose(f);
+    else if (fd >= 0)
+        close(fd);
+    if (created)
+        unlink(tmp);
+    tg_dealloc(header);
+    tg_dealloc(tmp);
+    return -1;
+}
+
+/* ======================================================================== */
+/* Reading                                                                   */
+/* ======================================================================== */
+
+typedef struct {
+    const char *name; /* points into the parsed JSON */
+    tg_dtype dtype;
+    int ndim;
+    int64_t shape[TG_MAX_DIMS];
+    int64_t begin, end;
+} entry;
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
+}
+static int by_offset(const void *a, const void *b)
+{
+    const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    return (x->end > y->end) - (x->end < y->end);
+}
+
+/* A JSON number that is an integer in [0, 2^53]. */
+static bool json_count(const cJSON *item, int64_t *out)
+{
+    if (!cJSON_IsNumber(item))
+        return false;
+    double v = item->valuedouble;
+    if (!(v >= 0 && v <= MAX_JSON_INTEGER) || v != floor(v))
+        return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+static const char *json_type_name(const cJSON *item)
+{
+    if (!item)
+        return "missing";
+    if (cJSON_IsString(item))
+        return "a string";
+    if (cJSON_IsNumber(item))
+        return "a number";
+    if (cJSON_IsArray(item))
+        return "an array";
+    if (cJSON_IsObject(item))
+        return "an object";
+    if (cJSON_IsBool(item))
+        return "a boolean";
+    return "null";
+}
+
+/* Checks one tensor entry of the header and fills e. */
+static int parse_entry(const char *path, const cJSON *item, entry *e)
+{
+    char s[TG_SHAPE_BUF];
+    e->name = item->string;
+    if (!cJSON_IsObject(item))
+        return tg_error("%s: tensor '%s' is %s, expected an object with dtype, shape and data_offsets", path, e->name,
+                        json_type_name(item)),
+               -1;
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(item, "dtype");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(item, "shape");
+    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
+    if (!cJSON_IsString(dtype))
+        return tg_error("%s: tensor '%s' dtype is %s, expected a string", path, e->name, json_type_name(dtype)), -1;
+    if (strcmp(dtype->valuestring, "F32") == 0)
+        e->dtype = TG_F32;
+    else if (strcmp(dtype->valuestring, "F64") == 0)
+        e->dtype = TG_F64;
+    else
+        return tg_error("%s: tensor '%s' has dtype '%.40s', expected F32 or F64", path, e->name, dtype->valuestring),
+               -1;
+    if (!cJSON_IsArray(shape))
+        return tg_error("%s: tensor '%s' shape is %s, expected an array", path, e->name, json_type_name(shape)), -1;
+    int ndim = cJSON_GetArraySize(shape);
+    if (ndim > TG_MAX_DIMS)
+        return tg_error("%s: tensor '%s' has %d dimensions, at most %d supported", path, e->name, ndim, TG_MAX_DIMS),
+               -1;
+    e->ndim = 0;
+    int64_t numel = 1;
+    bool overflow = false;
+    for (const cJSON *dim = shape->child; dim; dim = dim->next) {
+        int64_t n;
+        if (!json_count(dim, &n))
+            return tg_error("%s: tensor '%s' shape entry %d is not a non-negative integer", path, e->name, e->ndim), -1;
+        e->shape[e->ndim++] = n;
+        if (n && numel > INT64_MAX / n)
+            overflow = true;
+        else
+            numel *= n;
+    }
+    if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 || !json_count(offsets->child, &e->begin) ||
+        !json_count(offsets->child->next, &e->end))
+        return tg_error("%s: tensor '%s' data_offsets must be two non-negative integers [begin, end]", path, e->name),
+               -1;
+    if (e->begin > e->end)
+        return tg_error("%s: tensor '%s' data_offsets [%lld, %lld] end before they begin", path, e->name,
+                        (long long)e->begin, (long long)e->end),
+               -1;
+    int64_t size = (int64_t)tg_dtype_size(e->dtype);
+    if (overflow || numel > INT64_MAX / size || numel * size != e->end - e->begin)
+        return tg_error("%s: tensor '%s' data_offsets [%lld, %lld] but shape %s %s needs %s%lld bytes", path, e->name,
+                        (long long)e->begin, (long long)e->end, tg_shape_str(s, sizeof s, e->ndim, e->shape),
+                        tg_dtype_name(e->dtype), overflow || numel > INT64_MAX / size ? "more than " : "",
+                        overflow || numel > INT64_MAX / size ? (long long)INT64_MAX : (long long)(numel * size)),
+               -1;
+    return 0;
+}
+
+/* Every tensor entry checked; sorted by offset they must tile the data section exactly. */
+static entry *parse_entries(const char *path, const cJSON *root, uint64_t data_bytes, int *n_out,
+                            const cJSON **meta_out)
+{
+    int n = 0, n_meta = 0;
+    const cJSON *meta = NULL;
+    for (const cJSON *item = root->child; item; item = item->next) {
+        if (strcmp(item->string, "__metadata__") == 0)
+            meta = item, n_meta++;
+        else
+            n++;
+    }
+    if (n_meta > 1)
+        return tg_error("%s: key '__metadata__' appears %d times", path, n_meta);
+    entry *entries = tg_alloc_zeroed((size_t)n * sizeof *entries);
+    const entry **order = tg_alloc((size_t)n * sizeof *order);
+    if (!entries || !order)
+        goto fail;
+    int i = 0;
+    for (const cJSON *item = root->child; item; item = item->next)
+        if (item != meta && parse_entry(path, item, &entries[i++]))
+            goto fail;
+    qsort(entries, (size_t)n, sizeof *entries, by_name);
+    for (i = 1; i < n; i++)
+        if (strcmp(entries[i - 1].name, entries[i].name) == 0) {
+            tg_error("%s: tensor '%s' appears more than once", path, entries[i].name);
+            goto fail;
+        }
+    for (i = 1; i < n; i++)
+        if (entries[i].dtype != entries[0].dtype) {
+            tg_error("%s: tensor '%s' is %s but tensor '%s' is %s, expected one dtype", path, entries[i].name,
+                     safetensors_dtype(entries[i].dtype), entries[0].name, safetensors_dtype(entries[0].dtype));
+            goto fail;
+        }
+    for (i = 0; i < n; i++)
+        order[i] = &entries[i];
+    qsort(order, (size_t)n, sizeof *order, by_offset);
+    int64_t end = 0;
+    const char *previous = NULL;
+    for (i = 0; i < n; i++) {
+        if (order[i]->begin != end) {
+            if (!previous)
+                tg_error("%s: tensor '%s' data_offsets begin at %lld, expected the first tensor at 0", path,
+                         order[i]->name, (long long)order[i]->begin);
+            else
+                tg_error("%s: tensor '%s' data_offsets begin at %lld but tensor '%s' ends at %lld (%s)", path,
+                         order[i]->name, (long long)order[i]->begin, previous, (long long)end,
+                         order[i]->begin > end ? "a hole" : "an overlap");
+            goto fail;
+        }
+        end = order[i]->end;
+        previous = order[i]->name;
+    }
+    if ((uint64_t)end != data_bytes) {
+        tg_error("%s: the tensors' data_offsets end at byte %lld but the file has %llu bytes of data after the header",
+                 path, (long long)end, (unsigned long long)data_bytes);
+        goto fail;
+    }
+    tg_dealloc(order);
+    *n_out = n;
+    *meta_out = meta;
+    return entries;
+fail:
+    tg_dealloc(entries);
+    tg_dealloc(order);
+    return NULL;
+}
+
+static const char *meta_text(const cJSON *meta, const char *key)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(meta, key);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+/* A decimal integer, nothing else. */
+static bool parse_int64_text(const char *s, int64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    bool negative = *s == '-';
+    const char *p = s + negative;
+    if (!*p)
+        return false;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || v > ((uint64_t)INT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *out = negative ? -(int64_t)v : (int64_t)v;
+    return true;
+}
+
+/* Parses a metadata value that holds JSON text. */
+static cJSON *meta_json(const char *path, const char *key, const char *text)
+{
+    const char *end = NULL;
+    use_library_allocator();
+    json_allocation_failed = false;
+    cJSON *json = cJSON_ParseWithLengthOpts(text, strlen(text) + 1, &end, 1); /* + 1: the NUL it requires */
+    if (!json && json_allocation_failed)
+        return tg_error("%s: out of memory parsing __metadata__ '%s'", path, key);
+    if (!json)
+        return tg_error("%s: __metadata__ '%s' is not valid JSON (at character %lld)", path, key,
+                        (long long)(end ? end - text : 0));
+    if (!cJSON_IsArray(json)) {
+        cJSON_Delete(json);
+        return tg_error("%s: __metadata__ '%s' is not a JSON array", path, key);
+    }
+    return json;
+}
+
+static tg_layer_spec *parse_layers(const char *path, const char *text, int *n_out)
+{
+    tg_layer_spec *specs = NULL;
+    cJSON *list = meta_json(path, "layers", text);
+    if (!list)
+        return NULL;
+    int n = cJSON_GetArraySize(list);
+    if (n < 1 || n > INT_MAX / 4) {
+        tg_error("%s: __metadata__ 'layers' has %d entries, expected 1 to %d", path, n, INT_MAX / 4);
+        goto fail;
+    }
+    if (!(specs = tg_alloc_zeroed((size_t)n * sizeof *specs)))
+        goto fail;
+    int i = 0;
+    for (const cJSON *layer = list->child; layer; layer = layer->next, i++) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(layer, "type");
+        if (!cJSON_IsObject(layer) || !cJSON_IsString(type)) {
+            tg_error("%s: __metadata__ 'layers' entry %d must be an object with a string 'type'", path, i);
+            goto fail;
+        }
+        const char *name = type->valuestring;
+        if (strcmp(name, "relu") == 0) {
+            specs[i].type = TG_LAYER_RELU;
+        } else if (strcmp(name, "sigmoid") == 0) {
+            specs[i].type = TG_LAYER_SIGMOID;
+        } else if (strcmp(name, "tanh") == 0) {
+            specs[i].type = TG_LAYER_TANH;
+        } else if (strcmp(name, "linear") == 0) {
+            const cJSON *bias = cJSON_GetObjectItemCaseSensitive(layer, "bias");
+            specs[i].type = TG_LAYER_LINEAR;
+            if (!json_count(cJSON_GetObjectItemCaseSensitive(layer, "out"), &specs[i].out) || specs[i].out < 1) {
+                tg_error("%s: __metadata__ 'layers' entry %d (linear): 'out' must be a positive integer", path, i);
+                goto fail;
+            }
+            if (!cJSON_IsBool(bias)) {
+                tg_error("%s: __metadata__ 'layers' entry %d (linear): 'bias' must be true or false", path, i);
+                goto fail;
+            }
+            specs[i].bias = cJSON_IsTrue(bias);
+        } else {
+            tg_error("%s: __metadata__ 'layers' entry %d has type '%.40s', expected linear, relu, sigmoid or tanh",
+                     path, i, name);
+            goto fail;
+        }
+    }
+    cJSON_Delete(list);
+    *n_out = n;
+    return specs;
+fail:
+    cJSON_Delete(list);
+    tg_dealloc(specs);
+    return NULL;
+}
+
+/* Bytes of parameters the layers need, or -1 past INT64_MAX (checked before
+ * anything is allocated, so a hostile layer list cannot ask for more memory
+ * than the file holds). */
+static int64_t parameter_bytes(tg_dtype dtype, int64_t inputs, int n, const tg_layer_spec *specs)
+{
+    int64_t total = 0, width = inputs, size = (int64_t)tg_dtype_size(dtype);
+    for (int i = 0; i < n; i++) {
+        if (specs[i].type != TG_LAYER_LINEAR)
+            continue;
+        int64_t out = specs[i].out;
+        if (width <= 0 || out <= 0)
+            return 0; /* tg_model_new says what is wrong */
+        if (width > INT64_MAX / out || width * out > INT64_MAX - out)
+            return -1;
+        int64_t count = width * out + (specs[i].bias ? out : 0);
+        if (count > (INT64_MAX - total) / size)
+            return -1;
+        total += count * size;
+        width = out;
+    }
+    return total;
+}
+
+static int restore_labels(const char *path, tg_model *m, const char *text)
+{
+    char **names = NULL;
+    int rc = -1;
+    cJSON *list = meta_json(path, "labels", text);
+    if (!list)
+        return -1;
+    int n = cJSON_GetArraySize(list);
+    if (n != m->classes) {
+        tg_error("%s: __metadata__ 'labels' has %d names for %lld classes", path, n, (long long)m->classes);
+        goto done;
+    }
+    if (!(names = tg_alloc((size_t)n * sizeof *names)))
+        goto done;
+    int i = 0;
+    for (const cJSON *name = list->child; name; name = name->next, i++) {
+        if (!cJSON_IsString(name)) {
+            tg_error("%s: __metadata__ 'labels' entry %d is %s, expected a string", path, i, json_type_name(name));
+            goto done;
+        }
+        names[i] = name->valuestring;
+    }
+    rc = tg_model_set_labels(m, n, names);
+done:
+    tg_dealloc(names);
+    cJSON_Delete(list);
+    return rc;
+}
+
+static float *parse_floats(const char *path, const char *key, const char *text, int64_t n)
+{
+    float *v = NULL;
+    cJSON *list = meta_json(path, key, text);
+    if (!list)
+        return NULL;
+    if (cJSON_GetArraySize(list) != n) {
+        tg_error("%s: __metadata__ '%s' has %d values for %lld inputs", path, key, cJSON_GetArraySize(list),
+                 (long long)n);
+        goto done;
+    }
+    if (!(v = tg_alloc((size_t)n * sizeof *v)))
+        goto done;
+    int64_t i = 0;
+    for (const cJSON *x = list->child; x; x = x->next, i++) {
+        /* FLT_MAX plus half an ulp is where rounding to float gives infinity */
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || fabs(x->valuedouble) >= 0x1.ffffffp127) {
+            tg_error("%s: __metadata__ '%s' entry %lld is not a finite float32 number", path, key, (long long)i);
+            tg_dealloc(v);
+            v = NULL;
+            goto done;
+        }
+        double value = x->valuedouble; /* rounds to +-FLT_MAX when just past it: no out-of-range cast */
+        v[i] = value > FLT_MAX ? FLT_MAX : value < -FLT_MAX ? -FLT_MAX : (float)value;
+    }
+done:
+    cJSON_Delete(list);
+    return v;
+}
+
+static int restore_standardization(const char *path, tg_model *m, const cJSON *meta)
+{
+    const char *mean_text = meta_text(meta, "standardize_mean"), *std_text = meta_text(meta, "standardize_std");
+    if (!mean_text && !std_text)
+        return 0;
+    if (!mean_text || !std_text)
+        return tg_error("%s: __metadata__ has '%s' without '%s'", path,
+                        mean_text ? "standardize_mean" : "standardize_std",
+                        mean_text ? "standardize_std" : "standardize_mean"),
+               -1;
+    float *mean = parse_floats(path, "standardize_mean", mean_text, m->inputs);
+    float *std = mean ? parse_floats(path, "standardize_std", std_text, m->inputs) : NULL;
+    int rc = mean && std ? tg_model_set_standardization(m, mean, std) : -1;
+    tg_dealloc(mean);
+    tg_dealloc(std);
+    return rc;
+}
+
+/* Rebuilds the (zero-weight) model that __metadata__ describes, with what rides along. */
+static tg_model *model_from_metadata(const char *path, const cJSON *meta, tg_dtype file_dtype, int n_entries,
+                                     uint64_t data_bytes)
+{
+    tg_model *m = NULL;
+    tg_layer_spec *specs = NULL;
+    if (!meta)
+        return tg_error("%s: no __metadata__, so no layer list to rebuild the model from (not saved by "
+                        "tg_model_save?)",
+                        path);
+    if (!cJSON_IsObject(meta))
+        return tg_error("%s: __metadata__ is %s, expected an object", path, json_type_name(meta));
+    for (const cJSON *item = meta->child; item; item = item->next)
+        if (!cJSON_IsString(item))
+            return tg_error("%s: __metadata__ '%s' is %s, expected a string (safetensors metadata maps strings to "
+                            "strings)",
+                            path, item->string, json_type_name(item));
+    static const char *const required[] = {"layers", "inputs", "dtype"};
+    for (size_t k = 0; k < sizeof required / sizeof *required; k++)
+        if (!meta_text(meta, required[k]))
+            return tg_error("%s: __metadata__ has no '%s' (tapegrad needs layers, inputs and dtype)", path,
+                            required[k]);
+    const char *dtype_text = meta_text(meta, "dtype");
+    tg_dtype dtype;
+    if (strcmp(dtype_text, "float32") == 0)
+        dtype = TG_F32;
+    else if (strcmp(dtype_text, "float64") == 0)
+        dtype = TG_F64;
+    else
+        return tg_error("%s: __metadata__ 'dtype' is '%.40s', expected float32 or float64", path, dtype_text);
+    if (n_entries > 0 && file_dtype != dtype)
+        return tg_error("%s: __metadata__ 'dtype' is %s but the tensors are %s", path, dtype_text,
+                        safetensors_dtype(file_dtype));
+    int64_t inputs;
+    if (!parse_int64_text(meta_text(meta, "inputs"), &inputs) || inputs < 1)
+        return tg_error("%s: __metadata__ 'inputs' is '%.40s', expected a positive integer", path,
+                        meta_text(meta, "inputs"));
+    int n_layers;
+    if (!(specs = parse_layers(path, meta_text(meta, "layers"), &n_layers)))
+        return NULL;
+    int64_t needed = parameter_bytes(dtype, inputs, n_layers, specs);
+    if (needed < 0 || (uint64_t)needed > data_bytes) {
+        tg_error("%s: the layers in __metadata__ need %s%lld bytes of parameters but the file holds %llu", path,
+                 needed < 0 ? "more than " : "", needed < 0 ? (long long)INT64_MAX : (long long)needed,
+                 (unsigned long long)data_bytes);
+        goto fail;
+    }
+    if (!(m = tg_model_new(dtype, inputs, n_layers, specs, NULL))) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", tg_last_error());
+        tg_error("%s: the layers in __metadata__ do not make a model: %s", path, why);
+        goto fail;
+    }
+    const char *classes_text = meta_text(meta, "classes");
+    int64_t classes;
+    if (classes_text && (!parse_int64_text(classes_text, &classes) || classes != m->classes)) {
+        tg_error("%s: __metadata__ 'classes' is '%.40s' but the layers give %lld", path, classes_text,
+                 (long long)m->classes);
+        goto fail;
+    }
+    const char *labels = meta_text(meta, "labels"), *config = meta_text(meta, "config");
+    if ((labels && restore_labels(path, m, labels)) || restore_standardization(path, m, meta) ||
+        (config && tg_model_set_config_json(m, config)))
+        goto fail;
+    tg_dealloc(specs);
+    return m;
+fail:
+    tg_dealloc(specs);
+    tg_model_free(m);
+    return NULL;
+}
+
+/* Checks names and shapes against the model before copying any byte. */
+static int match_parameters(const char *path, const tg_model *m, const entry *entries, int n)
+{
+    char want[TG_SHAPE_BUF], got[TG_SHAPE_BUF];
+    for (int i = 0; i < m->n_params; i++) {
+        const tg_tensor *t = m->params[i];
+        entry key = {.name = m->param_names[i]};
+        const entry *e = bsearch(&key, entries, (size_t)n, sizeof *entries, by_name);
+        if (!e)
+            return tg_error("%s: tensor '%s' is missing (the layers in __metadata__ need it, shape %s)", path, key.name,
+                            tg_shape_str(want, sizeof want, t->ndim, t->shape)),
+                   -1;
+        if (e->ndim != t->ndim || memcmp(e->shape, t->shape, (size_t)t->ndim * sizeof *t->shape) != 0)
+            return tg_error("%s: tensor '%s' has shape %s but the layers in __metadata__ need %s", path, key.name,
+                            tg_shape_str(got, sizeof got, e->ndim, e->shape),
+                            tg_shape_str(want, sizeof want, t->ndim, t->shape)),
+                   -1;
+    }
+    if (n == m->n_params)
+        return 0;
+    /* Every parameter was found once, so some entry is not a parameter: name the first. */
+    bool *matched = tg_alloc_zeroed((size_t)n * sizeof *matched);
+    if (!matched)
+        return -1;
+    for (int i = 0; i < m->n_params; i++) {
+        entry key = {.name = m->param_names[i]};
+        matched[(const entry *)bsearch(&key, entries, (size_t)n, sizeof *entries, by_name) - entries] = true;
+    }
+    int k = 0;
+    while (matched[k])
+        k++;
+    tg_dealloc(matched);
+    tg_error("%s: tensor '%s' is not a parameter of the model in __metadata__ (which has %d)", path, entries[k].name,
+             m->n_params);
+    return -1;
+}
+
+static int read_parameters(const char *path, FILE *f, uint64_t data_start, tg_model *m, const entry *entries, int n)
+{
+    char why[128];
+    for (int i = 0; i < m->n_params; i++) {
+        tg_tensor *t = m->params[i];
+        entry key = {.name = m->param_names[i]};
+        const entry *e = bsearch(&key, entries, (size_t)n, sizeof *entries, by_name);
+        size_t count = (size_t)t->numel, size = tg_dtype_size(t->dtype);
+        if (fseeko(f, (off_t)(data_start + (uint64_t)e->begin), SEEK_SET) != 0)
+            return tg_error("%s: cannot seek to tensor '%s': %s", path, key.name, errno_text(errno, why, sizeof why)),
+                   -1;
+        if (fread(t->data, size, count, f) != count)
+            return tg_error("%s: reading tensor '%s' failed: %s", path, key.name,
+                            ferror(f) ? errno_text(errno, why, sizeof why) : "the file ended early"),
+                   -1;
+        if (!host_is_little_endian())
+            swap_bytes(t->data, count, size);
+    }
+    return 0;
+}
+
+tg_model *tg_model_load(const char *path)
+{
+    char why[128];
+    FILE *f = NULL;
+    char *header = NULL;
+    cJSON *root = NULL;
+    entry *entries = NULL;
+    tg_model *m = NULL;
+    if (!path || !path[0])
+        return tg_error("model load: path is NULL or empty");
+    if (!(f = fopen(path, "rb"))) {
+        tg_error("%s: cannot open: %s", path, errno_text(errno, why, sizeof why));
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        tg_error("%s: cannot stat: %s", path, errno_text(errno, why, sizeof why));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        tg_error("%s: %s, expected a safetensors file", path,
+                 S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file");
+        goto fail;
+    }
+    uint64_t file_size = (uint64_t)st.st_size;
+    unsigned char length_bytes[8];
+    if (file_size < 8 || fread(length_bytes, 1, 8, f) != 8) {
+        tg_error("%s: %llu bytes, too short for the 8-byte header length", path, (unsigned long long)file_size);
+        goto fail;
+    }
+    uint64_t header_len = 0;
+    for (int i = 0; i < 8; i++)
+        header_len |= (uint64_t)length_bytes[i] << (8 * i);
+    if (header_len >= MAX_HEADER_BYTES) {
+        tg_error("%s: header length %llu, expected less than %u (not a safetensors file?)", path,
+                 (unsigned long long)header_len, MAX_HEADER_BYTES);
+        goto fail;
+    }
+    if (header_len > file_size - 8) {
+        tg_error("%s: header length %llu but only %llu bytes follow it (truncated?)", path,
+                 (unsigned long long)header_len, (unsigned long long)(file_size - 8));
+        goto fail;
+    }
+    if (!(header = tg_alloc((size_t)header_len + 1)))
+        goto fail;
+    if (fread(header, 1, (size_t)header_len, f) != header_len) {
+        tg_error("%s: reading the %llu-byte header failed: %s", path, (unsigned long long)header_len,
+                 ferror(f) ? errno_text(errno, why, sizeof why) : "the file ended early");
+        goto fail;
+    }
+    header[header_len] = '\0';
+    if (header_len == 0 || header[0] != '{' || memchr(header, '\0', (size_t)header_len)) {
+        tg_error("%s: the header is not a JSON object (it must start with '{' and hold no NUL byte)", path);
+        goto fail;
+    }
+    const char *end = NULL;
+    use_library_allocator();
+    json_allocation_failed = false;
+    root = cJSON_ParseWithLengthOpts(header, (size_t)header_len, &end, 0);
+    if (!root && json_allocation_failed) {
+        tg_error("%s: out of memory parsing the %llu-byte header", path, (unsigned long long)header_len);
+        goto fail;
+    }
+    if (!root) {
+        tg_error("%s: the header is not valid JSON (at byte %lld of the header)", path,
+                 (long long)(end ? end - header : 0));
+        goto fail;
+    }
+    for (const char *p = end; p < header + header_len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            tg_error("%s: unexpected text after the header's JSON object, at byte %lld of the header", path,
+                     (long long)(p - header));
+            goto fail;
+        }
+    if (!cJSON_IsObject(root)) {
+        tg_error("%s: the header is %s, expected a JSON object", path, json_type_name(root));
+        goto fail;
+    }
+    uint64_t data_start = 8 + header_len, data_bytes = file_size - data_start;
+    int n = 0;
+    const cJSON *meta = NULL;
+    if (!(entries = parse_entries(path, root, data_bytes, &n, &meta)))
+        goto fail;
+    if (!(m = model_from_metadata(path, meta, n ? entries[0].dtype : TG_F32, n, data_bytes)))
+        goto fail;
+    if (match_parameters(path, m, entries, n) || read_parameters(path, f, data_start, m, entries, n))
+        goto fail;
+    fclose(f);
+    tg_dealloc(header);
+    tg_dealloc(entries);
+    cJSON_Delete(root);
+    return m;
+fail:
+    name_the_file(path);
+    if (f)
+        fclose(f);
+    tg_dealloc(header);
+    tg_dealloc(entries);
+    cJSON_Delete(root);
+    tg_model_free(m);
+    return NULL;
+}

@@ -151,4 +151,10 @@ void tg_free_strings(char **strings, int64_t n);
 /* The number of cells on the first non-blank line of a CSV file (src/io/csv.c). */
 int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns);
 
+/* Before each cJSON call: routes cJSON through the allocator hooks (once per
+ * process) and clears this thread's out-of-memory flag (src/io/json_alloc.c). */
+void tg_json_begin(void);
+/* Whether a cJSON allocation failed since tg_json_begin on this thread. */
+bool tg_json_out_of_memory(void);
+
 #endif

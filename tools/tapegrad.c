@@ -34,7 +34,8 @@ static const char *usage_main =
     "\n"
     "commands:\n"
     "  train CONFIG.json       train a model, print test results, save it\n"
-    "  eval MODEL DATA.csv     accuracy, loss and confusion matrix of a saved model\n"
+    "  eval MODEL DATA         accuracy, loss and confusion matrix of a saved model\n"
+    "                          (DATA: a CSV, or a config for its test set)\n"
     "  predict MODEL DATA.csv  one predicted label and its probability per row (CSV)\n"
     "  gradcheck [CONFIG.json] check analytic gradients against finite differences\n"
     "\n"
@@ -54,11 +55,13 @@ static const char *usage_train =
     "  --json        print the results as one JSON object on stdout (progress goes to stderr)\n"
     "  --quiet       no progress lines\n";
 
-static const char *usage_eval = "usage: tapegrad eval MODEL.safetensors DATA.csv [--json]\n"
+static const char *usage_eval = "usage: tapegrad eval MODEL.safetensors DATA.csv|CONFIG.json [--json]\n"
                                 "\n"
                                 "Scores a saved model on labelled data: accuracy, mean cross-entropy,\n"
                                 "confusion matrix and per-class precision and recall. The CSV has the\n"
-                                "model's feature columns and a label column (the last one).\n"
+                                "model's feature columns and a label column (the last one). Given the\n"
+                                "config the model was trained from, it scores that config's test set\n"
+                                "(the same rows 'tapegrad train' reported on).\n"
                                 "\n"
                                 "  --json        print the results as one JSON object\n";
 
@@ -366,6 +369,27 @@ done:
 
 /* ---- eval and predict ---- */
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* A CSV file, or a config whose test split (rebuilt with the config's seed) is wanted. */
+static tg_dataset *load_eval_data(const tg_model *m, const char *path)
+{
+    if (!ends_with(path, ".json"))
+        return tg_load_data_for_model(m, path, NULL);
+    tg_dataset *train = NULL, *val = NULL, *test = NULL;
+    tg_config *cfg = tg_config_load(path);
+    if (cfg)
+        tg_config_load_data(cfg, &train, &val, &test); /* tg_evaluate checks the test set against the model */
+    tg_dataset_free(train);
+    tg_dataset_free(val);
+    tg_config_free(cfg);
+    return test;
+}
+
 static int cmd_eval(int argc, char **argv)
 {
     options o;
@@ -379,7 +403,7 @@ static int cmd_eval(int argc, char **argv)
     tg_model *m = tg_model_load(o.positional[0]);
     if (!m)
         return fail("%s", tg_last_error());
-    tg_dataset *ds = tg_load_data_for_model(m, o.positional[1], NULL);
+    tg_dataset *ds = load_eval_data(m, o.positional[1]);
     tg_eval ev = { 0 };
     rc = 1;
     if (!ds) {

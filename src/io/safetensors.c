@@ -30,28 +30,6 @@
 
 /* ---- shared helpers ---- */
 
-static _Thread_local bool json_allocation_failed; /* tells "out of memory" from "bad JSON" */
-static void *json_malloc(size_t bytes)
-{
-    void *p = tg_alloc(bytes);
-    if (!p)
-        json_allocation_failed = true;
-    return p;
-}
-static void json_free(void *p)
-{
-    tg_dealloc(p);
-}
-/* cJSON's allocations go through the library's hooks, as the header promises.
- * cJSON's hooks are global and src/io/config.c installs its own (equally
- * routed to tg_alloc), so they are set before each use, not once: the
- * out-of-memory flag above must be ours while we parse. */
-static void use_library_allocator(void)
-{
-    cJSON_Hooks hooks = {json_malloc, json_free};
-    cJSON_InitHooks(&hooks);
-}
-
 static const char *errno_text(int err, char *buf, size_t size)
 {
     if (strerror_r(err, buf, size) != 0)
@@ -383,7 +361,7 @@ int tg_model_save(const tg_model *model, const char *path)
         tg_error("model save: %s is NULL or empty", !model ? "model" : "path");
         return -1;
     }
-    use_library_allocator();
+    tg_json_begin();
     size_t header_len = 0;
     if (!(header = build_header(model, &header_len)))
         goto fail;
@@ -663,10 +641,9 @@ static bool parse_int64_text(const char *s, int64_t *out)
 static cJSON *meta_json(const char *path, const char *key, const char *text)
 {
     const char *end = NULL;
-    use_library_allocator();
-    json_allocation_failed = false;
+    tg_json_begin();
     cJSON *json = cJSON_ParseWithLengthOpts(text, strlen(text) + 1, &end, 1); /* + 1: the NUL it requires */
-    if (!json && json_allocation_failed)
+    if (!json && tg_json_out_of_memory())
         return tg_error("%s: out of memory parsing __metadata__ '%s'", path, key);
     if (!json)
         return tg_error("%s: __metadata__ '%s' is not valid JSON (at character %lld)", path, key,
@@ -1018,10 +995,9 @@ tg_model *tg_model_load(const char *path)
         goto fail;
     }
     const char *end = NULL;
-    use_library_allocator();
-    json_allocation_failed = false;
+    tg_json_begin();
     root = cJSON_ParseWithLengthOpts(header, (size_t)header_len, &end, 0);
-    if (!root && json_allocation_failed) {
+    if (!root && tg_json_out_of_memory()) {
         tg_error("%s: out of memory parsing the %llu-byte header", path, (unsigned long long)header_len);
         goto fail;
     }

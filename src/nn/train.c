@@ -190,12 +190,15 @@ tg_dataset *tg_load_data_for_model(const tg_model *m, const char *path, const tg
         o.label_names = m->labels;
         o.n_label_names = m->n_labels;
     }
-    int64_t *feature_columns = NULL;
+    int64_t *feature_columns = NULL, n;
+    /* The column count first: a file for another model is refused with both numbers, before any label is read. */
+    if (!o.columns && tg_csv_count_columns(path, o.delimiter, &n))
+        return NULL;
+    if (!o.columns && o.unlabeled == 0 && n != m->inputs + 1)
+        return tg_error("%s has %lld columns (%lld features and a label) but the model expects %lld inputs", path,
+                        (long long)n, (long long)n - 1, (long long)m->inputs);
     if (o.unlabeled == -1 && !o.columns) {
         /* Data to predict: as many columns as inputs, or one more holding a label to skip. */
-        int64_t n;
-        if (tg_csv_count_columns(path, o.delimiter, &n))
-            return NULL;
         if (n != m->inputs && n != m->inputs + 1)
             return tg_error("%s has %lld columns but the model expects %lld inputs (plus, optionally, a label column)",
                             path, (long long)n, (long long)m->inputs);

@@ -1,0 +1,903 @@
+/* Model configs: a JSON file read strictly. Each object's keys are checked
+ * against the keys it may hold (case-exact, none repeated), each value against
+ * its type and range, and every error names the JSON path and what was
+ * expected ("optimizer.lr: must be > 0, got -0.1"), the way liblinear's
+ * check_parameter returns a message instead of guessing. Defaults are
+ * PyTorch's wherever PyTorch has the option. The schema is docs/config.md. */
+#define _POSIX_C_SOURCE 200809L /* fstat, fileno: to tell a folder from a file */
+
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PATH_LEN 160 /* a JSON path in a message; a longer one is cut */
+#define MAX_EXACT 9007199254740992.0 /* 2^53: larger integers do not survive a JSON number (a double) */
+#define WHITE_SPACE " \t\r\n" /* JSON's */
+#define MAX_CONFIG_BYTES ((size_t)16 << 20) /* a config is a few hundred bytes; this stops a wrong file early */
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *file; /* named first in every message; NULL for text */
+    const char *base_dir; /* relative data paths resolve against it; NULL or "": kept as written */
+} parser;
+
+/* Sets the error "file: path: message" (either part left out when NULL); returns -1. */
+static int fail(const parser *p, const char *path, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static int fail(const parser *p, const char *path, const char *fmt, ...)
+{
+    char message[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    if (p->file && path)
+        tg_error("%s: %s: %s", p->file, path, message);
+    else if (p->file || path)
+        tg_error("%s: %s", p->file ? p->file : path, message);
+    else
+        tg_error("config: %s", message);
+    return -1;
+}
+
+/* What a value is, for "expected X, got Y". */
+static const char *describe(const cJSON *item, char *buf, size_t size)
+{
+    if (cJSON_IsString(item))
+        snprintf(buf, size, "a string (\"%.40s%s\")", item->valuestring, strlen(item->valuestring) > 40 ? "..." : "");
+    else if (cJSON_IsNumber(item))
+        snprintf(buf, size, "a number (%.15g)", item->valuedouble);
+    else if (cJSON_IsBool(item))
+        snprintf(buf, size, "%s", cJSON_IsTrue(item) ? "true" : "false");
+    else if (cJSON_IsNull(item))
+        snprintf(buf, size, "null");
+    else
+        snprintf(buf, size, "%s", cJSON_IsArray(item) ? "an array" : "an object");
+    return buf;
+}
+
+/* names (NULL-terminated) joined by ", ", each between quote marks. */
+static const char *list_names(const char *const *names, const char *quote, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; names[i] && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s%s%s", i ? ", " : "", quote, names[i], quote);
+    return buf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Values                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Allowed numbers: lo and hi, each included or not; hi may be INFINITY. */
+typedef struct {
+    double lo, hi;
+    bool lo_open, hi_open;
+} range;
+static const range AT_LEAST_0 = { 0, INFINITY, false, true };
+static const range ABOVE_0 = { 0, INFINITY, true, true };
+static const range FRACTION = { 0, 1, false, true }; /* [0, 1) */
+static const range UNIT = { 0, 1, false, false }; /* [0, 1] */
+
+static int number_value(const parser *p, const cJSON *item, const char *path, range r, double *out)
+{
+    char seen[64];
+    if (!cJSON_IsNumber(item))
+        return fail(p, path, "expected a number, got %s", describe(item, seen, sizeof seen));
+    double v = item->valuedouble;
+    if (!isfinite(v))
+        return fail(p, path, "must be a finite number; this one is too large for a double");
+    if ((r.lo_open ? v <= r.lo : v < r.lo) || (r.hi_open ? v >= r.hi : v > r.hi)) {
+        if (isinf(r.hi))
+            return fail(p, path, "must be %s %g, got %.15g", r.lo_open ? ">" : ">=", r.lo, v);
+        return fail(p, path, "must be in %c%g, %g%c, got %.15g", r.lo_open ? '(' : '[', r.lo, r.hi,
+                    r.hi_open ? ')' : ']', v);
+    }
+    *out = v;
+    return 0;
+}
+
+/* An integer in [lo, hi], read from valuedouble: cJSON's valueint saturates. */
+static int integer_value(const parser *p, const cJSON *item, const char *path, double lo, double hi, int64_t *out)
+{
+    char seen[64];
+    if (!cJSON_IsNumber(item))
+        return fail(p, path, "expected an integer, got %s", describe(item, seen, sizeof seen));
+    double v = item->valuedouble;
+    if (!isfinite(v))
+        return fail(p, path, "expected an integer, got a number too large for a double");
+    if (v != floor(v))
+        return fail(p, path, "expected an integer, got %.17g", v);
+    if (v < lo)
+        return fail(p, path, "must be >= %.0f, got %.15g", lo, v);
+    if (v > hi)
+        return fail(p, path, "must be at most %.0f%s, got %.15g", hi,
+                    hi == MAX_EXACT ? " (larger integers are not exact in a JSON number)" : "", v);
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int bool_value(const parser *p, const cJSON *item, const char *path, int *out)
+{
+    char seen[64];
+    if (!cJSON_IsBool(item))
+        return fail(p, path, "expected true or false, got %s", describe(item, seen, sizeof seen));
+    *out = cJSON_IsTrue(item) ? 1 : 0;
+    return 0;
+}
+
+static int string_value(const parser *p, const cJSON *item, const char *path, const char **out)
+{
+    char seen[64];
+    if (!cJSON_IsString(item))
+        return fail(p, path, "expected a string, got %s", describe(item, seen, sizeof seen));
+    if (!item->valuestring[0])
+        return fail(p, path, "must not be empty");
+    *out = item->valuestring;
+    return 0;
+}
+
+/* The index in choices (NULL-terminated) of the string at path. */
+static int choice_value(const parser *p, const cJSON *item, const char *path, const char *const *choices, int *index)
+{
+    const char *s = NULL;
+    if (string_value(p, item, path, &s))
+        return -1;
+    for (int i = 0; choices[i]; i++) {
+        if (strcmp(s, choices[i]) == 0) {
+            *index = i;
+            return 0;
+        }
+    }
+    char expected[160];
+    return fail(p, path, "expected one of %s, got \"%.40s\"", list_names(choices, "\"", expected, sizeof expected), s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Objects                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* A JSON object and its path ("" for the top level). */
+typedef struct {
+    const cJSON *obj;
+    const char *path;
+} section;
+
+/* The member named key. Names compare case-exactly (cJSON_GetObjectItem does not). */
+static const cJSON *member(section s, const char *key)
+{
+    for (const cJSON *c = s.obj->child; c; c = c->next)
+        if (c->string && strcmp(c->string, key) == 0)
+            return c;
+    return NULL;
+}
+
+static const char *key_path(char *buf, const char *parent, const char *key)
+{
+    int n = parent[0] ? snprintf(buf, PATH_LEN, "%s.%s", parent, key) : snprintf(buf, PATH_LEN, "%s", key);
+    if (n >= PATH_LEN) /* a very long key: show that it was cut */
+        memcpy(buf + PATH_LEN - 4, "...", 4);
+    return buf;
+}
+
+static int as_section(const parser *p, const cJSON *item, const char *path, section *out)
+{
+    char seen[64];
+    if (!cJSON_IsObject(item))
+        return fail(p, path, "expected an object, got %s", describe(item, seen, sizeof seen));
+    *out = (section){ item, path };
+    return 0;
+}
+
+/* Refuses a member whose name is not in allowed (NULL-terminated) or repeats
+ * an earlier one. for_what qualifies the message ("for type \"adam\""), or NULL.
+ * Each member is compared with those before it, so a repeat is found within
+ * the first few members and the cost stays linear. */
+static int check_keys(const parser *p, section s, const char *const *allowed, const char *for_what)
+{
+    char path[PATH_LEN], expected[256];
+    for (const cJSON *c = s.obj->child; c; c = c->next) {
+        const char *name = c->string ? c->string : "";
+        bool known = false;
+        for (int i = 0; allowed[i] && !known; i++)
+            known = strcmp(name, allowed[i]) == 0;
+        key_path(path, s.path, name);
+        if (!known)
+            return fail(p, path, "unknown key%s%s; expected one of %s", for_what ? " " : "",
+                        for_what ? for_what : "", list_names(allowed, "", expected, sizeof expected));
+        for (const cJSON *before = s.obj->child; before != c; before = before->next)
+            if (before->string && strcmp(before->string, name) == 0)
+                return fail(p, path, "duplicate key");
+    }
+    return 0;
+}
+
+static int required(const parser *p, section s, const char *key)
+{
+    char path[PATH_LEN];
+    return member(s, key) ? 0 : fail(p, key_path(path, s.path, key), "required");
+}
+
+/* The getters leave *out as it was (the default) when the key is absent. */
+
+static int get_number(const parser *p, section s, const char *key, range r, double *out)
+{
+    char path[PATH_LEN];
+    const cJSON *item = member(s, key);
+    return item ? number_value(p, item, key_path(path, s.path, key), r, out) : 0;
+}
+
+static int get_integer(const parser *p, section s, const char *key, double lo, double hi, int64_t *out)
+{
+    char path[PATH_LEN];
+    const cJSON *item = member(s, key);
+    return item ? integer_value(p, item, key_path(path, s.path, key), lo, hi, out) : 0;
+}
+
+static int get_int(const parser *p, section s, const char *key, int lo, int *out)
+{
+    int64_t v = *out;
+    if (get_integer(p, s, key, lo, INT_MAX, &v))
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int get_seed(const parser *p, section s, const char *key, uint64_t *out)
+{
+    int64_t v = (int64_t)*out;
+    if (get_integer(p, s, key, 0, MAX_EXACT, &v))
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int get_bool(const parser *p, section s, const char *key, int *out)
+{
+    char path[PATH_LEN];
+    const cJSON *item = member(s, key);
+    return item ? bool_value(p, item, key_path(path, s.path, key), out) : 0;
+}
+
+static int get_string(const parser *p, section s, const char *key, const char **out)
+{
+    char path[PATH_LEN];
+    const cJSON *item = member(s, key);
+    return item ? string_value(p, item, key_path(path, s.path, key), out) : 0;
+}
+
+static int get_choice(const parser *p, section s, const char *key, const char *const *choices, int *index)
+{
+    char path[PATH_LEN];
+    const cJSON *item = member(s, key);
+    return item ? choice_value(p, item, key_path(path, s.path, key), choices, index) : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Paths                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* written resolved against base: an absolute path, or a NULL or empty base, keeps it as written. */
+static char *resolve(const char *base, const char *written)
+{
+    if (written[0] == '/' || !base || !base[0])
+        return tg_strdup(written);
+    size_t nb = strlen(base), nw = strlen(written);
+    bool has_slash = base[nb - 1] == '/';
+    char *out = tg_alloc(nb + !has_slash + nw + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, base, nb);
+    if (!has_slash)
+        out[nb++] = '/';
+    memcpy(out + nb, written, nw + 1);
+    return out;
+}
+
+/* The folder part of path: "" for a bare file name, "/" for a file at the root. */
+static char *folder_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    char *out = tg_alloc(n + 1);
+    if (out) {
+        memcpy(out, path, n);
+        out[n] = '\0';
+    }
+    return out;
+}
+
+static int get_path(const parser *p, section s, const char *key, char **out)
+{
+    const char *written = NULL;
+    if (get_string(p, s, key, &written))
+        return -1;
+    if (written && !(*out = resolve(p->base_dir, written)))
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The sections                                                              */
+/* ------------------------------------------------------------------------ */
+
+static int compare_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* data.columns: distinct non-negative feature column indices, the label's excluded. */
+static int parse_columns(const parser *p, const cJSON *list, tg_config *cfg)
+{
+    char path[PATH_LEN], seen[64];
+    if (!cJSON_IsArray(list))
+        return fail(p, "data.columns", "expected an array of column indices, got %s",
+                    describe(list, seen, sizeof seen));
+    int n = cJSON_GetArraySize(list);
+    if (n == 0)
+        return fail(p, "data.columns", "must list at least one feature column");
+    if (!(cfg->data.columns = tg_alloc((size_t)n * sizeof *cfg->data.columns)))
+        return -1;
+    for (const cJSON *item = list->child; item; item = item->next) {
+        int64_t column = 0;
+        snprintf(path, sizeof path, "data.columns[%lld]", (long long)cfg->data.n_columns);
+        if (integer_value(p, item, path, 0, MAX_EXACT, &column))
+            return -1;
+        if (!cfg->data.label_name && column == cfg->data.label_column)
+            return fail(p, path, "column %lld is the label column (data.label_column)", (long long)column);
+        cfg->data.columns[cfg->data.n_columns++] = column;
+    }
+    /* Repeats: sort a copy, then name the second place the repeated column appears. */
+    int64_t *sorted = tg_alloc((size_t)n * sizeof *sorted);
+    if (!sorted)
+        return -1;
+    memcpy(sorted, cfg->data.columns, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, compare_int64);
+    int64_t repeated = -1;
+    for (int i = 1; i < n && repeated < 0; i++)
+        if (sorted[i] == sorted[i - 1])
+            repeated = sorted[i];
+    tg_dealloc(sorted);
+    if (repeated < 0)
+        return 0;
+    int64_t second = -1;
+    for (int64_t i = 0, count = 0; i < n && second < 0; i++)
+        if (cfg->data.columns[i] == repeated && ++count == 2)
+            second = i;
+    snprintf(path, sizeof path, "data.columns[%lld]", (long long)second);
+    return fail(p, path, "column %lld is listed twice", (long long)repeated);
+}
+
+static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
+{
+    static const char *const formats[] = { "csv", "idx", NULL };
+    static const char *const csv_keys[] = { "format", "train", "test", "test_split", "validation_split", "header",
+                                            "label_column", "label", "columns", "standardize", "shuffle_seed", NULL };
+    static const char *const idx_keys[] = { "format", "train", "train_labels", "test", "test_labels", "test_split",
+                                            "validation_split", "standardize", "scale", "shuffle_seed", NULL };
+    char seen[64];
+    section s;
+    int format = 0;
+    if (!item)
+        return fail(p, "data", "required");
+    if (as_section(p, item, "data", &s) || get_choice(p, s, "format", formats, &format))
+        return -1;
+    bool idx = strcmp(formats[format], "idx") == 0;
+    if (check_keys(p, s, idx ? idx_keys : csv_keys, idx ? "for format \"idx\"" : "for format \"csv\""))
+        return -1;
+    if (!(cfg->data.format = tg_strdup(formats[format])))
+        return -1;
+    if (required(p, s, "train") || get_path(p, s, "train", &cfg->data.train) || get_path(p, s, "test", &cfg->data.test))
+        return -1;
+    if (idx) {
+        if (required(p, s, "train_labels") || get_path(p, s, "train_labels", &cfg->data.train_labels))
+            return -1;
+        if (cfg->data.test && (required(p, s, "test_labels") || get_path(p, s, "test_labels", &cfg->data.test_labels)))
+            return -1;
+        if (!cfg->data.test && member(s, "test_labels"))
+            return fail(p, "data.test_labels", "given without data.test (the test images)");
+    }
+
+    cfg->data.test_split = cfg->data.test ? 0.0 : 0.2;
+    if (cfg->data.test && member(s, "test_split"))
+        return fail(p, "data.test_split", "cannot be used together with data.test: the test set is that file");
+    cfg->data.validation_split = 0.1;
+    if (get_number(p, s, "test_split", FRACTION, &cfg->data.test_split) ||
+        get_number(p, s, "validation_split", FRACTION, &cfg->data.validation_split))
+        return -1;
+
+    cfg->data.standardize = !idx;
+    cfg->data.scale = 1.0 / 255.0;
+    cfg->data.header = -1;
+    cfg->data.label_column = -1;
+    if (get_bool(p, s, "standardize", &cfg->data.standardize) || get_number(p, s, "scale", ABOVE_0, &cfg->data.scale))
+        return -1;
+    const cJSON *header = member(s, "header");
+    if (header && cJSON_IsBool(header))
+        cfg->data.header = cJSON_IsTrue(header) ? 1 : 0;
+    else if (header && !(cJSON_IsString(header) && strcmp(header->valuestring, "auto") == 0))
+        return fail(p, "data.header", "expected true, false or \"auto\", got %s", describe(header, seen, sizeof seen));
+
+    const cJSON *label_column = member(s, "label_column");
+    if (label_column && cJSON_IsString(label_column))
+        return fail(p, "data.label_column", "expected an integer, got %s; name a column with data.label instead",
+                    describe(label_column, seen, sizeof seen));
+    if (get_integer(p, s, "label_column", -MAX_EXACT, MAX_EXACT, &cfg->data.label_column))
+        return -1;
+    const char *label = NULL;
+    if (get_string(p, s, "label", &label))
+        return -1;
+    if (label && label_column)
+        return fail(p, "data.label", "cannot be used together with data.label_column; give one of them");
+    if (label && !(cfg->data.label_name = tg_strdup(label)))
+        return -1;
+    const cJSON *columns = member(s, "columns");
+    if (columns && parse_columns(p, columns, cfg))
+        return -1;
+    cfg->data.shuffle_seed = cfg->seed;
+    return get_seed(p, s, "shuffle_seed", &cfg->data.shuffle_seed);
+}
+
+static const char *const layer_names[] = { "linear", "relu", "sigmoid", "tanh", NULL };
+static const tg_layer_type layer_types[] = { TG_LAYER_LINEAR, TG_LAYER_RELU, TG_LAYER_SIGMOID, TG_LAYER_TANH };
+
+static const char *layer_name(tg_layer_type type)
+{
+    int i = 0;
+    while (layer_names[i + 1] && layer_types[i] != type)
+        i++;
+    return layer_names[i];
+}
+
+static int parse_layer(const parser *p, const cJSON *item, int index, tg_layer_spec *layer)
+{
+    static const char *const linear_keys[] = { "type", "out", "bias", NULL };
+    static const char *const activation_keys[] = { "type", NULL };
+    char path[PATH_LEN], for_type[48];
+    section s;
+    int type = 0, bias = 1;
+    snprintf(path, sizeof path, "model.layers[%d]", index);
+    if (as_section(p, item, path, &s) || required(p, s, "type") || get_choice(p, s, "type", layer_names, &type))
+        return -1;
+    snprintf(for_type, sizeof for_type, "for type \"%s\"", layer_names[type]);
+    layer->type = layer_types[type];
+    if (layer->type != TG_LAYER_LINEAR)
+        return check_keys(p, s, activation_keys, for_type);
+    if (check_keys(p, s, linear_keys, for_type) || required(p, s, "out") ||
+        get_integer(p, s, "out", 1, MAX_EXACT, &layer->out) || get_bool(p, s, "bias", &bias))
+        return -1;
+    layer->bias = bias;
+    return 0;
+}
+
+static int parse_model(const parser *p, const cJSON *item, tg_config *cfg)
+{
+    static const char *const keys[] = { "dtype", "layers", NULL };
+    static const char *const dtype_names[] = { "float32", "float64", NULL };
+    static const tg_dtype dtypes[] = { TG_F32, TG_F64 };
+    char seen[64];
+    section s;
+    int dtype = 0;
+    if (!item)
+        return fail(p, "model", "required");
+    if (as_section(p, item, "model", &s) || check_keys(p, s, keys, NULL) ||
+        get_choice(p, s, "dtype", dtype_names, &dtype))
+        return -1;
+    cfg->model.dtype = dtypes[dtype];
+    if (required(p, s, "layers"))
+        return -1;
+    const cJSON *layers = member(s, "layers");
+    if (!cJSON_IsArray(layers))
+        return fail(p, "model.layers", "expected an array of layers, got %s", describe(layers, seen, sizeof seen));
+    int n = cJSON_GetArraySize(layers);
+    if (n == 0)
+        return fail(p, "model.layers", "needs at least one layer, the last one linear");
+    if (!(cfg->model.layers = tg_alloc_zeroed((size_t)n * sizeof *cfg->model.layers)))
+        return -1;
+    for (const cJSON *layer = layers->child; layer; layer = layer->next) {
+        if (parse_layer(p, layer, cfg->model.n_layers, &cfg->model.layers[cfg->model.n_layers]))
+            return -1;
+        cfg->model.n_layers++;
+    }
+    tg_layer_type last = cfg->model.layers[n - 1].type;
+    if (last != TG_LAYER_LINEAR) {
+        char path[PATH_LEN];
+        snprintf(path, sizeof path, "model.layers[%d]", n - 1);
+        return fail(p, path, "the last layer must be linear (its outputs are the class scores), got \"%s\"",
+                    layer_name(last));
+    }
+    return 0;
+}
+
+/* loss.weight: one non-negative weight per class (the last layer's out), not all zero. */
+static int parse_class_weights(const parser *p, const cJSON *list, tg_config *cfg)
+{
+    char path[PATH_LEN], seen[64];
+    if (!cJSON_IsArray(list))
+        return fail(p, "loss.weight", "expected an array of per-class weights, got %s",
+                    describe(list, seen, sizeof seen));
+    int n = cJSON_GetArraySize(list);
+    const tg_layer_spec *last = &cfg->model.layers[cfg->model.n_layers - 1];
+    if (n != last->out)
+        return fail(p, "loss.weight", "has %d weights but the model has %lld classes (model.layers[%d].out)", n,
+                    (long long)last->out, cfg->model.n_layers - 1);
+    if (!(cfg->loss.class_weights = tg_alloc((size_t)n * sizeof *cfg->loss.class_weights)))
+        return -1;
+    double total = 0;
+    for (const cJSON *item = list->child; item; item = item->next) {
+        double *w = &cfg->loss.class_weights[cfg->loss.n_class_weights];
+        snprintf(path, sizeof path, "loss.weight[%lld]", (long long)cfg->loss.n_class_weights);
+        if (number_value(p, item, path, AT_LEAST_0, w))
+            return -1;
+        total += *w;
+        cfg->loss.n_class_weights++;
+    }
+    return total > 0 ? 0 : fail(p, "loss.weight", "every weight is 0; at least one class must count");
+}
+
+static int parse_loss(const parser *p, const cJSON *item, tg_config *cfg)
+{
+    static const char *const keys[] = { "type", "label_smoothing", "weight", NULL };
+    static const char *const types[] = { "cross_entropy", NULL };
+    section s;
+    int type = 0;
+    if (!item)
+        return 0;
+    if (as_section(p, item, "loss", &s) || check_keys(p, s, keys, NULL) || get_choice(p, s, "type", types, &type) ||
+        get_number(p, s, "label_smoothing", FRACTION, &cfg->loss.label_smoothing))
+        return -1;
+    const cJSON *weight = member(s, "weight");
+    return weight ? parse_class_weights(p, weight, cfg) : 0;
+}
+
+static int parse_optimizer(const parser *p, const cJSON *item, tg_config *cfg)
+{
+    static const char *const types[] = { "sgd", "adam", "adamw", NULL };
+    static const tg_optim_type kinds[] = { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_ADAMW };
+    static const char *const sgd_keys[] = { "type", "lr", "momentum", "dampening", "nesterov", "weight_decay", NULL };
+    static const char *const adam_keys[] = { "type", "lr", "betas", "eps", "weight_decay", NULL };
+    char seen[64], for_type[48];
+    section s;
+    int type = 0;
+    if (!item)
+        return fail(p, "optimizer", "required");
+    if (as_section(p, item, "optimizer", &s) || required(p, s, "type") || get_choice(p, s, "type", types, &type))
+        return -1;
+    snprintf(for_type, sizeof for_type, "for type \"%s\"", types[type]);
+    tg_optim_opts *o = &cfg->optimizer;
+    switch (kinds[type]) { /* PyTorch's defaults, lr 1e-3 included */
+    case TG_OPTIM_SGD: *o = TG_SGD_DEFAULT(1e-3); break;
+    case TG_OPTIM_ADAM: *o = TG_ADAM_DEFAULT(1e-3); break;
+    case TG_OPTIM_ADAMW: *o = TG_ADAMW_DEFAULT(1e-3); break;
+    }
+    if (check_keys(p, s, o->type == TG_OPTIM_SGD ? sgd_keys : adam_keys, for_type) ||
+        get_number(p, s, "lr", ABOVE_0, &o->lr) || get_number(p, s, "weight_decay", AT_LEAST_0, &o->weight_decay))
+        return -1;
+    if (o->type == TG_OPTIM_SGD) {
+        if (get_number(p, s, "momentum", AT_LEAST_0, &o->momentum) ||
+            get_number(p, s, "dampening", UNIT, &o->dampening) || get_bool(p, s, "nesterov", &o->nesterov))
+            return -1;
+        if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
+            return fail(p, "optimizer.nesterov",
+                        "requires momentum > 0 and dampening 0 (as in PyTorch), got momentum %g, dampening %g",
+                        o->momentum, o->dampening);
+        return 0;
+    }
+    if (get_number(p, s, "eps", ABOVE_0, &o->eps))
+        return -1;
+    const cJSON *betas = member(s, "betas");
+    if (!betas)
+        return 0;
+    if (!cJSON_IsArray(betas))
+        return fail(p, "optimizer.betas", "expected an array of 2 numbers [beta1, beta2], got %s",
+                    describe(betas, seen, sizeof seen));
+    if (cJSON_GetArraySize(betas) != 2)
+        return fail(p, "optimizer.betas", "expected an array of 2 numbers [beta1, beta2], got %d of them",
+                    cJSON_GetArraySize(betas));
+    if (number_value(p, betas->child, "optimizer.betas[0]", FRACTION, &o->beta1) ||
+        number_value(p, betas->child->next, "optimizer.betas[1]", FRACTION, &o->beta2))
+        return -1;
+    return 0;
+}
+
+static int parse_schedule(const parser *p, const cJSON *item, tg_config *cfg)
+{
+    static const char *const types[] = { "constant", "step", "cosine", NULL };
+    static const tg_schedule_type schedules[] = { TG_SCHEDULE_CONSTANT, TG_SCHEDULE_STEP, TG_SCHEDULE_COSINE };
+    static const char *const constant_keys[] = { "type", NULL };
+    static const char *const step_keys[] = { "type", "step_size", "gamma", NULL };
+    static const char *const cosine_keys[] = { "type", "min_lr", NULL };
+    static const char *const *const keys[] = { constant_keys, step_keys, cosine_keys };
+    char for_type[48];
+    section s;
+    int type = 0;
+    if (as_section(p, item, "train.lr_schedule", &s) || required(p, s, "type") ||
+        get_choice(p, s, "type", types, &type))
+        return -1;
+    snprintf(for_type, sizeof for_type, "for type \"%s\"", types[type]);
+    if (check_keys(p, s, keys[type], for_type))
+        return -1;
+    cfg->train.schedule = schedules[type];
+    if (cfg->train.schedule == TG_SCHEDULE_STEP &&
+        (required(p, s, "step_size") || get_int(p, s, "step_size", 1, &cfg->train.step_size) ||
+         get_number(p, s, "gamma", ABOVE_0, &cfg->train.gamma)))
+        return -1;
+    if (cfg->train.schedule == TG_SCHEDULE_COSINE) {
+        if (get_number(p, s, "min_lr", AT_LEAST_0, &cfg->train.min_lr))
+            return -1;
+        if (cfg->train.min_lr > cfg->optimizer.lr)
+            return fail(p, "train.lr_schedule.min_lr", "must be at most optimizer.lr (%g), got %g", cfg->optimizer.lr,
+                        cfg->train.min_lr);
+    }
+    return 0;
+}
+
+static int parse_early_stopping(const parser *p, const cJSON *item, tg_config *cfg)
+{
+    static const char *const keys[] = { "patience", "min_delta", NULL };
+    section s;
+    if (as_section(p, item, "train.early_stopping", &s) || check_keys(p, s, keys, NULL) ||
+        required(p, s, "patience") || get_int(p, s, "patience", 0, &cfg->train.patience) ||
+        get_number(p, s, "min_delta", AT_LEAST_0, &cfg->train.min_delta))
+        return -1;
+    if (cfg->train.patience > 0 && cfg->data.validation_split == 0)
+        return fail(p, "train.early_stopping", "needs a validation set, but data.validation_split is 0");
+    return 0;
+}
+
+static int parse_train(const parser *p, const cJSON *item, tg_config *cfg)
+{
+    static const char *const keys[] = { "epochs", "batch_size", "lr_schedule", "clip_grad_norm", "early_stopping",
+                                        NULL };
+    section s;
+    cfg->train.epochs = 10;
+    cfg->train.batch_size = 32;
+    cfg->train.schedule = TG_SCHEDULE_CONSTANT;
+    cfg->train.step_size = 1;
+    cfg->train.gamma = 0.1; /* StepLR's */
+    if (!item)
+        return 0;
+    if (as_section(p, item, "train", &s) || check_keys(p, s, keys, NULL) ||
+        get_int(p, s, "epochs", 1, &cfg->train.epochs) ||
+        get_integer(p, s, "batch_size", 1, MAX_EXACT, &cfg->train.batch_size) ||
+        get_number(p, s, "clip_grad_norm", AT_LEAST_0, &cfg->train.clip_grad_norm))
+        return -1;
+    const cJSON *schedule = member(s, "lr_schedule"), *early = member(s, "early_stopping");
+    if (schedule && parse_schedule(p, schedule, cfg))
+        return -1;
+    return early ? parse_early_stopping(p, early, cfg) : 0;
+}
+
+static int parse_root(const parser *p, const cJSON *root, tg_config *cfg)
+{
+    static const char *const keys[] = { "data", "model", "loss", "optimizer", "train", "seed", NULL };
+    char seen[64];
+    if (!cJSON_IsObject(root))
+        return fail(p, NULL, "the top level must be a JSON object, got %s", describe(root, seen, sizeof seen));
+    section s = { root, "" };
+    cfg->seed = 42;
+    /* In dependency order: data's shuffle_seed defaults to seed, loss.weight
+     * needs the class count, the schedule needs lr, early stopping needs
+     * the validation split. */
+    if (check_keys(p, s, keys, NULL) || get_seed(p, s, "seed", &cfg->seed) ||
+        parse_data(p, member(s, "data"), cfg) || parse_model(p, member(s, "model"), cfg) ||
+        parse_loss(p, member(s, "loss"), cfg) || parse_optimizer(p, member(s, "optimizer"), cfg))
+        return -1;
+    return parse_train(p, member(s, "train"), cfg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Text and files                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* "line L, column C" of position in text (both 1-based; columns count bytes). */
+static void locate(const char *text, const char *position, int *line, int *column)
+{
+    *line = 1;
+    const char *line_start = text;
+    for (const char *c = text; c < position; c++) {
+        if (*c == '\n') {
+            ++*line;
+            line_start = c + 1;
+        }
+    }
+    *column = (int)(position - line_start) + 1;
+}
+
+static int parse_json(const parser *p, const char *text, cJSON **root)
+{
+    tg_json_begin();
+    const char *end = NULL;
+    if ((*root = cJSON_ParseWithOpts(text, &end, 1)))
+        return 0;
+    if (tg_json_out_of_memory())
+        return fail(p, NULL, "out of memory while parsing the JSON");
+    if (text[strspn(text, WHITE_SPACE)] == '\0')
+        return fail(p, NULL, "no JSON value, only white space");
+    int line, column;
+    /* Parsed without the end check it succeeds: a value followed by more text. */
+    const char *value_end = NULL;
+    cJSON *value = cJSON_ParseWithOpts(text, &value_end, 0);
+    cJSON_Delete(value);
+    if (value) {
+        value_end += strspn(value_end, WHITE_SPACE);
+        locate(text, value_end, &line, &column);
+        return fail(p, NULL, "unexpected text after the JSON value at line %d, column %d: \"%.20s\"", line, column,
+                    value_end);
+    }
+    if (tg_json_out_of_memory())
+        return fail(p, NULL, "out of memory while parsing the JSON");
+    if (!end)
+        end = text;
+    locate(text, end, &line, &column);
+    if (end[strspn(end, WHITE_SPACE)] == '\0')
+        return fail(p, NULL, "invalid JSON: the text ends at line %d, column %d before the value is complete", line,
+                    column);
+    int shown = (int)strcspn(end, "\r\n");
+    return fail(p, NULL, "invalid JSON at line %d, column %d, near \"%.*s\"", line, column, shown < 20 ? shown : 20,
+                end);
+}
+
+/* Takes text over: it becomes cfg->json, or is freed on failure. */
+static tg_config *parse_config(const parser *p, char *text, const char *path)
+{
+    cJSON *root = NULL;
+    tg_config *cfg = tg_alloc_zeroed(sizeof *cfg);
+    if (!cfg) {
+        tg_dealloc(text);
+        return NULL;
+    }
+    cfg->json = text;
+    if (path && !(cfg->path = tg_strdup(path)))
+        goto fail;
+    if (parse_json(p, text, &root) || parse_root(p, root, cfg))
+        goto fail;
+    cJSON_Delete(root);
+    return cfg;
+fail:
+    cJSON_Delete(root);
+    tg_config_free(cfg);
+    return NULL;
+}
+
+/* The whole file as a NUL-terminated string. */
+static char *read_text(const char *path)
+{
+    char *text = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tg_error("%s: cannot open the config: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        tg_error("%s: is a directory, expected a JSON config file", path);
+        goto fail;
+    }
+    size_t size = 0, capacity = 4096;
+    if (!(text = tg_alloc(capacity)))
+        goto fail;
+    for (;;) {
+        size_t got = fread(text + size, 1, capacity - 1 - size, f);
+        size += got;
+        if (got == 0)
+            break;
+        if (size + 1 == capacity) {
+            if (capacity >= MAX_CONFIG_BYTES) {
+                tg_error("%s: larger than %zu bytes; a config is a small JSON file", path, MAX_CONFIG_BYTES);
+                goto fail;
+            }
+            char *bigger = tg_realloc(text, capacity * 2);
+            if (!bigger)
+                goto fail;
+            text = bigger;
+            capacity *= 2;
+        }
+    }
+    if (ferror(f)) {
+        tg_error("%s: cannot read the config: %s", path, strerror(errno));
+        goto fail;
+    }
+    text[size] = '\0';
+    if (size == 0) {
+        tg_error("%s: the file is empty, expected a JSON config", path);
+        goto fail;
+    }
+    if (strlen(text) != size) {
+        tg_error("%s: a NUL byte at offset %zu; a config is JSON text", path, strlen(text));
+        goto fail;
+    }
+    fclose(f);
+    return text;
+fail:
+    tg_dealloc(text);
+    fclose(f);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public functions                                                          */
+/* ------------------------------------------------------------------------ */
+
+tg_config *tg_config_load(const char *path)
+{
+    if (!path || !path[0])
+        return tg_error("tg_config_load: the path is %s", path ? "empty" : "NULL");
+    char *folder = folder_of(path);
+    if (!folder)
+        return NULL;
+    char *text = read_text(path);
+    tg_config *cfg = NULL;
+    if (text) {
+        parser p = { .file = path, .base_dir = folder };
+        cfg = parse_config(&p, text, path);
+    }
+    tg_dealloc(folder);
+    return cfg;
+}
+
+tg_config *tg_config_parse(const char *json, const char *base_dir)
+{
+    if (!json)
+        return tg_error("tg_config_parse: json is NULL");
+    char *text = tg_strdup(json);
+    if (!text)
+        return NULL;
+    parser p = { .file = NULL, .base_dir = base_dir };
+    return parse_config(&p, text, NULL);
+}
+
+void tg_config_free(tg_config *cfg)
+{
+    if (!cfg)
+        return;
+    tg_dealloc(cfg->path);
+    tg_dealloc(cfg->json);
+    tg_dealloc(cfg->data.format);
+    tg_dealloc(cfg->data.train);
+    tg_dealloc(cfg->data.test);
+    tg_dealloc(cfg->data.train_labels);
+    tg_dealloc(cfg->data.test_labels);
+    tg_dealloc(cfg->data.label_name);
+    tg_dealloc(cfg->data.columns);
+    tg_dealloc(cfg->model.layers);
+    tg_dealloc(cfg->loss.class_weights);
+    tg_dealloc(cfg);
+}
+
+double tg_config_lr_at(const tg_config *cfg, int epoch)
+{
+    if (!cfg) {
+        tg_error("tg_config_lr_at: cfg is NULL");
+        return NAN;
+    }
+    const double pi = 3.14159265358979323846;
+    double lr = cfg->optimizer.lr;
+    if (epoch < 0)
+        epoch = 0;
+    switch (cfg->train.schedule) {
+    case TG_SCHEDULE_CONSTANT: return lr;
+    case TG_SCHEDULE_STEP: /* StepLR: decays by gamma every step_size epochs */
+        return cfg->train.step_size > 0 ? lr * pow(cfg->train.gamma, epoch / cfg->train.step_size) : lr;
+    case TG_SCHEDULE_COSINE: { /* CosineAnnealingLR's closed form, T_max = epochs */
+        double t_max = cfg->train.epochs > 0 ? cfg->train.epochs : 1;
+        return cfg->train.min_lr + (lr - cfg->train.min_lr) * (1 + cos(pi * epoch / t_max)) / 2;
+    }
+    }
+    return lr;
+}

@@ -1,22 +1,54 @@
 #!/usr/bin/env bash
-# The whole test suite: install what is missing, then build and run the
-# Criterion tests twice: once with gcc in Release, once with clang under
-# AddressSanitizer + UndefinedBehaviorSanitizer in Debug. Both compilers build
-# with -Wall -Wextra -Wpedantic -Werror, so a warning fails the run.
+# The whole test suite. Installs what is missing, then:
+#   1. gcc, Release, BLAS on: the Criterion suite, the examples, an install check
+#   2. clang, Debug, AddressSanitizer + UndefinedBehaviorSanitizer, plain-C kernels
+#      (TAPEGRAD_BLAS=OFF, so both matrix-product paths are tested)
+#   3. clang, ThreadSanitizer: the concurrent-training test
+#   4. valgrind memcheck: a 1000-step training loop and the CLI training on iris
+# Every build uses -Wall -Wextra -Wpedantic -Werror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh clang libclang-rt-14-dev
+bash scripts/install-deps.sh clang libclang-rt-14-dev valgrind locales dataset-fashion-mnist
 jobs=$(nproc)
 
-run_suite() { # name, cmake args...
-  local name=$1; shift
-  echo "== $name"
-  cmake -S . -B "build-$name" -DCMAKE_C_FLAGS="-Werror" "$@" >/dev/null
-  cmake --build "build-$name" -j"$jobs" >/dev/null
-  (cd "build-$name" && ctest --output-on-failure -j"$jobs" -E '^tapegrad_tests$')
-  "./build-$name/tapegrad_tests" --jobs "$jobs"
+# A locale whose decimal separator is a comma, so the CSV test can show
+# numbers are read the same whatever the process locale is.
+export LOCPATH="$PWD/build-locale"
+if [ ! -d "$LOCPATH/de_DE.UTF-8" ]; then
+  mkdir -p "$LOCPATH"
+  localedef -i de_DE -f UTF-8 "$LOCPATH/de_DE.UTF-8"
+fi
+
+configure_build() { # dir, cmake args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_C_FLAGS="-Werror" "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs" >/dev/null
 }
 
-CC=gcc run_suite release -DCMAKE_BUILD_TYPE=Release
-CC=clang ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  run_suite sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON
+echo "== 1. gcc Release (BLAS)"
+CC=gcc configure_build build-release -DCMAKE_BUILD_TYPE=Release
+(cd build-release && ctest --output-on-failure -j"$jobs" -E '^tapegrad_tests$')
+bash scripts/check-install.sh build-release
+summary=$(mktemp)
+./build-release/tapegrad_tests --jobs "$jobs" 2>&1 | tee "$summary"
+
+echo "== 2. clang Debug, ASan + UBSan, plain-C kernels"
+CC=clang configure_build build-sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=address,undefined -DTAPEGRAD_BLAS=OFF
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-sanitize/tapegrad_tests --jobs "$jobs"
+
+echo "== 3. clang, ThreadSanitizer: concurrent training"
+CC=clang configure_build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_SANITIZE=thread -DTAPEGRAD_BLAS=OFF
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ./build-tsan/tsan_threads
+
+echo "== 4. valgrind memcheck"
+vg="valgrind --quiet --error-exitcode=3 --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible"
+$vg ./build-release/softmax_classifier 1000 >/dev/null
+out=$(mktemp -d)
+$vg ./build-release/tapegrad train examples/iris.json --out "$out/iris.safetensors" --quiet >/dev/null
+$vg ./build-release/tapegrad eval "$out/iris.safetensors" examples/iris.json >/dev/null
+rm -rf "$out"
+echo "valgrind: no errors, no leaks"
+
+echo "== the suite (configuration 1):"
+tail -n 1 "$summary"
+rm -f "$summary"

@@ -89,11 +89,15 @@ static void write_svg(FILE *f, const tg_training *t)
     polyline(f, t->train_loss, n, 0, hi, "#1f77b4", "");
     polyline(f, t->val_loss, n, 0, hi, "#ff7f0e", "");
     polyline(f, t->val_accuracy, n, 0, 1, "#2ca02c", " stroke-dasharray=\"6 4\"");
-    /* Legend. */
+    /* Legend, boxed, in the middle band where accuracy (near 1) and loss (near 0) rarely are. */
     const char *names[3] = { "train loss", "validation loss", "validation accuracy (right axis)" };
     const char *colours[3] = { "#1f77b4", "#ff7f0e", "#2ca02c" };
+    int legend_top = TOP + plot_h * 2 / 5 - 6;
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"232\" height=\"60\" fill=\"white\" fill-opacity=\"0.9\" "
+               "stroke=\"#bbb\"/>\n",
+            LEFT + plot_w - 240, legend_top);
     for (int k = 0; k < 3; k++) {
-        int y = TOP + 14 + 18 * k;
+        int y = legend_top + 14 + 18 * k;
         fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"%s/>\n",
                 LEFT + plot_w - 230, y, LEFT + plot_w - 205, y, colours[k], k == 2 ? " stroke-dasharray=\"6 4\"" : "");
         fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text>\n", LEFT + plot_w - 198, y + 4, names[k]);

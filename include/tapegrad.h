@@ -519,6 +519,18 @@ void tg_clear_error(void);
  * library's. Not thread-safe with respect to other calls: set once at start. */
 void tg_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *));
 
+/* The file-system calls a save makes (tg_model_save): write, flush, fsync and
+ * rename. Replaceable so a test can fail each one in turn and show the old file
+ * survives; NULL members (or a NULL hooks) restore the C library's. Set once,
+ * like the allocator. */
+typedef struct {
+    size_t (*write)(const void *data, size_t size, size_t n, FILE *f);
+    int (*flush)(FILE *f);
+    int (*sync)(int fd);
+    int (*rename)(const char *from, const char *to);
+} tg_io_hooks;
+void tg_set_io_hooks(const tg_io_hooks *hooks);
+
 #ifdef __cplusplus
 }
 #endif

@@ -157,4 +157,10 @@ void tg_json_begin(void);
 /* Whether a cJSON allocation failed since tg_json_begin on this thread. */
 bool tg_json_out_of_memory(void);
 
+/* The save path's file-system calls, through tg_set_io_hooks (src/io/io_hooks.c). */
+size_t tg_io_write(const void *data, size_t size, size_t n, FILE *f);
+int tg_io_flush(FILE *f);
+int tg_io_sync(int fd);
+int tg_io_rename(const char *from, const char *to);
+
 #endif

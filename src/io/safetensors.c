@@ -314,7 +314,7 @@ fail: /* every failure above set the error (cJSON allocates through tg_alloc) */
 static bool write_little_endian(FILE *f, const void *data, size_t n, size_t size)
 {
     if (host_is_little_endian())
-        return fwrite(data, size, n, f) == n;
+        return tg_io_write(data, size, n, f) == n;
     unsigned char chunk[4096];
     const unsigned char *p = data;
     size_t per_chunk = sizeof chunk / size;
@@ -322,7 +322,7 @@ static bool write_little_endian(FILE *f, const void *data, size_t n, size_t size
         size_t k = n < per_chunk ? n : per_chunk;
         memcpy(chunk, p, k * size);
         swap_bytes(chunk, k, size);
-        if (fwrite(chunk, size, k, f) != k)
+        if (tg_io_write(chunk, size, k, f) != k)
             return false;
         p += k * size;
         n -= k;
@@ -393,16 +393,16 @@ int tg_model_save(const tg_model *model, const char *path)
     unsigned char length[8];
     for (int i = 0; i < 8; i++)
         length[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
-    bool written = fwrite(length, 1, 8, f) == 8 && fwrite(header, 1, header_len, f) == header_len;
+    bool written = tg_io_write(length, 1, 8, f) == 8 && tg_io_write(header, 1, header_len, f) == header_len;
     for (int i = 0; written && i < model->n_params; i++) {
         const tg_tensor *t = model->params[i];
         written = write_little_endian(f, t->data, (size_t)t->numel, tg_dtype_size(t->dtype));
     }
-    if (!written || fflush(f) != 0 || ferror(f)) {
+    if (!written || tg_io_flush(f) != 0 || ferror(f)) {
         tg_error("%s: writing %s failed: %s", path, tmp, errno_text(errno, why, sizeof why));
         goto fail;
     }
-    if (fsync(fileno(f)) != 0) {
+    if (tg_io_sync(fileno(f)) != 0) {
         tg_error("%s: fsync of %s failed: %s", path, tmp, errno_text(errno, why, sizeof why));
         goto fail;
     }
@@ -412,7 +412,7 @@ int tg_model_save(const tg_model *model, const char *path)
         tg_error("%s: closing %s failed: %s", path, tmp, errno_text(errno, why, sizeof why));
         goto fail;
     }
-    if (rename(tmp, path) != 0) {
+    if (tg_io_rename(tmp, path) != 0) {
         tg_error("%s: cannot rename %s over it: %s", path, tmp, errno_text(errno, why, sizeof why));
         goto fail;
     }

@@ -125,6 +125,12 @@ void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int
  * n x k when trans_b). The one place matrix products are computed. */
 void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
              const void *b, void *c, bool accumulate);
+/* The library's own kernels for a thin product (src/ops/gemm_thin.c): A B^T
+ * with n <= TG_THIN, or A^T B with m <= TG_THIN. false when the shape is not
+ * one of those (then nothing was computed). */
+#define TG_THIN 16
+bool tg_gemm_thin(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                  const void *b, void *c, bool accumulate);
 
 /* ---- models (src/nn/model.c), shared with the checkpoint reader ---- */
 

@@ -73,6 +73,8 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
 {
     if (m == 0 || n == 0)
         return;
+    if (tg_gemm_thin(dtype, trans_a, trans_b, m, n, k, a, b, c, accumulate))
+        return;
 #ifdef TAPEGRAD_USE_BLAS
     /* BLAS takes int sizes; anything larger falls back to the plain loops. */
     if (k > 0 && m < INT32_MAX && n < INT32_MAX && k < INT32_MAX) {

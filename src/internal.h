@@ -169,4 +169,11 @@ int tg_io_flush(FILE *f);
 int tg_io_sync(int fd);
 int tg_io_rename(const char *from, const char *to);
 
+/* out[i] = exp(x[i] - shift) over a row; returns the sum of out (src/ops/exp_kernel.c).
+ * float32 is vectorised (within 2 ulp of expf; results below FLT_MIN flush to 0). */
+float tg_exp_row_f32(const float *x, float shift, float *out, int64_t n);
+double tg_exp_row_f64(const double *x, double shift, double *out, int64_t n);
+/* The largest element of a row, NaNs skipped (-inf for an empty or all-NaN row). */
+float tg_max_row_f32(const float *x, int64_t n);
+
 #endif

@@ -14,7 +14,7 @@ struct tg_optimizer {
     tg_tensor **params;
     void **first; /* SGD momentum buffer, or Adam's first moment; [numel] per param, the param's dtype */
     void **second; /* Adam's second moment */
-    int64_t steps;
+    int64_t *steps; /* per parameter, as torch.optim's state["step"]: a step without a gradient does not count */
 };
 
 static int check_opts(const tg_optim_opts *o)
@@ -58,7 +58,8 @@ tg_optimizer *tg_optimizer_new(const tg_optim_opts *opts, int n_params, tg_tenso
     o->params = tg_alloc(slots * sizeof *o->params);
     o->first = tg_alloc_zeroed(slots * sizeof *o->first);
     o->second = tg_alloc_zeroed(slots * sizeof *o->second);
-    if (!o->params || !o->first || !o->second)
+    o->steps = tg_alloc_zeroed(slots * sizeof *o->steps);
+    if (!o->params || !o->first || !o->second || !o->steps)
         goto fail;
     bool needs_first = opts->type != TG_OPTIM_SGD || opts->momentum > 0, needs_second = opts->type != TG_OPTIM_SGD;
     for (int i = 0; i < n_params; i++) {
@@ -86,6 +87,7 @@ void tg_optimizer_free(tg_optimizer *o)
     }
     tg_dealloc(o->first);
     tg_dealloc(o->second);
+    tg_dealloc(o->steps);
     tg_dealloc(o->params);
     tg_dealloc(o);
 }
@@ -155,15 +157,15 @@ int tg_optimizer_step(tg_optimizer *o)
         tg_error("optimizer step: optimizer is NULL");
         return -1;
     }
-    o->steps++;
     for (int i = 0; i < o->n_params; i++) {
         tg_tensor *p = o->params[i];
         if (!p->grad)
             continue;
+        int64_t t = ++o->steps[i];
         if (o->opts.type == TG_OPTIM_SGD)
-            sgd_update(&o->opts, o->steps == 1, o->first[i], p, p->grad);
+            sgd_update(&o->opts, t == 1, o->first[i], p, p->grad);
         else
-            adam_update(&o->opts, o->steps, o->first[i], o->second[i], p, p->grad);
+            adam_update(&o->opts, t, o->first[i], o->second[i], p, p->grad);
     }
     return 0;
 }

@@ -6,7 +6,8 @@
  *   probabilities:  q_c = w_c ((1 - eps) y_c + eps / C)
  * The mean divides by sum of w_t over rows not ignored (index targets) or by
  * the number of rows (probability targets), as PyTorch does.
- * The row's softmax is kept for the backward, which never takes a log. */
+ * One pass over each row's logits computes its exps (vectorised for float32)
+ * and keeps the row's softmax for the backward, which never takes a log. */
 #include "loss.h"
 
 #include <tgmath.h>
@@ -17,34 +18,33 @@ typedef struct {
     tg_tensor *target;
     void *softmax; /* [K, C], the logits' dtype */
     double *lse; /* [K], log sum exp of each row */
+    double weight_total; /* sum of the class weights (C without weights) */
     double denominator; /* of the mean */
 } ce_saved;
 
-/* The weighted, smoothed target of row i, into q[C]; returns sum_c q_c. 0 for an ignored row. */
-static double effective_target(const ce_saved *s, int64_t i, double *q)
+static double class_weight(const ce_saved *s, int64_t c) { return s->opts.weight ? tg_get(s->opts.weight, c) : 1.0; }
+
+/* The probability target's effective q for row i, into q[C]; returns sum_c q_c. */
+static double probability_target(const ce_saved *s, int64_t i, double *q)
 {
     int64_t classes = s->shape.classes;
-    double eps = s->opts.label_smoothing;
-    const tg_tensor *w = s->opts.weight;
-    double total = 0;
-    if (s->shape.class_targets) {
-        int64_t t = ((const int64_t *)s->target->data)[i];
-        if (t == s->opts.ignore_index) {
-            for (int64_t c = 0; c < classes; c++)
-                q[c] = 0;
-            return 0;
-        }
-        for (int64_t c = 0; c < classes; c++)
-            q[c] = eps / (double)classes * (w ? tg_get(w, c) : 1.0);
-        q[t] += (1 - eps) * (w ? tg_get(w, t) : 1.0);
-    } else {
-        for (int64_t c = 0; c < classes; c++)
-            q[c] = (w ? tg_get(w, c) : 1.0) *
-                   ((1 - eps) * tg_get(s->target, i * classes + c) + eps / (double)classes);
-    }
-    for (int64_t c = 0; c < classes; c++)
+    double eps = s->opts.label_smoothing, total = 0;
+    for (int64_t c = 0; c < classes; c++) {
+        q[c] = class_weight(s, c) * ((1 - eps) * tg_get(s->target, i * classes + c) + eps / (double)classes);
         total += q[c];
+    }
     return total;
+}
+
+/* The upstream gradient of row i over the reduction's denominator. */
+static double row_scale(const ce_saved *s, const tg_tensor *g, int64_t i)
+{
+    switch (s->opts.reduction) {
+    case TG_NONE: return tg_get(g, i);
+    case TG_SUM: return tg_get(g, 0);
+    case TG_MEAN: break;
+    }
+    return tg_get(g, 0) / s->denominator;
 }
 
 /* dx_i += r_i (softmax(x_i) sum(q_i) - q_i), r_i the upstream gradient over the reduction's denominator;
@@ -59,34 +59,62 @@ static int cross_entropy_backward(tg_tape *tape, tg_node *node)
     if (failed)
         return -1;
     int64_t rows = s->shape.rows, classes = s->shape.classes;
-    double *q = tg_tape_alloc(tape, (size_t)classes * sizeof *q);
-    if (!q)
+    double eps = s->opts.label_smoothing, *q = NULL;
+    if (!s->shape.class_targets && !(q = tg_tape_alloc(tape, (size_t)classes * sizeof *q)))
         return -1;
     if (s->opts.reduction == TG_MEAN && s->denominator == 0)
-        return 0; /* every row ignored: nothing depends on x */
-    const tg_tensor *w = s->opts.weight;
+        return 0; /* no target weight: nothing depends on x */
+    const int64_t *labels = s->shape.class_targets ? s->target->data : NULL;
     TG_FLOAT_DISPATCH(x->dtype, T, {
-        const T *probs = s->softmax, *gs = g->data, *xs = x->data;
+        const T *probs = s->softmax, *xs = x->data;
         for (int64_t i = 0; i < rows; i++) {
-            double r = s->opts.reduction == TG_NONE ? gs[i]
-                       : s->opts.reduction == TG_SUM ? gs[0]
-                                                     : gs[0] / s->denominator;
+            double r = row_scale(s, g, i);
+            const T *p = probs + i * classes;
+            T *d = gx ? (T *)gx->data + i * classes : NULL;
+            if (labels) {
+                int64_t t = labels[i];
+                if (t == s->opts.ignore_index || !d)
+                    continue;
+                double wt = class_weight(s, t), q_total = (1 - eps) * wt + eps / (double)classes * s->weight_total;
+                const T scale = (T)(r * q_total);
+                for (int64_t c = 0; c < classes; c++)
+                    d[c] += scale * p[c];
+                if (eps != 0)
+                    for (int64_t c = 0; c < classes; c++)
+                        d[c] -= (T)(r * eps / (double)classes * class_weight(s, c));
+                d[t] -= (T)(r * (1 - eps) * wt);
+                continue;
+            }
             if (gy) {
                 T *dy = (T *)gy->data + i * classes;
                 for (int64_t c = 0; c < classes; c++)
-                    dy[c] -= (T)(r * (w ? tg_get(w, c) : 1.0) * (1 - s->opts.label_smoothing) *
-                                 ((double)xs[i * classes + c] - s->lse[i]));
+                    dy[c] -= (T)(r * class_weight(s, c) * (1 - eps) * ((double)xs[i * classes + c] - s->lse[i]));
             }
-            double q_total = effective_target(s, i, q);
-            if (!gx || q_total == 0)
-                continue;
-            const T *p = probs + i * classes;
-            T *d = (T *)gx->data + i * classes;
-            for (int64_t c = 0; c < classes; c++)
+            double q_total = probability_target(s, i, q);
+            for (int64_t c = 0; d && c < classes; c++)
                 d[c] += (T)(r * ((double)p[c] * q_total - q[c]));
         }
     });
     return 0;
+}
+
+/* e = exp(x - max(x)) over one row of n; returns the sum of e, and the max in *max. */
+static double row_exps(tg_dtype dtype, const void *x, void *e, int64_t n, double *max)
+{
+    double sum = 0;
+    TG_FLOAT_DISPATCH(dtype, T, {
+        const T *xs = x;
+        T m = -INFINITY;
+        if (sizeof(T) == sizeof(float))
+            m = (T)tg_max_row_f32(x, n);
+        else
+            for (int64_t c = 0; c < n; c++)
+                m = xs[c] > m ? xs[c] : m;
+        *max = m;
+        sum = sizeof(T) == sizeof(float) ? (double)tg_exp_row_f32(x, (float)m, e, n)
+                                         : tg_exp_row_f64(x, (double)m, e, n);
+    });
+    return sum;
 }
 
 tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target, const tg_ce_opts *opts)
@@ -103,52 +131,60 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
     int64_t rows = s->shape.rows, classes = s->shape.classes;
     tg_tensor *inputs[2] = { logits, target }; /* a probability target can take a gradient too */
     bool record = tg_tape_should_record(tape, inputs, 2);
+    size_t es = tg_dtype_size(logits->dtype);
     tg_tensor *loss = tg_tape_new_tensor(tape, logits->dtype, s->opts.reduction == TG_NONE ? s->shape.out_ndim : 0,
                                          (int64_t[]){ rows }, false);
-    double *q = tg_tape_alloc(tape, (size_t)classes * sizeof *q);
-    s->softmax = record ? tg_tape_alloc(tape, (size_t)(rows * classes) * tg_dtype_size(logits->dtype)) : NULL;
+    double *q = s->shape.class_targets ? NULL : tg_tape_alloc(tape, (size_t)classes * sizeof *q);
+    /* Recording keeps every row's softmax for the backward; inference needs one row of scratch. */
+    s->softmax = tg_tape_alloc(tape, (size_t)((record ? rows : 1) * classes) * es);
     s->lse = record ? tg_tape_alloc(tape, (size_t)rows * sizeof *s->lse) : NULL;
-    if (!loss || !q || (record && (!s->softmax || !s->lse)))
+    if (!loss || (!s->shape.class_targets && !q) || !s->softmax || (record && !s->lse))
         return NULL;
-    double total = 0, denominator = 0;
+    double eps = s->opts.label_smoothing, total = 0, denominator = 0;
+    s->weight_total = 0;
+    for (int64_t c = 0; c < classes; c++)
+        s->weight_total += class_weight(s, c);
+    const int64_t *labels = s->shape.class_targets ? target->data : NULL;
     TG_FLOAT_DISPATCH(logits->dtype, T, {
         const T *xs = logits->data;
-        T *probs = s->softmax, *losses = loss->data;
+        T *losses = loss->data;
         for (int64_t i = 0; i < rows; i++) {
             const T *x = xs + i * classes;
-            T max = -INFINITY;
-            for (int64_t c = 0; c < classes; c++)
-                max = x[c] > max ? x[c] : max;
-            double sum_exp = 0;
-            for (int64_t c = 0; c < classes; c++)
-                sum_exp += exp(x[c] - max);
-            double lse = (double)max + log(sum_exp);
-            if (s->lse)
+            T *e = (T *)s->softmax + (record ? i * classes : 0);
+            double max, sum = row_exps(logits->dtype, x, e, classes, &max), lse = max + log(sum);
+            if (record) {
                 s->lse[i] = lse;
-            if (probs)
+                const T inv = (T)(1 / sum);
                 for (int64_t c = 0; c < classes; c++)
-                    probs[i * classes + c] = (T)(exp(x[c] - max) / sum_exp);
-            double q_total = effective_target(s, i, q), row_loss = 0;
-            for (int64_t c = 0; c < classes && q_total != 0; c++)
-                if (q[c] != 0)
-                    row_loss += q[c] * (lse - (double)x[c]);
-            if (s->shape.class_targets) {
-                int64_t t = ((const int64_t *)target->data)[i];
-                if (t != s->opts.ignore_index)
-                    denominator += s->opts.weight ? tg_get(s->opts.weight, t) : 1.0;
+                    e[c] *= inv;
+            }
+            double row_loss = 0;
+            if (labels) {
+                int64_t t = labels[i];
+                if (t != s->opts.ignore_index) {
+                    double wt = class_weight(s, t);
+                    row_loss = (1 - eps) * wt * (lse - (double)x[t]);
+                    for (int64_t c = 0; eps != 0 && c < classes; c++)
+                        row_loss += eps / (double)classes * class_weight(s, c) * (lse - (double)x[c]);
+                    denominator += wt;
+                }
+            } else {
+                double q_total = probability_target(s, i, q);
+                for (int64_t c = 0; c < classes && q_total != 0; c++)
+                    if (q[c] != 0)
+                        row_loss += q[c] * (lse - (double)x[c]);
             }
             if (s->opts.reduction == TG_NONE)
                 losses[i] = (T)row_loss;
             total += row_loss;
         }
-        if (!s->shape.class_targets)
-            denominator = (double)rows;
-        if (s->opts.reduction == TG_SUM)
-            losses[0] = (T)total;
-        else if (s->opts.reduction == TG_MEAN)
-            /* No target weight at all (every row ignored, or zero weights): NaN, as PyTorch's 0/0 nll term. */
-            losses[0] = (T)(denominator == 0 ? NAN : total / denominator);
     });
+    if (!labels)
+        denominator = (double)rows;
+    if (s->opts.reduction == TG_SUM)
+        tg_set(loss, 0, total);
+    else if (s->opts.reduction == TG_MEAN) /* no target weight at all: NaN, as PyTorch's 0/0 nll term */
+        tg_set(loss, 0, denominator == 0 ? NAN : total / denominator);
     s->denominator = denominator;
     if (record) {
         tg_node *node = tg_tape_record(tape, "cross_entropy", cross_entropy_backward, loss, inputs, 2);

@@ -19,6 +19,26 @@ static int resolve_axis(const char *op, const tg_tensor *x, int axis)
 
 static void softmax_lines(const tg_tensor *x, tg_tensor *y, int64_t outer, int64_t n, int64_t inner)
 {
+    if (inner == 1) { /* contiguous rows: the vectorised exp kernel */
+        TG_FLOAT_DISPATCH(x->dtype, T, {
+            for (int64_t o = 0; o < outer; o++) {
+                const T *xl = (const T *)x->data + o * n;
+                T *yl = (T *)y->data + o * n;
+                T max = -INFINITY;
+                if (sizeof(T) == sizeof(float))
+                    max = (T)tg_max_row_f32((const void *)xl, n);
+                else
+                    for (int64_t j = 0; j < n; j++)
+                        max = xl[j] > max ? xl[j] : max;
+                double total = sizeof(T) == sizeof(float) ? (double)tg_exp_row_f32((const void *)xl, (float)max, (void *)yl, n)
+                                                          : tg_exp_row_f64((const void *)xl, (double)max, (void *)yl, n);
+                T inv = (T)(1.0 / total);
+                for (int64_t j = 0; j < n; j++)
+                    yl[j] *= inv;
+            }
+        });
+        return;
+    }
     TG_FLOAT_DISPATCH(x->dtype, T, {
         const T *xs = x->data;
         T *ys = y->data;

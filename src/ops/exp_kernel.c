@@ -1,0 +1,130 @@
+/* exp over a row, vectorised: the cost of every softmax and cross-entropy is
+ * its exps, and libm's expf is one scalar call each. Range reduction
+ * x = k ln2 + r with |r| <= ln2/2, Cephes' degree-6 polynomial for e^r
+ * (within 2 ulp of expf for normal results), and 2^k built in the exponent
+ * bits. Results below FLT_MIN (x < -87.34) are flushed to 0 instead of
+ * subnormals: an absolute error under 1.2e-38, invisible next to the 1 that
+ * the row's max contributes. Exact at the edges: exp(-inf) = 0,
+ * exp(+inf) = inf, exp(NaN) = NaN, overflow gives inf. Compiled without
+ * -ffast-math, so the arithmetic is exactly what is written. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+enum { LANES = 16 };
+
+static inline vf select_f(vi mask, vf yes, vf no) { return (vf)(((vi)yes & mask) | ((vi)no & ~mask)); }
+
+static inline vf vexp(vf x)
+{
+    const vf hi = (vf){ 0 } + 88.72283905206835f, lo = (vf){ 0 } + -87.33654475055310f;
+    vi over = x > hi, under = x < lo, nan = x != x;
+    vf xc = select_f(over, hi, select_f(under, lo, x));
+    /* k = round(x / ln2) with the 1.5 * 2^23 trick (exact for |k| < 2^22). */
+    const vf shifter = (vf){ 0 } + 12582912.0f;
+    vf k = (xc * 1.44269504088896341f + shifter) - shifter;
+    vf r = xc - k * 0.693359375f - k * -2.12194440e-4f;
+    vf p = (vf){ 0 } + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    vf y = p * r * r + r + 1.0f;
+    /* 2^k as two factors 2^(k/2) and 2^(k - k/2), each a normal float for k in [-126, 128]. */
+    vi ki = __builtin_convertvector(select_f(nan, (vf){ 0 }, k), vi); /* NaN has no integer: keep the conversion defined */
+    vi k1 = ki / 2, k2 = ki - k1;
+    vf s1 = (vf)((k1 + 127) << 23), s2 = (vf)((k2 + 127) << 23);
+    y = y * s1 * s2;
+    y = select_f(over, (vf){ 0 } + INFINITY, select_f(under, (vf){ 0 }, y));
+    return select_f(nan, x + x, y);
+}
+
+/* The common case of a softmax, x - max(x): every lane <= 0 and none NaN. Then
+ * 2^k is one normal factor (k in [-126, 0]) and only underflow needs care. */
+static inline vf vexp_nonpositive(vf x)
+{
+    const vf lo = (vf){ 0 } + -87.33654475055310f, shifter = (vf){ 0 } + 12582912.0f;
+    vi under = x < lo;
+    vf xc = select_f(under, lo, x);
+    vf k = (xc * 1.44269504088896341f + shifter) - shifter;
+    vf r = xc - k * 0.693359375f - k * -2.12194440e-4f;
+    vf p = (vf){ 0 } + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    vf y = p * r * r + r + 1.0f;
+    vf scale = (vf)((__builtin_convertvector(k, vi) + 127) << 23);
+    return (vf)((vi)(y * scale) & ~under);
+}
+
+static inline bool all_nonpositive(vf x)
+{
+    vi odd = (x > 0) | (x != x);
+    vi any = odd;
+    for (int step = LANES / 2; step > 0; step /= 2) /* OR-reduce the lanes */
+        for (int j = 0; j < step; j++)
+            any[j] |= any[j + step];
+    return any[0] == 0;
+}
+
+float tg_exp_row_f32(const float *x, float shift, float *out, int64_t n)
+{
+    vf total = { 0 };
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        vf v;
+        memcpy(&v, x + i, sizeof v);
+        v -= shift;
+        v = all_nonpositive(v) ? vexp_nonpositive(v) : vexp(v);
+        memcpy(out + i, &v, sizeof v);
+        total += v;
+    }
+    if (i < n) { /* the tail through the same arithmetic: pad with -inf, whose exp is 0 */
+        float tail[LANES];
+        for (int j = 0; j < LANES; j++)
+            tail[j] = i + j < n ? x[i + j] - shift : -INFINITY;
+        vf v;
+        memcpy(&v, tail, sizeof v);
+        v = vexp(v);
+        memcpy(tail, &v, sizeof v);
+        for (int j = 0; i + j < n; j++)
+            out[i + j] = tail[j];
+        total += v;
+    }
+    float sum = 0;
+    for (int j = 0; j < LANES; j++)
+        sum += total[j];
+    return sum;
+}
+
+float tg_max_row_f32(const float *x, int64_t n)
+{
+    /* Lane-wise "greater than" keeps the scalar loop's rule: a NaN never becomes the max. */
+    vf best = (vf){ 0 } - INFINITY;
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        vf v;
+        memcpy(&v, x + i, sizeof v);
+        best = select_f(v > best, v, best);
+    }
+    float max = -INFINITY;
+    for (int j = 0; j < LANES; j++)
+        max = best[j] > max ? best[j] : max;
+    for (; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    return max;
+}
+
+double tg_exp_row_f64(const double *x, double shift, double *out, int64_t n)
+{
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (out[i] = exp(x[i] - shift));
+    return sum;
+}

@@ -519,6 +519,13 @@ void tg_clear_error(void);
  * library's. Not thread-safe with respect to other calls: set once at start. */
 void tg_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *));
 
+/* The thread budget shared by the library's row-parallel loops (OpenMP) and
+ * BLAS: TAPEGRAD_NUM_THREADS from the environment, else the number of cores.
+ * Results are bit-identical for any thread count: work is split by rows and
+ * every sum across rows is taken in row order afterwards. Set once at start. */
+void tg_set_num_threads(int n);
+int tg_num_threads(void);
+
 /* The file-system calls a save makes (tg_model_save): write, flush, fsync and
  * rename. Replaceable so a test can fail each one in turn and show the old file
  * survives; NULL members (or a NULL hooks) restore the C library's. Set once,

@@ -176,4 +176,15 @@ double tg_exp_row_f64(const double *x, double shift, double *out, int64_t n);
 /* The largest element of a row, NaNs skipped (-inf for an empty or all-NaN row). */
 float tg_max_row_f32(const float *x, int64_t n);
 
+/* Threads to use for a loop over `work` elements: 1 below the size where a
+ * parallel region pays, else the budget (src/tensor/threads.c). */
+int tg_threads_for(int64_t work);
+#define TG_PRAGMA(x) _Pragma(#x)
+#ifdef _OPENMP
+/* A row-parallel loop: each iteration independent, static schedule. */
+#define TG_PARALLEL_FOR(threads) TG_PRAGMA(omp parallel for num_threads(threads) schedule(static))
+#else
+#define TG_PARALLEL_FOR(threads)
+#endif
+
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *command = "tapegrad";
@@ -287,6 +288,13 @@ static char *default_model_path(const char *config_path)
     return path;
 }
 
+/* Whether two paths name one existing file (hard links and symlinks included). */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int cmd_train(int argc, char **argv)
 {
     options o;
@@ -297,6 +305,8 @@ static int cmd_train(int argc, char **argv)
         return fputs(usage_train, stdout), 0;
     if (o.n_positional != 1)
         return fprintf(stderr, "%s", usage_train), 2;
+    if (o.out && same_file(o.out, o.positional[0]))
+        return fail("--out %s names the config itself; the model would overwrite it", o.out), 2;
     tg_config *cfg = tg_config_load(o.positional[0]);
     if (!cfg)
         return fail("%s", tg_last_error());
@@ -437,7 +447,9 @@ static int cmd_predict(int argc, char **argv)
         return rc;
     if (o.help)
         return fputs(usage_predict, stdout), 0;
-    if (o.n_positional != 2 || o.json)
+    if (o.json)
+        return fail("--json is not an option of predict: its output is CSV"), 2;
+    if (o.n_positional != 2)
         return fprintf(stderr, "%s", usage_predict), 2;
     tg_model *m = tg_model_load(o.positional[0]);
     if (!m)

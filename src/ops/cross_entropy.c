@@ -65,8 +65,11 @@ static int cross_entropy_backward(tg_tape *tape, tg_node *node)
     if (s->opts.reduction == TG_MEAN && s->denominator == 0)
         return 0; /* no target weight: nothing depends on x */
     const int64_t *labels = s->shape.class_targets ? s->target->data : NULL;
+    /* Rows are independent; probability targets share the q scratch, so they stay on one thread. */
+    int threads = labels ? tg_threads_for(rows * classes) : 1;
     TG_FLOAT_DISPATCH(x->dtype, T, {
         const T *probs = s->softmax, *xs = x->data;
+        TG_PARALLEL_FOR(threads)
         for (int64_t i = 0; i < rows; i++) {
             double r = row_scale(s, g, i);
             const T *p = probs + i * classes;
@@ -135,48 +138,55 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
     tg_tensor *loss = tg_tape_new_tensor(tape, logits->dtype, s->opts.reduction == TG_NONE ? s->shape.out_ndim : 0,
                                          (int64_t[]){ rows }, false);
     double *q = s->shape.class_targets ? NULL : tg_tape_alloc(tape, (size_t)classes * sizeof *q);
-    /* Recording keeps every row's softmax for the backward; inference needs one row of scratch. */
-    s->softmax = tg_tape_alloc(tape, (size_t)((record ? rows : 1) * classes) * es);
-    s->lse = record ? tg_tape_alloc(tape, (size_t)rows * sizeof *s->lse) : NULL;
-    if (!loss || (!s->shape.class_targets && !q) || !s->softmax || (record && !s->lse))
+    /* Every row's softmax is kept for the backward (and is each thread's scratch without one); each row's
+     * loss and target weight are summed in row order afterwards, so any thread count gives the same bits. */
+    s->softmax = tg_tape_alloc(tape, (size_t)(rows * classes) * es);
+    s->lse = tg_tape_alloc(tape, (size_t)rows * sizeof *s->lse);
+    double *row_loss = tg_tape_alloc(tape, (size_t)rows * sizeof *row_loss);
+    double *row_weight = tg_tape_alloc(tape, (size_t)rows * sizeof *row_weight);
+    if (!loss || (!s->shape.class_targets && !q) || !s->softmax || !s->lse || !row_loss || !row_weight)
         return NULL;
     double eps = s->opts.label_smoothing, total = 0, denominator = 0;
     s->weight_total = 0;
     for (int64_t c = 0; c < classes; c++)
         s->weight_total += class_weight(s, c);
     const int64_t *labels = s->shape.class_targets ? target->data : NULL;
+    int threads = labels ? tg_threads_for(rows * classes) : 1; /* probability rows share q */
     TG_FLOAT_DISPATCH(logits->dtype, T, {
         const T *xs = logits->data;
-        T *losses = loss->data;
+        TG_PARALLEL_FOR(threads)
         for (int64_t i = 0; i < rows; i++) {
             const T *x = xs + i * classes;
-            T *e = (T *)s->softmax + (record ? i * classes : 0);
+            T *e = (T *)s->softmax + i * classes;
             double max, sum = row_exps(logits->dtype, x, e, classes, &max), lse = max + log(sum);
-            if (record) {
-                s->lse[i] = lse;
-                const T inv = (T)(1 / sum);
-                for (int64_t c = 0; c < classes; c++)
-                    e[c] *= inv;
-            }
-            double row_loss = 0;
+            s->lse[i] = lse;
+            const T inv = (T)(1 / sum);
+            for (int64_t c = 0; c < classes; c++)
+                e[c] *= inv;
+            double value = 0, weight = 0;
             if (labels) {
                 int64_t t = labels[i];
                 if (t != s->opts.ignore_index) {
-                    double wt = class_weight(s, t);
-                    row_loss = (1 - eps) * wt * (lse - (double)x[t]);
+                    weight = class_weight(s, t);
+                    value = (1 - eps) * weight * (lse - (double)x[t]);
                     for (int64_t c = 0; eps != 0 && c < classes; c++)
-                        row_loss += eps / (double)classes * class_weight(s, c) * (lse - (double)x[c]);
-                    denominator += wt;
+                        value += eps / (double)classes * class_weight(s, c) * (lse - (double)x[c]);
                 }
             } else {
                 double q_total = probability_target(s, i, q);
                 for (int64_t c = 0; c < classes && q_total != 0; c++)
                     if (q[c] != 0)
-                        row_loss += q[c] * (lse - (double)x[c]);
+                        value += q[c] * (lse - (double)x[c]);
             }
+            row_loss[i] = value;
+            row_weight[i] = weight;
+        }
+        T *losses = loss->data;
+        for (int64_t i = 0; i < rows; i++) {
             if (s->opts.reduction == TG_NONE)
-                losses[i] = (T)row_loss;
-            total += row_loss;
+                losses[i] = (T)row_loss[i];
+            total += row_loss[i];
+            denominator += row_weight[i];
         }
     });
     if (!labels)

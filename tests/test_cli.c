@@ -1,0 +1,430 @@
+/* The tapegrad command, run as a user would: exit codes (0 success, 1 error,
+ * 2 usage), what goes to stdout and stderr, and the files it writes. Each test
+ * runs the built command (TAPEGRAD_CLI) in a fresh temporary folder. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+
+#include <criterion/criterion.h>
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef TAPEGRAD_SOURCE_DIR
+#define TAPEGRAD_SOURCE_DIR ".."
+#endif
+#ifndef TAPEGRAD_CLI
+#define TAPEGRAD_CLI "./tapegrad"
+#endif
+
+#define SRC TAPEGRAD_SOURCE_DIR
+#define IRIS_JSON SRC "/examples/iris.json"
+#define IRIS_CSV SRC "/data/iris.csv"
+#define DIGITS_CSV SRC "/data/digits.csv"
+
+static char dir[64];
+static char *out_text, *err_text; /* the last run's stdout and stderr */
+
+static void make_dir(void)
+{
+    strcpy(dir, "/tmp/tapegrad_cli_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    free(out_text);
+    free(err_text);
+    out_text = err_text = NULL;
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+TestSuite(cli, .init = make_dir, .fini = remove_dir);
+
+static char *in_dir(const char *name)
+{
+    static char paths[4][256];
+    static int next;
+    char *p = paths[next++ % 4];
+    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
+    return p;
+}
+
+static char *read_text(const char *path, long *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *text = malloc((size_t)n + 1);
+    cr_assert_not_null(text);
+    cr_assert_eq(fread(text, 1, (size_t)n, f), (size_t)n);
+    text[n] = 0;
+    fclose(f);
+    if (size)
+        *size = n;
+    return text;
+}
+
+static void write_text(const char *path, const char *text, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "cannot write %s", path);
+    cr_assert_eq(fwrite(text, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Runs "tapegrad ARGS" in the temporary folder; returns its exit status and
+ * keeps its stdout and stderr in out_text and err_text. */
+static int run(const char *args_fmt, ...)
+{
+    char args[2048], command[4096];
+    va_list ap;
+    va_start(ap, args_fmt);
+    int n = vsnprintf(args, sizeof args, args_fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0 && (size_t)n < sizeof args);
+    n = snprintf(command, sizeof command, "cd '%s' && '%s' %s >'%s/.stdout' 2>'%s/.stderr'", dir, TAPEGRAD_CLI, args,
+                 dir, dir);
+    cr_assert(n > 0 && (size_t)n < sizeof command);
+    int status = system(command);
+    cr_assert(status != -1 && WIFEXITED(status), "%s did not exit normally", command);
+    free(out_text);
+    free(err_text);
+    char out_path[128], err_path[128]; /* not in_dir's: the caller's paths live there */
+    snprintf(out_path, sizeof out_path, "%s/.stdout", dir);
+    snprintf(err_path, sizeof err_path, "%s/.stderr", dir);
+    out_text = read_text(out_path, NULL);
+    err_text = read_text(err_path, NULL);
+    cr_assert(out_text && err_text);
+    unlink(out_path);
+    unlink(err_path);
+    return WEXITSTATUS(status);
+}
+
+static int count(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* stderr holds exactly one line, an error message containing each fragment. */
+static void expect_one_error_line(const char *fragment, const char *fragment2)
+{
+    cr_assert_eq(count(err_text, "\n"), 1, "stderr is not one line:\n%s", err_text);
+    cr_assert(strstr(err_text, "error: "), "not an error message: %s", err_text);
+    cr_assert(strstr(err_text, fragment), "\"%s\" not in: %s", fragment, err_text);
+    if (fragment2)
+        cr_assert(strstr(err_text, fragment2), "\"%s\" not in: %s", fragment2, err_text);
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Names of the files in the temporary folder, one per line. */
+static void list_dir(char *buf, size_t size)
+{
+    buf[0] = 0;
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            strncat(buf, e->d_name, size - strlen(buf) - 2);
+            strcat(buf, "\n");
+        }
+    closedir(d);
+}
+
+static void train_iris(const char *model)
+{
+    int rc = run("train '%s' --out '%s' --quiet", IRIS_JSON, in_dir(model));
+    cr_assert_eq(rc, 0, "train exited %d: %s", rc, err_text);
+    cr_assert(file_exists(in_dir(model)));
+}
+
+/* ---- usage ---- */
+
+Test(cli, help_prints_usage_and_exits_0)
+{
+    const char *const commands[] = {"--help",          "-h", "train --help", "eval --help", "predict --help",
+                                    "gradcheck --help"};
+    const char *const usage[] = {"usage: tapegrad <command>", "usage: tapegrad <command>", "usage: tapegrad train",
+                                 "usage: tapegrad eval",      "usage: tapegrad predict",   "usage: tapegrad gradcheck"};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        cr_assert_eq(run("%s", commands[i]), 0, "tapegrad %s", commands[i]);
+        cr_assert(strstr(out_text, usage[i]), "tapegrad %s printed: %s", commands[i], out_text);
+        cr_assert_str_eq(err_text, "", "tapegrad %s", commands[i]);
+    }
+}
+
+Test(cli, no_arguments_exit_2_with_usage_on_stderr)
+{
+    cr_assert_eq(run(""), 2);
+    cr_assert(strstr(err_text, "usage: tapegrad"), "%s", err_text);
+    cr_assert_str_eq(out_text, "");
+}
+
+Test(cli, an_unknown_command_exits_2_with_one_message)
+{
+    cr_assert_eq(run("frobnicate"), 2);
+    cr_assert_eq(count(err_text, "error:"), 1, "%s", err_text);
+    cr_assert(strstr(err_text, "unknown command 'frobnicate'"), "%s", err_text);
+    cr_assert_str_eq(out_text, "");
+}
+
+Test(cli, an_unknown_option_exits_2_with_one_message_and_writes_nothing)
+{
+    cr_assert_eq(run("train '%s' --out '%s' --bogus", IRIS_JSON, in_dir("m.safetensors")), 2);
+    expect_one_error_line("unknown option '--bogus'", NULL);
+    cr_assert_str_eq(out_text, "");
+    cr_assert_not(file_exists(in_dir("m.safetensors")));
+    cr_assert_eq(run("eval --frob"), 2);
+    expect_one_error_line("'--frob'", NULL);
+    cr_assert_eq(run("train '%s' --out", IRIS_JSON), 2);
+    expect_one_error_line("--out", NULL);
+}
+
+/* ---- train, eval, predict ---- */
+
+Test(cli, train_prints_json_saves_the_model_and_plots_the_curves)
+{
+    char *model = in_dir("iris.safetensors"), *svg = in_dir("c.svg");
+    int rc = run("train '%s' --out '%s' --json --plot '%s'", IRIS_JSON, model, svg);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cJSON *root = cJSON_Parse(out_text);
+    cr_assert_not_null(root, "stdout is not JSON: %s", out_text);
+    const cJSON *test = cJSON_GetObjectItem(root, "test");
+    const cJSON *accuracy = cJSON_GetObjectItem(test, "accuracy");
+    cr_assert(cJSON_IsNumber(accuracy), "no test.accuracy");
+    cr_assert_geq(accuracy->valuedouble, 0.9);
+    cr_assert_eq(cJSON_GetObjectItem(test, "rows")->valuedouble, 30.0); /* 20% of 150 */
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "epochs")), 100);
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(root, "model")), model);
+    cJSON_Delete(root);
+
+    cr_assert(file_exists(model));
+    char *text = read_text(svg, NULL);
+    cr_assert_not_null(text, "no %s", svg);
+    cr_assert(strstr(text, "<svg"));
+    cr_assert(strstr(text, "<polyline"));
+    cr_assert(strstr(text, "train loss"));
+    cr_assert(strstr(text, "</svg>"));
+    free(text);
+}
+
+Test(cli, eval_of_the_config_repeats_trains_test_accuracy)
+{
+    char *model = in_dir("iris.safetensors");
+    int rc = run("train '%s' --out '%s' --json", IRIS_JSON, model);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cJSON *trained = cJSON_Parse(out_text);
+    cr_assert_not_null(trained);
+    rc = run("eval '%s' '%s' --json", model, IRIS_JSON);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cJSON *evaluated = cJSON_Parse(out_text);
+    cr_assert_not_null(evaluated, "stdout is not JSON: %s", out_text);
+    const cJSON *test = cJSON_GetObjectItem(trained, "test");
+    double want = cJSON_GetObjectItem(test, "accuracy")->valuedouble;
+    double got = cJSON_GetObjectItem(evaluated, "accuracy")->valuedouble;
+    cr_assert_eq(got, want, "eval %.17g, train %.17g", got, want);
+    cr_assert_eq(cJSON_GetObjectItem(evaluated, "rows")->valuedouble, 30.0);
+    cr_assert(cJSON_Compare(cJSON_GetObjectItem(test, "confusion"), cJSON_GetObjectItem(evaluated, "confusion"), 1),
+              "the confusion matrices differ");
+    cJSON_Delete(trained);
+    cJSON_Delete(evaluated);
+}
+
+Test(cli, eval_of_a_csv_scores_every_row)
+{
+    train_iris("iris.safetensors");
+    int rc = run("eval '%s' '%s'", in_dir("iris.safetensors"), IRIS_CSV);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cr_assert(strstr(out_text, "accuracy "), "%s", out_text);
+    cr_assert(strstr(out_text, " of 150)"), "%s", out_text);
+    cr_assert(strstr(out_text, "confusion matrix"), "%s", out_text);
+    cr_assert(strstr(out_text, "virginica"), "%s", out_text);
+    cr_assert_str_eq(err_text, "");
+}
+
+Test(cli, predict_prints_a_label_and_probability_per_row)
+{
+    char *model = in_dir("iris.safetensors");
+    train_iris("iris.safetensors");
+    /* the column sums of eval's confusion matrix are the predicted counts */
+    cr_assert_eq(run("eval '%s' '%s' --json", model, IRIS_CSV), 0, "%s", err_text);
+    cJSON *ev = cJSON_Parse(out_text);
+    cr_assert_not_null(ev);
+    int predicted_by_eval[3] = {0};
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 3; k++)
+            predicted_by_eval[k] +=
+                (int)cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItem(ev, "confusion"), r), k)->valuedouble;
+    cJSON_Delete(ev);
+
+    int rc = run("predict '%s' '%s'", model, IRIS_CSV);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cr_assert_eq(strncmp(out_text, "label,probability\n", 18), 0, "header: %.40s", out_text);
+    const char *labels[3] = {"setosa", "versicolor", "virginica"};
+    int rows = 0, per_label[3] = {0};
+    char *save = NULL;
+    for (char *line = strtok_r(out_text + 18, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        rows++;
+        char *comma = strchr(line, ',');
+        cr_assert_not_null(comma, "row %d: %s", rows, line);
+        *comma = 0;
+        int known = -1;
+        for (int k = 0; k < 3; k++)
+            if (strcmp(line, labels[k]) == 0)
+                known = k;
+        cr_assert_geq(known, 0, "row %d: unknown label '%s'", rows, line);
+        per_label[known]++;
+        double p = strtod(comma + 1, NULL);
+        cr_assert(p >= 1.0 / 3 - 1e-6 && p <= 1, "row %d: probability %s of the most likely of 3", rows, comma + 1);
+    }
+    cr_assert_eq(rows, 150);
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(per_label[k], predicted_by_eval[k], "%s: %d predicted, eval says %d", labels[k], per_label[k],
+                     predicted_by_eval[k]);
+    cr_assert_str_eq(err_text, "");
+}
+
+/* ---- errors: exit 1 and one clear message ---- */
+
+Test(cli, eval_on_data_of_another_width_names_both_numbers)
+{
+    train_iris("iris.safetensors");
+    cr_assert_eq(run("eval '%s' '%s'", in_dir("iris.safetensors"), DIGITS_CSV), 1);
+    expect_one_error_line("65 columns", "4 inputs");
+    cr_assert_eq(run("predict '%s' '%s'", in_dir("iris.safetensors"), DIGITS_CSV), 1);
+    expect_one_error_line("65 columns", "4 inputs");
+    cr_assert_str_eq(out_text, "");
+}
+
+Test(cli, a_config_with_a_typo_names_the_json_path)
+{
+    char *config_text = read_text(IRIS_JSON, NULL);
+    cr_assert_not_null(config_text);
+    char *key = strstr(config_text, "\"epochs\"");
+    cr_assert_not_null(key);
+    key[6] = 'z'; /* "epochz" */
+    write_text(in_dir("typo.json"), config_text, strlen(config_text));
+    free(config_text);
+    cr_assert_eq(run("train '%s' --out '%s'", in_dir("typo.json"), in_dir("m.safetensors")), 1);
+    expect_one_error_line("train.epochz", "typo.json");
+    cr_assert_not(file_exists(in_dir("m.safetensors")));
+}
+
+Test(cli, a_missing_model_file_is_one_clear_message)
+{
+    char *missing = in_dir("none.safetensors");
+    cr_assert_eq(run("eval '%s' '%s'", missing, IRIS_CSV), 1);
+    expect_one_error_line(missing, NULL);
+    cr_assert_eq(run("predict '%s' '%s'", missing, IRIS_CSV), 1);
+    expect_one_error_line(missing, NULL);
+    cr_assert_str_eq(out_text, "");
+}
+
+Test(cli, a_truncated_model_file_is_one_clear_message)
+{
+    train_iris("iris.safetensors");
+    long size;
+    char *bytes = read_text(in_dir("iris.safetensors"), &size);
+    cr_assert_not_null(bytes);
+    write_text(in_dir("half.safetensors"), bytes, (size_t)size / 2);
+    free(bytes);
+    cr_assert_eq(run("eval '%s' '%s'", in_dir("half.safetensors"), IRIS_CSV), 1);
+    expect_one_error_line("half.safetensors", "truncated");
+    cr_assert_eq(run("predict '%s' '%s'", in_dir("half.safetensors"), IRIS_CSV), 1);
+    expect_one_error_line("half.safetensors", "truncated");
+    cr_assert_str_eq(out_text, "");
+}
+
+/* --out naming the config itself would replace the config with the model (as
+ * --out and --plot naming one file is already refused). */
+Test(cli, out_naming_the_config_is_refused_and_the_config_kept)
+{
+    char config_text[1024];
+    int n = snprintf(config_text, sizeof config_text,
+                     "{\"data\": {\"train\": \"%s\"}, \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 3}]},"
+                     " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}, \"train\": {\"epochs\": 2}}\n",
+                     IRIS_CSV);
+    cr_assert(n > 0 && (size_t)n < sizeof config_text);
+    write_text(in_dir("iris.json"), config_text, strlen(config_text));
+    int rc = run("train iris.json --out iris.json --quiet");
+    char *after = read_text(in_dir("iris.json"), NULL);
+    cr_assert_not_null(after);
+    cr_expect_str_eq(after, config_text, "the config was overwritten");
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    free(after);
+}
+
+/* A ReLU network under SGD with lr 1e6 overflows in the first epoch. (iris.json
+ * itself, logistic regression, would not diverge: its gradient is bounded, so
+ * its loss stays finite at any learning rate.) */
+Test(cli, a_diverging_config_fails_and_writes_no_model)
+{
+    char *config_text = read_text(SRC "/examples/iris_mlp.json", NULL);
+    cr_assert_not_null(config_text);
+    char edited[4096];
+    const char *data = strstr(config_text, "\"../data/iris.csv\"");
+    const char *optimizer = strstr(config_text, "\"optimizer\"");
+    const char *optimizer_end = optimizer ? strchr(optimizer, '}') : NULL;
+    cr_assert(data && optimizer && optimizer_end && data < optimizer);
+    int n = snprintf(edited, sizeof edited, "%.*s\"%s\"%.*s\"optimizer\": { \"type\": \"sgd\", \"lr\": 1e6 %s",
+                     (int)(data - config_text), config_text, IRIS_CSV,
+                     (int)(optimizer - data - strlen("\"../data/iris.csv\"")), data + strlen("\"../data/iris.csv\""),
+                     optimizer_end);
+    cr_assert(n > 0 && (size_t)n < sizeof edited);
+    free(config_text);
+    write_text(in_dir("diverge.json"), edited, strlen(edited));
+
+    cr_assert_eq(run("train '%s' --out '%s'", in_dir("diverge.json"), in_dir("diverge.safetensors")), 1, "%s\n%s",
+                 edited, out_text);
+    expect_one_error_line("loss became", "epoch");
+    cr_assert(strstr(err_text, "became NaN") || strstr(err_text, "infinite"), "%s", err_text);
+    char files[1024];
+    list_dir(files, sizeof files);
+    cr_assert_str_eq(files, "diverge.json\n", "files left behind:\n%s", files);
+}
+
+/* ---- gradcheck ---- */
+
+Test(cli, gradcheck_of_the_ops_passes)
+{
+    int rc = run("gradcheck");
+    cr_assert_eq(rc, 0, "exit %d: %s%s", rc, out_text, err_text);
+    cr_assert(strstr(out_text, "20 of 20 ops pass"), "%s", out_text);
+    cr_assert_eq(count(out_text, "FAIL"), 0, "%s", out_text);
+}
+
+Test(cli, gradcheck_of_the_iris_mlp_passes)
+{
+    int rc = run("gradcheck '%s'", SRC "/examples/iris_mlp.json");
+    cr_assert_eq(rc, 0, "exit %d: %s%s", rc, out_text, err_text);
+    cr_assert(strstr(out_text, "4 of 4 parameters pass"), "%s", out_text);
+    cr_assert(strstr(out_text, "0.weight") && strstr(out_text, "2.bias"), "%s", out_text);
+}

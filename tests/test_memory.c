@@ -371,3 +371,67 @@ Test(memory, gradcheck_under_allocation_failure)
     cr_assert_eq(counts.live, 0);
     tg_set_allocator(NULL, NULL, NULL);
 }
+
+/* ---- the library's own training loop ---- */
+
+typedef struct {
+    int64_t attempts_at_last_step; /* allocator calls seen at the previous step's callback; -1 before the first */
+    int64_t steps_checked;
+    int64_t allocating_steps;
+    char where[128];
+} step_watch;
+
+/* Called after every step but an epoch's last, and once more at each epoch's end (after validation). */
+static int watch_steps(const tg_progress *p, void *ctx)
+{
+    step_watch *w = ctx;
+    if (p->finished) {
+        w->attempts_at_last_step = counts.attempts; /* validation between epochs may allocate; steps may not */
+        return 0;
+    }
+    bool first_step_of_training = p->epoch == 1 && p->step == 1;
+    if (!first_step_of_training && w->attempts_at_last_step >= 0) {
+        w->steps_checked++;
+        if (counts.attempts != w->attempts_at_last_step && !w->allocating_steps++)
+            snprintf(w->where, sizeof w->where, "epoch %d, step %lld: %lld allocator calls", p->epoch,
+                     (long long)p->step, (long long)(counts.attempts - w->attempts_at_last_step));
+    }
+    w->attempts_at_last_step = counts.attempts;
+    return 0;
+}
+
+static void library_loop_allocates_only_in_its_first_step(const char *layers, const char *optimizer)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"data\": {\"train\": \"%s/data/digits.csv\", \"test_split\": 0.2, \"validation_split\": 0.1},"
+             " \"model\": {\"layers\": %s}, \"optimizer\": %s,"
+             " \"train\": {\"epochs\": 3, \"batch_size\": 32, \"clip_grad_norm\": 5}, \"seed\": 3}",
+             TAPEGRAD_SOURCE_DIR, layers, optimizer);
+    install_counting_allocator();
+    tg_config *cfg = tg_config_parse(json, NULL);
+    cr_assert_not_null(cfg, "%s", tg_last_error());
+    step_watch w = { .attempts_at_last_step = -1 };
+    tg_training *t = tg_train_config(cfg, watch_steps, &w);
+    cr_assert_not_null(t, "%s", tg_last_error());
+    cr_assert_gt(w.steps_checked, 100, "only %lld steps were watched", (long long)w.steps_checked);
+    cr_assert_eq(w.allocating_steps, 0, "%lld of %lld steps called the allocator; first: %s",
+                 (long long)w.allocating_steps, (long long)w.steps_checked, w.where);
+    tg_training_free(t);
+    tg_config_free(cfg);
+    cr_assert_eq(counts.live, 0, "%lld blocks still allocated", (long long)counts.live);
+    tg_set_allocator(NULL, NULL, NULL);
+}
+
+Test(memory, train_config_steps_do_not_allocate_logistic_regression_sgd)
+{
+    library_loop_allocates_only_in_its_first_step("[{\"type\": \"linear\", \"out\": 10}]",
+                                                  "{\"type\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9}");
+}
+
+Test(memory, train_config_steps_do_not_allocate_mlp_adam)
+{
+    library_loop_allocates_only_in_its_first_step(
+        "[{\"type\": \"linear\", \"out\": 32}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"out\": 10}]",
+        "{\"type\": \"adam\", \"lr\": 0.001}");
+}

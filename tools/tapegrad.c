@@ -40,7 +40,8 @@ static const char *usage_main =
     "  predict MODEL DATA.csv  one predicted label and its probability per row (CSV)\n"
     "  gradcheck [CONFIG.json] check analytic gradients against finite differences\n"
     "\n"
-    "Run 'tapegrad <command> --help' for a command's options.\n"
+    "Run 'tapegrad <command> --help' for a command's options. Every command takes\n"
+    "--threads N (default: TAPEGRAD_NUM_THREADS, else the number of cores).\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
 
 static const char *usage_train =
@@ -54,7 +55,8 @@ static const char *usage_train =
     "                in the current folder)\n"
     "  --plot PATH   write the learning curves as an SVG\n"
     "  --json        print the results as one JSON object on stdout (progress goes to stderr)\n"
-    "  --quiet       no progress lines\n";
+    "  --quiet       no progress lines\n"
+    "  --threads N   threads for the library and BLAS (results are the same for any N)\n";
 
 static const char *usage_eval = "usage: tapegrad eval MODEL.safetensors DATA.csv|CONFIG.json [--json]\n"
                                 "\n"
@@ -86,7 +88,7 @@ static const char *usage_gradcheck =
 typedef struct {
     const char *positional[2];
     int n_positional;
-    const char *out, *plot;
+    const char *out, *plot, *threads;
     bool json, quiet, help;
 } options;
 
@@ -106,6 +108,8 @@ static int parse_options(int argc, char **argv, int max_positional, options *o)
             value = &o->out;
         else if (strncmp(a, "--plot", 6) == 0 && (a[6] == 0 || a[6] == '='))
             value = &o->plot;
+        else if (strncmp(a, "--threads", 9) == 0 && (a[9] == 0 || a[9] == '='))
+            value = &o->threads;
         else if (a[0] == '-' && a[1] != 0)
             return fail("unknown option '%s' (see '%s --help')", a, command), 2;
         else if (o->n_positional < max_positional)
@@ -126,6 +130,13 @@ static int parse_options(int argc, char **argv, int max_positional, options *o)
                 (value == &o->plot && o->out && strcmp(o->out, o->plot) == 0))
                 return fail("--out and --plot name the same file"), 2;
         }
+    }
+    if (o->threads) {
+        char *end;
+        long n = strtol(o->threads, &end, 10);
+        if (*end || n < 1 || n > 1024)
+            return fail("--threads %s: expected a whole number from 1 to 1024", o->threads), 2;
+        tg_set_num_threads((int)n);
     }
     return 0;
 }

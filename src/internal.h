@@ -184,7 +184,7 @@ int tg_threads_for(int64_t work);
 /* A row-parallel loop: each iteration independent, static schedule. */
 #define TG_PARALLEL_FOR(threads) TG_PRAGMA(omp parallel for num_threads(threads) schedule(static))
 #else
-#define TG_PARALLEL_FOR(threads)
+#define TG_PARALLEL_FOR(threads) (void)(threads);
 #endif
 
 #endif

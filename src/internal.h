@@ -48,6 +48,8 @@ bool tg_same_shape(const tg_tensor *a, const tg_tensor *b);
 bool tg_is_float(tg_dtype dtype);
 /* Normalises a possibly negative axis; -1 when out of range. */
 int tg_axis(int axis, int ndim);
+/* The same for an op's axis argument, setting the error ("op: axis 3 is out of range for shape [2, 3]"). */
+int tg_resolve_axis(const char *op, const tg_tensor *x, int axis);
 
 /* Runs the statements once with T typedef'd to the element type of a float dtype. */
 #define TG_FLOAT_DISPATCH(dtype, T, ...)                                                                           \
@@ -185,6 +187,20 @@ int tg_threads_for(int64_t work);
 #define TG_PARALLEL_FOR(threads) TG_PRAGMA(omp parallel for num_threads(threads) schedule(static))
 #else
 #define TG_PARALLEL_FOR(threads) (void)(threads);
+#endif
+
+/* The whole file, NUL-terminated, in *len bytes (src/io/read_file.c). Refuses a
+ * directory and, when max_bytes is not 0, a larger file; `what` names the
+ * expected content in messages ("a CSV file"). */
+char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t *len);
+
+/* The widest vector the target has, for the kernels written with GCC vector types. */
+#if defined(__AVX512F__)
+#define TG_VEC_BYTES 64
+#elif defined(__AVX__)
+#define TG_VEC_BYTES 32
+#else
+#define TG_VEC_BYTES 16
 #endif
 
 #endif

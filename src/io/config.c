@@ -777,56 +777,21 @@ fail:
     return NULL;
 }
 
-/* The whole file as a NUL-terminated string. */
+/* The whole file as a NUL-terminated string: JSON text, not empty, no NUL byte. */
 static char *read_text(const char *path)
 {
-    char *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tg_error("%s: cannot open the config: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        tg_error("%s: is a directory, expected a JSON config file", path);
-        goto fail;
-    }
-    size_t size = 0, capacity = 4096;
-    if (!(text = tg_alloc(capacity)))
-        goto fail;
-    for (;;) {
-        size_t got = fread(text + size, 1, capacity - 1 - size, f);
-        size += got;
-        if (got == 0)
-            break;
-        if (size + 1 == capacity) {
-            if (capacity >= MAX_CONFIG_BYTES) {
-                tg_error("%s: larger than %zu bytes; a config is a small JSON file", path, MAX_CONFIG_BYTES);
-                goto fail;
-            }
-            char *bigger = tg_realloc(text, capacity * 2);
-            if (!bigger)
-                goto fail;
-            text = bigger;
-            capacity *= 2;
-        }
-    }
-    if (ferror(f)) {
-        tg_error("%s: cannot read the config: %s", path, strerror(errno));
-        goto fail;
-    }
-    text[size] = '\0';
+    size_t size;
+    char *text = tg_read_file(path, "a JSON config file", MAX_CONFIG_BYTES, &size);
+    if (!text)
+        return NULL;
     if (size == 0) {
         tg_error("%s: the file is empty, expected a JSON config", path);
-        goto fail;
-    }
-    if (strlen(text) != size) {
+    } else if (strlen(text) != size) {
         tg_error("%s: a NUL byte at offset %zu; a config is JSON text", path, strlen(text));
-        goto fail;
+    } else {
+        return text;
     }
-    fclose(f);
-    return text;
-fail:
     tg_dealloc(text);
-    fclose(f);
     return NULL;
 }
 

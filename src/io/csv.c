@@ -26,62 +26,6 @@
 
 /* ---- reading the file ---- */
 
-/* The whole file, NUL-terminated (so its last line can be split in place). */
-static char *read_file(const char *path, size_t *len_out)
-{
-    char *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tg_error("%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    size_t cap = 1 << 16;
-    if (fstat(fileno(f), &st) == 0) {
-        if (S_ISDIR(st.st_mode)) {
-            tg_error("%s: is a directory, expected a CSV file", path);
-            goto fail;
-        }
-        if (S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2)
-            cap = (size_t)st.st_size + 1; /* room for the NUL: a regular file needs no growing */
-    }
-    text = tg_alloc(cap);
-    if (!text)
-        goto fail;
-    size_t len = 0;
-    for (;;) {
-        size_t want = cap - 1 - len;
-        size_t got = fread(text + len, 1, want, f);
-        len += got;
-        if (got < want)
-            break;
-        /* Full: grow only if there really is more (a file that grew since fstat). */
-        int c = fgetc(f);
-        if (c == EOF)
-            break;
-        if (cap > SIZE_MAX / 2) {
-            tg_error("%s: the file is too large to load", path);
-            goto fail;
-        }
-        char *grown = tg_realloc(text, cap * 2);
-        if (!grown)
-            goto fail;
-        text = grown;
-        cap *= 2;
-        text[len++] = (char)c;
-    }
-    if (ferror(f)) {
-        tg_error("%s: read error: %s", path, strerror(errno));
-        goto fail;
-    }
-    text[len] = '\0';
-    fclose(f);
-    *len_out = len;
-    return text;
-fail:
-    tg_dealloc(text);
-    fclose(f);
-    return NULL;
-}
-
 /* The next line from *pos as [*start, *end), without its "\n" or "\r\n". */
 static bool next_line(const char *text, size_t len, size_t *pos, size_t *start, size_t *end)
 {
@@ -684,7 +628,7 @@ tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts)
         return NULL;
     if (o->label_names && add_given_names(&s, o))
         goto fail;
-    if (!(s.text = read_file(path, &s.len)))
+    if (!(s.text = tg_read_file(path, "a CSV file", 0, &s.len)))
         goto fail;
 
     size_t pos = s.len >= 3 && memcmp(s.text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* a UTF-8 byte order mark */
@@ -757,7 +701,7 @@ int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns)
 {
     csv_load s = { .path = path, .delim = delimiter ? delimiter : ',' };
     int status = -1;
-    if (!(s.text = read_file(path, &s.len)))
+    if (!(s.text = tg_read_file(path, "a CSV file", 0, &s.len)))
         return -1;
     size_t pos = s.len >= 3 && memcmp(s.text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0, a, b;
     while (next_line(s.text, s.len, &pos, &a, &b)) {

@@ -112,7 +112,7 @@ static void eval_chunk(void *ctx, const tg_tensor *logits, const tg_tensor *y, i
         for (int64_t k = 0; k < c; k++)
             sum += exp(tg_get(logits, r * c + k) - max);
         int64_t truth = ((const int64_t *)y->data)[r];
-        acc->loss_sum += max + log(sum) - tg_get(logits, r * c + truth);
+        acc->loss_sum += (max - tg_get(logits, r * c + truth)) + log(sum);
         acc->ev->confusion[truth * c + best]++;
     }
 }
@@ -383,6 +383,7 @@ tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void
     tg_tensor *x = NULL, *y = NULL, *weight = NULL;
     int64_t *order = NULL;
     double *best = NULL;
+    bool ok = false;
     int epochs = cfg->train.epochs;
     if (load_and_split(cfg, &shuffle, &d))
         goto fail;
@@ -497,16 +498,9 @@ tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void
     }
     if (early && isfinite(best_val))
         copy_params(m, best, false); /* keep the weights of the best validation loss */
-    tg_dealloc(best);
-    tg_dealloc(order);
-    tg_tensor_free(x);
-    tg_tensor_free(y);
-    tg_tensor_free(weight);
-    tg_optimizer_free(opt);
-    tg_tape_free(tape);
-    return t;
+    ok = true;
 fail:
-    if (!t->train) {
+    if (!ok && !t->train) { /* the split sets were not handed to t yet */
         tg_dataset_free(d.train);
         tg_dataset_free(d.validation);
         tg_dataset_free(d.test);
@@ -518,6 +512,9 @@ fail:
     tg_tensor_free(weight);
     tg_optimizer_free(opt);
     tg_tape_free(tape);
-    tg_training_free(t);
-    return NULL;
+    if (!ok) {
+        tg_training_free(t);
+        return NULL;
+    }
+    return t;
 }

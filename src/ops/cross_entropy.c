@@ -17,7 +17,8 @@ typedef struct {
     tg_loss_shape shape;
     tg_tensor *target;
     void *softmax; /* [K, C], the logits' dtype */
-    double *lse; /* [K], log sum exp of each row */
+    double *row_max, *log_sum; /* [K] each: lse(x_i) = row_max + log_sum, kept apart so that
+                                  (lse - x_c) = (row_max - x_c) + log_sum loses nothing when the max is huge */
     double weight_total; /* sum of the class weights (C without weights) */
     double denominator; /* of the mean */
 } ce_saved;
@@ -91,7 +92,7 @@ static int cross_entropy_backward(tg_tape *tape, tg_node *node)
             if (gy) {
                 T *dy = (T *)gy->data + i * classes;
                 for (int64_t c = 0; c < classes; c++)
-                    dy[c] -= (T)(r * class_weight(s, c) * (1 - eps) * ((double)xs[i * classes + c] - s->lse[i]));
+                    dy[c] -= (T)(r * class_weight(s, c) * (1 - eps) * ((double)xs[i * classes + c] - s->row_max[i] - s->log_sum[i]));
             }
             double q_total = probability_target(s, i, q);
             for (int64_t c = 0; d && c < classes; c++)
@@ -141,10 +142,11 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
     /* Every row's softmax is kept for the backward (and is each thread's scratch without one); each row's
      * loss and target weight are summed in row order afterwards, so any thread count gives the same bits. */
     s->softmax = tg_tape_alloc(tape, (size_t)(rows * classes) * es);
-    s->lse = tg_tape_alloc(tape, (size_t)rows * sizeof *s->lse);
+    s->row_max = tg_tape_alloc(tape, (size_t)rows * sizeof *s->row_max);
+    s->log_sum = tg_tape_alloc(tape, (size_t)rows * sizeof *s->log_sum);
     double *row_loss = tg_tape_alloc(tape, (size_t)rows * sizeof *row_loss);
     double *row_weight = tg_tape_alloc(tape, (size_t)rows * sizeof *row_weight);
-    if (!loss || (!s->shape.class_targets && !q) || !s->softmax || !s->lse || !row_loss || !row_weight)
+    if (!loss || (!s->shape.class_targets && !q) || !s->softmax || !s->row_max || !s->log_sum || !row_loss || !row_weight)
         return NULL;
     double eps = s->opts.label_smoothing, total = 0, denominator = 0;
     s->weight_total = 0;
@@ -158,8 +160,9 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
         for (int64_t i = 0; i < rows; i++) {
             const T *x = xs + i * classes;
             T *e = (T *)s->softmax + i * classes;
-            double max, sum = row_exps(logits->dtype, x, e, classes, &max), lse = max + log(sum);
-            s->lse[i] = lse;
+            double max, sum = row_exps(logits->dtype, x, e, classes, &max), log_sum = log(sum);
+            s->row_max[i] = max;
+            s->log_sum[i] = log_sum;
             const T inv = (T)(1 / sum);
             for (int64_t c = 0; c < classes; c++)
                 e[c] *= inv;
@@ -168,15 +171,15 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
                 int64_t t = labels[i];
                 if (t != s->opts.ignore_index) {
                     weight = class_weight(s, t);
-                    value = (1 - eps) * weight * (lse - (double)x[t]);
+                    value = (1 - eps) * weight * ((max - (double)x[t]) + log_sum);
                     for (int64_t c = 0; eps != 0 && c < classes; c++)
-                        value += eps / (double)classes * class_weight(s, c) * (lse - (double)x[c]);
+                        value += eps / (double)classes * class_weight(s, c) * ((max - (double)x[c]) + log_sum);
                 }
             } else {
                 double q_total = probability_target(s, i, q);
                 for (int64_t c = 0; c < classes && q_total != 0; c++)
                     if (q[c] != 0)
-                        value += q[c] * (lse - (double)x[c]);
+                        value += q[c] * ((max - (double)x[c]) + log_sum);
             }
             row_loss[i] = value;
             row_weight[i] = weight;

@@ -12,11 +12,23 @@
 #include <math.h>
 #include <string.h>
 
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
-enum { LANES = 16 };
+typedef float vf __attribute__((vector_size(TG_VEC_BYTES)));
+typedef int32_t vi __attribute__((vector_size(TG_VEC_BYTES)));
+enum { LANES = TG_VEC_BYTES / 4 };
 
 static inline vf select_f(vi mask, vf yes, vf no) { return (vf)(((vi)yes & mask) | ((vi)no & ~mask)); }
+
+/* e^r for |r| <= ln2 / 2: Cephes' expf polynomial. */
+static inline vf exp_reduced(vf r)
+{
+    vf p = (vf){ 0 } + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    return p * r * r + r + 1.0f;
+}
 
 static inline vf vexp(vf x)
 {
@@ -27,13 +39,7 @@ static inline vf vexp(vf x)
     const vf shifter = (vf){ 0 } + 12582912.0f;
     vf k = (xc * 1.44269504088896341f + shifter) - shifter;
     vf r = xc - k * 0.693359375f - k * -2.12194440e-4f;
-    vf p = (vf){ 0 } + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    vf y = p * r * r + r + 1.0f;
+    vf y = exp_reduced(r);
     /* 2^k as two factors 2^(k/2) and 2^(k - k/2), each a normal float for k in [-126, 128]. */
     vi ki = __builtin_convertvector(select_f(nan, (vf){ 0 }, k), vi); /* NaN has no integer: keep the conversion defined */
     vi k1 = ki / 2, k2 = ki - k1;
@@ -52,13 +58,7 @@ static inline vf vexp_nonpositive(vf x)
     vf xc = select_f(under, lo, x);
     vf k = (xc * 1.44269504088896341f + shifter) - shifter;
     vf r = xc - k * 0.693359375f - k * -2.12194440e-4f;
-    vf p = (vf){ 0 } + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    vf y = p * r * r + r + 1.0f;
+    vf y = exp_reduced(r);
     vf scale = (vf)((__builtin_convertvector(k, vi) + 127) << 23);
     return (vf)((vi)(y * scale) & ~under);
 }

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#define VEC_BYTES 64
+#define VEC_BYTES TG_VEC_BYTES
 
 /* y[i, j] (+)= sum_p a[i, p] b[j, p] for j < n <= TG_THIN: two rows of a against all of b
  * at once, so each vector of b loaded feeds two FMAs (the kernel is load-bound otherwise). */

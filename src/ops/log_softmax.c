@@ -36,12 +36,9 @@ tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis)
         return tg_error("log_softmax: tape is NULL");
     if (!tg_check_float_input("log_softmax", x))
         return NULL;
-    int a = tg_axis(axis, x->ndim);
-    if (a < 0) {
-        char s[TG_SHAPE_BUF];
-        return tg_error("log_softmax: axis %d is out of range for shape %s (%d dimensions)", axis,
-                        tg_shape_str(s, sizeof s, x->ndim, x->shape), x->ndim);
-    }
+    int a = tg_resolve_axis("log_softmax", x, axis);
+    if (a < 0)
+        return NULL;
     int64_t outer, n, inner;
     tg_axis_split(x, a, &outer, &n, &inner);
     tg_tensor *y = tg_tape_new_tensor(tape, x->dtype, x->ndim, x->shape, false);
@@ -60,9 +57,10 @@ tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis)
                 double total = 0;
                 for (int64_t j = 0; j < n; j++)
                     total += exp(xl[j * inner] - max);
-                T lse = max + (T)log(total);
+                /* (x - max) - log(sum), never x - (max + log(sum)): at a max of 1e30 the log would vanish. */
+                T log_total = (T)log(total);
                 for (int64_t j = 0; j < n; j++)
-                    yl[j * inner] = xl[j * inner] - lse;
+                    yl[j * inner] = (xl[j * inner] - max) - log_total;
             }
     });
     if (tg_tape_should_record(tape, &x, 1)) {

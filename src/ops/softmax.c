@@ -6,17 +6,6 @@
 
 #include <tgmath.h>
 
-static int resolve_axis(const char *op, const tg_tensor *x, int axis)
-{
-    int a = tg_axis(axis, x->ndim);
-    if (a < 0) {
-        char s[TG_SHAPE_BUF];
-        tg_error("%s: axis %d is out of range for shape %s (%d dimensions)", op, axis,
-                 tg_shape_str(s, sizeof s, x->ndim, x->shape), x->ndim);
-    }
-    return a;
-}
-
 static void softmax_lines(const tg_tensor *x, tg_tensor *y, int64_t outer, int64_t n, int64_t inner)
 {
     if (inner == 1) { /* contiguous rows: the vectorised exp kernel */
@@ -93,7 +82,7 @@ tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis)
         return tg_error("softmax: tape is NULL");
     if (!tg_check_float_input("softmax", x))
         return NULL;
-    int a = resolve_axis("softmax", x, axis);
+    int a = tg_resolve_axis("softmax", x, axis);
     if (a < 0)
         return NULL;
     int64_t outer, n, inner;
@@ -119,7 +108,7 @@ tg_tensor *tg_softmax_jacobian(tg_tape *tape, tg_tensor *x, int axis)
         return tg_error("softmax_jacobian: tape is NULL");
     if (!tg_check_float_input("softmax_jacobian", x))
         return NULL;
-    int a = resolve_axis("softmax_jacobian", x, axis);
+    int a = tg_resolve_axis("softmax_jacobian", x, axis);
     if (a < 0)
         return NULL;
     if (x->ndim + 1 > TG_MAX_DIMS)

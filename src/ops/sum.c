@@ -36,12 +36,9 @@ tg_tensor *tg_reduce_sum(tg_tape *tape, const char *op, tg_tensor *x, int axis, 
         n = x->numel;
         inner = 1;
     } else {
-        int a = tg_axis(axis, x->ndim);
-        if (a < 0) {
-            char s[TG_SHAPE_BUF];
-            return tg_error("%s: axis %d is out of range for shape %s (%d dimensions)", op, axis,
-                            tg_shape_str(s, sizeof s, x->ndim, x->shape), x->ndim);
-        }
+        int a = tg_resolve_axis(op, x, axis);
+        if (a < 0)
+            return NULL;
         tg_axis_split(x, a, &outer, &n, &inner);
         for (int i = 0; i < x->ndim; i++)
             if (i != a)

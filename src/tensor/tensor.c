@@ -128,6 +128,17 @@ int tg_axis(int axis, int ndim)
     return axis >= 0 && axis < ndim ? axis : -1;
 }
 
+int tg_resolve_axis(const char *op, const tg_tensor *x, int axis)
+{
+    int a = tg_axis(axis, x->ndim);
+    if (a < 0) {
+        char s[TG_SHAPE_BUF];
+        tg_error("%s: axis %d is out of range for shape %s (%d dimensions)", op, axis,
+                 tg_shape_str(s, sizeof s, x->ndim, x->shape), x->ndim);
+    }
+    return a;
+}
+
 int64_t tg_dim(const tg_tensor *t, int axis)
 {
     if (!t)

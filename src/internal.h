@@ -155,6 +155,8 @@ struct tg_model {
 char *tg_strdup(const char *s);
 /* Frees an array of n strings and the array. */
 void tg_free_strings(char **strings, int64_t n);
+/* The first byte of s that does not start a valid UTF-8 sequence, or NULL when s is UTF-8. */
+const char *tg_utf8_first_invalid(const char *s);
 
 /* The number of cells on the first non-blank line of a CSV file (src/io/csv.c). */
 int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns);

@@ -767,6 +767,11 @@ static tg_config *parse_config(const parser *p, char *text, const char *path)
     cfg->json = text;
     if (path && !(cfg->path = tg_strdup(path)))
         goto fail;
+    const char *bad = tg_utf8_first_invalid(text);
+    if (bad) { /* it would train, then fail to be saved: checkpoint metadata is UTF-8 */
+        fail(p, NULL, "not valid UTF-8 at byte %lld (is the file in another encoding?)", (long long)(bad - text));
+        goto fail;
+    }
     if (parse_json(p, text, &root) || parse_root(p, root, cfg))
         goto fail;
     cJSON_Delete(root);

@@ -533,6 +533,11 @@ static int parse_row(csv_load *s, int64_t line, int64_t n, int64_t row)
         return tg_error("%s:%lld:%lld: line %lld, %s: the label is empty", path, (long long)line, (long long)col,
                         (long long)line, column_desc(desc, sizeof desc, s, s->label_col)),
                -1;
+    if (tg_utf8_first_invalid(label)) /* it would train, then fail to be saved: label names are UTF-8 metadata */
+        return tg_error("%s:%lld:%lld: line %lld, %s: the label is not valid UTF-8 (is the file in another encoding?)",
+                        path, (long long)line, (long long)col, (long long)line,
+                        column_desc(desc, sizeof desc, s, s->label_col)),
+               -1;
     int64_t id = table_find(&s->labels, label);
     if (id < 0 && s->given_names) {
         char names[240];

@@ -74,36 +74,6 @@ static const char *safetensors_dtype(tg_dtype dtype)
     return dtype == TG_F32 ? "F32" : "F64";
 }
 
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int extra;
-        uint32_t cp;
-        if (*p < 0x80) {
-            p++;
-            continue;
-        } else if ((*p & 0xE0) == 0xC0) {
-            extra = 1, cp = *p & 0x1F;
-        } else if ((*p & 0xF0) == 0xE0) {
-            extra = 2, cp = *p & 0x0F;
-        } else if ((*p & 0xF8) == 0xF0) {
-            extra = 3, cp = *p & 0x07;
-        } else {
-            return false;
-        }
-        p++;
-        for (int k = 0; k < extra; k++, p++) {
-            if ((*p & 0xC0) != 0x80)
-                return false;
-            cp = cp << 6 | (*p & 0x3F);
-        }
-        static const uint32_t smallest[4] = {0, 0x80, 0x800, 0x10000};
-        if (cp < smallest[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-    }
-    return true;
-}
 
 /* ======================================================================== */
 /* Writing                                                                   */
@@ -194,7 +164,7 @@ static char *labels_text(const tg_model *m)
     if (!list)
         goto fail;
     for (int64_t i = 0; i < m->n_labels; i++) {
-        if (!utf8_valid(m->labels[i])) {
+        if (tg_utf8_first_invalid(m->labels[i])) {
             tg_error("label %lld is not valid UTF-8 (a safetensors header must be)", (long long)i);
             goto fail;
         }
@@ -268,7 +238,7 @@ static char *build_header(const tg_model *m, size_t *length)
             goto fail;
     }
     if (m->config_json) {
-        if (!utf8_valid(m->config_json)) {
+        if (tg_utf8_first_invalid(m->config_json)) {
             tg_error("the config text is not valid UTF-8 (a safetensors header must be)");
             goto fail;
         }
@@ -992,6 +962,11 @@ tg_model *tg_model_load(const char *path)
     header[header_len] = '\0';
     if (header_len == 0 || header[0] != '{' || memchr(header, '\0', (size_t)header_len)) {
         tg_error("%s: the header is not a JSON object (it must start with '{' and hold no NUL byte)", path);
+        goto fail;
+    }
+    const char *bad = tg_utf8_first_invalid(header);
+    if (bad) {
+        tg_error("%s: the header is not valid UTF-8 (byte %lld of the file)", path, (long long)(bad - header) + 8);
         goto fail;
     }
     const char *end = NULL;

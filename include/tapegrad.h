@@ -521,8 +521,11 @@ void tg_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, si
 
 /* The thread budget shared by the library's row-parallel loops (OpenMP) and
  * BLAS: TAPEGRAD_NUM_THREADS from the environment, else the number of cores.
- * Results are bit-identical for any thread count: work is split by rows and
- * every sum across rows is taken in row order afterwards. Set once at start. */
+ * The library's own loops give bit-identical results for any thread count
+ * (work is split by rows; sums across rows are taken in row order after the
+ * loop). OpenBLAS does not promise that: with BLAS on, wide matrix products
+ * (an MLP's hidden layers) may round differently with another thread count,
+ * so results are bit-identical for a given count. Set once at start. */
 void tg_set_num_threads(int n);
 int tg_num_threads(void);
 

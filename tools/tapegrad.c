@@ -56,7 +56,7 @@ static const char *usage_train =
     "  --plot PATH   write the learning curves as an SVG\n"
     "  --json        print the results as one JSON object on stdout (progress goes to stderr)\n"
     "  --quiet       no progress lines\n"
-    "  --threads N   threads for the library and BLAS (results are the same for any N)\n";
+    "  --threads N   threads for the library and BLAS (see docs/performance.md)\n";
 
 static const char *usage_eval = "usage: tapegrad eval MODEL.safetensors DATA.csv|CONFIG.json [--json]\n"
                                 "\n"

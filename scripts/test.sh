@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what is missing, then:
-#   1. gcc, Release, BLAS on: the Criterion suite, the examples, an install check
+#   1. gcc, Release, BLAS on: the Criterion suite, the examples, an install check,
+#      and checkpoints through PyTorch and back (Debian's python3-torch)
 #   2. clang, Debug, AddressSanitizer + UndefinedBehaviorSanitizer, plain-C kernels
 #      (TAPEGRAD_BLAS=OFF, so both matrix-product paths are tested)
 #   3. clang, ThreadSanitizer: the concurrent-training test (OpenMP off: libgomp is
@@ -10,7 +11,7 @@
 # Every build uses -Wall -Wextra -Wpedantic -Werror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh clang libclang-rt-14-dev valgrind locales dataset-fashion-mnist
+bash scripts/install-deps.sh clang libclang-rt-14-dev valgrind locales dataset-fashion-mnist python3-torch
 jobs=$(nproc)
 
 # A locale whose decimal separator is a comma, so the CSV test can show
@@ -31,6 +32,7 @@ echo "== 1. gcc Release (BLAS)"
 CC=gcc configure_build build-release -DCMAKE_BUILD_TYPE=Release
 (cd build-release && ctest --output-on-failure -j"$jobs" -E '^tapegrad_tests$')
 bash scripts/check-install.sh build-release
+bash scripts/torch-roundtrip.sh build-release
 summary=$(mktemp)
 ./build-release/tapegrad_tests --jobs "$jobs" 2>&1 | tee "$summary"
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# A tapegrad checkpoint loads into PyTorch's torch.nn.Sequential with
+# load_state_dict and gives the same logits; PyTorch's state_dict written back
+# loads into tapegrad bit-identical. Uses Debian's PyTorch (/usr/bin/python3).
+# usage: scripts/torch-roundtrip.sh BUILD_DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build-release}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$build/torch_roundtrip_model" write "$work"
+for dtype in float32 float64; do
+  /usr/bin/python3 tests/torch_roundtrip.py "$work/m_$dtype.safetensors" "$work/cases_$dtype.csv" "$work/back_$dtype.safetensors"
+  "$build/torch_roundtrip_model" same "$work/m_$dtype.safetensors" "$work/back_$dtype.safetensors"
+done
+echo "torch round trip: 2 passed, 0 failed"

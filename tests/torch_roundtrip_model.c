@@ -1,0 +1,88 @@
+/* The C side of the PyTorch round trip (scripts/torch-roundtrip.sh):
+ *   torch_roundtrip_model write DIR        saves a seeded model of every layer kind in float32 and float64
+ *                                          (DIR/m_<dtype>.safetensors) and its logits on 50 rows
+ *                                          (DIR/cases_<dtype>.csv: inputs, then logits)
+ *   torch_roundtrip_model same A B         loads both checkpoints and exits 0 when every parameter,
+ *                                          label and standardization value is bit-identical */
+#include <tapegrad.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "torch_roundtrip_model: %s: %s\n", what, tg_last_error());
+    return 1;
+}
+
+static int write_model(const char *dir, tg_dtype dtype, const char *name)
+{
+    enum { INPUTS = 6, ROWS = 50 };
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 12, 1 }, { TG_LAYER_RELU, 0, 0 },  { TG_LAYER_LINEAR, 9, 0 },
+                               { TG_LAYER_TANH, 0, 0 },    { TG_LAYER_LINEAR, 7, 1 }, { TG_LAYER_SIGMOID, 0, 0 },
+                               { TG_LAYER_LINEAR, 4, 1 } };
+    char *labels[] = { "cat", "dog", "crème brûlée", "a,b" };
+    float mean[INPUTS] = { 0.5f, -1, 2, 0, 3.25f, -0.125f }, std[INPUTS] = { 1, 2, 0.5f, 4, 1, 3 };
+    tg_rng rng;
+    tg_rng_seed(&rng, 20261122);
+    tg_model *m = tg_model_new(dtype, INPUTS, 7, layers, &rng);
+    tg_tensor *x = tg_tensor_new(dtype, 2, (int64_t[]){ ROWS, INPUTS });
+    tg_tape *tape = tg_tape_new();
+    if (!m || !x || !tape || tg_model_set_labels(m, 4, labels) || tg_model_set_standardization(m, mean, std) ||
+        tg_model_set_config_json(m, "{\"note\": \"round trip\"}"))
+        return fail("building the model");
+    tg_rng_fill_uniform(&rng, x, -2, 2);
+    tg_tape_set_recording(tape, 0);
+    tg_tensor *logits = tg_model_forward(m, tape, x);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/m_%s.safetensors", dir, name);
+    if (!logits || tg_model_save(m, path))
+        return fail(path);
+    snprintf(path, sizeof path, "%s/cases_%s.csv", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return fprintf(stderr, "torch_roundtrip_model: cannot write %s\n", path), 1;
+    for (int r = 0; r < ROWS; r++) {
+        for (int c = 0; c < INPUTS; c++)
+            fprintf(f, "%.17g,", tg_get(x, r * INPUTS + c));
+        for (int k = 0; k < 4; k++)
+            fprintf(f, k < 3 ? "%.17g," : "%.17g\n", tg_get(logits, r * 4 + k));
+    }
+    if (fclose(f) != 0)
+        return fprintf(stderr, "torch_roundtrip_model: writing %s failed\n", path), 1;
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_model_free(m);
+    return 0;
+}
+
+static int same(const char *a_path, const char *b_path)
+{
+    tg_model *a = tg_model_load(a_path), *b = tg_model_load(b_path);
+    if (!a || !b)
+        return fail(a ? b_path : a_path);
+    int differ = tg_model_n_params(a) != tg_model_n_params(b) || tg_model_classes(a) != tg_model_classes(b);
+    for (int i = 0; !differ && i < tg_model_n_params(a); i++) {
+        tg_tensor *p = tg_model_param(a, i), *q = tg_model_param(b, i);
+        differ = strcmp(tg_model_param_name(a, i), tg_model_param_name(b, i)) != 0 || tg_numel(p) != tg_numel(q) ||
+                 memcmp(tg_data(p), tg_data(q), (size_t)tg_numel(p) * tg_dtype_size(tg_dtype_of(p))) != 0;
+    }
+    for (int64_t k = 0; !differ && k < tg_model_classes(a); k++)
+        differ = strcmp(tg_model_label(a, k), tg_model_label(b, k)) != 0;
+    for (int64_t k = 0; !differ && k < tg_model_inputs(a); k++)
+        differ = tg_model_mean(a)[k] != tg_model_mean(b)[k] || tg_model_std(a)[k] != tg_model_std(b)[k];
+    printf("%s %s %s\n", a_path, differ ? "DIFFERS from" : "is bit-identical to", b_path);
+    tg_model_free(a);
+    tg_model_free(b);
+    return differ;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "write") == 0)
+        return write_model(argv[2], TG_F32, "float32") || write_model(argv[2], TG_F64, "float64");
+    if (argc == 4 && strcmp(argv[1], "same") == 0)
+        return same(argv[2], argv[3]);
+    fprintf(stderr, "usage: %s write DIR | same A.safetensors B.safetensors\n", argv[0]);
+    return 2;
+}

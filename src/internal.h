@@ -184,11 +184,27 @@ float tg_max_row_f32(const float *x, int64_t n);
  * parallel region pays, else the budget (src/tensor/threads.c). */
 int tg_threads_for(int64_t work);
 #define TG_PRAGMA(x) _Pragma(#x)
+/* for (int64_t I = 0; I < N; I++) BODY, split over `threads` threads when there are several. One
+ * thread runs a plain loop: entering an OpenMP region costs a team set-up (a malloc) even for one. */
 #ifdef _OPENMP
-/* A row-parallel loop: each iteration independent, static schedule. */
-#define TG_PARALLEL_FOR(threads) TG_PRAGMA(omp parallel for num_threads(threads) schedule(static))
+#define TG_FOR_ROWS(threads, I, N, ...)                                                                             \
+    do {                                                                                                         \
+        if ((threads) > 1) {                                                                                     \
+            TG_PRAGMA(omp parallel for num_threads(threads) schedule(static))                                    \
+            for (int64_t I = 0; I < (N); I++)                                                                    \
+                __VA_ARGS__                                                                                      \
+        } else {                                                                                                 \
+            for (int64_t I = 0; I < (N); I++)                                                                    \
+                __VA_ARGS__                                                                                      \
+        }                                                                                                        \
+    } while (0)
 #else
-#define TG_PARALLEL_FOR(threads) (void)(threads);
+#define TG_FOR_ROWS(threads, I, N, ...)                                                                             \
+    do {                                                                                                         \
+        (void)(threads);                                                                                         \
+        for (int64_t I = 0; I < (N); I++)                                                                        \
+            __VA_ARGS__                                                                                          \
+    } while (0)
 #endif
 
 /* The whole file, NUL-terminated, in *len bytes (src/io/read_file.c). Refuses a

@@ -70,8 +70,7 @@ static int cross_entropy_backward(tg_tape *tape, tg_node *node)
     int threads = labels ? tg_threads_for(rows * classes) : 1;
     TG_FLOAT_DISPATCH(x->dtype, T, {
         const T *probs = s->softmax, *xs = x->data;
-        TG_PARALLEL_FOR(threads)
-        for (int64_t i = 0; i < rows; i++) {
+        TG_FOR_ROWS(threads, i, rows, {
             double r = row_scale(s, g, i);
             const T *p = probs + i * classes;
             T *d = gx ? (T *)gx->data + i * classes : NULL;
@@ -97,7 +96,7 @@ static int cross_entropy_backward(tg_tape *tape, tg_node *node)
             double q_total = probability_target(s, i, q);
             for (int64_t c = 0; d && c < classes; c++)
                 d[c] += (T)(r * ((double)p[c] * q_total - q[c]));
-        }
+        });
     });
     return 0;
 }
@@ -154,13 +153,32 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
         s->weight_total += class_weight(s, c);
     const int64_t *labels = s->shape.class_targets ? target->data : NULL;
     int threads = labels ? tg_threads_for(rows * classes) : 1; /* probability rows share q */
+    /* Rows narrower than a vector would each pay a whole exp's latency for a few lanes: shift every row
+     * by its max first, then take the exps of the whole block in one vectorised pass. */
+    bool narrow = logits->dtype == TG_F32 && classes < 32;
+    if (narrow) {
+        const float *xs = logits->data;
+        float *e = s->softmax;
+        for (int64_t i = 0; i < rows; i++) {
+            float max = tg_max_row_f32(xs + i * classes, classes);
+            s->row_max[i] = max;
+            for (int64_t c = 0; c < classes; c++)
+                e[i * classes + c] = xs[i * classes + c] - max;
+        }
+        tg_exp_row_f32(e, 0.0f, e, rows * classes);
+    }
     TG_FLOAT_DISPATCH(logits->dtype, T, {
         const T *xs = logits->data;
-        TG_PARALLEL_FOR(threads)
-        for (int64_t i = 0; i < rows; i++) {
+        TG_FOR_ROWS(threads, i, rows, {
             const T *x = xs + i * classes;
             T *e = (T *)s->softmax + i * classes;
-            double max, sum = row_exps(logits->dtype, x, e, classes, &max), log_sum = log(sum);
+            double max = s->row_max[i], sum = 0;
+            if (narrow)
+                for (int64_t c = 0; c < classes; c++)
+                    sum += e[c];
+            else
+                sum = row_exps(logits->dtype, x, e, classes, &max);
+            double log_sum = sizeof(T) == sizeof(float) ? (double)log((float)sum) : log(sum); /* logf for float32 */
             s->row_max[i] = max;
             s->log_sum[i] = log_sum;
             const T inv = (T)(1 / sum);
@@ -183,7 +201,7 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
             }
             row_loss[i] = value;
             row_weight[i] = weight;
-        }
+        });
         T *losses = loss->data;
         for (int64_t i = 0; i < rows; i++) {
             if (s->opts.reduction == TG_NONE)

@@ -11,6 +11,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 typedef float vf __attribute__((vector_size(TG_VEC_BYTES)));
 typedef int32_t vi __attribute__((vector_size(TG_VEC_BYTES)));
@@ -63,15 +66,24 @@ static inline vf vexp_nonpositive(vf x)
     return (vf)((vi)(y * scale) & ~under);
 }
 
-static inline bool all_nonpositive(vf x)
+/* Whether any lane of a comparison mask is set: one instruction on x86 (a mask test or movemask). */
+static inline bool any_lane(vi mask)
 {
-    vi odd = (x > 0) | (x != x);
-    vi any = odd;
-    for (int step = LANES / 2; step > 0; step /= 2) /* OR-reduce the lanes */
-        for (int j = 0; j < step; j++)
-            any[j] |= any[j + step];
-    return any[0] == 0;
+#if defined(__AVX512F__) && TG_VEC_BYTES == 64
+    return _mm512_test_epi32_mask((__m512i)mask, (__m512i)mask) != 0;
+#elif defined(__AVX__) && TG_VEC_BYTES == 32
+    return _mm256_movemask_ps((__m256)mask) != 0;
+#elif defined(__SSE__) && TG_VEC_BYTES == 16
+    return _mm_movemask_ps((__m128)mask) != 0;
+#else
+    int any = 0;
+    for (int j = 0; j < LANES; j++)
+        any |= mask[j];
+    return any != 0;
+#endif
 }
+
+static inline bool all_nonpositive(vf x) { return !any_lane((x > 0) | (x != x)); }
 
 float tg_exp_row_f32(const float *x, float shift, float *out, int64_t n)
 {
@@ -91,7 +103,7 @@ float tg_exp_row_f32(const float *x, float shift, float *out, int64_t n)
             tail[j] = i + j < n ? x[i + j] - shift : -INFINITY;
         vf v;
         memcpy(&v, tail, sizeof v);
-        v = vexp(v);
+        v = all_nonpositive(v) ? vexp_nonpositive(v) : vexp(v);
         memcpy(tail, &v, sizeof v);
         for (int j = 0; i + j < n; j++)
             out[i + j] = tail[j];
@@ -105,6 +117,12 @@ float tg_exp_row_f32(const float *x, float shift, float *out, int64_t n)
 
 float tg_max_row_f32(const float *x, int64_t n)
 {
+    float max = -INFINITY;
+    if (n < LANES) { /* a row narrower than a vector: the lane reduction would cost more than the loop */
+        for (int64_t i = 0; i < n; i++)
+            max = x[i] > max ? x[i] : max;
+        return max;
+    }
     /* Lane-wise "greater than" keeps the scalar loop's rule: a NaN never becomes the max. */
     vf best = (vf){ 0 } - INFINITY;
     int64_t i = 0;
@@ -113,7 +131,6 @@ float tg_max_row_f32(const float *x, int64_t n)
         memcpy(&v, x + i, sizeof v);
         best = select_f(v > best, v, best);
     }
-    float max = -INFINITY;
     for (int j = 0; j < LANES; j++)
         max = best[j] > max ? best[j] : max;
     for (; i < n; i++)

@@ -21,6 +21,7 @@ ParameterizedTestParameters(gemm, linear_matches_long_double)
         { 7, 37, 10, TG_F32 },   { 7, 37, 10, TG_F64 },   { 1, 784, 10, TG_F32 },  { 128, 784, 10, TG_F32 },
         { 5, 33, 16, TG_F64 },   { 3, 100, 17, TG_F32 },  { 3, 100, 17, TG_F64 },  { 2, 15, 1, TG_F32 },
         { 64, 256, 10, TG_F64 }, { 9, 64, 300, TG_F32 },  { 33, 17, 16, TG_F32 },  { 4, 8, 3, TG_F64 },
+        { 3, 1500, 10, TG_F32 }, { 10, 9, 9, TG_F64 },
     };
     return cr_make_param_array(gemm_case, cases, sizeof cases / sizeof cases[0]);
 }

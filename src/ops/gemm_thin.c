@@ -10,41 +10,45 @@
 
 #define VEC_BYTES TG_VEC_BYTES
 
-/* y[i, j] (+)= sum_p a[i, p] b[j, p] for j < n <= TG_THIN: two rows of a against all of b
- * at once, so each vector of b loaded feeds two FMAs (the kernel is load-bound otherwise). */
+/* y[i, j] (+)= sum_p a[i, p] b[j, p] for j < n <= TG_THIN. b is first transposed into [k][lanes] on
+ * the stack, so that a row's n outputs are lanes of one or two vectors: each a[i, p] is broadcast and
+ * multiplied into them, with no horizontal sums at the end. Eight rows at a time keep eight independent
+ * accumulator chains in flight. For k too large for the stack copy, the caller falls back to BLAS. */
+#define THIN_NT_MAX_K 1024
+#define THIN_NT_ROWS 8
 #define DEFINE_THIN_NT(NAME, T)                                                                                     \
-    static void NAME##_rows(int64_t rows, int64_t n, int64_t k, const T *a, const T *b, T *c, bool accumulate)     \
-    {                                                                                                           \
-        typedef T vec __attribute__((vector_size(VEC_BYTES)));                                                  \
-        enum { W = VEC_BYTES / sizeof(T) };                                                                     \
-        int64_t kv = k - k % W;                                                                                 \
-        vec acc[2][TG_THIN];                                                                                    \
-        memset(acc, 0, sizeof acc);                                                                             \
-        for (int64_t p = 0; p < kv; p += W) {                                                                   \
-            vec a0, a1;                                                                                         \
-            memcpy(&a0, a + p, sizeof a0);                                                                      \
-            memcpy(&a1, a + (rows > 1 ? k : 0) + p, sizeof a1);                                                 \
-            for (int64_t j = 0; j < n; j++) {                                                                   \
-                vec bv;                                                                                         \
-                memcpy(&bv, b + j * k + p, sizeof bv);                                                          \
-                acc[0][j] += a0 * bv;                                                                           \
-                acc[1][j] += a1 * bv;                                                                           \
-            }                                                                                                   \
-        }                                                                                                       \
-        for (int64_t r = 0; r < rows; r++)                                                                      \
-            for (int64_t j = 0; j < n; j++) {                                                                   \
-                T sum = 0;                                                                                      \
-                for (int w = 0; w < W; w++)                                                                     \
-                    sum += acc[r][j][w];                                                                        \
-                for (int64_t p = kv; p < k; p++)                                                                \
-                    sum += a[r * k + p] * b[j * k + p];                                                         \
-                c[r * n + j] = accumulate ? c[r * n + j] + sum : sum;                                           \
-            }                                                                                                   \
-    }                                                                                                           \
     static void NAME(int64_t m, int64_t n, int64_t k, const T *a, const T *b, T *c, bool accumulate)               \
     {                                                                                                           \
-        for (int64_t i = 0; i < m; i += 2)                                                                      \
-            NAME##_rows(m - i < 2 ? 1 : 2, n, k, a + i * k, b, c + i * n, accumulate);                          \
+        typedef T vec __attribute__((vector_size(VEC_BYTES)));                                                  \
+        enum { W = VEC_BYTES / sizeof(T), NV = (TG_THIN + W - 1) / W };                                         \
+        vec bt[THIN_NT_MAX_K][NV];                                                                              \
+        int nv = (int)((n + W - 1) / W);                                                                        \
+        memset(bt, 0, (size_t)k * sizeof bt[0]);                                                                \
+        for (int64_t j = 0; j < n; j++)                                                                         \
+            for (int64_t p = 0; p < k; p++)                                                                     \
+                bt[p][j / W][j % W] = b[j * k + p];                                                             \
+        for (int64_t i0 = 0; i0 < m; i0 += THIN_NT_ROWS) {                                                      \
+            int rows = m - i0 < THIN_NT_ROWS ? (int)(m - i0) : THIN_NT_ROWS;                                    \
+            vec acc[THIN_NT_ROWS][NV];                                                                          \
+            memset(acc, 0, sizeof acc);                                                                         \
+            const T *arow = a + i0 * k;                                                                         \
+            if (rows == THIN_NT_ROWS) {                                                                         \
+                for (int64_t p = 0; p < k; p++)                                                                 \
+                    for (int v = 0; v < nv; v++)                                                                \
+                        for (int r = 0; r < THIN_NT_ROWS; r++)                                                  \
+                            acc[r][v] += arow[r * k + p] * bt[p][v];                                            \
+            } else {                                                                                            \
+                for (int64_t p = 0; p < k; p++)                                                                 \
+                    for (int v = 0; v < nv; v++)                                                                \
+                        for (int r = 0; r < rows; r++)                                                          \
+                            acc[r][v] += arow[r * k + p] * bt[p][v];                                            \
+            }                                                                                                   \
+            for (int r = 0; r < rows; r++) {                                                                    \
+                T *crow = c + (i0 + r) * n;                                                                     \
+                for (int64_t j = 0; j < n; j++)                                                                 \
+                    crow[j] = accumulate ? crow[j] + acc[r][j / W][j % W] : acc[r][j / W][j % W];               \
+            }                                                                                                   \
+        }                                                                                                       \
     }
 
 /* c[o, p] (+)= sum_i g[i, o] x[i, p] for o < m <= TG_THIN (a weight gradient): a strip of
@@ -89,7 +93,7 @@ DEFINE_THIN_TN(thin_tn_f64, double)
 bool tg_gemm_thin(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                   const void *b, void *c, bool accumulate)
 {
-    if (!trans_a && trans_b && n <= TG_THIN) {
+    if (!trans_a && trans_b && n <= TG_THIN && k <= THIN_NT_MAX_K) {
         if (dtype == TG_F32)
             thin_nt_f32(m, n, k, a, b, c, accumulate);
         else

@@ -28,10 +28,11 @@ static void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *
         y->shape[0] = n;
         y->numel = n;
     }
-    for (int64_t r = 0; r < n; r++) {
-        int64_t row = idx ? idx[r] : start + r;
-        const float *src = ds->x + row * f;
-        TG_FLOAT_DISPATCH(x->dtype, T, {
+    int threads = tg_threads_for(n * f);
+    TG_FLOAT_DISPATCH(x->dtype, T, {
+        TG_FOR_ROWS(threads, r, n, {
+            int64_t row = idx ? idx[r] : start + r;
+            const float *src = ds->x + row * f;
             T *dst = (T *)x->data + r * f;
             if (m->mean)
                 for (int64_t j = 0; j < f; j++)
@@ -39,10 +40,10 @@ static void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *
             else
                 for (int64_t j = 0; j < f; j++)
                     dst[j] = (T)src[j];
+            if (y)
+                ((int64_t *)y->data)[r] = ds->y[row];
         });
-        if (y)
-            ((int64_t *)y->data)[r] = ds->y[row];
-    }
+    });
 }
 
 static int check_data_fits(const tg_model *m, const tg_dataset *ds, const char *what)

@@ -221,4 +221,8 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
 #define TG_VEC_BYTES 16
 #endif
 
+/* tg_dataset_split without the copy of the first part: ds keeps those rows, in the same order
+ * tg_dataset_split would give them (its memory is not shrunk), and *second gets the rest. */
+int tg_dataset_split_off(tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **second);
+
 #endif

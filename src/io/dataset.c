@@ -75,6 +75,66 @@ fail:
     return NULL;
 }
 
+/* The split's row order: Fisher-Yates, each position taking a uniformly chosen row from those left. */
+static int64_t *shuffled_order(int64_t rows, tg_rng *rng)
+{
+    int64_t *order = tg_alloc((size_t)rows * sizeof(int64_t));
+    if (!order)
+        return NULL;
+    for (int64_t i = 0; i < rows; i++)
+        order[i] = i;
+    for (int64_t i = rows - 1; i > 0; i--) {
+        int64_t j = (int64_t)tg_rng_below(rng, (uint64_t)i + 1);
+        int64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    return order;
+}
+
+int tg_dataset_split_off(tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **second)
+{
+    if (!(fraction >= 0.0 && fraction < 1.0))
+        return tg_error("dataset_split: fraction %g, expected [0, 1)", fraction), -1;
+    if ((uint64_t)ds->rows > SIZE_MAX / sizeof(int64_t))
+        return tg_error("dataset_split: %lld rows are too many", (long long)ds->rows), -1;
+    int64_t n_second = (int64_t)round(fraction * (double)ds->rows), n_first = ds->rows - n_second;
+    int64_t f = ds->features;
+    int64_t *order = shuffled_order(ds->rows, rng);
+    unsigned char *done = order ? tg_alloc_zeroed((size_t)ds->rows) : NULL;
+    float *row = done ? tg_alloc((size_t)(f ? f : 1) * sizeof(float)) : NULL;
+    tg_dataset *b = row ? tg_dataset_subset(ds, order + n_first, n_second) : NULL;
+    if (!b) {
+        tg_dealloc(order);
+        tg_dealloc(done);
+        tg_dealloc(row);
+        return -1;
+    }
+    /* Row i takes old row order[i], one permutation cycle at a time with one row in hand. */
+    size_t row_bytes = (size_t)f * sizeof(float);
+    for (int64_t start = 0; start < ds->rows; start++) {
+        if (done[start])
+            continue;
+        memcpy(row, ds->x + start * f, row_bytes);
+        int64_t label = ds->y[start], j = start;
+        while (order[j] != start) {
+            memcpy(ds->x + j * f, ds->x + order[j] * f, row_bytes);
+            ds->y[j] = ds->y[order[j]];
+            done[j] = 1;
+            j = order[j];
+        }
+        memcpy(ds->x + j * f, row, row_bytes);
+        ds->y[j] = label;
+        done[j] = 1;
+    }
+    ds->rows = n_first;
+    tg_dealloc(order);
+    tg_dealloc(done);
+    tg_dealloc(row);
+    *second = b;
+    return 0;
+}
+
 int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **first, tg_dataset **second)
 {
     if (!ds || !rng || !first || !second)
@@ -84,18 +144,9 @@ int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, tg_data
     if ((uint64_t)ds->rows > SIZE_MAX / sizeof(int64_t))
         return tg_error("dataset_split: %lld rows are too many", (long long)ds->rows), -1;
     tg_dataset *a = NULL, *b = NULL;
-    int64_t *order = tg_alloc((size_t)ds->rows * sizeof(int64_t));
+    int64_t *order = shuffled_order(ds->rows, rng);
     if (!order)
         return -1;
-    for (int64_t i = 0; i < ds->rows; i++)
-        order[i] = i;
-    /* Fisher-Yates: each position takes a uniformly chosen row from those left. */
-    for (int64_t i = ds->rows - 1; i > 0; i--) {
-        int64_t j = (int64_t)tg_rng_below(rng, (uint64_t)i + 1);
-        int64_t t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
     int64_t n_second = (int64_t)round(fraction * (double)ds->rows);
     int64_t n_first = ds->rows - n_second;
     if (!(a = tg_dataset_subset(ds, order, n_first)) || !(b = tg_dataset_subset(ds, order + n_first, n_second)))

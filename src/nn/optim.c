@@ -138,21 +138,17 @@ static void adam_update(const tg_optim_opts *o, int64_t t, void *first, void *se
         const T bias2_sqrt = (T)sqrt(bias2), tiny = sizeof(T) == sizeof(float) ? (T)FLT_MIN : (T)DBL_MIN;
         const T shrink = (T)(decoupled ? 1 - o->lr * o->weight_decay : 1), l2 = (T)(decoupled ? 0 : o->weight_decay);
         int64_t n = p->numel;
-        /* Elementwise, so blocks of elements on separate threads change no bit. */
-        int threads = tg_threads_for(n);
-        TG_FOR_ROWS(threads, block, threads, {
-            int64_t end = n * (block + 1) / threads;
-            for (int64_t k = n * block / threads; k < end; k++) {
-                T wk = w[k] * shrink, gk = grad[k] + l2 * w[k];
-                /* Moments of an input that is always zero (an image's border) decay into the subnormal range,
-                 * where every operation costs a hundred cycles; they are flushed to zero there. The change
-                 * to the weights is below 1e-30. */
-                T mk = b1 * m[k] + (1 - b1) * gk, vk = b2 * v[k] + (1 - b2) * gk * gk;
-                m[k] = fabs(mk) < tiny ? 0 : mk;
-                v[k] = vk < tiny ? 0 : vk;
-                w[k] = wk - step_size * m[k] / (sqrt(v[k]) / bias2_sqrt + eps);
-            }
-        });
+        /* One thread: an OpenMP team here would spin beside OpenBLAS's threads in every MLP step. */
+        for (int64_t k = 0; k < n; k++) {
+            T wk = w[k] * shrink, gk = grad[k] + l2 * w[k];
+            /* Moments of an input that is always zero (an image's border) decay into the subnormal range,
+             * where every operation costs a hundred cycles; they are flushed to zero there. The change to
+             * the weights is below 1e-30. */
+            T mk = b1 * m[k] + (1 - b1) * gk, vk = b2 * v[k] + (1 - b2) * gk * gk;
+            m[k] = fabs(mk) < tiny ? 0 : mk;
+            v[k] = vk < tiny ? 0 : vk;
+            w[k] = wk - step_size * m[k] / (sqrt(v[k]) / bias2_sqrt + eps);
+        }
     });
 }
 

@@ -28,9 +28,8 @@ static void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *
         y->shape[0] = n;
         y->numel = n;
     }
-    int threads = tg_threads_for(n * f);
     TG_FLOAT_DISPATCH(x->dtype, T, {
-        TG_FOR_ROWS(threads, r, n, {
+        for (int64_t r = 0; r < n; r++) {
             int64_t row = idx ? idx[r] : start + r;
             const float *src = ds->x + row * f;
             T *dst = (T *)x->data + r * f;
@@ -42,7 +41,7 @@ static void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *
                     dst[j] = (T)src[j];
             if (y)
                 ((int64_t *)y->data)[r] = ds->y[row];
-        });
+        }
     });
 }
 
@@ -252,39 +251,31 @@ static tg_dataset *load_one(const tg_config *cfg, const char *path, const char *
     return tg_csv_load(path, &o);
 }
 
+/* Splits in place: the loaded set becomes the training set, so the data are held once (plus the
+ * test and validation rows), not once per split. */
 static int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d)
 {
-    tg_dataset *all = load_one(cfg, cfg->data.train, cfg->data.train_labels, NULL), *rest = NULL;
-    if (!all)
+    if (!(d->train = load_one(cfg, cfg->data.train, cfg->data.train_labels, NULL)))
         return -1;
-    int status = -1;
     if (cfg->data.test) {
-        d->test = load_one(cfg, cfg->data.test, cfg->data.test_labels, all);
+        d->test = load_one(cfg, cfg->data.test, cfg->data.test_labels, d->train);
         if (!d->test)
-            goto done;
-        if (d->test->features != all->features) {
+            return -1;
+        if (d->test->features != d->train->features) {
             tg_error("%s has %lld feature columns but %s has %lld", cfg->data.test, (long long)d->test->features,
-                     cfg->data.train, (long long)all->features);
-            goto done;
+                     cfg->data.train, (long long)d->train->features);
+            return -1;
         }
-        if (tg_dataset_split(all, 0.0, shuffle, &rest, &d->validation))
-            goto done;
-        tg_dataset_free(d->validation);
-        d->validation = NULL;
-    } else if (tg_dataset_split(all, cfg->data.test_split, shuffle, &rest, &d->test)) {
-        goto done;
+    } else if (tg_dataset_split_off(d->train, cfg->data.test_split, shuffle, &d->test)) {
+        return -1;
     }
-    if (tg_dataset_split(rest, cfg->data.validation_split, shuffle, &d->train, &d->validation))
-        goto done;
+    if (tg_dataset_split_off(d->train, cfg->data.validation_split, shuffle, &d->validation))
+        return -1;
     if (d->train->rows == 0) {
         tg_error("%s: no training rows left after the test and validation splits", cfg->data.train);
-        goto done;
+        return -1;
     }
-    status = 0;
-done:
-    tg_dataset_free(all);
-    tg_dataset_free(rest);
-    return status;
+    return 0;
 }
 
 int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test)

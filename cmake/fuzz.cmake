@@ -2,11 +2,12 @@
 # CMakeLists.txt when TAPEGRAD_FUZZ is ON; scripts/fuzz.sh configures, builds
 # and runs them. Needs clang (libFuzzer ships with it: libclang-rt-14-dev).
 #
-# The library is compiled a second time with coverage instrumentation
-# (fuzzer-no-link) and AddressSanitizer + UndefinedBehaviorSanitizer, so the
-# fuzzer sees the loaders' branches; each target links libFuzzer's main. The
-# plain-C matrix kernel is used whatever TAPEGRAD_BLAS says (no
-# TAPEGRAD_USE_BLAS here), so OpenBLAS need not be instrumented.
+# The library is compiled a second time, as tapegrad_objects is (its options,
+# definitions and libraries: -march=native, OpenMP, BLAS as configured), plus
+# coverage instrumentation (fuzzer-no-link) and AddressSanitizer +
+# UndefinedBehaviorSanitizer, so the fuzzer sees the loaders' branches; each
+# target links libFuzzer's main. scripts/fuzz.sh turns BLAS and OpenMP off:
+# neither is on a loader's path.
 
 if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
   message(FATAL_ERROR "TAPEGRAD_FUZZ needs clang (libFuzzer), not ${CMAKE_C_COMPILER_ID}: configure with CC=clang")
@@ -23,9 +24,16 @@ add_library(tapegrad_fuzz_lib STATIC ${TAPEGRAD_SOURCES} ${TAPEGRAD_FUZZ_DIR}/fu
 target_include_directories(tapegrad_fuzz_lib
   PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include ${TAPEGRAD_FUZZ_DIR}
   PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
-target_compile_options(tapegrad_fuzz_lib PRIVATE
+foreach(property COMPILE_OPTIONS COMPILE_DEFINITIONS LINK_LIBRARIES)
+  get_target_property(TAPEGRAD_FUZZ_LIB_${property} tapegrad_objects ${property})
+  if(NOT TAPEGRAD_FUZZ_LIB_${property})
+    set(TAPEGRAD_FUZZ_LIB_${property} "")
+  endif()
+endforeach()
+target_compile_options(tapegrad_fuzz_lib PRIVATE ${TAPEGRAD_FUZZ_LIB_COMPILE_OPTIONS}
   -fsanitize=fuzzer-no-link,${TAPEGRAD_FUZZ_SANITIZERS} ${TAPEGRAD_FUZZ_FLAGS})
-target_link_libraries(tapegrad_fuzz_lib PUBLIC PkgConfig::CJSON PkgConfig::ZLIB m)
+target_compile_definitions(tapegrad_fuzz_lib PRIVATE ${TAPEGRAD_FUZZ_LIB_COMPILE_DEFINITIONS})
+target_link_libraries(tapegrad_fuzz_lib PUBLIC ${TAPEGRAD_FUZZ_LIB_LINK_LIBRARIES} m)
 
 add_custom_target(tapegrad_fuzz)
 foreach(target config csv idx safetensors)
@@ -37,8 +45,8 @@ foreach(target config csv idx safetensors)
   add_dependencies(tapegrad_fuzz fuzz_${target})
 endforeach()
 
-# Writes the safetensors seeds of tests/fuzz/corpus/safetensors with
-# tg_model_save (see tests/fuzz/make_seeds.c); not part of a fuzz run.
+# Writes the binary seeds (tests/fuzz/corpus/idx and safetensors, the
+# checkpoints with tg_model_save); see tests/fuzz/make_seeds.c. Not run by fuzz.sh.
 add_executable(fuzz_make_seeds ${TAPEGRAD_FUZZ_DIR}/make_seeds.c)
 target_compile_options(fuzz_make_seeds PRIVATE -fsanitize=${TAPEGRAD_FUZZ_SANITIZERS} ${TAPEGRAD_FUZZ_FLAGS})
 target_link_options(fuzz_make_seeds PRIVATE -fsanitize=${TAPEGRAD_FUZZ_SANITIZERS})

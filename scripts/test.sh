@@ -8,6 +8,8 @@
 #      not instrumented, so TSan would report its internals)
 #   4. valgrind memcheck: a 1000-step training loop and the CLI training on iris
 #      (a generic x86-64 build: valgrind cannot run AVX-512)
+#   5. the four loaders' libFuzzer targets, a bounded number of executions each
+#      (scripts/fuzz.sh; docs/fuzzing.md has the longer search)
 # Every build uses -Wall -Wextra -Wpedantic -Werror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +57,9 @@ $vg ./build-valgrind/tapegrad train examples/iris.json --out "$out/iris.safetens
 $vg ./build-valgrind/tapegrad eval "$out/iris.safetensors" examples/iris.json >/dev/null
 rm -rf "$out"
 echo "valgrind: no errors, no leaks"
+
+echo "== 5. fuzzing the loaders (bounded)"
+bash scripts/fuzz.sh
 
 echo "== the suite (configuration 1):"
 tail -n 1 "$summary"

@@ -225,4 +225,10 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
  * tg_dataset_split would give them (its memory is not shrunk), and *second gets the rest. */
 int tg_dataset_split_off(tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **second);
 
+/* A safetensors header read as strictly as the reference reader (src/io/json_strict.c): one JSON
+ * object with only white space after it; checkpoint rules add: no duplicate key in any object, no
+ * \u0000 in a string, shape and data_offsets as bare unsigned integers. */
+typedef enum { JSON_OK, JSON_SYNTAX, JSON_DUPLICATE_KEY, JSON_NOT_UNSIGNED, JSON_NUL_IN_STRING, JSON_NO_MEMORY } json_fault;
+json_fault tg_json_strict_object(const char *text, size_t n, bool checkpoint, size_t *fault_at);
+
 #endif

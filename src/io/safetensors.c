@@ -996,6 +996,28 @@ tg_model *tg_model_load(const char *path)
     const cJSON *meta = NULL;
     if (!(entries = parse_entries(path, root, data_bytes, &n, &meta)))
         goto fail;
+    /* cJSON (above) is more lenient than the reference reader: what it let through that the reference
+     * refuses (a repeated key, a raw control character, 2e0 for an integer, \\u0000) is refused here,
+     * after the checks that can name the tensor, before anything is sized from the header. */
+    size_t fault_at = 0;
+    switch (tg_json_strict_object(header, (size_t)header_len, true, &fault_at)) {
+    case JSON_OK: break;
+    case JSON_NO_MEMORY: goto fail; /* the error is set */
+    case JSON_DUPLICATE_KEY:
+        tg_error("%s: the header repeats a key at byte %zu of the file", path, fault_at + 8);
+        goto fail;
+    case JSON_NOT_UNSIGNED:
+        tg_error("%s: a shape or data_offsets entry at byte %zu of the file is not an unsigned integer", path,
+                 fault_at + 8);
+        goto fail;
+    case JSON_NUL_IN_STRING:
+        tg_error("%s: a string in the header holds \\u0000 (byte %zu of the file)", path, fault_at + 8);
+        goto fail;
+    case JSON_SYNTAX:
+        tg_error("%s: the header is not JSON as the safetensors reference reads it, at byte %zu of the file", path,
+                 fault_at + 8);
+        goto fail;
+    }
     if (!(m = model_from_metadata(path, meta, n ? entries[0].dtype : TG_F32, n, data_bytes)))
         goto fail;
     if (match_parameters(path, m, entries, n) || read_parameters(path, f, data_start, m, entries, n))

@@ -1,0 +1,920 @@
+/* The loader calls behind the fuzz targets and the regression test. Each input
+ * goes to the loaders through files in a per-process scratch folder (the
+ * loaders take paths); whatever a loader returns is checked against what the
+ * header promises and freed, so a leak is the library's. This is test code:
+ * it may print and abort, the library may not. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+
+#include "fuzz_inputs.h"
+
+#include <tapegrad.h>
+
+#include <cjson/cJSON.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* ---- the scratch folder ---- */
+
+enum {
+    CONFIG_FILE,
+    CSV_FILE,
+    IMAGES_FILE,
+    LABELS_FILE,
+    IMAGES_GZ_FILE,
+    LABELS_GZ_FILE,
+    MODEL_FILE,
+    RESAVED_FILE,
+    N_FILES
+};
+static const char *const file_names[N_FILES] = {"config.json", "data.csv",  "images.idx", "labels.idx",
+                                                "images.gz",   "labels.gz", "model.st",   "resaved.st"};
+
+static char scratch_dir[512];
+static const char *input_name;
+static char scratch_paths[N_FILES][600];
+
+static void harness_fail(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2), noreturn))
+#endif
+    ;
+
+/* The harness itself could not run (a temporary file could not be written). */
+static void harness_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "fuzz harness%s%s: ", input_name ? ": " : "", input_name ? input_name : "");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+/* A loader accepted an input and returned something its documentation rules out. */
+#define violated(...) harness_fail("accepted but wrong: " __VA_ARGS__)
+
+void fuzz_name_input(const char *name)
+{
+    input_name = name;
+}
+
+void fuzz_scratch_open(void)
+{
+    if (scratch_dir[0])
+        return;
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !tmp[0])
+        tmp = "/tmp";
+    snprintf(scratch_dir, sizeof scratch_dir, "%s/tapegrad-fuzz-XXXXXX", tmp);
+    if (!mkdtemp(scratch_dir))
+        harness_fail("cannot make a scratch folder %s", scratch_dir);
+    for (int i = 0; i < N_FILES; i++)
+        snprintf(scratch_paths[i], sizeof scratch_paths[i], "%s/%s", scratch_dir, file_names[i]);
+}
+
+void fuzz_scratch_close(void)
+{
+    if (!scratch_dir[0])
+        return;
+    for (int i = 0; i < N_FILES; i++)
+        unlink(scratch_paths[i]);
+    rmdir(scratch_dir);
+    scratch_dir[0] = '\0';
+}
+
+static const char *scratch(int file)
+{
+    fuzz_scratch_open();
+    return scratch_paths[file];
+}
+
+/* A new file each time: rewriting one in place makes ext4 flush it on close
+ * (its replace-by-truncate heuristic), which costs more than the loader. */
+static void write_file(int file, const uint8_t *data, size_t size)
+{
+    const char *path = scratch(file);
+    unlink(path);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        harness_fail("cannot create %s", path);
+    bool ok = fwrite(data, 1, size, f) == size;
+    if (fclose(f) != 0 || !ok)
+        harness_fail("cannot write %s", path);
+}
+
+static void write_gzip_file(int file, const uint8_t *data, size_t size)
+{
+    const char *path = scratch(file);
+    unlink(path);
+    gzFile f = gzopen(path, "wb");
+    if (!f)
+        harness_fail("cannot create %s", path);
+    bool ok = size == 0 || gzwrite(f, data, (unsigned)size) == (int)size;
+    if (gzclose(f) != Z_OK || !ok)
+        harness_fail("cannot write %s", path);
+}
+
+/* ---- bookkeeping ---- */
+
+static void start_call(void)
+{
+    tg_clear_error();
+}
+
+static void end_call(fuzz_outcome *o, bool accepted)
+{
+    o->calls++;
+    if (accepted)
+        o->accepted++;
+    else if (!tg_last_error()[0])
+        o->silent++;
+}
+
+/* Where touch leaves its sum, so the compiler keeps the reads. */
+static volatile unsigned touched;
+
+/* Reads every byte of a block so AddressSanitizer sees a short allocation. */
+static void touch(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    unsigned sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += b[i];
+    touched = sum;
+}
+
+static void check_strings(const char *what, char *const *names, int64_t n)
+{
+    if (n > 0 && !names)
+        violated("%s is NULL for %lld entries", what, (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        if (!names[i])
+            violated("%s[%lld] is NULL", what, (long long)i);
+        touch(names[i], strlen(names[i]) + 1);
+    }
+}
+
+/* ---- JSON as RFC 8259 and serde_json (the reference safetensors reader) read it ---- */
+
+/* What a loader built on cJSON may accept that the reference refuses. */
+typedef enum { JSON_OK, JSON_SYNTAX, JSON_DUPLICATE_KEY, JSON_NOT_UNSIGNED, JSON_NUL_IN_STRING } json_fault;
+/* Where a value sits: a safetensors header's tensor entries hold shape and
+ * data_offsets, arrays the reference reads as unsigned integers (usize). */
+typedef enum { AT_ROOT, AT_ENTRY, AT_UNSIGNED_ARRAY, AT_UNSIGNED, AT_OTHER } json_place;
+
+typedef struct {
+    const char *p, *end, *start;
+    bool checkpoint; /* apply the safetensors header's rules */
+    json_fault fault;
+    size_t fault_at; /* byte offset of the fault */
+} json_reader;
+
+static bool json_fail(json_reader *r, json_fault fault)
+{
+    if (r->fault == JSON_OK) {
+        r->fault = fault;
+        r->fault_at = (size_t)(r->p - r->start);
+    }
+    return false;
+}
+
+static void json_space(json_reader *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+}
+
+static bool json_literal(json_reader *r, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0)
+        return json_fail(r, JSON_SYNTAX);
+    r->p += n;
+    return true;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+static bool json_hex4(json_reader *r, unsigned *value)
+{
+    *value = 0;
+    for (int i = 0; i < 4; i++, r->p++) {
+        int d = r->p < r->end ? hex_digit(*r->p) : -1;
+        if (d < 0)
+            return json_fail(r, JSON_SYNTAX);
+        *value = *value << 4 | (unsigned)d;
+    }
+    return true;
+}
+
+/* A string, decoded into *out (malloc'd, NUL-terminated, may hold NUL bytes:
+ * *out_len says how many) when out is not NULL. Unpaired surrogates and raw
+ * control characters are errors, as in serde_json. */
+static bool json_string(json_reader *r, char **out, size_t *out_len)
+{
+    r->p++; /* the opening quote */
+    char *text = out ? malloc((size_t)(r->end - r->p) + 1) : NULL;
+    size_t n = 0;
+    if (out && !text)
+        harness_fail("out of memory reading a JSON string");
+    for (;;) {
+        if (r->p >= r->end || (unsigned char)*r->p < 0x20)
+            goto fail;
+        char c = *r->p++;
+        if (c == '"')
+            break;
+        if (c != '\\') {
+            if (text)
+                text[n++] = c;
+            continue;
+        }
+        if (r->p >= r->end)
+            goto fail;
+        char e = *r->p++;
+        const char *simple = strchr("\"\\/bfnrt", e);
+        if (e && simple) {
+            if (text)
+                text[n++] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
+            continue;
+        }
+        unsigned cp, low;
+        if (e != 'u' || !json_hex4(r, &cp))
+            goto fail;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+            goto fail;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (r->end - r->p < 2 || r->p[0] != '\\' || r->p[1] != 'u')
+                goto fail;
+            r->p += 2;
+            if (!json_hex4(r, &low) || low < 0xDC00 || low > 0xDFFF)
+                goto fail;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        if (!text)
+            continue;
+        if (cp < 0x80) {
+            text[n++] = (char)cp;
+        } else if (cp < 0x800) {
+            text[n++] = (char)(0xC0 | cp >> 6);
+            text[n++] = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            text[n++] = (char)(0xE0 | cp >> 12);
+            text[n++] = (char)(0x80 | (cp >> 6 & 0x3F));
+            text[n++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+            text[n++] = (char)(0xF0 | cp >> 18);
+            text[n++] = (char)(0x80 | (cp >> 12 & 0x3F));
+            text[n++] = (char)(0x80 | (cp >> 6 & 0x3F));
+            text[n++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    if (out) {
+        text[n] = '\0';
+        *out = text;
+        *out_len = n;
+    }
+    return true;
+fail:
+    free(text);
+    return json_fail(r, JSON_SYNTAX);
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?; an unsigned place takes digits only. */
+static bool json_number(json_reader *r, json_place place)
+{
+    const char *start = r->p;
+    if (r->p < r->end && *r->p == '-')
+        r->p++;
+    if (r->p >= r->end || !is_digit(*r->p))
+        return json_fail(r, JSON_SYNTAX);
+    if (*r->p++ != '0')
+        while (r->p < r->end && is_digit(*r->p))
+            r->p++;
+    else if (r->p < r->end && is_digit(*r->p))
+        return json_fail(r, JSON_SYNTAX); /* a leading zero */
+    if (r->p < r->end && *r->p == '.') {
+        r->p++;
+        if (r->p >= r->end || !is_digit(*r->p))
+            return json_fail(r, JSON_SYNTAX);
+        while (r->p < r->end && is_digit(*r->p))
+            r->p++;
+    }
+    if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+        r->p++;
+        if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
+            r->p++;
+        if (r->p >= r->end || !is_digit(*r->p))
+            return json_fail(r, JSON_SYNTAX);
+        while (r->p < r->end && is_digit(*r->p))
+            r->p++;
+    }
+    if (place == AT_UNSIGNED)
+        for (const char *c = start; c < r->p; c++)
+            if (!is_digit(*c)) {
+                r->p = start;
+                return json_fail(r, JSON_NOT_UNSIGNED);
+            }
+    return true;
+}
+
+static bool json_value(json_reader *r, json_place place, int depth);
+
+static bool json_object(json_reader *r, json_place place, int depth)
+{
+    char **keys = NULL;
+    size_t *key_lens = NULL, n = 0;
+    bool ok = false;
+    r->p++;
+    json_space(r);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        return true;
+    }
+    for (;;) {
+        json_space(r);
+        if (r->p >= r->end || *r->p != '"') {
+            json_fail(r, JSON_SYNTAX);
+            break;
+        }
+        const char *key_at = r->p;
+        char *key;
+        size_t key_len;
+        if (!json_string(r, &key, &key_len))
+            break;
+        keys = realloc(keys, (n + 1) * sizeof *keys);
+        key_lens = realloc(key_lens, (n + 1) * sizeof *key_lens);
+        if (!keys || !key_lens)
+            harness_fail("out of memory reading JSON keys");
+        keys[n] = key;
+        key_lens[n++] = key_len;
+        if (r->checkpoint && memchr(key, '\0', key_len)) {
+            r->p = key_at;
+            json_fail(r, JSON_NUL_IN_STRING);
+            goto done;
+        }
+        for (size_t i = 0; i + 1 < n; i++)
+            if (key_lens[i] == key_len && memcmp(keys[i], key, key_len) == 0) {
+                r->p = key_at;
+                json_fail(r, JSON_DUPLICATE_KEY);
+                goto done;
+            }
+        json_space(r);
+        if (r->p >= r->end || *r->p != ':') {
+            json_fail(r, JSON_SYNTAX);
+            break;
+        }
+        r->p++;
+        json_place child = AT_OTHER;
+        if (place == AT_ROOT && r->checkpoint && strcmp(key, "__metadata__") != 0)
+            child = AT_ENTRY;
+        else if (place == AT_ENTRY && (strcmp(key, "shape") == 0 || strcmp(key, "data_offsets") == 0))
+            child = AT_UNSIGNED_ARRAY;
+        if (!json_value(r, child, depth + 1))
+            break;
+        json_space(r);
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+        if (r->p < r->end && *r->p == '}') {
+            r->p++;
+            ok = true;
+        } else {
+            json_fail(r, JSON_SYNTAX);
+        }
+        break;
+    }
+done:
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(key_lens);
+    return ok;
+}
+
+static bool json_array(json_reader *r, json_place place, int depth)
+{
+    r->p++;
+    json_space(r);
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        return true;
+    }
+    for (;;) {
+        if (!json_value(r, place == AT_UNSIGNED_ARRAY ? AT_UNSIGNED : AT_OTHER, depth + 1))
+            return false;
+        json_space(r);
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+        if (r->p < r->end && *r->p == ']') {
+            r->p++;
+            return true;
+        }
+        return json_fail(r, JSON_SYNTAX);
+    }
+}
+
+static bool json_value(json_reader *r, json_place place, int depth)
+{
+    json_space(r);
+    if (depth > 1000 || r->p >= r->end)
+        return json_fail(r, JSON_SYNTAX);
+    switch (*r->p) {
+    case '{': return json_object(r, place, depth);
+    case '[': return json_array(r, place, depth);
+    case '"': {
+        /* A NUL from \u0000 cuts a C string short: a name or a label would
+         * silently read as another. The reference keeps it. */
+        char *text;
+        size_t n;
+        if (!json_string(r, &text, &n))
+            return false;
+        bool nul = memchr(text, '\0', n) != NULL;
+        free(text);
+        return r->checkpoint && nul ? json_fail(r, JSON_NUL_IN_STRING) : true;
+    }
+    case 't': return json_literal(r, "true");
+    case 'f': return json_literal(r, "false");
+    case 'n': return json_literal(r, "null");
+    default: return json_number(r, place);
+    }
+}
+
+/* JSON_OK when text[0..n) is one JSON object and only white space after it. */
+static json_fault read_json_object(const char *text, size_t n, bool checkpoint, size_t *fault_at)
+{
+    json_reader r = {.p = text, .end = text + n, .start = text, .checkpoint = checkpoint};
+    json_space(&r);
+    if (r.p < r.end && *r.p != '{')
+        json_fail(&r, JSON_SYNTAX);
+    else if (json_value(&r, AT_ROOT, 0)) {
+        json_space(&r);
+        if (r.p != r.end)
+            json_fail(&r, JSON_SYNTAX);
+    }
+    *fault_at = r.fault_at;
+    return r.fault;
+}
+
+static const char *json_fault_name(json_fault fault)
+{
+    switch (fault) {
+    case JSON_OK: break;
+    case JSON_SYNTAX: return "invalid JSON (RFC 8259, as serde_json reads it)";
+    case JSON_DUPLICATE_KEY: return "a duplicate key";
+    case JSON_NOT_UNSIGNED: return "a number that is not an unsigned integer (shape or data_offsets)";
+    case JSON_NUL_IN_STRING: return "a \\u0000 in a string, which a C string cannot hold";
+    }
+    return "no fault";
+}
+
+/* ---- configs ---- */
+
+static void check_config(tg_config *cfg)
+{
+    if (!cfg->json || !cfg->data.format || !cfg->data.train)
+        violated("config: json, data.format or data.train is NULL");
+    bool idx = strcmp(cfg->data.format, "idx") == 0;
+    if (!idx && strcmp(cfg->data.format, "csv") != 0)
+        violated("config: data.format is \"%s\"", cfg->data.format);
+    if (idx && !cfg->data.train_labels)
+        violated("config: idx without data.train_labels");
+    touch(cfg->data.train, strlen(cfg->data.train));
+    if (cfg->data.columns)
+        touch(cfg->data.columns, (size_t)cfg->data.n_columns * sizeof *cfg->data.columns);
+    int n = cfg->model.n_layers;
+    if (n < 1 || !cfg->model.layers)
+        violated("config: %d layers", n);
+    for (int i = 0; i < n; i++)
+        if (cfg->model.layers[i].type == TG_LAYER_LINEAR && cfg->model.layers[i].out < 1)
+            violated("config: model.layers[%d].out is %lld", i, (long long)cfg->model.layers[i].out);
+    if (cfg->model.layers[n - 1].type != TG_LAYER_LINEAR)
+        violated("config: the last layer is not linear");
+    if (cfg->loss.class_weights && cfg->loss.n_class_weights != cfg->model.layers[n - 1].out)
+        violated("config: %lld class weights for %lld classes", (long long)cfg->loss.n_class_weights,
+                 (long long)cfg->model.layers[n - 1].out);
+    if (!(cfg->optimizer.lr > 0) || !isfinite(cfg->optimizer.lr))
+        violated("config: optimizer.lr is %g", cfg->optimizer.lr);
+    if (cfg->train.epochs < 1 || cfg->train.batch_size < 1)
+        violated("config: epochs %d, batch_size %lld", cfg->train.epochs, (long long)cfg->train.batch_size);
+    for (int epoch = 0; epoch < 3; epoch++)
+        (void)tg_config_lr_at(cfg, epoch);
+    /* Duplicate keys are refused at every level. cJSON reads a little more than
+     * RFC 8259 (leading zeros, "1.", raw tabs in strings): where the text is
+     * not strict JSON, the rule cannot be judged here. */
+    size_t at;
+    if (read_json_object(cfg->json, strlen(cfg->json), false, &at) == JSON_DUPLICATE_KEY)
+        violated("config: a duplicate key at byte %zu", at);
+}
+
+fuzz_outcome fuzz_config(const uint8_t *data, size_t size)
+{
+    fuzz_outcome o = {0};
+    char *text = malloc(size + 1);
+    if (!text)
+        harness_fail("out of memory copying %zu bytes", size);
+    memcpy(text, data, size);
+    text[size] = '\0';
+    start_call();
+    tg_config *cfg = tg_config_parse(text, "base");
+    end_call(&o, cfg != NULL);
+    if (cfg)
+        check_config(cfg);
+    tg_config_free(cfg);
+    free(text);
+
+    write_file(CONFIG_FILE, data, size);
+    start_call();
+    cfg = tg_config_load(scratch(CONFIG_FILE));
+    end_call(&o, cfg != NULL);
+    if (cfg)
+        check_config(cfg);
+    tg_config_free(cfg);
+    return o;
+}
+
+/* ---- data sets (CSV and IDX) ---- */
+
+/* labeled: whether the data set has a label column (classes >= 1); max_x: the
+ * largest feature value possible (INFINITY: any finite value). */
+static void check_dataset(const char *loader, const tg_dataset *ds, bool labeled, float max_x)
+{
+    if (ds->rows < 1 || ds->features < 1 || !ds->x || !ds->y)
+        violated("%s: %lld rows of %lld features, x %p, y %p", loader, (long long)ds->rows, (long long)ds->features,
+                 (void *)ds->x, (void *)ds->y);
+    for (int64_t i = 0; i < ds->rows * ds->features; i++)
+        if (!isfinite(ds->x[i]) || !(fabsf(ds->x[i]) <= max_x))
+            violated("%s: x[%lld] is %g", loader, (long long)i, (double)ds->x[i]);
+    if (labeled ? ds->classes < 1 : ds->classes != 0)
+        violated("%s: %lld classes", loader, (long long)ds->classes);
+    for (int64_t r = 0; r < ds->rows; r++)
+        if (ds->y[r] < 0 || (labeled ? ds->y[r] >= ds->classes : ds->y[r] != 0))
+            violated("%s: y[%lld] is %lld with %lld classes", loader, (long long)r, (long long)ds->y[r],
+                     (long long)ds->classes);
+    check_strings("label_names", ds->label_names, ds->classes);
+    if (ds->feature_names)
+        check_strings("feature_names", ds->feature_names, ds->features);
+}
+
+static void load_csv(fuzz_outcome *o, const tg_csv_opts *opts, int64_t given_classes)
+{
+    start_call();
+    tg_dataset *ds = tg_csv_load(scratch(CSV_FILE), opts);
+    end_call(o, ds != NULL);
+    if (ds) {
+        check_dataset("csv", ds, opts->unlabeled != 1, INFINITY);
+        if (given_classes && ds->classes != given_classes)
+            violated("csv: %lld classes with %lld label names given", (long long)ds->classes, (long long)given_classes);
+    }
+    tg_dataset_free(ds);
+}
+
+fuzz_outcome fuzz_csv(const uint8_t *data, size_t size)
+{
+    static char *const given[] = {"a", "b", "c"};
+    static const int64_t columns[] = {0, -1};
+    const tg_csv_opts defaults = TG_CSV_OPTS_DEFAULT;
+    enum { VARIANTS = 6 };
+    tg_csv_opts variants[VARIANTS] = {defaults, defaults, defaults, defaults, defaults, defaults};
+    variants[1].label_column = 0;
+    variants[1].header = 0;
+    variants[2].label_name = "label";
+    variants[3].label_names = given;
+    variants[3].n_label_names = 3;
+    variants[4].delimiter = '\t';
+    variants[4].header = 1;
+    variants[4].label_column = 1;
+    variants[4].columns = columns;
+    variants[4].n_columns = 2;
+    variants[5].delimiter = ';';
+    variants[5].unlabeled = 1;
+    fuzz_outcome o = {0};
+    write_file(CSV_FILE, data, size);
+    for (int i = 0; i < VARIANTS; i++)
+        load_csv(&o, &variants[i], variants[i].n_label_names);
+    return o;
+}
+
+static uint32_t big_endian(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
+}
+
+/* An IDX pair as its bytes define it, judged without the loader. */
+typedef struct {
+    bool valid;
+    uint64_t count, features;
+    const uint8_t *labels, *pixels;
+} idx_pair;
+
+static idx_pair judge_idx(const uint8_t *labels, size_t labels_len, const uint8_t *images, size_t images_len)
+{
+    idx_pair pair = {.valid = false};
+    if (labels_len < 8 || images_len < 16 || big_endian(labels) != 0x801 || big_endian(images) != 0x803)
+        return pair;
+    uint64_t count = big_endian(labels + 4), rows = big_endian(images + 8), cols = big_endian(images + 12);
+    uint64_t payload = images_len - 16;
+    if (big_endian(images + 4) != count || labels_len - 8 != count || count == 0 || payload % count != 0 ||
+        payload / count != rows * cols || payload == 0 || payload > (uint64_t)1 << 31)
+        return pair;
+    return (idx_pair){true, count, rows * cols, labels + 8, images + 16};
+}
+
+static bool starts_gzip(const uint8_t *b, size_t n)
+{
+    return n >= 2 && b[0] == 0x1f && b[1] == 0x8b;
+}
+
+/* expected: what the files hold, or NULL when zlib would read them as gzip. */
+static void load_idx(fuzz_outcome *o, int images, int labels, const idx_pair *expected)
+{
+    start_call();
+    tg_dataset *ds = tg_idx_load(scratch(images), scratch(labels), 1.0 / 255.0);
+    end_call(o, ds != NULL);
+    if (expected && expected->valid != (ds != NULL))
+        violated("idx: %s a pair that is %s", ds ? "accepted" : "refused", expected->valid ? "valid" : "invalid");
+    if (ds) {
+        check_dataset("idx", ds, true, 1.0f);
+        if (ds->feature_names)
+            violated("idx: feature names");
+    }
+    if (ds && expected) {
+        if ((uint64_t)ds->rows != expected->count || (uint64_t)ds->features != expected->features)
+            violated("idx: %lld rows of %lld pixels, the files hold %llu of %llu", (long long)ds->rows,
+                     (long long)ds->features, (unsigned long long)expected->count,
+                     (unsigned long long)expected->features);
+        int64_t max_label = 0;
+        for (int64_t r = 0; r < ds->rows; r++) {
+            if (ds->y[r] != expected->labels[r])
+                violated("idx: y[%lld] is %lld, the file says %d", (long long)r, (long long)ds->y[r],
+                         expected->labels[r]);
+            max_label = ds->y[r] > max_label ? ds->y[r] : max_label;
+        }
+        if (ds->classes != max_label + 1)
+            violated("idx: %lld classes for labels up to %lld", (long long)ds->classes, (long long)max_label);
+        for (int64_t c = 0; c < ds->classes; c++) {
+            char digits[24];
+            snprintf(digits, sizeof digits, "%lld", (long long)c);
+            if (strcmp(ds->label_names[c], digits) != 0)
+                violated("idx: class %lld is named '%s'", (long long)c, ds->label_names[c]);
+        }
+        for (int64_t i = 0; i < ds->rows * ds->features; i++)
+            if (ds->x[i] != (float)(expected->pixels[i] * (1.0 / 255.0)))
+                violated("idx: x[%lld] is %g for pixel %d", (long long)i, (double)ds->x[i], expected->pixels[i]);
+    }
+    tg_dataset_free(ds);
+}
+
+fuzz_outcome fuzz_idx(const uint8_t *data, size_t size)
+{
+    fuzz_outcome o = {0};
+    size_t rest = size ? size - 1 : 0, labels_len = size ? data[0] : 0;
+    const uint8_t *labels = size ? data + 1 : data;
+    if (labels_len > rest)
+        labels_len = rest;
+    const uint8_t *images = labels + labels_len;
+    size_t images_len = rest - labels_len;
+    /* Both loads must agree with the bytes: the gzipped files hold exactly
+     * them, and so do the raw ones unless zlib sees a gzip stream there. */
+    idx_pair expected = judge_idx(labels, labels_len, images, images_len);
+    bool raw_is_gzip = starts_gzip(labels, labels_len) || starts_gzip(images, images_len);
+    write_file(LABELS_FILE, labels, labels_len);
+    write_file(IMAGES_FILE, images, images_len);
+    load_idx(&o, IMAGES_FILE, LABELS_FILE, raw_is_gzip ? NULL : &expected);
+    write_gzip_file(LABELS_GZ_FILE, labels, labels_len);
+    write_gzip_file(IMAGES_GZ_FILE, images, images_len);
+    load_idx(&o, IMAGES_GZ_FILE, LABELS_GZ_FILE, &expected);
+    return o;
+}
+
+/* ---- checkpoints ---- */
+
+static void check_model(tg_model *m)
+{
+    int64_t inputs = tg_model_inputs(m), classes = tg_model_classes(m);
+    int n_layers = tg_model_n_layers(m);
+    if (inputs < 1 || classes < 1 || n_layers < 1)
+        violated("model: %lld inputs, %lld classes, %d layers", (long long)inputs, (long long)classes, n_layers);
+    const tg_layer_spec *last = tg_model_layer(m, n_layers - 1);
+    if (!last || last->type != TG_LAYER_LINEAR || last->out != classes)
+        violated("model: the last layer is not linear with %lld outputs", (long long)classes);
+    for (int i = 0; i < tg_model_n_params(m); i++) {
+        tg_tensor *t = tg_model_param(m, i);
+        const char *name = tg_model_param_name(m, i);
+        if (!t || !name)
+            violated("model: parameter %d or its name is NULL", i);
+        touch(tg_data(t), (size_t)tg_numel(t) * tg_dtype_size(tg_dtype_of(t)));
+    }
+    for (int64_t c = 0; c < classes; c++) {
+        const char *label = tg_model_label(m, c);
+        if (label)
+            touch(label, strlen(label) + 1);
+    }
+    const float *mean = tg_model_mean(m), *std = tg_model_std(m);
+    if (!mean != !std)
+        violated("model: standardization mean without std or the reverse");
+    if (mean) {
+        touch(mean, (size_t)inputs * sizeof *mean);
+        touch(std, (size_t)inputs * sizeof *std);
+    }
+    const char *config = tg_model_config_json(m);
+    if (config)
+        touch(config, strlen(config) + 1);
+
+    /* A loaded model runs: one row of zeros gives [1, classes] logits. */
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_new(tg_model_dtype(m), 2, (const int64_t[]){1, inputs});
+    if (!tape || !x)
+        harness_fail("out of memory for a forward pass");
+    tg_tensor *logits = tg_model_forward(m, tape, x);
+    if (!logits || tg_ndim(logits) != 2 || tg_dim(logits, 0) != 1 || tg_dim(logits, 1) != classes)
+        violated("model: the forward pass failed: %s", tg_last_error());
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_floats(const float *a, const float *b, int64_t n)
+{
+    return (!a && !b) || (a && b && memcmp(a, b, (size_t)n * sizeof *a) == 0);
+}
+
+/* What was loaded saves, and loads back the same: no checkpoint the loader
+ * accepts is one the library cannot write again. */
+static void check_round_trip(const tg_model *m)
+{
+    const char *path = scratch(RESAVED_FILE);
+    if (tg_model_save(m, path) != 0)
+        violated("model: saving the loaded model failed: %s", tg_last_error());
+    tg_model *again = tg_model_load(path);
+    if (!again)
+        violated("model: the loaded model, saved again, is refused: %s", tg_last_error());
+    int64_t inputs = tg_model_inputs(m), classes = tg_model_classes(m);
+    if (tg_model_inputs(again) != inputs || tg_model_classes(again) != classes ||
+        tg_model_dtype(again) != tg_model_dtype(m) || tg_model_n_layers(again) != tg_model_n_layers(m) ||
+        tg_model_n_params(again) != tg_model_n_params(m))
+        violated("model: saved and loaded again, its shape changed");
+    for (int i = 0; i < tg_model_n_layers(m); i++) {
+        const tg_layer_spec *a = tg_model_layer(m, i), *b = tg_model_layer(again, i);
+        if (a->type != b->type || (a->type == TG_LAYER_LINEAR && (a->out != b->out || a->bias != b->bias)))
+            violated("model: saved and loaded again, layer %d changed", i);
+    }
+    for (int i = 0; i < tg_model_n_params(m); i++) {
+        const tg_tensor *a = tg_model_param(m, i), *b = tg_model_param(again, i);
+        if (strcmp(tg_model_param_name(m, i), tg_model_param_name(again, i)) != 0 || tg_ndim(a) != tg_ndim(b) ||
+            memcmp(tg_shape(a), tg_shape(b), (size_t)tg_ndim(a) * sizeof(int64_t)) != 0 ||
+            memcmp(tg_data(a), tg_data(b), (size_t)tg_numel(a) * tg_dtype_size(tg_dtype_of(a))) != 0)
+            violated("model: saved and loaded again, parameter %s changed", tg_model_param_name(m, i));
+    }
+    for (int64_t c = 0; c < classes; c++)
+        if (!same_text(tg_model_label(m, c), tg_model_label(again, c)))
+            violated("model: saved and loaded again, label %lld changed", (long long)c);
+    if (!same_floats(tg_model_mean(m), tg_model_mean(again), inputs) ||
+        !same_floats(tg_model_std(m), tg_model_std(again), inputs))
+        violated("model: saved and loaded again, its standardization changed");
+    if (!same_text(tg_model_config_json(m), tg_model_config_json(again)))
+        violated("model: saved and loaded again, its config text changed");
+    tg_model_free(again);
+}
+
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t extra = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 4;
+        if (extra == 4 || extra >= n - i)
+            return false;
+        uint32_t cp = extra == 0 ? c : c & (0x3F >> extra);
+        for (size_t k = 1; k <= extra; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        static const uint32_t smallest[4] = {0, 0x80, 0x800, 0x10000};
+        if (cp < smallest[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+typedef struct {
+    int64_t begin, end;
+} byte_range;
+
+static int by_begin(const void *a, const void *b)
+{
+    const byte_range *x = a, *y = b;
+    return x->begin != y->begin ? (x->begin > y->begin) - (x->begin < y->begin) : (x->end > y->end) - (x->end < y->end);
+}
+
+/* An accepted checkpoint keeps every rule of the reference reader
+ * (safetensors/src/tensor.rs), checked here from the bytes: the header length
+ * below 100,000,000 and inside the file, UTF-8, one JSON object with no
+ * repeated key (the issue's rule on top of the reference's), shape and
+ * data_offsets unsigned integers, each tensor's bytes numel x dtype size, and
+ * the tensors tiling the data from 0 to the file's end. */
+static void check_checkpoint_rules(const uint8_t *data, size_t size)
+{
+    if (size < 8)
+        violated("checkpoint: %zu bytes, no room for the header length", size);
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++)
+        n |= (uint64_t)data[i] << (8 * i);
+    if (n >= 100000000 || n > size - 8)
+        violated("checkpoint: header length %llu in a %zu-byte file", (unsigned long long)n, size);
+    const char *header = (const char *)data + 8;
+    if (!utf8_valid((const unsigned char *)header, (size_t)n))
+        violated("checkpoint: the header is not UTF-8");
+    size_t at;
+    json_fault fault = read_json_object(header, (size_t)n, true, &at);
+    if (fault != JSON_OK)
+        violated("checkpoint: the header has %s at byte %zu: %.*s", json_fault_name(fault), at + 8,
+                 (int)((size_t)n - at < 40 ? (size_t)n - at : 40), header + at);
+
+    cJSON *root = cJSON_ParseWithLength(header, (size_t)n);
+    if (!root)
+        harness_fail("cJSON cannot read a header that is strict JSON");
+    byte_range *ranges = calloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *ranges);
+    int count = 0;
+    if (!ranges)
+        harness_fail("out of memory");
+    for (const cJSON *t = root->child; t; t = t->next) {
+        if (strcmp(t->string, "__metadata__") == 0)
+            continue;
+        const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+        const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+        const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+        int64_t item = !cJSON_IsString(dtype)                   ? 0
+                       : strcmp(dtype->valuestring, "F32") == 0 ? 4
+                       : strcmp(dtype->valuestring, "F64") == 0 ? 8
+                                                                : 0;
+        if (!item || !cJSON_IsArray(shape) || !cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2)
+            violated("checkpoint: tensor '%s' lacks a float dtype, a shape or two data_offsets", t->string);
+        double bytes = (double)item; /* exact below 2^53, and far past any file here above it */
+        for (const cJSON *d = shape->child; d; d = d->next)
+            bytes *= d->valuedouble;
+        double begin = offsets->child->valuedouble, end = offsets->child->next->valuedouble;
+        if (!(begin >= 0 && end <= 9007199254740992.0))
+            violated("checkpoint: tensor '%s' has data_offsets [%g, %g]", t->string, begin, end);
+        byte_range range = {(int64_t)begin, (int64_t)end};
+        if (range.end < range.begin || (double)(range.end - range.begin) != bytes)
+            violated("checkpoint: tensor '%s' spans [%lld, %lld] for %.17g bytes", t->string, (long long)range.begin,
+                     (long long)range.end, bytes);
+        ranges[count++] = range;
+    }
+    qsort(ranges, (size_t)count, sizeof *ranges, by_begin);
+    int64_t end = 0;
+    for (int i = 0; i < count; i++) {
+        if (ranges[i].begin != end)
+            violated("checkpoint: a tensor begins at %lld where the one before ends at %lld",
+                     (long long)ranges[i].begin, (long long)end);
+        end = ranges[i].end;
+    }
+    if ((uint64_t)end != size - 8 - n)
+        violated("checkpoint: the tensors end at %lld, the data has %llu bytes", (long long)end,
+                 (unsigned long long)(size - 8 - n));
+    free(ranges);
+    cJSON_Delete(root);
+}
+
+fuzz_outcome fuzz_safetensors(const uint8_t *data, size_t size)
+{
+    fuzz_outcome o = {0};
+    write_file(MODEL_FILE, data, size);
+    start_call();
+    tg_model *m = tg_model_load(scratch(MODEL_FILE));
+    end_call(&o, m != NULL);
+    if (m) {
+        check_checkpoint_rules(data, size);
+        check_model(m);
+        check_round_trip(m);
+    }
+    tg_model_free(m);
+    return o;
+}

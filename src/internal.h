@@ -174,7 +174,7 @@ int tg_io_sync(int fd);
 int tg_io_rename(const char *from, const char *to);
 
 /* out[i] = exp(x[i] - shift) over a row; returns the sum of out (src/ops/exp_kernel.c).
- * float32 is vectorised (within 2 ulp of expf; results below FLT_MIN flush to 0). */
+ * Vectorised: within 2 ulp of libm's expf / exp; results below FLT_MIN / DBL_MIN flush to 0. */
 float tg_exp_row_f32(const float *x, float shift, float *out, int64_t n);
 double tg_exp_row_f64(const double *x, double shift, double *out, int64_t n);
 /* The largest element of a row, NaNs skipped (-inf for an empty or all-NaN row). */
@@ -222,7 +222,7 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
 #endif
 
 /* tg_dataset_split without the copy of the first part: ds keeps those rows, in the same order
- * tg_dataset_split would give them (its memory is not shrunk), and *second gets the rest. */
+ * tg_dataset_split would give them (its block shrinks to fit), and *second gets the rest. */
 int tg_dataset_split_off(tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **second);
 
 /* A safetensors header read as strictly as the reference reader (src/io/json_strict.c): one JSON

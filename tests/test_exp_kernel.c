@@ -82,3 +82,41 @@ Test(exp_kernel, shift_and_sum_of_a_row_with_a_tail)
     }
     cr_assert(fabs(sum - want_sum) <= 1e-6 * want_sum, "sum %.9g, expected %.9g", sum, want_sum);
 }
+
+/* Distance in units in the last place between two finite doubles of the same sign. */
+static int64_t ulps64(double a, double b)
+{
+    int64_t ia, ib;
+    memcpy(&ia, &a, 8);
+    memcpy(&ib, &b, 8);
+    return ia > ib ? ia - ib : ib - ia;
+}
+
+Test(exp_kernel, float64_within_two_ulp_of_exp)
+{
+    enum { N = 200000 };
+    static double x[N], y[N];
+    tg_rng rng;
+    tg_rng_seed(&rng, 64);
+    for (int i = 0; i < N; i++) /* the whole finite-result range, and beyond both ends */
+        x[i] = -760.0 + 1480.0 * tg_rng_uniform(&rng);
+    x[0] = -INFINITY, x[1] = INFINITY, x[2] = NAN, x[3] = 0.0, x[4] = 709.7, x[5] = -708.3, x[6] = 1e-300;
+    tg_exp_row_f64(x, 0.0, y, N);
+    int64_t worst = 0;
+    for (int i = 0; i < N; i++) {
+        double want = exp(x[i]);
+        if (isnan(x[i]))
+            cr_assert(isnan(y[i]));
+        else if (isinf(want))
+            cr_assert(isinf(y[i]) && y[i] > 0, "exp(%a) = %a, expected inf", x[i], y[i]);
+        else if (want < DBL_MIN)
+            cr_assert(y[i] >= 0 && y[i] <= DBL_MIN, "exp(%a) = %a, expected %a (flushed to 0 is allowed)", x[i], y[i],
+                      want);
+        else {
+            int64_t u = ulps64(y[i], want);
+            cr_assert(u <= 2, "exp(%a) = %a, exp gives %a: %lld ulp apart", x[i], y[i], want, (long long)u);
+            worst = u > worst ? u : worst;
+        }
+    }
+    cr_log_info("exp kernel float64: %d values checked, worst %lld ulp", N, (long long)worst);
+}

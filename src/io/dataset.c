@@ -128,6 +128,11 @@ int tg_dataset_split_off(tg_dataset *ds, double fraction, tg_rng *rng, tg_datase
         done[j] = 1;
     }
     ds->rows = n_first;
+    /* Give the split-off rows' memory back (a large block shrinks in place). */
+    float *fewer = n_first && f ? tg_realloc(ds->x, (size_t)(n_first * f) * sizeof(float)) : NULL;
+    if (fewer)
+        ds->x = fewer;
+    tg_clear_error(); /* a refused shrink is harmless: the block stays as it was */
     tg_dealloc(order);
     tg_dealloc(done);
     tg_dealloc(row);

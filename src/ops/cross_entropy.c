@@ -155,17 +155,24 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
     int threads = labels ? tg_threads_for(rows * classes) : 1; /* probability rows share q */
     /* Rows narrower than a vector would each pay a whole exp's latency for a few lanes: shift every row
      * by its max first, then take the exps of the whole block in one vectorised pass. */
-    bool narrow = logits->dtype == TG_F32 && classes < 32;
+    bool narrow = classes < 32;
     if (narrow) {
-        const float *xs = logits->data;
-        float *e = s->softmax;
-        for (int64_t i = 0; i < rows; i++) {
-            float max = tg_max_row_f32(xs + i * classes, classes);
-            s->row_max[i] = max;
-            for (int64_t c = 0; c < classes; c++)
-                e[i * classes + c] = xs[i * classes + c] - max;
-        }
-        tg_exp_row_f32(e, 0.0f, e, rows * classes);
+        TG_FLOAT_DISPATCH(logits->dtype, T, {
+            const T *xs = logits->data;
+            T *e = s->softmax;
+            for (int64_t i = 0; i < rows; i++) {
+                T max = -INFINITY;
+                for (int64_t c = 0; c < classes; c++)
+                    max = xs[i * classes + c] > max ? xs[i * classes + c] : max;
+                s->row_max[i] = max;
+                for (int64_t c = 0; c < classes; c++)
+                    e[i * classes + c] = xs[i * classes + c] - max;
+            }
+        });
+        if (logits->dtype == TG_F32)
+            tg_exp_row_f32(s->softmax, 0.0f, s->softmax, rows * classes);
+        else
+            tg_exp_row_f64(s->softmax, 0.0, s->softmax, rows * classes);
     }
     TG_FLOAT_DISPATCH(logits->dtype, T, {
         const T *xs = logits->data;

@@ -5,8 +5,9 @@
  * bits. Results below FLT_MIN (x < -87.34) are flushed to 0 instead of
  * subnormals: an absolute error under 1.2e-38, invisible next to the 1 that
  * the row's max contributes. Exact at the edges: exp(-inf) = 0,
- * exp(+inf) = inf, exp(NaN) = NaN, overflow gives inf. Compiled without
- * -ffast-math, so the arithmetic is exactly what is written. */
+ * exp(+inf) = inf, exp(NaN) = NaN, overflow gives inf. float64 has its own
+ * polynomial below. Compiled without -ffast-math, so the arithmetic is
+ * exactly what is written. */
 #include "internal.h"
 
 #include <math.h>
@@ -138,10 +139,67 @@ float tg_max_row_f32(const float *x, int64_t n)
     return max;
 }
 
+typedef double vd __attribute__((vector_size(TG_VEC_BYTES)));
+typedef int64_t vl __attribute__((vector_size(TG_VEC_BYTES)));
+enum { LANES_F64 = TG_VEC_BYTES / 8 };
+
+static inline vd select_d(vl mask, vd yes, vd no) { return (vd)(((vl)yes & mask) | ((vl)no & ~mask)); }
+
+/* The same scheme in double: x = k ln2 + r with ln2 split in fdlibm's hi and lo parts, e^r by its
+ * Taylor series to r^13 (the first omitted term is below 4e-18 for |r| <= ln2 / 2), 2^k in the
+ * exponent bits. Results below DBL_MIN (x < -708.39) flush to 0. */
+static inline vd vexp_f64(vd x)
+{
+    const vd hi = (vd){ 0 } + 709.782712893383973096, lo = (vd){ 0 } + -708.396418532264106224;
+    vl over = x > hi, under = x < lo, nan = x != x;
+    vd xc = select_d(over | nan, (vd){ 0 }, select_d(under, lo, x));
+    const vd shifter = (vd){ 0 } + 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
+    vd k = (xc * 1.44269504088896338700 + shifter) - shifter;
+    vd r = xc - k * 6.93147180369123816490e-01 - k * 1.90821492927058770002e-10;
+    vd p = (vd){ 0 } + 1.0 / 6227020800.0; /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    vd y = (p * r) * r + r + 1.0;
+    /* 2^k in two normal factors, k in [-1022, 1024]. */
+    vl ki = __builtin_convertvector(k, vl);
+    vl k1 = ki / 2, k2 = ki - k1;
+    y = y * (vd)((k1 + 1023) << 52) * (vd)((k2 + 1023) << 52);
+    y = select_d(over, (vd){ 0 } + INFINITY, select_d(under, (vd){ 0 }, y));
+    return select_d(nan, x + x, y);
+}
+
 double tg_exp_row_f64(const double *x, double shift, double *out, int64_t n)
 {
+    vd total = { 0 };
+    int64_t i = 0;
+    for (; i + LANES_F64 <= n; i += LANES_F64) {
+        vd v;
+        memcpy(&v, x + i, sizeof v);
+        v = vexp_f64(v - shift);
+        memcpy(out + i, &v, sizeof v);
+        total += v;
+    }
     double sum = 0;
-    for (int64_t i = 0; i < n; i++)
-        sum += (out[i] = exp(x[i] - shift));
+    for (int j = 0; j < LANES_F64; j++)
+        sum += total[j];
+    if (i < n) { /* the tail through the same arithmetic, padded with -inf (exp 0) */
+        double tail[LANES_F64];
+        for (int j = 0; j < LANES_F64; j++)
+            tail[j] = i + j < n ? x[i + j] - shift : -INFINITY;
+        vd v;
+        memcpy(&v, tail, sizeof v);
+        v = vexp_f64(v);
+        for (int j = 0; i + j < n; j++)
+            sum += (out[i + j] = v[j]);
+    }
     return sum;
 }

@@ -1,6 +1,10 @@
 #include "helpers.h"
 
+#include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 tg_tensor *random_tensor(tg_dtype dtype, int ndim, const int64_t *shape, uint64_t seed, double lo, double hi)
 {
@@ -27,4 +31,47 @@ int close_enough(double a, double b, double tol)
     if (isnan(a) && isnan(b))
         return 1;
     return fabs(a - b) <= tol;
+}
+
+char *make_temp_dir(const char *prefix)
+{
+    size_t n = strlen(prefix) + 16;
+    char *dir = malloc(n);
+    cr_assert_not_null(dir);
+    snprintf(dir, n, "/tmp/%s-XXXXXX", prefix);
+    cr_assert_not_null(mkdtemp(dir), "cannot make %s", dir);
+    return dir;
+}
+
+char *join_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(n);
+    cr_assert_not_null(path);
+    snprintf(path, n, "%s/%s", dir, name);
+    return path;
+}
+
+void write_bytes(const char *path, const void *bytes, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "cannot write %s", path);
+    cr_assert_eq(fwrite(bytes, 1, size, f), size);
+    cr_assert_eq(fclose(f), 0);
+}
+
+unsigned char *read_bytes(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    cr_assert_geq(n, 0);
+    rewind(f);
+    unsigned char *bytes = malloc((size_t)n + 1);
+    cr_assert_not_null(bytes);
+    cr_assert_eq(fread(bytes, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *size = (size_t)n;
+    return bytes;
 }

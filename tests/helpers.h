@@ -2,6 +2,7 @@
 #ifndef TAPEGRAD_TEST_HELPERS_H
 #define TAPEGRAD_TEST_HELPERS_H
 
+#include <stddef.h>
 #include <tapegrad.h>
 
 /* A caller-owned float64 tensor filled with uniform values in [lo, hi) from seed. */
@@ -10,5 +11,11 @@ tg_tensor *random_tensor(tg_dtype dtype, int ndim, const int64_t *shape, uint64_
 tg_tensor *random_labels(int64_t n, int64_t classes, uint64_t seed);
 /* Criterion-friendly: |a - b| <= tol (both NaN counts as equal). */
 int close_enough(double a, double b, double tol);
+
+/* Files for the tests that need them; each asserts (Criterion) on failure. */
+char *make_temp_dir(const char *prefix); /* a new empty folder /tmp/PREFIX-XXXXXX; caller frees the path */
+char *join_path(const char *dir, const char *name); /* "dir/name", caller frees */
+void write_bytes(const char *path, const void *bytes, size_t size);
+unsigned char *read_bytes(const char *path, size_t *size); /* the whole file, caller frees */
 
 #endif

@@ -22,6 +22,8 @@
 
 #include <tapegrad.h>
 
+#include "helpers.h"
+
 /* ---- allocator hooks that fail on demand and track every live block ---- */
 
 enum { LIVE_SLOTS = 1 << 16 }; /* open addressing; the scenario's peak is a few hundred blocks */
@@ -132,51 +134,10 @@ static void arm(long fail_at, bool fail_after)
 
 /* ---- files ---- */
 
-static char *make_dir(void)
-{
-    char *dir = strdup("/tmp/tapegrad-walk-XXXXXX");
-    cr_assert_not_null(dir);
-    cr_assert_not_null(mkdtemp(dir));
-    return dir;
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = malloc(n);
-    cr_assert_not_null(path);
-    snprintf(path, n, "%s/%s", dir, name);
-    return path;
-}
-
-static void write_all(const char *path, const void *bytes, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "cannot write %s", path);
-    cr_assert_eq(fwrite(bytes, 1, size, f), size);
-    cr_assert_eq(fclose(f), 0);
-}
-
-static unsigned char *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    cr_assert_geq(n, 0);
-    rewind(f);
-    unsigned char *bytes = malloc((size_t)n + 1);
-    cr_assert_not_null(bytes);
-    cr_assert_eq(fread(bytes, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
-    return bytes;
-}
-
 static bool file_is(const char *path, const unsigned char *bytes, size_t size)
 {
     size_t now_size;
-    unsigned char *now = read_all(path, &now_size);
+    unsigned char *now = read_bytes(path, &now_size);
     bool same = now_size == size && memcmp(now, bytes, size) == 0;
     free(now);
     return same;
@@ -207,7 +168,7 @@ static void remove_dir(char *dir)
         for (struct dirent *e; (e = readdir(d));) {
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
-            char *path = join(dir, e->d_name);
+            char *path = join_path(dir, e->d_name);
             unlink(path);
             free(path);
         }
@@ -307,7 +268,7 @@ static int stage_of(const outcome *clean, long k)
 /* A checkpoint that differs from the scenario's: the file a failed save must leave alone. */
 static unsigned char *old_checkpoint(const char *dir, size_t *size)
 {
-    char *path = join(dir, "old.safetensors");
+    char *path = join_path(dir, "old.safetensors");
     tg_rng rng;
     tg_rng_seed(&rng, 99);
     tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 3, 1}};
@@ -315,7 +276,7 @@ static unsigned char *old_checkpoint(const char *dir, size_t *size)
     cr_assert_not_null(m, "%s", tg_last_error());
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
     tg_model_free(m);
-    unsigned char *bytes = read_all(path, size);
+    unsigned char *bytes = read_bytes(path, size);
     unlink(path);
     free(path);
     return bytes;
@@ -334,7 +295,7 @@ static void walk(bool fail_after, const outcome *clean, const char *dir, const c
     const char *mode = fail_after ? "mode B (k-th and later)" : "mode A (k-th only)";
     long n = clean->attempts_after[STAGE_LOAD];
     for (long k = 1; k <= n; k++) {
-        write_all(model_path, old, old_size);
+        write_bytes(model_path, old, old_size);
         arm(k, fail_after);
         outcome o = run_scenario(config_path, model_path);
         long failed = hooks.failed;
@@ -379,22 +340,23 @@ static void walk(bool fail_after, const outcome *clean, const char *dir, const c
 
 Test(alloc_walk, every_allocation_of_config_train_save_load)
 {
-    char *dir = make_dir(), *config_path = join(dir, "walk.json"), *model_path = join(dir, "model.safetensors");
-    write_all(config_path, config_text, strlen(config_text));
+    char *dir = make_temp_dir("tapegrad-walk"), *config_path = join_path(dir, "walk.json");
+    char *model_path = join_path(dir, "model.safetensors");
+    write_bytes(config_path, config_text, strlen(config_text));
     size_t old_size, saved_size;
     unsigned char *old = old_checkpoint(dir, &old_size);
     tg_set_allocator(walk_malloc, walk_realloc, walk_free);
 
     /* The clean run, twice: the count must not depend on anything but the inputs. */
-    write_all(model_path, old, old_size);
+    write_bytes(model_path, old, old_size);
     arm(0, false);
     outcome clean = run_scenario(config_path, model_path);
     cr_assert_eq(clean.rc, 0, "the clean run failed in %s: %s", stage_names[clean.stage], tg_last_error());
     cr_assert_eq(hooks.live, 0, "the clean run leaked %ld blocks", hooks.live);
     long n = clean.attempts_after[STAGE_LOAD];
-    unsigned char *saved = read_all(model_path, &saved_size);
+    unsigned char *saved = read_bytes(model_path, &saved_size);
     cr_assert(saved_size != old_size || memcmp(saved, old, old_size) != 0, "the old checkpoint must differ");
-    write_all(model_path, old, old_size);
+    write_bytes(model_path, old, old_size);
     arm(0, false);
     outcome again = run_scenario(config_path, model_path);
     cr_assert_eq(again.rc, 0, "%s", tg_last_error());
@@ -489,8 +451,9 @@ static void io_arm(int kind, long at)
 
 Test(alloc_walk, every_io_call_of_a_save)
 {
-    char *dir = make_dir(), *config_path = join(dir, "walk.json"), *model_path = join(dir, "model.safetensors");
-    write_all(config_path, config_text, strlen(config_text));
+    char *dir = make_temp_dir("tapegrad-walk"), *config_path = join_path(dir, "walk.json");
+    char *model_path = join_path(dir, "model.safetensors");
+    write_bytes(config_path, config_text, strlen(config_text));
     size_t old_size;
     unsigned char *old = old_checkpoint(dir, &old_size);
     tg_set_allocator(walk_malloc, walk_realloc, walk_free);
@@ -503,7 +466,7 @@ Test(alloc_walk, every_io_call_of_a_save)
 
     static const tg_io_hooks failing = {failing_write, failing_flush, failing_sync, failing_rename};
     tg_set_io_hooks(&failing);
-    write_all(model_path, old, old_size);
+    write_bytes(model_path, old, old_size);
     io_arm(-1, 0);
     cr_assert_eq(tg_model_save(run->model, model_path), 0, "%s", tg_last_error());
     long clean_calls[IO_KINDS];
@@ -518,7 +481,7 @@ Test(alloc_walk, every_io_call_of_a_save)
     long points = 0;
     for (int kind = 0; kind < IO_KINDS; kind++)
         for (long at = 1; at <= clean_calls[kind]; at++) {
-            write_all(model_path, old, old_size);
+            write_bytes(model_path, old, old_size);
             io_arm(kind, at);
             tg_clear_error();
             int rc = tg_model_save(run->model, model_path);

@@ -17,14 +17,6 @@
 
 /* ---- helpers ---- */
 
-static char *make_dir(void)
-{
-    char *dir = strdup("/tmp/tapegrad-checkpoint-XXXXXX");
-    cr_assert_not_null(dir);
-    cr_assert_not_null(mkdtemp(dir));
-    return dir;
-}
-
 /* Names in dir (not . and ..), for "nothing left behind" checks. */
 static int count_entries(const char *dir, char *first, size_t size)
 {
@@ -59,39 +51,6 @@ static void remove_dir(char *dir)
     free(dir);
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = malloc(n);
-    cr_assert_not_null(path);
-    snprintf(path, n, "%s/%s", dir, name);
-    return path;
-}
-
-static unsigned char *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    cr_assert_geq(n, 0);
-    rewind(f);
-    unsigned char *bytes = malloc((size_t)n + 1);
-    cr_assert_not_null(bytes);
-    cr_assert_eq(fread(bytes, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
-    return bytes;
-}
-
-static void write_all(const char *path, const void *bytes, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(bytes, 1, size, f), size);
-    cr_assert_eq(fclose(f), 0);
-}
-
 static uint64_t get_u64_le(const unsigned char *p)
 {
     uint64_t v = 0;
@@ -117,7 +76,7 @@ static void write_raw(const char *path, const char *header, const unsigned char 
     memset(bytes + 8 + n, ' ', padded - n);
     if (data_len)
         memcpy(bytes + 8 + padded, data, data_len);
-    write_all(path, bytes, 8 + padded + data_len);
+    write_bytes(path, bytes, 8 + padded + data_len);
     free(bytes);
 }
 
@@ -167,12 +126,12 @@ static tg_model *tiny_model(void)
 /* A valid tiny checkpoint in dir: its header (caller deletes) and data bytes. */
 static cJSON *tiny_checkpoint(const char *dir, unsigned char **data, size_t *data_len)
 {
-    char *path = join(dir, "valid.safetensors");
+    char *path = join_path(dir, "valid.safetensors");
     tg_model *m = tiny_model();
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
     tg_model_free(m);
     size_t size, start;
-    unsigned char *bytes = read_all(path, &size);
+    unsigned char *bytes = read_bytes(path, &size);
     cJSON *root = parse_header(bytes, size, &start);
     *data_len = size - start;
     *data = malloc(*data_len + 1);
@@ -208,7 +167,7 @@ static void set_meta(cJSON *root, const char *key, const char *value)
 
 Test(checkpoint, round_trip_keeps_weights_labels_standardization_and_config)
 {
-    char *dir = make_dir(), *path = join(dir, "model.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "model.safetensors");
     tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 5, 1},
                               {TG_LAYER_RELU, 0, 0},
                               {TG_LAYER_LINEAR, 4, 0},
@@ -268,7 +227,7 @@ Test(checkpoint, round_trip_keeps_weights_labels_standardization_and_config)
 
 Test(checkpoint, float64_model_without_extras_round_trips)
 {
-    char *dir = make_dir(), *path = join(dir, "m64.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "m64.safetensors");
     tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 3, 0}, {TG_LAYER_SIGMOID, 0, 0}, {TG_LAYER_LINEAR, 2, 1}};
     tg_rng rng;
     tg_rng_seed(&rng, 7);
@@ -297,7 +256,7 @@ Test(checkpoint, float64_model_without_extras_round_trips)
 
 Test(checkpoint, bytes_follow_the_safetensors_layout)
 {
-    char *dir = make_dir(), *path = join(dir, "layout.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "layout.safetensors");
     tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 3, 1}, {TG_LAYER_RELU, 0, 0}, {TG_LAYER_LINEAR, 2, 1}};
     tg_rng rng;
     tg_rng_seed(&rng, 1);
@@ -308,7 +267,7 @@ Test(checkpoint, bytes_follow_the_safetensors_layout)
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
 
     size_t size, start;
-    unsigned char *bytes = read_all(path, &size);
+    unsigned char *bytes = read_bytes(path, &size);
     uint64_t n = get_u64_le(bytes);
     cr_assert_eq(n % 8, 0, "header length %llu is not a multiple of 8", (unsigned long long)n);
     cr_assert_eq(bytes[8], '{');
@@ -380,12 +339,12 @@ Test(checkpoint, bytes_follow_the_safetensors_layout)
 
 Test(checkpoint, standardization_is_printed_with_nine_digits)
 {
-    char *dir = make_dir(), *path = join(dir, "std.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "std.safetensors");
     tg_model *m = tiny_model();
     cr_assert_eq(tg_model_set_standardization(m, (float[]){0.1f, -2.0f, 2.5e-7f}, (float[]){1.0f, 0.3f, 1e-30f}), 0);
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
     size_t size, start;
-    unsigned char *bytes = read_all(path, &size);
+    unsigned char *bytes = read_bytes(path, &size);
     cJSON *root = parse_header(bytes, size, &start);
     cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
     /* the floats nearest 0.1, 2.5e-7, 0.3 and 1e-30 are 0.10000000149..., 2.4999999937e-07,
@@ -403,7 +362,7 @@ Test(checkpoint, standardization_is_printed_with_nine_digits)
 Test(checkpoint, loads_tensors_in_any_order_like_other_writers)
 {
     /* Python's safetensors sorts names: 0.bias before 0.weight, in data order too. */
-    char *dir = make_dir(), *path = join(dir, "sorted.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "sorted.safetensors");
     unsigned char *data;
     size_t data_len;
     cJSON *root = tiny_checkpoint(dir, &data, &data_len);
@@ -431,11 +390,11 @@ Test(checkpoint, loads_tensors_in_any_order_like_other_writers)
 
 Test(checkpoint, truncated_files_are_refused)
 {
-    char *dir = make_dir(), *good = join(dir, "good.safetensors"), *path = join(dir, "cut.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *good = join_path(dir, "good.safetensors"), *path = join_path(dir, "cut.safetensors");
     tg_model *m = tiny_model();
     cr_assert_eq(tg_model_save(m, good), 0, "%s", tg_last_error());
     size_t size;
-    unsigned char *bytes = read_all(good, &size);
+    unsigned char *bytes = read_bytes(good, &size);
     size_t n = (size_t)get_u64_le(bytes);
     struct {
         size_t keep;
@@ -450,14 +409,14 @@ Test(checkpoint, truncated_files_are_refused)
         {size - 1, "but the file has 31 bytes"},
     };
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
-        write_all(path, bytes, cuts[i].keep);
+        write_bytes(path, bytes, cuts[i].keep);
         expect_refused(path, cuts[i].needle);
     }
     /* one byte too many is refused as well */
     unsigned char *longer = malloc(size + 1);
     memcpy(longer, bytes, size);
     longer[size] = 0;
-    write_all(path, longer, size + 1);
+    write_bytes(path, longer, size + 1);
     expect_refused(path, "file has 33 bytes of data");
     free(longer);
     free(bytes);
@@ -469,19 +428,19 @@ Test(checkpoint, truncated_files_are_refused)
 
 Test(checkpoint, header_length_too_large_is_refused)
 {
-    char *dir = make_dir(), *path = join(dir, "big.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "big.safetensors");
     unsigned char bytes[64];
     memset(bytes, ' ', sizeof bytes);
     bytes[8] = '{';
     bytes[9] = '}';
     put_u64_le(bytes, 100000000);
-    write_all(path, bytes, sizeof bytes);
+    write_bytes(path, bytes, sizeof bytes);
     expect_refused(path, "header length 100000000, expected less than 100000000");
     put_u64_le(bytes, UINT64_MAX);
-    write_all(path, bytes, sizeof bytes);
+    write_bytes(path, bytes, sizeof bytes);
     expect_refused(path, "header length 18446744073709551615");
     put_u64_le(bytes, 57); /* one more than follows */
-    write_all(path, bytes, sizeof bytes);
+    write_bytes(path, bytes, sizeof bytes);
     expect_refused(path, "header length 57 but only 56 bytes follow");
     free(path);
     remove_dir(dir);
@@ -489,7 +448,7 @@ Test(checkpoint, header_length_too_large_is_refused)
 
 Test(checkpoint, bad_json_is_refused)
 {
-    char *dir = make_dir(), *path = join(dir, "json.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "json.safetensors");
     write_raw(path, "{\"0.weight\": {\"dtype\": ", NULL, 0);
     expect_refused(path, "not valid JSON");
     write_raw(path, "[1, 2]", NULL, 0);
@@ -504,7 +463,7 @@ Test(checkpoint, bad_json_is_refused)
 
 Test(checkpoint, wrong_dtype_strings_are_refused)
 {
-    char *dir = make_dir(), *path = join(dir, "dtype.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "dtype.safetensors");
     unsigned char *data;
     size_t data_len;
     const char *wrong[] = {"F16", "float32", "f32", "BF16", "I64"};
@@ -540,7 +499,7 @@ Test(checkpoint, wrong_dtype_strings_are_refused)
 
 Test(checkpoint, holes_and_overlaps_are_refused)
 {
-    char *dir = make_dir(), *path = join(dir, "offsets.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "offsets.safetensors");
     unsigned char *data;
     size_t data_len;
     unsigned char padded[64] = {0};
@@ -579,7 +538,7 @@ Test(checkpoint, holes_and_overlaps_are_refused)
 
 Test(checkpoint, shape_and_size_mismatches_are_refused)
 {
-    char *dir = make_dir(), *path = join(dir, "shape.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "shape.safetensors");
     unsigned char *data;
     size_t data_len;
     cJSON *root = tiny_checkpoint(dir, &data, &data_len);
@@ -621,7 +580,7 @@ Test(checkpoint, shape_and_size_mismatches_are_refused)
 
 Test(checkpoint, wrong_missing_extra_and_duplicate_names_are_refused)
 {
-    char *dir = make_dir(), *path = join(dir, "names.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "names.safetensors");
     unsigned char *data;
     size_t data_len;
     cJSON *root = tiny_checkpoint(dir, &data, &data_len);
@@ -658,7 +617,7 @@ Test(checkpoint, wrong_missing_extra_and_duplicate_names_are_refused)
 
 Test(checkpoint, missing_or_wrong_metadata_is_refused)
 {
-    char *dir = make_dir(), *path = join(dir, "meta.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "meta.safetensors");
     unsigned char *data;
     size_t data_len;
     struct {
@@ -715,7 +674,7 @@ Test(checkpoint, missing_or_wrong_metadata_is_refused)
 
 Test(checkpoint, unreadable_paths_are_refused)
 {
-    char *dir = make_dir(), *missing = join(dir, "missing.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *missing = join_path(dir, "missing.safetensors");
     expect_refused(missing, "cannot open: No such file or directory");
     expect_refused(dir, "is a directory");
     tg_clear_error();
@@ -729,7 +688,7 @@ Test(checkpoint, unreadable_paths_are_refused)
 
 Test(checkpoint, saving_leaves_no_temporary_file_and_replaces_the_old_one)
 {
-    char *dir = make_dir(), *path = join(dir, "model.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "model.safetensors");
     tg_model *a = tiny_model();
     cr_assert_eq(tg_model_save(a, path), 0, "%s", tg_last_error());
     char name[256];
@@ -757,18 +716,18 @@ Test(checkpoint, saving_leaves_no_temporary_file_and_replaces_the_old_one)
 
 Test(checkpoint, failed_saves_leave_the_old_file_and_nothing_else)
 {
-    char *dir = make_dir(), *path = join(dir, "model.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "model.safetensors");
     tg_model *m = tiny_model();
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
     size_t before_size, after_size;
-    unsigned char *before = read_all(path, &before_size);
+    unsigned char *before = read_bytes(path, &before_size);
 
     /* a failure before the file is touched: NaN has no JSON spelling */
     cr_assert_eq(tg_model_set_standardization(m, (float[]){0, NAN, 0}, (float[]){1, 1, 1}), 0);
     tg_set(tg_model_param(m, 0), 0, 99.0);
     cr_assert_neq(tg_model_save(m, path), 0);
     cr_assert(strstr(tg_last_error(), "standardization mean[1] is nan"), "%s", tg_last_error());
-    unsigned char *after = read_all(path, &after_size);
+    unsigned char *after = read_bytes(path, &after_size);
     cr_assert_eq(after_size, before_size);
     cr_assert_eq(memcmp(before, after, before_size), 0, "the old file was changed");
     cr_assert_eq(count_entries(dir, NULL, 0), 1);
@@ -776,7 +735,7 @@ Test(checkpoint, failed_saves_leave_the_old_file_and_nothing_else)
     cr_assert_eq(tg_model_set_standardization(m, NULL, NULL), 0);
 
     /* a path in a folder that does not exist */
-    char *nowhere = join(dir, "no/such/folder/model.safetensors");
+    char *nowhere = join_path(dir, "no/such/folder/model.safetensors");
     tg_clear_error();
     cr_assert_neq(tg_model_save(m, nowhere), 0);
     cr_assert(strstr(tg_last_error(), nowhere), "%s", tg_last_error());
@@ -784,9 +743,9 @@ Test(checkpoint, failed_saves_leave_the_old_file_and_nothing_else)
     cr_assert_eq(count_entries(dir, NULL, 0), 1);
 
     /* a failure at the rename (the target is a non-empty folder): the temporary file goes */
-    char *folder = join(dir, "folder"), *inside = join(folder, "keep");
+    char *folder = join_path(dir, "folder"), *inside = join_path(folder, "keep");
     cr_assert_eq(mkdir(folder, 0755), 0);
-    write_all(inside, "x", 1);
+    write_bytes(inside, "x", 1);
     tg_clear_error();
     cr_assert_neq(tg_model_save(m, folder), 0);
     cr_assert(strstr(tg_last_error(), "cannot rename"), "%s", tg_last_error());
@@ -836,7 +795,7 @@ static void counting_free(void *p)
 Test(checkpoint, allocation_failures_fail_cleanly_at_every_step)
 {
     tg_set_allocator(counting_malloc, counting_realloc, counting_free);
-    char *dir = make_dir(), *path = join(dir, "model.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "model.safetensors");
     tg_model *m = tiny_model();
     char *labels[] = {"a", "b"};
     cr_assert_eq(tg_model_set_labels(m, 2, labels), 0);
@@ -844,7 +803,7 @@ Test(checkpoint, allocation_failures_fail_cleanly_at_every_step)
     cr_assert_eq(tg_model_set_config_json(m, "{}"), 0);
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
     size_t good_size, size;
-    unsigned char *good = read_all(path, &good_size);
+    unsigned char *good = read_bytes(path, &good_size);
 
     int saved = 0, loaded = 0;
     for (long k = 0; k < 1000 && !(saved && loaded); k++) {
@@ -856,7 +815,7 @@ Test(checkpoint, allocation_failures_fail_cleanly_at_every_step)
         cr_assert(rc == 0 || strstr(tg_last_error(), "out of memory"), "%s", tg_last_error());
         saved |= rc == 0;
         cr_assert_eq(count_entries(dir, NULL, 0), 1, "a temporary file was left behind");
-        unsigned char *now = read_all(path, &size);
+        unsigned char *now = read_bytes(path, &size);
         cr_assert(size == good_size && memcmp(now, good, size) == 0, "the file changed");
         free(now);
 

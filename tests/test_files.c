@@ -47,47 +47,6 @@ static void counting_free(void *p)
 
 /* ---- files ---- */
 
-static char *make_dir(void)
-{
-    char *dir = strdup("/tmp/tapegrad-files-XXXXXX");
-    cr_assert_not_null(dir);
-    cr_assert_not_null(mkdtemp(dir));
-    return dir;
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = malloc(n);
-    cr_assert_not_null(path);
-    snprintf(path, n, "%s/%s", dir, name);
-    return path;
-}
-
-static void write_all(const char *path, const void *bytes, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "cannot write %s", path);
-    cr_assert_eq(fwrite(bytes, 1, size, f), size);
-    cr_assert_eq(fclose(f), 0);
-}
-
-static unsigned char *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    cr_assert_geq(n, 0);
-    rewind(f);
-    unsigned char *bytes = malloc((size_t)n + 1);
-    cr_assert_not_null(bytes);
-    cr_assert_eq(fread(bytes, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
-    return bytes;
-}
-
 /* Removes dir and everything under it (two levels are enough here). */
 static void remove_tree(const char *dir)
 {
@@ -96,7 +55,7 @@ static void remove_tree(const char *dir)
         for (struct dirent *e; (e = readdir(d));) {
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
-            char *path = join(dir, e->d_name);
+            char *path = join_path(dir, e->d_name);
             if (unlink(path) != 0)
                 remove_tree(path);
             free(path);
@@ -171,15 +130,15 @@ static bool same_shapes(const tg_model *a, const tg_model *b)
 
 Test(files, checkpoint_truncated_at_every_offset_is_refused)
 {
-    char *dir = make_dir(), *path = join(dir, "model.safetensors");
+    char *dir = make_temp_dir("tapegrad-files"), *path = join_path(dir, "model.safetensors");
     tg_model *m = small_model();
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
     tg_model_free(m);
     size_t size;
-    unsigned char *bytes = read_all(path, &size);
+    unsigned char *bytes = read_bytes(path, &size);
     tg_set_allocator(counting_malloc, counting_realloc, counting_free);
     for (size_t cut = 0; cut < size; cut++) {
-        write_all(path, bytes, cut);
+        write_bytes(path, bytes, cut);
         tg_clear_error();
         tg_model *back = tg_model_load(path);
         cr_assert_null(back, "a checkpoint cut to %zu of %zu bytes was accepted", cut, size);
@@ -190,7 +149,7 @@ Test(files, checkpoint_truncated_at_every_offset_is_refused)
             cr_log_info("files: checkpoint cut to %zu of %zu bytes: %s", cut, size, tg_last_error());
     }
     /* and the whole file loads */
-    write_all(path, bytes, size);
+    write_bytes(path, bytes, size);
     tg_model *back = tg_model_load(path);
     cr_assert_not_null(back, "%s", tg_last_error());
     tg_model_free(back);
@@ -206,11 +165,11 @@ Test(files, checkpoint_truncated_at_every_offset_is_refused)
 
 Test(files, checkpoint_with_any_header_byte_changed_is_refused_or_keeps_its_shapes)
 {
-    char *dir = make_dir(), *path = join(dir, "model.safetensors");
+    char *dir = make_temp_dir("tapegrad-files"), *path = join_path(dir, "model.safetensors");
     tg_model *m = small_model();
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
     size_t size;
-    unsigned char *bytes = read_all(path, &size);
+    unsigned char *bytes = read_bytes(path, &size);
     uint64_t header_len = 0;
     for (int i = 0; i < 8; i++)
         header_len |= (uint64_t)bytes[i] << (8 * i);
@@ -219,12 +178,12 @@ Test(files, checkpoint_with_any_header_byte_changed_is_refused_or_keeps_its_shap
     cr_assert_not_null(changed);
     tg_set_allocator(counting_malloc, counting_realloc, counting_free);
     long refused = 0, loaded = 0, bad_utf8 = 0, unsaveable = 0;
-    char first_bad[128] = "", first_unsaveable[700] = "", *resaved = join(dir, "resaved.safetensors");
+    char first_bad[128] = "", first_unsaveable[700] = "", *resaved = join_path(dir, "resaved.safetensors");
     for (int how = 0; how < 2; how++) /* xor 0xff, then + 1 */
         for (size_t at = 0; at < 8 + header_len; at++) {
             memcpy(changed, bytes, size);
             changed[at] = how == 0 ? (unsigned char)(changed[at] ^ 0xff) : (unsigned char)(changed[at] + 1);
-            write_all(path, changed, size);
+            write_bytes(path, changed, size);
             tg_clear_error();
             tg_model *back = tg_model_load(path);
             if (back) {
@@ -288,7 +247,7 @@ static void write_idx(const char *path, uint32_t magic, int ndim, const uint32_t
         cr_assert_eq(gzwrite(f, all, (unsigned)(header_len + n + extra)), (int)(header_len + n + extra));
         cr_assert_eq(gzclose(f), Z_OK);
     } else {
-        write_all(path, all, header_len + n + extra);
+        write_bytes(path, all, header_len + n + extra);
     }
     free(all);
 }
@@ -305,12 +264,12 @@ static const char iris_rows[] = "sepal_length,sepal_width,petal_length,petal_wid
 
 Test(files, paths_with_spaces_and_unicode)
 {
-    char *root = make_dir(), *dir = join(root, "dir with space");
+    char *root = make_temp_dir("tapegrad-files"), *dir = join_path(root, "dir with space");
     cr_assert_eq(mkdir(dir, 0755), 0);
-    char *model_path = join(dir, "modèle ü.safetensors");
-    char *csv_path = join(dir, "données d'été.csv");
-    char *config_path = join(dir, "réglages 日本.json");
-    write_all(csv_path, iris_rows, strlen(iris_rows));
+    char *model_path = join_path(dir, "modèle ü.safetensors");
+    char *csv_path = join_path(dir, "données d'été.csv");
+    char *config_path = join_path(dir, "réglages 日本.json");
+    write_bytes(csv_path, iris_rows, strlen(iris_rows));
 
     /* CSV */
     tg_dataset *ds = tg_csv_load(csv_path, NULL);
@@ -325,7 +284,7 @@ Test(files, paths_with_spaces_and_unicode)
         " \"test_split\": 0, \"validation_split\": 0},"
         " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 3}]},"
         " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}, \"train\": {\"epochs\": 2, \"batch_size\": 4}}";
-    write_all(config_path, config, strlen(config));
+    write_bytes(config_path, config, strlen(config));
     tg_config *cfg = tg_config_load(config_path);
     cr_assert_not_null(cfg, "%s", tg_last_error());
     cr_assert_str_eq(cfg->data.train, csv_path, "the relative data path resolves against the config's folder");
@@ -352,7 +311,7 @@ Test(files, paths_with_spaces_and_unicode)
     tg_config_free(cfg);
 
     /* IDX, plain and gzipped, under such names */
-    char *images = join(dir, "images à l'été.idx"), *labels = join(dir, "étiquettes.idx.gz");
+    char *images = join_path(dir, "images à l'été.idx"), *labels = join_path(dir, "étiquettes.idx.gz");
     write_idx(images, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 0, false);
     write_idx(labels, IDX_LABELS, 1, (uint32_t[]){2}, digit_labels, 2, 0, true);
     ds = tg_idx_load(images, labels, 1.0 / 255);
@@ -362,7 +321,7 @@ Test(files, paths_with_spaces_and_unicode)
     tg_dataset_free(ds);
 
     /* a message names such a path as given */
-    char *missing = join(dir, "manqué €.csv");
+    char *missing = join_path(dir, "manqué €.csv");
     tg_clear_error();
     expect_message(tg_csv_load(missing, NULL), "a missing CSV with a non-ASCII name", missing,
                    "cannot open: No such file or directory");
@@ -382,7 +341,7 @@ Test(files, paths_with_spaces_and_unicode)
 
 Test(files, a_directory_where_a_file_is_expected)
 {
-    char *dir = make_dir(), *folder = join(dir, "a folder"), *images = join(dir, "images.idx");
+    char *dir = make_temp_dir("tapegrad-files"), *folder = join_path(dir, "a folder"), *images = join_path(dir, "images.idx");
     cr_assert_eq(mkdir(folder, 0755), 0);
     write_idx(images, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 0, false);
 
@@ -413,10 +372,10 @@ Test(files, a_directory_where_a_file_is_expected)
     tg_model_free(m);
 
     /* a config whose data names a folder: the error comes from training */
-    char *config_path = join(dir, "train-folder.json");
+    char *config_path = join_path(dir, "train-folder.json");
     const char *config = "{\"data\": {\"train\": \"a folder\"}, \"model\": {\"layers\": [{\"type\": \"linear\","
                          " \"out\": 3}]}, \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}}";
-    write_all(config_path, config, strlen(config));
+    write_bytes(config_path, config, strlen(config));
     tg_config *cfg = tg_config_load(config_path);
     cr_assert_not_null(cfg, "%s", tg_last_error());
     tg_clear_error();
@@ -455,25 +414,25 @@ static void restore_privileges(bool dropped)
 
 Test(files, unreadable_files_say_permission_denied)
 {
-    char *dir = make_dir();
+    char *dir = make_temp_dir("tapegrad-files");
     cr_assert_eq(chmod(dir, 0755), 0, "others must reach the files to be refused by their own mode");
-    char *config_path = join(dir, "locked.json"), *csv_path = join(dir, "locked.csv");
-    char *images = join(dir, "locked-images.idx"), *labels = join(dir, "labels.idx");
-    char *model_path = join(dir, "locked.safetensors");
-    char *read_only = join(dir, "read-only"), *new_model = join(read_only, "new.safetensors");
+    char *config_path = join_path(dir, "locked.json"), *csv_path = join_path(dir, "locked.csv");
+    char *images = join_path(dir, "locked-images.idx"), *labels = join_path(dir, "labels.idx");
+    char *model_path = join_path(dir, "locked.safetensors");
+    char *read_only = join_path(dir, "read-only"), *new_model = join_path(read_only, "new.safetensors");
     cr_assert_eq(mkdir(read_only, 0755), 0);
     cr_assert_eq(chmod(read_only, 0555), 0);
     const char *config = "{\"data\": {\"train\": \"locked.csv\"}, \"model\": {\"layers\": [{\"type\": \"linear\","
                          " \"out\": 3}]}, \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}}";
-    write_all(config_path, config, strlen(config));
-    write_all(csv_path, iris_rows, strlen(iris_rows));
+    write_bytes(config_path, config, strlen(config));
+    write_bytes(csv_path, iris_rows, strlen(iris_rows));
     write_idx(images, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 0, false);
     write_idx(labels, IDX_LABELS, 1, (uint32_t[]){2}, digit_labels, 2, 0, false);
     tg_model *m = small_model();
     cr_assert_eq(tg_model_save(m, model_path), 0, "%s", tg_last_error());
     /* a readable config that names the locked CSV */
-    char *open_config = join(dir, "open.json");
-    write_all(open_config, config, strlen(config));
+    char *open_config = join_path(dir, "open.json");
+    write_bytes(open_config, config, strlen(config));
     cr_assert_eq(chmod(open_config, 0644), 0);
     cr_assert_eq(chmod(labels, 0644), 0);
     const char *locked[] = {config_path, csv_path, images, model_path};
@@ -510,18 +469,18 @@ Test(files, unreadable_files_say_permission_denied)
 
 Test(files, checkpoint_with_trailing_bytes_is_refused)
 {
-    char *dir = make_dir(), *path = join(dir, "model.safetensors");
+    char *dir = make_temp_dir("tapegrad-files"), *path = join_path(dir, "model.safetensors");
     tg_model *m = small_model();
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
     tg_model_free(m);
     size_t size;
-    unsigned char *bytes = read_all(path, &size);
+    unsigned char *bytes = read_bytes(path, &size);
     unsigned char *longer = calloc(size + 4096, 1);
     cr_assert_not_null(longer);
     memcpy(longer, bytes, size);
     static const size_t extras[] = {1, 4, 8, 4096};
     for (size_t i = 0; i < sizeof extras / sizeof *extras; i++) {
-        write_all(path, longer, size + extras[i]);
+        write_bytes(path, longer, size + extras[i]);
         tg_clear_error();
         char what[64];
         snprintf(what, sizeof what, "checkpoint with %zu trailing bytes", extras[i]);
@@ -537,7 +496,7 @@ Test(files, checkpoint_with_trailing_bytes_is_refused)
 
 Test(files, idx_with_trailing_bytes_is_refused)
 {
-    char *dir = make_dir(), *images = join(dir, "images.idx"), *labels = join(dir, "labels.idx");
+    char *dir = make_temp_dir("tapegrad-files"), *images = join_path(dir, "images.idx"), *labels = join_path(dir, "labels.idx");
     for (int gz = 0; gz < 2; gz++) {
         /* images with one byte too many, then labels with one byte too many */
         write_idx(images, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 1, gz);
@@ -564,17 +523,17 @@ Test(files, idx_with_trailing_bytes_is_refused)
 /* Plain and gzipped IDX images cut at every byte: each refused, nothing leaked. */
 Test(files, idx_truncated_at_every_offset_is_refused)
 {
-    char *dir = make_dir(), *whole = join(dir, "whole.idx"), *cut = join(dir, "cut.idx"),
-         *labels = join(dir, "labels.idx");
+    char *dir = make_temp_dir("tapegrad-files"), *whole = join_path(dir, "whole.idx"), *cut = join_path(dir, "cut.idx"),
+         *labels = join_path(dir, "labels.idx");
     write_idx(labels, IDX_LABELS, 1, (uint32_t[]){2}, digit_labels, 2, 0, false);
     tg_set_allocator(counting_malloc, counting_realloc, counting_free);
     long refused = 0;
     for (int gz = 0; gz < 2; gz++) {
         write_idx(whole, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 0, gz);
         size_t size;
-        unsigned char *bytes = read_all(whole, &size);
+        unsigned char *bytes = read_bytes(whole, &size);
         for (size_t n = 0; n < size; n++) {
-            write_all(cut, bytes, n);
+            write_bytes(cut, bytes, n);
             tg_clear_error();
             tg_dataset *ds = tg_idx_load(cut, labels, 1.0);
             cr_assert_null(ds, "%s IDX cut to %zu of %zu bytes was accepted", gz ? "gzipped" : "plain", n, size);
@@ -601,9 +560,9 @@ Test(files, idx_truncated_at_every_offset_is_refused)
  * never train to the end and then fail to save. */
 Test(files, labels_that_are_not_utf8_are_refused_before_training)
 {
-    char *dir = make_dir(), *csv_path = join(dir, "latin1.csv"), *model_path = join(dir, "latin1.safetensors");
+    char *dir = make_temp_dir("tapegrad-files"), *csv_path = join_path(dir, "latin1.csv"), *model_path = join_path(dir, "latin1.safetensors");
     const char rows[] = "x,saison\n1,\351t\351\n2,hiver\n3,\351t\351\n4,hiver\n";
-    write_all(csv_path, rows, strlen(rows));
+    write_bytes(csv_path, rows, strlen(rows));
     const char *json = "{\"data\": {\"train\": \"latin1.csv\", \"test_split\": 0, \"validation_split\": 0},"
                        " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 2}]},"
                        " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}, \"train\": {\"epochs\": 1}}";
@@ -641,14 +600,14 @@ Test(files, labels_that_are_not_utf8_are_refused_before_training)
  * valid Linux name). */
 Test(files, a_config_that_is_not_utf8_is_refused_before_training)
 {
-    char *dir = make_dir(), *csv_path = join(dir, "donn\351es.csv"); /* Latin-1 é */
-    char *config_path = join(dir, "latin1.json"), *model_path = join(dir, "latin1.safetensors");
+    char *dir = make_temp_dir("tapegrad-files"), *csv_path = join_path(dir, "donn\351es.csv"); /* Latin-1 é */
+    char *config_path = join_path(dir, "latin1.json"), *model_path = join_path(dir, "latin1.safetensors");
     const char rows[] = "x,label\n1,a\n2,b\n3,a\n4,b\n";
-    write_all(csv_path, rows, strlen(rows));
+    write_bytes(csv_path, rows, strlen(rows));
     const char *json = "{\"data\": {\"train\": \"donn\351es.csv\", \"test_split\": 0, \"validation_split\": 0},"
                        " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 2}]},"
                        " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}, \"train\": {\"epochs\": 1}}";
-    write_all(config_path, json, strlen(json));
+    write_bytes(config_path, json, strlen(json));
     tg_clear_error();
     tg_config *cfg = tg_config_load(config_path);
     tg_training *run = cfg ? tg_train_config(cfg, NULL, NULL) : NULL;

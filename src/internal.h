@@ -177,6 +177,8 @@ int tg_io_rename(const char *from, const char *to);
  * Vectorised: within 2 ulp of libm's expf / exp; results below FLT_MIN / DBL_MIN flush to 0. */
 float tg_exp_row_f32(const float *x, float shift, float *out, int64_t n);
 double tg_exp_row_f64(const double *x, double shift, double *out, int64_t n);
+/* out[i] = log(x[i]) for x[i] >= 1 (a softmax row's sum of exps), vectorised, within 2 ulp of logf. */
+void tg_log_row_f32(const float *x, float *out, int64_t n);
 /* The largest element of a row, NaNs skipped (-inf for an empty or all-NaN row). */
 float tg_max_row_f32(const float *x, int64_t n);
 

@@ -120,3 +120,28 @@ Test(exp_kernel, float64_within_two_ulp_of_exp)
     }
     cr_log_info("exp kernel float64: %d values checked, worst %lld ulp", N, (long long)worst);
 }
+
+Test(exp_kernel, log_of_row_sums_within_two_ulp_of_logf)
+{
+    enum { N = 100003 };
+    static float x[N], y[N];
+    tg_rng rng;
+    tg_rng_seed(&rng, 32);
+    for (int i = 0; i < N; i++) /* sums of exps: 1 (one dominant logit) up to millions of classes */
+        x[i] = (float)exp(tg_rng_uniform(&rng) * 16.0);
+    x[0] = 1.0f, x[1] = 2.0f, x[2] = 1.0000001f, x[3] = 0.75f * 2, x[4] = NAN, x[5] = 1.4142135f;
+    tg_log_row_f32(x, y, N);
+    int64_t worst = 0;
+    for (int i = 0; i < N; i++) {
+        if (isnan(x[i])) {
+            cr_assert(isnan(y[i]));
+            continue;
+        }
+        float want = logf(x[i]);
+        int64_t u = want == 0 ? (y[i] == 0 ? 0 : 99) : ulps(y[i], want);
+        cr_assert(u <= 2 || fabsf(y[i] - want) <= 1e-7f, "log(%a) = %a, logf gives %a: %lld ulp apart", x[i], y[i],
+                  want, (long long)u);
+        worst = u > worst ? u : worst;
+    }
+    cr_log_info("log kernel: %d values checked, worst %lld ulp", N, (long long)worst);
+}

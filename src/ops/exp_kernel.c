@@ -116,6 +116,55 @@ float tg_exp_row_f32(const float *x, float shift, float *out, int64_t n)
     return sum;
 }
 
+/* log(x) for 1 <= x < 2^24 or so, the range of a softmax row's sum of exps (at least the max's exp(0) = 1):
+ * x = 2^e m with m in [sqrt(1/2), sqrt(2)), log(m) by Cephes' logf polynomial (within 2 ulp of logf).
+ * NaN propagates. */
+static inline vf vlog_positive(vf x)
+{
+    vi bits = (vi)x;
+    vi e = ((bits >> 23) & 0xff) - 126;
+    vf m = (vf)((bits & 0x807fffff) | 0x3f000000); /* in [0.5, 1) */
+    vi small = m < 0.707106781186547524f;
+    vf ef = __builtin_convertvector(e - (small & 1), vf);
+    m = select_f(small, m + m, m) - 1.0f;
+    vf z = m * m;
+    vf y = (vf){ 0 } + 7.0376836292e-2f;
+    y = y * m - 1.1514610310e-1f;
+    y = y * m + 1.1676998740e-1f;
+    y = y * m - 1.2420140846e-1f;
+    y = y * m + 1.4249322787e-1f;
+    y = y * m - 1.6668057665e-1f;
+    y = y * m + 2.0000714765e-1f;
+    y = y * m - 2.4999993993e-1f;
+    y = y * m + 3.3333331174e-1f;
+    y = y * m * z;
+    y += ef * -2.12194440e-4f;
+    y += z * -0.5f;
+    vf r = m + y + ef * 0.693359375f;
+    return select_f(x != x, x, r);
+}
+
+void tg_log_row_f32(const float *x, float *out, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        vf v;
+        memcpy(&v, x + i, sizeof v);
+        v = vlog_positive(v);
+        memcpy(out + i, &v, sizeof v);
+    }
+    if (i < n) {
+        float tail[LANES];
+        for (int j = 0; j < LANES; j++)
+            tail[j] = i + j < n ? x[i + j] : 1.0f;
+        vf v;
+        memcpy(&v, tail, sizeof v);
+        v = vlog_positive(v);
+        for (int j = 0; i + j < n; j++)
+            out[i + j] = v[j];
+    }
+}
+
 float tg_max_row_f32(const float *x, int64_t n)
 {
     float max = -INFINITY;

@@ -51,15 +51,37 @@
         }                                                                                                       \
     }
 
-/* c[o, p] (+)= sum_i g[i, o] x[i, p] for o < m <= TG_THIN (a weight gradient): a strip of
- * columns of every output row stays in registers while the rows of x stream by. */
+/* c[o, p] (+)= sum_i g[i, o] x[i, p] for o < m <= TG_THIN (a weight gradient): a strip of two
+ * vectors of columns of every output row stays in registers while the rows of x stream by, so each
+ * g[i, o] broadcast feeds two FMAs. */
 #define DEFINE_THIN_TN(NAME, T)                                                                                     \
     static void NAME(int64_t m, int64_t n, int64_t k, const T *g, const T *x, T *c, bool accumulate)               \
     {                                                                                                           \
         typedef T vec __attribute__((vector_size(VEC_BYTES)));                                                  \
         enum { W = VEC_BYTES / sizeof(T) };                                                                     \
-        int64_t nv = n - n % W;                                                                                 \
-        for (int64_t p = 0; p < nv; p += W) {                                                                   \
+        int64_t nv2 = n - n % (2 * W), nv = n - n % W;                                                          \
+        for (int64_t p = 0; p < nv2; p += 2 * W) {                                                              \
+            vec acc[TG_THIN][2];                                                                                \
+            for (int64_t o = 0; o < m; o++) {                                                                   \
+                if (accumulate)                                                                                 \
+                    memcpy(acc[o], c + o * n + p, sizeof acc[o]);                                               \
+                else                                                                                            \
+                    memset(acc[o], 0, sizeof acc[o]);                                                           \
+            }                                                                                                   \
+            for (int64_t i = 0; i < k; i++) {                                                                   \
+                vec x0, x1;                                                                                     \
+                memcpy(&x0, x + i * n + p, sizeof x0);                                                          \
+                memcpy(&x1, x + i * n + p + W, sizeof x1);                                                      \
+                for (int64_t o = 0; o < m; o++) {                                                               \
+                    T go = g[i * m + o];                                                                        \
+                    acc[o][0] += go * x0;                                                                       \
+                    acc[o][1] += go * x1;                                                                       \
+                }                                                                                               \
+            }                                                                                                   \
+            for (int64_t o = 0; o < m; o++)                                                                     \
+                memcpy(c + o * n + p, acc[o], sizeof acc[o]);                                                   \
+        }                                                                                                       \
+        for (int64_t p = nv2; p < nv; p += W) {                                                                 \
             vec acc[TG_THIN];                                                                                   \
             for (int64_t o = 0; o < m; o++) {                                                                   \
                 if (accumulate)                                                                                 \

@@ -2,7 +2,9 @@
  * tapegrad — a small reverse-mode autograd library for classifiers in C.
  *
  * Read this header top to bottom: tensors, the tape, ops, backward, gradient
- * checking, ops of your own, errors and allocation.
+ * checking, ops of your own; then the classifier toolkit (data, layers and
+ * models, optimizers, configs, checkpoints, training); then errors,
+ * allocation, threads and I/O hooks.
  *
  * Ownership in one paragraph: tensors made with tg_tensor_new / tg_tensor_from
  * are the caller's and are freed with tg_tensor_free (parameters, inputs,

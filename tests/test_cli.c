@@ -428,3 +428,44 @@ Test(cli, gradcheck_of_the_iris_mlp_passes)
     cr_assert(strstr(out_text, "4 of 4 parameters pass"), "%s", out_text);
     cr_assert(strstr(out_text, "0.weight") && strstr(out_text, "2.bias"), "%s", out_text);
 }
+
+/* Outputs are checked before a long run, not after it: a folder that does not exist, or an output that
+ * would replace an input, is refused at once (exit 2, no epoch trained). */
+Test(cli, outputs_are_checked_before_training)
+{
+    char *config_text = read_text(SRC "/examples/iris.json", NULL);
+    cr_assert_not_null(config_text);
+    char edited[4096];
+    const char *data = strstr(config_text, "\"../data/iris.csv\"");
+    cr_assert_not_null(data);
+    int n = snprintf(edited, sizeof edited, "%.*s\"%s\"%s", (int)(data - config_text), config_text, IRIS_CSV,
+                     data + strlen("\"../data/iris.csv\""));
+    cr_assert(n > 0 && (size_t)n < sizeof edited);
+    free(config_text);
+    write_text(in_dir("iris.json"), edited, strlen(edited));
+
+    cr_assert_eq(run("train '%s' --out '%s'", in_dir("iris.json"), in_dir("no/such/folder/m.safetensors")), 2);
+    expect_one_error_line("no/such/folder", "cannot write there");
+    cr_assert_null(strstr(out_text, "epoch"), "trained before refusing:\n%s", out_text);
+
+    cr_assert_eq(run("train '%s' --out '%s' --plot '%s'", in_dir("iris.json"), in_dir("m.safetensors"),
+                     in_dir("iris.json")),
+                 2);
+    expect_one_error_line("--plot", "input of this run");
+    char *after = read_text(in_dir("iris.json"), NULL);
+    cr_assert_str_eq(after, edited, "the config was overwritten");
+    free(after);
+
+    cr_assert_eq(run("train '%s' --out '%s'", in_dir("iris.json"), IRIS_CSV), 2);
+    expect_one_error_line("iris.csv", "input of this run");
+}
+
+Test(cli, options_a_command_does_not_take_are_refused)
+{
+    cr_assert_eq(run("eval x.safetensors '%s' --out y", IRIS_CSV), 2);
+    expect_one_error_line("unknown option", "--out");
+    cr_assert_eq(run("predict x.safetensors '%s' --quiet", IRIS_CSV), 2);
+    expect_one_error_line("unknown option", "--quiet");
+    cr_assert_eq(run("predict x.safetensors '%s'", SRC "/examples/iris.json"), 2);
+    expect_one_error_line("predict takes a CSV", "not a config");
+}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { WIDTH = 760, HEIGHT = 440, LEFT = 70, RIGHT = 70, TOP = 40, BOTTOM = 60 };
@@ -115,6 +116,12 @@ int write_curves_svg(const char *path, const tg_training *t, const char **why)
     }
     snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
+    /* mkstemp makes the file 0600: give it the replaced file's mode, or what the umask allows a new file. */
+    struct stat old;
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fd >= 0)
+        fchmod(fd, stat(path, &old) == 0 ? (old.st_mode & 0777) : (0666 & ~mask));
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
         *why = strerror(errno);

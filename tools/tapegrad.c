@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -66,14 +67,17 @@ static const char *usage_eval = "usage: tapegrad eval MODEL.safetensors DATA.csv
                                 "config the model was trained from, it scores that config's test set\n"
                                 "(the same rows 'tapegrad train' reported on).\n"
                                 "\n"
-                                "  --json        print the results as one JSON object\n";
+                                "  --json        print the results as one JSON object\n"
+                                "  --threads N   threads for the library and BLAS\n";
 
 static const char *usage_predict =
     "usage: tapegrad predict MODEL.safetensors DATA.csv\n"
     "\n"
     "Writes 'label,probability' for each row of DATA.csv to stdout, as CSV with a\n"
     "header. DATA.csv holds the model's feature columns, with or without a label\n"
-    "column after them (a label column is ignored).\n";
+    "column after them (a label column is ignored).\n"
+    "\n"
+    "  --threads N   threads for the library and BLAS\n";
 
 static const char *usage_gradcheck =
     "usage: tapegrad gradcheck [CONFIG.json] [--json]\n"
@@ -81,7 +85,10 @@ static const char *usage_gradcheck =
     "With a config: builds the model it describes in float64 on a few rows of its\n"
     "data and compares every parameter's analytic gradient of the loss with central\n"
     "differences (eps 1e-6, atol 1e-5, rtol 1e-3). Without one: checks every op.\n"
-    "Prints the worst error per parameter (or op) and pass/fail; exits 1 on a failure.\n";
+    "Prints the worst error per parameter (or op) and pass/fail; exits 1 on a failure.\n"
+    "\n"
+    "  --json        print the table as JSON\n"
+    "  --threads N   threads for the library and BLAS\n";
 
 /* ---- options ---- */
 
@@ -92,7 +99,10 @@ typedef struct {
     bool json, quiet, help;
 } options;
 
-static int parse_options(int argc, char **argv, int max_positional, options *o)
+/* The options a command takes besides --help and --threads. */
+enum { OPT_JSON = 1, OPT_QUIET = 2, OPT_OUT = 4, OPT_PLOT = 8 };
+
+static int parse_options(int argc, char **argv, int max_positional, int allowed, options *o)
 {
     memset(o, 0, sizeof *o);
     for (int i = 0; i < argc; i++) {
@@ -100,13 +110,13 @@ static int parse_options(int argc, char **argv, int max_positional, options *o)
         const char **value = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
             o->help = true;
-        else if (strcmp(a, "--json") == 0)
+        else if ((allowed & OPT_JSON) && strcmp(a, "--json") == 0)
             o->json = true;
-        else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0)
+        else if ((allowed & OPT_QUIET) && (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0))
             o->quiet = true;
-        else if (strncmp(a, "--out", 5) == 0 && (a[5] == 0 || a[5] == '='))
+        else if ((allowed & OPT_OUT) && strncmp(a, "--out", 5) == 0 && (a[5] == 0 || a[5] == '='))
             value = &o->out;
-        else if (strncmp(a, "--plot", 6) == 0 && (a[6] == 0 || a[6] == '='))
+        else if ((allowed & OPT_PLOT) && strncmp(a, "--plot", 6) == 0 && (a[6] == 0 || a[6] == '='))
             value = &o->plot;
         else if (strncmp(a, "--threads", 9) == 0 && (a[9] == 0 || a[9] == '='))
             value = &o->threads;
@@ -306,23 +316,74 @@ static bool same_file(const char *a, const char *b)
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* Whether a new file can be made in path's folder (and path is not a folder): made and removed at once. */
+static bool folder_takes_new_file(const char *path, const char **why)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        *why = "it is a folder";
+        return false;
+    }
+    size_t n = strlen(path);
+    char *probe = malloc(n + 24);
+    if (!probe) {
+        *why = "out of memory";
+        return false;
+    }
+    snprintf(probe, n + 24, "%s.probe.XXXXXX", path);
+    int fd = mkstemp(probe);
+    if (fd < 0) {
+        *why = strerror(errno);
+        free(probe);
+        return false;
+    }
+    close(fd);
+    unlink(probe);
+    free(probe);
+    return true;
+}
+
 static int cmd_train(int argc, char **argv)
 {
     options o;
-    int rc = parse_options(argc, argv, 1, &o);
+    int rc = parse_options(argc, argv, 1, OPT_JSON | OPT_QUIET | OPT_OUT | OPT_PLOT, &o);
     if (rc)
         return rc;
     if (o.help)
         return fputs(usage_train, stdout), 0;
     if (o.n_positional != 1)
         return fprintf(stderr, "%s", usage_train), 2;
-    if (o.out && same_file(o.out, o.positional[0]))
-        return fail("--out %s names the config itself; the model would overwrite it", o.out), 2;
     tg_config *cfg = tg_config_load(o.positional[0]);
     if (!cfg)
         return fail("%s", tg_last_error());
     char *default_out = o.out ? NULL : default_model_path(o.positional[0]);
     const char *out = o.out ? o.out : default_out;
+    /* Everything that can be checked before a long run is: the outputs must not replace an input or each
+     * other, their folders must take a new file, and there must be a test set to report on. */
+    const char *inputs[] = { o.positional[0], cfg->data.train, cfg->data.test, cfg->data.train_labels,
+                             cfg->data.test_labels };
+    const char *outputs[2][2] = { { "--out", out }, { "--plot", o.plot } };
+    rc = 0;
+    for (int k = 0; k < 2 && !rc; k++) {
+        const char *name = outputs[k][0], *path = outputs[k][1];
+        if (!path)
+            continue;
+        for (size_t i = 0; i < sizeof inputs / sizeof inputs[0] && !rc; i++)
+            if (inputs[i] && same_file(path, inputs[i]))
+                rc = (fail("%s %s names %s, an input of this run; it would be overwritten", name, path, inputs[i]), 2);
+        const char *why = NULL;
+        if (!rc && !folder_takes_new_file(path, &why))
+            rc = (fail("%s %s: cannot write there: %s", name, path, why), 2);
+    }
+    if (!rc && o.plot && (strcmp(out, o.plot) == 0 || same_file(out, o.plot)))
+        rc = (fail("--out and --plot name the same file"), 2);
+    if (!rc && !cfg->data.test && !(cfg->data.test_split > 0))
+        rc = (fail("%s: no test set (set data.test or a data.test_split above 0)", o.positional[0]), 2);
+    if (rc) {
+        tg_config_free(cfg);
+        free(default_out);
+        return rc;
+    }
     progress_state ps = { .quiet = o.quiet, .out = o.json ? stderr : stdout };
     ps.live = isatty(fileno(ps.out));
     tg_training *t = tg_train_config(cfg, on_progress, &ps);
@@ -414,7 +475,7 @@ static tg_dataset *load_eval_data(const tg_model *m, const char *path)
 static int cmd_eval(int argc, char **argv)
 {
     options o;
-    int rc = parse_options(argc, argv, 2, &o);
+    int rc = parse_options(argc, argv, 2, OPT_JSON, &o);
     if (rc)
         return rc;
     if (o.help)
@@ -453,15 +514,15 @@ static int cmd_eval(int argc, char **argv)
 static int cmd_predict(int argc, char **argv)
 {
     options o;
-    int rc = parse_options(argc, argv, 2, &o);
+    int rc = parse_options(argc, argv, 2, 0, &o);
     if (rc)
         return rc;
     if (o.help)
         return fputs(usage_predict, stdout), 0;
-    if (o.json)
-        return fail("--json is not an option of predict: its output is CSV"), 2;
     if (o.n_positional != 2)
         return fprintf(stderr, "%s", usage_predict), 2;
+    if (ends_with(o.positional[1], ".json"))
+        return fail("%s: predict takes a CSV of rows to label, not a config", o.positional[1]), 2;
     tg_model *m = tg_model_load(o.positional[0]);
     if (!m)
         return fail("%s", tg_last_error());
@@ -510,7 +571,7 @@ int run_gradcheck(const char *config_path, bool json);
 static int cmd_gradcheck(int argc, char **argv)
 {
     options o;
-    int rc = parse_options(argc, argv, 1, &o);
+    int rc = parse_options(argc, argv, 1, OPT_JSON, &o);
     if (rc)
         return rc;
     if (o.help)

@@ -222,7 +222,7 @@ int tg_tape_dot(const tg_tape *tape, FILE *out)
         }
     }
     fprintf(out, "}\n");
-    if (ferror(out)) {
+    if (fflush(out) != 0 || ferror(out)) { /* a full disk shows only when the buffer is written */
         tg_error("tg_tape_dot: writing the graph failed");
         return -1;
     }

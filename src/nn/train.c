@@ -194,6 +194,10 @@ tg_dataset *tg_load_data_for_model(const tg_model *m, const char *path, const tg
     /* The column count first: a file for another model is refused with both numbers, before any label is read. */
     if (!o.columns && tg_csv_count_columns(path, o.delimiter, &n))
         return NULL;
+    if (!o.columns && o.unlabeled == 0 && n == m->inputs)
+        return tg_error("%s has %lld columns and the model expects %lld inputs: no label column to score "
+                        "against (predict labels such rows)",
+                        path, (long long)n, (long long)m->inputs);
     if (!o.columns && o.unlabeled == 0 && n != m->inputs + 1)
         return tg_error("%s has %lld columns (%lld features and a label) but the model expects %lld inputs", path,
                         (long long)n, (long long)n - 1, (long long)m->inputs);

@@ -1,9 +1,11 @@
 /* One thread budget for the whole library: the row-parallel loops (OpenMP)
  * and BLAS share it, so on two cores there are two threads, not two pools of
  * two fighting over them. */
+#define _GNU_SOURCE /* sched_getaffinity: the cores this process may run on */
 #include "internal.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -22,14 +24,17 @@ static void apply(int n)
 #endif
 }
 
-/* TAPEGRAD_NUM_THREADS, else the cores this process may run on. */
+/* TAPEGRAD_NUM_THREADS, else the cores this process may run on (its affinity mask, so taskset and
+ * cgroup pinning are respected). A malformed value falls back to that count; the library never prints. */
 static void init_budget(void)
 {
     const char *env = getenv("TAPEGRAD_NUM_THREADS");
     char *end = NULL;
     long n = env ? strtol(env, &end, 10) : 0;
-    if (!env || end == env || *end || n < 1 || n > 1024)
-        n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!env || end == env || *end || n < 1 || n > 1024) {
+        cpu_set_t cores;
+        n = sched_getaffinity(0, sizeof cores, &cores) == 0 ? CPU_COUNT(&cores) : sysconf(_SC_NPROCESSORS_ONLN);
+    }
     apply(n >= 1 ? (int)n : 1);
 }
 

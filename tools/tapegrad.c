@@ -173,6 +173,32 @@ static const char *shade(double share)
     return codes[level > 5 ? 5 : level];
 }
 
+/* Class k's precision, recall and support (true rows) from the confusion matrix. */
+typedef struct {
+    double precision, recall;
+    int64_t support;
+} class_stats;
+
+static class_stats stats_of(const tg_eval *ev, int64_t k)
+{
+    int64_t c = ev->classes, predicted = 0, actual = 0, hit = ev->confusion[k * c + k];
+    for (int64_t j = 0; j < c; j++) {
+        predicted += ev->confusion[j * c + k];
+        actual += ev->confusion[k * c + j];
+    }
+    return (class_stats){ predicted ? (double)hit / (double)predicted : 0.0, actual ? (double)hit / (double)actual : 0.0,
+                          actual };
+}
+
+/* Rows classified correctly: the confusion matrix's trace. */
+static int64_t correct_rows(const tg_eval *ev)
+{
+    int64_t correct = 0;
+    for (int64_t k = 0; k < ev->classes; k++)
+        correct += ev->confusion[k * ev->classes + k];
+    return correct;
+}
+
 static void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool colour)
 {
     int64_t c = ev->classes;
@@ -201,14 +227,9 @@ static void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool col
     }
     fprintf(f, "\n  %*s %9s %9s %9s\n", width, "class", "precision", "recall", "support");
     for (int64_t k = 0; k < c; k++) {
-        int64_t predicted = 0, actual = 0, hit = ev->confusion[k * c + k];
-        for (int64_t j = 0; j < c; j++) {
-            predicted += ev->confusion[j * c + k];
-            actual += ev->confusion[k * c + j];
-        }
-        fprintf(f, "  %*.*s %9.4f %9.4f %9lld\n", width, width, label_of(m, k, buf, sizeof buf),
-                predicted ? (double)hit / (double)predicted : 0.0, actual ? (double)hit / (double)actual : 0.0,
-                (long long)actual);
+        class_stats st = stats_of(ev, k);
+        fprintf(f, "  %*.*s %9.4f %9.4f %9lld\n", width, width, label_of(m, k, buf, sizeof buf), st.precision,
+                st.recall, (long long)st.support);
     }
 }
 
@@ -225,18 +246,15 @@ static cJSON *eval_json(const tg_model *m, const tg_eval *ev)
     for (int64_t r = 0; r < ev->classes; r++) {
         cJSON_AddItemToArray(labels, cJSON_CreateString(label_of(m, r, buf, sizeof buf)));
         cJSON *row = cJSON_CreateArray();
-        int64_t predicted = 0, actual = 0, hit = ev->confusion[r * ev->classes + r];
-        for (int64_t k = 0; k < ev->classes; k++) {
+        for (int64_t k = 0; k < ev->classes; k++)
             cJSON_AddItemToArray(row, cJSON_CreateNumber((double)ev->confusion[r * ev->classes + k]));
-            predicted += ev->confusion[k * ev->classes + r];
-            actual += ev->confusion[r * ev->classes + k];
-        }
         cJSON_AddItemToArray(confusion, row);
+        class_stats st = stats_of(ev, r);
         cJSON *cls = cJSON_CreateObject();
         cJSON_AddStringToObject(cls, "label", label_of(m, r, buf, sizeof buf));
-        cJSON_AddNumberToObject(cls, "precision", predicted ? (double)hit / (double)predicted : 0.0);
-        cJSON_AddNumberToObject(cls, "recall", actual ? (double)hit / (double)actual : 0.0);
-        cJSON_AddNumberToObject(cls, "support", (double)actual);
+        cJSON_AddNumberToObject(cls, "precision", st.precision);
+        cJSON_AddNumberToObject(cls, "recall", st.recall);
+        cJSON_AddNumberToObject(cls, "support", (double)st.support);
         cJSON_AddItemToArray(per_class, cls);
     }
     return o;
@@ -430,10 +448,7 @@ static int cmd_train(int argc, char **argv)
             cJSON_AddStringToObject(root, "plot", o.plot);
         print_json(root);
     } else {
-        int64_t correct = 0;
-        for (int64_t k = 0; k < ev.classes; k++)
-            correct += ev.confusion[k * ev.classes + k];
-        printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)correct,
+        printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
                (long long)ev.rows, ev.loss);
         print_report(stdout, t->model, &ev, isatty(fileno(stdout)));
         printf("\nsaved %s\n", out);
@@ -497,11 +512,8 @@ static int cmd_eval(int argc, char **argv)
         if (o.json) {
             print_json(eval_json(m, &ev));
         } else {
-            int64_t correct = 0;
-            for (int64_t k = 0; k < ev.classes; k++)
-                correct += ev.confusion[k * ev.classes + k];
-            printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)correct, (long long)ev.rows,
-                   ev.loss);
+            printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
+                   (long long)ev.rows, ev.loss);
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
         }
     }

@@ -94,24 +94,38 @@ typedef struct {
     double loss_sum;
 } eval_acc;
 
+/* Row r of logits [rows, c]: its max and argmax, and the sum of exp(logit - max); the exps go into e
+ * when it is not NULL. Shared by evaluation (loss, argmax) and prediction (probabilities). */
+static double row_exp_sum(const tg_tensor *logits, int64_t r, int64_t c, double *max, int64_t *argmax, double *e)
+{
+    *max = -INFINITY;
+    *argmax = 0;
+    for (int64_t k = 0; k < c; k++) {
+        double v = tg_get(logits, r * c + k);
+        if (v > *max) {
+            *max = v;
+            *argmax = k;
+        }
+    }
+    double sum = 0;
+    for (int64_t k = 0; k < c; k++) {
+        double v = exp(tg_get(logits, r * c + k) - *max);
+        if (e)
+            e[k] = v;
+        sum += v;
+    }
+    return sum;
+}
+
 static void eval_chunk(void *ctx, const tg_tensor *logits, const tg_tensor *y, int64_t first_row)
 {
     (void)first_row;
     eval_acc *acc = ctx;
     int64_t c = acc->ev->classes;
     for (int64_t r = 0; r < logits->shape[0]; r++) {
-        int64_t best = 0;
-        double max = -INFINITY, sum = 0;
-        for (int64_t k = 0; k < c; k++) {
-            double v = tg_get(logits, r * c + k);
-            if (v > max) {
-                max = v;
-                best = k;
-            }
-        }
-        for (int64_t k = 0; k < c; k++)
-            sum += exp(tg_get(logits, r * c + k) - max);
-        int64_t truth = ((const int64_t *)y->data)[r];
+        double max;
+        int64_t best, truth = ((const int64_t *)y->data)[r];
+        double sum = row_exp_sum(logits, r, c, &max, &best, NULL);
         acc->loss_sum += (max - tg_get(logits, r * c + truth)) + log(sum);
         acc->ev->confusion[truth * c + best]++;
     }
@@ -158,12 +172,9 @@ static void predict_chunk(void *ctx, const tg_tensor *logits, const tg_tensor *y
     double *probs = ctx;
     int64_t c = logits->shape[1];
     for (int64_t r = 0; r < logits->shape[0]; r++) {
-        double max = -INFINITY, sum = 0;
-        double *p = probs + (first_row + r) * c;
-        for (int64_t k = 0; k < c; k++)
-            max = fmax(max, tg_get(logits, r * c + k));
-        for (int64_t k = 0; k < c; k++)
-            sum += (p[k] = exp(tg_get(logits, r * c + k) - max));
+        double max, *p = probs + (first_row + r) * c;
+        int64_t best;
+        double sum = row_exp_sum(logits, r, c, &max, &best, p);
         for (int64_t k = 0; k < c; k++)
             p[k] /= sum;
     }
@@ -175,11 +186,8 @@ int tg_predict(tg_model *m, const tg_dataset *ds, double *probs)
         tg_error("predict: model, data and probs are required");
         return -1;
     }
-    if (ds->features != m->inputs) {
-        tg_error("the data has %lld feature columns but the model expects %lld inputs", (long long)ds->features,
-                 (long long)m->inputs);
+    if (check_data_fits(m, ds, "the data"))
         return -1;
-    }
     return for_each_chunk(m, ds, predict_chunk, probs);
 }
 

@@ -10,17 +10,6 @@
 #include <cblas.h>
 #endif
 
-void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner)
-{
-    *outer = 1;
-    *inner = 1;
-    for (int i = 0; i < axis; i++)
-        *outer *= x->shape[i];
-    for (int i = axis + 1; i < x->ndim; i++)
-        *inner *= x->shape[i];
-    *n = x->shape[axis];
-}
-
 static void gemm_plain(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                        const void *b, void *c, bool accumulate)
 {

@@ -128,6 +128,17 @@ int tg_axis(int axis, int ndim)
     return axis >= 0 && axis < ndim ? axis : -1;
 }
 
+void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner)
+{
+    *outer = 1;
+    *inner = 1;
+    for (int i = 0; i < axis; i++)
+        *outer *= x->shape[i];
+    for (int i = axis + 1; i < x->ndim; i++)
+        *inner *= x->shape[i];
+    *n = x->shape[axis];
+}
+
 int tg_resolve_axis(const char *op, const tg_tensor *x, int axis)
 {
     int a = tg_axis(axis, x->ndim);

@@ -30,6 +30,14 @@
 extern "C" {
 #endif
 
+/* Every public function carries TG_API: the shared library is built with hidden
+ * visibility, so only what this header declares can be linked against. */
+#if defined(TAPEGRAD_BUILDING) && defined(__GNUC__)
+#define TG_API __attribute__((visibility("default")))
+#else
+#define TG_API
+#endif
+
 #define TG_VERSION_MAJOR 0
 #define TG_VERSION_MINOR 1
 #define TG_VERSION_PATCH 0
@@ -48,35 +56,35 @@ typedef struct tg_tensor tg_tensor;
 typedef struct tg_tape tg_tape;
 
 /* Zero-filled, contiguous row-major. Caller owns; free with tg_tensor_free. */
-tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape);
+TG_API tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape);
 /* Like tg_tensor_new, then copies numel * dtype-size bytes from data. */
-tg_tensor *tg_tensor_from(tg_dtype dtype, int ndim, const int64_t *shape, const void *data);
+TG_API tg_tensor *tg_tensor_from(tg_dtype dtype, int ndim, const int64_t *shape, const void *data);
 /* A caller-owned deep copy of t's values (not its gradient). */
-tg_tensor *tg_tensor_clone(const tg_tensor *t);
+TG_API tg_tensor *tg_tensor_clone(const tg_tensor *t);
 /* Frees a caller-owned tensor and its gradient. NULL and tape tensors: no-op. */
-void tg_tensor_free(tg_tensor *t);
+TG_API void tg_tensor_free(tg_tensor *t);
 
 /* Marks a leaf as a parameter: tg_backward fills tg_grad(t). */
-void tg_set_requires_grad(tg_tensor *t, int on);
-int tg_requires_grad(const tg_tensor *t);
+TG_API void tg_set_requires_grad(tg_tensor *t, int on);
+TG_API int tg_requires_grad(const tg_tensor *t);
 
-void *tg_data(const tg_tensor *t); /* contiguous, row-major */
-tg_tensor *tg_grad(const tg_tensor *t); /* NULL before backward */
-tg_dtype tg_dtype_of(const tg_tensor *t);
-int tg_ndim(const tg_tensor *t);
-int64_t tg_dim(const tg_tensor *t, int axis); /* negative axis counts from the end; -1 if out of range */
-const int64_t *tg_shape(const tg_tensor *t);
-int64_t tg_numel(const tg_tensor *t);
-size_t tg_dtype_size(tg_dtype dtype);
-const char *tg_dtype_name(tg_dtype dtype);
+TG_API void *tg_data(const tg_tensor *t); /* contiguous, row-major */
+TG_API tg_tensor *tg_grad(const tg_tensor *t); /* NULL before backward */
+TG_API tg_dtype tg_dtype_of(const tg_tensor *t);
+TG_API int tg_ndim(const tg_tensor *t);
+TG_API int64_t tg_dim(const tg_tensor *t, int axis); /* negative axis counts from the end; -1 if out of range */
+TG_API const int64_t *tg_shape(const tg_tensor *t);
+TG_API int64_t tg_numel(const tg_tensor *t);
+TG_API size_t tg_dtype_size(tg_dtype dtype);
+TG_API const char *tg_dtype_name(tg_dtype dtype);
 
 /* Element i (flat, row-major) read or written as a double, any dtype. */
-double tg_get(const tg_tensor *t, int64_t i);
-void tg_set(tg_tensor *t, int64_t i, double v);
+TG_API double tg_get(const tg_tensor *t, int64_t i);
+TG_API void tg_set(tg_tensor *t, int64_t i, double v);
 /* Sets every element to v. */
-void tg_fill(tg_tensor *t, double v);
+TG_API void tg_fill(tg_tensor *t, double v);
 /* Sets the gradient to zero (keeps its memory); no-op when there is none. */
-void tg_zero_grad(tg_tensor *t);
+TG_API void tg_zero_grad(tg_tensor *t);
 
 /* ------------------------------------------------------------------------ */
 /* Random numbers: a seeded generator, the same on every platform            */
@@ -84,13 +92,13 @@ void tg_zero_grad(tg_tensor *t);
 
 /* xoshiro256** seeded through splitmix64. No global state: the caller keeps it. */
 typedef struct { uint64_t s[4]; } tg_rng;
-void tg_rng_seed(tg_rng *rng, uint64_t seed);
-uint64_t tg_rng_next(tg_rng *rng);
-double tg_rng_uniform(tg_rng *rng);              /* [0, 1), 53 random bits */
-double tg_rng_normal(tg_rng *rng);               /* mean 0, variance 1 (Box-Muller) */
-uint64_t tg_rng_below(tg_rng *rng, uint64_t n);  /* uniform in [0, n), unbiased; n > 0 */
+TG_API void tg_rng_seed(tg_rng *rng, uint64_t seed);
+TG_API uint64_t tg_rng_next(tg_rng *rng);
+TG_API double tg_rng_uniform(tg_rng *rng);              /* [0, 1), 53 random bits */
+TG_API double tg_rng_normal(tg_rng *rng);               /* mean 0, variance 1 (Box-Muller) */
+TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);  /* uniform in [0, n), unbiased; n > 0 */
 /* Fills t with uniform values in [lo, hi). */
-void tg_rng_fill_uniform(tg_rng *rng, tg_tensor *t, double lo, double hi);
+TG_API void tg_rng_fill_uniform(tg_rng *rng, tg_tensor *t, double lo, double hi);
 
 /* ------------------------------------------------------------------------ */
 /* The tape                                                                  */
@@ -100,23 +108,23 @@ void tg_rng_fill_uniform(tg_rng *rng, tg_tensor *t, double lo, double hi);
  * Its memory is an arena: tg_tape_reset drops every recorded node and tensor
  * at once but keeps the blocks, so a training loop that does the same work
  * each step allocates nothing after its first step. */
-tg_tape *tg_tape_new(void);
-void tg_tape_reset(tg_tape *tape);
-void tg_tape_free(tg_tape *tape);
+TG_API tg_tape *tg_tape_new(void);
+TG_API void tg_tape_reset(tg_tape *tape);
+TG_API void tg_tape_free(tg_tape *tape);
 /* With recording off, ops compute their outputs but keep no graph (inference).
  * Returns the previous setting. */
-int tg_tape_set_recording(tg_tape *tape, int on);
-int tg_tape_recording(const tg_tape *tape);
+TG_API int tg_tape_set_recording(tg_tape *tape, int on);
+TG_API int tg_tape_recording(const tg_tape *tape);
 /* Number of nodes recorded since the last reset. */
-int64_t tg_tape_size(const tg_tape *tape);
+TG_API int64_t tg_tape_size(const tg_tape *tape);
 /* Bytes the tape holds from the allocator (its blocks), used or not. */
-size_t tg_tape_capacity(const tg_tape *tape);
+TG_API size_t tg_tape_capacity(const tg_tape *tape);
 /* Writes the recorded graph as Graphviz DOT: one node per op with its output
  * shape, one box per leaf, edges from inputs. Does not close out. 0 on success. */
-int tg_tape_dot(const tg_tape *tape, FILE *out);
+TG_API int tg_tape_dot(const tg_tape *tape, FILE *out);
 /* A zero-filled tensor that belongs to the tape (for a custom op's scratch or
  * output), valid until the next reset. */
-tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
+TG_API tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
 
 /* ------------------------------------------------------------------------ */
 /* Ops. Each returns a tape tensor, or NULL with tg_last_error set.          */
@@ -125,44 +133,44 @@ tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t
 
 /* Elementwise with numpy broadcasting; gradients are summed back to each
  * input's shape. */
-tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b);
-tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b);
-tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
-tg_tensor *tg_div(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_div(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 
 /* Elementwise. log(0) = -inf and log(x<0) = NaN, as in C and PyTorch;
  * relu'(0) = 0. */
-tg_tensor *tg_neg(tg_tape *tape, tg_tensor *x);
-tg_tensor *tg_exp(tg_tape *tape, tg_tensor *x);
-tg_tensor *tg_log(tg_tape *tape, tg_tensor *x);
-tg_tensor *tg_relu(tg_tape *tape, tg_tensor *x);
-tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *x);
-tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_neg(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_exp(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_log(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_relu(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *x);
 
 /* [m, k] x [k, n] -> [m, n]. */
-tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 /* y = x W^T + b as one node: x [m, in], W [out, in] (PyTorch's nn.Linear
  * layout), b [out] or NULL -> [m, out]. */
-tg_tensor *tg_linear(tg_tape *tape, tg_tensor *x, tg_tensor *weight, tg_tensor *bias);
+TG_API tg_tensor *tg_linear(tg_tape *tape, tg_tensor *x, tg_tensor *weight, tg_tensor *bias);
 
 /* Sum / mean over one axis (the axis is removed) or over all (axis TG_ALL,
  * giving a 0-dimensional scalar). Negative axes count from the end. */
-tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x, int axis);
-tg_tensor *tg_mean(tg_tape *tape, tg_tensor *x, int axis);
+TG_API tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x, int axis);
+TG_API tg_tensor *tg_mean(tg_tape *tape, tg_tensor *x, int axis);
 
 /* Same data, new shape; one entry of shape may be -1 (inferred). */
-tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
+TG_API tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
 /* Swaps two axes (the result is a contiguous copy). */
-tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x, int axis0, int axis1);
+TG_API tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x, int axis0, int axis1);
 
 /* Numerically stable (the max is subtracted; log_softmax uses log-sum-exp).
  * Negative axes count from the end. */
-tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis);
-tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
+TG_API tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis);
+TG_API tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
 /* The explicit Jacobian of softmax along axis, for tests and teaching:
  * for x of shape [..., n, ...] the result has x's shape without axis, then
  * [n, n]; entry [.., i, j] = y_i (delta_ij - y_j). Not recorded. */
-tg_tensor *tg_softmax_jacobian(tg_tape *tape, tg_tensor *x, int axis);
+TG_API tg_tensor *tg_softmax_jacobian(tg_tape *tape, tg_tensor *x, int axis);
 
 typedef enum { TG_MEAN, TG_SUM, TG_NONE } tg_reduction;
 typedef struct {
@@ -183,11 +191,11 @@ typedef struct {
  * it stays finite for any finite logits. opts NULL: TG_CE_OPTS_DEFAULT.
  * With every row ignored (or every kept row's target weight 0) the mean is
  * NaN (0/0, as in PyTorch), sum and none are 0, and the gradient is zero. */
-tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target, const tg_ce_opts *opts);
+TG_API tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target, const tg_ce_opts *opts);
 /* Negative log-likelihood over log-probabilities [K, C] with class indices
  * [K]: loss_i = -w[t_i] logp[i, t_i]; weight, ignore_index and reduction as in
  * tg_cross_entropy (label_smoothing must be 0). */
-tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, const tg_ce_opts *opts);
+TG_API tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, const tg_ce_opts *opts);
 
 /* ------------------------------------------------------------------------ */
 /* Backward                                                                  */
@@ -198,10 +206,10 @@ tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, c
  * of caller-owned tensors accumulate across calls until tg_zero_grad, as in
  * PyTorch; the tape may be walked again (its intermediates' gradients are
  * cleared first). 0 on success. */
-int tg_backward(tg_tape *tape, tg_tensor *loss);
+TG_API int tg_backward(tg_tape *tape, tg_tensor *loss);
 /* The vector-Jacobian product: like tg_backward, seeded with grad_output
  * (same shape and dtype as output) instead of 1. */
-int tg_backward_with(tg_tape *tape, tg_tensor *output, const tg_tensor *grad_output);
+TG_API int tg_backward_with(tg_tape *tape, tg_tensor *output, const tg_tensor *grad_output);
 
 /* ------------------------------------------------------------------------ */
 /* Ops of your own                                                           */
@@ -220,7 +228,7 @@ typedef struct {
 } tg_custom_op;
 /* Runs op->forward and records the op on the tape. ctx must outlive the tape's
  * next reset. At most 8 inputs. */
-tg_tensor *tg_custom(tg_tape *tape, const tg_custom_op *op, int n_inputs, tg_tensor *const *inputs, int out_ndim,
+TG_API tg_tensor *tg_custom(tg_tape *tape, const tg_custom_op *op, int n_inputs, tg_tensor *const *inputs, int out_ndim,
                      const int64_t *out_shape, void *ctx);
 
 /* ------------------------------------------------------------------------ */
@@ -246,7 +254,7 @@ typedef struct {
  * as they were. Returns 0 when every gradient agrees (|a - n| <= atol +
  * rtol |n|), 1 when one does not (report names the worst), -1 on error.
  * report may be NULL. */
-int tg_gradcheck(tg_fn fn, int n_inputs, tg_tensor *const *inputs, void *ctx, const tg_gradcheck_opts *opts,
+TG_API int tg_gradcheck(tg_fn fn, int n_inputs, tg_tensor *const *inputs, void *ctx, const tg_gradcheck_opts *opts,
                  tg_gradcheck_report *report);
 
 /* ======================================================================== */
@@ -285,21 +293,21 @@ typedef struct {
 
 /* Loads a CSV file. Errors name the file, line and column: a ragged row, a
  * non-numeric cell, NaN or Inf, an unknown label, a missing or empty file. */
-tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts);
+TG_API tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts);
 /* Loads MNIST-format IDX files (gzipped or not): images [N, rows, cols] of
  * unsigned bytes scaled by `scale` (1/255 maps pixels to [0, 1]) and labels [N]. */
-tg_dataset *tg_idx_load(const char *images_path, const char *labels_path, double scale);
-void tg_dataset_free(tg_dataset *ds);
+TG_API tg_dataset *tg_idx_load(const char *images_path, const char *labels_path, double scale);
+TG_API void tg_dataset_free(tg_dataset *ds);
 /* Copies the rows idx[0..n) into a new data set (same classes and names). */
-tg_dataset *tg_dataset_subset(const tg_dataset *ds, const int64_t *idx, int64_t n);
+TG_API tg_dataset *tg_dataset_subset(const tg_dataset *ds, const int64_t *idx, int64_t n);
 /* Shuffles the row order with rng and splits off the last round(fraction * rows)
  * rows into *second, the rest into *first. Both caller-owned. 0 on success. */
-int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **first, tg_dataset **second);
+TG_API int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **first, tg_dataset **second);
 /* Per-feature mean and standard deviation (population, as sklearn's StandardScaler;
  * a zero deviation is stored as 1 so constant columns pass through centred). */
-int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std);
+TG_API int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std);
 /* x = (x - mean) / std, in place. */
-void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std);
+TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std);
 
 /* ---- Layers and models (src/nn/) ---- */
 
@@ -317,9 +325,9 @@ typedef struct {
 typedef struct {
     tg_tensor *weight, *bias;
 } tg_linear_layer;
-int tg_linear_layer_init(tg_linear_layer *layer, tg_dtype dtype, int64_t in, int64_t out, int bias, int he,
+TG_API int tg_linear_layer_init(tg_linear_layer *layer, tg_dtype dtype, int64_t in, int64_t out, int bias, int he,
                          tg_rng *rng);
-void tg_linear_layer_free(tg_linear_layer *layer);
+TG_API void tg_linear_layer_free(tg_linear_layer *layer);
 
 /* A feed-forward classifier: layers in order, logits out. Owns its parameters,
  * and optionally what a checkpoint carries along: label names, the input
@@ -327,27 +335,27 @@ void tg_linear_layer_free(tg_linear_layer *layer);
 typedef struct tg_model tg_model;
 /* Builds and initialises a model from rng. Every linear layer must have a
  * positive out; the last layer must be linear (its out is the class count). */
-tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers, tg_rng *rng);
-void tg_model_free(tg_model *model);
+TG_API tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers, tg_rng *rng);
+TG_API void tg_model_free(tg_model *model);
 /* Logits [rows, classes] for x [rows, inputs], recorded on the tape. */
-tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
-int64_t tg_model_inputs(const tg_model *model);
-int64_t tg_model_classes(const tg_model *model);
-tg_dtype tg_model_dtype(const tg_model *model);
-int tg_model_n_layers(const tg_model *model);
-const tg_layer_spec *tg_model_layer(const tg_model *model, int i);
+TG_API tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
+TG_API int64_t tg_model_inputs(const tg_model *model);
+TG_API int64_t tg_model_classes(const tg_model *model);
+TG_API tg_dtype tg_model_dtype(const tg_model *model);
+TG_API int tg_model_n_layers(const tg_model *model);
+TG_API const tg_layer_spec *tg_model_layer(const tg_model *model, int i);
 /* Parameters in state_dict order ("0.weight", "0.bias", "2.weight", ...). */
-int tg_model_n_params(const tg_model *model);
-tg_tensor *tg_model_param(const tg_model *model, int i);
-const char *tg_model_param_name(const tg_model *model, int i);
+TG_API int tg_model_n_params(const tg_model *model);
+TG_API tg_tensor *tg_model_param(const tg_model *model, int i);
+TG_API const char *tg_model_param_name(const tg_model *model, int i);
 /* What a checkpoint carries besides the weights; setters copy their inputs. */
-int tg_model_set_labels(tg_model *model, int64_t classes, char *const *names);
-const char *tg_model_label(const tg_model *model, int64_t class_id); /* NULL when none */
-int tg_model_set_standardization(tg_model *model, const float *mean, const float *std); /* [inputs] each, or NULL to clear */
-const float *tg_model_mean(const tg_model *model); /* NULL when none */
-const float *tg_model_std(const tg_model *model);
-int tg_model_set_config_json(tg_model *model, const char *json);
-const char *tg_model_config_json(const tg_model *model); /* NULL when none */
+TG_API int tg_model_set_labels(tg_model *model, int64_t classes, char *const *names);
+TG_API const char *tg_model_label(const tg_model *model, int64_t class_id); /* NULL when none */
+TG_API int tg_model_set_standardization(tg_model *model, const float *mean, const float *std); /* [inputs] each, or NULL to clear */
+TG_API const float *tg_model_mean(const tg_model *model); /* NULL when none */
+TG_API const float *tg_model_std(const tg_model *model);
+TG_API int tg_model_set_config_json(tg_model *model, const char *json);
+TG_API const char *tg_model_config_json(const tg_model *model); /* NULL when none */
 
 /* ---- Optimizers (src/nn/optim.c) ---- */
 
@@ -375,16 +383,16 @@ typedef struct {
 typedef struct tg_optimizer tg_optimizer;
 /* The optimizer keeps pointers to params (which must outlive it) and owns its
  * state (momentum, moments), allocated here once. */
-tg_optimizer *tg_optimizer_new(const tg_optim_opts *opts, int n_params, tg_tensor *const *params);
-void tg_optimizer_free(tg_optimizer *opt);
+TG_API tg_optimizer *tg_optimizer_new(const tg_optim_opts *opts, int n_params, tg_tensor *const *params);
+TG_API void tg_optimizer_free(tg_optimizer *opt);
 /* One update from the parameters' gradients (a parameter without one is skipped). */
-int tg_optimizer_step(tg_optimizer *opt);
-void tg_optimizer_zero_grad(tg_optimizer *opt);
-void tg_optimizer_set_lr(tg_optimizer *opt, double lr);
-double tg_optimizer_lr(const tg_optimizer *opt);
+TG_API int tg_optimizer_step(tg_optimizer *opt);
+TG_API void tg_optimizer_zero_grad(tg_optimizer *opt);
+TG_API void tg_optimizer_set_lr(tg_optimizer *opt, double lr);
+TG_API double tg_optimizer_lr(const tg_optimizer *opt);
 /* Scales all gradients so that their global L2 norm is at most max_norm
  * (torch.nn.utils.clip_grad_norm_); returns the norm before clipping. */
-double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm);
+TG_API double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm);
 
 /* ---- Model configs (src/io/config.c; docs/config.md) ---- */
 
@@ -435,12 +443,12 @@ typedef struct {
 
 /* Reads and validates a config; NULL with tg_last_error naming the JSON path
  * (e.g. "optimizer.lr") and what was expected. Caller owns the result. */
-tg_config *tg_config_load(const char *path);
+TG_API tg_config *tg_config_load(const char *path);
 /* The same from text; relative paths resolve against base_dir (NULL: "."). */
-tg_config *tg_config_parse(const char *json, const char *base_dir);
-void tg_config_free(tg_config *cfg);
+TG_API tg_config *tg_config_parse(const char *json, const char *base_dir);
+TG_API void tg_config_free(tg_config *cfg);
 /* The learning rate of epoch (0-based) under the config's schedule. */
-double tg_config_lr_at(const tg_config *cfg, int epoch);
+TG_API double tg_config_lr_at(const tg_config *cfg, int epoch);
 
 /* ---- Checkpoints (src/io/safetensors.c; docs/checkpoint.md) ---- */
 
@@ -448,10 +456,10 @@ double tg_config_lr_at(const tg_config *cfg, int epoch);
  * equivalent torch.nn.Sequential, metadata (layers, labels, standardization,
  * config) under __metadata__. Writes a temporary file in the same folder,
  * flushes, fsyncs, then renames it over path: the old file survives any failure. */
-int tg_model_save(const tg_model *model, const char *path);
+TG_API int tg_model_save(const tg_model *model, const char *path);
 /* Loads a model saved by tg_model_save, checking every offset and size
  * against the file. Caller owns the result. */
-tg_model *tg_model_load(const char *path);
+TG_API tg_model *tg_model_load(const char *path);
 
 /* ---- Training and evaluation (src/nn/train.c) ---- */
 
@@ -477,10 +485,10 @@ typedef struct {
 } tg_eval;
 /* Mean cross-entropy, accuracy and confusion matrix of model on ds. Applies
  * the model's standardization when it has one. Free with tg_eval_free. */
-int tg_evaluate(tg_model *model, const tg_dataset *ds, tg_eval *out);
-void tg_eval_free(tg_eval *ev);
+TG_API int tg_evaluate(tg_model *model, const tg_dataset *ds, tg_eval *out);
+TG_API void tg_eval_free(tg_eval *ev);
 /* Class probabilities [rows, classes] of ds under model into probs (caller's buffer). */
-int tg_predict(tg_model *model, const tg_dataset *ds, double *probs);
+TG_API int tg_predict(tg_model *model, const tg_dataset *ds, double *probs);
 
 typedef struct {
     tg_model *model;
@@ -494,32 +502,32 @@ typedef struct {
  * same rows): test from data.test or data.test_split, validation from
  * data.validation_split. validation and test may be empty, never NULL.
  * All three are caller-owned and raw (not standardized). 0 on success. */
-int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test);
+TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test);
 /* Everything a config asks for: loads the data, splits it, standardizes it,
  * builds the model, trains it with the optimizer, schedule and early stopping
  * (the best validation-loss weights are kept), and records the curves.
  * Detects a NaN/Inf loss ("loss became NaN at epoch E, step S") and stops
  * with an error. Caller owns the result: tg_training_free. */
-tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
-void tg_training_free(tg_training *t);
+TG_API tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
+TG_API void tg_training_free(tg_training *t);
 /* Loads a data file for a trained model: a CSV mapped with the model's label
  * names, and checked for the model's input size (both numbers in the error).
  * With opts->unlabeled -1 it decides from the column count: as many columns
  * as the model has inputs means no label column. */
-tg_dataset *tg_load_data_for_model(const tg_model *model, const char *path, const tg_csv_opts *opts);
+TG_API tg_dataset *tg_load_data_for_model(const tg_model *model, const char *path, const tg_csv_opts *opts);
 
 /* ------------------------------------------------------------------------ */
 /* Errors and allocation                                                     */
 /* ------------------------------------------------------------------------ */
 
 /* The last error on this thread ("" when none). Valid until the next error. */
-const char *tg_last_error(void);
-void tg_clear_error(void);
+TG_API const char *tg_last_error(void);
+TG_API void tg_clear_error(void);
 
 /* Every allocation of the library, cJSON's included, goes through these.
  * Set them before making any tensor or tape; NULL arguments restore the C
  * library's. Not thread-safe with respect to other calls: set once at start. */
-void tg_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *));
+TG_API void tg_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *));
 
 /* The thread budget shared by the library's row-parallel loops (OpenMP) and
  * BLAS: TAPEGRAD_NUM_THREADS from the environment, else the number of cores.
@@ -528,8 +536,8 @@ void tg_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, si
  * loop). OpenBLAS does not promise that: with BLAS on, wide matrix products
  * (an MLP's hidden layers) may round differently with another thread count,
  * so results are bit-identical for a given count. Set once at start. */
-void tg_set_num_threads(int n);
-int tg_num_threads(void);
+TG_API void tg_set_num_threads(int n);
+TG_API int tg_num_threads(void);
 
 /* The file-system calls a save makes (tg_model_save): write, flush, fsync and
  * rename. Replaceable so a test can fail each one in turn and show the old file
@@ -541,7 +549,7 @@ typedef struct {
     int (*sync)(int fd);
     int (*rename)(const char *from, const char *to);
 } tg_io_hooks;
-void tg_set_io_hooks(const tg_io_hooks *hooks);
+TG_API void tg_set_io_hooks(const tg_io_hooks *hooks);
 
 #ifdef __cplusplus
 }

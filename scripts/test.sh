@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what is missing, then:
 #   1. gcc, Release, BLAS on: the Criterion suite, the examples, an install check,
+#      the exported-symbol check (only the header's TG_API functions),
 #      and checkpoints through PyTorch and back (Debian's python3-torch)
 #   2. clang, Debug, AddressSanitizer + UndefinedBehaviorSanitizer, plain-C kernels
 #      (TAPEGRAD_BLAS=OFF, so both matrix-product paths are tested)
@@ -34,6 +35,7 @@ echo "== 1. gcc Release (BLAS)"
 CC=gcc configure_build build-release -DCMAKE_BUILD_TYPE=Release
 (cd build-release && ctest --output-on-failure -j"$jobs" -E '^tapegrad_tests$')
 bash scripts/check-install.sh build-release
+bash scripts/check-exports.sh build-release
 bash scripts/torch-roundtrip.sh build-release
 summary=$(mktemp)
 ./build-release/tapegrad_tests --jobs "$jobs" 2>&1 | tee "$summary"

@@ -461,7 +461,7 @@ TG_API int tg_model_save(const tg_model *model, const char *path);
  * against the file. Caller owns the result. */
 TG_API tg_model *tg_model_load(const char *path);
 
-/* ---- Training and evaluation (src/nn/train.c) ---- */
+/* ---- Training and evaluation (src/nn/trainer.c, evaluate.c, load_data.c) ---- */
 
 typedef struct {
     int epoch; /* 1-based */
@@ -497,6 +497,7 @@ typedef struct {
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */
     double *train_loss, *val_loss, *val_accuracy;
+    int stopped_by_caller; /* the progress callback asked to stop (stopped_early is patience only) */
 } tg_training;
 /* Loads the data a config names and splits it as training does (same seed,
  * same rows): test from data.test or data.test_split, validation from

@@ -121,6 +121,10 @@ bool tg_check_float_pair(const char *op, const tg_tensor *a, const tg_tensor *b)
 
 /* Views x as [outer, n, inner] around axis (already normalised). */
 void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner);
+/* That view, as an op along one axis saves it for its backward. */
+typedef struct {
+    int64_t outer, n, inner;
+} tg_axis_lines;
 
 /* C (m x n) = op(A) op(B), or C += op(A) op(B) when accumulate. Row-major;
  * op(A) is m x k (A stored k x m when trans_a), op(B) is k x n (B stored

@@ -339,6 +339,10 @@ TG_API tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, cons
 TG_API void tg_model_free(tg_model *model);
 /* Logits [rows, classes] for x [rows, inputs], recorded on the tape. */
 TG_API tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
+/* The same forward with params[i] in place of tg_model_param(model, i) (all
+ * tg_model_n_params of them, same shapes): a functional call, e.g. to check
+ * the gradient with respect to one parameter through a tape tensor. */
+TG_API tg_tensor *tg_model_forward_with(const tg_model *model, tg_tape *tape, tg_tensor *x, tg_tensor *const *params);
 TG_API int64_t tg_model_inputs(const tg_model *model);
 TG_API int64_t tg_model_classes(const tg_model *model);
 TG_API tg_dtype tg_model_dtype(const tg_model *model);

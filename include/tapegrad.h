@@ -312,6 +312,10 @@ TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const floa
 /* ---- Layers and models (src/nn/) ---- */
 
 typedef enum { TG_LAYER_LINEAR, TG_LAYER_RELU, TG_LAYER_SIGMOID, TG_LAYER_TANH } tg_layer_type;
+/* The names configs and checkpoints use ("linear", "relu", "sigmoid", "tanh"):
+ * NULL for a value outside the enum; the type of a name, or -1 when unknown. */
+TG_API const char *tg_layer_type_name(tg_layer_type type);
+TG_API int tg_layer_type_from_name(const char *name);
 typedef struct {
     tg_layer_type type;
     int64_t out; /* linear: output features */

@@ -155,6 +155,9 @@ struct tg_model {
     char *config_json;
 };
 
+/* Layer names indexed by tg_layer_type, NULL-terminated (src/nn/model.c): the choices a config offers. */
+extern const char *const tg_layer_names[];
+
 /* A copy of s from the library's allocator; NULL (error set) on failure. */
 char *tg_strdup(const char *s);
 /* Frees an array of n strings and the array. */

@@ -168,6 +168,9 @@ const char *tg_utf8_first_invalid(const char *s);
 /* The number of cells on the first non-blank line of a CSV file (src/io/csv.c). */
 int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns);
 
+/* 2^53: larger integers do not survive a JSON number (cJSON reads doubles). */
+#define TG_JSON_MAX_INTEGER 9007199254740992.0
+
 /* Before each cJSON call: routes cJSON through the allocator hooks (once per
  * process) and clears this thread's out-of-memory flag (src/io/json_alloc.c). */
 void tg_json_begin(void);

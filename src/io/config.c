@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 
 #define PATH_LEN 160 /* a JSON path in a message; a longer one is cut */
-#define MAX_EXACT 9007199254740992.0 /* 2^53: larger integers do not survive a JSON number (a double) */
+#define MAX_EXACT TG_JSON_MAX_INTEGER
 #define WHITE_SPACE " \t\r\n" /* JSON's */
 #define MAX_CONFIG_BYTES ((size_t)16 << 20) /* a config is a few hundred bytes; this stops a wrong file early */
 

@@ -25,8 +25,7 @@
 
 /* The reference implementation's cap; it keeps a hostile length from costing memory. */
 #define MAX_HEADER_BYTES 100000000u
-/* Integers above 2^53 do not survive a JSON number (cJSON parses doubles). */
-#define MAX_JSON_INTEGER 9007199254740992.0
+#define MAX_JSON_INTEGER TG_JSON_MAX_INTEGER
 
 /* ---- shared helpers ---- */
 

@@ -270,14 +270,25 @@ TG_API int tg_gradcheck(tg_fn fn, int n_inputs, tg_tensor *const *inputs, void *
 
 /* ---- Data (src/io/csv.c, src/io/idx.c, src/io/dataset.c) ---- */
 
-/* A labelled data set in one contiguous float32 block. Caller owns it; free
- * with tg_dataset_free. */
+/* A labelled data set, dense (x: one contiguous float32 block) or sparse
+ * (x NULL, the features in CSR form: what tg_libsvm_load makes). Caller owns
+ * it; free with tg_dataset_free. Every tg_dataset_* function below takes both
+ * kinds; tg_evaluate, tg_predict and training take dense data only and say so
+ * when given sparse data. */
 typedef struct {
     int64_t rows, features, classes;
-    float *x; /* [rows, features], row-major */
+    float *x; /* [rows, features], row-major; NULL when the data set is sparse */
     int64_t *y; /* [rows], class ids in [0, classes) */
     char **label_names; /* [classes]: the label text of each class id (integer labels: "0", "1", ...) */
     char **feature_names; /* [features] from the CSV header, or NULL */
+    /* Sparse (CSR) storage, used when x is NULL: row r's stored values are
+     * val[row_ptr[r] .. row_ptr[r + 1]) at the 0-based feature columns col[...],
+     * strictly increasing within a row; every other feature is 0. Explicit
+     * zeros written in the file are kept. All NULL / 0 for a dense data set. */
+    int64_t *row_ptr; /* [rows + 1], row_ptr[0] = 0, row_ptr[rows] = nnz */
+    int32_t *col; /* [nnz] */
+    float *val; /* [nnz] */
+    int64_t nnz;
 } tg_dataset;
 
 typedef struct {
@@ -301,20 +312,87 @@ typedef struct {
 /* Loads a CSV file. Errors name the file, line and column: a ragged row, a
  * non-numeric cell, NaN or Inf, an unknown label, a missing or empty file. */
 TG_API tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts);
+/* The libsvm / svmlight text format, one row a line: `label index:value ...`
+ * with 1-based, strictly increasing indices; `#` starts a comment (a whole
+ * line or the rest of one); blank lines are skipped; CRLF line ends and a
+ * missing last newline are accepted. Labels are texts mapped to class ids as
+ * tg_csv_load maps them (integers 0, 1, ... are class ids; anything else, "+1"
+ * and "-1" included, is a name in order of first appearance; label_names
+ * fixes the mapping for a second file). A `qid:` token (ranking data) is
+ * refused. Values must be finite and within float32's range. */
+typedef struct {
+    /* 0: the feature count is the largest index in the file. N > 0: fixed
+     * (e.g. the training file's count for a test file); an index above N is an
+     * error, or with skip_unknown_features 1 the pair is dropped. */
+    int64_t features;
+    int skip_unknown_features;
+    char *const *label_names; /* as tg_csv_opts.label_names: an unknown label is then an error */
+    int64_t n_label_names;
+} tg_libsvm_opts;
+#define TG_LIBSVM_OPTS_DEFAULT ((tg_libsvm_opts){ .features = 0 })
+/* Loads a libsvm file as a sparse data set (x NULL, CSR filled; opts NULL:
+ * the defaults). Errors name the file, line and column (1-based byte of the
+ * line): index 0, a decreasing or repeated index, an index above 2^31 - 1 or
+ * above opts->features, a pair that is not index:value, NaN or Inf, an empty
+ * file, no feature anywhere, an unknown label. */
+TG_API tg_dataset *tg_libsvm_load(const char *path, const tg_libsvm_opts *opts);
 /* Loads MNIST-format IDX files (gzipped or not): images [N, rows, cols] of
  * unsigned bytes scaled by `scale` (1/255 maps pixels to [0, 1]) and labels [N]. */
 TG_API tg_dataset *tg_idx_load(const char *images_path, const char *labels_path, double scale);
 TG_API void tg_dataset_free(tg_dataset *ds);
-/* Copies the rows idx[0..n) into a new data set (same classes and names). */
+/* Copies the rows idx[0..n) into a new data set (same classes and names;
+ * sparse stays sparse). */
 TG_API tg_dataset *tg_dataset_subset(const tg_dataset *ds, const int64_t *idx, int64_t n);
 /* Shuffles the row order with rng and splits off the last round(fraction * rows)
  * rows into *second, the rest into *first. Both caller-owned. 0 on success. */
 TG_API int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **first, tg_dataset **second);
 /* Per-feature mean and standard deviation (population, as sklearn's StandardScaler;
- * a zero deviation is stored as 1 so constant columns pass through centred). */
+ * a zero deviation is stored as 1 so constant columns pass through centred).
+ * Sparse data: scaling only, as StandardScaler(with_mean=False): std is the
+ * same population deviation (implicit zeros counted) and mean is set to 0,
+ * since centring would make every zero non-zero. */
 TG_API int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std);
-/* x = (x - mean) / std, in place. */
+/* x = (x - mean) / std, in place. Sparse data: the stored values are divided
+ * by std and mean is not used (pass what tg_dataset_moments gave: zeros), so
+ * the data stays sparse. */
 TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std);
+
+/* ---- Sparse inputs (src/tensor/sparse.c, src/ops/sparse_linear.c; docs/ops.md) ---- */
+
+/* A batch of sparse rows in CSR form: row offsets int64, column indices int32
+ * (0-based, strictly increasing within a row), values in a float dtype (the
+ * model's). It is data, not a tensor: it never needs a gradient, so it is the
+ * left operand of its own product op (tg_sparse_linear) and tg_tensor stays
+ * dense. Caller owns it; free with tg_sparse_csr_free. */
+typedef struct tg_sparse_csr tg_sparse_csr;
+/* Copies and checks a CSR matrix [rows, cols]: row_ptr [rows + 1] from 0 to
+ * nnz, non-decreasing; col [nnz] in [0, cols), increasing within each row;
+ * values [nnz] of dtype (finite not required). rows and nnz may be 0 (then the
+ * arrays may be NULL): an empty buffer for tg_sparse_csr_gather. */
+TG_API tg_sparse_csr *tg_sparse_csr_new(tg_dtype dtype, int64_t rows, int64_t cols, int64_t nnz,
+                                        const int64_t *row_ptr, const int32_t *col, const void *values);
+TG_API void tg_sparse_csr_free(tg_sparse_csr *s);
+/* Fills dst with rows idx[0..n) of a sparse data set (idx NULL: rows first ..
+ * first + n), values converted to dst's dtype, cols = ds->features. dst's
+ * buffers grow when a batch needs more and are kept: after the largest batch
+ * has been seen, a gather allocates nothing. 0 on success. */
+TG_API int tg_sparse_csr_gather(tg_sparse_csr *dst, const tg_dataset *ds, const int64_t *idx, int64_t first,
+                                int64_t n);
+TG_API int64_t tg_sparse_csr_rows(const tg_sparse_csr *s);
+TG_API int64_t tg_sparse_csr_cols(const tg_sparse_csr *s);
+TG_API int64_t tg_sparse_csr_nnz(const tg_sparse_csr *s);
+TG_API tg_dtype tg_sparse_csr_dtype(const tg_sparse_csr *s);
+/* A caller-owned dense copy [rows, cols] (for tests and small batches). */
+TG_API tg_tensor *tg_sparse_csr_to_dense(const tg_sparse_csr *s);
+/* y = x W^T + b for a sparse x [m, F], W [out, F] (nn.Linear's layout, as
+ * tg_linear), b [out] or NULL -> [m, out] on the tape: tg_linear with a sparse
+ * left operand. A separate op because the operand is not a tg_tensor. Cost
+ * O(nnz * out) forward and backward, whatever F is. The backward adds into
+ * dW and db only (x needs no gradient), and dW only in the columns that occur
+ * in the batch; those columns are remembered with W's gradient, so a lazy
+ * optimizer (tg_optim_opts.lazy) updates and clears just them. x must stay
+ * unchanged until the backward has run. */
+TG_API tg_tensor *tg_sparse_linear(tg_tape *tape, const tg_sparse_csr *x, tg_tensor *weight, tg_tensor *bias);
 
 /* ---- Layers and models (src/nn/) ---- */
 
@@ -384,6 +462,12 @@ typedef struct {
     int nesterov; /* SGD */
     double weight_decay; /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
     double beta1, beta2, eps; /* Adam, AdamW */
+    /* 1: a parameter whose gradient came from tg_sparse_linear only is updated
+     * in the columns the batch touched, nothing else (PyTorch's SparseAdam for
+     * Adam: moments and bias correction of the other columns are left as they
+     * were; see docs/nn.md). SGD and Adam, without momentum or weight_decay.
+     * Other parameters get the dense update. */
+    int lazy;
 } tg_optim_opts;
 #define TG_SGD_DEFAULT(learning_rate) ((tg_optim_opts){ .type = TG_OPTIM_SGD, .lr = (learning_rate) })
 #define TG_ADAM_DEFAULT(learning_rate)                                                                         \
@@ -403,6 +487,7 @@ TG_API tg_optimizer *tg_optimizer_new(const tg_optim_opts *opts, int n_params, t
 TG_API void tg_optimizer_free(tg_optimizer *opt);
 /* One update from the parameters' gradients (a parameter without one is skipped). */
 TG_API int tg_optimizer_step(tg_optimizer *opt);
+/* Zeroes the gradients; lazy: only the touched columns of a sparse gradient. */
 TG_API void tg_optimizer_zero_grad(tg_optimizer *opt);
 TG_API void tg_optimizer_set_lr(tg_optimizer *opt, double lr);
 TG_API double tg_optimizer_lr(const tg_optimizer *opt);

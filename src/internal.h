@@ -38,6 +38,11 @@ struct tg_tensor {
     bool requires_grad;
     tg_owner owner;
     struct tg_node *node; /* the node that made it, NULL for a leaf */
+    /* Sparse gradients (src/tensor/sparse.c): the columns of this [rows, cols]
+     * tensor's gradient that tg_sparse_linear added into since the gradient was
+     * last zeroed, and whether any other op added into it (then it is dense). */
+    struct tg_col_set *grad_cols;
+    bool grad_dense;
 };
 
 /* Checks ndim and shape and computes numel with overflow checks; op names the caller. */
@@ -62,6 +67,29 @@ int tg_resolve_axis(const char *op, const tg_tensor *x, int axis);
             __VA_ARGS__                                                                                          \
         }                                                                                                        \
     } while (0)
+
+/* ---- sparse inputs and column-sparse gradients (src/tensor/sparse.c) ---- */
+
+struct tg_sparse_csr {
+    tg_dtype dtype;
+    int64_t rows, cols, nnz;
+    int64_t *row_ptr; /* [rows + 1] */
+    int32_t *col; /* [nnz] */
+    void *val; /* [nnz] of dtype */
+    int64_t row_cap, nnz_cap; /* what the buffers hold */
+};
+/* The columns a sparse op touched in a parameter's gradient, each once, in
+ * order of first touch; mark[c] says whether c is in the list. */
+typedef struct tg_col_set {
+    int64_t cols, n;
+    int32_t *list; /* [cols] capacity */
+    unsigned char *mark; /* [cols] */
+} tg_col_set;
+/* Adds the columns of x to param's set (made on first use, cols = param's last dimension). */
+int tg_col_set_add(tg_tensor *param, const tg_sparse_csr *x);
+/* Empties the set in O(n). */
+void tg_col_set_clear(tg_col_set *set);
+void tg_col_set_free(tg_col_set *set);
 
 /* ---- broadcasting (src/tensor/broadcast.c) ---- */
 
@@ -164,6 +192,28 @@ char *tg_strdup(const char *s);
 void tg_free_strings(char **strings, int64_t n);
 /* The first byte of s that does not start a valid UTF-8 sequence, or NULL when s is UTF-8. */
 const char *tg_utf8_first_invalid(const char *s);
+
+/* Text labels to class ids, shared by the CSV and libsvm loaders (src/io/csv.c):
+ * distinct texts in order of first appearance, with the line each first appeared on. */
+typedef struct {
+    char **names;
+    int64_t *first_line; /* where each name first appeared (0 for given names) */
+    int64_t n, cap;
+    int64_t *slots; /* open addressing: id + 1, 0 when empty */
+    size_t n_slots; /* a power of two, at least 2n */
+} tg_label_table;
+int64_t tg_label_find(const tg_label_table *t, const char *s); /* -1 when absent */
+int64_t tg_label_add(tg_label_table *t, const char *s, int64_t line); /* its id, -1 on allocation failure */
+void tg_label_table_free(tg_label_table *t);
+/* Integer class id text: decimal digits only (large values saturate). */
+bool tg_label_is_class_id(const char *s, int64_t *value);
+/* Integer labels are class ids, and every id below the largest gets a name: ids stop here. */
+#define TG_MAX_CLASS_ID 65535
+
+/* A decimal number in the C locale's grammar, whatever the process's locale
+ * (src/io/csv.c): what CSV cells and libsvm values are. */
+typedef enum { TG_NUMBER_OK, TG_NUMBER_NOT, TG_NUMBER_NAN, TG_NUMBER_INF, TG_NUMBER_OUT_OF_RANGE, TG_NUMBER_NO_MEMORY } tg_number_kind;
+tg_number_kind tg_parse_number(const char *s, double *value);
 
 /* The number of cells on the first non-blank line of a CSV file (src/io/csv.c). */
 int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns);

@@ -170,6 +170,7 @@ tg_tensor *tg_grad_buffer(tg_tape *tape, tg_tensor *t, bool *failed)
 {
     if (!t || !t->requires_grad)
         return NULL;
+    t->grad_dense = true; /* a dense op adds into it (tg_sparse_linear puts the flag back) */
     if (!t->grad) {
         t->grad = t->owner == TG_OWNED_BY_TAPE ? tg_tape_new_tensor(tape, t->dtype, t->ndim, t->shape, true)
                                                : tg_tensor_new(t->dtype, t->ndim, t->shape);

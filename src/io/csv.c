@@ -19,7 +19,7 @@
 
 /* Integer labels are class ids, and every id below the largest gets a name:
  * a label of 10^9 would ask for 10^9 names, so ids stop here. */
-#define MAX_CLASS_ID 65535
+#define MAX_CLASS_ID TG_MAX_CLASS_ID
 /* Characters of a cell or a name quoted in an error message. */
 #define PREVIEW 40
 #define PREVIEW_ARGS(s) (strlen(s) > PREVIEW ? PREVIEW : (int)strlen(s)), (s), (strlen(s) > PREVIEW ? "..." : "")
@@ -214,13 +214,7 @@ static bool is_class_id(const char *s, int64_t *value)
 
 /* ---- labels: distinct texts in order of first appearance ---- */
 
-typedef struct {
-    char **names;
-    int64_t *first_line; /* where each name first appeared (0 for given names) */
-    int64_t n, cap;
-    int64_t *slots; /* open addressing: id + 1, 0 when empty */
-    size_t n_slots; /* a power of two, at least 2n */
-} label_table;
+typedef tg_label_table label_table; /* internal.h: the libsvm loader shares it */
 
 static size_t hash_text(const char *s)
 {
@@ -723,4 +717,24 @@ int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns)
 done:
     load_free(&s);
     return status;
+}
+
+/* ---- shared with the libsvm loader (src/io/libsvm.c) ---- */
+
+int64_t tg_label_find(const tg_label_table *t, const char *s) { return table_find(t, s); }
+int64_t tg_label_add(tg_label_table *t, const char *s, int64_t line) { return table_add(t, s, line); }
+void tg_label_table_free(tg_label_table *t) { table_free(t); }
+bool tg_label_is_class_id(const char *s, int64_t *value) { return is_class_id(s, value); }
+
+tg_number_kind tg_parse_number(const char *s, double *value)
+{
+    switch (parse_number(s, value)) {
+    case CELL_NUMBER: return TG_NUMBER_OK;
+    case CELL_NOT_NUMBER: return TG_NUMBER_NOT;
+    case CELL_NAN: return TG_NUMBER_NAN;
+    case CELL_INF: return TG_NUMBER_INF;
+    case CELL_OUT_OF_RANGE: return TG_NUMBER_OUT_OF_RANGE;
+    case CELL_NO_MEMORY: break;
+    }
+    return TG_NUMBER_NO_MEMORY;
 }

@@ -10,6 +10,9 @@ void tg_dataset_free(tg_dataset *ds)
         return;
     tg_dealloc(ds->x);
     tg_dealloc(ds->y);
+    tg_dealloc(ds->row_ptr);
+    tg_dealloc(ds->col);
+    tg_dealloc(ds->val);
     tg_free_strings(ds->label_names, ds->classes);
     tg_free_strings(ds->feature_names, ds->features);
     tg_dealloc(ds);
@@ -30,6 +33,64 @@ static char **copy_strings(char *const *strings, int64_t n, bool *failed)
     return copy;
 }
 
+/* A new data set with ds's classes and names and room for n rows of labels (x and the CSR left to the caller). */
+static tg_dataset *empty_like(const tg_dataset *ds, int64_t n)
+{
+    bool failed = false;
+    tg_dataset *out = tg_alloc_zeroed(sizeof *out);
+    if (!out)
+        return NULL;
+    out->rows = n;
+    out->features = ds->features;
+    out->classes = ds->classes;
+    if (!(out->y = tg_alloc((size_t)(n ? n : 1) * sizeof(int64_t))))
+        goto fail;
+    out->label_names = copy_strings(ds->label_names, ds->classes, &failed);
+    if (failed)
+        goto fail;
+    out->feature_names = copy_strings(ds->feature_names, ds->features, &failed);
+    if (failed)
+        goto fail;
+    return out;
+fail:
+    tg_dataset_free(out);
+    return NULL;
+}
+
+/* tg_dataset_subset of a sparse data set: the rows' non-zeros, counted first so each array is allocated once. */
+static tg_dataset *sparse_subset(const tg_dataset *ds, const int64_t *idx, int64_t n)
+{
+    if (!ds->row_ptr)
+        return tg_error("dataset_subset: the data set has neither x nor row_ptr");
+    uint64_t nnz = 0;
+    for (int64_t i = 0; i < n; i++)
+        nnz += (uint64_t)(ds->row_ptr[idx[i] + 1] - ds->row_ptr[idx[i]]);
+    if ((uint64_t)n >= SIZE_MAX / sizeof(int64_t) || nnz > SIZE_MAX / sizeof(float))
+        return tg_error("dataset_subset: %lld rows with %llu non-zeros are too many", (long long)n,
+                        (unsigned long long)nnz);
+    tg_dataset *out = empty_like(ds, n);
+    if (!out)
+        return NULL;
+    out->nnz = (int64_t)nnz;
+    out->row_ptr = tg_alloc((size_t)(n + 1) * sizeof(int64_t));
+    out->col = tg_alloc((size_t)(nnz ? nnz : 1) * sizeof(int32_t));
+    out->val = tg_alloc((size_t)(nnz ? nnz : 1) * sizeof(float));
+    if (!out->row_ptr || !out->col || !out->val) {
+        tg_dataset_free(out);
+        return NULL;
+    }
+    out->row_ptr[0] = 0;
+    for (int64_t i = 0, k = 0; i < n; i++) {
+        int64_t a = ds->row_ptr[idx[i]], len = ds->row_ptr[idx[i] + 1] - a;
+        memcpy(out->col + k, ds->col + a, (size_t)len * sizeof(int32_t));
+        memcpy(out->val + k, ds->val + a, (size_t)len * sizeof(float));
+        k += len;
+        out->row_ptr[i + 1] = k;
+        out->y[i] = ds->y[idx[i]];
+    }
+    return out;
+}
+
 tg_dataset *tg_dataset_subset(const tg_dataset *ds, const int64_t *idx, int64_t n)
 {
     if (!ds)
@@ -42,6 +103,8 @@ tg_dataset *tg_dataset_subset(const tg_dataset *ds, const int64_t *idx, int64_t 
         if (idx[i] < 0 || idx[i] >= ds->rows)
             return tg_error("dataset_subset: idx[%lld] is %lld, expected [0, %lld)", (long long)i, (long long)idx[i],
                             (long long)ds->rows);
+    if (!ds->x)
+        return sparse_subset(ds, idx, n);
     /* n rows of features floats fit whenever ds's rows do, unless idx repeats rows */
     if (ds->features > 0 && (uint64_t)n > SIZE_MAX / sizeof(float) / (uint64_t)ds->features)
         return tg_error("dataset_subset: %lld rows of %lld features are too many", (long long)n,
@@ -92,12 +155,39 @@ static int64_t *shuffled_order(int64_t rows, tg_rng *rng)
     return order;
 }
 
+/* tg_dataset_split_off of a sparse data set: both parts copied out (the same rows in the same order as the
+ * dense path), then ds takes the first part's arrays. Briefly holds the data twice. */
+static int sparse_split_off(tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **second)
+{
+    tg_dataset *first = NULL;
+    if (tg_dataset_split(ds, fraction, rng, &first, second))
+        return -1;
+    tg_dealloc(ds->y);
+    tg_dealloc(ds->row_ptr);
+    tg_dealloc(ds->col);
+    tg_dealloc(ds->val);
+    ds->rows = first->rows;
+    ds->nnz = first->nnz;
+    ds->y = first->y;
+    ds->row_ptr = first->row_ptr;
+    ds->col = first->col;
+    ds->val = first->val;
+    first->y = NULL;
+    first->row_ptr = NULL;
+    first->col = NULL;
+    first->val = NULL;
+    tg_dataset_free(first);
+    return 0;
+}
+
 int tg_dataset_split_off(tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **second)
 {
     if (!(fraction >= 0.0 && fraction < 1.0))
         return tg_error("dataset_split: fraction %g, expected [0, 1)", fraction), -1;
     if ((uint64_t)ds->rows > SIZE_MAX / sizeof(int64_t))
         return tg_error("dataset_split: %lld rows are too many", (long long)ds->rows), -1;
+    if (!ds->x)
+        return sparse_split_off(ds, fraction, rng, second);
     int64_t n_second = (int64_t)round(fraction * (double)ds->rows), n_first = ds->rows - n_second;
     int64_t f = ds->features;
     int64_t *order = shuffled_order(ds->rows, rng);
@@ -166,6 +256,47 @@ fail:
     return -1;
 }
 
+/* Scaling only for sparse data (StandardScaler(with_mean=False)): the population deviation of each column,
+ * its implicit zeros counted, from per-column sums in double; mean 0. One pass over the non-zeros, with
+ * [features] doubles of scratch. */
+static int sparse_moments(const tg_dataset *ds, float *mean, float *std)
+{
+    int64_t rows = ds->rows, features = ds->features;
+    if (!ds->row_ptr)
+        return tg_error("dataset_moments: the data set has neither x nor row_ptr"), -1;
+    if ((uint64_t)features > SIZE_MAX / (2 * sizeof(double)))
+        return tg_error("dataset_moments: %lld features are too many", (long long)features), -1;
+    double *sum = tg_alloc_zeroed((size_t)(features ? features : 1) * 2 * sizeof(double));
+    if (!sum)
+        return -1;
+    double *squares = sum + features;
+    /* Two passes as the dense path: the means, then the squared deviations of the stored values, plus
+     * mu^2 for each implicit zero. */
+    for (int64_t k = 0; k < ds->nnz; k++)
+        sum[ds->col[k]] += ds->val[k];
+    int64_t *stored = tg_alloc_zeroed((size_t)(features ? features : 1) * sizeof(int64_t));
+    if (!stored) {
+        tg_dealloc(sum);
+        return -1;
+    }
+    for (int64_t k = 0; k < ds->nnz; k++) {
+        double d = ds->val[k] - sum[ds->col[k]] / (double)rows;
+        squares[ds->col[k]] += d * d;
+        stored[ds->col[k]]++;
+    }
+    for (int64_t f = 0; f < features; f++) {
+        double mu = sum[f] / (double)rows;
+        double var = (squares[f] + (double)(rows - stored[f]) * mu * mu) / (double)rows;
+        mean[f] = 0.0f;
+        std[f] = (float)sqrt(var);
+        if (std[f] == 0.0f)
+            std[f] = 1.0f;
+    }
+    tg_dealloc(stored);
+    tg_dealloc(sum);
+    return 0;
+}
+
 int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std)
 {
     if (!ds || !mean || !std)
@@ -173,6 +304,8 @@ int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std)
     if (ds->rows <= 0)
         return tg_error("dataset_moments: the data set has no rows"), -1;
     int64_t rows = ds->rows, features = ds->features;
+    if (!ds->x)
+        return sparse_moments(ds, mean, std);
     for (int64_t f = 0; f < features; f++) {
         /* Two passes in double: the mean, then the squared deviations from it. */
         double sum = 0.0;
@@ -195,6 +328,11 @@ void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std)
 {
     if (!ds || !mean || !std)
         return;
+    if (!ds->x) { /* scaling only: centring would densify */
+        for (int64_t k = 0; k < ds->nnz; k++)
+            ds->val[k] = (float)((double)ds->val[k] / std[ds->col[k]]);
+        return;
+    }
     for (int64_t r = 0; r < ds->rows; r++) {
         float *x = ds->x + r * ds->features;
         for (int64_t f = 0; f < ds->features; f++)

@@ -17,6 +17,23 @@ struct tg_optimizer {
     int64_t *steps; /* per parameter, as torch.optim's state["step"]: a step without a gradient does not count */
 };
 
+/* Lazy updates touch a column only when a batch does: a rule that moves every weight each step (momentum
+ * decay, weight decay) has no lazy form that matches it, so those are refused rather than approximated. */
+static const char *check_lazy(const tg_optim_opts *o)
+{
+    if (o->lazy != 0 && o->lazy != 1)
+        return "lazy must be 0 or 1";
+    if (!o->lazy)
+        return NULL;
+    if (o->type == TG_OPTIM_ADAMW)
+        return "lazy updates are for SGD and Adam, not AdamW (its decay moves every weight each step)";
+    if (o->weight_decay != 0)
+        return "lazy updates take no weight_decay (it would move every weight each step)";
+    if (o->type == TG_OPTIM_SGD && o->momentum != 0)
+        return "lazy SGD takes no momentum (the buffer would move every weight each step)";
+    return NULL;
+}
+
 static int check_opts(const tg_optim_opts *o)
 {
     const char *why = NULL;
@@ -34,6 +51,8 @@ static int check_opts(const tg_optim_opts *o)
         why = "betas must be in [0, 1)";
     else if (o->type != TG_OPTIM_SGD && !(o->eps > 0))
         why = "eps must be > 0";
+    if (!why)
+        why = check_lazy(o);
     if (why)
         tg_error("optimizer: %s", why);
     return why ? -1 : 0;
@@ -95,10 +114,60 @@ void tg_optimizer_free(tg_optimizer *o)
 void tg_optimizer_set_lr(tg_optimizer *o, double lr) { o->opts.lr = lr; }
 double tg_optimizer_lr(const tg_optimizer *o) { return o->opts.lr; }
 
+/* Whether p's gradient came from sparse ops only, so that a lazy optimizer may look at its touched columns alone. */
+static bool column_sparse(const tg_optimizer *o, const tg_tensor *p)
+{
+    return o->opts.lazy && p->grad && p->grad_cols && !p->grad_dense && p->ndim == 2;
+}
+
 void tg_optimizer_zero_grad(tg_optimizer *o)
 {
-    for (int i = 0; i < o->n_params; i++)
-        tg_zero_grad(o->params[i]);
+    for (int i = 0; i < o->n_params; i++) {
+        tg_tensor *p = o->params[i];
+        if (!column_sparse(o, p)) {
+            tg_zero_grad(p);
+            continue;
+        }
+        /* the touched columns of every row, then the set is empty again */
+        const tg_col_set *set = p->grad_cols;
+        int64_t rows = p->shape[0], cols = p->shape[1];
+        TG_FLOAT_DISPATCH(p->dtype, T, {
+            T *g = p->grad->data;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = 0; j < set->n; j++)
+                    g[r * cols + set->list[j]] = 0;
+        });
+        tg_col_set_clear(p->grad_cols);
+    }
+}
+
+/* Lazy SGD: p -= lr g on the touched columns (the others have g = 0: the same result as the dense step).
+ * Lazy Adam is torch.optim.SparseAdam, on the touched columns only:
+ * m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v); p -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps) */
+static void lazy_update(const tg_optim_opts *o, int64_t t, void *first, void *second, tg_tensor *p)
+{
+    const tg_col_set *set = p->grad_cols;
+    int64_t rows = p->shape[0], cols = p->shape[1];
+    double bias1 = 1 - pow(o->beta1, (double)t), bias2 = 1 - pow(o->beta2, (double)t);
+    TG_FLOAT_DISPATCH(p->dtype, T, {
+        T *w = p->data, *m = first, *v = second;
+        const T *grad = p->grad->data;
+        const T lr = (T)o->lr, b1 = (T)o->beta1, b2 = (T)o->beta2, eps = (T)o->eps;
+        const T step_size = (T)(o->lr * sqrt(bias2) / bias1);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < set->n; j++) {
+                int64_t k = r * cols + set->list[j];
+                T g = grad[k];
+                if (o->type == TG_OPTIM_SGD) {
+                    w[k] -= lr * g;
+                    continue;
+                }
+                T m_update = (g - m[k]) * (1 - b1), v_update = (g * g - v[k]) * (1 - b2);
+                m[k] += m_update;
+                v[k] += v_update;
+                w[k] -= step_size * (m[k] / (sqrt(v[k]) + eps));
+            }
+    });
 }
 
 /* torch.optim.SGD: d = g + wd p; buf = mu buf + (1 - dampening) d (buf = d on the first step);
@@ -163,7 +232,9 @@ int tg_optimizer_step(tg_optimizer *o)
         if (!p->grad)
             continue;
         int64_t t = ++o->steps[i];
-        if (o->opts.type == TG_OPTIM_SGD)
+        if (column_sparse(o, p))
+            lazy_update(&o->opts, t, o->first[i], o->second[i], p);
+        else if (o->opts.type == TG_OPTIM_SGD)
             sgd_update(&o->opts, t == 1, o->first[i], p, p->grad);
         else
             adam_update(&o->opts, t, o->first[i], o->second[i], p, p->grad);

@@ -103,6 +103,7 @@ void tg_tensor_free(tg_tensor *t)
     if (!t || t->owner != TG_OWNED_BY_CALLER)
         return;
     tg_tensor_free(t->grad);
+    tg_col_set_free(t->grad_cols);
     tg_dealloc(t->data);
     tg_dealloc(t);
 }
@@ -199,4 +200,8 @@ void tg_zero_grad(tg_tensor *t)
 {
     if (t && t->grad)
         memset(t->grad->data, 0, (size_t)t->grad->numel * tg_dtype_size(t->grad->dtype));
+    if (t) {
+        tg_col_set_clear(t->grad_cols);
+        t->grad_dense = false;
+    }
 }

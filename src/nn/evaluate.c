@@ -9,6 +9,12 @@ enum { EVAL_CHUNK = 1024 };
 
 static int check_data_fits(const tg_model *m, const tg_dataset *ds, const char *what)
 {
+    if (!ds->x) {
+        tg_error("%s is sparse (CSR, from a libsvm file): evaluation takes dense data; run the model's first layer "
+                 "with tg_sparse_linear",
+                 what);
+        return -1;
+    }
     if (ds->features != m->inputs) {
         tg_error("%s has %lld feature columns but the model expects %lld inputs", what, (long long)ds->features,
                  (long long)m->inputs);

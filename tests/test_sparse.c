@@ -471,3 +471,37 @@ Test(sparse, lazy_refuses_rules_that_move_every_weight)
     }
     tg_tensor_free(w);
 }
+
+Test(sparse, config_optimizer_lazy)
+{
+    const char *head = "{\"data\": {\"train\": \"d.csv\"}, \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 3}]}, "
+                       "\"optimizer\": ";
+    struct {
+        const char *optimizer;
+        int lazy;
+        const char *words; /* NULL: accepted */
+    } cases[] = {
+        { "{\"type\": \"adam\", \"lr\": 0.1, \"lazy\": true}", 1, NULL },
+        { "{\"type\": \"sgd\", \"lr\": 0.1, \"lazy\": true}", 1, NULL },
+        { "{\"type\": \"sgd\", \"lr\": 0.1, \"lazy\": false, \"momentum\": 0.9}", 0, NULL },
+        { "{\"type\": \"sgd\", \"lr\": 0.1}", 0, NULL },
+        { "{\"type\": \"sgd\", \"lr\": 0.1, \"lazy\": true, \"momentum\": 0.9}", 0, "optimizer.lazy" },
+        { "{\"type\": \"adam\", \"lr\": 0.1, \"lazy\": true, \"weight_decay\": 0.01}", 0, "takes no weight_decay" },
+        { "{\"type\": \"adamw\", \"lr\": 0.1, \"lazy\": true}", 0, "not \"adamw\"" },
+        { "{\"type\": \"adam\", \"lr\": 0.1, \"lazy\": 1}", 0, "optimizer.lazy" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "%s%s}", head, cases[i].optimizer);
+        tg_clear_error();
+        tg_config *cfg = tg_config_parse(text, NULL);
+        if (cases[i].words) {
+            cr_expect_null(cfg, "accepted: %s", text);
+            cr_expect_not_null(strstr(tg_last_error(), cases[i].words), "%s: %s", text, tg_last_error());
+        } else {
+            cr_assert_not_null(cfg, "%s: %s", text, tg_last_error());
+            cr_expect_eq(cfg->optimizer.lazy, cases[i].lazy, "%s", text);
+        }
+        tg_config_free(cfg);
+    }
+}

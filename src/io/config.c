@@ -556,12 +556,27 @@ static int parse_loss(const parser *p, const cJSON *item, tg_config *cfg)
     return weight ? parse_class_weights(p, weight, cfg) : 0;
 }
 
+/* "lazy": true (tg_optim_opts.lazy) refused with a rule that has no lazy form; SGD's momentum is checked
+ * where it is read. */
+static int check_lazy(const parser *p, const tg_optim_opts *o)
+{
+    if (!o->lazy)
+        return 0;
+    if (o->type == TG_OPTIM_ADAMW)
+        return fail(p, "optimizer.lazy", "is for \"sgd\" and \"adam\", not \"adamw\" (its decay moves every weight)");
+    if (o->weight_decay != 0)
+        return fail(p, "optimizer.lazy", "takes no weight_decay (it moves every weight each step), got %g",
+                    o->weight_decay);
+    return 0;
+}
+
 static int parse_optimizer(const parser *p, const cJSON *item, tg_config *cfg)
 {
     static const char *const types[] = { "sgd", "adam", "adamw", NULL };
     static const tg_optim_type kinds[] = { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_ADAMW };
-    static const char *const sgd_keys[] = { "type", "lr", "momentum", "dampening", "nesterov", "weight_decay", NULL };
-    static const char *const adam_keys[] = { "type", "lr", "betas", "eps", "weight_decay", NULL };
+    static const char *const sgd_keys[] = { "type", "lr", "momentum", "dampening", "nesterov", "weight_decay", "lazy",
+                                            NULL };
+    static const char *const adam_keys[] = { "type", "lr", "betas", "eps", "weight_decay", "lazy", NULL };
     char seen[64], for_type[48];
     section s;
     int type = 0;
@@ -577,12 +592,15 @@ static int parse_optimizer(const parser *p, const cJSON *item, tg_config *cfg)
     case TG_OPTIM_ADAMW: *o = TG_ADAMW_DEFAULT(1e-3); break;
     }
     if (check_keys(p, s, o->type == TG_OPTIM_SGD ? sgd_keys : adam_keys, for_type) ||
-        get_number(p, s, "lr", ABOVE_0, &o->lr) || get_number(p, s, "weight_decay", AT_LEAST_0, &o->weight_decay))
+        get_number(p, s, "lr", ABOVE_0, &o->lr) || get_number(p, s, "weight_decay", AT_LEAST_0, &o->weight_decay) ||
+        get_bool(p, s, "lazy", &o->lazy) || check_lazy(p, o))
         return -1;
     if (o->type == TG_OPTIM_SGD) {
         if (get_number(p, s, "momentum", AT_LEAST_0, &o->momentum) ||
             get_number(p, s, "dampening", UNIT, &o->dampening) || get_bool(p, s, "nesterov", &o->nesterov))
             return -1;
+        if (o->lazy && o->momentum != 0)
+            return fail(p, "optimizer.lazy", "takes no momentum (it moves every weight each step), got %g", o->momentum);
         if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
             return fail(p, "optimizer.nesterov",
                         "requires momentum > 0 and dampening 0 (as in PyTorch), got momentum %g, dampening %g",

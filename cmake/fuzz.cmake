@@ -1,4 +1,4 @@
-# libFuzzer targets for the four loaders (docs/fuzzing.md). Included by the top
+# libFuzzer targets for the five loaders (docs/fuzzing.md). Included by the top
 # CMakeLists.txt when TAPEGRAD_FUZZ is ON; scripts/fuzz.sh configures, builds
 # and runs them. Needs clang (libFuzzer ships with it: libclang-rt-14-dev).
 #
@@ -37,7 +37,7 @@ pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 target_link_libraries(tapegrad_fuzz_lib PUBLIC ${TAPEGRAD_FUZZ_LIB_LINK_LIBRARIES} PkgConfig::JANSSON m)
 
 add_custom_target(tapegrad_fuzz)
-foreach(target config csv idx safetensors)
+foreach(target config csv idx safetensors libsvm)
   add_executable(fuzz_${target} ${TAPEGRAD_FUZZ_DIR}/fuzz_${target}.c)
   target_compile_options(fuzz_${target} PRIVATE
     -fsanitize=fuzzer,${TAPEGRAD_FUZZ_SANITIZERS} ${TAPEGRAD_FUZZ_FLAGS})

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the four loaders (docs/fuzzing.md): builds the libFuzzer targets with
+# Fuzzes the five loaders (docs/fuzzing.md): builds the libFuzzer targets with
 # clang, AddressSanitizer and UndefinedBehaviorSanitizer into build-fuzz, then
 # runs each over a copy of its seed corpus (build-fuzz/corpus-work/<target>;
 # the repository's corpus is never written) plus its regression inputs.
@@ -10,7 +10,7 @@
 #                                     working corpus is kept between such runs
 #   scripts/fuzz.sh ... --jobs J      J targets at a time (default 2)
 #   scripts/fuzz.sh ... --seed N      libFuzzer's random seed (default: a new one each run)
-#   scripts/fuzz.sh ... TARGET...     only these targets (config csv idx safetensors)
+#   scripts/fuzz.sh ... TARGET...     only these targets (config csv idx safetensors libsvm)
 #   scripts/fuzz.sh ... -- FLAG...    more libFuzzer flags, e.g. -- -use_value_profile=1
 #
 # Any crash, leak, timeout (10 s), sanitizer report or single allocation over
@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(config csv idx safetensors)
+all_targets=(config csv idx safetensors libsvm)
 runs=100000
 seconds=""
 jobs=2
@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
     --seed) seed=${2:?}; shift 2 ;;
     -h|--help) usage ;;
     --) shift; extra=("$@"); break ;;
-    config|csv|idx|safetensors) targets+=("$1"); shift ;;
+    config|csv|idx|safetensors|libsvm) targets+=("$1"); shift ;;
     *) echo "fuzz.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done

@@ -150,3 +150,8 @@ Test(fuzz_regressions, safetensors)
 {
     replay("safetensors", fuzz_safetensors);
 }
+
+Test(fuzz_regressions, libsvm)
+{
+    replay("libsvm", fuzz_libsvm);
+}

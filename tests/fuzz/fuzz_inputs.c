@@ -32,10 +32,12 @@ enum {
     LABELS_GZ_FILE,
     MODEL_FILE,
     RESAVED_FILE,
+    LIBSVM_FILE,
     N_FILES
 };
 static const char *const file_names[N_FILES] = {"config.json", "data.csv",  "images.idx", "labels.idx",
-                                                "images.gz",   "labels.gz", "model.st",   "resaved.st"};
+                                                "images.gz",   "labels.gz", "model.st",   "resaved.st",
+                                                "data.svm"};
 
 static char scratch_dir[512];
 static const char *input_name;
@@ -363,6 +365,96 @@ fuzz_outcome fuzz_csv(const uint8_t *data, size_t size)
     write_file(CSV_FILE, data, size);
     for (int i = 0; i < VARIANTS; i++)
         load_csv(&o, &variants[i], variants[i].n_label_names);
+    return o;
+}
+
+/* ---- libsvm ---- */
+
+/* A sparse data set as the header promises: row_ptr from 0 to nnz, non-decreasing; columns in [0, features),
+ * strictly increasing within a row (and below limit when a feature count was given); finite values; labels
+ * in range. Then the dataset functions that take sparse data run on it: a subset, moments and standardization
+ * (the values stay finite), and a gather into a CSR batch. */
+static void check_sparse(const tg_dataset *ds, int64_t limit)
+{
+    if (ds->x || !ds->row_ptr || !ds->col || !ds->val || ds->rows < 1 || ds->features < 1 || ds->nnz < 0)
+        violated("libsvm: x %p, row_ptr %p, col %p, val %p, %lld rows, %lld features, nnz %lld", (void *)ds->x,
+                 (void *)ds->row_ptr, (void *)ds->col, (void *)ds->val, (long long)ds->rows, (long long)ds->features,
+                 (long long)ds->nnz);
+    if (limit && ds->features != limit)
+        violated("libsvm: %lld features with features %lld given", (long long)ds->features, (long long)limit);
+    if (ds->row_ptr[0] != 0 || ds->row_ptr[ds->rows] != ds->nnz)
+        violated("libsvm: row_ptr runs from %lld to %lld, nnz %lld", (long long)ds->row_ptr[0],
+                 (long long)ds->row_ptr[ds->rows], (long long)ds->nnz);
+    for (int64_t r = 0; r < ds->rows; r++) {
+        if (ds->row_ptr[r + 1] < ds->row_ptr[r])
+            violated("libsvm: row_ptr decreases at row %lld", (long long)r);
+        for (int64_t k = ds->row_ptr[r]; k < ds->row_ptr[r + 1]; k++) {
+            if (ds->col[k] < 0 || ds->col[k] >= ds->features || (k > ds->row_ptr[r] && ds->col[k] <= ds->col[k - 1]))
+                violated("libsvm: col[%lld] is %d (row %lld, %lld features)", (long long)k, ds->col[k], (long long)r,
+                         (long long)ds->features);
+            if (!isfinite(ds->val[k]))
+                violated("libsvm: val[%lld] is %g", (long long)k, (double)ds->val[k]);
+        }
+        if (ds->classes < 1 || ds->y[r] < 0 || ds->y[r] >= ds->classes)
+            violated("libsvm: y[%lld] is %lld with %lld classes", (long long)r, (long long)ds->y[r],
+                     (long long)ds->classes);
+    }
+    check_strings("label_names", ds->label_names, ds->classes);
+}
+
+/* The dataset functions on an accepted sparse data set (features kept small enough for [features] scratch). */
+static void exercise_sparse(const tg_dataset *ds)
+{
+    int64_t rows[2] = {ds->rows - 1, 0};
+    tg_dataset *sub = tg_dataset_subset(ds, rows, 2);
+    if (!sub)
+        harness_fail("dataset_subset of an accepted libsvm file: %s", tg_last_error());
+    check_sparse(sub, 0);
+    if (ds->features <= 4096) {
+        float mean[4096], std[4096];
+        if (tg_dataset_moments(sub, mean, std))
+            harness_fail("dataset_moments: %s", tg_last_error());
+        tg_dataset_standardize(sub, mean, std);
+        check_sparse(sub, 0);
+    }
+    tg_sparse_csr *batch = tg_sparse_csr_new(TG_F32, 0, 0, 0, NULL, NULL, NULL);
+    if (!batch || tg_sparse_csr_gather(batch, ds, rows, 0, 2) || tg_sparse_csr_rows(batch) != 2 ||
+        tg_sparse_csr_nnz(batch) != sub->nnz)
+        harness_fail("sparse_csr_gather of an accepted libsvm file: %s", tg_last_error());
+    tg_sparse_csr_free(batch);
+    tg_dataset_free(sub);
+}
+
+static void load_libsvm(fuzz_outcome *o, const tg_libsvm_opts *opts)
+{
+    start_call();
+    tg_dataset *ds = tg_libsvm_load(scratch(LIBSVM_FILE), opts);
+    end_call(o, ds != NULL);
+    if (ds) {
+        check_sparse(ds, opts->features);
+        if (opts->label_names && ds->classes != opts->n_label_names)
+            violated("libsvm: %lld classes with %lld label names given", (long long)ds->classes,
+                     (long long)opts->n_label_names);
+        exercise_sparse(ds);
+    }
+    tg_dataset_free(ds);
+}
+
+fuzz_outcome fuzz_libsvm(const uint8_t *data, size_t size)
+{
+    static char *const given[] = {"+1", "-1", "0", "1", "2"};
+    enum { VARIANTS = 4 };
+    tg_libsvm_opts variants[VARIANTS] = {TG_LIBSVM_OPTS_DEFAULT, TG_LIBSVM_OPTS_DEFAULT, TG_LIBSVM_OPTS_DEFAULT,
+                                         TG_LIBSVM_OPTS_DEFAULT};
+    variants[1].features = 8;
+    variants[2].features = 8;
+    variants[2].skip_unknown_features = 1;
+    variants[3].label_names = given;
+    variants[3].n_label_names = 5;
+    fuzz_outcome o = {0};
+    write_file(LIBSVM_FILE, data, size);
+    for (int i = 0; i < VARIANTS; i++)
+        load_libsvm(&o, &variants[i]);
     return o;
 }
 

@@ -33,6 +33,11 @@ fuzz_outcome fuzz_config(const uint8_t *data, size_t size);
  * "label"; the label names given ("a", "b", "c"); tab-separated with a header,
  * label column 1 and feature columns 0 and -1; ';'-separated, unlabeled. */
 fuzz_outcome fuzz_csv(const uint8_t *data, size_t size);
+/* The bytes as a libsvm file, loaded with four option sets: the defaults; 8
+ * features fixed; 8 features with larger indices skipped; the label names
+ * given ("+1", "-1", "0", "1", "2"). An accepted file must be a well-formed
+ * CSR, and subset, moments, standardization and a batch gather run on it. */
+fuzz_outcome fuzz_libsvm(const uint8_t *data, size_t size);
 /* Byte 0 is the length L of the labels file (cut to what there is), the next
  * L bytes are the labels file and the rest the images file. Loaded raw, then
  * both written through gzip (gzopen "wb") and loaded again. */

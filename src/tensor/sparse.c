@@ -138,7 +138,8 @@ int tg_sparse_csr_gather(tg_sparse_csr *dst, const tg_dataset *ds, const int64_t
         T *val = dst->val;
         for (int64_t r = 0; r < n; r++) {
             int64_t row = idx ? idx[r] : first + r, a = ds->row_ptr[row], b = ds->row_ptr[row + 1];
-            memcpy(dst->col + k, ds->col + a, (size_t)(b - a) * sizeof(int32_t));
+            if (b > a) /* an empty batch has no col buffer to offset */
+                memcpy(dst->col + k, ds->col + a, (size_t)(b - a) * sizeof(int32_t));
             for (int64_t j = a; j < b; j++)
                 val[k++] = (T)ds->val[j];
             dst->row_ptr[r + 1] = k;

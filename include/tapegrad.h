@@ -393,6 +393,12 @@ TG_API tg_tensor *tg_sparse_csr_to_dense(const tg_sparse_csr *s);
  * optimizer (tg_optim_opts.lazy) updates and clears just them. x must stay
  * unchanged until the backward has run. */
 TG_API tg_tensor *tg_sparse_linear(tg_tape *tape, const tg_sparse_csr *x, tg_tensor *weight, tg_tensor *bias);
+/* y = x W for a sparse x [m, F] and W [F, out] -> [m, out]: tg_matmul with a
+ * sparse left operand (add a bias with tg_add). The faster layout for large
+ * F: a non-zero reads and updates one contiguous row of W, where
+ * tg_sparse_linear's [out, F] has `out` values F apart. The backward adds
+ * into the rows of dW that occur in the batch and remembers them, as above. */
+TG_API tg_tensor *tg_sparse_matmul(tg_tape *tape, const tg_sparse_csr *x, tg_tensor *w);
 
 /* ---- Layers and models (src/nn/) ---- */
 
@@ -462,8 +468,9 @@ typedef struct {
     int nesterov; /* SGD */
     double weight_decay; /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
     double beta1, beta2, eps; /* Adam, AdamW */
-    /* 1: a parameter whose gradient came from tg_sparse_linear only is updated
-     * in the columns the batch touched, nothing else (PyTorch's SparseAdam for
+    /* 1: a parameter whose gradient came from tg_sparse_linear (or
+     * tg_sparse_matmul) only is updated in the columns (rows) the batch
+     * touched, nothing else (PyTorch's SparseAdam for
      * Adam: moments and bias correction of the other columns are left as they
      * were; see docs/nn.md). SGD and Adam, without momentum or weight_decay.
      * Other parameters get the dense update. */

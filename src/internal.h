@@ -78,15 +78,19 @@ struct tg_sparse_csr {
     void *val; /* [nnz] of dtype */
     int64_t row_cap, nnz_cap; /* what the buffers hold */
 };
-/* The columns a sparse op touched in a parameter's gradient, each once, in
- * order of first touch; mark[c] says whether c is in the list. */
+/* The slices a sparse op touched in a [rows, cols] parameter's gradient, each
+ * once, in order of first touch: columns (axis 1, tg_sparse_linear's W [out, F])
+ * or rows (axis 0, tg_sparse_matmul's W [F, out]); mark[i] says whether i is in
+ * the list. */
 typedef struct tg_col_set {
-    int64_t cols, n;
-    int32_t *list; /* [cols] capacity */
-    unsigned char *mark; /* [cols] */
+    int axis;
+    int64_t size, n; /* size: the parameter's extent along axis */
+    int32_t *list; /* [size] capacity */
+    unsigned char *mark; /* [size] */
 } tg_col_set;
-/* Adds the columns of x to param's set (made on first use, cols = param's last dimension). */
-int tg_col_set_add(tg_tensor *param, const tg_sparse_csr *x);
+/* Adds the columns of x to param's set along axis (made on first use). A parameter touched along both
+ * axes gets a dense gradient (grad_dense) instead. */
+int tg_col_set_add(tg_tensor *param, const tg_sparse_csr *x, int axis);
 /* Empties the set in O(n). */
 void tg_col_set_clear(tg_col_set *set);
 void tg_col_set_free(tg_col_set *set);

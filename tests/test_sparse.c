@@ -505,3 +505,114 @@ Test(sparse, config_optimizer_lazy)
         tg_config_free(cfg);
     }
 }
+
+/* ---- tg_sparse_matmul: W [F, out] ---- */
+
+Test(sparse, matmul_equals_the_dense_product)
+{
+    tg_dtype dtypes[2] = { TG_F64, TG_F32 };
+    double tols[2] = { 1e-12, 1e-5 };
+    for (int d = 0; d < 2; d++) {
+        int64_t m = 5, in = 9, out = 4;
+        tg_sparse_csr *x = random_csr(dtypes[d], m, in, 51);
+        tg_tensor *xd = tg_sparse_csr_to_dense(x);
+        tg_tensor *w = random_tensor(dtypes[d], 2, (int64_t[]){ in, out }, 52, -1, 1);
+        tg_tensor *w2 = tg_tensor_clone(w);
+        tg_tensor *g = random_tensor(dtypes[d], 2, (int64_t[]){ m, out }, 53, -1, 1);
+        tg_set_requires_grad(w, 1);
+        tg_set_requires_grad(w2, 1);
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *y = tg_sparse_matmul(tape, x, w), *yd = tg_matmul(tape, xd, w2);
+        cr_assert(y && yd, "%s", tg_last_error());
+        for (int64_t i = 0; i < m * out; i++)
+            cr_expect(close_enough(tg_get(y, i), tg_get(yd, i), tols[d]), "y[%lld]", (long long)i);
+        cr_assert_eq(tg_backward_with(tape, y, g), 0, "%s", tg_last_error());
+        cr_assert_eq(tg_backward_with(tape, yd, g), 0, "%s", tg_last_error());
+        for (int64_t i = 0; i < in * out; i++)
+            cr_expect(close_enough(tg_get(tg_grad(w), i), tg_get(tg_grad(w2), i), tols[d]), "dW[%lld]: %.17g vs %.17g",
+                      (long long)i, tg_get(tg_grad(w), i), tg_get(tg_grad(w2), i));
+        tg_tape_free(tape);
+        tg_tensor_free(xd);
+        tg_tensor_free(w);
+        tg_tensor_free(w2);
+        tg_tensor_free(g);
+        tg_sparse_csr_free(x);
+    }
+}
+
+static tg_tensor *sparse_matmul_fn(tg_tape *tape, tg_tensor *const *inputs, void *ctx)
+{
+    return tg_sparse_matmul(tape, ctx, inputs[0]);
+}
+
+Test(sparse, matmul_gradcheck_and_errors)
+{
+    tg_sparse_csr *x = random_csr(TG_F64, 6, 10, 61);
+    tg_tensor *w = random_tensor(TG_F64, 2, (int64_t[]){ 10, 3 }, 62, -1, 1);
+    tg_set_requires_grad(w, 1);
+    cr_expect_eq(tg_gradcheck(sparse_matmul_fn, 1, &w, x, NULL, NULL), 0);
+    tg_tensor *wrong = random_tensor(TG_F64, 2, (int64_t[]){ 3, 10 }, 63, -1, 1);
+    tg_tensor *w32 = random_tensor(TG_F32, 2, (int64_t[]){ 10, 3 }, 63, -1, 1);
+    tg_tape *tape = tg_tape_new();
+    cr_expect_null(tg_sparse_matmul(tape, x, wrong));
+    cr_expect_not_null(strstr(tg_last_error(), "sparse_matmul: input [6, 10] (sparse) times [3, 10]"), "%s",
+                       tg_last_error());
+    cr_expect_null(tg_sparse_matmul(tape, x, w32));
+    cr_expect_not_null(strstr(tg_last_error(), "float64 and the weight float32"), "%s", tg_last_error());
+    tg_tape_free(tape);
+    tg_tensor_free(w);
+    tg_tensor_free(wrong);
+    tg_tensor_free(w32);
+    tg_sparse_csr_free(x);
+}
+
+Test(sparse, lazy_adam_over_matmul_rows_matches_torch_sparse_adam)
+{
+    /* the script's own layout: W^T [F, C] (SparseAdam updates its rows), b added with tg_add */
+    static const double w_torch[18] = {
+        -0.32445871948786958, -0.23720678006197699, -0.058811176513398511, 0.031940566487279158,
+        0.062793179699518309, 0.26362791299960187,  0.23989094966779512,   -0.26279317842910677,
+        -0.10897323276404228, -0.13194042411130219, -0.037206789827128835, 0.032661991134610657,
+        0.23923257886831961,  0.26279318769100601,  -0.38861203164832248,  -0.23194047603574369,
+        -0.062793173664762281, -0.058673074145880362,
+    };
+    static const double b_torch[3] = { 0.024641137681495125, -0.043072174750511436, 0.092956751976060487 };
+    enum { F = 6, C = 3 };
+    tg_tensor *wt = tg_tensor_new(TG_F64, 2, (int64_t[]){ F, C });
+    tg_tensor *b = tg_tensor_new(TG_F64, 1, (int64_t[]){ C });
+    for (int o = 0; o < C; o++)
+        for (int f = 0; f < F; f++)
+            tg_set(wt, f * C + o, 0.1 * ((o * F + f) % 7) - 0.3);
+    tg_set_requires_grad(wt, 1);
+    tg_set_requires_grad(b, 1);
+    tg_optim_opts opts = TG_ADAM_DEFAULT(0.05);
+    opts.lazy = 1;
+    tg_tensor *params[2] = { wt, b };
+    tg_optimizer *opt = tg_optimizer_new(&opts, 2, params);
+    const int64_t row_ptr[3][3] = { { 0, 2, 4 }, { 0, 1, 3 }, { 0, 2, 3 } };
+    const int32_t col[3][4] = { { 0, 2, 2, 5 }, { 1, 0, 4 }, { 3, 5, 2 } };
+    const double val[3][4] = { { 1, -2, 0.5, 3 }, { 1.5, -1, 2 }, { 0.25, -1, 2 } };
+    const int64_t nnz[3] = { 4, 3, 3 };
+    const int64_t labels[3][2] = { { 2, 0 }, { 1, 2 }, { 0, 1 } };
+    tg_tape *tape = tg_tape_new();
+    for (int s = 0; s < 3; s++) {
+        tg_sparse_csr *x = tg_sparse_csr_new(TG_F64, 2, F, nnz[s], row_ptr[s], col[s], val[s]);
+        tg_tensor *y = tg_tensor_from(TG_I64, 1, (int64_t[]){ 2 }, labels[s]);
+        tg_tape_reset(tape);
+        tg_optimizer_zero_grad(opt);
+        tg_tensor *loss = tg_cross_entropy(tape, tg_add(tape, tg_sparse_matmul(tape, x, wt), b), y, NULL);
+        cr_assert_eq(tg_backward(tape, loss), 0, "%s", tg_last_error());
+        cr_assert_eq(tg_optimizer_step(opt), 0);
+        tg_sparse_csr_free(x);
+        tg_tensor_free(y);
+    }
+    for (int o = 0; o < C; o++)
+        for (int f = 0; f < F; f++)
+            cr_expect(close_enough(tg_get(wt, f * C + o), w_torch[o * F + f], 1e-12), "W[%d, %d]", o, f);
+    for (int i = 0; i < C; i++)
+        cr_expect(close_enough(tg_get(b, i), b_torch[i], 1e-12), "b[%d]", i);
+    tg_tape_free(tape);
+    tg_optimizer_free(opt);
+    tg_tensor_free(wt);
+    tg_tensor_free(b);
+}

@@ -128,35 +128,38 @@ void tg_optimizer_zero_grad(tg_optimizer *o)
             tg_zero_grad(p);
             continue;
         }
-        /* the touched columns of every row, then the set is empty again */
+        /* the touched slices, then the set is empty again */
         const tg_col_set *set = p->grad_cols;
-        int64_t rows = p->shape[0], cols = p->shape[1];
+        int64_t across = p->shape[1 - set->axis], row_step = set->axis ? p->shape[1] : 1;
+        int64_t slice_step = set->axis ? 1 : p->shape[1];
         TG_FLOAT_DISPATCH(p->dtype, T, {
             T *g = p->grad->data;
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t j = 0; j < set->n; j++)
-                    g[r * cols + set->list[j]] = 0;
+            for (int64_t j = 0; j < set->n; j++)
+                for (int64_t r = 0; r < across; r++)
+                    g[set->list[j] * slice_step + r * row_step] = 0;
         });
         tg_col_set_clear(p->grad_cols);
     }
 }
 
-/* Lazy SGD: p -= lr g on the touched columns (the others have g = 0: the same result as the dense step).
- * Lazy Adam is torch.optim.SparseAdam, on the touched columns only:
+/* Lazy SGD: p -= lr g on the touched slices (the others have g = 0: the same result as the dense step).
+ * Lazy Adam is torch.optim.SparseAdam, on the touched slices (columns or rows) only:
  * m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v); p -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps) */
 static void lazy_update(const tg_optim_opts *o, int64_t t, void *first, void *second, tg_tensor *p)
 {
     const tg_col_set *set = p->grad_cols;
-    int64_t rows = p->shape[0], cols = p->shape[1];
+    /* element (slice j, position r): list[j] * slice_step + r * row_step */
+    int64_t across = p->shape[1 - set->axis], row_step = set->axis ? p->shape[1] : 1;
+    int64_t slice_step = set->axis ? 1 : p->shape[1];
     double bias1 = 1 - pow(o->beta1, (double)t), bias2 = 1 - pow(o->beta2, (double)t);
     TG_FLOAT_DISPATCH(p->dtype, T, {
         T *w = p->data, *m = first, *v = second;
         const T *grad = p->grad->data;
         const T lr = (T)o->lr, b1 = (T)o->beta1, b2 = (T)o->beta2, eps = (T)o->eps;
         const T step_size = (T)(o->lr * sqrt(bias2) / bias1);
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < set->n; j++) {
-                int64_t k = r * cols + set->list[j];
+        for (int64_t j = 0; j < set->n; j++)
+            for (int64_t r = 0; r < across; r++) {
+                int64_t k = set->list[j] * slice_step + r * row_step;
                 T g = grad[k];
                 if (o->type == TG_OPTIM_SGD) {
                     w[k] -= lr * g;

@@ -24,7 +24,7 @@ static int sparse_linear_backward(tg_tape *tape, tg_node *node)
     if (failed)
         return -1;
     if (gw) {
-        if (tg_col_set_add(w, x))
+        if (tg_col_set_add(w, x, 1))
             return -1;
         int64_t out = w->shape[0], features = w->shape[1];
         TG_FLOAT_DISPATCH(w->dtype, T, {

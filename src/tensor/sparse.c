@@ -172,17 +172,22 @@ tg_tensor *tg_sparse_csr_to_dense(const tg_sparse_csr *s)
 
 /* ---- column sets ---- */
 
-int tg_col_set_add(tg_tensor *param, const tg_sparse_csr *x)
+int tg_col_set_add(tg_tensor *param, const tg_sparse_csr *x, int axis)
 {
     tg_col_set *set = param->grad_cols;
-    int64_t cols = param->shape[param->ndim - 1];
+    int64_t size = param->shape[axis];
+    if (set && set->axis != axis) { /* rows and columns both touched: no slice set describes it */
+        param->grad_dense = true;
+        return 0;
+    }
     if (!set) {
         set = tg_alloc_zeroed(sizeof *set);
         if (!set)
             return -1;
-        set->cols = cols;
-        set->list = tg_alloc((size_t)(cols ? cols : 1) * sizeof(int32_t));
-        set->mark = tg_alloc_zeroed((size_t)(cols ? cols : 1));
+        set->axis = axis;
+        set->size = size;
+        set->list = tg_alloc((size_t)(size ? size : 1) * sizeof(int32_t));
+        set->mark = tg_alloc_zeroed((size_t)(size ? size : 1));
         if (!set->list || !set->mark) {
             tg_col_set_free(set);
             return -1;
@@ -201,7 +206,7 @@ int tg_col_set_add(tg_tensor *param, const tg_sparse_csr *x)
 
 void tg_col_set_clear(tg_col_set *set)
 {
-    if (!set)
+    if (!set || !set->n)
         return;
     for (int64_t i = 0; i < set->n; i++)
         set->mark[set->list[i]] = 0;

@@ -2,7 +2,8 @@
  * synthetic problem, 10 classes, rows with a fixed number of non-zeros at
  * random columns, labels from a hidden linear model. One step is a batch
  * gather, tg_sparse_linear, the fused cross-entropy, backward, a lazy Adam
- * step and a lazy zero_grad, float32. Two curves:
+ * step and a lazy zero_grad, float32, with W in either layout (tg_sparse_linear's
+ * [classes, features], tg_sparse_matmul's [features, classes]). Two curves:
  *   1. features fixed at 1,000,000, non-zeros per batch varied;
  *   2. non-zeros per batch fixed, features varied (with dense Adam beside it).
  * Each point reports the process's CPU time per step (this machine is shared:
@@ -89,9 +90,12 @@ typedef struct {
     uint64_t allocations; /* allocator calls in the timed steps */
 } result;
 
-static result run(const tg_dataset *ds, int lazy, int steps)
+/* rows_layout: W [features, classes] through tg_sparse_matmul + tg_add; else W [classes, features] through
+ * tg_sparse_linear (nn.Linear's layout). */
+static result run(const tg_dataset *ds, int lazy, int steps, bool rows_layout)
 {
-    tg_tensor *w = tg_tensor_new(TG_F32, 2, (int64_t[]){ CLASSES, ds->features });
+    tg_tensor *w = rows_layout ? tg_tensor_new(TG_F32, 2, (int64_t[]){ ds->features, CLASSES })
+                               : tg_tensor_new(TG_F32, 2, (int64_t[]){ CLASSES, ds->features });
     tg_tensor *b = tg_tensor_new(TG_F32, 1, (int64_t[]){ CLASSES });
     tg_tensor *y = tg_tensor_new(TG_I64, 1, (int64_t[]){ BATCH });
     tg_sparse_csr *batch = tg_sparse_csr_new(TG_F32, 0, 0, 0, NULL, NULL, NULL);
@@ -126,7 +130,9 @@ static result run(const tg_dataset *ds, int lazy, int steps)
         int64_t *labels = tg_data(y);
         for (int i = 0; i < BATCH; i++)
             labels[i] = ds->y[idx[i]];
-        tg_tensor *loss = tg_cross_entropy(tape, tg_sparse_linear(tape, batch, w, b), y, NULL);
+        tg_tensor *logits = rows_layout ? tg_add(tape, tg_sparse_matmul(tape, batch, w), b)
+                                        : tg_sparse_linear(tape, batch, w, b);
+        tg_tensor *loss = tg_cross_entropy(tape, logits, y, NULL);
         if (!loss || tg_backward(tape, loss) || tg_optimizer_step(opt))
             bench_fail("step");
         if (s >= WARMUP)
@@ -155,29 +161,32 @@ int main(int argc, char **argv)
     printf("# bench_sparse: %d classes, batch %d, float32, lazy Adam, %d timed steps per point, %d thread(s)\n",
            CLASSES, BATCH, steps, tg_num_threads());
     printf("\n## 1. features 1,000,000; non-zeros per batch varied\n\n");
-    printf("| nnz per row | nnz per batch | CPU us per step | CPU ns per nnz | wall us per step | allocations in timed "
-           "steps | mean loss |\n");
-    printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("| nnz per row | nnz per batch | W [10, F]: CPU us per step | CPU ns per nnz | wall us | W [F, 10]: CPU us "
+           "per step | CPU ns per nnz | wall us | allocations in timed steps | mean loss |\n");
+    printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     const int per_rows[] = { 4, 16, 64, 256 };
     for (size_t i = 0; i < sizeof per_rows / sizeof *per_rows; i++) {
         tg_dataset ds = make_data(1000000, per_rows[i], 1);
-        result r = run(&ds, 1, steps);
+        result r = run(&ds, 1, steps, false), t = run(&ds, 1, steps, true);
         int64_t nnz = (int64_t)per_rows[i] * BATCH;
-        printf("| %d | %lld | %.1f | %.1f | %.1f | %llu | %.3f |\n", per_rows[i], (long long)nnz, r.cpu_us_per_step,
-               r.cpu_us_per_step * 1e3 / (double)nnz, r.us_per_step, (unsigned long long)r.allocations, r.loss);
+        printf("| %d | %lld | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %llu | %.3f |\n", per_rows[i], (long long)nnz,
+               r.cpu_us_per_step, r.cpu_us_per_step * 1e3 / (double)nnz, r.us_per_step, t.cpu_us_per_step,
+               t.cpu_us_per_step * 1e3 / (double)nnz, t.us_per_step, (unsigned long long)(r.allocations + t.allocations),
+               t.loss);
         fflush(stdout);
         free_data(&ds);
     }
     printf("\n## 2. non-zeros per batch fixed (16 per row, %d per batch); features varied\n\n", 16 * BATCH);
-    printf("| features | lazy Adam: CPU us per step | (wall) | dense Adam: CPU us per step | (wall) |\n");
-    printf("|---:|---:|---:|---:|---:|\n");
+    printf("| features | lazy Adam, W [10, F]: CPU us per step | (wall) | lazy Adam, W [F, 10]: CPU us per step | "
+           "(wall) | dense Adam, W [10, F]: CPU us per step | (wall) |\n");
+    printf("|---:|---:|---:|---:|---:|---:|---:|\n");
     const int64_t features[] = { 10000, 100000, 1000000, 4000000 };
     for (size_t i = 0; i < sizeof features / sizeof *features; i++) {
         tg_dataset ds = make_data(features[i], 16, 2);
-        result lazy = run(&ds, 1, steps);
-        result dense = run(&ds, 0, steps / 10 > 10 ? steps / 10 : 10);
-        printf("| %lld | %.1f | %.1f | %.1f | %.1f |\n", (long long)features[i], lazy.cpu_us_per_step, lazy.us_per_step,
-               dense.cpu_us_per_step, dense.us_per_step);
+        result lazy = run(&ds, 1, steps, false), rows = run(&ds, 1, steps, true);
+        result dense = run(&ds, 0, steps / 10 > 10 ? steps / 10 : 10, false);
+        printf("| %lld | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", (long long)features[i], lazy.cpu_us_per_step,
+               lazy.us_per_step, rows.cpu_us_per_step, rows.us_per_step, dense.cpu_us_per_step, dense.us_per_step);
         fflush(stdout);
         free_data(&ds);
     }

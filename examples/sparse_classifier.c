@@ -1,6 +1,6 @@
 /* Softmax regression over sparse rows: a libsvm training and test file, a
- * float32 weight [classes, features] trained with tg_sparse_linear and lazy
- * Adam, test accuracy at the end. Every step costs O(non-zeros in the batch).
+ * float32 weight [features, classes] trained with tg_sparse_matmul (plus a
+ * bias) and lazy Adam, test accuracy at the end. Every step costs O(non-zeros in the batch).
  *   sparse_classifier TRAIN.svm TEST.svm [epochs] [lr] [batch]
  * (defaults 5, 0.01, 256). Prints test accuracy, seconds, peak RSS. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, getrusage */
@@ -28,14 +28,14 @@ static int fail(const char *what)
 /* Fraction of ds's rows whose largest logit is their label. */
 static double accuracy(const tg_dataset *ds, tg_tensor *w, tg_tensor *b, tg_sparse_csr *batch, tg_tape *tape)
 {
-    int64_t right = 0, classes = tg_dim(w, 0);
+    int64_t right = 0, classes = tg_dim(w, 1);
     int was = tg_tape_set_recording(tape, 0);
     for (int64_t start = 0; start < ds->rows; start += 1024) {
         int64_t n = ds->rows - start < 1024 ? ds->rows - start : 1024;
         tg_tape_reset(tape);
         if (tg_sparse_csr_gather(batch, ds, NULL, start, n))
             return -1;
-        tg_tensor *logits = tg_sparse_linear(tape, batch, w, b);
+        tg_tensor *logits = tg_add(tape, tg_sparse_matmul(tape, batch, w), b);
         if (!logits)
             return -1;
         const float *l = tg_data(logits);
@@ -72,7 +72,7 @@ int main(int argc, char **argv)
         return fail("test");
     double t_load = now();
 
-    tg_tensor *w = tg_tensor_new(TG_F32, 2, (int64_t[]){ train->classes, train->features });
+    tg_tensor *w = tg_tensor_new(TG_F32, 2, (int64_t[]){ train->features, train->classes });
     tg_tensor *b = tg_tensor_new(TG_F32, 1, (int64_t[]){ train->classes });
     tg_tensor *y = tg_tensor_new(TG_I64, 1, (int64_t[]){ batch_size });
     tg_tensor *y_last = tg_tensor_new(TG_I64, 1, (int64_t[]){ train->rows % batch_size ? train->rows % batch_size : 1 });
@@ -111,7 +111,8 @@ int main(int argc, char **argv)
             int64_t *l = tg_data(labels);
             for (int64_t i = 0; i < n; i++)
                 l[i] = train->y[order[start + i]];
-            tg_tensor *loss = tg_cross_entropy(tape, tg_sparse_linear(tape, batch, w, b), labels, NULL);
+            tg_tensor *logits = tg_add(tape, tg_sparse_matmul(tape, batch, w), b);
+            tg_tensor *loss = tg_cross_entropy(tape, logits, labels, NULL);
             if (!loss || tg_backward(tape, loss) || tg_optimizer_step(opt))
                 return fail("step");
             loss_sum += tg_get(loss, 0);

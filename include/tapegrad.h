@@ -516,6 +516,57 @@ TG_API void tg_training_free(tg_training *t);
  * as the model has inputs means no label column. */
 TG_API tg_dataset *tg_load_data_for_model(const tg_model *model, const char *path, const tg_csv_opts *opts);
 
+/* ---- Metrics (src/nn/metrics.c; docs/nn.md) ---- */
+
+/* scikit-learn's classification metrics (sklearn.metrics 1.2) from true class
+ * ids y [rows] in [0, classes) and predicted probabilities probs [rows,
+ * classes] (row-major, as tg_predict gives them). The predicted class is the
+ * first largest probability (numpy.argmax). Precision, recall and F1 are 0
+ * where undefined (zero_division's default); the macro means run over the
+ * classes that occur in y or in the predictions (sklearn's default labels),
+ * the weighted means weight by support. Binary metrics (classes == 2) use
+ * P(positive) = probs[:, positive]: brier_score_loss, and roc_auc_score and
+ * average_precision_score of that class. With more classes: the Brier score
+ * is the multiclass one, mean over rows of sum_k (p_k - [y = k])^2 (sklearn
+ * 1.2 has none; it is the sum of the per-class binary scores), and ROC-AUC and
+ * average precision are one-vs-rest macro means over the classes where each
+ * is defined (a class absent from y has neither; sklearn refuses such data).
+ * log_loss clips to [eps, 1 - eps] (eps of float64) and renormalizes each row,
+ * as sklearn does. Undefined values are NaN. */
+typedef struct {
+    int64_t rows, classes;
+    int64_t positive; /* the binary metrics' positive class (2 classes), else -1 */
+    double accuracy, balanced_accuracy, log_loss, brier;
+    double precision_macro, recall_macro, f1_macro;
+    double precision_weighted, recall_weighted, f1_weighted;
+    double roc_auc, average_precision;
+    double *precision, *recall, *f1; /* [classes] */
+    int64_t *support, *predicted; /* [classes]: rows whose true / predicted class is k */
+} tg_metrics;
+/* Fills out (free with tg_metrics_free). positive: 0 or 1 with two classes,
+ * ignored with more. Non-finite probabilities and classes out of range are
+ * refused with their index. 0 on success. */
+TG_API int tg_metrics_compute(int64_t rows, int64_t classes, const int64_t *y, const double *probs, int64_t positive,
+                              tg_metrics *out);
+TG_API void tg_metrics_free(tg_metrics *m);
+/* The binary metrics alone: rows whose y is `positive` are the positives,
+ * score[i] their score (any finite values; ties are one threshold). NaN with
+ * tg_last_error set when undefined (no positive, or for ROC-AUC no negative, rows). */
+TG_API double tg_roc_auc(int64_t n, const int64_t *y, const double *score, int64_t positive);
+TG_API double tg_average_precision(int64_t n, const int64_t *y, const double *score, int64_t positive);
+/* sklearn.metrics.roc_curve(drop_intermediate=False): (0, 0) with threshold
+ * +inf, then one point per distinct score, highest first. fpr, tpr (and
+ * threshold, or NULL) hold n + 1 values. Returns the number of points, -1 on error. */
+TG_API int64_t tg_roc_curve(int64_t n, const int64_t *y, const double *score, int64_t positive, double *fpr,
+                            double *tpr, double *threshold);
+/* sklearn.calibration.calibration_curve(strategy="uniform"): bins equal slices
+ * of [0, 1] (each (lo, hi], the first [0, hi]); for each non-empty bin in
+ * order, the mean score, the fraction of positives and (count, or NULL) its
+ * rows. Scores must lie in [0, 1]. Each array holds bins values. Returns the
+ * number of non-empty bins, -1 on error. */
+TG_API int tg_calibration_curve(int64_t n, const int64_t *y, const double *score, int64_t positive, int bins,
+                                double *mean_predicted, double *fraction_positive, int64_t *count);
+
 /* ------------------------------------------------------------------------ */
 /* Errors and allocation                                                     */
 /* ------------------------------------------------------------------------ */

@@ -312,6 +312,96 @@ Test(cli, predict_prints_a_label_and_probability_per_row)
     cr_assert_str_eq(err_text, "");
 }
 
+Test(cli, eval_adds_the_metrics_after_the_existing_lines_and_plots_roc_and_reliability)
+{
+    char *model = in_dir("iris.safetensors"), *svg = in_dir("eval.svg");
+    train_iris("iris.safetensors");
+    cr_assert_eq(run("eval '%s' '%s' --plot '%s'", model, IRIS_CSV, svg), 0, "%s", err_text);
+    cr_assert_eq(strncmp(out_text, "accuracy ", 9), 0, "%s", out_text);
+    const char *order[] = { "confusion matrix", "precision    recall   support", "f1\n", "macro", "weighted",
+                            "balanced accuracy", "log-loss", "Brier score", "ROC-AUC", "average precision",
+                            "(one-vs-rest, macro)", "wrote " };
+    const char *at = out_text;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        const char *next = strstr(at, order[i]);
+        cr_assert_not_null(next, "'%s' missing or out of order in:\n%s", order[i], out_text);
+        at = next;
+    }
+    char *text = read_text(svg, NULL);
+    cr_assert_not_null(text);
+    cr_assert(strstr(text, "ROC curve") && strstr(text, "Reliability diagram") && strstr(text, "</svg>"));
+    cr_assert(strstr(text, "versicolor"));
+    free(text);
+
+    cr_assert_eq(run("eval '%s' '%s' --json", model, IRIS_CSV), 0, "%s", err_text);
+    cJSON *ev = cJSON_Parse(out_text);
+    cr_assert_not_null(ev, "%s", out_text);
+    const char *keys[] = { "accuracy", "loss", "balanced_accuracy", "log_loss", "brier", "roc_auc",
+                           "average_precision" };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItem(ev, keys[i]);
+        cr_assert(cJSON_IsNumber(v), "%s", keys[i]);
+        cr_assert(v->valuedouble >= 0 && (v->valuedouble <= 1 || strcmp(keys[i], "loss") == 0 ||
+                                          strcmp(keys[i], "log_loss") == 0), "%s = %g", keys[i], v->valuedouble);
+    }
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "macro"), "f1")));
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "weighted"), "recall")));
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(ev, "per_class"), 2), "f1")));
+    /* the model's own loss and sklearn's log-loss of its probabilities agree (clipping aside) */
+    cr_assert_float_eq(cJSON_GetObjectItem(ev, "loss")->valuedouble, cJSON_GetObjectItem(ev, "log_loss")->valuedouble,
+                       1e-5);
+    cJSON_Delete(ev);
+}
+
+Test(cli, predict_proba_prints_every_class_named_by_label)
+{
+    char *model = in_dir("iris.safetensors");
+    train_iris("iris.safetensors");
+    cr_assert_eq(run("predict '%s' '%s'", model, IRIS_CSV), 0, "%s", err_text);
+    char *labels = out_text;
+    out_text = NULL;
+    cr_assert_eq(run("predict '%s' '%s' --proba", model, IRIS_CSV), 0, "%s", err_text);
+    cr_assert_eq(strncmp(out_text, "setosa,versicolor,virginica\n", 28), 0, "header: %.60s", out_text);
+    const char *names[3] = { "setosa", "versicolor", "virginica" };
+    char *save = NULL, *label_save = NULL;
+    char *label_line = strtok_r(labels, "\n", &label_save); /* the header */
+    int rows = 0;
+    for (char *line = strtok_r(out_text + 28, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        double p[3];
+        cr_assert_eq(sscanf(line, "%lf,%lf,%lf", &p[0], &p[1], &p[2]), 3, "row %d: %s", rows + 1, line);
+        cr_assert_float_eq(p[0] + p[1] + p[2], 1.0, 1e-6, "row %d: %s", rows + 1, line);
+        int best = p[1] > p[0] ? 1 : 0;
+        best = p[2] > p[best] ? 2 : best;
+        label_line = strtok_r(NULL, "\n", &label_save);
+        cr_assert_not_null(label_line);
+        cr_assert_eq(strncmp(label_line, names[best], strlen(names[best])), 0, "row %d: %s vs %s", rows + 1, line,
+                     label_line);
+        rows++;
+    }
+    cr_assert_eq(rows, 150);
+    free(labels);
+}
+
+#define CANCER_JSON SRC "/examples/breast_cancer.json"
+#define CANCER_CSV SRC "/data/breast_cancer.csv"
+
+Test(cli, a_two_class_model_reports_its_positive_class_and_predicts_p_positive)
+{
+    char *model = in_dir("bc.safetensors");
+    cr_assert_eq(run("train '%s' --out '%s' --quiet", CANCER_JSON, model), 0, "%s", err_text);
+    cr_assert_eq(run("eval '%s' '%s'", model, CANCER_JSON), 0, "%s", err_text);
+    cr_assert(strstr(out_text, "(positive class malignant)"), "%s", out_text);
+    cr_assert_eq(run("eval '%s' '%s' --json", model, CANCER_JSON), 0, "%s", err_text);
+    cJSON *ev = cJSON_Parse(out_text);
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "positive_label")), "malignant");
+    cr_assert_gt(cJSON_GetObjectItem(ev, "roc_auc")->valuedouble, 0.95);
+    cJSON_Delete(ev);
+    cr_assert_eq(run("predict '%s' '%s' --proba", model, CANCER_CSV), 0, "%s", err_text);
+    cr_assert_eq(strncmp(out_text, "malignant\n", 10), 0, "%.40s", out_text);
+    cr_assert_eq(count(out_text, "\n"), 570);
+    cr_assert_eq(count(out_text, ","), 0);
+}
+
 /* ---- errors: exit 1 and one clear message ---- */
 
 Test(cli, eval_on_data_of_another_width_names_both_numbers)

@@ -10,4 +10,17 @@
  * then rename). 0 on success; on failure *why says what went wrong. */
 int write_curves_svg(const char *path, const tg_training *t, const char **why);
 
+/* What an evaluation's plot shows: true classes y [rows] and probabilities
+ * probs [rows, classes]; names [classes] label the curves. */
+typedef struct {
+    int64_t rows, classes, positive; /* positive: the class drawn when there are two */
+    const int64_t *y;
+    const double *probs;
+    const char *const *names;
+} eval_plot;
+/* The ROC curve (one-vs-rest, one per class, with more than two classes) and
+ * the reliability diagram (10 uniform bins) as a standalone SVG, written like
+ * write_curves_svg. */
+int write_eval_svg(const char *path, const eval_plot *e, const char **why);
+
 #endif

@@ -38,7 +38,8 @@ static const char *usage_main =
     "  train CONFIG.json       train a model, print test results, save it\n"
     "  eval MODEL DATA         accuracy, loss and confusion matrix of a saved model\n"
     "                          (DATA: a CSV, or a config for its test set)\n"
-    "  predict MODEL DATA.csv  one predicted label and its probability per row (CSV)\n"
+    "  predict MODEL DATA.csv  one predicted label and its probability per row (CSV);\n"
+    "                          --proba: every class's probability\n"
     "  gradcheck [CONFIG.json] check analytic gradients against finite differences\n"
     "\n"
     "Run 'tapegrad <command> --help' for a command's options. Every command takes\n"
@@ -59,24 +60,33 @@ static const char *usage_train =
     "  --quiet       no progress lines\n"
     "  --threads N   threads for the library and BLAS (see docs/performance.md)\n";
 
-static const char *usage_eval = "usage: tapegrad eval MODEL.safetensors DATA.csv|CONFIG.json [--json]\n"
-                                "\n"
-                                "Scores a saved model on labelled data: accuracy, mean cross-entropy,\n"
-                                "confusion matrix and per-class precision and recall. The CSV has the\n"
-                                "model's feature columns and a label column (the last one). Given the\n"
-                                "config the model was trained from, it scores that config's test set\n"
-                                "(the same rows 'tapegrad train' reported on).\n"
-                                "\n"
-                                "  --json        print the results as one JSON object\n"
-                                "  --threads N   threads for the library and BLAS\n";
+static const char *usage_eval =
+    "usage: tapegrad eval MODEL.safetensors DATA.csv|CONFIG.json [--json] [--plot FILE.svg]\n"
+    "\n"
+    "Scores a saved model on labelled data: accuracy, mean cross-entropy,\n"
+    "confusion matrix and per-class precision and recall; then F1 per class,\n"
+    "macro and weighted precision / recall / F1, balanced accuracy, log-loss,\n"
+    "Brier score, ROC-AUC and average precision (scikit-learn's definitions;\n"
+    "one-vs-rest macro with more than two classes). The CSV has the model's\n"
+    "feature columns and a label column (the last one). Given the config the\n"
+    "model was trained from, it scores that config's test set (the same rows\n"
+    "'tapegrad train' reported on).\n"
+    "\n"
+    "  --json        print the results as one JSON object\n"
+    "  --plot PATH   write the ROC curve and a reliability diagram as an SVG\n"
+    "  --threads N   threads for the library and BLAS\n";
 
 static const char *usage_predict =
-    "usage: tapegrad predict MODEL.safetensors DATA.csv\n"
+    "usage: tapegrad predict MODEL.safetensors DATA.csv [--proba]\n"
     "\n"
     "Writes 'label,probability' for each row of DATA.csv to stdout, as CSV with a\n"
     "header. DATA.csv holds the model's feature columns, with or without a label\n"
     "column after them (a label column is ignored).\n"
     "\n"
+    "  --proba       every class's probability instead, one column per class named\n"
+    "                by its label (scikit-learn's predict_proba); a two-class model\n"
+    "                prints P(positive) alone, the positive class being the label\n"
+    "                that sorts second\n"
     "  --threads N   threads for the library and BLAS\n";
 
 static const char *usage_gradcheck =
@@ -96,11 +106,11 @@ typedef struct {
     const char *positional[2];
     int n_positional;
     const char *out, *plot, *threads;
-    bool json, quiet, help;
+    bool json, quiet, help, proba;
 } options;
 
 /* The options a command takes besides --help and --threads. */
-enum { OPT_JSON = 1, OPT_QUIET = 2, OPT_OUT = 4, OPT_PLOT = 8 };
+enum { OPT_JSON = 1, OPT_QUIET = 2, OPT_OUT = 4, OPT_PLOT = 8, OPT_PROBA = 16 };
 
 static int parse_options(int argc, char **argv, int max_positional, int allowed, options *o)
 {
@@ -112,6 +122,8 @@ static int parse_options(int argc, char **argv, int max_positional, int allowed,
             o->help = true;
         else if ((allowed & OPT_JSON) && strcmp(a, "--json") == 0)
             o->json = true;
+        else if ((allowed & OPT_PROBA) && strcmp(a, "--proba") == 0)
+            o->proba = true;
         else if ((allowed & OPT_QUIET) && (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0))
             o->quiet = true;
         else if ((allowed & OPT_OUT) && strncmp(a, "--out", 5) == 0 && (a[5] == 0 || a[5] == '='))
@@ -162,6 +174,18 @@ static const char *label_of(const tg_model *m, int64_t k, char *buf, size_t size
     return buf;
 }
 
+/* The width of the label column: the longest label, 5 to 14 characters. */
+static int label_width(const tg_model *m, int64_t classes)
+{
+    int width = 5;
+    char buf[32];
+    for (int64_t k = 0; k < classes; k++) {
+        int len = (int)strlen(label_of(m, k, buf, sizeof buf));
+        width = len > width ? len : width;
+    }
+    return width > 14 ? 14 : width;
+}
+
 /* A blue background whose depth follows the cell's share of its row. */
 static const char *shade(double share)
 {
@@ -202,13 +226,8 @@ static int64_t correct_rows(const tg_eval *ev)
 static void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool colour)
 {
     int64_t c = ev->classes;
-    int width = 5;
+    int width = label_width(m, c);
     char buf[32];
-    for (int64_t k = 0; k < c; k++) {
-        int len = (int)strlen(label_of(m, k, buf, sizeof buf));
-        width = len > width ? len : width;
-    }
-    width = width > 14 ? 14 : width;
     fprintf(f, "\nconfusion matrix (rows: true class, columns: predicted)\n%*s", width + 2, "");
     for (int64_t k = 0; k < c; k++)
         fprintf(f, " %*.*s", width, width, label_of(m, k, buf, sizeof buf));
@@ -231,6 +250,69 @@ static void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool col
         fprintf(f, "  %*.*s %9.4f %9.4f %9lld\n", width, width, label_of(m, k, buf, sizeof buf), st.precision,
                 st.recall, (long long)st.support);
     }
+}
+
+/* With two classes, the positive one is the label that sorts second, as scikit-learn's classes_: numbers by
+ * value, other labels by their bytes. */
+static int64_t positive_class(const tg_model *m, int64_t classes)
+{
+    if (classes != 2)
+        return -1;
+    char a_buf[32], b_buf[32], *a_end, *b_end;
+    const char *a = label_of(m, 0, a_buf, sizeof a_buf), *b = label_of(m, 1, b_buf, sizeof b_buf);
+    double x = strtod(a, &a_end), y = strtod(b, &b_end);
+    if (*a && *b && !*a_end && !*b_end)
+        return x > y ? 0 : 1;
+    return strcmp(a, b) > 0 ? 0 : 1;
+}
+
+/* The lines eval prints after the confusion matrix and the precision / recall table. */
+static void print_metrics(FILE *f, const tg_model *m, const tg_metrics *mt)
+{
+    int width = label_width(m, mt->classes);
+    char buf[32];
+    fprintf(f, "\n  %*s %9s\n", width, "class", "f1");
+    for (int64_t k = 0; k < mt->classes; k++)
+        fprintf(f, "  %*.*s %9.4f\n", width, width, label_of(m, k, buf, sizeof buf), mt->f1[k]);
+    fprintf(f, "\n  %*s %9s %9s %9s\n", width < 8 ? 8 : width, "average", "precision", "recall", "f1");
+    fprintf(f, "  %*s %9.4f %9.4f %9.4f\n", width < 8 ? 8 : width, "macro", mt->precision_macro, mt->recall_macro,
+            mt->f1_macro);
+    fprintf(f, "  %*s %9.4f %9.4f %9.4f\n", width < 8 ? 8 : width, "weighted", mt->precision_weighted,
+            mt->recall_weighted, mt->f1_weighted);
+    fprintf(f, "\nbalanced accuracy %.4f  log-loss %.4f  Brier score %.4f\n", mt->balanced_accuracy, mt->log_loss,
+            mt->brier);
+    if (mt->classes == 2)
+        fprintf(f, "ROC-AUC %.4f  average precision %.4f  (positive class %s)\n", mt->roc_auc, mt->average_precision,
+                label_of(m, mt->positive, buf, sizeof buf));
+    else
+        fprintf(f, "ROC-AUC %.4f  average precision %.4f  (one-vs-rest, macro)\n", mt->roc_auc,
+                mt->average_precision);
+}
+
+static void add_averages(cJSON *o, const char *name, double precision, double recall, double f1)
+{
+    cJSON *avg = cJSON_AddObjectToObject(o, name);
+    cJSON_AddNumberToObject(avg, "precision", precision);
+    cJSON_AddNumberToObject(avg, "recall", recall);
+    cJSON_AddNumberToObject(avg, "f1", f1);
+}
+
+/* The keys eval --json adds to eval_json's object (NaN prints as null). */
+static void add_metrics_json(cJSON *o, const tg_model *m, const tg_metrics *mt)
+{
+    char buf[32];
+    cJSON_AddNumberToObject(o, "balanced_accuracy", mt->balanced_accuracy);
+    cJSON_AddNumberToObject(o, "log_loss", mt->log_loss);
+    cJSON_AddNumberToObject(o, "brier", mt->brier);
+    cJSON_AddNumberToObject(o, "roc_auc", mt->roc_auc);
+    cJSON_AddNumberToObject(o, "average_precision", mt->average_precision);
+    if (mt->classes == 2)
+        cJSON_AddStringToObject(o, "positive_label", label_of(m, mt->positive, buf, sizeof buf));
+    add_averages(o, "macro", mt->precision_macro, mt->recall_macro, mt->f1_macro);
+    add_averages(o, "weighted", mt->precision_weighted, mt->recall_weighted, mt->f1_weighted);
+    cJSON *per_class = cJSON_GetObjectItem(o, "per_class");
+    for (int64_t k = 0; k < mt->classes; k++)
+        cJSON_AddNumberToObject(cJSON_GetArrayItem(per_class, (int)k), "f1", mt->f1[k]);
 }
 
 static cJSON *eval_json(const tg_model *m, const tg_eval *ev)
@@ -487,46 +569,162 @@ static tg_dataset *load_eval_data(const tg_model *m, const char *path)
     return test;
 }
 
+/* Every class's probability of every row of ds, into a new buffer (caller frees); NULL with a message printed. */
+static double *predict_all(tg_model *m, const tg_dataset *ds, const char *path)
+{
+    double *probs = malloc((size_t)(ds->rows * tg_model_classes(m) + 1) * sizeof *probs);
+    if (!probs)
+        fail("out of memory for %lld predictions", (long long)ds->rows);
+    else if (tg_predict(m, ds, probs))
+        fail("%s: %s", path, tg_last_error());
+    else
+        return probs;
+    free(probs);
+    return NULL;
+}
+
+static int write_eval_plot(const char *path, const tg_model *m, const tg_dataset *ds, const double *probs,
+                           int64_t positive)
+{
+    int64_t c = tg_model_classes(m);
+    char (*bufs)[32] = malloc((size_t)c * sizeof *bufs);
+    const char **names = malloc((size_t)c * sizeof *names);
+    const char *why = "out of memory";
+    int rc = 1;
+    if (bufs && names) {
+        for (int64_t k = 0; k < c; k++)
+            names[k] = label_of(m, k, bufs[k], sizeof bufs[k]);
+        eval_plot e = { ds->rows, c, positive, ds->y, probs, names };
+        rc = write_eval_svg(path, &e, &why);
+    }
+    if (rc)
+        fail("writing %s: %s", path, why);
+    free(bufs);
+    free(names);
+    return rc;
+}
+
 static int cmd_eval(int argc, char **argv)
 {
     options o;
-    int rc = parse_options(argc, argv, 2, OPT_JSON, &o);
+    int rc = parse_options(argc, argv, 2, OPT_JSON | OPT_PLOT, &o);
     if (rc)
         return rc;
     if (o.help)
         return fputs(usage_eval, stdout), 0;
     if (o.n_positional != 2)
         return fprintf(stderr, "%s", usage_eval), 2;
+    if (o.plot) {
+        const char *why = NULL;
+        for (int i = 0; i < 2; i++)
+            if (strcmp(o.plot, o.positional[i]) == 0 || same_file(o.plot, o.positional[i]))
+                return fail("--plot %s names %s, an input of this run; it would be overwritten", o.plot,
+                            o.positional[i]),
+                       2;
+        if (!folder_takes_new_file(o.plot, &why))
+            return fail("--plot %s: cannot write there: %s", o.plot, why), 2;
+    }
     tg_model *m = tg_model_load(o.positional[0]);
     if (!m)
         return fail("%s", tg_last_error());
     tg_dataset *ds = load_eval_data(m, o.positional[1]);
     tg_eval ev = { 0 };
+    tg_metrics mt = { 0 };
+    double *probs = NULL;
+    int64_t positive = positive_class(m, tg_model_classes(m));
     rc = 1;
     if (!ds) {
         fail("%s", tg_last_error());
     } else if (tg_evaluate(m, ds, &ev)) {
         fail("%s: %s", o.positional[1], tg_last_error());
+    } else if (!(probs = predict_all(m, ds, o.positional[1]))) {
+        /* reported */
+    } else if (tg_metrics_compute(ds->rows, tg_model_classes(m), ds->y, probs, positive, &mt)) {
+        fail("%s: %s", o.positional[1], tg_last_error());
+    } else if (o.plot && write_eval_plot(o.plot, m, ds, probs, positive)) {
+        /* reported */
     } else {
         rc = 0;
         if (o.json) {
-            print_json(eval_json(m, &ev));
+            cJSON *root = eval_json(m, &ev);
+            add_metrics_json(root, m, &mt);
+            if (o.plot)
+                cJSON_AddStringToObject(root, "plot", o.plot);
+            print_json(root);
         } else {
             printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
                    (long long)ev.rows, ev.loss);
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
+            print_metrics(stdout, m, &mt);
+            if (o.plot)
+                printf("\nwrote %s\n", o.plot);
         }
     }
+    tg_metrics_free(&mt);
+    free(probs);
     tg_eval_free(&ev);
     tg_dataset_free(ds);
     tg_model_free(m);
     return rc;
 }
 
+/* A CSV field, quoted when it holds a comma, quote or newline (RFC 4180). */
+static void put_csv_field(const char *text)
+{
+    if (!strpbrk(text, ",\"\n")) {
+        fputs(text, stdout);
+        return;
+    }
+    putchar('"');
+    for (const char *ch = text; *ch; ch++)
+        printf(*ch == '"' ? "\"\"" : "%c", *ch);
+    putchar('"');
+}
+
+/* --proba: a header naming the columns by class, then each row's probabilities; a two-class model prints
+ * P(positive) alone (scikit-learn's predict_proba(X)[:, 1]). */
+static void print_probabilities(const tg_model *m, const tg_dataset *ds, const double *probs)
+{
+    int64_t c = tg_model_classes(m), positive = positive_class(m, c);
+    char buf[32];
+    for (int64_t k = 0; k < c; k++) {
+        if (positive >= 0 && k != positive)
+            continue;
+        if (k > 0 && positive < 0)
+            putchar(',');
+        put_csv_field(label_of(m, k, buf, sizeof buf));
+    }
+    putchar('\n');
+    for (int64_t r = 0; r < ds->rows; r++) {
+        if (positive >= 0) {
+            printf("%.9g\n", probs[r * c + positive]);
+            continue;
+        }
+        for (int64_t k = 0; k < c; k++)
+            printf(k ? ",%.9g" : "%.9g", probs[r * c + k]);
+        putchar('\n');
+    }
+}
+
+static void print_labels(const tg_model *m, const tg_dataset *ds, const double *probs)
+{
+    int64_t c = tg_model_classes(m);
+    char buf[32];
+    printf("label,probability\n");
+    for (int64_t r = 0; r < ds->rows; r++) {
+        int64_t best = 0;
+        for (int64_t k = 1; k < c; k++)
+            if (probs[r * c + k] > probs[r * c + best])
+                best = k;
+        put_csv_field(label_of(m, best, buf, sizeof buf));
+        printf(",%.6f\n", probs[r * c + best]);
+    }
+}
+
 static int cmd_predict(int argc, char **argv)
 {
     options o;
-    int rc = parse_options(argc, argv, 2, 0, &o);
+    int rc = parse_options(argc, argv, 2, OPT_PROBA, &o);
     if (rc)
         return rc;
     if (o.help)
@@ -541,35 +739,15 @@ static int cmd_predict(int argc, char **argv)
     tg_csv_opts csv = TG_CSV_OPTS_DEFAULT;
     csv.unlabeled = -1;
     tg_dataset *ds = tg_load_data_for_model(m, o.positional[1], &csv);
-    double *probs = ds ? malloc((size_t)(ds->rows * tg_model_classes(m) + 1) * sizeof *probs) : NULL;
+    double *probs = NULL;
     rc = 1;
     if (!ds) {
         fail("%s", tg_last_error());
-    } else if (!probs) {
-        fail("out of memory for %lld predictions", (long long)ds->rows);
-    } else if (tg_predict(m, ds, probs)) {
-        fail("%s: %s", o.positional[1], tg_last_error());
-    } else {
-        int64_t c = tg_model_classes(m);
-        char buf[32];
-        printf("label,probability\n");
-        for (int64_t r = 0; r < ds->rows; r++) {
-            int64_t best = 0;
-            for (int64_t k = 1; k < c; k++)
-                if (probs[r * c + k] > probs[r * c + best])
-                    best = k;
-            const char *label = label_of(m, best, buf, sizeof buf);
-            /* Quote a label holding a comma or quote, as RFC 4180 does. */
-            if (strpbrk(label, ",\"\n")) {
-                putchar('"');
-                for (const char *ch = label; *ch; ch++)
-                    printf(*ch == '"' ? "\"\"" : "%c", *ch);
-                putchar('"');
-            } else {
-                fputs(label, stdout);
-            }
-            printf(",%.6f\n", probs[r * c + best]);
-        }
+    } else if ((probs = predict_all(m, ds, o.positional[1]))) {
+        if (o.proba)
+            print_probabilities(m, ds, probs);
+        else
+            print_labels(m, ds, probs);
         rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : fail("writing the predictions failed");
     }
     free(probs);

@@ -306,6 +306,9 @@ TG_API int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, 
 /* Per-feature mean and standard deviation (population, as sklearn's StandardScaler;
  * a zero deviation is stored as 1 so constant columns pass through centred). */
 TG_API int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std);
+/* scikit-learn's class_weight="balanced": weights[k] = rows / (classes * rows of class k), [classes]
+ * values. A class without rows is refused (its weight would be infinite). */
+TG_API int tg_balanced_class_weights(const tg_dataset *ds, double *weights);
 /* x = (x - mean) / std, in place. */
 TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std);
 
@@ -425,6 +428,13 @@ typedef struct {
         double label_smoothing;
         double *class_weights; /* or NULL */
         int64_t n_class_weights;
+        /* loss.class_weight: "balanced" (n_rows / (n_classes * rows of the class), on the training split), or
+         * a map from label to weight (classes it leaves out weigh 1, as in scikit-learn); resolved against the
+         * training data when training starts. */
+        int class_weight_balanced;
+        char **class_weight_labels; /* [n_class_weight_labels], or NULL */
+        double *class_weight_values;
+        int64_t n_class_weight_labels;
     } loss;
     tg_optim_opts optimizer;
     struct {

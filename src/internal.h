@@ -223,6 +223,11 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
 #define TG_VEC_BYTES 16
 #endif
 
+/* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or
+ * loss.class_weight ("balanced" or a label map, checked against the data's labels), as a new
+ * caller-owned [classes] tensor of dtype; *out stays NULL when the config gives none. */
+int tg_loss_weight_tensor(const tg_config *cfg, const tg_dataset *train, tg_dtype dtype, tg_tensor **out);
+
 /* tg_dataset_split without the copy of the first part: ds keeps those rows, in the same order
  * tg_dataset_split would give them (its block shrinks to fit), and *second gets the rest. */
 int tg_dataset_split_off(tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **second);

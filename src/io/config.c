@@ -552,9 +552,46 @@ static int parse_class_weights(const parser *p, const cJSON *list, tg_config *cf
     return total > 0 ? 0 : fail(p, "loss.weight", "every weight is 0; at least one class must count");
 }
 
+/* loss.class_weight: "balanced", or an object from label to a non-negative weight. The labels are checked
+ * against the data when training starts (the config does not know them). */
+static int parse_class_weight_map(const parser *p, const cJSON *item, tg_config *cfg)
+{
+    char path[PATH_LEN], seen[64];
+    if (cJSON_IsString(item)) {
+        if (strcmp(item->valuestring, "balanced") != 0)
+            return fail(p, "loss.class_weight", "expected \"balanced\" or an object of per-label weights, got \"%s\"",
+                        item->valuestring);
+        cfg->loss.class_weight_balanced = 1;
+        return 0;
+    }
+    if (!cJSON_IsObject(item))
+        return fail(p, "loss.class_weight", "expected \"balanced\" or an object of per-label weights, got %s",
+                    describe(item, seen, sizeof seen));
+    int n = cJSON_GetArraySize(item);
+    if (n == 0)
+        return fail(p, "loss.class_weight", "is empty; name at least one label");
+    cfg->loss.class_weight_labels = tg_alloc_zeroed((size_t)n * sizeof *cfg->loss.class_weight_labels);
+    cfg->loss.class_weight_values = tg_alloc((size_t)n * sizeof *cfg->loss.class_weight_values);
+    if (!cfg->loss.class_weight_labels || !cfg->loss.class_weight_values)
+        return -1;
+    for (const cJSON *w = item->child; w; w = w->next) {
+        int64_t k = cfg->loss.n_class_weight_labels;
+        snprintf(path, sizeof path, "loss.class_weight.%s", w->string);
+        if (number_value(p, w, path, AT_LEAST_0, &cfg->loss.class_weight_values[k]))
+            return -1;
+        for (int64_t j = 0; j < k; j++)
+            if (strcmp(cfg->loss.class_weight_labels[j], w->string) == 0)
+                return fail(p, path, "duplicate key");
+        if (!(cfg->loss.class_weight_labels[k] = tg_strdup(w->string)))
+            return -1;
+        cfg->loss.n_class_weight_labels++;
+    }
+    return 0;
+}
+
 static int parse_loss(const parser *p, const cJSON *item, tg_config *cfg)
 {
-    static const char *const keys[] = { "type", "label_smoothing", "weight", NULL };
+    static const char *const keys[] = { "type", "label_smoothing", "weight", "class_weight", NULL };
     static const char *const types[] = { "cross_entropy", NULL };
     section s;
     int type = 0;
@@ -563,7 +600,11 @@ static int parse_loss(const parser *p, const cJSON *item, tg_config *cfg)
     if (as_section(p, item, "loss", &s) || check_keys(p, s, keys, NULL) || get_choice(p, s, "type", types, &type) ||
         get_number(p, s, "label_smoothing", FRACTION, &cfg->loss.label_smoothing))
         return -1;
-    const cJSON *weight = member(s, "weight");
+    const cJSON *weight = member(s, "weight"), *class_weight = member(s, "class_weight");
+    if (weight && class_weight)
+        return fail(p, "loss.class_weight", "give loss.weight (a list) or loss.class_weight, not both");
+    if (class_weight)
+        return parse_class_weight_map(p, class_weight, cfg);
     return weight ? parse_class_weights(p, weight, cfg) : 0;
 }
 
@@ -847,6 +888,8 @@ void tg_config_free(tg_config *cfg)
     tg_dealloc(cfg->data.columns);
     tg_dealloc(cfg->model.layers);
     tg_dealloc(cfg->loss.class_weights);
+    tg_free_strings(cfg->loss.class_weight_labels, cfg->loss.n_class_weight_labels);
+    tg_dealloc(cfg->loss.class_weight_values);
     tg_dealloc(cfg);
 }
 

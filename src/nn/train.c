@@ -415,13 +415,8 @@ tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void
         best = tg_alloc((size_t)n_params_total * sizeof *best);
     if (!tape || !opt || !x || !y || !order || !t->train_loss || !t->val_loss || !t->val_accuracy || (early && !best))
         goto fail;
-    if (cfg->loss.class_weights) {
-        weight = tg_tensor_new(m->dtype, 1, (int64_t[]){ cfg->loss.n_class_weights });
-        if (!weight)
-            goto fail;
-        for (int64_t k = 0; k < cfg->loss.n_class_weights; k++)
-            tg_set(weight, k, cfg->loss.class_weights[k]);
-    }
+    if (tg_loss_weight_tensor(cfg, t->train, m->dtype, &weight))
+        goto fail;
     tg_ce_opts ce = TG_CE_OPTS_DEFAULT;
     ce.weight = weight;
     ce.label_smoothing = cfg->loss.label_smoothing;

@@ -342,6 +342,10 @@ TG_API tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, cons
 TG_API void tg_model_free(tg_model *model);
 /* Logits [rows, classes] for x [rows, inputs], recorded on the tape. */
 TG_API tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
+/* The same forward with params[i] in place of tg_model_param(model, i) (all
+ * tg_model_n_params of them, same shapes): a functional call, e.g. to check
+ * the gradient with respect to one parameter through a tape tensor. */
+TG_API tg_tensor *tg_model_forward_with(const tg_model *model, tg_tape *tape, tg_tensor *x, tg_tensor *const *params);
 TG_API int64_t tg_model_inputs(const tg_model *model);
 TG_API int64_t tg_model_classes(const tg_model *model);
 TG_API tg_dtype tg_model_dtype(const tg_model *model);
@@ -471,7 +475,7 @@ TG_API int tg_model_save(const tg_model *model, const char *path);
  * against the file. Caller owns the result. */
 TG_API tg_model *tg_model_load(const char *path);
 
-/* ---- Training and evaluation (src/nn/train.c) ---- */
+/* ---- Training and evaluation (src/nn/trainer.c, evaluate.c, load_data.c) ---- */
 
 typedef struct {
     int epoch; /* 1-based */
@@ -507,6 +511,7 @@ typedef struct {
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */
     double *train_loss, *val_loss, *val_accuracy;
+    int stopped_by_caller; /* the progress callback asked to stop (stopped_early is patience only) */
 } tg_training;
 /* Loads the data a config names and splits it as training does (same seed,
  * same rows): test from data.test or data.test_split, validation from

@@ -121,6 +121,10 @@ bool tg_check_float_pair(const char *op, const tg_tensor *a, const tg_tensor *b)
 
 /* Views x as [outer, n, inner] around axis (already normalised). */
 void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner);
+/* That view, as an op along one axis saves it for its backward. */
+typedef struct {
+    int64_t outer, n, inner;
+} tg_axis_lines;
 
 /* C (m x n) = op(A) op(B), or C += op(A) op(B) when accumulate. Row-major;
  * op(A) is m x k (A stored k x m when trans_a), op(B) is k x n (B stored
@@ -222,11 +226,6 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
 #else
 #define TG_VEC_BYTES 16
 #endif
-
-/* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or
- * loss.class_weight ("balanced" or a label map, checked against the data's labels), as a new
- * caller-owned [classes] tensor of dtype; *out stays NULL when the config gives none. */
-int tg_loss_weight_tensor(const tg_config *cfg, const tg_dataset *train, tg_dtype dtype, tg_tensor **out);
 
 /* tg_dataset_split without the copy of the first part: ds keeps those rows, in the same order
  * tg_dataset_split would give them (its block shrinks to fit), and *second gets the rest. */

@@ -1,6 +1,6 @@
 /* Per-class loss weights: scikit-learn's "balanced" rule, and the config's
  * loss.weight / loss.class_weight resolved against the training data. */
-#include "internal.h"
+#include "nn/nn_internal.h"
 
 #include <string.h>
 

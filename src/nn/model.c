@@ -104,8 +104,17 @@ void tg_model_free(tg_model *m)
 
 tg_tensor *tg_model_forward(tg_model *m, tg_tape *tape, tg_tensor *x)
 {
+    return tg_model_forward_with(m, tape, x, m ? m->params : NULL);
+}
+
+/* The one place a model's layers are composed: training, evaluation and the
+ * gradient check (with a parameter swapped for a tape tensor) all run this. */
+tg_tensor *tg_model_forward_with(const tg_model *m, tg_tape *tape, tg_tensor *x, tg_tensor *const *params)
+{
     if (!m)
         return tg_error("model forward: model is NULL");
+    if (!params)
+        return tg_error("model forward: params is NULL");
     if (!x)
         return NULL;
     if (x->ndim != 2 || x->shape[1] != m->inputs) {
@@ -114,9 +123,13 @@ tg_tensor *tg_model_forward(tg_model *m, tg_tape *tape, tg_tensor *x)
                         (long long)m->inputs);
     }
     tg_tensor *h = x;
+    int p = 0;
     for (int i = 0; i < m->n_layers && h; i++) {
         switch (m->layers[i].type) {
-        case TG_LAYER_LINEAR: h = tg_linear(tape, h, m->linear[i].weight, m->linear[i].bias); break;
+        case TG_LAYER_LINEAR:
+            h = tg_linear(tape, h, params[p], m->layers[i].bias ? params[p + 1] : NULL);
+            p += m->layers[i].bias ? 2 : 1;
+            break;
         case TG_LAYER_RELU: h = tg_relu(tape, h); break;
         case TG_LAYER_SIGMOID: h = tg_sigmoid(tape, h); break;
         case TG_LAYER_TANH: h = tg_tanh(tape, h); break;

@@ -525,6 +525,19 @@ TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_data
  * with an error. Caller owns the result: tg_training_free. */
 TG_API tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
 TG_API void tg_training_free(tg_training *t);
+/* The same training on data sets the caller gives (cross-validation folds)
+ * instead of the files the config names; the config's data section is not
+ * read. train is required; validation may be NULL (no early stopping). Both
+ * stay the caller's: the result holds copies, and an empty test set. */
+TG_API tg_training *tg_train_on_data(const tg_config *cfg, const tg_dataset *train, const tg_dataset *validation,
+                                     tg_progress_fn progress, void *ctx);
+/* Stratified K-fold assignment (as scikit-learn's StratifiedKFold with
+ * shuffle): each class's rows are shuffled with rng and dealt to the folds in
+ * turn, continuing from fold to fold across classes, so every fold holds each
+ * class in proportion and fold sizes differ by at most one. fold[r] in [0, k)
+ * for each row. Refused: k < 2, or k above the smallest class's row count
+ * (that class, its count and k are named). 0 on success. */
+TG_API int tg_stratified_folds(const tg_dataset *ds, int k, tg_rng *rng, int *fold);
 /* Loads a data file for a trained model: a CSV mapped with the model's label
  * names, and checked for the model's input size (both numbers in the error).
  * With opts->unlabeled -1 it decides from the column count: as many columns

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,9 +172,10 @@ static void train_iris(const char *model)
 Test(cli, help_prints_usage_and_exits_0)
 {
     const char *const commands[] = {"--help",          "-h", "train --help", "eval --help", "predict --help",
-                                    "gradcheck --help"};
+                                    "gradcheck --help", "cv --help"};
     const char *const usage[] = {"usage: tapegrad <command>", "usage: tapegrad <command>", "usage: tapegrad train",
-                                 "usage: tapegrad eval",      "usage: tapegrad predict",   "usage: tapegrad gradcheck"};
+                                 "usage: tapegrad eval",      "usage: tapegrad predict",   "usage: tapegrad gradcheck",
+                                 "usage: tapegrad cv"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         cr_assert_eq(run("%s", commands[i]), 0, "tapegrad %s", commands[i]);
         cr_assert(strstr(out_text, usage[i]), "tapegrad %s printed: %s", commands[i], out_text);
@@ -400,6 +402,81 @@ Test(cli, a_two_class_model_reports_its_positive_class_and_predicts_p_positive)
     cr_assert_eq(strncmp(out_text, "malignant\n", 10), 0, "%.40s", out_text);
     cr_assert_eq(count(out_text, "\n"), 570);
     cr_assert_eq(count(out_text, ","), 0);
+}
+
+Test(cli, cv_reports_mean_and_std_per_grid_point_and_refits_the_best)
+{
+    char *model = in_dir("best.safetensors");
+    int rc = run("cv '%s' --folds 4 --grid optimizer.lr=0.01,0.1 --grid train.epochs=10,40 --metric f1_macro --json "
+                 "--out '%s'",
+                 IRIS_JSON, model);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cJSON *cv = cJSON_Parse(out_text);
+    cr_assert_not_null(cv, "%s", out_text);
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cv, "metric")), "f1_macro");
+    cr_assert_eq(cJSON_GetObjectItem(cv, "rows")->valuedouble, 120.0, "iris less its 30 test rows");
+    const cJSON *points = cJSON_GetObjectItem(cv, "points");
+    cr_assert_eq(cJSON_GetArraySize(points), 4);
+    int best = -1;
+    double best_mean = -1;
+    for (int i = 0; i < 4; i++) {
+        const cJSON *p = cJSON_GetArrayItem(points, i), *scores = cJSON_GetObjectItem(p, "scores");
+        cr_assert_eq(cJSON_GetArraySize(scores), 4);
+        long double sum = 0, sq = 0;
+        for (int f = 0; f < 4; f++)
+            sum += cJSON_GetArrayItem(scores, f)->valuedouble;
+        long double mean = sum / 4;
+        for (int f = 0; f < 4; f++)
+            sq += (cJSON_GetArrayItem(scores, f)->valuedouble - mean) * (cJSON_GetArrayItem(scores, f)->valuedouble - mean);
+        cr_expect_float_eq(cJSON_GetObjectItem(p, "mean")->valuedouble, (double)mean, 1e-12);
+        cr_expect_float_eq(cJSON_GetObjectItem(p, "std")->valuedouble, (double)sqrtl(sq / 4), 1e-12, "numpy.std");
+        if ((double)mean > best_mean)
+            best_mean = (double)mean, best = i;
+    }
+    /* the first axis varies slowest */
+    cr_expect_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(points, 1), "params"), "train.epochs")
+                     ->valuedouble,
+                 40.0);
+    cr_expect_eq(cJSON_GetObjectItem(cv, "best")->valueint, best);
+    cJSON_Delete(cv);
+    cr_assert(file_exists(model));
+    cr_assert_eq(run("eval '%s' '%s'", model, IRIS_CSV), 0, "%s", err_text);
+
+    /* the same seed, the same folds and scores */
+    char *first = NULL;
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(run("cv '%s' --folds 3 --json --quiet", IRIS_JSON), 0, "%s", err_text);
+        if (first)
+            cr_expect_str_eq(out_text, first);
+        else
+            first = strdup(out_text);
+    }
+    free(first);
+}
+
+Test(cv_refusals, bad_folds_grid_keys_and_values_are_refused_before_training)
+{
+    const char *const cases[][2] = {
+        { "--folds 1", "--folds 1: expected a whole number of at least 2" },
+        { "--folds 41", "41 folds but class" },
+        { "--folds 3 --grid optimizer.lrr=1", "optimizer.lrr: unknown key" },
+        { "--folds 3 --grid nosuch.key=1", "unknown key" },
+        { "--folds 3 --grid optimizer.lr=fast", "optimizer.lr: expected a number" },
+        { "--folds 3 --grid seed.x=1", "seed is not an object" },
+        { "--folds 3 --grid model.layers[2].out=3", "model.layers has no entry 2" },
+        { "--folds 3 --grid optimizer.lr", "expected KEY=VALUE1,VALUE2" },
+        { "--folds 3 --metric speed", "--metric speed: unknown" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        make_dir();
+        cr_expect_eq(run("cv '%s' %s --out '%s'", IRIS_JSON, cases[i][0], in_dir("m.safetensors")), 2, "%s",
+                     cases[i][0]);
+        cr_expect(strstr(err_text, cases[i][1]), "%s: %s", cases[i][0], err_text);
+        cr_expect_eq(count(err_text, "error:"), 1, "%s: %s", cases[i][0], err_text);
+        cr_expect_not(strstr(out_text, "point 1/"), "%s: training started", cases[i][0]);
+        cr_expect_not(file_exists(in_dir("m.safetensors")));
+        remove_dir();
+    }
 }
 
 /* ---- errors: exit 1 and one clear message ---- */

@@ -27,6 +27,8 @@ static const char *usage_main =
     "                          (DATA: a CSV, or a config for its test set)\n"
     "  predict MODEL DATA.csv  one predicted label and its probability per row (CSV);\n"
     "                          --proba: every class's probability\n"
+    "  cv CONFIG.json --folds K  stratified K-fold cross-validation over a --grid of\n"
+    "                          config values; --out refits the best and saves it\n"
     "  gradcheck [CONFIG.json] check analytic gradients against finite differences\n"
     "\n"
     "Run 'tapegrad <command> --help' for a command's options. Every command takes\n"
@@ -87,79 +89,7 @@ static const char *usage_gradcheck =
     "  --json        print the table as JSON\n"
     "  --threads N   threads for the library and BLAS\n";
 
-/* ---- options ---- */
-
-typedef struct {
-    const char *positional[2];
-    int n_positional;
-    const char *out, *plot, *threads;
-    bool json, quiet, help, proba;
-} options;
-
-/* The options a command takes besides --help and --threads. */
-enum { OPT_JSON = 1, OPT_QUIET = 2, OPT_OUT = 4, OPT_PLOT = 8, OPT_PROBA = 16 };
-
-static int parse_options(int argc, char **argv, int max_positional, int allowed, options *o)
-{
-    memset(o, 0, sizeof *o);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const char **value = NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            o->help = true;
-        else if ((allowed & OPT_JSON) && strcmp(a, "--json") == 0)
-            o->json = true;
-        else if ((allowed & OPT_PROBA) && strcmp(a, "--proba") == 0)
-            o->proba = true;
-        else if ((allowed & OPT_QUIET) && (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0))
-            o->quiet = true;
-        else if ((allowed & OPT_OUT) && strncmp(a, "--out", 5) == 0 && (a[5] == 0 || a[5] == '='))
-            value = &o->out;
-        else if ((allowed & OPT_PLOT) && strncmp(a, "--plot", 6) == 0 && (a[6] == 0 || a[6] == '='))
-            value = &o->plot;
-        else if (strncmp(a, "--threads", 9) == 0 && (a[9] == 0 || a[9] == '='))
-            value = &o->threads;
-        else if (a[0] == '-' && a[1] != 0)
-            return fail("unknown option '%s' (see '%s --help')", a, command), 2;
-        else if (o->n_positional < max_positional)
-            o->positional[o->n_positional++] = a;
-        else
-            return fail("unexpected argument '%s' (see '%s --help')", a, command), 2;
-        if (value) {
-            const char *eq = strchr(a, '=');
-            if (eq)
-                *value = eq + 1;
-            else if (i + 1 < argc)
-                *value = argv[++i];
-            else
-                return fail("%s needs a value", a), 2;
-            if (!**value)
-                return fail("%s needs a non-empty value", a), 2;
-            if ((value == &o->out && o->plot && strcmp(o->out, o->plot) == 0) ||
-                (value == &o->plot && o->out && strcmp(o->out, o->plot) == 0))
-                return fail("--out and --plot name the same file"), 2;
-        }
-    }
-    if (o->threads) {
-        char *end;
-        long n = strtol(o->threads, &end, 10);
-        if (*end || n < 1 || n > 1024)
-            return fail("--threads %s: expected a whole number from 1 to 1024", o->threads), 2;
-        tg_set_num_threads((int)n);
-    }
-    return 0;
-}
-
 /* ---- printing results ---- */
-
-static const char *label_of(const tg_model *m, int64_t k, char *buf, size_t size)
-{
-    const char *name = tg_model_label(m, k);
-    if (name)
-        return name;
-    snprintf(buf, size, "%lld", (long long)k);
-    return buf;
-}
 
 /* The width of the label column: the longest label, 5 to 14 characters. */
 static int label_width(const tg_model *m, int64_t classes)
@@ -239,20 +169,6 @@ static void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool col
     }
 }
 
-/* With two classes, the positive one is the label that sorts second, as scikit-learn's classes_: numbers by
- * value, other labels by their bytes. */
-static int64_t positive_class(const tg_model *m, int64_t classes)
-{
-    if (classes != 2)
-        return -1;
-    char a_buf[32], b_buf[32], *a_end, *b_end;
-    const char *a = label_of(m, 0, a_buf, sizeof a_buf), *b = label_of(m, 1, b_buf, sizeof b_buf);
-    double x = strtod(a, &a_end), y = strtod(b, &b_end);
-    if (*a && *b && !*a_end && !*b_end)
-        return x > y ? 0 : 1;
-    return strcmp(a, b) > 0 ? 0 : 1;
-}
-
 /* The lines eval prints after the confusion matrix and the precision / recall table. */
 static void print_metrics(FILE *f, const tg_model *m, const tg_metrics *mt)
 {
@@ -329,58 +245,7 @@ static cJSON *eval_json(const tg_model *m, const tg_eval *ev)
     return o;
 }
 
-static void print_json(cJSON *o)
-{
-    char *text = cJSON_Print(o);
-    if (text) {
-        puts(text);
-        cJSON_free(text);
-    }
-    cJSON_Delete(o);
-}
-
 /* ---- train ---- */
-
-typedef struct {
-    bool live; /* redraw a bar in place (stderr or stdout is a terminal) */
-    bool quiet;
-    FILE *out;
-    double last_draw;
-} progress_state;
-
-static double wall_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int on_progress(const tg_progress *p, void *ctx)
-{
-    progress_state *s = ctx;
-    if (s->quiet)
-        return 0;
-    if (!p->finished) {
-        double now = wall_seconds();
-        if (!s->live || now - s->last_draw < 0.1)
-            return 0;
-        s->last_draw = now;
-        int filled = (int)(30.0 * (double)p->step / (double)p->steps_per_epoch);
-        fprintf(s->out, "\r\033[Kepoch %3d/%d [%.*s%*s] %3d%%  train loss %.4f", p->epoch, p->epochs, filled,
-                "##############################", 30 - filled, "", (int)(100.0 * (double)p->step / (double)p->steps_per_epoch),
-                p->train_loss);
-        fflush(s->out);
-        return 0;
-    }
-    if (s->live)
-        fprintf(s->out, "\r\033[K");
-    fprintf(s->out, "epoch %3d/%d  train loss %.4f", p->epoch, p->epochs, p->train_loss);
-    if (!isnan(p->val_loss))
-        fprintf(s->out, "  val loss %.4f  val acc %.4f", p->val_loss, p->val_accuracy);
-    fprintf(s->out, "  lr %.3g  %.2fs\n", p->lr, p->seconds);
-    fflush(s->out);
-    return 0;
-}
 
 static char *default_model_path(const char *config_path)
 {
@@ -394,40 +259,6 @@ static char *default_model_path(const char *config_path)
     if (path)
         snprintf(path, n + 13, "%.*s.safetensors", (int)n, base);
     return path;
-}
-
-/* Whether two paths name one existing file (hard links and symlinks included). */
-static bool same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-/* Whether a new file can be made in path's folder (and path is not a folder): made and removed at once. */
-static bool folder_takes_new_file(const char *path, const char **why)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        *why = "it is a folder";
-        return false;
-    }
-    size_t n = strlen(path);
-    char *probe = malloc(n + 24);
-    if (!probe) {
-        *why = "out of memory";
-        return false;
-    }
-    snprintf(probe, n + 24, "%s.probe.XXXXXX", path);
-    int fd = mkstemp(probe);
-    if (fd < 0) {
-        *why = strerror(errno);
-        free(probe);
-        return false;
-    }
-    close(fd);
-    unlink(probe);
-    free(probe);
-    return true;
 }
 
 static int cmd_train(int argc, char **argv)
@@ -773,6 +604,8 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "predict") == 0)
         return cmd_predict(argc - 2, argv + 2);
+    if (strcmp(cmd, "cv") == 0)
+        return cmd_cv(argc - 2, argv + 2);
     if (strcmp(cmd, "gradcheck") == 0)
         return cmd_gradcheck(argc - 2, argv + 2);
     command = "tapegrad";

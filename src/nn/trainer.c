@@ -81,6 +81,7 @@ typedef struct {
     void *ctx;
     double started;
     tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
+    const tg_dataset *given_train, *given_validation; /* tg_train_on_data: copied instead of loading the config's */
     tg_tape *tape;
     tg_optimizer *opt;
     batch_buffers batches;
@@ -95,9 +96,31 @@ typedef struct {
     double *best;
 } trainer;
 
+/* A caller-owned copy of every row of ds (an empty set with train's classes when ds is NULL). */
+static tg_dataset *copy_rows(const tg_dataset *ds, const tg_dataset *train)
+{
+    if (!ds)
+        return tg_dataset_subset(train, NULL, 0);
+    int64_t *all = tg_alloc((size_t)(ds->rows ? ds->rows : 1) * sizeof *all);
+    if (!all)
+        return NULL;
+    for (int64_t r = 0; r < ds->rows; r++)
+        all[r] = r;
+    tg_dataset *copy = tg_dataset_subset(ds, all, ds->rows);
+    tg_dealloc(all);
+    return copy;
+}
+
 static int trainer_open_data(trainer *tr)
 {
     split_data d = { 0 };
+    if (tr->given_train) {
+        if (!(tr->t->train = copy_rows(tr->given_train, NULL)) ||
+            !(tr->t->validation = copy_rows(tr->given_validation, tr->given_train)) ||
+            !(tr->t->test = copy_rows(NULL, tr->given_train)))
+            return -1;
+        return build_model(tr->cfg, tr->t->train, &tr->t->model);
+    }
     if (load_and_split(tr->cfg, &tr->shuffle, &d)) {
         split_data_free(&d);
         return -1;
@@ -267,11 +290,9 @@ static int trainer_run(trainer *tr)
     return 0;
 }
 
-tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx)
+static tg_training *trainer_train(trainer tr)
 {
-    if (!cfg)
-        return tg_error("train: config is NULL");
-    trainer tr = { .cfg = cfg, .progress = progress, .ctx = ctx, .started = tg_now_seconds() };
+    const tg_config *cfg = tr.cfg;
     if (!(tr.t = tg_alloc_zeroed(sizeof *tr.t)))
         return NULL;
     tg_rng_seed(&tr.shuffle, cfg->data.shuffle_seed);
@@ -286,4 +307,26 @@ tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void
         return NULL;
     }
     return tr.t;
+}
+
+tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx)
+{
+    if (!cfg)
+        return tg_error("train: config is NULL");
+    return trainer_train((trainer){ .cfg = cfg, .progress = progress, .ctx = ctx, .started = tg_now_seconds() });
+}
+
+tg_training *tg_train_on_data(const tg_config *cfg, const tg_dataset *train, const tg_dataset *validation,
+                              tg_progress_fn progress, void *ctx)
+{
+    if (!cfg || !train)
+        return tg_error("train: %s is NULL", cfg ? "the training set" : "config");
+    if (train->rows == 0)
+        return tg_error("train: the training set has no rows");
+    if (validation && (validation->features != train->features || validation->classes > train->classes))
+        return tg_error("train: the validation set has %lld features and %lld classes, the training set %lld and %lld",
+                        (long long)validation->features, (long long)validation->classes, (long long)train->features,
+                        (long long)train->classes);
+    return trainer_train((trainer){ .cfg = cfg, .progress = progress, .ctx = ctx, .started = tg_now_seconds(),
+                                    .given_train = train, .given_validation = validation });
 }

@@ -219,6 +219,22 @@ typedef struct {
  * w (-x + (p - 1) softplus(-x)). opts NULL: TG_BCE_OPTS_DEFAULT. An empty input's mean is NaN. */
 TG_API tg_tensor *tg_binary_cross_entropy_with_logits(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
                                                       const tg_bce_opts *opts);
+/* Binary cross-entropy over probabilities p of any shape, PyTorch's BCELoss: per element
+ *   loss = -w [y max(log p, -100) + (1 - y) max(log(1 - p), -100)],
+ * each log clamped at -100 as PyTorch does, so p = 0 or 1 gives a finite loss (at most 100 w).
+ * Every p must be in [0, 1] (NaN is refused too, as in PyTorch): else NULL, naming the first
+ * offending element. target, weight and reduction as in the with-logits form; pos_weight must be
+ * NULL. The gradient is PyTorch's w (p - y) / max(p (1 - p), 1e-12); a target that requires a
+ * gradient gets w (max(log(1 - p), -100) - max(log p, -100)), the derivative of the clamped loss
+ * (PyTorch 1.13 leaves these logs unclamped: infinite at p = 0 or 1). From logits, prefer
+ * tg_binary_cross_entropy_with_logits: sigmoid then this loses everything past |x| of about 37. */
+TG_API tg_tensor *tg_binary_cross_entropy(tg_tape *tape, tg_tensor *probs, tg_tensor *target, const tg_bce_opts *opts);
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(exp(-|x|)), finite for every finite x; derivative
+ * sigmoid(x). PyTorch's softplus returns x itself above its threshold 20; this one stays exact
+ * there (the two differ by less than 2.1e-9). */
+TG_API tg_tensor *tg_softplus(tg_tape *tape, tg_tensor *x);
+/* log(sigmoid(x)) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|)); derivative sigmoid(-x). */
+TG_API tg_tensor *tg_log_sigmoid(tg_tape *tape, tg_tensor *x);
 
 /* ------------------------------------------------------------------------ */
 /* Backward                                                                  */

@@ -76,7 +76,9 @@ static tg_tensor *run_op(tg_tape *tape, ref_op op, tg_tensor *x, tg_tensor *y, c
 {
     switch (op) {
     case REF_BCE_LOGITS: return tg_binary_cross_entropy_with_logits(tape, x, y, opts);
-    default: break;
+    case REF_BCE: return tg_binary_cross_entropy(tape, x, y, opts);
+    case REF_SOFTPLUS: return tg_softplus(tape, x);
+    case REF_LOG_SIGMOID: return tg_log_sigmoid(tape, x);
     }
     return NULL;
 }
@@ -136,6 +138,9 @@ static int check_references(ref_op op)
 }
 
 Test(binary_losses_torch, bce_with_logits) { cr_assert_gt(check_references(REF_BCE_LOGITS), 20); }
+Test(binary_losses_torch, bce) { cr_assert_gt(check_references(REF_BCE), 10); }
+Test(binary_losses_torch, softplus) { cr_assert_eq(check_references(REF_SOFTPLUS), 3); }
+Test(binary_losses_torch, log_sigmoid) { cr_assert_eq(check_references(REF_LOG_SIGMOID), 3); }
 
 /* ================================================================ gradcheck */
 
@@ -147,7 +152,8 @@ typedef struct {
 static tg_tensor *loss_fn(tg_tape *tape, tg_tensor *const *inputs, void *ctx)
 {
     const loss_ctx *c = ctx;
-    return run_op(tape, c->op, inputs[0], inputs[1], &c->opts);
+    bool unary = c->op == REF_SOFTPLUS || c->op == REF_LOG_SIGMOID;
+    return run_op(tape, c->op, inputs[0], unary ? NULL : inputs[1], &c->opts);
 }
 
 typedef struct {
@@ -214,3 +220,25 @@ static void gradcheck_table(ref_op op, double lo, double hi, bool pos_weight)
 }
 
 Test(binary_losses_gradcheck, bce_with_logits) { gradcheck_table(REF_BCE_LOGITS, -5, 5, true); }
+Test(binary_losses_gradcheck, bce) { gradcheck_table(REF_BCE, 0.05, 0.95, false); }
+
+/* The unary ops over the same shapes, with logits far enough out that exp(-|x|) is tiny. */
+static void gradcheck_unary(ref_op op)
+{
+    for (size_t k = 0; k < N_SHAPE_CASES; k++)
+        for (int wide = 0; wide < 2; wide++) {
+            const shape_case *c = &shape_cases[k];
+            tg_tensor *x = random_tensor(TG_F64, c->ndim, c->shape, 3000 + 2 * (uint64_t)k + (uint64_t)wide,
+                                         wide ? -40 : -4, wide ? 40 : 4);
+            tg_set_requires_grad(x, 1);
+            loss_ctx ctx = { .op = op };
+            tg_gradcheck_report report;
+            int rc = tg_gradcheck(loss_fn, 1, &x, &ctx, &tight, &report);
+            cr_assert_eq(rc, 0, "shape case %zu%s: [%lld] analytic %.10g numeric %.10g (%s)", k, wide ? " wide" : "",
+                         (long long)report.worst_index, report.analytic, report.numeric, rc < 0 ? tg_last_error() : "");
+            tg_tensor_free(x);
+        }
+}
+
+Test(binary_losses_gradcheck, softplus) { gradcheck_unary(REF_SOFTPLUS); }
+Test(binary_losses_gradcheck, log_sigmoid) { gradcheck_unary(REF_LOG_SIGMOID); }

@@ -212,11 +212,12 @@ typedef struct {
 /* Fused sigmoid + binary cross-entropy, PyTorch's BCEWithLogitsLoss, over logits of any shape with a
  * target y of the same shape and dtype (probabilities in [0, 1]; like PyTorch, other values are not
  * refused and go through the same formula). Per element
- *   loss = w [(1 - y) x + (1 + (p - 1) y) softplus(-x)]  = -w [p y log s(x) + (1 - y) log(1 - s(x))],
- * computed with softplus(-x) = max(-x, 0) + log1p(exp(-|x|)), so it is finite for any finite logit.
+ *   loss = -w [p y log s(x) + (1 - y) log(1 - s(x))] = w [p y softplus(-x) + (1 - y) softplus(x)],
+ * computed with softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|)), so it is finite for any finite
+ * logit, and the small loss of a confident right answer keeps its relative precision.
  * The gradient is w ((1 + (p - 1) y) s(x) - p y) (w (s(x) - y) without pos_weight) times the
  * reduction's scale; one node, no log of a sigmoid. A target that requires a gradient gets
- * w (-x + (p - 1) softplus(-x)). opts NULL: TG_BCE_OPTS_DEFAULT. An empty input's mean is NaN. */
+ * w (p softplus(-x) - softplus(x)). opts NULL: TG_BCE_OPTS_DEFAULT. An empty input's mean is NaN. */
 TG_API tg_tensor *tg_binary_cross_entropy_with_logits(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
                                                       const tg_bce_opts *opts);
 /* Binary cross-entropy over probabilities p of any shape, PyTorch's BCELoss: per element

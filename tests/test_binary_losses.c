@@ -242,3 +242,213 @@ static void gradcheck_unary(ref_op op)
 
 Test(binary_losses_gradcheck, softplus) { gradcheck_unary(REF_SOFTPLUS); }
 Test(binary_losses_gradcheck, log_sigmoid) { gradcheck_unary(REF_LOG_SIGMOID); }
+
+/* ====================================================== fused vs composed */
+
+/* 1 as a 0-D float64 tensor, caller-owned. */
+static tg_tensor *scalar(double v) { return tg_tensor_from(TG_F64, 0, NULL, (double[]){ v }); }
+
+/* loss_i = -w (p y log s + (1 - y) log(1 - s)), s = sigmoid(x), from ops that know nothing of it;
+ * with log_sigmoid, log s = log_sigmoid(x) and log(1 - s) = log_sigmoid(-x) instead. */
+static tg_tensor *composed_loss(tg_tape *tape, tg_tensor *x, tg_tensor *y, const tg_bce_opts *opts, bool log_sigmoid,
+                                tg_tensor *one)
+{
+    tg_tensor *log_s, *log_1ms;
+    if (log_sigmoid) {
+        log_s = tg_log_sigmoid(tape, x);
+        log_1ms = tg_log_sigmoid(tape, tg_neg(tape, x));
+    } else {
+        tg_tensor *s = tg_sigmoid(tape, x);
+        log_s = tg_log(tape, s);
+        log_1ms = tg_log(tape, tg_sub(tape, one, s));
+    }
+    tg_tensor *positive = tg_mul(tape, y, log_s);
+    if (opts->pos_weight)
+        positive = tg_mul(tape, (tg_tensor *)opts->pos_weight, positive);
+    tg_tensor *per = tg_neg(tape, tg_add(tape, positive, tg_mul(tape, tg_sub(tape, one, y), log_1ms)));
+    if (opts->weight)
+        per = tg_mul(tape, (tg_tensor *)opts->weight, per);
+    return opts->reduction == TG_NONE ? per
+           : opts->reduction == TG_SUM ? tg_sum(tape, per, TG_ALL)
+                                       : tg_mean(tape, per, TG_ALL);
+}
+
+/* The fused node against both composed paths, value, dx and dy, to 1e-10 over the shape table. */
+Test(binary_losses_composed, fused_matches_sigmoid_log_path)
+{
+    tg_reduction reductions[] = { TG_MEAN, TG_SUM, TG_NONE };
+    tg_tensor *one = scalar(1);
+    uint64_t seed = 5000;
+    for (size_t k = 0; k < N_SHAPE_CASES; k++)
+        for (int r = 0; r < 3; r++)
+            for (int weighted = 0; weighted < 2; weighted++)
+                for (int log_sigmoid = 0; log_sigmoid < 2; log_sigmoid++) {
+                    const shape_case *c = &shape_cases[k];
+                    tg_tensor *x = random_tensor(TG_F64, c->ndim, c->shape, ++seed, -6, 6);
+                    tg_tensor *y = random_tensor(TG_F64, c->ndim, c->shape, ++seed, 0, 1);
+                    tg_tensor *upstream = random_tensor(TG_F64, c->ndim, c->shape, ++seed, -2, 2);
+                    tg_tensor *w = weighted && c->w_ndim >= 0
+                                       ? random_tensor(TG_F64, c->w_ndim, c->w_shape, ++seed, 0.1, 2)
+                                       : NULL;
+                    tg_tensor *pw = weighted && c->pw_ndim >= 0
+                                        ? random_tensor(TG_F64, c->pw_ndim, c->pw_shape, ++seed, 0.2, 3)
+                                        : NULL;
+                    tg_tensor *xc = tg_tensor_clone(x), *yc = tg_tensor_clone(y);
+                    tg_set_requires_grad(x, 1);
+                    tg_set_requires_grad(y, 1);
+                    tg_set_requires_grad(xc, 1);
+                    tg_set_requires_grad(yc, 1);
+                    tg_bce_opts opts = { .reduction = reductions[r], .weight = w, .pos_weight = pw };
+                    char what[160];
+                    snprintf(what, sizeof what, "shape case %zu %s%s%s via %s", k, reduction_name(reductions[r]),
+                             w ? " weight" : "", pw ? " pos_weight" : "", log_sigmoid ? "log_sigmoid" : "sigmoid->log");
+                    tg_tape *fused_tape = tg_tape_new(), *composed_tape = tg_tape_new();
+                    tg_tensor *fused = tg_binary_cross_entropy_with_logits(fused_tape, x, y, &opts);
+                    tg_tensor *composed = composed_loss(composed_tape, xc, yc, &opts, log_sigmoid, one);
+                    cr_assert_not_null(fused, "%s: %s", what, tg_last_error());
+                    cr_assert_not_null(composed, "%s: %s", what, tg_last_error());
+                    cr_assert_eq(tg_numel(fused), tg_numel(composed), "%s", what);
+                    for (int64_t i = 0; i < tg_numel(fused); i++)
+                        assert_close(tg_get(fused, i), tg_get(composed, i), 1e-10, what, i);
+                    const tg_tensor *seed_grad = reductions[r] == TG_NONE ? upstream : NULL;
+                    backward(fused_tape, fused, seed_grad);
+                    backward(composed_tape, composed, seed_grad);
+                    for (int64_t i = 0; i < tg_numel(x); i++) {
+                        assert_close(tg_get(tg_grad(x), i), tg_get(tg_grad(xc), i), 1e-10, what, i);
+                        assert_close(tg_get(tg_grad(y), i), tg_get(tg_grad(yc), i), 1e-10, what, i);
+                    }
+                    tg_tape_free(fused_tape);
+                    tg_tape_free(composed_tape);
+                    tg_tensor *owned[] = { x, y, xc, yc, upstream, w, pw };
+                    for (size_t o = 0; o < sizeof owned / sizeof *owned; o++)
+                        tg_tensor_free(owned[o]);
+                }
+    tg_tensor_free(one);
+}
+
+/* softplus(t) = max(t, 0) + log1p(exp(-|t|)) in long double, the oracle of the extreme cases */
+static long double softplus_ld(long double t) { return (t > 0 ? t : 0) + log1pl(expl(-fabsl(t))); }
+static long double sigmoid_ld(long double t) { return t >= 0 ? 1 / (1 + expl(-t)) : expl(t) / (1 + expl(t)); }
+/* -y log s(t) - (1 - y) log(1 - s(t)), as two softplus terms: (1 - y) t + softplus(-t) would cancel at y = 0, t << 0 */
+static long double bce_ld(long double t, long double y) { return y * softplus_ld(-t) + (1 - y) * softplus_ld(t); }
+
+static const double extreme_x[] = { -1e4, -1e4, -100, -40, 0, 40, 100, 1e4, 1e4 };
+static const double extreme_y[] = { 1, 0, 1, 0.5, 0.5, 0.25, 0, 0, 1 };
+#define N_EXTREME 9
+
+/* Extreme logits: the fused loss and gradient are finite and equal the long-double formula, while
+ * the composed sigmoid -> log path overflows (log(0) = -inf where sigmoid saturates). */
+Test(binary_losses_composed, fused_is_finite_where_composed_overflows)
+{
+    tg_tensor *x = tg_tensor_from(TG_F64, 1, (int64_t[]){ N_EXTREME }, extreme_x);
+    tg_tensor *y = tg_tensor_from(TG_F64, 1, (int64_t[]){ N_EXTREME }, extreme_y);
+    tg_tensor *xc = tg_tensor_clone(x), *one = scalar(1);
+    tg_set_requires_grad(x, 1);
+    tg_set_requires_grad(xc, 1);
+    tg_tape *tape = tg_tape_new(), *composed_tape = tg_tape_new();
+    tg_bce_opts opts = TG_BCE_OPTS_DEFAULT;
+    opts.reduction = TG_SUM;
+    tg_tensor *loss = tg_binary_cross_entropy_with_logits(tape, x, y, &opts);
+    cr_assert_not_null(loss, "%s", tg_last_error());
+    long double want = 0;
+    for (int i = 0; i < N_EXTREME; i++)
+        want += bce_ld(extreme_x[i], extreme_y[i]);
+    cr_assert(isfinite(tg_get(loss, 0)), "fused loss = %g", tg_get(loss, 0));
+    assert_close(tg_get(loss, 0), (double)want, 1e-15, "fused loss", 0);
+    backward(tape, loss, NULL);
+    for (int i = 0; i < N_EXTREME; i++)
+        assert_close(tg_get(tg_grad(x), i), (double)(sigmoid_ld(extreme_x[i]) - extreme_y[i]), 1e-15, "fused dx", i);
+
+    tg_tensor *composed = composed_loss(composed_tape, xc, y, &opts, false, one);
+    cr_assert_not_null(composed, "%s", tg_last_error());
+    cr_assert(!isfinite(tg_get(composed, 0)), "composed loss = %g, expected log(sigmoid) to overflow",
+              tg_get(composed, 0));
+    backward(composed_tape, composed, NULL);
+    int non_finite = 0;
+    for (int i = 0; i < N_EXTREME; i++)
+        non_finite += !isfinite(tg_get(tg_grad(xc), i));
+    cr_assert_gt(non_finite, 0, "the composed gradient was expected to hold inf or NaN");
+    tg_tape_free(tape);
+    tg_tape_free(composed_tape);
+    tg_tensor *owned[] = { x, y, xc, one };
+    for (size_t o = 0; o < sizeof owned / sizeof *owned; o++)
+        tg_tensor_free(owned[o]);
+}
+
+/* The same in float32, element by element (TG_NONE), and softplus / log_sigmoid at the extremes. */
+Test(binary_losses_composed, extremes_float32_and_unary)
+{
+    float xf[N_EXTREME], yf[N_EXTREME];
+    for (int i = 0; i < N_EXTREME; i++) {
+        xf[i] = (float)extreme_x[i];
+        yf[i] = (float)extreme_y[i];
+    }
+    tg_tensor *x = tg_tensor_from(TG_F32, 1, (int64_t[]){ N_EXTREME }, xf);
+    tg_tensor *y = tg_tensor_from(TG_F32, 1, (int64_t[]){ N_EXTREME }, yf);
+    tg_tensor *x64 = tg_tensor_from(TG_F64, 1, (int64_t[]){ N_EXTREME }, extreme_x);
+    tg_set_requires_grad(x, 1);
+    tg_tape *tape = tg_tape_new();
+    tg_bce_opts opts = TG_BCE_OPTS_DEFAULT;
+    opts.reduction = TG_NONE;
+    tg_tensor *loss = tg_binary_cross_entropy_with_logits(tape, x, y, &opts);
+    cr_assert_not_null(loss, "%s", tg_last_error());
+    tg_tensor *ones = tg_tensor_new(TG_F32, 1, (int64_t[]){ N_EXTREME });
+    for (int i = 0; i < N_EXTREME; i++)
+        tg_set(ones, i, 1);
+    backward(tape, loss, ones);
+    for (int i = 0; i < N_EXTREME; i++) {
+        long double t = extreme_x[i], yi = extreme_y[i];
+        assert_close(tg_get(loss, i), (double)bce_ld(t, yi), 1e-6, "float32 loss", i);
+        assert_close(tg_get(tg_grad(x), i), (double)(sigmoid_ld(t) - yi), 1e-6, "float32 dx", i);
+    }
+    tg_tensor *sp = tg_softplus(tape, x64), *ls = tg_log_sigmoid(tape, x64);
+    cr_assert_not_null(sp, "%s", tg_last_error());
+    cr_assert_not_null(ls, "%s", tg_last_error());
+    for (int i = 0; i < N_EXTREME; i++) {
+        assert_close(tg_get(sp, i), (double)softplus_ld(extreme_x[i]), 1e-15, "softplus", i);
+        assert_close(tg_get(ls, i), (double)-softplus_ld(-(long double)extreme_x[i]), 1e-15, "log_sigmoid", i);
+    }
+    tg_tape_free(tape);
+    tg_tensor *owned[] = { x, y, x64, ones };
+    for (size_t o = 0; o < sizeof owned / sizeof *owned; o++)
+        tg_tensor_free(owned[o]);
+}
+
+/* ============================================================ float32 */
+
+/* Many elements (past several blocks, with a ragged tail), float32 against long double per element:
+ * relative 2e-6 even where the loss is tiny (y = 1, x large: the log1p tail of softplus). */
+Test(binary_losses_float32, long_vector_against_long_double)
+{
+    int64_t n = 1000 + 3;
+    tg_tensor *x = random_tensor(TG_F32, 1, &n, 71, -30, 30);
+    tg_tensor *y = random_tensor(TG_F32, 1, &n, 72, 0, 1);
+    for (int64_t i = 0; i < n; i += 3) /* a third of the targets hard, agreeing with the logit's sign */
+        tg_set(y, i, tg_get(x, i) > 0 ? 1 : 0);
+    tg_tensor *upstream = tg_tensor_new(TG_F32, 1, &n);
+    for (int64_t i = 0; i < n; i++)
+        tg_set(upstream, i, 1);
+    tg_set_requires_grad(x, 1);
+    tg_tape *tape = tg_tape_new();
+    tg_bce_opts opts = TG_BCE_OPTS_DEFAULT;
+    opts.reduction = TG_NONE;
+    tg_tensor *loss = tg_binary_cross_entropy_with_logits(tape, x, y, &opts);
+    cr_assert_not_null(loss, "%s", tg_last_error());
+    backward(tape, loss, upstream);
+    long double total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        long double t = tg_get(x, i), yi = tg_get(y, i);
+        long double want = bce_ld(t, yi), got = tg_get(loss, i);
+        total += want;
+        cr_assert(fabsl(got - want) <= 2e-6L * fabsl(want) + 1e-37L, "loss[%lld] = %.9g, expected %.12Lg (x %.9Lg, y %.9Lg)",
+                  (long long)i, (double)got, want, t, yi);
+        assert_close(tg_get(tg_grad(x), i), (double)(sigmoid_ld(t) - yi), 1e-6, "dx", i);
+    }
+    tg_tensor *mean = tg_binary_cross_entropy_with_logits(tape, x, y, NULL);
+    cr_assert_not_null(mean, "%s", tg_last_error());
+    assert_close(tg_get(mean, 0), (double)(total / (long double)n), 1e-6, "mean", 0);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tensor_free(upstream);
+}

@@ -1,9 +1,11 @@
 /* Fused sigmoid + binary cross-entropy, PyTorch's BCEWithLogitsLoss.
  *
  * Per element, with s = sigmoid(x), weight w and positive weight p,
- *   loss = -w [p y log s + (1 - y) log(1 - s)] = w [(1 - y) x + (1 + (p - 1) y) softplus(-x)]
- * since -log s = softplus(-x) and -log(1 - s) = x + softplus(-x). softplus(-x) is taken as
- * max(-x, 0) + log1p(exp(-|x|)): exp never overflows, so the loss is finite for any finite logit.
+ *   loss = -w [p y log s + (1 - y) log(1 - s)] = w [p y softplus(-x) + (1 - y) softplus(x)]
+ * since -log s = softplus(-x) and -log(1 - s) = softplus(x); both share L = log1p(exp(-|x|)):
+ * softplus(x) = max(x, 0) + L, softplus(-x) = max(-x, 0) + L. exp never overflows, so the loss is
+ * finite for any finite logit, and no term cancels another (PyTorch's (1 - y) x + softplus(-x)
+ * loses the small loss of a right answer, y = 0 at x << 0, to cancellation in float32).
  * The forward walks the logits in blocks that stay in L1: exp(-|x|) of a block in one vectorised pass,
  * then (float32) its log1p in another, then the loss and s(x) (kept for the backward) from the same
  * exps. The backward is one multiply-add per element and never takes a log. */
@@ -19,8 +21,8 @@ typedef struct {
     void *sigmoid; /* s(x), the logits' dtype; NULL when nothing is recorded */
 } bce_logits_saved;
 
-/* sig = s(x) and sp = softplus(-x) over a block of m <= BLOCK, from e = exp(-|x|). */
-static void softplus_block_f32(const float *x, float *sig, float *sp, int64_t m)
+/* sig = s(x) and tail = log1p(exp(-|x|)) over a block of m <= BLOCK, from e = exp(-|x|). */
+static void softplus_block_f32(const float *x, float *sig, float *tail, int64_t m)
 {
     float e[BLOCK], u[BLOCK], l[BLOCK];
     for (int64_t j = 0; j < m; j++)
@@ -31,25 +33,25 @@ static void softplus_block_f32(const float *x, float *sig, float *sp, int64_t m)
     tg_log_row_f32(u, l, m); /* u in [1, 2] */
     for (int64_t j = 0; j < m; j++) {
         /* log1p(e) = log(u) - ((u - 1) - e) / u: the rounding of 1 + e taken back out */
-        sp[j] = (x[j] < 0 ? -x[j] : 0.0f) + (l[j] - ((u[j] - 1.0f) - e[j]) / u[j]);
+        tail[j] = l[j] - ((u[j] - 1.0f) - e[j]) / u[j];
         sig[j] = (x[j] >= 0 ? 1.0f : e[j]) / u[j];
     }
 }
 
-static void softplus_block_f64(const double *x, double *sig, double *sp, int64_t m)
+static void softplus_block_f64(const double *x, double *sig, double *tail, int64_t m)
 {
     double e[BLOCK];
     for (int64_t j = 0; j < m; j++)
         e[j] = -fabs(x[j]);
     tg_exp_row_f64(e, 0.0, e, m);
     for (int64_t j = 0; j < m; j++) {
-        sp[j] = (x[j] < 0 ? -x[j] : 0.0) + log1p(e[j]);
+        tail[j] = log1p(e[j]);
         sig[j] = (x[j] >= 0 ? 1.0 : e[j]) / (1.0 + e[j]);
     }
 }
 
-/* softplus(-x) for one element (the target's gradient) */
-static double softplus_neg(double x) { return (x < 0 ? -x : 0.0) + log1p(exp(-fabs(x))); }
+/* softplus(x) for one element (the target's gradient) */
+static double softplus(double x) { return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x))); }
 
 /* The loss of every element of the logits into out (TG_NONE), or their total in double. */
 static double forward(const bce_logits_saved *s, const tg_tensor *x, const tg_tensor *y, tg_tensor *out)
@@ -59,7 +61,7 @@ static double forward(const bce_logits_saved *s, const tg_tensor *x, const tg_te
     double total = 0;
     TG_FLOAT_DISPATCH(x->dtype, T, {
         const T *xs = x->data, *ys = y->data;
-        T sig_scratch[BLOCK], sp[BLOCK], loss[BLOCK];
+        T sig_scratch[BLOCK], tail[BLOCK], loss[BLOCK];
         for (int64_t r = 0; r < l->rows; r++) {
             const T *w = weight ? (const T *)weight->data + tg_binary_loss_row_offset(l, l->weight_strides, r) : NULL;
             const T *p = pos_weight ? (const T *)pos_weight->data + tg_binary_loss_row_offset(l, l->pos_weight_strides, r)
@@ -69,17 +71,20 @@ static double forward(const bce_logits_saved *s, const tg_tensor *x, const tg_te
                 const T *xb = xs + at, *yb = ys + at;
                 T *sig = s->sigmoid ? (T *)s->sigmoid + at : sig_scratch;
                 if (sizeof(T) == sizeof(float))
-                    softplus_block_f32((const void *)xb, (void *)sig, (void *)sp, m);
+                    softplus_block_f32((const void *)xb, (void *)sig, (void *)tail, m);
                 else
-                    softplus_block_f64((const void *)xb, (void *)sig, (void *)sp, m);
+                    softplus_block_f64((const void *)xb, (void *)sig, (void *)tail, m);
                 T *dst = out ? (T *)out->data + at : loss;
                 if (!w && !p)
-                    for (int64_t j = 0; j < m; j++)
-                        dst[j] = (1 - yb[j]) * xb[j] + sp[j];
+                    for (int64_t j = 0; j < m; j++) {
+                        T pos = xb[j] > 0 ? xb[j] : 0, neg = xb[j] < 0 ? -xb[j] : 0; /* softplus(+-x) - tail */
+                        dst[j] = yb[j] * (neg + tail[j]) + (1 - yb[j]) * (pos + tail[j]);
+                    }
                 else
                     for (int64_t j = 0; j < m; j++) {
                         T wj = w ? w[(b + j) * l->weight_inner] : 1, pj = p ? p[(b + j) * l->pos_weight_inner] : 1;
-                        dst[j] = wj * ((1 - yb[j]) * xb[j] + (1 + (pj - 1) * yb[j]) * sp[j]);
+                        T pos = xb[j] > 0 ? xb[j] : 0, neg = xb[j] < 0 ? -xb[j] : 0;
+                        dst[j] = wj * (pj * yb[j] * (neg + tail[j]) + (1 - yb[j]) * (pos + tail[j]));
                     }
                 if (!out)
                     total += sizeof(T) == sizeof(float) ? tg_sum_f32_as_double((const void *)loss, m)
@@ -90,8 +95,8 @@ static double forward(const bce_logits_saved *s, const tg_tensor *x, const tg_te
     return total;
 }
 
-/* dx += r w ((1 + (p - 1) y) s(x) - p y), dy += r w (-x + (p - 1) softplus(-x)); r the upstream gradient over the
- * reduction's denominator */
+/* dx += r w ((1 + (p - 1) y) s(x) - p y), dy += r w (p softplus(-x) - softplus(x)); r the upstream gradient over
+ * the reduction's denominator */
 static int bce_logits_backward(tg_tape *tape, tg_node *node)
 {
     const bce_logits_saved *s = node->saved;
@@ -130,7 +135,7 @@ static int bce_logits_backward(tg_tape *tape, tg_node *node)
                 if (dx)
                     dx[i] += rw * ((1 + (pj - 1) * ys[i]) * sig[i] - pj * ys[i]);
                 if (dy)
-                    dy[i] += rw * (-xs[i] + (pj - 1) * (T)softplus_neg((double)xs[i]));
+                    dy[i] += rw * (T)(pj * softplus(-(double)xs[i]) - softplus((double)xs[i]));
             }
         }
     });

@@ -452,3 +452,232 @@ Test(binary_losses_float32, long_vector_against_long_double)
     tg_tensor_free(y);
     tg_tensor_free(upstream);
 }
+
+/* ================================================================ errors */
+
+/* result must be NULL and tg_last_error() must contain every one of the NULL-terminated needles */
+static void assert_error(const char *what, const tg_tensor *result, const char *const *needles)
+{
+    cr_assert_null(result, "%s: expected NULL", what);
+    const char *msg = tg_last_error();
+    for (int i = 0; needles[i]; i++)
+        cr_assert_not_null(strstr(msg, needles[i]), "%s: error \"%s\" lacks \"%s\"", what, msg, needles[i]);
+    tg_clear_error();
+}
+
+#define ASSERT_ERROR(WHAT, RESULT, ...) assert_error(WHAT, RESULT, (const char *const[]){ __VA_ARGS__, NULL })
+
+typedef struct {
+    tg_tape *tape;
+    tg_tensor *x, *y, *x32;
+} error_fixture;
+
+static error_fixture error_setup(void)
+{
+    error_fixture f = { .tape = tg_tape_new() };
+    f.x = random_tensor(TG_F64, 2, (int64_t[]){ 4, 3 }, 11, 0.1, 0.9);
+    f.y = random_tensor(TG_F64, 2, (int64_t[]){ 4, 3 }, 12, 0, 1);
+    f.x32 = random_tensor(TG_F32, 2, (int64_t[]){ 4, 3 }, 13, 0.1, 0.9);
+    return f;
+}
+
+static void error_teardown(error_fixture *f)
+{
+    tg_tape_free(f->tape);
+    tg_tensor_free(f->x);
+    tg_tensor_free(f->y);
+    tg_tensor_free(f->x32);
+}
+
+Test(binary_losses_errors, target_shape_and_dtype)
+{
+    error_fixture f = error_setup();
+    tg_tensor *y_short = tg_tensor_new(TG_F64, 2, (int64_t[]){ 4, 2 });
+    tg_tensor *y_flat = tg_tensor_new(TG_F64, 1, (int64_t[]){ 12 });
+    tg_tensor *y_i64 = tg_tensor_new(TG_I64, 2, (int64_t[]){ 4, 3 });
+    tg_tensor *y_f32 = tg_tensor_new(TG_F32, 2, (int64_t[]){ 4, 3 });
+    ASSERT_ERROR("target [4, 2]", tg_binary_cross_entropy_with_logits(f.tape, f.x, y_short, NULL),
+                 "binary_cross_entropy_with_logits", "[4, 2]", "[4, 3]");
+    ASSERT_ERROR("target [12]", tg_binary_cross_entropy_with_logits(f.tape, f.x, y_flat, NULL), "[12]", "[4, 3]");
+    ASSERT_ERROR("int64 target", tg_binary_cross_entropy_with_logits(f.tape, f.x, y_i64, NULL), "int64", "float64");
+    ASSERT_ERROR("float32 target", tg_binary_cross_entropy_with_logits(f.tape, f.x, y_f32, NULL), "float32",
+                 "float64");
+    ASSERT_ERROR("bce target [4, 2]", tg_binary_cross_entropy(f.tape, f.x, y_short, NULL), "binary_cross_entropy:",
+                 "[4, 2]", "[4, 3]");
+    ASSERT_ERROR("bce int64 target", tg_binary_cross_entropy(f.tape, f.x, y_i64, NULL), "int64");
+    ASSERT_ERROR("int64 logits", tg_binary_cross_entropy_with_logits(f.tape, y_i64, y_i64, NULL), "int64");
+    ASSERT_ERROR("softplus of int64", tg_softplus(f.tape, y_i64), "softplus", "int64");
+    ASSERT_ERROR("log_sigmoid of int64", tg_log_sigmoid(f.tape, y_i64), "log_sigmoid", "int64");
+    tg_tensor *owned[] = { y_short, y_flat, y_i64, y_f32 };
+    for (size_t o = 0; o < sizeof owned / sizeof *owned; o++)
+        tg_tensor_free(owned[o]);
+    error_teardown(&f);
+}
+
+Test(binary_losses_errors, weight_and_pos_weight_shape_and_dtype)
+{
+    error_fixture f = error_setup();
+    tg_tensor *w2 = tg_tensor_new(TG_F64, 1, (int64_t[]){ 2 });
+    tg_tensor *w4 = tg_tensor_new(TG_F64, 1, (int64_t[]){ 4 });
+    tg_tensor *w_big = tg_tensor_new(TG_F64, 3, (int64_t[]){ 2, 4, 3 });
+    tg_tensor *w32 = tg_tensor_new(TG_F32, 1, (int64_t[]){ 3 });
+    tg_tensor *w_i64 = tg_tensor_new(TG_I64, 1, (int64_t[]){ 3 });
+    tg_bce_opts opts = TG_BCE_OPTS_DEFAULT;
+    opts.weight = w2;
+    ASSERT_ERROR("weight [2]", tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts),
+                 "binary_cross_entropy_with_logits", "weight", "[2]", "[4, 3]");
+    ASSERT_ERROR("bce weight [2]", tg_binary_cross_entropy(f.tape, f.x, f.y, &opts), "binary_cross_entropy:",
+                 "weight", "[2]", "[4, 3]");
+    opts.weight = w_big; /* broadcastable, but it would make the loss larger than the input: PyTorch refuses it too */
+    ASSERT_ERROR("weight [2, 4, 3]", tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts), "weight",
+                 "[2, 4, 3]", "[4, 3]");
+    opts.weight = w32;
+    ASSERT_ERROR("float32 weight", tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts), "weight", "float32",
+                 "float64");
+    opts.weight = w_i64;
+    ASSERT_ERROR("int64 weight", tg_binary_cross_entropy(f.tape, f.x, f.y, &opts), "weight", "int64");
+    opts = TG_BCE_OPTS_DEFAULT;
+    opts.pos_weight = w4; /* one per row is [4, 1]; [4] lines up with the 3 classes */
+    ASSERT_ERROR("pos_weight [4]", tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts), "pos_weight", "[4]",
+                 "[4, 3]");
+    opts.pos_weight = w32;
+    ASSERT_ERROR("float32 pos_weight", tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts), "pos_weight",
+                 "float32", "float64");
+    opts.pos_weight = w_big;
+    ASSERT_ERROR("pos_weight for bce", tg_binary_cross_entropy(f.tape, f.x, f.y, &opts), "binary_cross_entropy:",
+                 "pos_weight");
+    opts = TG_BCE_OPTS_DEFAULT;
+    opts.reduction = (tg_reduction)7;
+    ASSERT_ERROR("reduction 7", tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts), "reduction 7");
+    tg_tensor *owned[] = { w2, w4, w_big, w32, w_i64 };
+    for (size_t o = 0; o < sizeof owned / sizeof *owned; o++)
+        tg_tensor_free(owned[o]);
+    error_teardown(&f);
+}
+
+Test(binary_losses_errors, probability_outside_unit_interval)
+{
+    error_fixture f = error_setup();
+    double bad[] = { 1.5, -1e-9, NAN, INFINITY };
+    const char *shown[] = { "= 1.5", "= -1e-09", "= nan", "= inf" };
+    for (int k = 0; k < 4; k++) {
+        tg_set(f.x, 5, bad[k]); /* [1, 2] of [4, 3] */
+        tg_set(f.x, 9, 2.0); /* a later one is not the first */
+        ASSERT_ERROR("p out of [0, 1]", tg_binary_cross_entropy(f.tape, f.x, f.y, NULL), "binary_cross_entropy",
+                     "input[5]", "at [1, 2]", shown[k], "[4, 3]", "[0, 1]");
+        tg_set(f.x32, 5, bad[k]);
+        ASSERT_ERROR("float32 p out of [0, 1]", tg_binary_cross_entropy(f.tape, f.x32, f.x32, NULL), "input[5]");
+    }
+    tg_tensor *p0 = scalar(1.25), *y0 = scalar(1);
+    ASSERT_ERROR("0-D p", tg_binary_cross_entropy(f.tape, p0, y0, NULL), "input[0] = 1.25", "shape []");
+    tg_tensor_free(p0);
+    tg_tensor_free(y0);
+    error_teardown(&f);
+}
+
+Test(binary_losses_errors, null_inputs_keep_the_first_error)
+{
+    error_fixture f = error_setup();
+    ASSERT_ERROR("NULL logits", tg_binary_cross_entropy_with_logits(f.tape, tg_softmax(f.tape, f.x, 5), f.y, NULL),
+                 "axis 5");
+    ASSERT_ERROR("NULL probs", tg_binary_cross_entropy(f.tape, tg_softmax(f.tape, f.x, 5), f.y, NULL), "axis 5");
+    ASSERT_ERROR("NULL softplus", tg_softplus(f.tape, tg_softmax(f.tape, f.x, 5)), "axis 5");
+    cr_assert_null(tg_binary_cross_entropy_with_logits(f.tape, f.x, NULL, NULL));
+    cr_assert_null(tg_binary_cross_entropy(f.tape, f.x, NULL, NULL));
+    ASSERT_ERROR("NULL tape", tg_binary_cross_entropy_with_logits(NULL, f.x, f.y, NULL),
+                 "binary_cross_entropy_with_logits", "tape");
+    ASSERT_ERROR("NULL tape", tg_binary_cross_entropy(NULL, f.x, f.y, NULL), "binary_cross_entropy", "tape");
+    error_teardown(&f);
+}
+
+/* A failing call records nothing and leaves every gradient as it was. */
+Test(binary_losses_errors, failure_writes_no_gradient)
+{
+    error_fixture f = error_setup();
+    tg_set_requires_grad(f.x, 1);
+    tg_set_requires_grad(f.y, 1);
+    tg_tensor *loss = tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, NULL);
+    cr_assert_not_null(loss, "%s", tg_last_error());
+    backward(f.tape, loss, NULL);
+    double before_x[12], before_y[12];
+    for (int i = 0; i < 12; i++) {
+        before_x[i] = tg_get(tg_grad(f.x), i);
+        before_y[i] = tg_get(tg_grad(f.y), i);
+    }
+    int64_t nodes = tg_tape_size(f.tape);
+    tg_tensor *w2 = tg_tensor_new(TG_F64, 1, (int64_t[]){ 2 });
+    tg_bce_opts opts = TG_BCE_OPTS_DEFAULT;
+    opts.weight = w2;
+    cr_assert_null(tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts));
+    tg_tensor *p_bad = tg_tensor_clone(f.x);
+    tg_set_requires_grad(p_bad, 1);
+    tg_set(p_bad, 3, 1.5);
+    cr_assert_null(tg_binary_cross_entropy(f.tape, p_bad, f.y, NULL));
+    cr_assert_null(tg_grad(p_bad));
+    cr_assert_eq(tg_tape_size(f.tape), nodes, "a failed op was recorded");
+    cr_assert_eq(tg_backward(f.tape, loss), 0, "%s", tg_last_error()); /* the tape still walks */
+    for (int i = 0; i < 12; i++) {
+        cr_assert_eq(tg_get(tg_grad(f.x), i), 2 * before_x[i], "dx[%d]", i);
+        cr_assert_eq(tg_get(tg_grad(f.y), i), 2 * before_y[i], "dy[%d]", i);
+    }
+    tg_tensor_free(w2);
+    tg_tensor_free(p_bad);
+    error_teardown(&f);
+}
+
+/* ================================================================= misc */
+
+/* An empty input: the mean is NaN (0/0, PyTorch's mean of nothing), sum 0, none empty. */
+Test(binary_losses_misc, empty_input)
+{
+    tg_tensor *x = tg_tensor_new(TG_F64, 2, (int64_t[]){ 0, 3 }), *y = tg_tensor_new(TG_F64, 2, (int64_t[]){ 0, 3 });
+    tg_tensor *pw = tg_tensor_from(TG_F64, 1, (int64_t[]){ 3 }, (double[]){ 1, 2, 3 });
+    tg_set_requires_grad(x, 1);
+    tg_tape *tape = tg_tape_new();
+    tg_reduction reductions[] = { TG_MEAN, TG_SUM, TG_NONE };
+    for (int r = 0; r < 3; r++)
+        for (int op = 0; op < 2; op++) {
+            tg_bce_opts opts = { .reduction = reductions[r], .pos_weight = op ? NULL : pw };
+            tg_tensor *loss = op ? tg_binary_cross_entropy(tape, x, y, &opts)
+                                 : tg_binary_cross_entropy_with_logits(tape, x, y, &opts);
+            cr_assert_not_null(loss, "%s", tg_last_error());
+            if (reductions[r] == TG_NONE) {
+                cr_assert_eq(tg_numel(loss), 0);
+                continue;
+            }
+            cr_assert(reductions[r] == TG_MEAN ? isnan(tg_get(loss, 0)) : tg_get(loss, 0) == 0, "%s %s: %g",
+                      op ? "bce" : "with logits", reduction_name(reductions[r]), tg_get(loss, 0));
+            backward(tape, loss, NULL);
+        }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tensor_free(pw);
+}
+
+/* L = bce_logits(x, y) + bce(sigmoid(x), y) on one tape: dx is twice sigmoid(x) - y over the count. */
+Test(binary_losses_misc, gradients_accumulate_and_no_recording)
+{
+    tg_tensor *x = random_tensor(TG_F64, 1, (int64_t[]){ 6 }, 21, -3, 3);
+    tg_tensor *y = random_tensor(TG_F64, 1, (int64_t[]){ 6 }, 22, 0, 1);
+    tg_set_requires_grad(x, 1);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *loss = tg_add(tape, tg_binary_cross_entropy_with_logits(tape, x, y, NULL),
+                             tg_binary_cross_entropy(tape, tg_sigmoid(tape, x), y, NULL));
+    cr_assert_not_null(loss, "%s", tg_last_error());
+    backward(tape, loss, NULL);
+    for (int i = 0; i < 6; i++)
+        assert_close(tg_get(tg_grad(x), i), (double)(2 * (sigmoid_ld(tg_get(x, i)) - tg_get(y, i)) / 6), 1e-12, "dx", i);
+    tg_tape_reset(tape);
+    tg_tape_set_recording(tape, 0);
+    tg_tensor *plain = tg_binary_cross_entropy_with_logits(tape, x, y, NULL);
+    cr_assert_not_null(plain, "%s", tg_last_error());
+    long double want = 0;
+    for (int i = 0; i < 6; i++)
+        want += bce_ld(tg_get(x, i), tg_get(y, i)) / 6;
+    assert_close(tg_get(plain, 0), (double)want, 1e-14, "loss without recording", 0);
+    cr_assert_eq(tg_tape_size(tape), 0);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+}

@@ -195,8 +195,9 @@ static void gradcheck_table(ref_op op, double lo, double hi, bool pos_weight)
         for (int r = 0; r < 3; r++)
             for (int weighted = 0; weighted < 2; weighted++) {
                 const shape_case *c = &shape_cases[k];
-                tg_tensor *inputs[2] = { random_tensor(TG_F64, c->ndim, c->shape, ++seed, lo, hi),
-                                         random_tensor(TG_F64, c->ndim, c->shape, ++seed, 0, 1) };
+                tg_tensor *inputs[2];
+                inputs[0] = random_tensor(TG_F64, c->ndim, c->shape, ++seed, lo, hi);
+                inputs[1] = random_tensor(TG_F64, c->ndim, c->shape, ++seed, 0, 1);
                 tg_tensor *w = weighted && c->w_ndim >= 0
                                    ? random_tensor(TG_F64, c->w_ndim, c->w_shape, ++seed, 0.1, 2)
                                    : NULL;

@@ -32,9 +32,10 @@ static void softplus_block_f32(const float *x, float *sig, float *tail, int64_t 
         u[j] = 1.0f + e[j];
     tg_log_row_f32(u, l, m); /* u in [1, 2] */
     for (int64_t j = 0; j < m; j++) {
+        float inv = 1.0f / u[j];
         /* log1p(e) = log(u) - ((u - 1) - e) / u: the rounding of 1 + e taken back out */
-        tail[j] = l[j] - ((u[j] - 1.0f) - e[j]) / u[j];
-        sig[j] = (x[j] >= 0 ? 1.0f : e[j]) / u[j];
+        tail[j] = l[j] - ((u[j] - 1.0f) - e[j]) * inv;
+        sig[j] = (x[j] >= 0 ? 1.0f : e[j]) * inv;
     }
 }
 

@@ -352,6 +352,10 @@ TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const floa
 /* ---- Layers and models (src/nn/) ---- */
 
 typedef enum { TG_LAYER_LINEAR, TG_LAYER_RELU, TG_LAYER_SIGMOID, TG_LAYER_TANH } tg_layer_type;
+/* The names configs and checkpoints use ("linear", "relu", "sigmoid", "tanh"):
+ * NULL for a value outside the enum; the type of a name, or -1 when unknown. */
+TG_API const char *tg_layer_type_name(tg_layer_type type);
+TG_API int tg_layer_type_from_name(const char *name);
 typedef struct {
     tg_layer_type type;
     int64_t out; /* linear: output features */
@@ -379,6 +383,10 @@ TG_API tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, cons
 TG_API void tg_model_free(tg_model *model);
 /* Logits [rows, classes] for x [rows, inputs], recorded on the tape. */
 TG_API tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
+/* The same forward with params[i] in place of tg_model_param(model, i) (all
+ * tg_model_n_params of them, same shapes): a functional call, e.g. to check
+ * the gradient with respect to one parameter through a tape tensor. */
+TG_API tg_tensor *tg_model_forward_with(const tg_model *model, tg_tape *tape, tg_tensor *x, tg_tensor *const *params);
 TG_API int64_t tg_model_inputs(const tg_model *model);
 TG_API int64_t tg_model_classes(const tg_model *model);
 TG_API tg_dtype tg_model_dtype(const tg_model *model);
@@ -501,7 +509,7 @@ TG_API int tg_model_save(const tg_model *model, const char *path);
  * against the file. Caller owns the result. */
 TG_API tg_model *tg_model_load(const char *path);
 
-/* ---- Training and evaluation (src/nn/train.c) ---- */
+/* ---- Training and evaluation (src/nn/trainer.c, evaluate.c, load_data.c) ---- */
 
 typedef struct {
     int epoch; /* 1-based */
@@ -537,6 +545,7 @@ typedef struct {
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */
     double *train_loss, *val_loss, *val_accuracy;
+    int stopped_by_caller; /* the progress callback asked to stop (stopped_early is patience only) */
 } tg_training;
 /* Loads the data a config names and splits it as training does (same seed,
  * same rows): test from data.test or data.test_split, validation from

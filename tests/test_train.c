@@ -316,7 +316,8 @@ Test(train, a_callback_returning_non_zero_mid_epoch_stops_training)
     tg_training *t = train(cfg, log_progress, &log);
     cr_assert_eq(log.calls, 3, "called %d times after asking to stop", log.calls);
     cr_assert_eq(t->epochs_run, 1);
-    cr_assert(t->stopped_early);
+    cr_assert(t->stopped_by_caller);
+    cr_assert(!t->stopped_early, "the caller's stop is not early stopping");
     tg_training_free(t);
     tg_config_free(cfg);
 }
@@ -328,7 +329,8 @@ Test(train, a_callback_returning_non_zero_at_an_epochs_end_stops_training)
     tg_training *t = train(cfg, log_progress, &log);
     cr_assert_eq(log.calls, 8);
     cr_assert_eq(t->epochs_run, 2);
-    cr_assert(t->stopped_early);
+    cr_assert(t->stopped_by_caller);
+    cr_assert(!t->stopped_early, "the caller's stop is not early stopping");
     tg_training_free(t);
     tg_config_free(cfg);
 }

@@ -14,19 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *command = "tapegrad";
-
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: error: ", command);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
 /* ---- usage ---- */
 
 static const char *usage_main =
@@ -578,7 +565,6 @@ static int cmd_predict(int argc, char **argv)
     return rc;
 }
 
-int run_gradcheck(const char *config_path, bool json);
 
 static int cmd_gradcheck(int argc, char **argv)
 {

@@ -58,10 +58,7 @@ static tg_tensor *tensor_of(tg_dtype dtype, int ndim, const int64_t *shape, cons
     return t;
 }
 
-static const char *reduction_name(tg_reduction r)
-{
-    return r == TG_MEAN ? "mean" : r == TG_SUM ? "sum" : "none";
-}
+static const char *reduction_name(tg_reduction r) { return r == TG_MEAN ? "mean" : r == TG_SUM ? "sum" : "none"; }
 
 /* Runs backward from loss: seeded with 1 for a scalar, with upstream for a TG_NONE loss. */
 static void backward(tg_tape *tape, tg_tensor *loss, const tg_tensor *upstream)
@@ -198,9 +195,8 @@ static void gradcheck_table(ref_op op, double lo, double hi, bool pos_weight)
                 tg_tensor *inputs[2];
                 inputs[0] = random_tensor(TG_F64, c->ndim, c->shape, ++seed, lo, hi);
                 inputs[1] = random_tensor(TG_F64, c->ndim, c->shape, ++seed, 0, 1);
-                tg_tensor *w = weighted && c->w_ndim >= 0
-                                   ? random_tensor(TG_F64, c->w_ndim, c->w_shape, ++seed, 0.1, 2)
-                                   : NULL;
+                tg_tensor *w =
+                    weighted && c->w_ndim >= 0 ? random_tensor(TG_F64, c->w_ndim, c->w_shape, ++seed, 0.1, 2) : NULL;
                 tg_tensor *pw = weighted && pos_weight && c->pw_ndim >= 0
                                     ? random_tensor(TG_F64, c->pw_ndim, c->pw_shape, ++seed, 0.2, 3)
                                     : NULL;
@@ -269,7 +265,7 @@ static tg_tensor *composed_loss(tg_tape *tape, tg_tensor *x, tg_tensor *y, const
     tg_tensor *per = tg_neg(tape, tg_add(tape, positive, tg_mul(tape, tg_sub(tape, one, y), log_1ms)));
     if (opts->weight)
         per = tg_mul(tape, (tg_tensor *)opts->weight, per);
-    return opts->reduction == TG_NONE ? per
+    return opts->reduction == TG_NONE  ? per
            : opts->reduction == TG_SUM ? tg_sum(tape, per, TG_ALL)
                                        : tg_mean(tape, per, TG_ALL);
 }
@@ -441,8 +437,8 @@ Test(binary_losses_float32, long_vector_against_long_double)
         long double t = tg_get(x, i), yi = tg_get(y, i);
         long double want = bce_ld(t, yi), got = tg_get(loss, i);
         total += want;
-        cr_assert(fabsl(got - want) <= 2e-6L * fabsl(want) + 1e-37L, "loss[%lld] = %.9g, expected %.12Lg (x %.9Lg, y %.9Lg)",
-                  (long long)i, (double)got, want, t, yi);
+        cr_assert(fabsl(got - want) <= 2e-6L * fabsl(want) + 1e-37L,
+                  "loss[%lld] = %.9g, expected %.12Lg (x %.9Lg, y %.9Lg)", (long long)i, (double)got, want, t, yi);
         assert_close(tg_get(tg_grad(x), i), (double)(sigmoid_ld(t) - yi), 1e-6, "dx", i);
     }
     tg_tensor *mean = tg_binary_cross_entropy_with_logits(tape, x, y, NULL);
@@ -501,10 +497,9 @@ Test(binary_losses_errors, target_shape_and_dtype)
                  "binary_cross_entropy_with_logits", "[4, 2]", "[4, 3]");
     ASSERT_ERROR("target [12]", tg_binary_cross_entropy_with_logits(f.tape, f.x, y_flat, NULL), "[12]", "[4, 3]");
     ASSERT_ERROR("int64 target", tg_binary_cross_entropy_with_logits(f.tape, f.x, y_i64, NULL), "int64", "float64");
-    ASSERT_ERROR("float32 target", tg_binary_cross_entropy_with_logits(f.tape, f.x, y_f32, NULL), "float32",
-                 "float64");
-    ASSERT_ERROR("bce target [4, 2]", tg_binary_cross_entropy(f.tape, f.x, y_short, NULL), "binary_cross_entropy:",
-                 "[4, 2]", "[4, 3]");
+    ASSERT_ERROR("float32 target", tg_binary_cross_entropy_with_logits(f.tape, f.x, y_f32, NULL), "float32", "float64");
+    ASSERT_ERROR("bce target [4, 2]", tg_binary_cross_entropy(f.tape, f.x, y_short, NULL),
+                 "binary_cross_entropy:", "[4, 2]", "[4, 3]");
     ASSERT_ERROR("bce int64 target", tg_binary_cross_entropy(f.tape, f.x, y_i64, NULL), "int64");
     ASSERT_ERROR("int64 logits", tg_binary_cross_entropy_with_logits(f.tape, y_i64, y_i64, NULL), "int64");
     ASSERT_ERROR("softplus of int64", tg_softplus(f.tape, y_i64), "softplus", "int64");
@@ -527,8 +522,8 @@ Test(binary_losses_errors, weight_and_pos_weight_shape_and_dtype)
     opts.weight = w2;
     ASSERT_ERROR("weight [2]", tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts),
                  "binary_cross_entropy_with_logits", "weight", "[2]", "[4, 3]");
-    ASSERT_ERROR("bce weight [2]", tg_binary_cross_entropy(f.tape, f.x, f.y, &opts), "binary_cross_entropy:",
-                 "weight", "[2]", "[4, 3]");
+    ASSERT_ERROR("bce weight [2]", tg_binary_cross_entropy(f.tape, f.x, f.y, &opts), "binary_cross_entropy:", "weight",
+                 "[2]", "[4, 3]");
     opts.weight = w_big; /* broadcastable, but it would make the loss larger than the input: PyTorch refuses it too */
     ASSERT_ERROR("weight [2, 4, 3]", tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts), "weight",
                  "[2, 4, 3]", "[4, 3]");
@@ -545,8 +540,8 @@ Test(binary_losses_errors, weight_and_pos_weight_shape_and_dtype)
     ASSERT_ERROR("float32 pos_weight", tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts), "pos_weight",
                  "float32", "float64");
     opts.pos_weight = w_big;
-    ASSERT_ERROR("pos_weight for bce", tg_binary_cross_entropy(f.tape, f.x, f.y, &opts), "binary_cross_entropy:",
-                 "pos_weight");
+    ASSERT_ERROR("pos_weight for bce", tg_binary_cross_entropy(f.tape, f.x, f.y, &opts),
+                 "binary_cross_entropy:", "pos_weight");
     opts = TG_BCE_OPTS_DEFAULT;
     opts.reduction = (tg_reduction)7;
     ASSERT_ERROR("reduction 7", tg_binary_cross_entropy_with_logits(f.tape, f.x, f.y, &opts), "reduction 7");
@@ -668,7 +663,8 @@ Test(binary_losses_misc, gradients_accumulate_and_no_recording)
     cr_assert_not_null(loss, "%s", tg_last_error());
     backward(tape, loss, NULL);
     for (int i = 0; i < 6; i++)
-        assert_close(tg_get(tg_grad(x), i), (double)(2 * (sigmoid_ld(tg_get(x, i)) - tg_get(y, i)) / 6), 1e-12, "dx", i);
+        assert_close(tg_get(tg_grad(x), i), (double)(2 * (sigmoid_ld(tg_get(x, i)) - tg_get(y, i)) / 6), 1e-12, "dx",
+                     i);
     tg_tape_reset(tape);
     tg_tape_set_recording(tape, 0);
     tg_tensor *plain = tg_binary_cross_entropy_with_logits(tape, x, y, NULL);

@@ -65,8 +65,9 @@ static double forward(const bce_logits_saved *s, const tg_tensor *x, const tg_te
         T sig_scratch[BLOCK], tail[BLOCK], loss[BLOCK];
         for (int64_t r = 0; r < l->rows; r++) {
             const T *w = weight ? (const T *)weight->data + tg_binary_loss_row_offset(l, l->weight_strides, r) : NULL;
-            const T *p = pos_weight ? (const T *)pos_weight->data + tg_binary_loss_row_offset(l, l->pos_weight_strides, r)
-                                    : NULL;
+            const T *p = pos_weight
+                             ? (const T *)pos_weight->data + tg_binary_loss_row_offset(l, l->pos_weight_strides, r)
+                             : NULL;
             for (int64_t b = 0; b < l->inner; b += BLOCK) {
                 int64_t m = l->inner - b < BLOCK ? l->inner - b : BLOCK, at = r * l->inner + b;
                 const T *xb = xs + at, *yb = ys + at;
@@ -126,9 +127,9 @@ static int bce_logits_backward(tg_tape *tape, tg_node *node)
         }
         for (int64_t row = 0; (dx || dy) && row < l->rows; row++) {
             const T *w = weight ? (const T *)weight->data + tg_binary_loss_row_offset(l, l->weight_strides, row) : NULL;
-            const T *p = pos_weight ? (const T *)pos_weight->data +
-                                          tg_binary_loss_row_offset(l, l->pos_weight_strides, row)
-                                    : NULL;
+            const T *p = pos_weight
+                             ? (const T *)pos_weight->data + tg_binary_loss_row_offset(l, l->pos_weight_strides, row)
+                             : NULL;
             for (int64_t j = 0; j < l->inner; j++) {
                 int64_t i = row * l->inner + j;
                 T wj = w ? w[j * l->weight_inner] : 1, pj = p ? p[j * l->pos_weight_inner] : 1;

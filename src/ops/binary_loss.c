@@ -18,7 +18,8 @@ static bool broadcasts_to_input(const char *op, const char *what, const tg_tenso
     }
     if (!ok)
         tg_error("%s: %s has shape %s, which does not broadcast to the input's shape %s", op, what,
-                 tg_shape_str(st, sizeof st, t->ndim, t->shape), tg_shape_str(si, sizeof si, input->ndim, input->shape));
+                 tg_shape_str(st, sizeof st, t->ndim, t->shape),
+                 tg_shape_str(si, sizeof si, input->ndim, input->shape));
     return ok;
 }
 
@@ -63,8 +64,8 @@ int tg_binary_loss_check(const char *op, const tg_tensor *input, const tg_tensor
     if (flat && input->numel == 0)
         l->rows = 0;
     const tg_tensor *weights[2] = { opts->weight, opts->pos_weight };
-    int64_t *strides[2] = { l->weight_strides, l->pos_weight_strides }, *inner[2] = { &l->weight_inner,
-                                                                                      &l->pos_weight_inner };
+    int64_t *strides[2] = { l->weight_strides, l->pos_weight_strides },
+            *inner[2] = { &l->weight_inner, &l->pos_weight_inner };
     for (int k = 0; k < 2; k++) {
         for (int i = 0; i < TG_MAX_DIMS; i++)
             strides[k][i] = 0;

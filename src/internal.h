@@ -155,6 +155,9 @@ struct tg_model {
     char *config_json;
 };
 
+/* Layer names indexed by tg_layer_type, NULL-terminated (src/nn/model.c): the choices a config offers. */
+extern const char *const tg_layer_names[];
+
 /* A copy of s from the library's allocator; NULL (error set) on failure. */
 char *tg_strdup(const char *s);
 /* Frees an array of n strings and the array. */
@@ -164,6 +167,9 @@ const char *tg_utf8_first_invalid(const char *s);
 
 /* The number of cells on the first non-blank line of a CSV file (src/io/csv.c). */
 int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns);
+
+/* 2^53: larger integers do not survive a JSON number (cJSON reads doubles). */
+#define TG_JSON_MAX_INTEGER 9007199254740992.0
 
 /* Before each cJSON call: routes cJSON through the allocator hooks (once per
  * process) and clears this thread's out-of-memory flag (src/io/json_alloc.c). */

@@ -426,3 +426,21 @@ Test(model, forward_refuses_an_input_of_the_wrong_width)
     tg_tensor_free(x64);
     tg_model_free(m);
 }
+
+Test(model, layer_type_names_round_trip_and_unknowns_are_refused)
+{
+    static const struct {
+        tg_layer_type type;
+        const char *name;
+    } names[] = { { TG_LAYER_LINEAR, "linear" }, { TG_LAYER_RELU, "relu" }, { TG_LAYER_SIGMOID, "sigmoid" },
+                  { TG_LAYER_TANH, "tanh" } };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        cr_assert_str_eq(tg_layer_type_name(names[i].type), names[i].name);
+        cr_assert_eq(tg_layer_type_from_name(names[i].name), (int)names[i].type);
+    }
+    cr_assert_null(tg_layer_type_name((tg_layer_type)4));
+    cr_assert_null(tg_layer_type_name((tg_layer_type)-1));
+    cr_assert_eq(tg_layer_type_from_name("Linear"), -1);
+    cr_assert_eq(tg_layer_type_from_name(""), -1);
+    cr_assert_eq(tg_layer_type_from_name(NULL), -1);
+}

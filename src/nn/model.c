@@ -6,15 +6,20 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *layer_name(tg_layer_type t)
+/* The one table of layer names, indexed by tg_layer_type, NULL-terminated. */
+const char *const tg_layer_names[] = { "linear", "relu", "sigmoid", "tanh", NULL };
+
+const char *tg_layer_type_name(tg_layer_type type)
 {
-    switch (t) {
-    case TG_LAYER_LINEAR: return "linear";
-    case TG_LAYER_RELU: return "relu";
-    case TG_LAYER_SIGMOID: return "sigmoid";
-    case TG_LAYER_TANH: return "tanh";
-    }
-    return "unknown";
+    return (unsigned)type < sizeof tg_layer_names / sizeof *tg_layer_names - 1 ? tg_layer_names[type] : NULL;
+}
+
+int tg_layer_type_from_name(const char *name)
+{
+    for (int i = 0; name && tg_layer_names[i]; i++)
+        if (strcmp(tg_layer_names[i], name) == 0)
+            return i;
+    return -1;
 }
 
 static int check_layers(int64_t inputs, int n_layers, const tg_layer_spec *layers)
@@ -34,7 +39,7 @@ static int check_layers(int64_t inputs, int n_layers, const tg_layer_spec *layer
     }
     if (layers[n_layers - 1].type != TG_LAYER_LINEAR)
         return tg_error("model: the last layer is %s, expected linear (its outputs are the logits)",
-                        layer_name(layers[n_layers - 1].type)),
+                        tg_layer_type_name(layers[n_layers - 1].type)),
                -1;
     return 0;
 }

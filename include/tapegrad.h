@@ -381,10 +381,13 @@ TG_API void tg_linear_layer_free(tg_linear_layer *layer);
  * standardization and the config text. */
 typedef struct tg_model tg_model;
 /* Builds and initialises a model from rng. Every linear layer must have a
- * positive out; the last layer must be linear (its out is the class count). */
+ * positive out; the last layer must be linear (its out is the class count).
+ * A binary model has one output and two classes, P(class 1) = sigmoid(its
+ * logit), as scikit-learn's binary LogisticRegression: a last layer with out
+ * 1, then tg_model_set_labels with two names (training does both). */
 TG_API tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers, tg_rng *rng);
 TG_API void tg_model_free(tg_model *model);
-/* Logits [rows, classes] for x [rows, inputs], recorded on the tape. */
+/* Logits [rows, classes] for x [rows, inputs] ([rows, 1] for a binary model), recorded on the tape. */
 TG_API tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
 /* The same forward with params[i] in place of tg_model_param(model, i) (all
  * tg_model_n_params of them, same shapes): a functional call, e.g. to check
@@ -399,7 +402,8 @@ TG_API const tg_layer_spec *tg_model_layer(const tg_model *model, int i);
 TG_API int tg_model_n_params(const tg_model *model);
 TG_API tg_tensor *tg_model_param(const tg_model *model, int i);
 TG_API const char *tg_model_param_name(const tg_model *model, int i);
-/* What a checkpoint carries besides the weights; setters copy their inputs. */
+/* What a checkpoint carries besides the weights; setters copy their inputs.
+ * classes must be the model's; two names for a one-output model make it binary. */
 TG_API int tg_model_set_labels(tg_model *model, int64_t classes, char *const *names);
 TG_API const char *tg_model_label(const tg_model *model, int64_t class_id); /* NULL when none */
 TG_API int tg_model_set_standardization(tg_model *model, const float *mean, const float *std); /* [inputs] each, or NULL to clear */
@@ -448,6 +452,9 @@ TG_API double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double m
 /* ---- Model configs (src/io/config.c; docs/config.md) ---- */
 
 typedef enum { TG_SCHEDULE_CONSTANT, TG_SCHEDULE_STEP, TG_SCHEDULE_COSINE } tg_schedule_type;
+/* loss.type: softmax cross-entropy over one output per class, or binary cross-entropy with logits over one
+ * output (a last linear layer with "out": 1) for two classes. */
+typedef enum { TG_LOSS_CROSS_ENTROPY, TG_LOSS_BINARY_CROSS_ENTROPY } tg_loss_type;
 
 typedef struct {
     char *path; /* the config file, and the folder relative paths are resolved against */
@@ -483,6 +490,11 @@ typedef struct {
         char **class_weight_labels; /* [n_class_weight_labels], or NULL */
         double *class_weight_values;
         int64_t n_class_weight_labels;
+        /* binary_cross_entropy: the class whose probability the output is (default: the label that sorts
+         * second, as scikit-learn's classes_[1]) and the weight of its term (PyTorch's pos_weight, default 1). */
+        tg_loss_type type;
+        char *positive_class; /* or NULL */
+        double pos_weight;
     } loss;
     tg_optim_opts optimizer;
     struct {
@@ -545,7 +557,8 @@ typedef struct {
  * the model's standardization when it has one. Free with tg_eval_free. */
 TG_API int tg_evaluate(tg_model *model, const tg_dataset *ds, tg_eval *out);
 TG_API void tg_eval_free(tg_eval *ev);
-/* Class probabilities [rows, classes] of ds under model into probs (caller's buffer). */
+/* Class probabilities [rows, classes] of ds under model into probs (caller's buffer). A binary model's row
+ * is (1 - sigmoid(x), sigmoid(x)). */
 TG_API int tg_predict(tg_model *model, const tg_dataset *ds, double *probs);
 
 typedef struct {
@@ -559,7 +572,8 @@ typedef struct {
 } tg_training;
 /* Loads the data a config names and splits it as training does (same seed,
  * same rows): test from data.test or data.test_split, validation from
- * data.validation_split. validation and test may be empty, never NULL.
+ * data.validation_split. validation and test may be empty, never NULL. With
+ * binary_cross_entropy the positive class is class 1, as training makes it.
  * All three are caller-owned and raw (not standardized). 0 on success. */
 TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test);
 /* Everything a config asks for: loads the data, splits it, standardizes it,

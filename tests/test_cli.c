@@ -479,6 +479,34 @@ Test(cv_refusals, bad_folds_grid_keys_and_values_are_refused_before_training)
     }
 }
 
+#define CANCER_BINARY_JSON SRC "/examples/breast_cancer_binary.json"
+
+Test(cli, a_one_output_model_evaluates_predicts_and_cross_validates)
+{
+    char *model = in_dir("bin.safetensors");
+    cr_assert_eq(run("train '%s' --out '%s' --quiet", CANCER_BINARY_JSON, model), 0, "%s", err_text);
+    cr_assert(strstr(out_text, "test accuracy 0.9"), "%s", out_text);
+    cr_assert_eq(run("eval '%s' '%s' --json", model, CANCER_BINARY_JSON), 0, "%s", err_text);
+    cJSON *ev = cJSON_Parse(out_text);
+    cr_assert_not_null(ev);
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "positive_label")), "malignant");
+    cr_expect_gt(cJSON_GetObjectItem(ev, "roc_auc")->valuedouble, 0.95);
+    cr_expect_float_eq(cJSON_GetObjectItem(ev, "loss")->valuedouble, cJSON_GetObjectItem(ev, "log_loss")->valuedouble,
+                       1e-5);
+    cJSON_Delete(ev);
+    cr_assert_eq(run("predict '%s' '%s' --proba", model, CANCER_CSV), 0, "%s", err_text);
+    cr_expect_eq(strncmp(out_text, "malignant\n", 10), 0, "%.40s", out_text);
+    cr_assert_eq(run("predict '%s' '%s'", model, CANCER_CSV), 0, "%s", err_text);
+    cr_expect_eq(strncmp(out_text, "label,probability\nmalignant,", 28), 0, "%.60s", out_text);
+    cr_assert_eq(run("cv '%s' --folds 3 --metric roc_auc --grid loss.pos_weight=1,2 --json --quiet", CANCER_BINARY_JSON),
+                 0, "%s", err_text);
+    cJSON *cv = cJSON_Parse(out_text);
+    cr_assert_not_null(cv, "%s", out_text);
+    cr_expect_gt(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cv, "points"), 0), "mean")->valuedouble,
+                 0.95);
+    cJSON_Delete(cv);
+}
+
 /* ---- errors: exit 1 and one clear message ---- */
 
 Test(cli, eval_on_data_of_another_width_names_both_numbers)

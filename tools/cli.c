@@ -99,6 +99,8 @@ int64_t positive_class(const tg_model *m, int64_t classes)
 {
     if (classes != 2)
         return -1;
+    if (tg_model_layer(m, tg_model_n_layers(m) - 1)->out == 1)
+        return 1; /* a one-output model's logit is class 1's (training put the positive class there) */
     char a_buf[32], b_buf[32], *a_end, *b_end;
     const char *a = label_of(m, 0, a_buf, sizeof a_buf), *b = label_of(m, 1, b_buf, sizeof b_buf);
     double x = strtod(a, &a_end), y = strtod(b, &b_end);

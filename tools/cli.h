@@ -39,8 +39,9 @@ int parse_options(int argc, char **argv, int max_positional, int allowed, option
 
 /* Class k's label, or its number written into buf. */
 const char *label_of(const tg_model *m, int64_t k, char *buf, size_t size);
-/* With two classes, the positive one: the label that sorts second, as scikit-learn's classes_ (numbers by
- * value, other labels by their bytes). -1 with more classes. */
+/* With two classes, the positive one: class 1 of a one-output model (its loss.positive_class), else the
+ * label that sorts second, as scikit-learn's classes_ (numbers by value, other labels by their bytes). -1
+ * with more classes. */
 int64_t positive_class(const tg_model *m, int64_t classes);
 /* Prints o as indented JSON on stdout and frees it. */
 void print_json(cJSON *o);

@@ -28,8 +28,7 @@ int tg_balanced_class_weights(const tg_dataset *ds, double *weights)
     return status;
 }
 
-/* "file: " before a config message, when the config came from a file. */
-static const char *file_prefix(const tg_config *cfg, char *buf, size_t size)
+const char *tg_config_file_prefix(const tg_config *cfg, char *buf, size_t size)
 {
     if (!cfg->path)
         return "";
@@ -55,7 +54,7 @@ static int map_weights(const tg_config *cfg, const tg_dataset *train, double *we
                 strncat(known, train->label_names[j], sizeof known - strlen(known) - 1);
             }
             tg_error("%sloss.class_weight.%s: no class '%s' in the training data (its classes: %s)",
-                     file_prefix(cfg, prefix, sizeof prefix), label, label, known);
+                     tg_config_file_prefix(cfg, prefix, sizeof prefix), label, label, known);
             return -1;
         }
         weights[k] = cfg->loss.class_weight_values[i];
@@ -87,7 +86,7 @@ int tg_loss_weight_tensor(const tg_config *cfg, const tg_dataset *train, tg_dtyp
         if (!(total > 0)) {
             char prefix[512];
             tg_error("%sloss.class_weight: every class weighs 0; at least one must count",
-                     file_prefix(cfg, prefix, sizeof prefix));
+                     tg_config_file_prefix(cfg, prefix, sizeof prefix));
             status = -1;
         }
     }

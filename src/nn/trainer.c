@@ -14,9 +14,12 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, tg_model *
     tg_rng init;
     tg_rng_seed(&init, cfg->seed);
     const tg_layer_spec *last = &cfg->model.layers[cfg->model.n_layers - 1];
-    if (last->out != train->classes) {
-        tg_error("model.layers[%d].out is %lld but the training data has %lld classes", cfg->model.n_layers - 1,
-                 (long long)last->out, (long long)train->classes);
+    bool binary = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY; /* one output, two classes */
+    if ((binary ? 2 : last->out) != train->classes) {
+        tg_error("model.layers[%d].out is %lld but the training data has %lld classes%s", cfg->model.n_layers - 1,
+                 (long long)last->out, (long long)train->classes,
+                 last->out == 1 ? " (a one-output binary model needs \"loss\": {\"type\": \"binary_cross_entropy\"})"
+                                : "");
         return -1;
     }
     if (cfg->loss.class_weights && cfg->loss.n_class_weights != train->classes) {
@@ -89,6 +92,7 @@ typedef struct {
     int64_t *order; /* the epoch's row order */
     tg_tensor *class_weight;
     tg_ce_opts ce;
+    binary_targets bce; /* binary_cross_entropy only */
     /* early stopping: the best validation loss so far and its weights */
     bool early;
     double best_val;
@@ -119,15 +123,18 @@ static int trainer_open_data(trainer *tr)
             !(tr->t->validation = copy_rows(tr->given_validation, tr->given_train)) ||
             !(tr->t->test = copy_rows(NULL, tr->given_train)))
             return -1;
-        return build_model(tr->cfg, tr->t->train, &tr->t->model);
+    } else {
+        if (load_and_split(tr->cfg, &tr->shuffle, &d)) {
+            split_data_free(&d);
+            return -1;
+        }
+        tr->t->train = d.train;
+        tr->t->validation = d.validation;
+        tr->t->test = d.test;
     }
-    if (load_and_split(tr->cfg, &tr->shuffle, &d)) {
-        split_data_free(&d);
+    if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
+        binary_orient(tr->cfg, tr->t->train, tr->t->validation, tr->t->test))
         return -1;
-    }
-    tr->t->train = d.train;
-    tr->t->validation = d.validation;
-    tr->t->test = d.test;
     return build_model(tr->cfg, tr->t->train, &tr->t->model);
 }
 
@@ -163,6 +170,9 @@ static int trainer_open_buffers(trainer *tr)
     if (tg_loss_weight_tensor(cfg, t->train, m->dtype, &tr->class_weight))
         return -1;
     tr->ce.weight = tr->class_weight;
+    if (cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
+        binary_targets_init(&tr->bce, m->dtype, batch, rows, tr->class_weight != NULL, cfg->loss.pos_weight))
+        return -1;
     return 0;
 }
 
@@ -172,6 +182,7 @@ static void trainer_close(trainer *tr)
     tg_dealloc(tr->order);
     batch_buffers_free(&tr->batches);
     tg_tensor_free(tr->class_weight);
+    binary_targets_free(&tr->bce);
     tg_optimizer_free(tr->opt);
     tg_tape_free(tr->tape);
 }
@@ -195,7 +206,14 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
     batch_tensors b = batch_buffers_for(&tr->batches, rows - start < tr->batches.size ? rows - start : tr->batches.size);
     gather_rows(m, tr->t->train, tr->order + start, 0, b.x, b.y);
     tg_tape_reset(tr->tape);
-    tg_tensor *loss = tg_cross_entropy(tr->tape, tg_model_forward(m, tr->tape, b.x), b.y, &tr->ce);
+    tg_tensor *logits = tg_model_forward(m, tr->tape, b.x), *loss;
+    if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
+        tg_bce_opts bce;
+        tg_tensor *target = binary_targets_fill(&tr->bce, b.y, tr->class_weight, &bce);
+        loss = tg_binary_cross_entropy_with_logits(tr->tape, logits, target, &bce);
+    } else {
+        loss = tg_cross_entropy(tr->tape, logits, b.y, &tr->ce);
+    }
     if (!loss)
         return -1;
     *value = tg_get(loss, 0);

@@ -512,7 +512,9 @@ static int report(cv_run *run, const char *out)
                 cJSON_AddItemToObject(params, run->axes[a].key, cJSON_Duplicate(run->axes[a].values[choice[a]], 1));
             cJSON_AddNumberToObject(p, "mean", means[i]);
             cJSON_AddNumberToObject(p, "std", stds[i]);
-            cJSON_AddItemToObject(p, "scores", cJSON_CreateDoubleArray(run->scores + i * run->folds, run->folds));
+            cJSON *scores = cJSON_AddArrayToObject(p, "scores");
+            for (int f = 0; f < run->folds; f++)
+                cJSON_AddItemToArray(scores, cJSON_CreateNumber(run->scores[i * run->folds + f]));
             cJSON_AddItemToArray(points, p);
         }
         cJSON_AddNumberToObject(json, "best", best);

@@ -31,10 +31,11 @@ Test(class_weight, balanced_is_rows_over_classes_times_count)
     tg_dataset_free(ds);
 }
 
-static const char *config_fmt = "{ \"data\": { \"train\": \"%s\", \"test_split\": 0, \"validation_split\": 0 }, \"model\": { \"layers\": [ "
-                                "{ \"type\": \"linear\", \"out\": 2 } ] }, \"loss\": %s, "
-                                "\"optimizer\": { \"type\": \"sgd\", \"lr\": 0.05 }, "
-                                "\"train\": { \"epochs\": 3, \"batch_size\": 64 }, \"seed\": 3 }";
+static const char *config_fmt =
+    "{ \"data\": { \"train\": \"%s\", \"test_split\": 0, \"validation_split\": 0 }, \"model\": { \"layers\": [ "
+    "{ \"type\": \"linear\", \"out\": 2 } ] }, \"loss\": %s, "
+    "\"optimizer\": { \"type\": \"sgd\", \"lr\": 0.05 }, "
+    "\"train\": { \"epochs\": 3, \"batch_size\": 64 }, \"seed\": 3 }";
 
 static tg_config *config_with_loss(const char *loss)
 {

@@ -51,8 +51,7 @@ int parse_options(int argc, char **argv, int max_positional, int allowed, option
             if (o->n_grid == CLI_MAX_GRID)
                 return fail("at most %d --grid options", CLI_MAX_GRID), 2;
             value = &o->grid[o->n_grid++];
-        }
-        else if (a[0] == '-' && a[1] != 0)
+        } else if (a[0] == '-' && a[1] != 0)
             return fail("unknown option '%s' (see '%s --help')", a, command), 2;
         else if (o->n_positional < max_positional)
             o->positional[o->n_positional++] = a;
@@ -92,7 +91,6 @@ const char *label_of(const tg_model *m, int64_t k, char *buf, size_t size)
     return buf;
 }
 
-
 /* With two classes, the positive one is the label that sorts second, as scikit-learn's classes_: numbers by
  * value, other labels by their bytes. */
 int64_t positive_class(const tg_model *m, int64_t classes)
@@ -119,7 +117,6 @@ void print_json(cJSON *o)
     cJSON_Delete(o);
 }
 
-
 double wall_seconds(void)
 {
     struct timespec ts;
@@ -139,8 +136,8 @@ int on_progress(const tg_progress *p, void *ctx)
         s->last_draw = now;
         int filled = (int)(30.0 * (double)p->step / (double)p->steps_per_epoch);
         fprintf(s->out, "\r\033[Kepoch %3d/%d [%.*s%*s] %3d%%  train loss %.4f", p->epoch, p->epochs, filled,
-                "##############################", 30 - filled, "", (int)(100.0 * (double)p->step / (double)p->steps_per_epoch),
-                p->train_loss);
+                "##############################", 30 - filled, "",
+                (int)(100.0 * (double)p->step / (double)p->steps_per_epoch), p->train_loss);
         fflush(s->out);
         return 0;
     }
@@ -186,4 +183,17 @@ bool folder_takes_new_file(const char *path, const char **why)
     unlink(probe);
     free(probe);
     return true;
+}
+
+int check_output(const char *option, const char *path, const char *const *inputs, size_t n_inputs)
+{
+    if (!path)
+        return 0;
+    for (size_t i = 0; i < n_inputs; i++)
+        if (inputs[i] && (strcmp(path, inputs[i]) == 0 || same_file(path, inputs[i])))
+            return fail("%s %s names %s, an input of this run; it would be overwritten", option, path, inputs[i]), 2;
+    const char *why = NULL;
+    if (!folder_takes_new_file(path, &why))
+        return fail("%s %s: cannot write there: %s", option, path, why), 2;
+    return 0;
 }

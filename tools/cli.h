@@ -60,6 +60,9 @@ int on_progress(const tg_progress *p, void *ctx);
 bool same_file(const char *a, const char *b);
 /* Whether a new file can be made in path's folder (and path is not a folder); *why says why not. */
 bool folder_takes_new_file(const char *path, const char **why);
+/* Before a run: option's path (NULL: not given) must not be one of the inputs (NULL entries skipped) and
+ * its folder must take a new file. 0, or 2 after the message. */
+int check_output(const char *option, const char *path, const char *const *inputs, size_t n_inputs);
 
 /* tapegrad cv (tools/cv.c). */
 int cmd_cv(int argc, char **argv);

@@ -13,28 +13,27 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *usage_cv =
-    "usage: tapegrad cv CONFIG.json --folds K [--grid KEY=V1,V2,...]... [--metric NAME]\n"
-    "                   [--out MODEL.safetensors] [--json] [--quiet]\n"
-    "\n"
-    "Stratified K-fold cross-validation on the config's training rows (everything but\n"
-    "its test set; the folds are drawn from data.shuffle_seed, so a run repeats). Each\n"
-    "--grid gives a config path and the values to try (several --grid options: every\n"
-    "combination); each point is trained K times and scored on the held-out fold.\n"
-    "Prints the metric's mean and standard deviation per point and the best point;\n"
-    "with --out, refits the best point as 'tapegrad train' would, reports its test\n"
-    "set and saves it.\n"
-    "\n"
-    "  --folds K     folds, from 2 to the row count of the smallest class\n"
-    "  --grid KEY=V1,V2,...  a config path (e.g. optimizer.lr, model.layers[0].out)\n"
-    "                and its values, JSON or bare strings (up to 8 --grid options)\n"
-    "  --metric NAME accuracy (default), balanced_accuracy, log_loss, brier, roc_auc,\n"
-    "                average_precision, f1_macro, f1_weighted, precision_macro,\n"
-    "                recall_macro, precision_weighted, recall_weighted\n"
-    "  --out PATH    refit the best point and save it there\n"
-    "  --json        print the results as one JSON object (progress goes to stderr)\n"
-    "  --quiet       no progress lines\n"
-    "  --threads N   threads for the library and BLAS\n";
+static const char *usage_cv = "usage: tapegrad cv CONFIG.json --folds K [--grid KEY=V1,V2,...]... [--metric NAME]\n"
+                              "                   [--out MODEL.safetensors] [--json] [--quiet]\n"
+                              "\n"
+                              "Stratified K-fold cross-validation on the config's training rows (everything but\n"
+                              "its test set; the folds are drawn from data.shuffle_seed, so a run repeats). Each\n"
+                              "--grid gives a config path and the values to try (several --grid options: every\n"
+                              "combination); each point is trained K times and scored on the held-out fold.\n"
+                              "Prints the metric's mean and standard deviation per point and the best point;\n"
+                              "with --out, refits the best point as 'tapegrad train' would, reports its test\n"
+                              "set and saves it.\n"
+                              "\n"
+                              "  --folds K     folds, from 2 to the row count of the smallest class\n"
+                              "  --grid KEY=V1,V2,...  a config path (e.g. optimizer.lr, model.layers[0].out)\n"
+                              "                and its values, JSON or bare strings (up to 8 --grid options)\n"
+                              "  --metric NAME accuracy (default), balanced_accuracy, log_loss, brier, roc_auc,\n"
+                              "                average_precision, f1_macro, f1_weighted, precision_macro,\n"
+                              "                recall_macro, precision_weighted, recall_weighted\n"
+                              "  --out PATH    refit the best point and save it there\n"
+                              "  --json        print the results as one JSON object (progress goes to stderr)\n"
+                              "  --quiet       no progress lines\n"
+                              "  --threads N   threads for the library and BLAS\n";
 
 /* ---- metrics by name ---- */
 
@@ -565,13 +564,8 @@ int cmd_cv(int argc, char **argv)
     run.metric = metric_named(o.metric ? o.metric : "accuracy");
     if (!run.metric)
         return fail("--metric %s: unknown (see '%s --help')", o.metric, command), 2;
-    if (o.out) {
-        const char *why = NULL;
-        if (strcmp(o.out, o.positional[0]) == 0 || same_file(o.out, o.positional[0]))
-            return fail("--out %s names the config; it would be overwritten", o.out), 2;
-        if (!folder_takes_new_file(o.out, &why))
-            return fail("--out %s: cannot write there: %s", o.out, why), 2;
-    }
+    if ((rc = check_output("--out", o.out, o.positional, 1)))
+        return rc;
     cJSON *base = NULL;
     char *base_dir = NULL;
     for (int a = 0; a < o.n_grid && !rc; a++, run.n_axes++)

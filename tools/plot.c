@@ -31,8 +31,9 @@ static double py(const panel *p, double y) { return p->top + (1 - (y - p->y_lo) 
 
 static void svg_open(FILE *f, int width, int height)
 {
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n",
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+            "font-family=\"sans-serif\" font-size=\"12\">\n",
             width, height, width, height);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
 }
@@ -43,12 +44,12 @@ static void panel_frame(FILE *f, const panel *p, const char *title, const char *
     if (title)
         fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"15\" text-anchor=\"middle\">%s</text>\n",
                 p->left + p->width / 2, p->top - 16, title);
-    fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#444\"/>\n",
-            p->left, p->top, p->width, p->height);
+    fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#444\"/>\n", p->left,
+            p->top, p->width, p->height);
     fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n", p->left + p->width / 2,
             p->top + p->height + 42, x_name);
-    fprintf(f, "<text transform=\"translate(%.0f %.0f) rotate(-90)\" text-anchor=\"middle\">%s</text>\n",
-            p->left - 52, p->top + p->height / 2, y_name);
+    fprintf(f, "<text transform=\"translate(%.0f %.0f) rotate(-90)\" text-anchor=\"middle\">%s</text>\n", p->left - 52,
+            p->top + p->height / 2, y_name);
 }
 
 /* Left-axis ticks from y_lo to y_hi every step, with grid lines across. */
@@ -58,8 +59,8 @@ static void panel_y_ticks(FILE *f, const panel *p, double step, const char *form
         double y = py(p, v);
         fprintf(f, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", p->left, y,
                 p->left + p->width, y);
-        fprintf(f, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#444\"/>\n", p->left - 5, y,
-                p->left, y);
+        fprintf(f, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#444\"/>\n", p->left - 5, y, p->left,
+                y);
         fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">", p->left - 8, y + 4);
         fprintf(f, format, v);
         fprintf(f, "</text>\n");
@@ -70,8 +71,7 @@ static void panel_y_ticks(FILE *f, const panel *p, double step, const char *form
 static void panel_x_tick(FILE *f, const panel *p, double x, const char *label)
 {
     double at = px(p, x), bottom = p->top + p->height;
-    fprintf(f, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#444\"/>\n", at, bottom, at,
-            bottom + 5);
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#444\"/>\n", at, bottom, at, bottom + 5);
     fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n", at, bottom + 18, label);
 }
 
@@ -93,8 +93,9 @@ static void panel_line(FILE *f, const panel *p, const double *x, const double *y
 static void legend(FILE *f, double x, double y, double width, int n, const char *const *names,
                    const char *const *colours, const int *dashed)
 {
-    fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%d\" fill=\"white\" fill-opacity=\"0.9\" "
-               "stroke=\"#bbb\"/>\n",
+    fprintf(f,
+            "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%d\" fill=\"white\" fill-opacity=\"0.9\" "
+            "stroke=\"#bbb\"/>\n",
             x, y, width, 6 + 18 * n);
     for (int k = 0; k < n; k++) {
         double row = y + 14 + 18 * k;
@@ -218,8 +219,8 @@ static void write_eval_plot(FILE *f, const void *ctx)
     free(x);
     free(score);
     if (n_curves > 0)
-        legend(f, roc.left + roc.width - 170, roc.top + roc.height - 12 - 18 * n_curves, 162, n_curves, names,
-               colours, NULL);
+        legend(f, roc.left + roc.width - 170, roc.top + roc.height - 12 - 18 * n_curves, 162, n_curves, names, colours,
+               NULL);
     fprintf(f, "</svg>\n");
 }
 

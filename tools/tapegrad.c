@@ -282,17 +282,8 @@ static int cmd_train(int argc, char **argv)
                              cfg->data.test_labels };
     const char *outputs[2][2] = { { "--out", out }, { "--plot", o.plot } };
     rc = 0;
-    for (int k = 0; k < 2 && !rc; k++) {
-        const char *name = outputs[k][0], *path = outputs[k][1];
-        if (!path)
-            continue;
-        for (size_t i = 0; i < sizeof inputs / sizeof inputs[0] && !rc; i++)
-            if (inputs[i] && same_file(path, inputs[i]))
-                rc = (fail("%s %s names %s, an input of this run; it would be overwritten", name, path, inputs[i]), 2);
-        const char *why = NULL;
-        if (!rc && !folder_takes_new_file(path, &why))
-            rc = (fail("%s %s: cannot write there: %s", name, path, why), 2);
-    }
+    for (int k = 0; k < 2 && !rc; k++)
+        rc = check_output(outputs[k][0], outputs[k][1], inputs, sizeof inputs / sizeof inputs[0]);
     if (!rc && o.plot && (strcmp(out, o.plot) == 0 || same_file(out, o.plot)))
         rc = (fail("--out and --plot name the same file"), 2);
     if (!rc && !cfg->data.test && !(cfg->data.test_split > 0))
@@ -432,16 +423,8 @@ static int cmd_eval(int argc, char **argv)
         return fputs(usage_eval, stdout), 0;
     if (o.n_positional != 2)
         return fprintf(stderr, "%s", usage_eval), 2;
-    if (o.plot) {
-        const char *why = NULL;
-        for (int i = 0; i < 2; i++)
-            if (strcmp(o.plot, o.positional[i]) == 0 || same_file(o.plot, o.positional[i]))
-                return fail("--plot %s names %s, an input of this run; it would be overwritten", o.plot,
-                            o.positional[i]),
-                       2;
-        if (!folder_takes_new_file(o.plot, &why))
-            return fail("--plot %s: cannot write there: %s", o.plot, why), 2;
-    }
+    if ((rc = check_output("--plot", o.plot, o.positional, 2)))
+        return rc;
     tg_model *m = tg_model_load(o.positional[0]);
     if (!m)
         return fail("%s", tg_last_error());

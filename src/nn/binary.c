@@ -53,7 +53,8 @@ int binary_orient(const tg_config *cfg, tg_dataset *train, tg_dataset *validatio
         positive = strcmp(train->label_names[0], named) == 0 ? 0 : strcmp(train->label_names[1], named) == 0 ? 1 : -1;
         if (positive < 0) {
             tg_error("%sloss.positive_class: '%s' is not a label of the training data (its labels: %s)",
-                     tg_config_file_prefix(cfg, prefix, sizeof prefix), named, two_labels(train, labels, sizeof labels));
+                     tg_config_file_prefix(cfg, prefix, sizeof prefix), named,
+                     two_labels(train, labels, sizeof labels));
             return -1;
         }
     }
@@ -73,7 +74,8 @@ int binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t
         if (sizes[i] == 0)
             continue;
         int64_t shape[2] = { sizes[i], 1 };
-        if (!(b->target[i] = tg_tensor_new(dtype, 2, shape)) || (weighted && !(b->weight[i] = tg_tensor_new(dtype, 2, shape))))
+        if (!(b->target[i] = tg_tensor_new(dtype, 2, shape)) ||
+            (weighted && !(b->weight[i] = tg_tensor_new(dtype, 2, shape))))
             goto fail;
     }
     if (pos_weight != 1) {

@@ -12,7 +12,8 @@ int tg_stratified_folds(const tg_dataset *ds, int k, tg_rng *rng, int *fold)
         return -1;
     }
     int64_t c = ds->classes > 0 ? ds->classes : 1;
-    int64_t *count = tg_alloc_zeroed((size_t)c * sizeof *count), *rows = tg_alloc((size_t)(ds->rows ? ds->rows : 1) * sizeof *rows);
+    int64_t *count = tg_alloc_zeroed((size_t)c * sizeof *count),
+            *rows = tg_alloc((size_t)(ds->rows ? ds->rows : 1) * sizeof *rows);
     if (!count || !rows) {
         tg_dealloc(count);
         tg_dealloc(rows);

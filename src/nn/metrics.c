@@ -98,8 +98,7 @@ static int check_binary_args(const char *fn, int64_t n, const int64_t *y, const 
     return 0;
 }
 
-static double binary_metric(const char *fn, int64_t n, const int64_t *y, const double *score, int64_t positive,
-                            int ap)
+static double binary_metric(const char *fn, int64_t n, const int64_t *y, const double *score, int64_t positive, int ap)
 {
     if (check_binary_args(fn, n, y, score))
         return NAN;

@@ -433,6 +433,7 @@ static int cmd_eval(int argc, char **argv)
     tg_metrics mt = { 0 };
     double *probs = NULL;
     int64_t positive = positive_class(m, tg_model_classes(m));
+    bool scored = tg_model_classes(m) >= 2; /* a one-class model has nothing to rank or average */
     rc = 1;
     if (!ds) {
         fail("%s", tg_last_error());
@@ -440,7 +441,7 @@ static int cmd_eval(int argc, char **argv)
         fail("%s: %s", o.positional[1], tg_last_error());
     } else if (!(probs = predict_all(m, ds, o.positional[1]))) {
         /* reported */
-    } else if (tg_metrics_compute(ds->rows, tg_model_classes(m), ds->y, probs, positive, &mt)) {
+    } else if (scored && tg_metrics_compute(ds->rows, tg_model_classes(m), ds->y, probs, positive, &mt)) {
         fail("%s: %s", o.positional[1], tg_last_error());
     } else if (o.plot && write_eval_plot(o.plot, m, ds, probs, positive)) {
         /* reported */
@@ -448,7 +449,8 @@ static int cmd_eval(int argc, char **argv)
         rc = 0;
         if (o.json) {
             cJSON *root = eval_json(m, &ev);
-            add_metrics_json(root, m, &mt);
+            if (scored)
+                add_metrics_json(root, m, &mt);
             if (o.plot)
                 cJSON_AddStringToObject(root, "plot", o.plot);
             print_json(root);
@@ -456,7 +458,8 @@ static int cmd_eval(int argc, char **argv)
             printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
                    (long long)ev.rows, ev.loss);
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
-            print_metrics(stdout, m, &mt);
+            if (scored)
+                print_metrics(stdout, m, &mt);
             if (o.plot)
                 printf("\nwrote %s\n", o.plot);
         }

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -677,4 +678,40 @@ Test(binary_losses_misc, gradients_accumulate_and_no_recording)
     tg_tape_free(tape);
     tg_tensor_free(x);
     tg_tensor_free(y);
+}
+
+/* ====================================================== the references' source */
+
+/* The committed reference numbers are exactly what the committed script prints (with the PyTorch it names). */
+Test(binary_losses_torch, references_come_from_the_script)
+{
+    if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
+        cr_skip_test("/usr/bin/python3 with torch (Debian's python3-torch) is not installed");
+    char *dir = make_temp_dir("tapegrad-bce");
+    char *fresh = join_path(dir, "reference.h"), command[2048];
+    snprintf(command, sizeof command, "/usr/bin/python3 '%s/tests/binary_losses_reference.py' > '%s'",
+             TAPEGRAD_SOURCE_DIR, fresh);
+    cr_assert_eq(system(command), 0, "%s failed", command);
+    size_t fresh_size = 0, committed_size = 0;
+    unsigned char *fresh_bytes = read_bytes(fresh, &fresh_size);
+    char committed_path[1024];
+    snprintf(committed_path, sizeof committed_path, "%s/tests/binary_losses_reference.h", TAPEGRAD_SOURCE_DIR);
+    unsigned char *committed = read_bytes(committed_path, &committed_size);
+    const unsigned char *fresh_eol = memchr(fresh_bytes, '\n', fresh_size);
+    const unsigned char *committed_eol = memchr(committed, '\n', committed_size);
+    size_t first_line = fresh_eol ? (size_t)(fresh_eol - fresh_bytes) : fresh_size;
+    if (!committed_eol || (size_t)(committed_eol - committed) != first_line ||
+        memcmp(fresh_bytes, committed, first_line) != 0) { /* the first line names PyTorch's version */
+        free(fresh_bytes);
+        free(committed);
+        cr_skip_test("another PyTorch than the one the references were made with");
+    }
+    cr_assert(fresh_size == committed_size && memcmp(fresh_bytes, committed, fresh_size) == 0,
+              "tests/binary_losses_reference.h differs from what tests/binary_losses_reference.py prints");
+    unlink(fresh);
+    rmdir(dir);
+    free(fresh_bytes);
+    free(committed);
+    free(fresh);
+    free(dir);
 }

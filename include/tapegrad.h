@@ -38,6 +38,13 @@ extern "C" {
 #define TG_API
 #endif
 
+/* Marks an old spelling kept so existing programs compile; the message names the new one. */
+#if defined(__GNUC__)
+#define TG_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define TG_DEPRECATED(msg)
+#endif
+
 #define TG_VERSION_MAJOR 0
 #define TG_VERSION_MINOR 1
 #define TG_VERSION_PATCH 0
@@ -394,7 +401,8 @@ TG_API int tg_model_n_layers(const tg_model *model);
 TG_API const tg_layer_spec *tg_model_layer(const tg_model *model, int i);
 /* Parameters in state_dict order ("0.weight", "0.bias", "2.weight", ...). */
 TG_API int tg_model_n_params(const tg_model *model);
-TG_API tg_tensor *tg_model_param(const tg_model *model, int i);
+TG_API tg_tensor *tg_model_param(tg_model *model, int i); /* mutable: the optimizer's parameter */
+TG_API const tg_tensor *tg_model_param_const(const tg_model *model, int i); /* read-only view */
 TG_API const char *tg_model_param_name(const tg_model *model, int i);
 /* What a checkpoint carries besides the weights; setters copy their inputs. */
 TG_API int tg_model_set_labels(tg_model *model, int64_t classes, char *const *names);
@@ -532,15 +540,20 @@ typedef struct {
     int64_t *confusion; /* [classes * classes], row = true class, column = predicted */
 } tg_eval;
 /* Mean cross-entropy, accuracy and confusion matrix of model on ds. Applies
- * the model's standardization when it has one. Free with tg_eval_free. */
-TG_API int tg_evaluate(tg_model *model, const tg_dataset *ds, tg_eval *out);
-TG_API void tg_eval_free(tg_eval *ev);
-/* Class probabilities [rows, classes] of ds under model into probs (caller's buffer). */
-TG_API int tg_predict(tg_model *model, const tg_dataset *ds, double *probs);
+ * the model's standardization when it has one (ds holds raw features). Release
+ * the contents with tg_eval_clear. */
+TG_API int tg_evaluate(const tg_model *model, const tg_dataset *ds, tg_eval *out);
+/* Frees what tg_evaluate put in ev (not ev itself, which is usually on the stack). */
+TG_API void tg_eval_clear(tg_eval *ev);
+TG_API TG_DEPRECATED("tg_eval_free frees contents only: call tg_eval_clear") void tg_eval_free(tg_eval *ev);
+/* Class probabilities [rows, classes] of ds under model into probs (caller's
+ * buffer). Applies the model's stored standardization (mean and std saved with
+ * it), so ds holds raw features, as read from the file. */
+TG_API int tg_predict(const tg_model *model, const tg_dataset *ds, double *probs);
 
 typedef struct {
     tg_model *model;
-    tg_dataset *train, *validation, *test; /* standardized when the config says so */
+    tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them */
     int epochs_run;
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */

@@ -444,7 +444,7 @@ static int cmd_train(int argc, char **argv)
     }
     rc = 0;
 done:
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_training_free(t);
     tg_config_free(cfg);
     free(default_out);
@@ -504,7 +504,7 @@ static int cmd_eval(int argc, char **argv)
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
         }
     }
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_dataset_free(ds);
     tg_model_free(m);
     return rc;

@@ -204,6 +204,46 @@ TG_API tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *
  * tg_cross_entropy (label_smoothing must be 0). */
 TG_API tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, const tg_ce_opts *opts);
 
+/* Options of the binary losses. weight and pos_weight are constants (they get no gradient), of the
+ * input's dtype, and broadcast to the input's shape by numpy's rules (aligned at the right, each
+ * dimension equal or 1; they never make the loss larger than the input). */
+typedef struct {
+    tg_reduction reduction; /* TG_MEAN (over every element, whatever the weights: PyTorch's rule),
+                               TG_SUM, or TG_NONE (a loss per element, the input's shape) */
+    const tg_tensor *weight; /* per-element weight w, or NULL */
+    const tg_tensor *pos_weight; /* weight p of the positive term, e.g. [C] for one per class on the last
+                                    axis, or NULL; tg_binary_cross_entropy_with_logits only */
+} tg_bce_opts;
+#define TG_BCE_OPTS_DEFAULT ((tg_bce_opts){ .reduction = TG_MEAN, .weight = NULL, .pos_weight = NULL })
+
+/* Fused sigmoid + binary cross-entropy, PyTorch's BCEWithLogitsLoss, over logits of any shape with a
+ * target y of the same shape and dtype (probabilities in [0, 1]; like PyTorch, other values are not
+ * refused and go through the same formula). Per element
+ *   loss = -w [p y log s(x) + (1 - y) log(1 - s(x))] = w [p y softplus(-x) + (1 - y) softplus(x)],
+ * computed with softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|)), so it is finite for any finite
+ * logit, and the small loss of a confident right answer keeps its relative precision.
+ * The gradient is w ((1 + (p - 1) y) s(x) - p y) (w (s(x) - y) without pos_weight) times the
+ * reduction's scale; one node, no log of a sigmoid. A target that requires a gradient gets
+ * w (p softplus(-x) - softplus(x)). opts NULL: TG_BCE_OPTS_DEFAULT. An empty input's mean is NaN. */
+TG_API tg_tensor *tg_binary_cross_entropy_with_logits(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
+                                                      const tg_bce_opts *opts);
+/* Binary cross-entropy over probabilities p of any shape, PyTorch's BCELoss: per element
+ *   loss = -w [y max(log p, -100) + (1 - y) max(log(1 - p), -100)],
+ * each log clamped at -100 as PyTorch does, so p = 0 or 1 gives a finite loss (at most 100 w).
+ * Every p must be in [0, 1] (NaN is refused too, as in PyTorch): else NULL, naming the first
+ * offending element. target, weight and reduction as in the with-logits form; pos_weight must be
+ * NULL. The gradient is PyTorch's w (p - y) / max(p (1 - p), 1e-12); a target that requires a
+ * gradient gets w (max(log(1 - p), -100) - max(log p, -100)), the derivative of the clamped loss
+ * (PyTorch 1.13 leaves these logs unclamped: infinite at p = 0 or 1). From logits, prefer
+ * tg_binary_cross_entropy_with_logits: sigmoid then this loses everything past |x| of about 37. */
+TG_API tg_tensor *tg_binary_cross_entropy(tg_tape *tape, tg_tensor *probs, tg_tensor *target, const tg_bce_opts *opts);
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(exp(-|x|)), finite for every finite x; derivative
+ * sigmoid(x). PyTorch's softplus returns x itself above its threshold 20; this one stays exact
+ * there (the two differ by less than 2.1e-9). */
+TG_API tg_tensor *tg_softplus(tg_tape *tape, tg_tensor *x);
+/* log(sigmoid(x)) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|)); derivative sigmoid(-x). */
+TG_API tg_tensor *tg_log_sigmoid(tg_tape *tape, tg_tensor *x);
+
 /* ------------------------------------------------------------------------ */
 /* Backward                                                                  */
 /* ------------------------------------------------------------------------ */

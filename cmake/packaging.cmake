@@ -22,8 +22,8 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_LIB_PACKAGE_NAME libtapegrad0)
 set(CPACK_DEBIAN_LIB_PACKAGE_SECTION libs)
 # A shlibs file and the ldconfig trigger, as for any Debian shared library.
-set(CPACK_DEBIAN_LIB_PACKAGE_GENERATE_SHLIBS ON)
-set(CPACK_DEBIAN_LIB_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON) # only libtapegrad0 has a shared library
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 set(CPACK_COMPONENT_LIB_DESCRIPTION "tapegrad: reverse-mode autograd for small classifiers in C (shared library)
  Tensors, a tape, ops with their backward, gradient checking, and a classifier
  toolkit (JSON configs, CSV and IDX data, safetensors checkpoints).")

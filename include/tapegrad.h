@@ -535,7 +535,10 @@ typedef struct {
  * the model's standardization when it has one. Free with tg_eval_free. */
 TG_API int tg_evaluate(tg_model *model, const tg_dataset *ds, tg_eval *out);
 TG_API void tg_eval_free(tg_eval *ev);
-/* Class probabilities [rows, classes] of ds under model into probs (caller's buffer). */
+/* Class probabilities [rows, classes] of ds under model into probs (caller's
+ * buffer, rows * classes doubles). Like tg_evaluate, applies the model's
+ * stored standardization (tg_model_mean / tg_model_std) to ds's raw rows when
+ * it has one: give it the data as loaded, not standardized. */
 TG_API int tg_predict(tg_model *model, const tg_dataset *ds, double *probs);
 
 typedef struct {

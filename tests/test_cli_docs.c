@@ -15,12 +15,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#ifndef TAPEGRAD_SOURCE_DIR
-#define TAPEGRAD_SOURCE_DIR ".."
-#endif
-#ifndef TAPEGRAD_CLI
-#define TAPEGRAD_CLI "./tapegrad"
-#endif
+#include "helpers.h" /* read_bytes; TAPEGRAD_SOURCE_DIR and TAPEGRAD_CLI come from CMake */
+
 #define SRC TAPEGRAD_SOURCE_DIR
 
 /* stdout of a shell command; it must exit 0. Caller frees. */
@@ -48,9 +44,8 @@ static char *capture(const char *command)
 
 static char *read_file(const char *path)
 {
-    char command[1024];
-    snprintf(command, sizeof command, "cat '%s'", path);
-    return capture(command);
+    size_t n;
+    return (char *)read_bytes(path, &n);
 }
 
 /* Drops roff's backslashes (\- is a hyphen), so "\-\-threads" reads "--threads". */

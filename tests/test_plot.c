@@ -14,12 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef TAPEGRAD_SOURCE_DIR
-#define TAPEGRAD_SOURCE_DIR ".."
-#endif
-#ifndef TAPEGRAD_CLI
-#define TAPEGRAD_CLI "./tapegrad"
-#endif
+#include "helpers.h" /* read_bytes; TAPEGRAD_SOURCE_DIR and TAPEGRAD_CLI come from CMake */
 
 static char dir[64];
 
@@ -47,25 +42,17 @@ static int sh(const char *fmt, const char *a, const char *b)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static char *read_text(const char *path, long *size)
+static char *read_text(const char *path, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "no %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *text = malloc((size_t)n + 1);
-    cr_assert_not_null(text);
-    cr_assert_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-    text[n] = 0;
-    fclose(f);
+    size_t n;
+    char *text = (char *)read_bytes(path, &n);
     if (size)
         *size = n;
     return text;
 }
 
 /* Trains examples/NAME.json with --plot into the test folder; returns the SVG's text. */
-static char *train_and_plot(const char *name, long *size)
+static char *train_and_plot(const char *name, size_t *size)
 {
     char config[512], svg[256];
     snprintf(config, sizeof config, "%s/examples/%s.json", TAPEGRAD_SOURCE_DIR, name);
@@ -115,14 +102,14 @@ static int polyline_ys(const char *svg, const char *colour, double *ys, int max)
 
 Test(plot, iris_renders_is_valid_and_small)
 {
-    long size;
+    size_t size;
     free(train_and_plot("iris", &size));
-    cr_expect_lt(size, 16 * 1024, "the SVG has %ld bytes", size);
+    cr_expect_lt(size, 16 * 1024, "the SVG has %zu bytes", size);
     cr_assert_eq(sh("xmllint --noout '%s/curves.svg'%s", dir, ""), 0, "xmllint rejects the SVG");
     cr_assert_eq(sh("rsvg-convert '%s/curves.svg' -o '%s/curves.png'", dir, dir), 0, "rsvg-convert failed");
     char png[128];
     snprintf(png, sizeof png, "%s/curves.png", dir);
-    long png_size;
+    size_t png_size;
     unsigned char *bytes = (unsigned char *)read_text(png, &png_size);
     cr_assert_gt(png_size, 24);
     cr_assert(memcmp(bytes, "\x89PNG\r\n\x1a\n", 8) == 0, "not a PNG");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every C block in README.md and docs/*.md, compiled against the installed library.
 #
-# The convention for C blocks in the docs (docs/README... see the comment below):
+# The convention for C blocks in README.md and docs/*.md:
 #   ```c             a complete program: compiled with -std=c11 -Wall -Wextra -Wpedantic
 #                    -Werror and `pkg-config --cflags --libs tapegrad` against an install
 #                    in a private prefix, then run (in a scratch folder where the

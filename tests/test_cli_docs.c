@@ -136,6 +136,19 @@ Test(cli_docs, the_man_page_and_cli_md_name_every_option_of_every_command)
     free(cli_md);
 }
 
+Test(cli_docs, the_man_page_is_for_this_version)
+{
+    char *version = capture("'" TAPEGRAD_CLI "' --version"); /* "tapegrad 0.1.0\n" */
+    version[strcspn(version, "\n")] = 0;
+    char *man = read_file(SRC "/docs/man/tapegrad.1");
+    char *th = strstr(man, "\n.TH ");
+    cr_assert_not_null(th, "no .TH line");
+    th[strcspn(th + 1, "\n") + 1] = 0;
+    cr_expect(strstr(th, version), "the man page's title line %s does not name %s", th + 1, version);
+    free(man);
+    free(version);
+}
+
 /* The words completion offers for "tapegrad WORDS... CUR", one per line. */
 static char *complete(const char *words, const char *cur)
 {

@@ -431,8 +431,10 @@ static int cmd_train(int argc, char **argv)
         cJSON_AddBoolToObject(root, "stopped_early", t->stopped_early);
         cJSON_AddItemToObject(root, "test", eval_json(t->model, &ev));
         cJSON_AddStringToObject(root, "model", out);
-        if (o.plot)
+        if (o.plot) /* always present, as docs/cli.md lists it: null without --plot */
             cJSON_AddStringToObject(root, "plot", o.plot);
+        else
+            cJSON_AddNullToObject(root, "plot");
         print_json(root);
     } else {
         printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),

@@ -38,6 +38,13 @@ extern "C" {
 #define TG_API
 #endif
 
+/* Marks an old spelling kept so existing programs compile; the message names the new one. */
+#if defined(__GNUC__)
+#define TG_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define TG_DEPRECATED(msg)
+#endif
+
 #define TG_VERSION_MAJOR 0
 #define TG_VERSION_MINOR 1
 #define TG_VERSION_PATCH 0
@@ -352,6 +359,54 @@ TG_API int tg_balanced_class_weights(const tg_dataset *ds, double *weights);
 /* x = (x - mean) / std, in place. */
 TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std);
 
+/* ---- Minibatches (src/nn/batcher.c) ---- */
+
+/* A data set's rows in batches of batch_size (the last one shorter when
+ * batch_size does not divide the row count; batch_size above the row count
+ * means one batch of every row), gathered into x [n, features] in dtype
+ * (TG_F32 or TG_F64) and y [n] (TG_I64 labels). Every tensor it hands out is
+ * made in tg_batcher_new: x and y are refilled by each tg_batcher_next, and
+ * the last, shorter batch has its own pair (a tensor's shape never changes),
+ * so an epoch allocates nothing. tapegrad train draws its batches from it.
+ *
+ *     tg_batcher *b = tg_batcher_new(train, 32, TG_F32, NULL);
+ *     for (int epoch = 0; epoch < epochs; epoch++) {
+ *         tg_batcher_reset(b, &rng);           // a new epoch, rows shuffled
+ *         tg_tensor *x, *y;
+ *         while (tg_batcher_next(b, &x, &y) == 1) { ... one step on x, y ... }
+ *     }
+ *     tg_batcher_free(b);
+ */
+typedef struct tg_batcher tg_batcher;
+typedef struct {
+    /* [features] each, both or neither: x = (row - mean) / std, computed in
+     * float32 as tapegrad train does (a model's: tg_model_mean, tg_model_std).
+     * Copied by tg_batcher_new. NULL: rows as they are. */
+    const float *mean, *std;
+} tg_batcher_opts;
+/* ds must outlive the batcher; opts NULL: no standardization. The first epoch
+ * takes the rows in order (0, 1, 2, ...) until tg_batcher_reset shuffles
+ * them. Free with tg_batcher_free. */
+TG_API tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch_size, tg_dtype dtype,
+                                  const tg_batcher_opts *opts);
+TG_API void tg_batcher_free(tg_batcher *b);
+/* Starts a new epoch at the first batch. With shuffle non-NULL, first
+ * shuffles the row order (Fisher-Yates over the previous epoch's order, from
+ * the last row down, one tg_rng_below(shuffle, r + 1) per row r): the same
+ * seed gives the same batches. NULL keeps the order. */
+TG_API void tg_batcher_reset(tg_batcher *b, tg_rng *shuffle);
+/* The epoch's next batch into *x and *y (y may be NULL when labels are not
+ * wanted): returns 1 while there is one, 0 at the end of the epoch (then *x
+ * and *y are NULL until tg_batcher_reset), -1 on error. The tensors belong to
+ * the batcher and are overwritten by the next call. */
+TG_API int tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y);
+/* Batches per epoch, and the rows of a full batch (batch_size, or the row count if smaller). */
+TG_API int64_t tg_batcher_batches(const tg_batcher *b);
+TG_API int64_t tg_batcher_batch_size(const tg_batcher *b);
+/* The data set's row ids of the batch tg_batcher_next returned last, and in *n
+ * how many (0 before the epoch's first batch). Valid until the next reset. */
+TG_API const int64_t *tg_batcher_rows(const tg_batcher *b, int64_t *n);
+
 /* ---- Layers and models (src/nn/) ---- */
 
 typedef enum { TG_LAYER_LINEAR, TG_LAYER_RELU, TG_LAYER_SIGMOID, TG_LAYER_TANH } tg_layer_type;
@@ -400,7 +455,8 @@ TG_API int tg_model_n_layers(const tg_model *model);
 TG_API const tg_layer_spec *tg_model_layer(const tg_model *model, int i);
 /* Parameters in state_dict order ("0.weight", "0.bias", "2.weight", ...). */
 TG_API int tg_model_n_params(const tg_model *model);
-TG_API tg_tensor *tg_model_param(const tg_model *model, int i);
+TG_API tg_tensor *tg_model_param(tg_model *model, int i); /* mutable: the optimizer's parameter */
+TG_API const tg_tensor *tg_model_param_const(const tg_model *model, int i); /* read-only view */
 TG_API const char *tg_model_param_name(const tg_model *model, int i);
 /* What a checkpoint carries besides the weights; setters copy their inputs.
  * classes must be the model's; two names for a one-output model make it binary. */
@@ -554,16 +610,21 @@ typedef struct {
     int64_t *confusion; /* [classes * classes], row = true class, column = predicted */
 } tg_eval;
 /* Mean cross-entropy, accuracy and confusion matrix of model on ds. Applies
- * the model's standardization when it has one. Free with tg_eval_free. */
-TG_API int tg_evaluate(tg_model *model, const tg_dataset *ds, tg_eval *out);
-TG_API void tg_eval_free(tg_eval *ev);
-/* Class probabilities [rows, classes] of ds under model into probs (caller's buffer). A binary model's row
- * is (1 - sigmoid(x), sigmoid(x)). */
-TG_API int tg_predict(tg_model *model, const tg_dataset *ds, double *probs);
+ * the model's standardization when it has one (ds holds raw features). Release
+ * the contents with tg_eval_clear. */
+TG_API int tg_evaluate(const tg_model *model, const tg_dataset *ds, tg_eval *out);
+/* Frees what tg_evaluate put in ev (not ev itself, which is usually on the stack). */
+TG_API void tg_eval_clear(tg_eval *ev);
+TG_API TG_DEPRECATED("tg_eval_free frees contents only: call tg_eval_clear") void tg_eval_free(tg_eval *ev);
+/* Class probabilities [rows, classes] of ds under model into probs (caller's
+ * buffer, rows * classes doubles). Applies the model's stored standardization
+ * (mean and std saved with it), so ds holds raw features, as read from the file.
+ * A binary model's row is (1 - sigmoid(x), sigmoid(x)). */
+TG_API int tg_predict(const tg_model *model, const tg_dataset *ds, double *probs);
 
 typedef struct {
     tg_model *model;
-    tg_dataset *train, *validation, *test; /* standardized when the config says so */
+    tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them */
     int epochs_run;
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */

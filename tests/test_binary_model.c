@@ -65,7 +65,7 @@ Test(binary_model, sigmoid_of_the_logit_is_p_positive_and_the_loss_is_bce)
     tg_eval ev;
     cr_assert_eq(tg_evaluate(m, t->train, &ev), 0);
     cr_expect(fabsl(ev.loss - loss / rows) < 1e-6, "%.9g vs %.9Lg", ev.loss, loss / rows);
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     free(probs);
     tg_training_free(t);
 }

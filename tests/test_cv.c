@@ -93,7 +93,7 @@ Test(cv, train_on_data_trains_on_the_given_rows_and_leaves_them_alone)
     tg_eval ev;
     cr_assert_eq(tg_evaluate(t->model, ds, &ev), 0);
     cr_expect_gt(ev.accuracy, 0.9);
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_training_free(t);
     tg_dataset_free(ds);
     tg_config_free(cfg);

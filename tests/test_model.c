@@ -49,7 +49,7 @@ static void expect_params(const tg_model *m, int n, const param_info *want)
 {
     cr_assert_eq(tg_model_n_params(m), n);
     for (int i = 0; i < n; i++) {
-        const tg_tensor *p = tg_model_param(m, i);
+        const tg_tensor *p = tg_model_param_const(m, i);
         cr_assert_not_null(p);
         cr_assert_str_eq(tg_model_param_name(m, i), want[i].name, "parameter %d", i);
         cr_assert_eq(tg_ndim(p), want[i].ndim, "%s", want[i].name);
@@ -57,9 +57,9 @@ static void expect_params(const tg_model *m, int n, const param_info *want)
             cr_assert_eq(tg_dim(p, d), want[i].shape[d], "%s dim %d", want[i].name, d);
         cr_assert(tg_requires_grad(p), "%s does not require a gradient", want[i].name);
     }
-    cr_assert_null(tg_model_param(m, n));
+    cr_assert_null(tg_model_param_const(m, n));
     cr_assert_null(tg_model_param_name(m, n));
-    cr_assert_null(tg_model_param(m, -1));
+    cr_assert_null(tg_model_param_const(m, -1));
 }
 
 /* ---- names, order and shapes ---- */

@@ -483,7 +483,7 @@ static int refit(cv_run *run, int best, const char *out, cJSON *json)
     }
     rc = 0;
 done:
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_training_free(t);
     return rc;
 }

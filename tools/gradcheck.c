@@ -165,7 +165,7 @@ static int check_ops(bool json)
  * that writes them into a copy of the parameter: the check then costs two
  * forwards per checked element, not per element of a 200k-weight matrix. */
 typedef struct {
-    const tg_model *model;
+    tg_model *model; /* its parameters are only read: the check swaps a copy in */
     int param; /* which parameter is under check */
     const int64_t *picked; /* its checked elements' flat indices */
     tg_tensor *x, *y, *weight;
@@ -177,7 +177,7 @@ static int scatter_forward(tg_tensor *const *inputs, int n_inputs, tg_tensor *ou
 {
     (void)n_inputs;
     const model_ctx *m = ctx;
-    const tg_tensor *param = tg_model_param(m->model, m->param);
+    const tg_tensor *param = tg_model_param_const(m->model, m->param);
     for (int64_t k = 0; k < tg_numel(param); k++)
         tg_set(out, k, tg_get(param, k));
     for (int64_t j = 0; j < tg_numel(inputs[0]); j++)

@@ -1,30 +1,30 @@
 /* Plots as standalone SVG files: the learning curves of a training run (train
- * and validation loss on the left axis, validation accuracy on the right) and
- * an evaluation's ROC curves and reliability diagram. One panel type draws
- * every frame, grid and axis. */
+ * and validation loss on the left axis, log scale, so the curves stay readable
+ * once they flatten; validation accuracy on the right; epochs along the
+ * bottom), and an evaluation's ROC curves and reliability diagram. One panel
+ * type draws every frame, axis name and bottom tick; one writer makes every
+ * file. */
 #include "cli.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { WIDTH = 760, HEIGHT = 440, LEFT = 70, RIGHT = 70, TOP = 40, BOTTOM = 60 };
+/* The plot area's top leaves a row above the frame for the legend, so no curve
+ * ever runs under it. */
+enum { WIDTH = 760, HEIGHT = 460, LEFT = 70, RIGHT = 70, TOP = 62, BOTTOM = 60 };
+enum { MAX_MARKERS = 30 }; /* beyond this many epochs, lines only: markers would merge into a band */
 
 /* A plotting area on the page and the data ranges it shows. */
 typedef struct {
     double left, top, width, height;
     double x_lo, x_hi, y_lo, y_hi;
 } panel;
-
-static double nice_step(double range)
-{
-    double raw = range / 5, mag = pow(10, floor(log10(raw))), norm = raw / mag;
-    return mag * (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10);
-}
 
 static double px(const panel *p, double x) { return p->left + (x - p->x_lo) / (p->x_hi - p->x_lo) * p->width; }
 static double py(const panel *p, double y) { return p->top + (1 - (y - p->y_lo) / (p->y_hi - p->y_lo)) * p->height; }
@@ -110,35 +110,128 @@ static void legend(FILE *f, double x, double y, double width, int n, const char 
 
 /* ---- learning curves ---- */
 
+/* The horizontal grid: `rows` equal intervals (3, 5 or 6), and both vertical
+ * axes put their ticks on its lines. Loss is on a log scale, one interval being
+ * a factor `ratio` (10; 2 when the losses lie within about a decade), from lo at
+ * the bottom line to lo * ratio^rows at the top. Validation accuracy is linear
+ * from 0 with 1.0 on the line below the top (step 1 / (rows - 1): 0.5, 0.25 or
+ * 0.2), so a perfect accuracy is never drawn on the frame. */
+typedef struct {
+    int rows;
+    double ratio, lo; /* loss at the bottom line */
+    double acc_step;
+} grid;
+
+static grid make_grid(const tg_training *t)
+{
+    double min = INFINITY, max = 0;
+    for (int e = 0; e < t->epochs_run; e++) {
+        const double v[2] = { t->train_loss[e], t->val_loss[e] };
+        for (int k = 0; k < 2; k++)
+            if (isfinite(v[k]) && v[k] > 0) {
+                min = v[k] < min ? v[k] : min;
+                max = v[k] > max ? v[k] : max;
+            }
+    }
+    if (!(max > 0)) /* no positive loss at all: any range will do */
+        min = 0.1, max = 1;
+    grid g = { .ratio = 10 };
+    double bottom = floor(log10(min)), top = ceil(log10(max));
+    if (top - bottom <= 1) { /* within a decade or two neighbouring ones: factors of 2 */
+        g.ratio = 2;
+        bottom = floor(log2(min));
+        top = ceil(log2(max));
+    }
+    if (top - bottom > 6) /* a loss far below the rest (a near-perfect fit) is clipped to the bottom */
+        bottom = top - 6;
+    g.rows = top - bottom <= 3 ? 3 : top - bottom <= 5 ? 5 : 6; /* extended downwards */
+    g.lo = pow(g.ratio, top - g.rows);
+    g.acc_step = 1.0 / (g.rows - 1);
+    return g;
+}
+
+static int plot_height(void) { return HEIGHT - TOP - BOTTOM; }
+
+/* The y of grid fraction f (0 at the bottom line, 1 at the top). */
+static double y_at(double f) { return TOP + (1 - f) * plot_height(); }
+
+static double loss_fraction(const grid *g, double v)
+{
+    double f = v > 0 ? log(v / g->lo) / log(g->ratio) / g->rows : 0;
+    return f < 0 ? 0 : f > 1 ? 1 : f;
+}
+
+static double accuracy_fraction(const grid *g, double v) { return v / (g->acc_step * g->rows); }
+
+static double x_of(int epoch, int epochs)
+{
+    return LEFT + (epochs > 1 ? (double)(epoch - 1) / (epochs - 1) : 0.5) * (WIDTH - LEFT - RIGHT);
+}
+
+typedef struct {
+    const double *values;
+    const char *name, *colour, *dash;
+    bool accuracy; /* right axis */
+} curve;
+
+static void draw_curve(FILE *f, const grid *g, const curve *c, int n)
+{
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", c->colour, c->dash);
+    for (int e = 0; e < n; e++)
+        if (isfinite(c->values[e]))
+            fprintf(f, "%.1f,%.1f ", x_of(e + 1, n),
+                    y_at(c->accuracy ? accuracy_fraction(g, c->values[e]) : loss_fraction(g, c->values[e])));
+    fprintf(f, "\"/>\n");
+    if (n > MAX_MARKERS)
+        return;
+    for (int e = 0; e < n; e++)
+        if (isfinite(c->values[e]))
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", x_of(e + 1, n),
+                    y_at(c->accuracy ? accuracy_fraction(g, c->values[e]) : loss_fraction(g, c->values[e])),
+                    c->colour);
+}
+
+static bool any_finite(const double *values, int n)
+{
+    for (int e = 0; e < n; e++)
+        if (isfinite(values[e]))
+            return true;
+    return false;
+}
+
+/* Grid lines and both axes' ticks, from the same fractions k / rows. */
+static void draw_grid(FILE *f, const grid *g, bool accuracy)
+{
+    int plot_w = WIDTH - LEFT - RIGHT;
+    for (int k = 0; k <= g->rows; k++) {
+        double y = y_at((double)k / g->rows);
+        if (k > 0 && k < g->rows)
+            fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", LEFT, y,
+                    LEFT + plot_w, y);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#444\"/>\n", LEFT - 5, y, LEFT, y);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", LEFT - 8, y + 4,
+                g->lo * pow(g->ratio, k));
+        if (!accuracy)
+            continue;
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#444\"/>\n", LEFT + plot_w, y,
+                LEFT + plot_w + 5, y);
+        if (k < g->rows) /* no label above 1: an accuracy cannot be there */
+            fprintf(f, "<text x=\"%d\" y=\"%.1f\">%g</text>\n", LEFT + plot_w + 8, y + 4, k * g->acc_step);
+    }
+}
+
 static void write_curves(FILE *f, const void *ctx)
 {
     const tg_training *t = ctx;
-    int n = t->epochs_run;
-    double hi = 0;
-    for (int e = 0; e < n; e++) {
-        if (isfinite(t->train_loss[e]) && t->train_loss[e] > hi)
-            hi = t->train_loss[e];
-        if (isfinite(t->val_loss[e]) && t->val_loss[e] > hi)
-            hi = t->val_loss[e];
-    }
-    double step = nice_step(hi > 0 ? hi : 1);
-    hi = ceil((hi > 0 ? hi : 1) / step) * step;
-    /* One epoch sits in the middle; more spread from edge to edge. */
-    panel loss = { LEFT, TOP, WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM, n > 1 ? 1 : 0, n > 1 ? n : 2, 0, hi };
-    panel accuracy = loss;
-    accuracy.y_hi = 1;
+    int n = t->epochs_run, plot_w = WIDTH - LEFT - RIGHT, plot_h = plot_height();
+    grid g = make_grid(t);
+    bool validation = any_finite(t->val_loss, n) || any_finite(t->val_accuracy, n);
+    /* The epochs' panel: one epoch sits in the middle, more spread from edge to edge (x_of's rule). */
+    panel epochs = { LEFT, TOP, plot_w, plot_h, n > 1 ? 1 : 0, n > 1 ? n : 2, 0, 1 };
     svg_open(f, WIDTH, HEIGHT);
-    panel_frame(f, &loss, "Learning curves", "epoch", "loss");
-    panel_y_ticks(f, &loss, step, "%g");
-    /* Right axis: accuracy in [0, 1]. */
-    double right = loss.left + loss.width;
-    for (int k = 0; k <= 5; k++) {
-        double v = k / 5.0, y = py(&accuracy, v);
-        fprintf(f, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#444\"/>\n", right, y, right + 5, y);
-        fprintf(f, "<text x=\"%.0f\" y=\"%.1f\">%.1f</text>\n", right + 8, y + 4, v);
-    }
-    fprintf(f, "<text transform=\"translate(%d %.0f) rotate(90)\" text-anchor=\"middle\">validation accuracy</text>\n",
-            WIDTH - 14, loss.top + loss.height / 2);
+    fprintf(f, "<text x=\"%d\" y=\"22\" font-size=\"15\" text-anchor=\"middle\">Learning curves</text>\n", WIDTH / 2);
+    draw_grid(f, &g, validation);
+    panel_frame(f, &epochs, NULL, "epoch", "loss (log scale)");
     /* Bottom axis: epochs, at most ~10 labelled ticks. */
     int every = n > 10 ? (n + 9) / 10 : 1;
     char label[16];
@@ -146,21 +239,26 @@ static void write_curves(FILE *f, const void *ctx)
         if ((e - 1) % every && e != n)
             continue;
         snprintf(label, sizeof label, "%d", e);
-        panel_x_tick(f, &loss, e, label);
+        panel_x_tick(f, &epochs, e, label);
     }
-    double *epochs = malloc((size_t)(n > 0 ? n : 1) * sizeof *epochs);
-    if (epochs) {
-        for (int e = 0; e < n; e++)
-            epochs[e] = e + 1;
-        panel_line(f, &loss, epochs, t->train_loss, n, "#1f77b4", "", 1);
-        panel_line(f, &loss, epochs, t->val_loss, n, "#ff7f0e", "", 1);
-        panel_line(f, &accuracy, epochs, t->val_accuracy, n, "#2ca02c", " stroke-dasharray=\"6 4\"", 1);
-        free(epochs);
+    if (validation)
+        fprintf(f,
+                "<text transform=\"translate(%d %d) rotate(90)\" text-anchor=\"middle\">validation accuracy</text>\n",
+                WIDTH - 14, TOP + plot_h / 2);
+    const curve curves[3] = {
+        { t->train_loss, "train loss", "#1f77b4", "", false },
+        { t->val_loss, "validation loss", "#ff7f0e", "", false },
+        { t->val_accuracy, "validation accuracy (right axis)", "#2ca02c", " stroke-dasharray=\"6 4\"", true },
+    };
+    /* The legend, in one row between the title and the frame. */
+    int x = LEFT;
+    for (int k = 0; k < (validation ? 3 : 1); k++) {
+        draw_curve(f, &g, &curves[k], n);
+        fprintf(f, "<line x1=\"%d\" y1=\"44\" x2=\"%d\" y2=\"44\" stroke=\"%s\" stroke-width=\"2\"%s/>\n", x, x + 25,
+                curves[k].colour, curves[k].dash);
+        fprintf(f, "<text x=\"%d\" y=\"48\">%s</text>\n", x + 31, curves[k].name);
+        x += 31 + 7 * (int)strlen(curves[k].name) + 24;
     }
-    /* Legend in the middle band, where accuracy (near 1) and loss (near 0) rarely are. */
-    const char *names[3] = { "train loss", "validation loss", "validation accuracy (right axis)" };
-    const char *colours[3] = { "#1f77b4", "#ff7f0e", "#2ca02c" };
-    legend(f, right - 240, loss.top + loss.height * 2 / 5 - 6, 232, 3, names, colours, (int[]){ 0, 0, 1 });
     fprintf(f, "</svg>\n");
 }
 

@@ -335,8 +335,10 @@ static int cmd_train(int argc, char **argv)
         cJSON_AddBoolToObject(root, "stopped_early", t->stopped_early);
         cJSON_AddItemToObject(root, "test", eval_json(t->model, &ev));
         cJSON_AddStringToObject(root, "model", out);
-        if (o.plot)
+        if (o.plot) /* always present, as docs/cli.md lists it: null without --plot */
             cJSON_AddStringToObject(root, "plot", o.plot);
+        else
+            cJSON_AddNullToObject(root, "plot");
         print_json(root);
     } else {
         printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
@@ -348,7 +350,7 @@ static int cmd_train(int argc, char **argv)
     }
     rc = 0;
 done:
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_training_free(t);
     tg_config_free(cfg);
     free(default_out);
@@ -466,7 +468,7 @@ static int cmd_eval(int argc, char **argv)
     }
     tg_metrics_free(&mt);
     free(probs);
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_dataset_free(ds);
     tg_model_free(m);
     return rc;

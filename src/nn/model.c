@@ -149,7 +149,11 @@ tg_dtype tg_model_dtype(const tg_model *m) { return m->dtype; }
 int tg_model_n_layers(const tg_model *m) { return m->n_layers; }
 const tg_layer_spec *tg_model_layer(const tg_model *m, int i) { return i >= 0 && i < m->n_layers ? &m->layers[i] : NULL; }
 int tg_model_n_params(const tg_model *m) { return m->n_params; }
-tg_tensor *tg_model_param(const tg_model *m, int i) { return i >= 0 && i < m->n_params ? m->params[i] : NULL; }
+tg_tensor *tg_model_param(tg_model *m, int i) { return i >= 0 && i < m->n_params ? m->params[i] : NULL; }
+const tg_tensor *tg_model_param_const(const tg_model *m, int i)
+{
+    return i >= 0 && i < m->n_params ? m->params[i] : NULL;
+}
 const char *tg_model_param_name(const tg_model *m, int i)
 {
     return i >= 0 && i < m->n_params ? m->param_names[i] : NULL;

@@ -12,6 +12,7 @@
 #include "binary_loss.h"
 
 #include <math.h>
+#include <string.h>
 
 enum { BLOCK = 256 };
 
@@ -54,6 +55,29 @@ static void softplus_block_f64(const double *x, double *sig, double *tail, int64
 /* softplus(x) for one element (the target's gradient) */
 static double softplus(double x) { return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x))); }
 
+/* Where row r's weights start in t (NULL when there is no t). */
+static const void *row_weights(const tg_binary_loss_layout *l, const tg_tensor *t, const int64_t *strides, int64_t r)
+{
+    if (!t)
+        return NULL;
+    return (const char *)t->data + (size_t)tg_binary_loss_row_offset(l, strides, r) * tg_dtype_size(t->dtype);
+}
+
+/* out[j] = the weight of element start + j of a row whose weights begin at row and step by stride (0 or 1);
+ * 1 without weights. Contiguous, so that the loops that use it vectorise. */
+static void block_weights(tg_dtype dtype, const void *row, int64_t stride, int64_t start, int64_t m, void *out)
+{
+    TG_FLOAT_DISPATCH(dtype, T, {
+        const T *w = row;
+        T *o = out;
+        if (w && stride)
+            memcpy(o, w + start, (size_t)m * sizeof(T));
+        else
+            for (int64_t j = 0; j < m; j++)
+                o[j] = w ? w[0] : 1;
+    });
+}
+
 /* The loss of every element of the logits into out (TG_NONE), or their total in double. */
 static double forward(const bce_logits_saved *s, const tg_tensor *x, const tg_tensor *y, tg_tensor *out)
 {
@@ -62,12 +86,10 @@ static double forward(const bce_logits_saved *s, const tg_tensor *x, const tg_te
     double total = 0;
     TG_FLOAT_DISPATCH(x->dtype, T, {
         const T *xs = x->data, *ys = y->data;
-        T sig_scratch[BLOCK], tail[BLOCK], loss[BLOCK];
+        T sig_scratch[BLOCK], tail[BLOCK], loss[BLOCK], wb[BLOCK], pb[BLOCK];
         for (int64_t r = 0; r < l->rows; r++) {
-            const T *w = weight ? (const T *)weight->data + tg_binary_loss_row_offset(l, l->weight_strides, r) : NULL;
-            const T *p = pos_weight
-                             ? (const T *)pos_weight->data + tg_binary_loss_row_offset(l, l->pos_weight_strides, r)
-                             : NULL;
+            const void *w = row_weights(l, weight, l->weight_strides, r);
+            const void *p = row_weights(l, pos_weight, l->pos_weight_strides, r);
             for (int64_t b = 0; b < l->inner; b += BLOCK) {
                 int64_t m = l->inner - b < BLOCK ? l->inner - b : BLOCK, at = r * l->inner + b;
                 const T *xb = xs + at, *yb = ys + at;
@@ -82,12 +104,14 @@ static double forward(const bce_logits_saved *s, const tg_tensor *x, const tg_te
                         T pos = xb[j] > 0 ? xb[j] : 0, neg = xb[j] < 0 ? -xb[j] : 0; /* softplus(+-x) - tail */
                         dst[j] = yb[j] * (neg + tail[j]) + (1 - yb[j]) * (pos + tail[j]);
                     }
-                else
+                else {
+                    block_weights(x->dtype, w, l->weight_inner, b, m, wb);
+                    block_weights(x->dtype, p, l->pos_weight_inner, b, m, pb);
                     for (int64_t j = 0; j < m; j++) {
-                        T wj = w ? w[(b + j) * l->weight_inner] : 1, pj = p ? p[(b + j) * l->pos_weight_inner] : 1;
                         T pos = xb[j] > 0 ? xb[j] : 0, neg = xb[j] < 0 ? -xb[j] : 0;
-                        dst[j] = wj * (pj * yb[j] * (neg + tail[j]) + (1 - yb[j]) * (pos + tail[j]));
+                        dst[j] = wb[j] * (pb[j] * yb[j] * (neg + tail[j]) + (1 - yb[j]) * (pos + tail[j]));
                     }
+                }
                 if (!out)
                     total += sizeof(T) == sizeof(float) ? tg_sum_f32_as_double((const void *)loss, m)
                                                         : tg_sum_f64((const void *)loss, m);
@@ -113,31 +137,36 @@ static int bce_logits_backward(tg_tape *tape, tg_node *node)
     bool none = s->opts.reduction == TG_NONE;
     double scale = none ? 0 : tg_binary_loss_scale(g, s->opts.reduction, l->numel);
     TG_FLOAT_DISPATCH(x->dtype, T, {
-        const T *xs = x->data, *ys = y->data, *sig = s->sigmoid, *gs = none ? g->data : NULL;
-        const T r = (T)scale;
+        const T *xs = x->data, *ys = y->data, *sig = s->sigmoid;
+        T wb[BLOCK], pb[BLOCK], rb[BLOCK]; /* per element: weight, positive weight, upstream gradient */
         T *dx = gx ? gx->data : NULL, *dy = gy ? gy->data : NULL;
-        if (dx && !weight && !pos_weight) { /* the common case in one vectorisable loop */
-            if (none)
-                for (int64_t i = 0; i < l->numel; i++)
-                    dx[i] += gs[i] * (sig[i] - ys[i]);
-            else
-                for (int64_t i = 0; i < l->numel; i++)
-                    dx[i] += r * (sig[i] - ys[i]);
-            dx = NULL;
-        }
-        for (int64_t row = 0; (dx || dy) && row < l->rows; row++) {
-            const T *w = weight ? (const T *)weight->data + tg_binary_loss_row_offset(l, l->weight_strides, row) : NULL;
-            const T *p = pos_weight
-                             ? (const T *)pos_weight->data + tg_binary_loss_row_offset(l, l->pos_weight_strides, row)
-                             : NULL;
-            for (int64_t j = 0; j < l->inner; j++) {
-                int64_t i = row * l->inner + j;
-                T wj = w ? w[j * l->weight_inner] : 1, pj = p ? p[j * l->pos_weight_inner] : 1;
-                T rw = (none ? gs[i] : r) * wj;
-                if (dx)
-                    dx[i] += rw * ((1 + (pj - 1) * ys[i]) * sig[i] - pj * ys[i]);
-                if (dy)
-                    dy[i] += rw * (T)(pj * softplus(-(double)xs[i]) - softplus((double)xs[i]));
+        for (int64_t row = 0; row < l->rows; row++) {
+            const void *w = row_weights(l, weight, l->weight_strides, row);
+            const void *p = row_weights(l, pos_weight, l->pos_weight_strides, row);
+            for (int64_t b = 0; b < l->inner; b += BLOCK) {
+                int64_t m = l->inner - b < BLOCK ? l->inner - b : BLOCK, at = row * l->inner + b;
+                const T *yb = ys + at, *sb = sig + at;
+                if (none)
+                    memcpy(rb, (const T *)g->data + at, (size_t)m * sizeof(T));
+                else
+                    for (int64_t j = 0; j < m; j++)
+                        rb[j] = (T)scale;
+                block_weights(x->dtype, w, l->weight_inner, b, m, wb);
+                if (dx && !w && !p) /* the common case: r (s - y) */
+                    for (int64_t j = 0; j < m; j++)
+                        dx[at + j] += rb[j] * (sb[j] - yb[j]);
+                else if (dx) {
+                    block_weights(x->dtype, p, l->pos_weight_inner, b, m, pb);
+                    for (int64_t j = 0; j < m; j++)
+                        dx[at + j] += rb[j] * wb[j] * ((1 + (pb[j] - 1) * yb[j]) * sb[j] - pb[j] * yb[j]);
+                }
+                if (dy) {
+                    block_weights(x->dtype, p, l->pos_weight_inner, b, m, pb);
+                    for (int64_t j = 0; j < m; j++) {
+                        double t = xs[at + j];
+                        dy[at + j] += rb[j] * wb[j] * (T)(pb[j] * softplus(-t) - softplus(t));
+                    }
+                }
             }
         }
     });

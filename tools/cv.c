@@ -273,13 +273,11 @@ static int on_fold_progress(const tg_progress *p, void *ctx)
 static char *folder_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 1;
+    size_t n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path); /* "x.json": "."; "/x.json": "/" */
     char *dir = malloc(n + 1);
     if (dir) {
         memcpy(dir, slash ? path : ".", n);
         dir[n] = 0;
-        if (slash && n == 0)
-            strcpy(dir, "/");
     }
     return dir;
 }

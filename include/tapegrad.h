@@ -608,6 +608,7 @@ typedef struct {
     int64_t rows;
     double loss, accuracy;
     int64_t *confusion; /* [classes * classes], row = true class, column = predicted */
+    int64_t correct; /* rows classified correctly: the confusion matrix's trace */
 } tg_eval;
 /* Mean cross-entropy, accuracy and confusion matrix of model on ds. Applies
  * the model's standardization when it has one (ds holds raw features). Release

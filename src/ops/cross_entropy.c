@@ -21,15 +21,23 @@ typedef struct {
     tg_ce_opts opts;
     tg_loss_shape shape;
     tg_tensor *target;
-    void *softmax; /* the logits' shape and dtype */
+    void *softmax; /* the logits' shape and dtype: contiguous rows keep each row's softmax; strided rows keep
+                      exp(x - max), the softmax being that times inv_sum */
+    double *inv_sum; /* strided rows: [positions], 1 / sum of the exps; NULL for contiguous rows */
     double *row_max, *log_sum; /* [positions] each: lse(x_p) = row_max + log_sum, kept apart so that
                                   (lse - x_c) = (row_max - x_c) + log_sum loses nothing when the max is huge */
     double weight_total; /* sum of the class weights (C without weights) */
     double denominator; /* of the mean */
 } ce_saved;
 
-/* Positions per tile of the strided path: a tile's logits (classes x width) stay within L1. */
-#define TILE_MAX 256
+/* The strided path works on tiles of at most TILE_MAX neighbouring positions; every loop over a tile runs along
+ * its positions, which are contiguous in memory for each class. */
+#define TILE_MAX 1024
+
+typedef struct {
+    int64_t o, j0, n; /* the positions o * inner + j0 to o * inner + j0 + n - 1 */
+    int64_t base; /* where the logits (and the softmax) of its first position's class 0 are */
+} ce_tile;
 
 static double class_weight(const ce_saved *s, int64_t c) { return s->opts.weight ? tg_get(s->opts.weight, c) : 1.0; }
 
@@ -180,23 +188,37 @@ static int rows_forward(tg_tape *tape, ce_saved *s, const tg_tensor *logits, dou
 
 /* ------------------------------------------------------------ strided rows */
 
-/* Positions per tile: about 16 KB of logits, a multiple of 16, at most TILE_MAX and the row's length. */
-static int64_t tile_width(const tg_loss_shape *shape, size_t element_size)
+/* Positions per tile: TILE_MAX or the row's length; 1 for contiguous rows. */
+static int64_t tile_width(const tg_loss_shape *shape)
 {
-    int64_t classes = shape->classes > 0 ? shape->classes : 1;
-    int64_t width = (int64_t)(16384 / element_size) / classes / 16 * 16;
-    width = width < 16 ? 16 : width > TILE_MAX ? TILE_MAX : width;
-    return width < shape->inner ? width : shape->inner;
+    return shape->inner < TILE_MAX ? shape->inner : TILE_MAX;
 }
 
-/* The softmax, max and log-sum-exp of the n positions from o * inner + j0 on, walking the class axis with
- * its stride: every loop below runs along n contiguous positions. */
-static void tile_softmax(ce_saved *s, const tg_tensor *logits, int64_t o, int64_t j0, int64_t n)
+/* Tile k of those `width` wide: the n positions from o * inner + j0 on. */
+static ce_tile tile_at(const tg_loss_shape *shape, int64_t width, int64_t k)
 {
-    int64_t classes = s->shape.classes, stride = s->shape.inner, base = o * classes * stride + j0;
+    int64_t per_row = (shape->inner + width - 1) / width;
+    ce_tile t = { .o = k / per_row, .j0 = k % per_row * width };
+    t.n = shape->inner - t.j0 < width ? shape->inner - t.j0 : width;
+    t.base = t.o * shape->classes * shape->inner + t.j0;
+    return t;
+}
+
+static int64_t tile_count(const tg_loss_shape *shape, int64_t width)
+{
+    return shape->outer * ((shape->inner + width - 1) / width);
+}
+
+/* The exps, max and log-sum-exp of a tile's positions, walking the class axis with its stride: every inner
+ * loop runs along the tile's n positions, contiguous in memory (vectorised; a wide tile reads whole pages
+ * in order, which the hardware prefetches). The exps are not normalised here: the backward folds 1 / sum
+ * into its scale, which saves a pass over the logits' size. */
+static void tile_exps(ce_saved *s, const tg_tensor *logits, ce_tile t)
+{
+    int64_t classes = s->shape.classes, stride = s->shape.inner, n = t.n, p0 = t.o * stride + t.j0;
     TG_FLOAT_DISPATCH(logits->dtype, T, {
-        const T *x = (const T *)logits->data + base;
-        T *e = (T *)s->softmax + base;
+        const T *x = (const T *)logits->data + t.base;
+        T *e = (T *)s->softmax + t.base;
         T max[TILE_MAX], sum[TILE_MAX] = { 0 }, log_sum[TILE_MAX];
         for (int64_t j = 0; j < n; j++)
             max[j] = -INFINITY;
@@ -204,41 +226,38 @@ static void tile_softmax(ce_saved *s, const tg_tensor *logits, int64_t o, int64_
             for (int64_t j = 0; j < n; j++)
                 max[j] = x[c * stride + j] > max[j] ? x[c * stride + j] : max[j];
         for (int64_t c = 0; c < classes; c++) {
+            T *row = e + c * stride;
             for (int64_t j = 0; j < n; j++)
-                e[c * stride + j] = x[c * stride + j] - max[j];
+                row[j] = x[c * stride + j] - max[j];
             if (sizeof(T) == sizeof(float))
-                tg_exp_row_f32((const void *)(e + c * stride), 0.0f, (void *)(e + c * stride), n);
+                tg_exp_row_f32((const void *)row, 0.0f, (void *)row, n);
             else
-                tg_exp_row_f64((const void *)(e + c * stride), 0.0, (void *)(e + c * stride), n);
+                tg_exp_row_f64((const void *)row, 0.0, (void *)row, n);
             for (int64_t j = 0; j < n; j++)
-                sum[j] += e[c * stride + j];
+                sum[j] += row[j];
         }
         for (int64_t j = 0; sizeof(T) == sizeof(double) && j < n; j++)
             log_sum[j] = log(sum[j]);
         if (sizeof(T) == sizeof(float)) /* every sum is at least 1: its max's exp(0) */
             tg_log_row_f32((const void *)sum, (void *)log_sum, n);
         for (int64_t j = 0; j < n; j++) {
-            s->row_max[o * stride + j0 + j] = max[j];
-            s->log_sum[o * stride + j0 + j] = log_sum[j];
-            sum[j] = 1 / sum[j];
+            s->row_max[p0 + j] = max[j];
+            s->log_sum[p0 + j] = log_sum[j];
+            s->inv_sum[p0 + j] = 1 / (double)sum[j];
         }
-        for (int64_t c = 0; c < classes; c++)
-            for (int64_t j = 0; j < n; j++)
-                e[c * stride + j] *= sum[j];
     });
 }
 
 static void strided_forward(ce_saved *s, const tg_tensor *logits, double *row_loss, double *row_weight, double *q)
 {
-    int64_t classes = s->shape.classes, stride = s->shape.inner;
-    int64_t width = tile_width(&s->shape, tg_dtype_size(logits->dtype)), per_row = (stride + width - 1) / width;
-    int threads = s->shape.class_targets ? tg_threads_for(s->shape.positions * classes) : 1; /* q is shared */
-    TG_FOR_ROWS(threads, k, s->shape.outer * per_row, {
-        int64_t o = k / per_row, j0 = k % per_row * width, n = stride - j0 < width ? stride - j0 : width;
-        tile_softmax(s, logits, o, j0, n);
-        for (int64_t j = j0; j < j0 + n; j++) {
-            int64_t p = o * stride + j;
-            row_loss[p] = position_loss(s, logits, p, o * classes * stride + j, &row_weight[p], q);
+    int64_t width = tile_width(&s->shape);
+    int threads = s->shape.class_targets ? tg_threads_for(s->shape.positions * s->shape.classes) : 1; /* shared q */
+    TG_FOR_ROWS(threads, k, tile_count(&s->shape, width), {
+        ce_tile t = tile_at(&s->shape, width, k);
+        tile_exps(s, logits, t);
+        for (int64_t j = 0; j < t.n; j++) {
+            int64_t p = t.o * s->shape.inner + t.j0 + j;
+            row_loss[p] = position_loss(s, logits, p, t.base + j, &row_weight[p], q);
         }
     });
 }
@@ -291,10 +310,11 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
     s->softmax = tg_tape_alloc(tape, (size_t)(positions * classes) * tg_dtype_size(logits->dtype));
     s->row_max = tg_tape_alloc(tape, (size_t)positions * sizeof *s->row_max);
     s->log_sum = tg_tape_alloc(tape, (size_t)positions * sizeof *s->log_sum);
+    s->inv_sum = s->shape.inner > 1 ? tg_tape_alloc(tape, (size_t)positions * sizeof *s->inv_sum) : NULL;
     double *row_loss = tg_tape_alloc(tape, (size_t)positions * sizeof *row_loss);
     double *row_weight = tg_tape_alloc(tape, (size_t)positions * sizeof *row_weight);
-    if (!loss || (!s->shape.class_targets && !q) || !s->softmax || !s->row_max || !s->log_sum || !row_loss ||
-        !row_weight)
+    if (!loss || (!s->shape.class_targets && !q) || !s->softmax || !s->row_max || !s->log_sum ||
+        (s->shape.inner > 1 && !s->inv_sum) || !row_loss || !row_weight)
         return NULL;
     s->weight_total = 0;
     for (int64_t c = 0; c < classes; c++)
@@ -353,20 +373,20 @@ static void rows_backward(const ce_saved *s, const tg_tensor *g, tg_tensor *gx)
     });
 }
 
-/* Class indices, strided rows: the same per position, a tile of positions at a time along the class axis. */
-static void tile_backward(const ce_saved *s, const tg_tensor *g, tg_tensor *gx, int64_t o, int64_t j0, int64_t n)
+/* Class indices, strided rows: the same per position, for a tile's positions at once along the class axis. */
+static void tile_backward(const ce_saved *s, const tg_tensor *g, tg_tensor *gx, ce_tile t)
 {
-    int64_t classes = s->shape.classes, stride = s->shape.inner, base = o * classes * stride + j0;
+    int64_t classes = s->shape.classes, stride = s->shape.inner, n = t.n, p0 = t.o * stride + t.j0;
     double eps = s->opts.label_smoothing, smooth[TILE_MAX];
-    const int64_t *labels = (const int64_t *)s->target->data + o * stride + j0;
+    const int64_t *labels = (const int64_t *)s->target->data + p0;
     TG_FLOAT_DISPATCH(gx->dtype, T, {
-        const T *p = (const T *)s->softmax + base;
-        T *d = (T *)gx->data + base;
+        const T *p = (const T *)s->softmax + t.base;
+        T *d = (T *)gx->data + t.base;
         T scale[TILE_MAX];
         for (int64_t j = 0; j < n; j++) {
             bool kept = labels[j] != s->opts.ignore_index;
-            double r = kept ? row_scale(s, g, o * stride + j0 + j) : 0, wt = kept ? class_weight(s, labels[j]) : 0;
-            scale[j] = (T)(r * ((1 - eps) * wt + eps / (double)classes * s->weight_total));
+            double r = kept ? row_scale(s, g, p0 + j) : 0, wt = kept ? class_weight(s, labels[j]) : 0;
+            scale[j] = (T)(r * ((1 - eps) * wt + eps / (double)classes * s->weight_total) * s->inv_sum[p0 + j]);
             smooth[j] = r * eps / (double)classes;
         }
         for (int64_t c = 0; c < classes; c++)
@@ -379,32 +399,34 @@ static void tile_backward(const ce_saved *s, const tg_tensor *g, tg_tensor *gx, 
         }
         for (int64_t j = 0; j < n; j++)
             if (labels[j] != s->opts.ignore_index)
-                d[labels[j] * stride + j] -= (T)(row_scale(s, g, o * stride + j0 + j) * (1 - eps) *
-                                                 class_weight(s, labels[j]));
+                d[labels[j] * stride + j] -= (T)(row_scale(s, g, p0 + j) * (1 - eps) * class_weight(s, labels[j]));
     });
 }
 
-/* Probability targets, any stride (one thread: q is shared): dx += r (sum(q) softmax - q) and
- * dy_c += -r w_c (1 - eps) log softmax(x)_c. */
+/* Probability targets, any layout (one thread: q is shared): dx += r (sum(q) softmax - q) and
+ * dy_c += -r w_c (1 - eps) log softmax(x)_c, position by position. */
 static void probability_backward(const ce_saved *s, const tg_tensor *x, const tg_tensor *g, tg_tensor *gx,
                                  tg_tensor *gy, double *q)
 {
     int64_t classes = s->shape.classes, stride = s->shape.inner;
+    int64_t width = tile_width(&s->shape), tiles = tile_count(&s->shape, width);
     double eps = s->opts.label_smoothing;
     TG_FLOAT_DISPATCH(x->dtype, T, {
-        const T *probs = s->softmax, *xs = x->data;
-        for (int64_t i = 0; i < s->shape.positions; i++) {
-            int64_t base = tg_loss_base(&s->shape, i);
-            double r = row_scale(s, g, i);
-            if (gy) {
-                T *dy = (T *)gy->data + base;
-                for (int64_t c = 0; c < classes; c++)
-                    dy[c * stride] -= (T)(r * class_weight(s, c) * (1 - eps) *
-                                          ((double)xs[base + c * stride] - s->row_max[i] - s->log_sum[i]));
+        const T *xs = x->data;
+        for (int64_t k = 0; k < tiles; k++) {
+            ce_tile t = tile_at(&s->shape, width, k);
+            for (int64_t j = 0, i = t.o * stride + t.j0; j < t.n; j++, i++) {
+                int64_t base = t.base + j;
+                const T *probs = (const T *)s->softmax + base;
+                double r = row_scale(s, g, i), inv_sum = s->inv_sum ? s->inv_sum[i] : 1; /* x 1 is exact */
+                for (int64_t c = 0; gy && c < classes; c++)
+                    ((T *)gy->data)[base + c * stride] -= (T)(r * class_weight(s, c) * (1 - eps) *
+                                                              ((double)xs[base + c * stride] - s->row_max[i] -
+                                                               s->log_sum[i]));
+                double q_total = probability_target(s, base, q);
+                for (int64_t c = 0; gx && c < classes; c++)
+                    ((T *)gx->data)[base + c * stride] += (T)(r * ((double)probs[c * stride] * inv_sum * q_total - q[c]));
             }
-            double q_total = probability_target(s, base, q);
-            for (int64_t c = 0; gx && c < classes; c++)
-                ((T *)gx->data)[base + c * stride] += (T)(r * ((double)probs[base + c * stride] * q_total - q[c]));
         }
     });
 }
@@ -435,11 +457,8 @@ static int cross_entropy_backward(tg_tape *tape, tg_node *node)
         rows_backward(s, g, gx);
         return 0;
     }
-    int64_t stride = s->shape.inner, width = tile_width(&s->shape, tg_dtype_size(x->dtype));
-    int64_t per_row = (stride + width - 1) / width;
-    TG_FOR_ROWS(tg_threads_for(s->shape.positions * s->shape.classes), k, s->shape.outer * per_row, {
-        int64_t j0 = k % per_row * width;
-        tile_backward(s, g, gx, k / per_row, j0, stride - j0 < width ? stride - j0 : width);
-    });
+    int64_t width = tile_width(&s->shape);
+    TG_FOR_ROWS(tg_threads_for(s->shape.positions * s->shape.classes), k, tile_count(&s->shape, width),
+                { tile_backward(s, g, gx, tile_at(&s->shape, width, k)); });
     return 0;
 }

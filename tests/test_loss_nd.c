@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -290,4 +291,307 @@ Test(loss_nd_gradcheck, every_shape_and_option)
                     continue; /* a NaN constant (0/0): the PyTorch cases check its zero gradient */
                 gradcheck_case(&grad_shapes[s], (variant)v, reductions[r], seed);
             }
+}
+
+/* ================================================================ fused vs composed, several tiles */
+
+typedef struct {
+    tg_dtype dtype;
+    int ndim;
+    int64_t shape[5];
+    int probabilities;
+    int weighted;
+    int ignore_every; /* class indices: every this many positions get ignore_index (0: none) */
+    double label_smoothing;
+    tg_reduction reduction;
+} compose_case;
+
+/* -sum_c q_c log_softmax(x)_c per position from ops that know nothing of cross-entropy, then the reduction,
+ * the mean dividing by denominator. */
+static tg_tensor *composed_loss(tg_tape *tape, tg_tensor *x, tg_tensor *q, tg_reduction reduction,
+                                tg_tensor *denominator)
+{
+    tg_tensor *per_position = tg_neg(tape, tg_sum(tape, tg_mul(tape, q, tg_log_softmax(tape, x, 1)), 1));
+    if (reduction == TG_NONE)
+        return per_position;
+    tg_tensor *total = tg_sum(tape, per_position, TG_ALL);
+    return reduction == TG_SUM ? total : tg_div(tape, total, denominator);
+}
+
+static void check_composed(const compose_case *k, uint64_t seed)
+{
+    const nd_shape s = { k->ndim, { k->shape[0], k->shape[1], k->shape[2], k->shape[3], k->shape[4] } };
+    int64_t classes = s.shape[1], inner = 1, tshape[5], wshape[5] = { 1, classes, 1, 1, 1 };
+    int tndim = target_shape(s.ndim, s.shape, tshape);
+    for (int a = 2; a < s.ndim; a++)
+        inner *= s.shape[a];
+    int64_t positions = s.shape[0] * inner, numel = positions * classes;
+    double eps = k->label_smoothing, tol = k->dtype == TG_F64 ? 1e-10 : 2e-5;
+    tg_tensor *x64 = random_tensor(TG_F64, s.ndim, s.shape, seed, -6, 6);
+    tg_tensor *w64 = random_tensor(TG_F64, 1, &classes, seed + 1, 0.1, 2);
+    tg_tensor *y64 = k->probabilities ? random_probabilities(&s, seed + 2) : NULL;
+    tg_tensor *upstream64 = random_tensor(TG_F64, tndim, tshape, seed + 3, -2, 2);
+    tg_tensor *x = from_doubles(k->dtype, s.ndim, s.shape, tg_data(x64));
+    tg_tensor *x_composed = from_doubles(k->dtype, s.ndim, s.shape, tg_data(x64));
+    tg_tensor *w = from_doubles(k->dtype, 1, &classes, tg_data(w64));
+    tg_tensor *w_axis1 = from_doubles(k->dtype, s.ndim, wshape, tg_data(w64)); /* w along axis 1 */
+    tg_tensor *upstream = from_doubles(k->dtype, tndim, tshape, tg_data(upstream64));
+    tg_tensor *y = NULL, *y_composed = NULL, *labels = NULL, *q;
+    tg_tape *tape = tg_tape_new(), *composed_tape = tg_tape_new();
+    double denominator = 0;
+    if (k->probabilities) {
+        y = from_doubles(k->dtype, s.ndim, s.shape, tg_data(y64));
+        y_composed = from_doubles(k->dtype, s.ndim, s.shape, tg_data(y64));
+        tg_set_requires_grad(y, 1);
+        tg_set_requires_grad(y_composed, 1);
+        tg_tensor *keep = tg_tape_tensor(composed_tape, k->dtype, 0, NULL);
+        tg_tensor *spread = tg_tape_tensor(composed_tape, k->dtype, 0, NULL);
+        tg_set(keep, 0, 1 - eps);
+        tg_set(spread, 0, eps / (double)classes);
+        q = tg_add(composed_tape, tg_mul(composed_tape, y_composed, keep), spread);
+        q = k->weighted ? tg_mul(composed_tape, w_axis1, q) : q;
+        denominator = (double)positions;
+    } else {
+        tg_tensor *flat = random_labels(positions, classes, seed + 4);
+        labels = tg_tensor_from(TG_I64, tndim, tshape, tg_data(flat));
+        tg_tensor_free(flat);
+        q = tg_tape_tensor(composed_tape, k->dtype, s.ndim, s.shape);
+        int64_t *t = tg_data(labels);
+        for (int64_t p = 0; p < positions; p++) {
+            if (k->ignore_every && p % k->ignore_every == 1)
+                t[p] = -100;
+            int64_t n = p / inner, j = p % inner;
+            double wt = t[p] < 0 ? 0 : k->weighted ? tg_get(w64, t[p]) : 1;
+            for (int64_t c = 0; c < classes; c++)
+                tg_set(q, (n * classes + c) * inner + j,
+                       t[p] < 0 ? 0
+                                : eps / (double)classes * (k->weighted ? tg_get(w64, c) : 1) + (c == t[p]) * (1 - eps) * wt);
+            denominator += wt;
+        }
+    }
+    tg_tensor *denom = tg_tape_tensor(composed_tape, k->dtype, 0, NULL);
+    tg_set(denom, 0, denominator);
+    tg_set_requires_grad(x, 1);
+    tg_set_requires_grad(x_composed, 1);
+    tg_ce_opts opts = { .reduction = k->reduction,
+                        .weight = k->weighted ? w : NULL,
+                        .ignore_index = -100,
+                        .label_smoothing = eps };
+    char what[128];
+    snprintf(what, sizeof what, "%s [%lld, %lld, ...] (%d axes) %s", tg_dtype_name(k->dtype), (long long)s.shape[0],
+             (long long)classes, s.ndim, k->probabilities ? "probabilities" : "indices");
+    tg_tensor *fused = tg_cross_entropy(tape, x, labels ? labels : y, &opts);
+    tg_tensor *composed = composed_loss(composed_tape, x_composed, q, k->reduction, denom);
+    cr_assert_not_null(fused, "%s: %s", what, tg_last_error());
+    cr_assert_not_null(composed, "%s: %s", what, tg_last_error());
+    cr_assert_eq(tg_numel(fused), tg_numel(composed), "%s", what);
+    for (int64_t i = 0; i < tg_numel(fused); i++)
+        assert_close(tg_get(fused, i), tg_get(composed, i), tol, what, i);
+    backward(tape, fused, upstream, what);
+    backward(composed_tape, composed, upstream, what);
+    for (int64_t i = 0; i < numel; i++)
+        assert_close(tg_get(tg_grad(x), i), tg_get(tg_grad(x_composed), i), tol, "dx", i);
+    for (int64_t i = 0; y && i < numel; i++)
+        assert_close(tg_get(tg_grad(y), i), tg_get(tg_grad(y_composed), i), tol, "dy", i);
+    tg_tape_free(tape);
+    tg_tape_free(composed_tape);
+    tg_tensor *owned[] = { x64, w64, y64, upstream64, x, x_composed, w, w_axis1, upstream, y, y_composed, labels };
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++)
+        tg_tensor_free(owned[i]);
+}
+
+Test(loss_nd_composed, several_tiles)
+{
+    /* a row of 2500 positions is walked in tiles of 1024, 1024 and 452 */
+    static const compose_case cases[] = {
+        { TG_F64, 3, { 1, 3, 2500 }, 0, 1, 7, 0.1, TG_NONE },
+        { TG_F64, 3, { 1, 3, 2500 }, 0, 1, 7, 0.1, TG_MEAN },
+        { TG_F64, 4, { 2, 40, 7, 10 }, 0, 0, 0, 0.0, TG_MEAN },
+        { TG_F64, 3, { 2, 7, 1300 }, 1, 1, 0, 0.2, TG_SUM },
+        { TG_F64, 5, { 2, 3, 5, 3, 70 }, 1, 0, 0, 0.0, TG_NONE },
+        { TG_F32, 3, { 2, 40, 1100 }, 0, 1, 5, 0.05, TG_MEAN },
+        { TG_F32, 3, { 2, 5, 1030 }, 1, 1, 0, 0.1, TG_NONE },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        check_composed(&cases[i], 900 + 10 * i);
+}
+
+/* ================================================================ threads, layouts */
+
+Test(loss_nd_misc, same_bits_with_one_and_two_threads)
+{
+    /* enough work for two threads; losses are summed in position order afterwards */
+    int64_t shape[] = { 4, 10, 4100 }, tshape[] = { 4, 4100 };
+    tg_tensor *x = random_tensor(TG_F32, 3, shape, 71, -5, 5);
+    tg_tensor *flat = random_labels(4 * 4100, 10, 72);
+    tg_tensor *labels = tg_tensor_from(TG_I64, 2, tshape, tg_data(flat));
+    tg_tensor *w = random_tensor(TG_F32, 1, &shape[1], 73, 0.1, 2);
+    ((int64_t *)tg_data(labels))[5] = -100;
+    tg_set_requires_grad(x, 1);
+    int before = tg_num_threads();
+    float loss[2], *grad[2];
+    for (int run = 0; run < 2; run++) {
+        tg_set_num_threads(run + 1);
+        tg_zero_grad(x);
+        tg_tape *tape = tg_tape_new();
+        tg_ce_opts opts = { .reduction = TG_MEAN, .weight = w, .ignore_index = -100, .label_smoothing = 0.1 };
+        tg_tensor *l = tg_cross_entropy(tape, x, labels, &opts);
+        cr_assert_not_null(l, "%s", tg_last_error());
+        cr_assert_eq(tg_backward(tape, l), 0, "%s", tg_last_error());
+        loss[run] = *(float *)tg_data(l);
+        grad[run] = malloc((size_t)tg_numel(x) * sizeof(float));
+        memcpy(grad[run], tg_data(tg_grad(x)), (size_t)tg_numel(x) * sizeof(float));
+        tg_tape_free(tape);
+    }
+    tg_set_num_threads(before);
+    cr_assert_eq(memcmp(&loss[0], &loss[1], sizeof(float)), 0, "loss %.9g vs %.9g", loss[0], loss[1]);
+    cr_assert_eq(memcmp(grad[0], grad[1], (size_t)tg_numel(x) * sizeof(float)), 0, "gradients differ");
+    free(grad[0]);
+    free(grad[1]);
+    tg_tensor_free(x);
+    tg_tensor_free(flat);
+    tg_tensor_free(labels);
+    tg_tensor_free(w);
+}
+
+Test(loss_nd_misc, trailing_axes_of_one_are_the_2d_loss)
+{
+    /* [K, C, 1, 1] with targets [K, 1, 1] is [K, C] with targets [K], bit for bit; TG_NONE keeps [K, 1, 1] */
+    int64_t shape2[] = { 6, 5 }, shape4[] = { 6, 5, 1, 1 }, tshape[] = { 6, 1, 1 };
+    tg_tensor *x2 = random_tensor(TG_F64, 2, shape2, 81, -3, 3);
+    tg_tensor *x4 = tg_tensor_from(TG_F64, 4, shape4, tg_data(x2));
+    tg_tensor *t1 = random_labels(6, 5, 82);
+    tg_tensor *t3 = tg_tensor_from(TG_I64, 3, tshape, tg_data(t1));
+    tg_set_requires_grad(x2, 1);
+    tg_set_requires_grad(x4, 1);
+    tg_ce_opts opts = { .reduction = TG_NONE, .ignore_index = -100, .label_smoothing = 0.3 };
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *l2 = tg_cross_entropy(tape, x2, t1, &opts), *l4 = tg_cross_entropy(tape, x4, t3, &opts);
+    cr_assert(l2 && l4, "%s", tg_last_error());
+    cr_assert_eq(tg_ndim(l4), 3);
+    cr_assert(tg_shape(l4)[0] == 6 && tg_shape(l4)[1] == 1 && tg_shape(l4)[2] == 1);
+    cr_assert_eq(memcmp(tg_data(l2), tg_data(l4), 6 * sizeof(double)), 0);
+    cr_assert_eq(tg_backward(tape, tg_add(tape, tg_sum(tape, l2, TG_ALL), tg_sum(tape, l4, TG_ALL))), 0, "%s",
+                 tg_last_error());
+    cr_assert_eq(memcmp(tg_data(tg_grad(x2)), tg_data(tg_grad(x4)), 30 * sizeof(double)), 0);
+    tg_tape_free(tape);
+    tg_tensor_free(x2);
+    tg_tensor_free(x4);
+    tg_tensor_free(t1);
+    tg_tensor_free(t3);
+}
+
+/* ================================================================ errors */
+
+/* result must be NULL and tg_last_error() must contain every one of the NULL-terminated needles */
+static void assert_error(const char *what, const tg_tensor *result, const char *const *needles)
+{
+    cr_assert_null(result, "%s: expected NULL", what);
+    const char *msg = tg_last_error();
+    for (int i = 0; needles[i]; i++)
+        cr_assert_not_null(strstr(msg, needles[i]), "%s: error \"%s\" lacks \"%s\"", what, msg, needles[i]);
+    tg_clear_error();
+}
+
+#define ASSERT_ERROR(WHAT, RESULT, ...) assert_error(WHAT, RESULT, (const char *const[]){ __VA_ARGS__, NULL })
+
+Test(loss_nd_errors, target_shape)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_new(TG_F64, 4, (int64_t[]){ 2, 3, 4, 5 });
+    tg_tensor *t_axis = tg_tensor_new(TG_I64, 3, (int64_t[]){ 2, 4, 6 });
+    tg_tensor *t_axes = tg_tensor_new(TG_I64, 2, (int64_t[]){ 2, 20 });
+    tg_tensor *t_c = tg_tensor_new(TG_I64, 3, (int64_t[]){ 2, 3, 4 });
+    tg_tensor *probs = tg_tensor_new(TG_F64, 4, (int64_t[]){ 2, 3, 5, 4 });
+    ASSERT_ERROR("target [2, 4, 6]", tg_cross_entropy(tape, x, t_axis, NULL), "cross_entropy", "[2, 4, 6]",
+                 "[2, 3, 4, 5]", "expected [2, 4, 5]", "axis 2 is 6, expected 5");
+    ASSERT_ERROR("target [2, 20]", tg_nll_loss(tape, x, t_axes, NULL), "nll_loss", "[2, 20]", "expected [2, 4, 5]",
+                 "2 axes, expected 3");
+    ASSERT_ERROR("target [2, 3, 4]", tg_cross_entropy(tape, x, t_c, NULL), "axis 1 is 3, expected 4");
+    ASSERT_ERROR("probabilities [2, 3, 5, 4]", tg_cross_entropy(tape, x, probs, NULL), "probability target",
+                 "[2, 3, 5, 4]", "[2, 3, 4, 5]", "axis 2 is 5, expected 4");
+    tg_tape_free(tape);
+    tg_tensor *owned[] = { x, t_axis, t_axes, t_c, probs };
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++)
+        tg_tensor_free(owned[i]);
+}
+
+Test(loss_nd_errors, class_out_of_range_names_the_position)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_new(TG_F32, 3, (int64_t[]){ 2, 3, 4 });
+    tg_tensor *t = tg_tensor_new(TG_I64, 2, (int64_t[]){ 2, 4 });
+    int64_t *labels = tg_data(t);
+    labels[6] = 3; /* position [1, 2] */
+    labels[7] = -2;
+    ASSERT_ERROR("class 3", tg_cross_entropy(tape, x, t, NULL), "cross_entropy", "target[1, 2] = 3", "3 classes",
+                 "or -100 to ignore", "target [2, 4]", "input [2, 3, 4]");
+    ASSERT_ERROR("class 3, nll", tg_nll_loss(tape, x, t, NULL), "nll_loss", "target[1, 2] = 3");
+    tg_ce_opts opts = TG_CE_OPTS_DEFAULT;
+    opts.ignore_index = 3; /* out of range, so ignored: the first bad one is now -2 */
+    ASSERT_ERROR("class -2", tg_cross_entropy(tape, x, t, &opts), "target[1, 3] = -2", "or 3 to ignore");
+    opts.ignore_index = -2;
+    ASSERT_ERROR("class 3 again", tg_cross_entropy(tape, x, t, &opts), "target[1, 2] = 3");
+    labels[6] = -2;
+    cr_assert_not_null(tg_cross_entropy(tape, x, t, &opts), "%s", tg_last_error());
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(t);
+}
+
+Test(loss_nd_errors, weight_and_smoothing)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_new(TG_F64, 3, (int64_t[]){ 2, 3, 4 });
+    tg_tensor *t = tg_tensor_new(TG_I64, 2, (int64_t[]){ 2, 4 });
+    tg_tensor *w4 = tg_tensor_new(TG_F64, 1, (int64_t[]){ 4 });
+    tg_tensor *w32 = tg_tensor_new(TG_F32, 1, (int64_t[]){ 3 });
+    tg_tensor *w2d = tg_tensor_new(TG_F64, 2, (int64_t[]){ 1, 3 });
+    tg_ce_opts opts = TG_CE_OPTS_DEFAULT;
+    opts.weight = w4; /* [d] instead of [C] */
+    ASSERT_ERROR("weight [4]", tg_cross_entropy(tape, x, t, &opts), "cross_entropy", "weight", "[4]",
+                 "expected float64 [3]");
+    opts.weight = w32;
+    ASSERT_ERROR("weight float32", tg_nll_loss(tape, x, t, &opts), "nll_loss", "weight is float32 [3]", "float64");
+    opts.weight = w2d;
+    ASSERT_ERROR("weight [1, 3]", tg_cross_entropy(tape, x, t, &opts), "weight is float64 [1, 3]");
+    opts.weight = NULL;
+    double bad[] = { INFINITY, -INFINITY, NAN, 1.5, -0.25 };
+    for (int i = 0; i < 5; i++) {
+        opts.label_smoothing = bad[i];
+        ASSERT_ERROR("label_smoothing", tg_cross_entropy(tape, x, t, &opts), "cross_entropy", "label_smoothing",
+                     "finite");
+    }
+    tg_tape_free(tape);
+    tg_tensor *owned[] = { x, t, w4, w32, w2d };
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++)
+        tg_tensor_free(owned[i]);
+}
+
+Test(loss_nd_errors, a_failed_call_leaves_gradients_alone)
+{
+    tg_tensor *x = random_tensor(TG_F64, 3, (int64_t[]){ 2, 3, 4 }, 61, -1, 1);
+    tg_tensor *y = random_tensor(TG_F64, 3, (int64_t[]){ 2, 3, 4 }, 62, 0, 1);
+    tg_tensor *t = random_labels(8, 3, 63), *bad = tg_tensor_new(TG_I64, 2, (int64_t[]){ 2, 4 });
+    tg_tensor *labels = tg_tensor_from(TG_I64, 2, (int64_t[]){ 2, 4 }, tg_data(t));
+    ((int64_t *)tg_data(bad))[3] = 9;
+    tg_set_requires_grad(x, 1);
+    tg_set_requires_grad(y, 1);
+    tg_tape *tape = tg_tape_new();
+    cr_assert_eq(tg_backward(tape, tg_cross_entropy(tape, x, labels, NULL)), 0, "%s", tg_last_error());
+    double before[24];
+    for (int i = 0; i < 24; i++)
+        before[i] = tg_get(tg_grad(x), i);
+    tg_ce_opts smooth = TG_CE_OPTS_DEFAULT;
+    smooth.label_smoothing = NAN;
+    tg_tensor *failed = tg_add(tape, tg_cross_entropy(tape, x, bad, NULL), tg_cross_entropy(tape, x, y, &smooth));
+    cr_assert_null(failed);
+    cr_assert_eq(tg_backward(tape, failed), -1, "backward of NULL must fail");
+    for (int i = 0; i < 24; i++)
+        cr_assert_eq(tg_get(tg_grad(x), i), before[i], "dx[%d] changed", i);
+    cr_assert_null(tg_grad(y), "y has no gradient yet");
+    tg_tape_free(tape);
+    tg_tensor *owned[] = { x, y, t, bad, labels };
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++)
+        tg_tensor_free(owned[i]);
 }

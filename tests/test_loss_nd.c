@@ -318,6 +318,44 @@ static tg_tensor *composed_loss(tg_tape *tape, tg_tensor *x, tg_tensor *q, tg_re
     return reduction == TG_SUM ? total : tg_div(tape, total, denominator);
 }
 
+/* Class indices of the target's shape, every `ignore_every`-th position (from 1) set to -100. */
+static tg_tensor *indices_with_ignored(const nd_shape *s, int ignore_every, uint64_t seed)
+{
+    int64_t tshape[5], positions = 1;
+    int tndim = target_shape(s->ndim, s->shape, tshape);
+    for (int a = 0; a < tndim; a++)
+        positions *= tshape[a];
+    tg_tensor *flat = random_labels(positions, s->shape[1], seed);
+    tg_tensor *labels = tg_tensor_from(TG_I64, tndim, tshape, tg_data(flat));
+    tg_tensor_free(flat);
+    for (int64_t p = 1; ignore_every && p < positions; p += ignore_every)
+        ((int64_t *)tg_data(labels))[p] = -100;
+    return labels;
+}
+
+/* q = (1 - eps) w_t onehot(t) + eps / C w at each position not ignored (0 where ignored), along axis 1;
+ * the mean's denominator, the sum of w_t over kept positions, into *denominator. */
+static tg_tensor *class_index_q(tg_tape *tape, const compose_case *k, const tg_tensor *labels, const tg_tensor *w,
+                                double *denominator)
+{
+    int64_t classes = k->shape[1], inner = 1;
+    for (int a = 2; a < k->ndim; a++)
+        inner *= k->shape[a];
+    double eps = k->label_smoothing;
+    tg_tensor *q = tg_tape_tensor(tape, k->dtype, k->ndim, k->shape);
+    const int64_t *t = tg_data(labels);
+    *denominator = 0;
+    for (int64_t p = 0; p < tg_numel(labels); p++) {
+        int64_t n = p / inner, j = p % inner;
+        double wt = t[p] < 0 ? 0 : k->weighted ? tg_get(w, t[p]) : 1;
+        for (int64_t c = 0; c < classes && t[p] >= 0; c++)
+            tg_set(q, (n * classes + c) * inner + j,
+                   eps / (double)classes * (k->weighted ? tg_get(w, c) : 1) + (c == t[p]) * (1 - eps) * wt);
+        *denominator += wt;
+    }
+    return q;
+}
+
 static void check_composed(const compose_case *k, uint64_t seed)
 {
     const nd_shape s = { k->ndim, { k->shape[0], k->shape[1], k->shape[2], k->shape[3], k->shape[4] } };
@@ -352,22 +390,8 @@ static void check_composed(const compose_case *k, uint64_t seed)
         q = k->weighted ? tg_mul(composed_tape, w_axis1, q) : q;
         denominator = (double)positions;
     } else {
-        tg_tensor *flat = random_labels(positions, classes, seed + 4);
-        labels = tg_tensor_from(TG_I64, tndim, tshape, tg_data(flat));
-        tg_tensor_free(flat);
-        q = tg_tape_tensor(composed_tape, k->dtype, s.ndim, s.shape);
-        int64_t *t = tg_data(labels);
-        for (int64_t p = 0; p < positions; p++) {
-            if (k->ignore_every && p % k->ignore_every == 1)
-                t[p] = -100;
-            int64_t n = p / inner, j = p % inner;
-            double wt = t[p] < 0 ? 0 : k->weighted ? tg_get(w64, t[p]) : 1;
-            for (int64_t c = 0; c < classes; c++)
-                tg_set(q, (n * classes + c) * inner + j,
-                       t[p] < 0 ? 0
-                                : eps / (double)classes * (k->weighted ? tg_get(w64, c) : 1) + (c == t[p]) * (1 - eps) * wt);
-            denominator += wt;
-        }
+        labels = indices_with_ignored(&s, k->ignore_every, seed + 4);
+        q = class_index_q(composed_tape, k, labels, w64, &denominator);
     }
     tg_tensor *denom = tg_tape_tensor(composed_tape, k->dtype, 0, NULL);
     tg_set(denom, 0, denominator);

@@ -424,8 +424,9 @@ static void probability_backward(const ce_saved *s, const tg_tensor *x, const tg
                                                               ((double)xs[base + c * stride] - s->row_max[i] -
                                                                s->log_sum[i]));
                 double q_total = probability_target(s, base, q);
-                for (int64_t c = 0; gx && c < classes; c++)
-                    ((T *)gx->data)[base + c * stride] += (T)(r * ((double)probs[c * stride] * inv_sum * q_total - q[c]));
+                T *dx = gx ? (T *)gx->data + base : NULL;
+                for (int64_t c = 0; dx && c < classes; c++)
+                    dx[c * stride] += (T)(r * ((double)probs[c * stride] * inv_sum * q_total - q[c]));
             }
         }
     });

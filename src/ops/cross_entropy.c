@@ -9,12 +9,15 @@
  * The mean divides by sum of w_t over positions not ignored (index targets) or
  * by the number of positions (probability targets), as PyTorch does.
  * Contiguous rows ([K, C], inner 1) take one pass each, their exps vectorised
- * along the row. Strided rows are walked a tile of neighbouring positions at a
- * time, class by class, so that every inner loop runs along contiguous memory
- * and the logits are never transposed. Each position's softmax is kept for the
- * backward, which never takes a log. */
+ * along the row. Strided rows are walked a tile of up to TILE_MAX neighbouring
+ * positions at a time, class by class, so that every inner loop runs along
+ * contiguous memory and the logits are never transposed. Each position's
+ * softmax (or its exps and 1 / sum) is kept for the backward, which never takes
+ * a log. The row numerics (row_softmax, tile_exps, rows_backward, tile_backward)
+ * are apart from the semantics (position_loss, probability_target, row_scale). */
 #include "loss.h"
 
+#include <string.h>
 #include <tgmath.h>
 
 typedef struct {
@@ -209,55 +212,85 @@ static int64_t tile_count(const tg_loss_shape *shape, int64_t width)
     return shape->outer * ((shape->inner + width - 1) / width);
 }
 
-/* The exps, max and log-sum-exp of a tile's positions, walking the class axis with its stride: every inner
- * loop runs along the tile's n positions, contiguous in memory (vectorised; a wide tile reads whole pages
- * in order, which the hardware prefetches). The exps are not normalised here: the backward folds 1 / sum
- * into its scale, which saves a pass over the logits' size. */
-static void tile_exps(ce_saved *s, const tg_tensor *logits, ce_tile t)
+/* A tile's max per position into row_max, and e = x - max into the softmax buffer, walking the class axis with
+ * its stride: every inner loop runs along the tile's n positions, contiguous in memory (vectorised; a wide
+ * tile reads whole pages in order, which the hardware prefetches). */
+static void tile_shift(ce_saved *s, const tg_tensor *logits, ce_tile t)
 {
     int64_t classes = s->shape.classes, stride = s->shape.inner, n = t.n, p0 = t.o * stride + t.j0;
     TG_FLOAT_DISPATCH(logits->dtype, T, {
         const T *x = (const T *)logits->data + t.base;
         T *e = (T *)s->softmax + t.base;
-        T max[TILE_MAX], sum[TILE_MAX] = { 0 }, log_sum[TILE_MAX];
+        T max[TILE_MAX];
         for (int64_t j = 0; j < n; j++)
             max[j] = -INFINITY;
         for (int64_t c = 0; c < classes; c++)
             for (int64_t j = 0; j < n; j++)
                 max[j] = x[c * stride + j] > max[j] ? x[c * stride + j] : max[j];
+        for (int64_t c = 0; c < classes; c++)
+            for (int64_t j = 0; j < n; j++)
+                e[c * stride + j] = x[c * stride + j] - max[j];
+        for (int64_t j = 0; j < n; j++)
+            s->row_max[p0 + j] = max[j];
+    });
+}
+
+/* e = exp(e) over n elements at offset, vectorised. */
+static void exps_in_place(tg_dtype dtype, void *e, int64_t offset, int64_t n)
+{
+    if (dtype == TG_F32)
+        tg_exp_row_f32((float *)e + offset, 0.0f, (float *)e + offset, n);
+    else
+        tg_exp_row_f64((double *)e + offset, 0.0, (double *)e + offset, n);
+}
+
+/* A tile's sums of exps (exps_of_rows: take the exps of its class rows first), their logs and inverses. The
+ * exps are not normalised: the backward folds 1 / sum into its scale, which saves a pass over the logits. */
+static void tile_sums(ce_saved *s, tg_dtype dtype, ce_tile t, bool exps_of_rows)
+{
+    int64_t classes = s->shape.classes, stride = s->shape.inner, n = t.n, p0 = t.o * stride + t.j0;
+    TG_FLOAT_DISPATCH(dtype, T, {
+        const T *e = (const T *)s->softmax + t.base;
+        T sum[TILE_MAX], log_sum[TILE_MAX];
+        memset(sum, 0, (size_t)n * sizeof *sum); /* not the whole array: a tile may hold a few positions */
         for (int64_t c = 0; c < classes; c++) {
-            T *row = e + c * stride;
+            if (exps_of_rows)
+                exps_in_place(dtype, s->softmax, t.base + c * stride, n);
             for (int64_t j = 0; j < n; j++)
-                row[j] = x[c * stride + j] - max[j];
-            if (sizeof(T) == sizeof(float))
-                tg_exp_row_f32((const void *)row, 0.0f, (void *)row, n);
-            else
-                tg_exp_row_f64((const void *)row, 0.0, (void *)row, n);
-            for (int64_t j = 0; j < n; j++)
-                sum[j] += row[j];
+                sum[j] += e[c * stride + j];
         }
         for (int64_t j = 0; sizeof(T) == sizeof(double) && j < n; j++)
             log_sum[j] = log(sum[j]);
         if (sizeof(T) == sizeof(float)) /* every sum is at least 1: its max's exp(0) */
             tg_log_row_f32((const void *)sum, (void *)log_sum, n);
         for (int64_t j = 0; j < n; j++) {
-            s->row_max[p0 + j] = max[j];
             s->log_sum[p0 + j] = log_sum[j];
             s->inv_sum[p0 + j] = 1 / (double)sum[j];
         }
     });
 }
 
+/* Tiles go in groups: one tile when it is part of a row, else as many whole rows as make about TILE_MAX
+ * positions, whose exps are then one contiguous block (one vectorised call, not one per short class row). */
 static void strided_forward(ce_saved *s, const tg_tensor *logits, double *row_loss, double *row_weight, double *q)
 {
-    int64_t width = tile_width(&s->shape);
+    int64_t width = tile_width(&s->shape), tiles = tile_count(&s->shape, width);
+    int64_t group = width < s->shape.inner ? 1 : (TILE_MAX + width - 1) / width;
+    int64_t block = s->shape.classes * s->shape.inner; /* one row's elements */
     int threads = s->shape.class_targets ? tg_threads_for(s->shape.positions * s->shape.classes) : 1; /* shared q */
-    TG_FOR_ROWS(threads, k, tile_count(&s->shape, width), {
-        ce_tile t = tile_at(&s->shape, width, k);
-        tile_exps(s, logits, t);
-        for (int64_t j = 0; j < t.n; j++) {
-            int64_t p = t.o * s->shape.inner + t.j0 + j;
-            row_loss[p] = position_loss(s, logits, p, t.base + j, &row_weight[p], q);
+    TG_FOR_ROWS(threads, k, (tiles + group - 1) / group, {
+        int64_t first = k * group, last = first + group < tiles ? first + group : tiles;
+        for (int64_t i = first; i < last; i++)
+            tile_shift(s, logits, tile_at(&s->shape, width, i));
+        if (group > 1)
+            exps_in_place(logits->dtype, s->softmax, first * block, (last - first) * block);
+        for (int64_t i = first; i < last; i++) {
+            ce_tile t = tile_at(&s->shape, width, i);
+            tile_sums(s, logits->dtype, t, group == 1);
+            for (int64_t j = 0; j < t.n; j++) {
+                int64_t p = t.o * s->shape.inner + t.j0 + j;
+                row_loss[p] = position_loss(s, logits, p, t.base + j, &row_weight[p], q);
+            }
         }
     });
 }

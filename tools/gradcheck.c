@@ -141,7 +141,7 @@ static int check_ops(bool json)
         status = tg_gradcheck(c->fn, c->n_inputs, inputs, NULL, NULL, &rows[i].report);
     next:
         if (status < 0) {
-            fprintf(stderr, "tapegrad gradcheck: error: %s: %s\n", c->name, tg_last_error());
+            fail("%s: %s", c->name, tg_last_error());
             for (int k = 0; k < 3; k++)
                 tg_tensor_free(inputs[k]);
             return 1;
@@ -165,18 +165,19 @@ static int check_ops(bool json)
  * that writes them into a copy of the parameter: the check then costs two
  * forwards per checked element, not per element of a 200k-weight matrix. */
 typedef struct {
-    const tg_model *model;
+    tg_model *model; /* its parameters are only read: the check swaps a copy in */
     int param; /* which parameter is under check */
     const int64_t *picked; /* its checked elements' flat indices */
     tg_tensor *x, *y, *weight;
     double label_smoothing;
+    tg_tensor *binary_target, *pos_weight; /* binary_cross_entropy: y as 0/1 floats [rows, 1], and [1] or NULL */
 } model_ctx;
 
 static int scatter_forward(tg_tensor *const *inputs, int n_inputs, tg_tensor *out, void *ctx)
 {
     (void)n_inputs;
     const model_ctx *m = ctx;
-    const tg_tensor *param = tg_model_param(m->model, m->param);
+    const tg_tensor *param = tg_model_param_const(m->model, m->param);
     for (int64_t k = 0; k < tg_numel(param); k++)
         tg_set(out, k, tg_get(param, k));
     for (int64_t j = 0; j < tg_numel(inputs[0]); j++)
@@ -208,20 +209,12 @@ static tg_tensor *model_loss(tg_tape *tape, tg_tensor *const *inputs, void *ctx)
         if (i == m->param)
             params[i] = tg_custom(tape, &scatter_op, 1, inputs, tg_ndim(params[i]), tg_shape(params[i]), (void *)m);
     }
-    /* The model's layers composed from the public ops, with the parameter under check swapped in. */
-    tg_tensor *h = m->x;
-    int p = 0;
-    for (int l = 0; l < tg_model_n_layers(m->model); l++) {
-        const tg_layer_spec *spec = tg_model_layer(m->model, l);
-        switch (spec->type) {
-        case TG_LAYER_LINEAR:
-            h = tg_linear(tape, h, params[p], spec->bias ? params[p + 1] : NULL);
-            p += spec->bias ? 2 : 1;
-            break;
-        case TG_LAYER_RELU: h = tg_relu(tape, h); break;
-        case TG_LAYER_SIGMOID: h = tg_sigmoid(tape, h); break;
-        case TG_LAYER_TANH: h = tg_tanh(tape, h); break;
-        }
+    /* The model's own forward, with the parameter under check swapped in. */
+    tg_tensor *h = tg_model_forward_with(m->model, tape, m->x, params);
+    if (m->binary_target) {
+        tg_bce_opts b = TG_BCE_OPTS_DEFAULT;
+        b.pos_weight = m->pos_weight;
+        return tg_binary_cross_entropy_with_logits(tape, h, m->binary_target, &b);
     }
     tg_ce_opts o = TG_CE_OPTS_DEFAULT;
     o.weight = m->weight;
@@ -235,7 +228,8 @@ static int check_model(const char *config_path, bool json)
     tg_config *cfg = tg_config_load(config_path);
     tg_dataset *train = NULL, *val = NULL, *test = NULL;
     tg_model *model = NULL;
-    tg_tensor *x = NULL, *y = NULL, *weight = NULL, *values = NULL;
+    tg_tensor *x = NULL, *y = NULL, *weight = NULL, *values = NULL, *target = NULL, *pos_weight = NULL;
+    bool binary = cfg && cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY;
     int64_t *picked = NULL;
     check_row *rows = NULL;
     if (!cfg || tg_config_load_data(cfg, &train, &val, &test))
@@ -251,12 +245,14 @@ static int check_model(const char *config_path, bool json)
     if (!model || !x || !y || !picked || !rows)
         goto error;
     if (tg_model_n_params(model) > 64) {
-        fprintf(stderr, "tapegrad gradcheck: error: the model has %d parameters; this check handles up to 64\n",
+        fail("the model has %d parameters; this check handles up to 64",
                 tg_model_n_params(model));
         goto done;
     }
+    if (binary && train->classes == 2 && tg_model_set_labels(model, 2, train->label_names))
+        goto error;
     if (tg_model_classes(model) < train->classes) {
-        fprintf(stderr, "tapegrad gradcheck: error: the model has %lld outputs but the data has %lld classes\n",
+        fail("the model has %lld outputs but the data has %lld classes",
                 (long long)tg_model_classes(model), (long long)train->classes);
         goto done;
     }
@@ -275,6 +271,13 @@ static int check_model(const char *config_path, bool json)
     }
     free(mean);
     free(std);
+    if (binary) { /* tg_config_load_data made the positive class 1 */
+        if (!(target = tg_tensor_new(TG_F64, 2, (int64_t[]){ n, 1 })) ||
+            (cfg->loss.pos_weight != 1 && !(pos_weight = tg_tensor_from(TG_F64, 1, (int64_t[]){ 1 }, &cfg->loss.pos_weight))))
+            goto error;
+        for (int64_t r = 0; r < n; r++)
+            tg_set(target, r, (double)train->y[r]);
+    }
     if (cfg->loss.class_weights) {
         if (!(weight = tg_tensor_from(TG_F64, 1, (int64_t[]){ cfg->loss.n_class_weights }, cfg->loss.class_weights)))
             goto error;
@@ -291,7 +294,7 @@ static int check_model(const char *config_path, bool json)
         for (int64_t j = 0; j < k; j++)
             tg_set(values, j, tg_get(param, picked[j]));
         tg_set_requires_grad(values, 1);
-        model_ctx ctx = { model, i, picked, x, y, weight, cfg->loss.label_smoothing };
+        model_ctx ctx = { model, i, picked, x, y, weight, cfg->loss.label_smoothing, target, pos_weight };
         rows[i].name = tg_model_param_name(model, i);
         rows[i].elements = total;
         rows[i].status = tg_gradcheck(model_loss, 1, &values, &ctx, NULL, &rows[i].report);
@@ -304,18 +307,20 @@ static int check_model(const char *config_path, bool json)
     }
     print_table(rows, n_params, "parameter", json);
     if (!json)
-        printf("\n%d of %d parameters pass (loss: cross-entropy over %lld rows of %s, float64)\n", n_params - failures,
-               n_params, (long long)n, cfg->data.train);
+        printf("\n%d of %d parameters pass (loss: %s over %lld rows of %s, float64)\n", n_params - failures,
+               n_params, binary ? "binary cross-entropy with logits" : "cross-entropy", (long long)n, cfg->data.train);
     rc = failures ? 1 : 0;
     goto done;
 error:
-    fprintf(stderr, "tapegrad gradcheck: error: %s\n", tg_last_error());
+    fail("%s", tg_last_error());
 done:
     free(rows);
     free(picked);
     tg_tensor_free(x);
     tg_tensor_free(y);
     tg_tensor_free(weight);
+    tg_tensor_free(target);
+    tg_tensor_free(pos_weight);
     tg_model_free(model);
     tg_dataset_free(train);
     tg_dataset_free(val);

@@ -71,11 +71,14 @@ static int check_class_targets(const char *op, const tg_tensor *input, const tg_
         if (labels[i] != opts->ignore_index && (labels[i] < 0 || labels[i] >= shape->classes)) {
             if (opts->ignore_index < 0 || opts->ignore_index >= shape->classes)
                 snprintf(ignore, sizeof ignore, ", or %lld to ignore", (long long)opts->ignore_index);
-            tg_error("%s: target%s = %lld is out of range for %lld classes (expected 0 to %lld%s); target %s, "
-                     "input %s", op, index_str(se, sizeof se, target->ndim, target->shape, i), (long long)labels[i],
-                     (long long)shape->classes, (long long)shape->classes - 1, ignore,
-                     tg_shape_str(st, sizeof st, target->ndim, target->shape),
-                     tg_shape_str(si, sizeof si, input->ndim, input->shape));
+            char shapes[2 * TG_SHAPE_BUF + 32] = ""; /* [K, C] and [C] keep their message of 0.1 */
+            if (input->ndim > 2)
+                snprintf(shapes, sizeof shapes, "; target %s, input %s",
+                         tg_shape_str(st, sizeof st, target->ndim, target->shape),
+                         tg_shape_str(si, sizeof si, input->ndim, input->shape));
+            tg_error("%s: target%s = %lld is out of range for %lld classes (expected 0 to %lld%s)%s", op,
+                     index_str(se, sizeof se, target->ndim, target->shape, i), (long long)labels[i],
+                     (long long)shape->classes, (long long)shape->classes - 1, ignore, shapes);
             return -1;
         }
     return 0;

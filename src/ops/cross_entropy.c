@@ -90,25 +90,6 @@ static inline double position_loss(const ce_saved *s, const tg_tensor *logits, i
 
 /* ------------------------------------------------------------ contiguous rows */
 
-/* e = exp(x - max(x)) over one row of n; returns the sum of e, and the max in *max. */
-static double row_exps(tg_dtype dtype, const void *x, void *e, int64_t n, double *max)
-{
-    double sum = 0;
-    TG_FLOAT_DISPATCH(dtype, T, {
-        const T *xs = x;
-        T m = -INFINITY;
-        if (sizeof(T) == sizeof(float))
-            m = (T)tg_max_row_f32(x, n);
-        else
-            for (int64_t c = 0; c < n; c++)
-                m = xs[c] > m ? xs[c] : m;
-        *max = m;
-        sum = sizeof(T) == sizeof(float) ? (double)tg_exp_row_f32(x, (float)m, e, n)
-                                         : tg_exp_row_f64(x, (double)m, e, n);
-    });
-    return sum;
-}
-
 /* Rows narrower than a vector would each pay a whole exp's latency for a few lanes: shift every row by its
  * max first, then take the exps of the whole block in one vectorised pass; in float32 the rows' logs too
  * (libm's logf per row was a tenth of a 32x10 call), into *narrow_sums ([2K]: sums, then logs). */
@@ -162,7 +143,7 @@ static inline void row_softmax(ce_saved *s, const tg_tensor *logits, int64_t i, 
                 for (int64_t c = 0; c < classes; c++)
                     sum += e[c];
             else
-                sum = row_exps(logits->dtype, x, e, classes, &max);
+                sum = tg_row_exps(logits->dtype, x, e, classes, &max);
             log_sum = sizeof(T) == sizeof(float) ? (double)log((float)sum) : log(sum); /* logf for float32 */
         }
         s->row_max[i] = max;

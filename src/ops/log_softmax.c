@@ -51,12 +51,9 @@ tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis)
             for (int64_t i = 0; i < inner; i++) {
                 const T *xl = xs + o * n * inner + i;
                 T *yl = ys + o * n * inner + i;
-                T max = -INFINITY;
-                for (int64_t j = 0; j < n; j++)
-                    max = xl[j * inner] > max ? xl[j * inner] : max;
-                double total = 0;
-                for (int64_t j = 0; j < n; j++)
-                    total += exp(xl[j * inner] - max);
+                double line_max;
+                double total = tg_line_exps(x->dtype, xl, n, inner, NULL, &line_max);
+                T max = (T)line_max;
                 /* (x - max) - log(sum), never x - (max + log(sum)): at a max of 1e30 the log would vanish. */
                 T log_total = (T)log(total);
                 for (int64_t j = 0; j < n; j++)

@@ -294,10 +294,7 @@ static void reduce_losses(ce_saved *s, tg_tensor *loss, const double *row_loss, 
     });
     if (!s->shape.class_targets)
         denominator = (double)s->shape.positions;
-    if (s->opts.reduction == TG_SUM)
-        tg_set(loss, 0, total);
-    else if (s->opts.reduction == TG_MEAN) /* no target weight at all: NaN, as PyTorch's 0/0 nll term */
-        tg_set(loss, 0, denominator == 0 ? NAN : total / denominator);
+    tg_loss_reduce(loss, s->opts.reduction, total, denominator); /* no target weight at all: NaN */
     s->denominator = denominator;
 }
 
@@ -352,12 +349,7 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
 /* The upstream gradient of position p over the reduction's denominator. */
 static double row_scale(const ce_saved *s, const tg_tensor *g, int64_t p)
 {
-    switch (s->opts.reduction) {
-    case TG_NONE: return tg_get(g, p);
-    case TG_SUM: return tg_get(g, 0);
-    case TG_MEAN: break;
-    }
-    return tg_get(g, 0) / s->denominator;
+    return tg_loss_grad_scale(g, s->opts.reduction, p, s->denominator);
 }
 
 /* Class indices, contiguous rows: row i's dx += r (sum(q) softmax - q), the softmax scaled in one vector loop. */

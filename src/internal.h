@@ -87,9 +87,7 @@ struct tg_node {
     tg_tensor *out;
     int n_inputs;
     tg_tensor *inputs[TG_NODE_MAX_INPUTS];
-    int64_t iarg[4]; /* small saved arguments (axes, options) */
-    double darg[2];
-    void *saved; /* op-specific saved state, allocated from the tape */
+    void *saved; /* the op's saved state for its backward: a struct named for the op, from the tape's arena */
     int64_t id;
     tg_node *prev;
 };

@@ -354,7 +354,7 @@ Test(libsvm, standardization_scales_without_centring)
     tg_dataset_free(ds);
 }
 
-Test(libsvm, evaluate_and_predict_refuse_sparse_data)
+Test(libsvm, evaluate_predict_and_the_batcher_refuse_sparse_data)
 {
     tg_dataset *ds = four_rows();
     tg_rng rng;
@@ -367,6 +367,8 @@ Test(libsvm, evaluate_and_predict_refuse_sparse_data)
     cr_expect_not_null(strstr(tg_last_error(), "sparse"), "%s", tg_last_error());
     double probs[8];
     cr_expect_neq(tg_predict(m, ds, probs), 0);
+    cr_expect_not_null(strstr(tg_last_error(), "sparse"), "%s", tg_last_error());
+    cr_expect_null(tg_batcher_new(ds, 2, TG_F32, NULL));
     cr_expect_not_null(strstr(tg_last_error(), "sparse"), "%s", tg_last_error());
     tg_model_free(m);
     tg_dataset_free(ds);

@@ -18,7 +18,7 @@ tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch_size, tg_dtype dt
 {
     if (!ds)
         return tg_error("batcher: data set is NULL");
-    if (!ds->x)
+    if (!ds->x && ds->row_ptr)
         return tg_error("batcher: the data set is sparse (CSR, from a libsvm file): gather its batches with "
                         "tg_sparse_csr_gather");
     if (batch_size <= 0)

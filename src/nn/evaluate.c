@@ -9,7 +9,7 @@ enum { EVAL_CHUNK = 1024 };
 
 static int check_data_fits(const tg_model *m, const tg_dataset *ds, const char *what)
 {
-    if (!ds->x) {
+    if (!ds->x && ds->row_ptr) {
         tg_error("%s is sparse (CSR, from a libsvm file): evaluation takes dense data; run the model's first layer "
                  "with tg_sparse_linear",
                  what);

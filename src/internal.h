@@ -207,8 +207,12 @@ typedef struct {
 int64_t tg_label_find(const tg_label_table *t, const char *s); /* -1 when absent */
 int64_t tg_label_add(tg_label_table *t, const char *s, int64_t line); /* its id, -1 on allocation failure */
 void tg_label_table_free(tg_label_table *t);
-/* Integer class id text: decimal digits only (large values saturate). */
-bool tg_label_is_class_id(const char *s, int64_t *value);
+/* Moves the table's names into ds as classes, and rewrites y[rows] (ids into the table) as class ids:
+ * integer labels (none given) are class ids 0..max, named "0".."max"; other labels keep their order of
+ * first appearance. 0 on success, -1 on allocation failure, 1 when an integer label is above
+ * TG_MAX_CLASS_ID (*too_large: its id in the table, for the caller's message). */
+int tg_labels_to_classes(tg_label_table *t, bool given_names, int64_t *y, int64_t rows, tg_dataset *ds,
+                         int64_t *too_large);
 /* Integer labels are class ids, and every id below the largest gets a name: ids stop here. */
 #define TG_MAX_CLASS_ID 65535
 

@@ -551,50 +551,21 @@ static int parse_row(csv_load *s, int64_t line, int64_t n, int64_t row)
  * their order of first appearance. Moves the names into ds. */
 static int finish_labels(csv_load *s, tg_dataset *ds)
 {
-    label_table *t = &s->labels;
     if (s->label_col < 0)
         return 0; /* unlabeled: no classes, no names */
-    bool integers = !s->given_names;
-    int64_t max = -1, max_id = 0;
-    for (int64_t id = 0; id < t->n && integers; id++) {
-        int64_t v;
-        integers = is_class_id(t->names[id], &v);
-        if (integers && v > max)
-            max = v, max_id = id;
-    }
-    if (!integers) {
-        ds->classes = t->n;
-        ds->label_names = t->names;
-        t->names = NULL;
-        t->n = 0;
-        return 0;
-    }
-    if (max > MAX_CLASS_ID) {
+    int64_t too_large;
+    int status = tg_labels_to_classes(&s->labels, s->given_names, s->y, s->rows, ds, &too_large);
+    if (status > 0) {
         char desc[PREVIEW + 48];
-        long long line = (long long)t->first_line[max_id];
+        const char *name = s->labels.names[too_large];
+        long long line = (long long)s->labels.first_line[too_large];
         return tg_error("%s:%lld:%lld: line %lld, %s: the integer label %.*s%s is too large for a class id (at most "
                         "%d); pass label_names to map labels as text",
                         s->path, line, (long long)s->label_col + 1, line,
-                        column_desc(desc, sizeof desc, s, s->label_col), PREVIEW_ARGS(t->names[max_id]),
-                        MAX_CLASS_ID),
+                        column_desc(desc, sizeof desc, s, s->label_col), PREVIEW_ARGS(name), MAX_CLASS_ID),
                -1;
     }
-    for (int64_t r = 0; r < s->rows; r++) {
-        int64_t v = 0;
-        is_class_id(t->names[s->y[r]], &v);
-        s->y[r] = v;
-    }
-    ds->label_names = tg_alloc_zeroed((size_t)(max + 1) * sizeof(char *));
-    if (!ds->label_names)
-        return -1;
-    ds->classes = max + 1;
-    for (int64_t c = 0; c <= max; c++) {
-        char digits[24];
-        snprintf(digits, sizeof digits, "%lld", (long long)c);
-        if (!(ds->label_names[c] = tg_strdup(digits)))
-            return -1;
-    }
-    return 0;
+    return status;
 }
 
 static int count_nonblank(const csv_load *s, size_t from, int64_t *count)
@@ -724,7 +695,44 @@ done:
 int64_t tg_label_find(const tg_label_table *t, const char *s) { return table_find(t, s); }
 int64_t tg_label_add(tg_label_table *t, const char *s, int64_t line) { return table_add(t, s, line); }
 void tg_label_table_free(tg_label_table *t) { table_free(t); }
-bool tg_label_is_class_id(const char *s, int64_t *value) { return is_class_id(s, value); }
+
+int tg_labels_to_classes(tg_label_table *t, bool given_names, int64_t *y, int64_t rows, tg_dataset *ds,
+                         int64_t *too_large)
+{
+    bool integers = !given_names;
+    int64_t max = -1, max_id = 0;
+    for (int64_t id = 0; id < t->n && integers; id++) {
+        int64_t v;
+        integers = is_class_id(t->names[id], &v);
+        if (integers && v > max)
+            max = v, max_id = id;
+    }
+    if (!integers) {
+        ds->classes = t->n;
+        ds->label_names = t->names;
+        t->names = NULL;
+        t->n = 0;
+        return 0;
+    }
+    if (max > MAX_CLASS_ID)
+        return *too_large = max_id, 1;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t v = 0;
+        is_class_id(t->names[y[r]], &v);
+        y[r] = v;
+    }
+    ds->label_names = tg_alloc_zeroed((size_t)(max + 1) * sizeof(char *));
+    if (!ds->label_names)
+        return -1;
+    ds->classes = max + 1;
+    for (int64_t c = 0; c <= max; c++) {
+        char digits[24];
+        snprintf(digits, sizeof digits, "%lld", (long long)c);
+        if (!(ds->label_names[c] = tg_strdup(digits)))
+            return -1;
+    }
+    return 0;
+}
 
 tg_number_kind tg_parse_number(const char *s, double *value)
 {

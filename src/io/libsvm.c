@@ -218,47 +218,18 @@ static int parse_line(libsvm_load *s, size_t a, size_t b, int64_t line, int64_t 
     return 0;
 }
 
-/* Integer labels are class ids with names "0".."max"; other labels keep their
- * order of first appearance (as tg_csv_load). Moves the names into ds. */
+/* Labels to class ids as tg_csv_load maps them (tg_labels_to_classes). */
 static int finish_labels(libsvm_load *s, tg_dataset *ds)
 {
-    tg_label_table *t = &s->labels;
-    bool integers = !s->given_names;
-    int64_t max = -1, max_id = 0;
-    for (int64_t id = 0; id < t->n && integers; id++) {
-        int64_t v;
-        integers = tg_label_is_class_id(t->names[id], &v);
-        if (integers && v > max)
-            max = v, max_id = id;
-    }
-    if (!integers) {
-        ds->classes = t->n;
-        ds->label_names = t->names;
-        t->names = NULL;
-        t->n = 0;
-        return 0;
-    }
-    if (max > TG_MAX_CLASS_ID)
+    int64_t too_large;
+    int status = tg_labels_to_classes(&s->labels, s->given_names, s->y, s->rows, ds, &too_large);
+    if (status > 0)
         return tg_error("%s:%lld:1: the integer label %.*s%s is too large for a class id (at most %d); pass "
                         "label_names to map labels as text",
-                        s->path, (long long)t->first_line[max_id], PREVIEW_ARGS(t->names[max_id]), TG_MAX_CLASS_ID),
+                        s->path, (long long)s->labels.first_line[too_large], PREVIEW_ARGS(s->labels.names[too_large]),
+                        TG_MAX_CLASS_ID),
                -1;
-    for (int64_t r = 0; r < s->rows; r++) {
-        int64_t v = 0;
-        tg_label_is_class_id(t->names[s->y[r]], &v);
-        s->y[r] = v;
-    }
-    ds->label_names = tg_alloc_zeroed((size_t)(max + 1) * sizeof(char *));
-    if (!ds->label_names)
-        return -1;
-    ds->classes = max + 1;
-    for (int64_t c = 0; c <= max; c++) {
-        char digits[24];
-        snprintf(digits, sizeof digits, "%lld", (long long)c);
-        if (!(ds->label_names[c] = tg_strdup(digits)))
-            return -1;
-    }
-    return 0;
+    return status;
 }
 
 static int check_opts(const char *path, const tg_libsvm_opts *o)

@@ -130,8 +130,8 @@ static result run(const tg_dataset *ds, int lazy, int steps, bool rows_layout)
         int64_t *labels = tg_data(y);
         for (int i = 0; i < BATCH; i++)
             labels[i] = ds->y[idx[i]];
-        tg_tensor *logits = rows_layout ? tg_add(tape, tg_sparse_matmul(tape, batch, w), b)
-                                        : tg_sparse_linear(tape, batch, w, b);
+        tg_tensor *logits =
+            rows_layout ? tg_add(tape, tg_sparse_matmul(tape, batch, w), b) : tg_sparse_linear(tape, batch, w, b);
         tg_tensor *loss = tg_cross_entropy(tape, logits, y, NULL);
         if (!loss || tg_backward(tape, loss) || tg_optimizer_step(opt))
             bench_fail("step");
@@ -171,8 +171,8 @@ int main(int argc, char **argv)
         int64_t nnz = (int64_t)per_rows[i] * BATCH;
         printf("| %d | %lld | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %llu | %.3f |\n", per_rows[i], (long long)nnz,
                r.cpu_us_per_step, r.cpu_us_per_step * 1e3 / (double)nnz, r.us_per_step, t.cpu_us_per_step,
-               t.cpu_us_per_step * 1e3 / (double)nnz, t.us_per_step, (unsigned long long)(r.allocations + t.allocations),
-               t.loss);
+               t.cpu_us_per_step * 1e3 / (double)nnz, t.us_per_step,
+               (unsigned long long)(r.allocations + t.allocations), t.loss);
         fflush(stdout);
         free_data(&ds);
     }

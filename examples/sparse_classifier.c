@@ -65,8 +65,10 @@ int main(int argc, char **argv)
     if (!train)
         return fail("train");
     /* the test file in the training file's feature space and label mapping */
-    tg_libsvm_opts test_opts = { .features = train->features, .skip_unknown_features = 1,
-                                 .label_names = train->label_names, .n_label_names = train->classes };
+    tg_libsvm_opts test_opts = { .features = train->features,
+                                 .skip_unknown_features = 1,
+                                 .label_names = train->label_names,
+                                 .n_label_names = train->classes };
     tg_dataset *test = tg_libsvm_load(argv[2], &test_opts);
     if (!test)
         return fail("test");
@@ -75,7 +77,8 @@ int main(int argc, char **argv)
     tg_tensor *w = tg_tensor_new(TG_F32, 2, (int64_t[]){ train->features, train->classes });
     tg_tensor *b = tg_tensor_new(TG_F32, 1, (int64_t[]){ train->classes });
     tg_tensor *y = tg_tensor_new(TG_I64, 1, (int64_t[]){ batch_size });
-    tg_tensor *y_last = tg_tensor_new(TG_I64, 1, (int64_t[]){ train->rows % batch_size ? train->rows % batch_size : 1 });
+    tg_tensor *y_last =
+        tg_tensor_new(TG_I64, 1, (int64_t[]){ train->rows % batch_size ? train->rows % batch_size : 1 });
     tg_sparse_csr *batch = tg_sparse_csr_new(TG_F32, 0, 0, 0, NULL, NULL, NULL);
     tg_tape *tape = tg_tape_new();
     int64_t *order = malloc((size_t)train->rows * sizeof *order);

@@ -53,8 +53,9 @@ typedef struct {
     const char *labels[3];
 } accepted_case;
 
-#define TWO_ROWS .rows = 2, .features = 3, .classes = 2, .nnz = 3, .row_ptr = { 0, 2, 3 }, .col = { 0, 2, 1 }, \
-                 .val = { 0.5f, 2.0f, -1.0f }, .y = { 1, 0 }, .labels = { "0", "1" }
+#define TWO_ROWS                                                                                                       \
+    .rows = 2, .features = 3, .classes = 2, .nnz = 3, .row_ptr = { 0, 2, 3 }, .col = { 0, 2, 1 },                      \
+    .val = { 0.5f, 2.0f, -1.0f }, .y = { 1, 0 }, .labels = { "0", "1" }
 
 static const accepted_case accepted[] = {
     { "basic", "1 1:0.5 3:2\n0 2:-1\n", true, TWO_ROWS },
@@ -62,21 +63,21 @@ static const accepted_case accepted[] = {
     { "no newline at the end", "1 1:0.5 3:2\n0 2:-1", true, TWO_ROWS },
     { "tabs and runs of spaces", "1\t1:0.5  3:2 \n0   2:-1\t\n", true, TWO_ROWS },
     { "comments and blank lines", "# header\n1 1:0.5 3:2 # trailing\n\n   \n0 2:-1#x\n", false, TWO_ROWS },
-    { "byte order mark", "\xEF\xBB\xBF" "1 1:0.5 3:2\n0 2:-1\n", false, TWO_ROWS },
+    { "byte order mark",
+      "\xEF\xBB\xBF"
+      "1 1:0.5 3:2\n0 2:-1\n",
+      false, TWO_ROWS },
     { "a row with no pair", "1\n0 2:-1\n", true, .rows = 2, .features = 2, .classes = 2, .nnz = 1,
       .row_ptr = { 0, 0, 1 }, .col = { 1 }, .val = { -1.0f }, .y = { 1, 0 }, .labels = { "0", "1" } },
     { "explicit zero kept", "1 1:0 2:1e-3\n0 1:1\n", true, .rows = 2, .features = 2, .classes = 2, .nnz = 3,
-      .row_ptr = { 0, 2, 3 }, .col = { 0, 1, 0 }, .val = { 0.0f, 1e-3f, 1.0f }, .y = { 1, 0 },
-      .labels = { "0", "1" } },
+      .row_ptr = { 0, 2, 3 }, .col = { 0, 1, 0 }, .val = { 0.0f, 1e-3f, 1.0f }, .y = { 1, 0 }, .labels = { "0", "1" } },
     { "+1 and -1 are names", "+1 1:1\n-1 2:1\n+1 3:1\n", true, .rows = 3, .features = 3, .classes = 2, .nnz = 3,
-      .row_ptr = { 0, 1, 2, 3 }, .col = { 0, 1, 2 }, .val = { 1, 1, 1 }, .y = { 0, 1, 0 },
-      .labels = { "+1", "-1" } },
-    { "UTF-8 labels", "caf\xC3\xA9 1:1\nna\xC3\xAFve 2:2\n", false, .rows = 2, .features = 2, .classes = 2,
-      .nnz = 2, .row_ptr = { 0, 1, 2 }, .col = { 0, 1 }, .val = { 1, 2 }, .y = { 0, 1 },
+      .row_ptr = { 0, 1, 2, 3 }, .col = { 0, 1, 2 }, .val = { 1, 1, 1 }, .y = { 0, 1, 0 }, .labels = { "+1", "-1" } },
+    { "UTF-8 labels", "caf\xC3\xA9 1:1\nna\xC3\xAFve 2:2\n", false, .rows = 2, .features = 2, .classes = 2, .nnz = 2,
+      .row_ptr = { 0, 1, 2 }, .col = { 0, 1 }, .val = { 1, 2 }, .y = { 0, 1 },
       .labels = { "caf\xC3\xA9", "na\xC3\xAFve" } },
-    { "largest index, no dense block", "1 2147483647:1.5\n", true, .rows = 1, .features = 2147483647,
-      .classes = 2, .nnz = 1, .row_ptr = { 0, 1 }, .col = { 2147483646 }, .val = { 1.5f }, .y = { 1 },
-      .labels = { "0", "1" } },
+    { "largest index, no dense block", "1 2147483647:1.5\n", true, .rows = 1, .features = 2147483647, .classes = 2,
+      .nnz = 1, .row_ptr = { 0, 1 }, .col = { 2147483646 }, .val = { 1.5f }, .y = { 1 }, .labels = { "0", "1" } },
     { "exponents and signs", "2 1:-1.5e2 2:+.25 3:7.\n", true, .rows = 1, .features = 3, .classes = 3, .nnz = 3,
       .row_ptr = { 0, 3 }, .col = { 0, 1, 2 }, .val = { -150.0f, 0.25f, 7.0f }, .y = { 2 },
       .labels = { "0", "1", "2" } },

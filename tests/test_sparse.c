@@ -105,8 +105,8 @@ static void compare_with_dense(tg_dtype dtype, bool bias, double tol)
     cr_assert_not_null(y, "%s", tg_last_error());
     cr_assert_not_null(yd, "%s", tg_last_error());
     for (int64_t i = 0; i < m * out; i++)
-        cr_expect(close_enough(tg_get(y, i), tg_get(yd, i), tol), "y[%lld]: %.17g vs %.17g", (long long)i,
-                  tg_get(y, i), tg_get(yd, i));
+        cr_expect(close_enough(tg_get(y, i), tg_get(yd, i), tol), "y[%lld]: %.17g vs %.17g", (long long)i, tg_get(y, i),
+                  tg_get(yd, i));
     cr_assert_eq(tg_backward_with(tape, y, g), 0, "%s", tg_last_error());
     cr_assert_eq(tg_backward_with(tape, yd, g), 0, "%s", tg_last_error());
     for (int64_t i = 0; i < out * in; i++)
@@ -152,8 +152,8 @@ Test(sparse, gradcheck)
 Test(sparse, the_gradient_touches_only_the_batch_columns)
 {
     /* rows [0 2 0 0 1], [0 0 0 0 -1]: columns 1 and 4 only */
-    tg_sparse_csr *x = tg_sparse_csr_new(TG_F64, 2, 5, 3, (int64_t[]){ 0, 2, 3 }, (int32_t[]){ 1, 4, 4 },
-                                         (double[]){ 2, 1, -1 });
+    tg_sparse_csr *x =
+        tg_sparse_csr_new(TG_F64, 2, 5, 3, (int64_t[]){ 0, 2, 3 }, (int32_t[]){ 1, 4, 4 }, (double[]){ 2, 1, -1 });
     tg_tensor *w = random_tensor(TG_F64, 2, (int64_t[]){ 3, 5 }, 31, -1, 1);
     tg_set_requires_grad(w, 1);
     tg_tape *tape = tg_tape_new();
@@ -358,23 +358,27 @@ Test(sparse, lazy_adam_leaves_untouched_columns_where_dense_adam_moves_them)
     }
 }
 
-Test(sparse, lazy_adam_matches_torch_sparse_adam)
+/* Three steps of lazy Adam on tests/sparse_adam_reference.py's problem, with W [C, F] through tg_sparse_linear or
+ * (rows_layout) the script's own W^T [F, C] through tg_sparse_matmul and tg_add; against its torch numbers. */
+static void check_sparse_adam(bool rows_layout)
 {
     /* tests/sparse_adam_reference.py: SparseAdam on W, Adam on b, lr 0.05, three batches of two rows */
     static const double w_torch[18] = {
-        -0.32445871948786958, -0.23720678006197699, -0.058811176513398511, 0.031940566487279158,
-        0.062793179699518309, 0.26362791299960187,  0.23989094966779512,   -0.26279317842910677,
-        -0.10897323276404228, -0.13194042411130219, -0.037206789827128835, 0.032661991134610657,
-        0.23923257886831961,  0.26279318769100601,  -0.38861203164832248,  -0.23194047603574369,
-        -0.062793173664762281, -0.058673074145880362,
-    };
+        -0.32445871948786958,  -0.23720678006197699,  -0.058811176513398511, 0.031940566487279158, 0.062793179699518309,
+        0.26362791299960187,   0.23989094966779512,   -0.26279317842910677,  -0.10897323276404228, -0.13194042411130219,
+        -0.037206789827128835, 0.032661991134610657,  0.23923257886831961,   0.26279318769100601,  -0.38861203164832248,
+        -0.23194047603574369,  -0.062793173664762281, -0.058673074145880362,
+    }; /* [C, F] */
     static const double b_torch[3] = { 0.024641137681495125, -0.043072174750511436, 0.092956751976060487 };
     enum { F = 6, C = 3 };
-    tg_tensor *w = tg_tensor_new(TG_F64, 2, (int64_t[]){ C, F });
+    tg_tensor *w =
+        rows_layout ? tg_tensor_new(TG_F64, 2, (int64_t[]){ F, C }) : tg_tensor_new(TG_F64, 2, (int64_t[]){ C, F });
     tg_tensor *b = tg_tensor_new(TG_F64, 1, (int64_t[]){ C });
+    /* element (o, f) of W [C, F], wherever the layout keeps it */
+#define AT(o, f) (rows_layout ? (f)*C + (o) : (o)*F + (f))
     for (int o = 0; o < C; o++)
         for (int f = 0; f < F; f++)
-            tg_set(w, o * F + f, 0.1 * ((o * F + f) % 7) - 0.3);
+            tg_set(w, AT(o, f), 0.1 * ((o * F + f) % 7) - 0.3);
     tg_set_requires_grad(w, 1);
     tg_set_requires_grad(b, 1);
     tg_optim_opts opts = TG_ADAM_DEFAULT(0.05);
@@ -395,15 +399,19 @@ Test(sparse, lazy_adam_matches_torch_sparse_adam)
         cr_assert(x && y, "%s", tg_last_error());
         tg_tape_reset(tape);
         tg_optimizer_zero_grad(opt);
-        tg_tensor *loss = tg_cross_entropy(tape, tg_sparse_linear(tape, x, w, b), y, NULL);
+        tg_tensor *logits =
+            rows_layout ? tg_add(tape, tg_sparse_matmul(tape, x, w), b) : tg_sparse_linear(tape, x, w, b);
+        tg_tensor *loss = tg_cross_entropy(tape, logits, y, NULL);
         cr_assert_eq(tg_backward(tape, loss), 0, "%s", tg_last_error());
         cr_assert_eq(tg_optimizer_step(opt), 0);
         tg_sparse_csr_free(x);
         tg_tensor_free(y);
     }
-    for (int i = 0; i < C * F; i++)
-        cr_expect(close_enough(tg_get(w, i), w_torch[i], 1e-12), "W[%d]: %.17g vs torch %.17g", i, tg_get(w, i),
-                  w_torch[i]);
+    for (int o = 0; o < C; o++)
+        for (int f = 0; f < F; f++)
+            cr_expect(close_enough(tg_get(w, AT(o, f)), w_torch[o * F + f], 1e-12), "W[%d, %d]: %.17g vs torch %.17g",
+                      o, f, tg_get(w, AT(o, f)), w_torch[o * F + f]);
+#undef AT
     for (int i = 0; i < C; i++)
         cr_expect(close_enough(tg_get(b, i), b_torch[i], 1e-12), "b[%d]: %.17g vs torch %.17g", i, tg_get(b, i),
                   b_torch[i]);
@@ -412,6 +420,9 @@ Test(sparse, lazy_adam_matches_torch_sparse_adam)
     tg_tensor_free(w);
     tg_tensor_free(b);
 }
+
+Test(sparse, lazy_adam_matches_torch_sparse_adam) { check_sparse_adam(false); }
+Test(sparse, lazy_adam_over_matmul_rows_matches_torch_sparse_adam) { check_sparse_adam(true); }
 
 Test(sparse, a_dense_contribution_makes_the_lazy_step_dense)
 {
@@ -444,8 +455,7 @@ Test(sparse, a_dense_contribution_makes_the_lazy_step_dense)
         tg_sparse_csr_free(x);
     }
     for (int i = 0; i < 6; i++)
-        cr_expect_eq(results[1][i], results[0][i], "w[%d]: lazy %.17g, dense %.17g", i, results[1][i],
-                     results[0][i]);
+        cr_expect_eq(results[1][i], results[0][i], "w[%d]: lazy %.17g, dense %.17g", i, results[1][i], results[0][i]);
 }
 
 Test(sparse, lazy_refuses_rules_that_move_every_weight)
@@ -457,7 +467,12 @@ Test(sparse, lazy_refuses_rules_that_move_every_weight)
     } cases[] = {
         { { .type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .lazy = 1 }, "lazy SGD takes no momentum" },
         { { .type = TG_OPTIM_SGD, .lr = 0.1, .weight_decay = 0.1, .lazy = 1 }, "no weight_decay" },
-        { { .type = TG_OPTIM_ADAM, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1,
+        { { .type = TG_OPTIM_ADAM,
+            .lr = 0.1,
+            .beta1 = 0.9,
+            .beta2 = 0.999,
+            .eps = 1e-8,
+            .weight_decay = 0.1,
             .lazy = 1 },
           "no weight_decay" },
         { TG_ADAMW_DEFAULT(0.1), "not AdamW" },
@@ -474,8 +489,9 @@ Test(sparse, lazy_refuses_rules_that_move_every_weight)
 
 Test(sparse, config_optimizer_lazy)
 {
-    const char *head = "{\"data\": {\"train\": \"d.csv\"}, \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 3}]}, "
-                       "\"optimizer\": ";
+    const char *head =
+        "{\"data\": {\"train\": \"d.csv\"}, \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 3}]}, "
+        "\"optimizer\": ";
     struct {
         const char *optimizer;
         int lazy;
@@ -564,55 +580,4 @@ Test(sparse, matmul_gradcheck_and_errors)
     tg_tensor_free(wrong);
     tg_tensor_free(w32);
     tg_sparse_csr_free(x);
-}
-
-Test(sparse, lazy_adam_over_matmul_rows_matches_torch_sparse_adam)
-{
-    /* the script's own layout: W^T [F, C] (SparseAdam updates its rows), b added with tg_add */
-    static const double w_torch[18] = {
-        -0.32445871948786958, -0.23720678006197699, -0.058811176513398511, 0.031940566487279158,
-        0.062793179699518309, 0.26362791299960187,  0.23989094966779512,   -0.26279317842910677,
-        -0.10897323276404228, -0.13194042411130219, -0.037206789827128835, 0.032661991134610657,
-        0.23923257886831961,  0.26279318769100601,  -0.38861203164832248,  -0.23194047603574369,
-        -0.062793173664762281, -0.058673074145880362,
-    };
-    static const double b_torch[3] = { 0.024641137681495125, -0.043072174750511436, 0.092956751976060487 };
-    enum { F = 6, C = 3 };
-    tg_tensor *wt = tg_tensor_new(TG_F64, 2, (int64_t[]){ F, C });
-    tg_tensor *b = tg_tensor_new(TG_F64, 1, (int64_t[]){ C });
-    for (int o = 0; o < C; o++)
-        for (int f = 0; f < F; f++)
-            tg_set(wt, f * C + o, 0.1 * ((o * F + f) % 7) - 0.3);
-    tg_set_requires_grad(wt, 1);
-    tg_set_requires_grad(b, 1);
-    tg_optim_opts opts = TG_ADAM_DEFAULT(0.05);
-    opts.lazy = 1;
-    tg_tensor *params[2] = { wt, b };
-    tg_optimizer *opt = tg_optimizer_new(&opts, 2, params);
-    const int64_t row_ptr[3][3] = { { 0, 2, 4 }, { 0, 1, 3 }, { 0, 2, 3 } };
-    const int32_t col[3][4] = { { 0, 2, 2, 5 }, { 1, 0, 4 }, { 3, 5, 2 } };
-    const double val[3][4] = { { 1, -2, 0.5, 3 }, { 1.5, -1, 2 }, { 0.25, -1, 2 } };
-    const int64_t nnz[3] = { 4, 3, 3 };
-    const int64_t labels[3][2] = { { 2, 0 }, { 1, 2 }, { 0, 1 } };
-    tg_tape *tape = tg_tape_new();
-    for (int s = 0; s < 3; s++) {
-        tg_sparse_csr *x = tg_sparse_csr_new(TG_F64, 2, F, nnz[s], row_ptr[s], col[s], val[s]);
-        tg_tensor *y = tg_tensor_from(TG_I64, 1, (int64_t[]){ 2 }, labels[s]);
-        tg_tape_reset(tape);
-        tg_optimizer_zero_grad(opt);
-        tg_tensor *loss = tg_cross_entropy(tape, tg_add(tape, tg_sparse_matmul(tape, x, wt), b), y, NULL);
-        cr_assert_eq(tg_backward(tape, loss), 0, "%s", tg_last_error());
-        cr_assert_eq(tg_optimizer_step(opt), 0);
-        tg_sparse_csr_free(x);
-        tg_tensor_free(y);
-    }
-    for (int o = 0; o < C; o++)
-        for (int f = 0; f < F; f++)
-            cr_expect(close_enough(tg_get(wt, f * C + o), w_torch[o * F + f], 1e-12), "W[%d, %d]", o, f);
-    for (int i = 0; i < C; i++)
-        cr_expect(close_enough(tg_get(b, i), b_torch[i], 1e-12), "b[%d]", i);
-    tg_tape_free(tape);
-    tg_optimizer_free(opt);
-    tg_tensor_free(wt);
-    tg_tensor_free(b);
 }

@@ -207,8 +207,8 @@ static int parse_line(libsvm_load *s, size_t a, size_t b, int64_t line, int64_t 
             i++;
         text[i] = '\0';
         int64_t column = (int64_t)(start - a) + 1;
-        int failed = label ? parse_label(s, text + start, line, column, row)
-                           : parse_pair(s, text + start, line, column, &prev);
+        int failed =
+            label ? parse_label(s, text + start, line, column, row) : parse_pair(s, text + start, line, column, &prev);
         if (failed)
             return -1;
         label = false;
@@ -255,8 +255,8 @@ static int add_given_names(libsvm_load *s, const tg_libsvm_opts *o)
             return tg_error("%s: label_names[%lld] is empty", s->path, (long long)i), -1;
         int64_t id = tg_label_find(&s->labels, name);
         if (id >= 0)
-            return tg_error("%s: label_names has '%.*s%s' twice (entries %lld and %lld)", s->path,
-                            PREVIEW_ARGS(name), (long long)id, (long long)i),
+            return tg_error("%s: label_names has '%.*s%s' twice (entries %lld and %lld)", s->path, PREVIEW_ARGS(name),
+                            (long long)id, (long long)i),
                    -1;
         if (tg_label_add(&s->labels, name, 0) < 0)
             return -1;
@@ -270,8 +270,7 @@ static tg_dataset *finish(libsvm_load *s)
 {
     int64_t features = s->opts->features > 0 ? s->opts->features : s->max_index;
     if (features == 0)
-        return tg_error("%s: no feature: no line has an index:value pair (set features to load such a file)",
-                        s->path);
+        return tg_error("%s: no feature: no line has an index:value pair (set features to load such a file)", s->path);
     tg_dataset *ds = tg_alloc_zeroed(sizeof *ds);
     if (!ds || finish_labels(s, ds)) {
         tg_dataset_free(ds);

@@ -46,8 +46,8 @@ void tg_sparse_csr_free(tg_sparse_csr *s)
 static int check_csr(int64_t rows, int64_t cols, int64_t nnz, const int64_t *row_ptr, const int32_t *col)
 {
     if (row_ptr[0] != 0 || row_ptr[rows] != nnz)
-        return tg_error("sparse_csr_new: row_ptr runs from %lld to %lld, expected 0 to nnz %lld",
-                        (long long)row_ptr[0], (long long)row_ptr[rows], (long long)nnz),
+        return tg_error("sparse_csr_new: row_ptr runs from %lld to %lld, expected 0 to nnz %lld", (long long)row_ptr[0],
+                        (long long)row_ptr[rows], (long long)nnz),
                -1;
     for (int64_t r = 0; r < rows; r++) {
         if (row_ptr[r + 1] < row_ptr[r] || row_ptr[r + 1] > nnz)

@@ -9,7 +9,7 @@
 #define _POSIX_C_SOURCE 200809L /* mkstemp, fsync, fdopen, fseeko, XSI strerror_r */
 #define _FILE_OFFSET_BITS 64
 
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <cjson/cJSON.h>
 

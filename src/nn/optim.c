@@ -2,7 +2,7 @@
  * behaves the same here. State (momentum buffers, moments) is allocated once
  * in tg_optimizer_new, in the parameter's dtype as PyTorch keeps it: a step
  * never allocates, and its loops are plain arithmetic the compiler vectorises. */
-#include "internal.h"
+#include "nn/nn_internal.h"
 
 #include <float.h>
 #include <tgmath.h>

@@ -3,7 +3,7 @@
 #ifndef TAPEGRAD_ELEMENTWISE_H
 #define TAPEGRAD_ELEMENTWISE_H
 
-#include "internal.h"
+#include "ops.h"
 
 /* ---- unary ops: y = f(x) ---- */
 

@@ -38,6 +38,9 @@ struct tg_tensor {
     bool requires_grad;
     tg_owner owner;
     struct tg_node *node; /* the node that made it, NULL for a leaf */
+    const tg_tape *tape; /* the tape that owns it, NULL for a caller's */
+    uint64_t generation; /* the tape's reset count when it was made */
+    uint64_t seal; /* a hash of tape, generation and owner (tg_tensor_seal) */
 };
 
 /* Checks ndim and shape and computes numel with overflow checks; op names the caller. */
@@ -94,6 +97,14 @@ struct tg_node {
     tg_node *prev;
 };
 
+/* Seals a tensor header after its tape, generation and owner are set (tg_tensor_init does it for a caller's). */
+void tg_tensor_seal(tg_tensor *t);
+/* Whether t may be used: a caller's tensor, or a tape tensor made since the tape's last reset.
+ * Otherwise sets "op: which is a tape tensor from before the last tg_tape_reset ...". Every op's
+ * input check calls it; it reads t's header only, which stays readable memory until tg_tape_free. */
+bool tg_check_live(const char *op, const char *which, const tg_tensor *t);
+/* A tape tensor header (no data) stamped with the tape's generation. */
+tg_tensor *tg_tape_new_header(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, int64_t numel);
 /* Arena memory that lives until the next reset; 64-byte aligned, NULL on failure. */
 void *tg_tape_alloc(tg_tape *tape, size_t bytes);
 /* A tape tensor; data zero-filled when zero is true. */
@@ -150,6 +161,10 @@ struct tg_model {
     float *mean, *std; /* [inputs] each, or NULL */
     char *config_json;
 };
+
+/* Refuses a standardization the model could not apply: one of mean and std NULL, a mean that is not
+ * finite, a std <= 0 or not finite; `where` starts the message (src/nn/model.c). 0 when usable. */
+int tg_check_standardization(const char *where, int64_t inputs, const float *mean, const float *std);
 
 /* A copy of s from the library's allocator; NULL (error set) on failure. */
 char *tg_strdup(const char *s);

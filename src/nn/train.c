@@ -133,6 +133,8 @@ static void eval_chunk(void *ctx, const tg_tensor *logits, const tg_tensor *y, i
 
 int tg_evaluate(tg_model *m, const tg_dataset *ds, tg_eval *out)
 {
+    if (!out)
+        return tg_error("evaluate: out is NULL (the tg_eval to fill)"), -1;
     memset(out, 0, sizeof *out);
     if (!m || !ds) {
         tg_error("evaluate: %s is NULL", m ? "data" : "model");
@@ -193,6 +195,8 @@ int tg_predict(tg_model *m, const tg_dataset *ds, double *probs)
 
 tg_dataset *tg_load_data_for_model(const tg_model *m, const char *path, const tg_csv_opts *opts)
 {
+    if (!m || !path)
+        return tg_error("load data for a model: %s is NULL", m ? "the data file's path" : "the model");
     tg_csv_opts o = opts ? *opts : TG_CSV_OPTS_DEFAULT;
     if (m->labels) {
         o.label_names = m->labels;
@@ -292,6 +296,8 @@ static int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d)
 
 int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test)
 {
+    if (!cfg || !train || !validation || !test)
+        return tg_error("config load data: %s is NULL", !cfg ? "cfg" : "an output pointer (train, validation, test)"), -1;
     tg_rng shuffle;
     tg_rng_seed(&shuffle, cfg->data.shuffle_seed);
     split_data d = { 0 };

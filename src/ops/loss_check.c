@@ -8,7 +8,7 @@ int tg_loss_check(const char *op, const tg_tensor *input, const tg_tensor *targe
     char si[TG_SHAPE_BUF], st[TG_SHAPE_BUF];
     if (!input || !target)
         return -1;
-    if (!tg_check_float_input(op, input))
+    if (!tg_check_live(op, "the target", target) || !tg_check_float_input(op, input))
         return -1;
     if (input->ndim != 1 && input->ndim != 2) {
         tg_error("%s: input has shape %s, expected [K, C] (or [C] for one row)", op,

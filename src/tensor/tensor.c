@@ -1,6 +1,7 @@
 /* Caller-owned tensors: a header and one contiguous row-major block. */
 #include "internal.h"
 
+#include <math.h>
 #include <string.h>
 
 size_t tg_dtype_size(tg_dtype dtype) { return dtype == TG_F32 ? 4 : 8; }
@@ -57,6 +58,7 @@ void tg_tensor_init(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *shape
         t->shape[i] = shape[i];
     t->numel = numel;
     t->owner = owner;
+    tg_tensor_seal(t);
 }
 
 tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape)
@@ -116,7 +118,14 @@ void tg_set_requires_grad(tg_tensor *t, int on)
 int tg_requires_grad(const tg_tensor *t) { return t && t->requires_grad; }
 void *tg_data(const tg_tensor *t) { return t ? t->data : NULL; }
 tg_tensor *tg_grad(const tg_tensor *t) { return t ? t->grad : NULL; }
-tg_dtype tg_dtype_of(const tg_tensor *t) { return t->dtype; }
+tg_dtype tg_dtype_of(const tg_tensor *t)
+{
+    if (!t) {
+        tg_error("tg_dtype_of: tensor is NULL");
+        return (tg_dtype)-1;
+    }
+    return t->dtype;
+}
 int tg_ndim(const tg_tensor *t) { return t ? t->ndim : -1; }
 const int64_t *tg_shape(const tg_tensor *t) { return t ? t->shape : NULL; }
 int64_t tg_numel(const tg_tensor *t) { return t ? t->numel : -1; }
@@ -168,8 +177,36 @@ bool tg_same_shape(const tg_tensor *a, const tg_tensor *b)
     return true;
 }
 
+/* Element access without checks, for the loops below that stay in range by construction. */
+static void set_element(tg_tensor *t, int64_t i, double v)
+{
+    switch (t->dtype) {
+    case TG_F32: ((float *)t->data)[i] = (float)v; break;
+    case TG_F64: ((double *)t->data)[i] = v; break;
+    case TG_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
+    }
+}
+
+/* The one check of an element index: a NULL tensor or an index outside [0, numel) is an error. */
+static bool element_in_range(const char *fn, const tg_tensor *t, int64_t i)
+{
+    if (!t) {
+        tg_error("%s: tensor is NULL", fn);
+        return false;
+    }
+    if (i < 0 || i >= t->numel) {
+        char s[TG_SHAPE_BUF];
+        tg_error("%s: index %lld is out of range for %lld elements (shape %s)", fn, (long long)i,
+                 (long long)t->numel, tg_shape_str(s, sizeof s, t->ndim, t->shape));
+        return false;
+    }
+    return true;
+}
+
 double tg_get(const tg_tensor *t, int64_t i)
 {
+    if (!element_in_range("tg_get", t, i))
+        return NAN;
     switch (t->dtype) {
     case TG_F32: return ((const float *)t->data)[i];
     case TG_F64: return ((const double *)t->data)[i];
@@ -180,11 +217,8 @@ double tg_get(const tg_tensor *t, int64_t i)
 
 void tg_set(tg_tensor *t, int64_t i, double v)
 {
-    switch (t->dtype) {
-    case TG_F32: ((float *)t->data)[i] = (float)v; break;
-    case TG_F64: ((double *)t->data)[i] = v; break;
-    case TG_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
-    }
+    if (element_in_range("tg_set", t, i))
+        set_element(t, i, v);
 }
 
 void tg_fill(tg_tensor *t, double v)
@@ -192,7 +226,7 @@ void tg_fill(tg_tensor *t, double v)
     if (!t)
         return;
     for (int64_t i = 0; i < t->numel; i++)
-        tg_set(t, i, v);
+        set_element(t, i, v);
 }
 
 void tg_zero_grad(tg_tensor *t)

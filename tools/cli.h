@@ -4,10 +4,17 @@
 
 #include <tapegrad.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Writes the learning curves of a training run as a standalone SVG (temp file,
  * then rename). 0 on success; on failure *why says what went wrong. */
 int write_curves_svg(const char *path, const tg_training *t, const char **why);
+
+/* Caps the library's and OpenBLAS's threads at what the process's limits allow (address space,
+ * thread creation): one thread when in doubt. Call first in main (tools/limits.c). */
+void fit_threads_to_limits(void);
+/* The most threads OpenBLAS may start when the first product loads it (tools/blas_lazy.c). */
+void blas_lazy_configure(int max_threads);
 
 #endif

@@ -593,6 +593,7 @@ static int cmd_gradcheck(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    fit_threads_to_limits(); /* before any thread: a memory or thread limit must not hang the command */
     if (argc < 2)
         return fputs(usage_main, stderr), 2;
     const char *cmd = argv[1];

@@ -228,6 +228,12 @@ int tg_threads_for(int64_t work);
  * directory and, when max_bytes is not 0, a larger file; `what` names the
  * expected content in messages ("a CSV file"). */
 char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t *len);
+/* "a character device", "a FIFO", ... for messages that refuse what is not a regular file. */
+const char *tg_file_kind(unsigned mode);
+/* Bytes of physical memory (sysconf), or 0 when unknown: the bound sizes are checked against. */
+uint64_t tg_physical_memory(void);
+/* "1.5 GiB" into buf. */
+const char *tg_bytes_str(char *buf, size_t size, double bytes);
 
 /* The widest vector the target has, for the kernels written with GCC vector types. */
 #if defined(__AVX512F__)

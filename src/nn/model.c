@@ -40,11 +40,43 @@ static int check_layers(int64_t inputs, int n_layers, const tg_layer_spec *layer
     return 0;
 }
 
+/* The parameters' bytes, layer by layer, before anything is allocated: more than TG_MAX_PARAM_BYTES or
+ * than the machine's memory is refused naming the layer that crosses the line. */
+#define TG_MAX_PARAM_BYTES ((uint64_t)1 << 40)
+
+static int check_size(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers)
+{
+    uint64_t memory = tg_physical_memory(), limit = memory && memory < TG_MAX_PARAM_BYTES ? memory : TG_MAX_PARAM_BYTES;
+    uint64_t total = 0, elem = tg_dtype_size(dtype);
+    int64_t width = inputs;
+    for (int i = 0; i < n_layers; i++) {
+        if (layers[i].type != TG_LAYER_LINEAR)
+            continue;
+        int64_t out = layers[i].out;
+        /* Both factors are below 2^63; compare by division so nothing overflows. */
+        bool too_many = (uint64_t)width > (limit / elem) / (uint64_t)out;
+        uint64_t bytes = too_many ? 0 : ((uint64_t)width * (uint64_t)out + (layers[i].bias ? (uint64_t)out : 0)) * elem;
+        if (too_many || bytes > limit - total) {
+            char need[32], have[32];
+            double wanted = (double)width * (double)out * (double)elem + (double)total;
+            tg_error("model: layer %d (linear, %lld -> %lld) brings the parameters to %s, more than %s%s", i,
+                     (long long)width, (long long)out, tg_bytes_str(need, sizeof need, wanted),
+                     tg_bytes_str(have, sizeof have, (double)limit),
+                     limit == memory ? ", this machine's memory (training needs about 4 times the parameters)"
+                                     : ", the library's limit");
+            return -1;
+        }
+        total += bytes;
+        width = out;
+    }
+    return 0;
+}
+
 tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers, tg_rng *rng)
 {
     if (!tg_is_float(dtype))
         return tg_error("model: dtype %s, expected float32 or float64", tg_dtype_name(dtype));
-    if (check_layers(inputs, n_layers, layers))
+    if (check_layers(inputs, n_layers, layers) || check_size(dtype, inputs, n_layers, layers))
         return NULL;
     tg_model *m = tg_alloc_zeroed(sizeof *m);
     if (!m)
@@ -64,8 +96,12 @@ tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_la
         if (layers[i].type != TG_LAYER_LINEAR)
             continue;
         int he = i + 1 < n_layers && layers[i + 1].type == TG_LAYER_RELU;
-        if (tg_linear_layer_init(&m->linear[i], dtype, width, layers[i].out, layers[i].bias, he, rng))
+        if (tg_linear_layer_init(&m->linear[i], dtype, width, layers[i].out, layers[i].bias, he, rng)) {
+            char s[TG_SHAPE_BUF];
+            snprintf(s, sizeof s, "%s", tg_last_error());
+            tg_error("model: layer %d (linear, %lld -> %lld): %s", i, (long long)width, (long long)layers[i].out, s);
             goto fail;
+        }
         tg_tensor *own[2] = { m->linear[i].weight, m->linear[i].bias };
         const char *suffix[2] = { "weight", "bias" };
         for (int k = 0; k < 2; k++) {

@@ -119,7 +119,9 @@ TG_API void tg_rng_fill_uniform(tg_rng *rng, tg_tensor *t, double lo, double hi)
 /* A tape records the ops run on it (define-by-run) and owns their outputs.
  * Its memory is an arena: tg_tape_reset drops every recorded node and tensor
  * at once but keeps the blocks, so a training loop that does the same work
- * each step allocates nothing after its first step. */
+ * each step allocates nothing after its first step. A tape tensor kept past
+ * the reset that dropped it is stale: every op and tg_backward refuse it with
+ * an error naming the op and the input (docs/robustness.md says how). */
 TG_API tg_tape *tg_tape_new(void);
 TG_API void tg_tape_reset(tg_tape *tape);
 TG_API void tg_tape_free(tg_tape *tape);
@@ -306,6 +308,8 @@ typedef struct {
 /* Loads a CSV file. Errors name the file, line and column: a ragged row, a
  * non-numeric cell, NaN or Inf, an unknown label, a missing or empty file. */
 TG_API tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts);
+/* CSV and IDX paths must name regular files (a device or FIFO is refused at
+ * once). The CSV is streamed: memory is the data set plus a 1 MiB buffer. */
 /* Loads MNIST-format IDX files (gzipped or not): images [N, rows, cols] of
  * unsigned bytes scaled by `scale` (1/255 maps pixels to [0, 1]) and labels [N]. */
 TG_API tg_dataset *tg_idx_load(const char *images_path, const char *labels_path, double scale);

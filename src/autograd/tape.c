@@ -17,6 +17,7 @@
 #define HEADER_SHIFTS 16
 #define HEADER_SLACK (HEADER_STEP * (HEADER_SHIFTS - 1))
 #define HEADER_MIN_BLOCK ((size_t)64 << 10)
+_Static_assert(sizeof(tg_tensor) > HEADER_SLACK, "a move of the header arena must stay within one header");
 
 typedef struct block {
     struct block *next;

@@ -36,9 +36,10 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
         }
         if (S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2)
             cap = (size_t)st.st_size + 1; /* room for the NUL: a regular file needs no growing */
-        if (!S_ISREG(st.st_mode) && (max_bytes == 0 || max_bytes > NON_REGULAR_MAX)) {
-            max_bytes = NON_REGULAR_MAX;
+        if (!S_ISREG(st.st_mode)) {
             kind = tg_file_kind(st.st_mode);
+            if (max_bytes == 0 || max_bytes > NON_REGULAR_MAX)
+                max_bytes = NON_REGULAR_MAX;
         }
     }
     if (max_bytes && cap > max_bytes + 1)
@@ -59,7 +60,7 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
             break;
         if ((max_bytes && len >= max_bytes) || cap > SIZE_MAX / 2) {
             if (kind)
-                tg_error("%s: %s that gave more than %zu bytes, the limit for what is not a regular file; "
+                tg_error("%s: %s that gave more than %zu bytes, the limit; "
                          "expected %s", path, kind, max_bytes, what);
             else
                 tg_error("%s: larger than %zu bytes; expected %s", path, max_bytes ? max_bytes : cap, what);

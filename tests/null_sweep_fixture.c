@@ -110,6 +110,12 @@ void sweep_setup(sweep_fixture *f)
                      "[{\"type\": \"linear\", \"out\": 3}]}, \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}, "
                      "\"train\": {\"epochs\": 1, \"batch_size\": 64}, \"seed\": 1}";
     f->base_dir = TAPEGRAD_SOURCE_DIR "/data";
+    f->p01 = tg_tensor_from(TG_F64, 2, (int64_t[]){ 2, 3 }, (double[]){ 0.1, 0.2, 0.3, 0.4, 0.5, 0.6 });
+    for (int i = 0; i < 4; i++)
+        f->model_params[i] = tg_model_param(f->model, i);
+    f->bce_opts = TG_BCE_OPTS_DEFAULT;
+    f->batcher = tg_batcher_new(f->ds3, 4, TG_F64, NULL);
+    cr_assert_not_null(f->batcher, "%s", tg_last_error());
     f->cfg = tg_config_parse(f->config_json, f->base_dir);
     cr_assert_not_null(f->cfg, "%s", tg_last_error());
 
@@ -156,6 +162,8 @@ void sweep_teardown(sweep_fixture *f)
     tg_tensor *owned[] = { f->x, f->x2, f->xt, f->weight, f->bias, f->logits, f->target, f->grad_output };
     for (size_t i = 0; i < sizeof owned / sizeof *owned; i++)
         tg_tensor_free(owned[i]);
+    tg_tensor_free(f->p01);
+    tg_batcher_free(f->batcher);
     tg_optimizer_free(f->opt);
     tg_model_free(f->model);
     tg_dataset_free(f->ds);
@@ -167,7 +175,7 @@ void sweep_teardown(sweep_fixture *f)
     tg_dataset_free(f->test);
     tg_config_free(f->cfg);
     tg_linear_layer_free(&f->layer);
-    tg_eval_free(&f->eval);
+    tg_eval_clear(&f->eval);
     tg_tape_free(f->tape);
     if (f->out)
         fclose(f->out);

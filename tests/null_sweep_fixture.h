@@ -37,6 +37,13 @@ typedef struct {
     tg_custom_op custom_op; /* the identity */
     tg_eval eval;
     tg_io_hooks hooks; /* all NULL: the C library's */
+    tg_tensor *p01; /* float64 [2, 3], values in (0, 1): probabilities and binary targets */
+    tg_tensor *model_params[4]; /* model's parameters, for tg_model_forward_with */
+    tg_bce_opts bce_opts;
+    tg_batcher_opts batcher_opts;
+    tg_batcher *batcher; /* over ds3, batches of 4, float64 */
+    tg_tensor *batch_x, *batch_y;
+    int64_t batch_rows;
     float mean[3], std[3], moments_mean[4], moments_std[4];
     double probs[30];
     char *label_names[3];

@@ -1,0 +1,43 @@
+/* What the toolkit's files (src/nn/) share: batches gathered from a dataset,
+ * the data a config names, and the checks a model makes of data. */
+#ifndef TAPEGRAD_NN_INTERNAL_H
+#define TAPEGRAD_NN_INTERNAL_H
+
+#include "internal.h"
+
+/* Reused input and label tensors for batches of `size` rows, and a second pair
+ * for the final, shorter batch when `size` does not divide the row count: a
+ * tensor's shape is never rewritten after it is made. */
+typedef struct {
+    tg_tensor *x, *y; /* y is NULL when labels are not wanted */
+} batch_tensors;
+typedef struct {
+    int64_t size;
+    batch_tensors full, last; /* last.x is NULL when every batch is full */
+} batch_buffers;
+
+/* 0 on success; on failure nothing is left allocated. */
+int batch_buffers_init(batch_buffers *b, tg_dtype dtype, int64_t features, int64_t size, int64_t rows, bool labels);
+void batch_buffers_free(batch_buffers *b);
+/* The pair whose first dimension is n (size, or the final batch's rows). */
+batch_tensors batch_buffers_for(const batch_buffers *b, int64_t n);
+/* x[r] = standardized ds row idx[r] (or start + r when idx is NULL), in x's
+ * dtype; y likewise when not NULL. x has exactly n rows. */
+void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
+                 tg_tensor *y);
+/* The same with the standardization given (mean and std NULL: rows as they are):
+ * the one gathering loop, under both gather_rows and tg_batcher_next. */
+void gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
+                         tg_tensor *x, tg_tensor *y);
+
+/* The training, validation and test sets a config names, split as training splits them. */
+typedef struct {
+    tg_dataset *train, *validation, *test;
+} split_data;
+int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d);
+void split_data_free(split_data *d);
+
+/* Seconds on the monotonic clock. */
+double tg_now_seconds(void);
+
+#endif

@@ -77,7 +77,8 @@ static int reader_open(line_reader *r, const char *path)
         return tg_error("%s: is a directory, expected a CSV file", path), -1;
     if (!S_ISREG(st.st_mode))
         return tg_error("%s: not a regular file (%s), expected a CSV file", path, tg_file_kind(st.st_mode)), -1;
-    r->cap = CHUNK + 1; /* + the NUL after a last line without a newline */
+    /* A chunk, or the whole file when it is smaller; + 1 for the NUL after a last line without a newline. */
+    r->cap = (uintmax_t)st.st_size < CHUNK ? (size_t)st.st_size + 64 : CHUNK + 1; /* 64: room for the mark */
     if (!(r->buf = tg_alloc(r->cap)))
         return tg_error("%s: out of memory: allocating the %zu-byte read buffer failed", path, r->cap), -1;
     return reader_start(r);

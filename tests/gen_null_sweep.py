@@ -41,6 +41,9 @@ BY_FUNCTION = {
     ("tg_binary_cross_entropy_with_logits", "target"): "f.p01",
     ("tg_model_forward_with", "params"): "f.model_params",
     ("tg_layer_type_from_name", "name"): '"relu"',
+    ("tg_stratified_folds", "ds"): "f.ds",
+    ("tg_train_on_data", "train"): "f.ds",
+    ("tg_train_on_data", "validation"): "f.ds",
 }
 BY_DECLARATION = {
     "tg_tensor *a": "f.x",
@@ -77,6 +80,16 @@ BY_DECLARATION = {
     "tg_tensor **x": "&f.batch_x",
     "tg_tensor **y": "&f.batch_y",
     "int64_t *n": "&f.batch_rows",
+    "int *fold": "f.folds",
+    "const int64_t *y": "f.metric_y",
+    "const double *probs": "f.metric_probs",
+    "const double *score": "f.metric_score",
+    "double *fpr": "f.curve_a",
+    "double *tpr": "f.curve_b",
+    "double *threshold": "f.curve_c",
+    "double *mean_predicted": "f.curve_a",
+    "double *fraction_positive": "f.curve_b",
+    "int64_t *count": "f.curve_count",
 }
 BY_TYPE = {
     "tg_tape *": "f.tape",
@@ -109,6 +122,7 @@ BY_TYPE = {
     "const tg_bce_opts *": "&f.bce_opts",
     "const tg_batcher_opts *": "&f.batcher_opts",
     "tg_batcher *": "f.batcher",
+    "tg_metrics *": "&f.metrics",
     "const tg_batcher *": "f.batcher",
     "const char *": None,  # paths: by function above
     "tg_fn": "sweep_fn",
@@ -126,7 +140,7 @@ SCALARS = {
     "n": "2", "lo": "0.0", "hi": "1.0", "dtype": "TG_F64", "n_inputs": "1", "out_ndim": "2", "n_params": "2",
     "max_norm": "1.0", "lr": "0.1", "fraction": "0.2", "scale": "1.0 / 255", "in": "3", "out": "4", "bias": "1",
     "he": "0", "inputs": "3", "n_layers": "3", "classes": "3", "class_id": "0", "epoch": "0",
-    "batch_size": "4", "type": "TG_LAYER_LINEAR",
+    "batch_size": "4", "type": "TG_LAYER_LINEAR", "k": "3", "rows": "10", "positive": "0", "bins": "4",
 }
 
 # Where the header gives NULL a meaning: the call may succeed.
@@ -138,6 +152,8 @@ ALLOWED_NULL = {
     ("tg_set_io_hooks", "hooks"), ("tg_config_parse", "base_dir"), ("tg_train_config", "progress"),
     ("tg_binary_cross_entropy", "opts"), ("tg_binary_cross_entropy_with_logits", "opts"), ("tg_batcher_new", "opts"),
     ("tg_batcher_reset", "shuffle"), ("tg_batcher_next", "y"), ("tg_batcher_rows", "n"),
+    ("tg_train_on_data", "validation"), ("tg_train_on_data", "progress"), ("tg_roc_curve", "threshold"),
+    ("tg_calibration_curve", "count"),
 }
 # Yes/no getters: NULL answers 0 ("no").
 ANSWER_ZERO = {"tg_requires_grad", "tg_tape_recording", "tg_tape_set_recording"}

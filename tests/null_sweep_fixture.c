@@ -114,6 +114,12 @@ void sweep_setup(sweep_fixture *f)
     for (int i = 0; i < 4; i++)
         f->model_params[i] = tg_model_param(f->model, i);
     f->bce_opts = TG_BCE_OPTS_DEFAULT;
+    for (int r = 0; r < 10; r++) {
+        f->metric_y[r] = r % 3;
+        f->metric_score[r] = (r + 0.5) / 10;
+        for (int c = 0; c < 3; c++)
+            f->metric_probs[r * 3 + c] = c == r % 3 ? 0.5 : 0.25;
+    }
     f->batcher = tg_batcher_new(f->ds3, 4, TG_F64, NULL);
     cr_assert_not_null(f->batcher, "%s", tg_last_error());
     f->cfg = tg_config_parse(f->config_json, f->base_dir);
@@ -176,6 +182,7 @@ void sweep_teardown(sweep_fixture *f)
     tg_config_free(f->cfg);
     tg_linear_layer_free(&f->layer);
     tg_eval_clear(&f->eval);
+    tg_metrics_free(&f->metrics);
     tg_tape_free(f->tape);
     if (f->out)
         fclose(f->out);

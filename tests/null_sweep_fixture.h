@@ -44,6 +44,13 @@ typedef struct {
     tg_batcher *batcher; /* over ds3, batches of 4, float64 */
     tg_tensor *batch_x, *batch_y;
     int64_t batch_rows;
+    int folds[150]; /* a fold per row of ds */
+    int64_t metric_y[10]; /* 0, 1, 2, 0, 1, 2, ... */
+    double metric_probs[30]; /* [10, 3], each row summing to 1 */
+    double metric_score[10]; /* in [0, 1] */
+    double curve_a[16], curve_b[16], curve_c[16];
+    int64_t curve_count[16];
+    tg_metrics metrics;
     float mean[3], std[3], moments_mean[4], moments_std[4];
     double probs[30];
     char *label_names[3];

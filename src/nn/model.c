@@ -120,7 +120,7 @@ tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_la
         }
         width = layers[i].out;
     }
-    m->classes = width;
+    m->classes = width; /* a one-output model given two labels becomes binary: tg_model_set_labels */
     return m;
 fail:
     tg_model_free(m);
@@ -222,15 +222,16 @@ int tg_model_set_labels(tg_model *m, int64_t classes, char *const *names)
         tg_error("tg_model_set_labels: names is NULL, expected %lld label names", (long long)m->classes);
         return -1;
     }
-    for (int64_t i = 0; i < classes && i < m->classes; i++)
+    bool binary = classes == 2 && m->classes == 1; /* one output, two classes: P(class 1) = sigmoid(logit) */
+    if (classes != m->classes && !binary) {
+        tg_error("model: %lld label names for a model with %lld classes", (long long)classes, (long long)m->classes);
+        return -1;
+    }
+    for (int64_t i = 0; i < classes; i++)
         if (!names[i]) {
             tg_error("tg_model_set_labels: names[%lld] is NULL", (long long)i);
             return -1;
         }
-    if (classes != m->classes) {
-        tg_error("model: %lld label names for a model with %lld classes", (long long)classes, (long long)m->classes);
-        return -1;
-    }
     char **copy = tg_alloc_zeroed((size_t)classes * sizeof *copy);
     if (!copy)
         return -1;
@@ -242,6 +243,7 @@ int tg_model_set_labels(tg_model *m, int64_t classes, char *const *names)
     tg_free_strings(m->labels, m->n_labels);
     m->labels = copy;
     m->n_labels = classes;
+    m->classes = classes;
     return 0;
 }
 

@@ -5,6 +5,8 @@ bool tg_check_float_input(const char *op, const tg_tensor *x)
 {
     if (!x)
         return false; /* keep the error of whatever produced the NULL */
+    if (!tg_check_live(op, "its input", x))
+        return false;
     if (!tg_is_float(x->dtype)) {
         tg_error("%s: input is %s, expected float32 or float64", op, tg_dtype_name(x->dtype));
         return false;
@@ -15,6 +17,8 @@ bool tg_check_float_input(const char *op, const tg_tensor *x)
 bool tg_check_float_pair(const char *op, const tg_tensor *a, const tg_tensor *b)
 {
     if (!a || !b)
+        return false;
+    if (!tg_check_live(op, "its first input", a) || !tg_check_live(op, "its second input", b))
         return false;
     if (!tg_check_float_input(op, a) || !tg_check_float_input(op, b))
         return false;

@@ -161,7 +161,7 @@ static void transpose_into(tg_tensor *dst, const tg_tensor *src)
             tg_set(dst, j * rows + i, tg_get(src, i * cols + j));
 }
 
-static textbook textbook_of(const tg_model *m)
+static textbook textbook_of(tg_model *m)
 {
     textbook tb = { .n_params = tg_model_n_params(m) };
     for (int i = 0; i < tb.n_params; i++) {
@@ -367,7 +367,7 @@ int main(int argc, char **argv)
                r, o.textbook ? "textbook" : "linear", tg_dtype_name(o.dtype), (long long)train_rows,
                (long long)features, (long long)runs[r].steps, (long long)test->rows, ev.accuracy,
                (unsigned long long)runs[r].calls_after_first_step, rss_kib);
-        tg_eval_free(&ev);
+        tg_eval_clear(&ev);
         tg_model_free(runs[r].model);
     }
     tg_dataset_free(test);

@@ -38,6 +38,13 @@ extern "C" {
 #define TG_API
 #endif
 
+/* Marks an old spelling kept so existing programs compile; the message names the new one. */
+#if defined(__GNUC__)
+#define TG_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define TG_DEPRECATED(msg)
+#endif
+
 #define TG_VERSION_MAJOR 0
 #define TG_VERSION_MINOR 1
 #define TG_VERSION_PATCH 0
@@ -312,6 +319,10 @@ TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const floa
 /* ---- Layers and models (src/nn/) ---- */
 
 typedef enum { TG_LAYER_LINEAR, TG_LAYER_RELU, TG_LAYER_SIGMOID, TG_LAYER_TANH } tg_layer_type;
+/* The names configs and checkpoints use ("linear", "relu", "sigmoid", "tanh"):
+ * NULL for a value outside the enum; the type of a name, or -1 when unknown. */
+TG_API const char *tg_layer_type_name(tg_layer_type type);
+TG_API int tg_layer_type_from_name(const char *name);
 typedef struct {
     tg_layer_type type;
     int64_t out; /* linear: output features */
@@ -339,6 +350,10 @@ TG_API tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, cons
 TG_API void tg_model_free(tg_model *model);
 /* Logits [rows, classes] for x [rows, inputs], recorded on the tape. */
 TG_API tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
+/* The same forward with params[i] in place of tg_model_param(model, i) (all
+ * tg_model_n_params of them, same shapes): a functional call, e.g. to check
+ * the gradient with respect to one parameter through a tape tensor. */
+TG_API tg_tensor *tg_model_forward_with(const tg_model *model, tg_tape *tape, tg_tensor *x, tg_tensor *const *params);
 TG_API int64_t tg_model_inputs(const tg_model *model);
 TG_API int64_t tg_model_classes(const tg_model *model);
 TG_API tg_dtype tg_model_dtype(const tg_model *model);
@@ -346,7 +361,8 @@ TG_API int tg_model_n_layers(const tg_model *model);
 TG_API const tg_layer_spec *tg_model_layer(const tg_model *model, int i);
 /* Parameters in state_dict order ("0.weight", "0.bias", "2.weight", ...). */
 TG_API int tg_model_n_params(const tg_model *model);
-TG_API tg_tensor *tg_model_param(const tg_model *model, int i);
+TG_API tg_tensor *tg_model_param(tg_model *model, int i); /* mutable: the optimizer's parameter */
+TG_API const tg_tensor *tg_model_param_const(const tg_model *model, int i); /* read-only view */
 TG_API const char *tg_model_param_name(const tg_model *model, int i);
 /* What a checkpoint carries besides the weights; setters copy their inputs. */
 TG_API int tg_model_set_labels(tg_model *model, int64_t classes, char *const *names);
@@ -484,15 +500,20 @@ typedef struct {
     int64_t *confusion; /* [classes * classes], row = true class, column = predicted */
 } tg_eval;
 /* Mean cross-entropy, accuracy and confusion matrix of model on ds. Applies
- * the model's standardization when it has one. Free with tg_eval_free. */
-TG_API int tg_evaluate(tg_model *model, const tg_dataset *ds, tg_eval *out);
-TG_API void tg_eval_free(tg_eval *ev);
-/* Class probabilities [rows, classes] of ds under model into probs (caller's buffer). */
-TG_API int tg_predict(tg_model *model, const tg_dataset *ds, double *probs);
+ * the model's standardization when it has one (ds holds raw features). Release
+ * the contents with tg_eval_clear. */
+TG_API int tg_evaluate(const tg_model *model, const tg_dataset *ds, tg_eval *out);
+/* Frees what tg_evaluate put in ev (not ev itself, which is usually on the stack). */
+TG_API void tg_eval_clear(tg_eval *ev);
+TG_API TG_DEPRECATED("tg_eval_free frees contents only: call tg_eval_clear") void tg_eval_free(tg_eval *ev);
+/* Class probabilities [rows, classes] of ds under model into probs (caller's
+ * buffer). Applies the model's stored standardization (mean and std saved with
+ * it), so ds holds raw features, as read from the file. */
+TG_API int tg_predict(const tg_model *model, const tg_dataset *ds, double *probs);
 
 typedef struct {
     tg_model *model;
-    tg_dataset *train, *validation, *test; /* standardized when the config says so */
+    tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them */
     int epochs_run;
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */

@@ -14,19 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *command = "tapegrad";
-
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: error: ", command);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
 /* ---- usage ---- */
 
 static const char *usage_main =
@@ -457,7 +444,7 @@ static int cmd_train(int argc, char **argv)
     }
     rc = 0;
 done:
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_training_free(t);
     tg_config_free(cfg);
     free(default_out);
@@ -517,7 +504,7 @@ static int cmd_eval(int argc, char **argv)
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
         }
     }
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_dataset_free(ds);
     tg_model_free(m);
     return rc;
@@ -578,7 +565,6 @@ static int cmd_predict(int argc, char **argv)
     return rc;
 }
 
-int run_gradcheck(const char *config_path, bool json);
 
 static int cmd_gradcheck(int argc, char **argv)
 {

@@ -223,7 +223,7 @@ static int trainer_validate(trainer *tr, tg_progress *p)
         return -1;
     p->val_loss = ev.loss;
     p->val_accuracy = ev.accuracy;
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     return 0;
 }
 

@@ -91,8 +91,9 @@
                 memcpy(c + (o) * c_row + ((p) + (int64_t)l) * c_col, (char *)&(ACC) + l * sizeof *c, sizeof *c); \
     } while (0)
 #define DEFINE_THIN_TN(NAME, T)                                                                                 \
-    static void NAME(int64_t m, int64_t n, int64_t k, const T *g, const T *x, T *c, int64_t c_row, int64_t c_col, \
-                     bool accumulate)                                                                           \
+    static inline __attribute__((always_inline)) void NAME(int64_t m, int64_t n, int64_t k, const T *g,         \
+                                                           const T *x, T *c, int64_t c_row, int64_t c_col,      \
+                                                           bool accumulate)                                     \
     {                                                                                                           \
         typedef T vec __attribute__((vector_size(VEC_BYTES)));                                                  \
         enum { W = VEC_BYTES / sizeof(T) };                                                                     \
@@ -138,8 +139,24 @@
 
 DEFINE_THIN_OUT(thin_out_f32, float)
 DEFINE_THIN_OUT(thin_out_f64, double)
-DEFINE_THIN_TN(thin_tn_f32, float)
-DEFINE_THIN_TN(thin_tn_f64, double)
+DEFINE_THIN_TN(thin_tn_any_f32, float)
+DEFINE_THIN_TN(thin_tn_any_f64, double)
+
+/* thin_tn storing row-major (tg_linear's [out, in] gradient) or transposed (tg_matmul's [in, out] one),
+ * each with its output strides constant. */
+#define DEFINE_THIN_TN_LAYOUTS(NAME, KERNEL, T)                                                                 \
+    static void NAME(int64_t m, int64_t n, int64_t k, const T *g, const T *x, T *c, bool accumulate)            \
+    {                                                                                                           \
+        KERNEL(m, n, k, g, x, c, n, 1, accumulate);                                                             \
+    }                                                                                                           \
+    static void NAME##_transposed(int64_t m, int64_t n, int64_t k, const T *g, const T *x, T *c,                \
+                                  bool accumulate)                                                              \
+    {                                                                                                           \
+        KERNEL(m, n, k, g, x, c, 1, m, accumulate);                                                             \
+    }
+
+DEFINE_THIN_TN_LAYOUTS(thin_tn_f32, thin_tn_any_f32, float)
+DEFINE_THIN_TN_LAYOUTS(thin_tn_f64, thin_tn_any_f64, double)
 
 /* thin_out with A row-major ([m][k], unit stride along p) or stored transposed ([k][m], unit stride along i),
  * k split into pieces the stack copy of B holds. */
@@ -175,9 +192,9 @@ bool tg_gemm_thin(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t
     }
     if (trans_a && !trans_b && m <= TG_THIN) {
         if (f32)
-            thin_tn_f32(m, n, k, a, b, c, n, 1, accumulate);
+            thin_tn_f32(m, n, k, a, b, c, accumulate);
         else
-            thin_tn_f64(m, n, k, a, b, c, n, 1, accumulate);
+            thin_tn_f64(m, n, k, a, b, c, accumulate);
         return true;
     }
     return false;
@@ -194,9 +211,9 @@ bool tg_gemm_thin_any_layout(tg_dtype dtype, bool trans_a, bool trans_b, int64_t
     if (trans_a && !trans_b && n <= TG_THIN && m > TG_THIN) {
         /* op(A) op(B) = (B^T A)^T: the weight-gradient kernel, storing its output transposed. */
         if (f32)
-            thin_tn_f32(n, m, k, b, a, c, 1, n, accumulate);
+            thin_tn_f32_transposed(n, m, k, b, a, c, accumulate);
         else
-            thin_tn_f64(n, m, k, b, a, c, 1, n, accumulate);
+            thin_tn_f64_transposed(n, m, k, b, a, c, accumulate);
         return true;
     }
     if (n <= TG_THIN) {

@@ -204,6 +204,46 @@ TG_API tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *
  * tg_cross_entropy (label_smoothing must be 0). */
 TG_API tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, const tg_ce_opts *opts);
 
+/* Options of the binary losses. weight and pos_weight are constants (they get no gradient), of the
+ * input's dtype, and broadcast to the input's shape by numpy's rules (aligned at the right, each
+ * dimension equal or 1; they never make the loss larger than the input). */
+typedef struct {
+    tg_reduction reduction; /* TG_MEAN (over every element, whatever the weights: PyTorch's rule),
+                               TG_SUM, or TG_NONE (a loss per element, the input's shape) */
+    const tg_tensor *weight; /* per-element weight w, or NULL */
+    const tg_tensor *pos_weight; /* weight p of the positive term, e.g. [C] for one per class on the last
+                                    axis, or NULL; tg_binary_cross_entropy_with_logits only */
+} tg_bce_opts;
+#define TG_BCE_OPTS_DEFAULT ((tg_bce_opts){ .reduction = TG_MEAN, .weight = NULL, .pos_weight = NULL })
+
+/* Fused sigmoid + binary cross-entropy, PyTorch's BCEWithLogitsLoss, over logits of any shape with a
+ * target y of the same shape and dtype (probabilities in [0, 1]; like PyTorch, other values are not
+ * refused and go through the same formula). Per element
+ *   loss = -w [p y log s(x) + (1 - y) log(1 - s(x))] = w [p y softplus(-x) + (1 - y) softplus(x)],
+ * computed with softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|)), so it is finite for any finite
+ * logit, and the small loss of a confident right answer keeps its relative precision.
+ * The gradient is w ((1 + (p - 1) y) s(x) - p y) (w (s(x) - y) without pos_weight) times the
+ * reduction's scale; one node, no log of a sigmoid. A target that requires a gradient gets
+ * w (p softplus(-x) - softplus(x)). opts NULL: TG_BCE_OPTS_DEFAULT. An empty input's mean is NaN. */
+TG_API tg_tensor *tg_binary_cross_entropy_with_logits(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
+                                                      const tg_bce_opts *opts);
+/* Binary cross-entropy over probabilities p of any shape, PyTorch's BCELoss: per element
+ *   loss = -w [y max(log p, -100) + (1 - y) max(log(1 - p), -100)],
+ * each log clamped at -100 as PyTorch does, so p = 0 or 1 gives a finite loss (at most 100 w).
+ * Every p must be in [0, 1] (NaN is refused too, as in PyTorch): else NULL, naming the first
+ * offending element. target, weight and reduction as in the with-logits form; pos_weight must be
+ * NULL. The gradient is PyTorch's w (p - y) / max(p (1 - p), 1e-12); a target that requires a
+ * gradient gets w (max(log(1 - p), -100) - max(log p, -100)), the derivative of the clamped loss
+ * (PyTorch 1.13 leaves these logs unclamped: infinite at p = 0 or 1). From logits, prefer
+ * tg_binary_cross_entropy_with_logits: sigmoid then this loses everything past |x| of about 37. */
+TG_API tg_tensor *tg_binary_cross_entropy(tg_tape *tape, tg_tensor *probs, tg_tensor *target, const tg_bce_opts *opts);
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(exp(-|x|)), finite for every finite x; derivative
+ * sigmoid(x). PyTorch's softplus returns x itself above its threshold 20; this one stays exact
+ * there (the two differ by less than 2.1e-9). */
+TG_API tg_tensor *tg_softplus(tg_tape *tape, tg_tensor *x);
+/* log(sigmoid(x)) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|)); derivative sigmoid(-x). */
+TG_API tg_tensor *tg_log_sigmoid(tg_tape *tape, tg_tensor *x);
+
 /* ------------------------------------------------------------------------ */
 /* Backward                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -313,8 +353,59 @@ TG_API int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, 
 /* Per-feature mean and standard deviation (population, as sklearn's StandardScaler;
  * a zero deviation is stored as 1 so constant columns pass through centred). */
 TG_API int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std);
+/* scikit-learn's class_weight="balanced": weights[k] = rows / (classes * rows of class k), [classes]
+ * values. A class without rows is refused (its weight would be infinite). */
+TG_API int tg_balanced_class_weights(const tg_dataset *ds, double *weights);
 /* x = (x - mean) / std, in place. */
 TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std);
+
+/* ---- Minibatches (src/nn/batcher.c) ---- */
+
+/* A data set's rows in batches of batch_size (the last one shorter when
+ * batch_size does not divide the row count; batch_size above the row count
+ * means one batch of every row), gathered into x [n, features] in dtype
+ * (TG_F32 or TG_F64) and y [n] (TG_I64 labels). Every tensor it hands out is
+ * made in tg_batcher_new: x and y are refilled by each tg_batcher_next, and
+ * the last, shorter batch has its own pair (a tensor's shape never changes),
+ * so an epoch allocates nothing. tapegrad train draws its batches from it.
+ *
+ *     tg_batcher *b = tg_batcher_new(train, 32, TG_F32, NULL);
+ *     for (int epoch = 0; epoch < epochs; epoch++) {
+ *         tg_batcher_reset(b, &rng);           // a new epoch, rows shuffled
+ *         tg_tensor *x, *y;
+ *         while (tg_batcher_next(b, &x, &y) == 1) { ... one step on x, y ... }
+ *     }
+ *     tg_batcher_free(b);
+ */
+typedef struct tg_batcher tg_batcher;
+typedef struct {
+    /* [features] each, both or neither: x = (row - mean) / std, computed in
+     * float32 as tapegrad train does (a model's: tg_model_mean, tg_model_std).
+     * Copied by tg_batcher_new. NULL: rows as they are. */
+    const float *mean, *std;
+} tg_batcher_opts;
+/* ds must outlive the batcher; opts NULL: no standardization. The first epoch
+ * takes the rows in order (0, 1, 2, ...) until tg_batcher_reset shuffles
+ * them. Free with tg_batcher_free. */
+TG_API tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch_size, tg_dtype dtype,
+                                  const tg_batcher_opts *opts);
+TG_API void tg_batcher_free(tg_batcher *b);
+/* Starts a new epoch at the first batch. With shuffle non-NULL, first
+ * shuffles the row order (Fisher-Yates over the previous epoch's order, from
+ * the last row down, one tg_rng_below(shuffle, r + 1) per row r): the same
+ * seed gives the same batches. NULL keeps the order. */
+TG_API void tg_batcher_reset(tg_batcher *b, tg_rng *shuffle);
+/* The epoch's next batch into *x and *y (y may be NULL when labels are not
+ * wanted): returns 1 while there is one, 0 at the end of the epoch (then *x
+ * and *y are NULL until tg_batcher_reset), -1 on error. The tensors belong to
+ * the batcher and are overwritten by the next call. */
+TG_API int tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y);
+/* Batches per epoch, and the rows of a full batch (batch_size, or the row count if smaller). */
+TG_API int64_t tg_batcher_batches(const tg_batcher *b);
+TG_API int64_t tg_batcher_batch_size(const tg_batcher *b);
+/* The data set's row ids of the batch tg_batcher_next returned last, and in *n
+ * how many (0 before the epoch's first batch). Valid until the next reset. */
+TG_API const int64_t *tg_batcher_rows(const tg_batcher *b, int64_t *n);
 
 /* ---- Layers and models (src/nn/) ---- */
 
@@ -345,10 +436,13 @@ TG_API void tg_linear_layer_free(tg_linear_layer *layer);
  * standardization and the config text. */
 typedef struct tg_model tg_model;
 /* Builds and initialises a model from rng. Every linear layer must have a
- * positive out; the last layer must be linear (its out is the class count). */
+ * positive out; the last layer must be linear (its out is the class count).
+ * A binary model has one output and two classes, P(class 1) = sigmoid(its
+ * logit), as scikit-learn's binary LogisticRegression: a last layer with out
+ * 1, then tg_model_set_labels with two names (training does both). */
 TG_API tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers, tg_rng *rng);
 TG_API void tg_model_free(tg_model *model);
-/* Logits [rows, classes] for x [rows, inputs], recorded on the tape. */
+/* Logits [rows, classes] for x [rows, inputs] ([rows, 1] for a binary model), recorded on the tape. */
 TG_API tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
 /* The same forward with params[i] in place of tg_model_param(model, i) (all
  * tg_model_n_params of them, same shapes): a functional call, e.g. to check
@@ -364,7 +458,8 @@ TG_API int tg_model_n_params(const tg_model *model);
 TG_API tg_tensor *tg_model_param(tg_model *model, int i); /* mutable: the optimizer's parameter */
 TG_API const tg_tensor *tg_model_param_const(const tg_model *model, int i); /* read-only view */
 TG_API const char *tg_model_param_name(const tg_model *model, int i);
-/* What a checkpoint carries besides the weights; setters copy their inputs. */
+/* What a checkpoint carries besides the weights; setters copy their inputs.
+ * classes must be the model's; two names for a one-output model make it binary. */
 TG_API int tg_model_set_labels(tg_model *model, int64_t classes, char *const *names);
 TG_API const char *tg_model_label(const tg_model *model, int64_t class_id); /* NULL when none */
 TG_API int tg_model_set_standardization(tg_model *model, const float *mean, const float *std); /* [inputs] each, or NULL to clear */
@@ -413,6 +508,9 @@ TG_API double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double m
 /* ---- Model configs (src/io/config.c; docs/config.md) ---- */
 
 typedef enum { TG_SCHEDULE_CONSTANT, TG_SCHEDULE_STEP, TG_SCHEDULE_COSINE } tg_schedule_type;
+/* loss.type: softmax cross-entropy over one output per class, or binary cross-entropy with logits over one
+ * output (a last linear layer with "out": 1) for two classes. */
+typedef enum { TG_LOSS_CROSS_ENTROPY, TG_LOSS_BINARY_CROSS_ENTROPY } tg_loss_type;
 
 typedef struct {
     char *path; /* the config file, and the folder relative paths are resolved against */
@@ -441,6 +539,18 @@ typedef struct {
         double label_smoothing;
         double *class_weights; /* or NULL */
         int64_t n_class_weights;
+        /* loss.class_weight: "balanced" (n_rows / (n_classes * rows of the class), on the training split), or
+         * a map from label to weight (classes it leaves out weigh 1, as in scikit-learn); resolved against the
+         * training data when training starts. */
+        int class_weight_balanced;
+        char **class_weight_labels; /* [n_class_weight_labels], or NULL */
+        double *class_weight_values;
+        int64_t n_class_weight_labels;
+        /* binary_cross_entropy: the class whose probability the output is (default: the label that sorts
+         * second, as scikit-learn's classes_[1]) and the weight of its term (PyTorch's pos_weight, default 1). */
+        tg_loss_type type;
+        char *positive_class; /* or NULL */
+        double pos_weight;
     } loss;
     tg_optim_opts optimizer;
     struct {
@@ -507,8 +617,9 @@ TG_API int tg_evaluate(const tg_model *model, const tg_dataset *ds, tg_eval *out
 TG_API void tg_eval_clear(tg_eval *ev);
 TG_API TG_DEPRECATED("tg_eval_free frees contents only: call tg_eval_clear") void tg_eval_free(tg_eval *ev);
 /* Class probabilities [rows, classes] of ds under model into probs (caller's
- * buffer). Applies the model's stored standardization (mean and std saved with
- * it), so ds holds raw features, as read from the file. */
+ * buffer, rows * classes doubles). Applies the model's stored standardization
+ * (mean and std saved with it), so ds holds raw features, as read from the file.
+ * A binary model's row is (1 - sigmoid(x), sigmoid(x)). */
 TG_API int tg_predict(const tg_model *model, const tg_dataset *ds, double *probs);
 
 typedef struct {
@@ -522,7 +633,8 @@ typedef struct {
 } tg_training;
 /* Loads the data a config names and splits it as training does (same seed,
  * same rows): test from data.test or data.test_split, validation from
- * data.validation_split. validation and test may be empty, never NULL.
+ * data.validation_split. validation and test may be empty, never NULL. With
+ * binary_cross_entropy the positive class is class 1, as training makes it.
  * All three are caller-owned and raw (not standardized). 0 on success. */
 TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test);
 /* Everything a config asks for: loads the data, splits it, standardizes it,
@@ -532,11 +644,75 @@ TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_data
  * with an error. Caller owns the result: tg_training_free. */
 TG_API tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
 TG_API void tg_training_free(tg_training *t);
+/* The same training on data sets the caller gives (cross-validation folds)
+ * instead of the files the config names; the config's data section is not
+ * read. train is required; validation may be NULL (no early stopping). Both
+ * stay the caller's: the result holds copies, and an empty test set. */
+TG_API tg_training *tg_train_on_data(const tg_config *cfg, const tg_dataset *train, const tg_dataset *validation,
+                                     tg_progress_fn progress, void *ctx);
+/* Stratified K-fold assignment (as scikit-learn's StratifiedKFold with
+ * shuffle): each class's rows are shuffled with rng and dealt to the folds in
+ * turn, continuing from fold to fold across classes, so every fold holds each
+ * class in proportion and fold sizes differ by at most one. fold[r] in [0, k)
+ * for each row. Refused: k < 2, or k above the smallest class's row count
+ * (that class, its count and k are named). 0 on success. */
+TG_API int tg_stratified_folds(const tg_dataset *ds, int k, tg_rng *rng, int *fold);
 /* Loads a data file for a trained model: a CSV mapped with the model's label
  * names, and checked for the model's input size (both numbers in the error).
  * With opts->unlabeled -1 it decides from the column count: as many columns
  * as the model has inputs means no label column. */
 TG_API tg_dataset *tg_load_data_for_model(const tg_model *model, const char *path, const tg_csv_opts *opts);
+
+/* ---- Metrics (src/nn/metrics.c; docs/nn.md) ---- */
+
+/* scikit-learn's classification metrics (sklearn.metrics 1.2) from true class
+ * ids y [rows] in [0, classes) and predicted probabilities probs [rows,
+ * classes] (row-major, as tg_predict gives them). The predicted class is the
+ * first largest probability (numpy.argmax). Precision, recall and F1 are 0
+ * where undefined (zero_division's default); the macro means run over the
+ * classes that occur in y or in the predictions (sklearn's default labels),
+ * the weighted means weight by support. Binary metrics (classes == 2) use
+ * P(positive) = probs[:, positive]: brier_score_loss, and roc_auc_score and
+ * average_precision_score of that class. With more classes: the Brier score
+ * is the multiclass one, mean over rows of sum_k (p_k - [y = k])^2 (sklearn
+ * 1.2 has none; it is the sum of the per-class binary scores), and ROC-AUC and
+ * average precision are one-vs-rest macro means over the classes where each
+ * is defined (a class absent from y has neither; sklearn refuses such data).
+ * log_loss clips to [eps, 1 - eps] (eps of float64) and renormalizes each row,
+ * as sklearn does. Undefined values are NaN. */
+typedef struct {
+    int64_t rows, classes;
+    int64_t positive; /* the binary metrics' positive class (2 classes), else -1 */
+    double accuracy, balanced_accuracy, log_loss, brier;
+    double precision_macro, recall_macro, f1_macro;
+    double precision_weighted, recall_weighted, f1_weighted;
+    double roc_auc, average_precision;
+    double *precision, *recall, *f1; /* [classes] */
+    int64_t *support, *predicted; /* [classes]: rows whose true / predicted class is k */
+} tg_metrics;
+/* Fills out (free with tg_metrics_free). positive: 0 or 1 with two classes,
+ * ignored with more. Non-finite probabilities and classes out of range are
+ * refused with their index. 0 on success. */
+TG_API int tg_metrics_compute(int64_t rows, int64_t classes, const int64_t *y, const double *probs, int64_t positive,
+                              tg_metrics *out);
+TG_API void tg_metrics_free(tg_metrics *m);
+/* The binary metrics alone: rows whose y is `positive` are the positives,
+ * score[i] their score (any finite values; ties are one threshold). NaN with
+ * tg_last_error set when undefined (no positive, or for ROC-AUC no negative, rows). */
+TG_API double tg_roc_auc(int64_t n, const int64_t *y, const double *score, int64_t positive);
+TG_API double tg_average_precision(int64_t n, const int64_t *y, const double *score, int64_t positive);
+/* sklearn.metrics.roc_curve(drop_intermediate=False): (0, 0) with threshold
+ * +inf, then one point per distinct score, highest first. fpr, tpr (and
+ * threshold, or NULL) hold n + 1 values. Returns the number of points, -1 on error. */
+TG_API int64_t tg_roc_curve(int64_t n, const int64_t *y, const double *score, int64_t positive, double *fpr,
+                            double *tpr, double *threshold);
+/* sklearn.calibration.calibration_curve(strategy="uniform"): bins equal slices
+ * of [0, 1] (each (lo, hi], the first [0, hi]); for each non-empty bin in
+ * order, the mean score, the fraction of positives and (count, or NULL) its
+ * rows. Scores must lie in [0, 1]. Each array holds bins values. Returns the
+ * number of non-empty bins, -1 on error. */
+TG_API int tg_calibration_curve(int64_t n, const int64_t *y, const double *score, int64_t positive, int bins,
+                                double *mean_predicted, double *fraction_positive, int64_t *count);
 
 /* ------------------------------------------------------------------------ */
 /* Errors and allocation                                                     */

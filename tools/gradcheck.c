@@ -170,6 +170,7 @@ typedef struct {
     const int64_t *picked; /* its checked elements' flat indices */
     tg_tensor *x, *y, *weight;
     double label_smoothing;
+    tg_tensor *binary_target, *pos_weight; /* binary_cross_entropy: y as 0/1 floats [rows, 1], and [1] or NULL */
 } model_ctx;
 
 static int scatter_forward(tg_tensor *const *inputs, int n_inputs, tg_tensor *out, void *ctx)
@@ -210,6 +211,11 @@ static tg_tensor *model_loss(tg_tape *tape, tg_tensor *const *inputs, void *ctx)
     }
     /* The model's own forward, with the parameter under check swapped in. */
     tg_tensor *h = tg_model_forward_with(m->model, tape, m->x, params);
+    if (m->binary_target) {
+        tg_bce_opts b = TG_BCE_OPTS_DEFAULT;
+        b.pos_weight = m->pos_weight;
+        return tg_binary_cross_entropy_with_logits(tape, h, m->binary_target, &b);
+    }
     tg_ce_opts o = TG_CE_OPTS_DEFAULT;
     o.weight = m->weight;
     o.label_smoothing = m->label_smoothing;
@@ -222,7 +228,8 @@ static int check_model(const char *config_path, bool json)
     tg_config *cfg = tg_config_load(config_path);
     tg_dataset *train = NULL, *val = NULL, *test = NULL;
     tg_model *model = NULL;
-    tg_tensor *x = NULL, *y = NULL, *weight = NULL, *values = NULL;
+    tg_tensor *x = NULL, *y = NULL, *weight = NULL, *values = NULL, *target = NULL, *pos_weight = NULL;
+    bool binary = cfg && cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY;
     int64_t *picked = NULL;
     check_row *rows = NULL;
     if (!cfg || tg_config_load_data(cfg, &train, &val, &test))
@@ -242,6 +249,8 @@ static int check_model(const char *config_path, bool json)
                 tg_model_n_params(model));
         goto done;
     }
+    if (binary && train->classes == 2 && tg_model_set_labels(model, 2, train->label_names))
+        goto error;
     if (tg_model_classes(model) < train->classes) {
         fail("the model has %lld outputs but the data has %lld classes",
                 (long long)tg_model_classes(model), (long long)train->classes);
@@ -262,6 +271,13 @@ static int check_model(const char *config_path, bool json)
     }
     free(mean);
     free(std);
+    if (binary) { /* tg_config_load_data made the positive class 1 */
+        if (!(target = tg_tensor_new(TG_F64, 2, (int64_t[]){ n, 1 })) ||
+            (cfg->loss.pos_weight != 1 && !(pos_weight = tg_tensor_from(TG_F64, 1, (int64_t[]){ 1 }, &cfg->loss.pos_weight))))
+            goto error;
+        for (int64_t r = 0; r < n; r++)
+            tg_set(target, r, (double)train->y[r]);
+    }
     if (cfg->loss.class_weights) {
         if (!(weight = tg_tensor_from(TG_F64, 1, (int64_t[]){ cfg->loss.n_class_weights }, cfg->loss.class_weights)))
             goto error;
@@ -278,7 +294,7 @@ static int check_model(const char *config_path, bool json)
         for (int64_t j = 0; j < k; j++)
             tg_set(values, j, tg_get(param, picked[j]));
         tg_set_requires_grad(values, 1);
-        model_ctx ctx = { model, i, picked, x, y, weight, cfg->loss.label_smoothing };
+        model_ctx ctx = { model, i, picked, x, y, weight, cfg->loss.label_smoothing, target, pos_weight };
         rows[i].name = tg_model_param_name(model, i);
         rows[i].elements = total;
         rows[i].status = tg_gradcheck(model_loss, 1, &values, &ctx, NULL, &rows[i].report);
@@ -291,8 +307,8 @@ static int check_model(const char *config_path, bool json)
     }
     print_table(rows, n_params, "parameter", json);
     if (!json)
-        printf("\n%d of %d parameters pass (loss: cross-entropy over %lld rows of %s, float64)\n", n_params - failures,
-               n_params, (long long)n, cfg->data.train);
+        printf("\n%d of %d parameters pass (loss: %s over %lld rows of %s, float64)\n", n_params - failures,
+               n_params, binary ? "binary cross-entropy with logits" : "cross-entropy", (long long)n, cfg->data.train);
     rc = failures ? 1 : 0;
     goto done;
 error:
@@ -303,6 +319,8 @@ done:
     tg_tensor_free(x);
     tg_tensor_free(y);
     tg_tensor_free(weight);
+    tg_tensor_free(target);
+    tg_tensor_free(pos_weight);
     tg_model_free(model);
     tg_dataset_free(train);
     tg_dataset_free(val);

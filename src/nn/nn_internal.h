@@ -25,6 +25,10 @@ batch_tensors batch_buffers_for(const batch_buffers *b, int64_t n);
  * dtype; y likewise when not NULL. x has exactly n rows. */
 void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
                  tg_tensor *y);
+/* The same with the standardization given (mean and std NULL: rows as they are):
+ * the one gathering loop, under both gather_rows and tg_batcher_next. */
+void gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
+                         tg_tensor *x, tg_tensor *y);
 
 /* The training, validation and test sets a config names, split as training splits them. */
 typedef struct {
@@ -32,6 +36,28 @@ typedef struct {
 } split_data;
 int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d);
 void split_data_free(split_data *d);
+
+/* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or
+ * loss.class_weight ("balanced" or a label map, checked against the data's labels), as a new
+ * caller-owned [classes] tensor of dtype; *out stays NULL when the config gives none. */
+int tg_loss_weight_tensor(const tg_config *cfg, const tg_dataset *train, tg_dtype dtype, tg_tensor **out);
+
+/* "file: " before a config's message when the config came from a file, else "" (src/nn/class_weight.c). */
+const char *tg_config_file_prefix(const tg_config *cfg, char *buf, size_t size);
+
+/* Binary models (src/nn/binary.c). Turns the data so that the positive class (loss.positive_class, else the
+ * label that sorts second, as scikit-learn) is class 1 in all three sets (validation and test may be NULL);
+ * refuses training data without exactly two classes, or a positive_class that is not one of its labels. */
+int binary_orient(const tg_config *cfg, tg_dataset *train, tg_dataset *validation, tg_dataset *test);
+/* Float targets [n, 1] (and per-row class weights) for batches of size rows and for the final shorter one,
+ * allocated once; pos_weight as a [1] tensor when it is not 1. */
+typedef struct {
+    tg_tensor *target[2], *weight[2], *pos_weight;
+} binary_targets;
+int binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t rows, bool weighted, double pos_weight);
+void binary_targets_free(binary_targets *b);
+/* The target of the batch whose classes are y (1.0 for class 1), and opts with its weights set. */
+tg_tensor *binary_targets_fill(binary_targets *b, const tg_tensor *y, const tg_tensor *class_weight, tg_bce_opts *opts);
 
 /* Seconds on the monotonic clock. */
 double tg_now_seconds(void);

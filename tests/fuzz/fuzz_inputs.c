@@ -535,7 +535,7 @@ static void check_round_trip(const tg_model *m)
             violated("model: saved and loaded again, layer %d changed", i);
     }
     for (int i = 0; i < tg_model_n_params(m); i++) {
-        const tg_tensor *a = tg_model_param(m, i), *b = tg_model_param(again, i);
+        const tg_tensor *a = tg_model_param_const(m, i), *b = tg_model_param_const(again, i);
         if (strcmp(tg_model_param_name(m, i), tg_model_param_name(again, i)) != 0 || tg_ndim(a) != tg_ndim(b) ||
             memcmp(tg_shape(a), tg_shape(b), (size_t)tg_ndim(a) * sizeof(int64_t)) != 0 ||
             memcmp(tg_data(a), tg_data(b), (size_t)tg_numel(a) * tg_dtype_size(tg_dtype_of(a))) != 0)

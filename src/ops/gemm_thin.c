@@ -71,24 +71,32 @@
 /* c[o, p] (+)= sum_i g[i, o] x[i, p] for o < m <= TG_THIN (a weight gradient): a strip of two
  * vectors of columns of every output row stays in registers while the rows of x stream by, so each
  * g[i, o] broadcast feeds two FMAs. Output (o, p) is c[o * c_row + p * c_col]: row-major for tg_linear's
- * [out, in] gradient, transposed for tg_matmul's [in, out] one (then the strips are stored lane by lane). */
-#define THIN_TN_LOAD(ACC, o, p)                                                                                 \
+ * [out, in] gradient, transposed for tg_matmul's [in, out] one. */
+/* Loads or stores lanes [p, p + lanes) of output rows o < m from or to ACC[o]: one row segment each when
+ * row-major, else lane by lane, each lane's m outputs (contiguous in the transposed layout) in turn. */
+#define THIN_TN_LOAD(ACC, p)                                                                                    \
     do {                                                                                                        \
+        size_t lanes_ = sizeof(ACC[0]) / (sizeof *c);                                                           \
         if (!accumulate)                                                                                        \
-            memset(&(ACC), 0, sizeof(ACC));                                                                     \
+            memset(ACC, 0, sizeof(ACC));                                                                        \
         else if (c_col == 1)                                                                                    \
-            memcpy(&(ACC), c + (o) * c_row + (p), sizeof(ACC));                                                 \
+            for (int64_t o = 0; o < m; o++)                                                                     \
+                memcpy(&ACC[o], c + o * c_row + (p), sizeof(ACC[0]));                                           \
         else                                                                                                    \
-            for (size_t l = 0; l < sizeof(ACC) / (sizeof *c); l++)                                              \
-                memcpy((char *)&(ACC) + l * sizeof *c, c + (o) * c_row + ((p) + (int64_t)l) * c_col, sizeof *c); \
+            for (size_t l = 0; l < lanes_; l++)                                                                 \
+                for (int64_t o = 0; o < m; o++)                                                                 \
+                    memcpy((char *)&ACC[o] + l * sizeof *c, c + o * c_row + ((p) + (int64_t)l) * c_col, sizeof *c); \
     } while (0)
-#define THIN_TN_STORE(ACC, o, p)                                                                                \
+#define THIN_TN_STORE(ACC, p)                                                                                   \
     do {                                                                                                        \
+        size_t lanes_ = sizeof(ACC[0]) / (sizeof *c);                                                           \
         if (c_col == 1)                                                                                         \
-            memcpy(c + (o) * c_row + (p), &(ACC), sizeof(ACC));                                                 \
+            for (int64_t o = 0; o < m; o++)                                                                     \
+                memcpy(c + o * c_row + (p), &ACC[o], sizeof(ACC[0]));                                           \
         else                                                                                                    \
-            for (size_t l = 0; l < sizeof(ACC) / (sizeof *c); l++)                                              \
-                memcpy(c + (o) * c_row + ((p) + (int64_t)l) * c_col, (char *)&(ACC) + l * sizeof *c, sizeof *c); \
+            for (size_t l = 0; l < lanes_; l++)                                                                 \
+                for (int64_t o = 0; o < m; o++)                                                                 \
+                    memcpy(c + o * c_row + ((p) + (int64_t)l) * c_col, (char *)&ACC[o] + l * sizeof *c, sizeof *c); \
     } while (0)
 #define DEFINE_THIN_TN(NAME, T)                                                                                 \
     static inline __attribute__((always_inline)) void NAME(int64_t m, int64_t n, int64_t k, const T *g,         \
@@ -100,8 +108,7 @@
         int64_t nv2 = n - n % (2 * W), nv = n - n % W;                                                          \
         for (int64_t p = 0; p < nv2; p += 2 * W) {                                                              \
             vec acc[TG_THIN][2];                                                                                \
-            for (int64_t o = 0; o < m; o++)                                                                     \
-                THIN_TN_LOAD(acc[o], o, p);                                                                     \
+            THIN_TN_LOAD(acc, p);                                                                               \
             for (int64_t i = 0; i < k; i++) {                                                                   \
                 vec x0, x1;                                                                                     \
                 memcpy(&x0, x + i * n + p, sizeof x0);                                                          \
@@ -112,21 +119,18 @@
                     acc[o][1] += go * x1;                                                                       \
                 }                                                                                               \
             }                                                                                                   \
-            for (int64_t o = 0; o < m; o++)                                                                     \
-                THIN_TN_STORE(acc[o], o, p);                                                                    \
+            THIN_TN_STORE(acc, p);                                                                              \
         }                                                                                                       \
         for (int64_t p = nv2; p < nv; p += W) {                                                                 \
             vec acc[TG_THIN];                                                                                   \
-            for (int64_t o = 0; o < m; o++)                                                                     \
-                THIN_TN_LOAD(acc[o], o, p);                                                                     \
+            THIN_TN_LOAD(acc, p);                                                                               \
             for (int64_t i = 0; i < k; i++) {                                                                   \
                 vec xv;                                                                                         \
                 memcpy(&xv, x + i * n + p, sizeof xv);                                                          \
                 for (int64_t o = 0; o < m; o++)                                                                 \
                     acc[o] += g[i * m + o] * xv;                                                                \
             }                                                                                                   \
-            for (int64_t o = 0; o < m; o++)                                                                     \
-                THIN_TN_STORE(acc[o], o, p);                                                                    \
+            THIN_TN_STORE(acc, p);                                                                              \
         }                                                                                                       \
         for (int64_t o = 0; o < m; o++)                                                                         \
             for (int64_t p = nv; p < n; p++) {                                                                  \

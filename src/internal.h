@@ -87,9 +87,7 @@ struct tg_node {
     tg_tensor *out;
     int n_inputs;
     tg_tensor *inputs[TG_NODE_MAX_INPUTS];
-    int64_t iarg[4]; /* small saved arguments (axes, options) */
-    double darg[2];
-    void *saved; /* op-specific saved state, allocated from the tape */
+    void *saved; /* the op's saved state for its backward: a struct named for the op, from the tape's arena */
     int64_t id;
     tg_node *prev;
 };
@@ -200,6 +198,12 @@ double tg_exp_row_f64(const double *x, double shift, double *out, int64_t n);
 void tg_log_row_f32(const float *x, float *out, int64_t n);
 /* The largest element of a row, NaNs skipped (-inf for an empty or all-NaN row). */
 float tg_max_row_f32(const float *x, int64_t n);
+/* A softmax line's start (src/ops/softmax_rows.c): e = exp(x - max) over a contiguous row with the
+ * vectorised kernels; returns the sum of e (in double) and the max in *max. */
+double tg_row_exps(tg_dtype dtype, const void *x, void *e, int64_t n, double *max);
+/* The same over a line of n values `stride` elements apart, each exp by libm in the line's
+ * precision, summed in double; the exps go into out (same stride) when out is not NULL. */
+double tg_line_exps(tg_dtype dtype, const void *x, int64_t n, int64_t stride, void *out, double *max);
 
 /* Threads to use for a loop over `work` elements: 1 below the size where a
  * parallel region pays, else the budget (src/tensor/threads.c). */

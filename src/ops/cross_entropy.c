@@ -90,25 +90,6 @@ static inline double position_loss(const ce_saved *s, const tg_tensor *logits, i
 
 /* ------------------------------------------------------------ contiguous rows */
 
-/* e = exp(x - max(x)) over one row of n; returns the sum of e, and the max in *max. */
-static double row_exps(tg_dtype dtype, const void *x, void *e, int64_t n, double *max)
-{
-    double sum = 0;
-    TG_FLOAT_DISPATCH(dtype, T, {
-        const T *xs = x;
-        T m = -INFINITY;
-        if (sizeof(T) == sizeof(float))
-            m = (T)tg_max_row_f32(x, n);
-        else
-            for (int64_t c = 0; c < n; c++)
-                m = xs[c] > m ? xs[c] : m;
-        *max = m;
-        sum = sizeof(T) == sizeof(float) ? (double)tg_exp_row_f32(x, (float)m, e, n)
-                                         : tg_exp_row_f64(x, (double)m, e, n);
-    });
-    return sum;
-}
-
 /* Rows narrower than a vector would each pay a whole exp's latency for a few lanes: shift every row by its
  * max first, then take the exps of the whole block in one vectorised pass; in float32 the rows' logs too
  * (libm's logf per row was a tenth of a 32x10 call), into *narrow_sums ([2K]: sums, then logs). */
@@ -162,7 +143,7 @@ static inline void row_softmax(ce_saved *s, const tg_tensor *logits, int64_t i, 
                 for (int64_t c = 0; c < classes; c++)
                     sum += e[c];
             else
-                sum = row_exps(logits->dtype, x, e, classes, &max);
+                sum = tg_row_exps(logits->dtype, x, e, classes, &max);
             log_sum = sizeof(T) == sizeof(float) ? (double)log((float)sum) : log(sum); /* logf for float32 */
         }
         s->row_max[i] = max;
@@ -313,10 +294,7 @@ static void reduce_losses(ce_saved *s, tg_tensor *loss, const double *row_loss, 
     });
     if (!s->shape.class_targets)
         denominator = (double)s->shape.positions;
-    if (s->opts.reduction == TG_SUM)
-        tg_set(loss, 0, total);
-    else if (s->opts.reduction == TG_MEAN) /* no target weight at all: NaN, as PyTorch's 0/0 nll term */
-        tg_set(loss, 0, denominator == 0 ? NAN : total / denominator);
+    tg_loss_reduce(loss, s->opts.reduction, total, denominator); /* no target weight at all: NaN */
     s->denominator = denominator;
 }
 
@@ -371,12 +349,7 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
 /* The upstream gradient of position p over the reduction's denominator. */
 static double row_scale(const ce_saved *s, const tg_tensor *g, int64_t p)
 {
-    switch (s->opts.reduction) {
-    case TG_NONE: return tg_get(g, p);
-    case TG_SUM: return tg_get(g, 0);
-    case TG_MEAN: break;
-    }
-    return tg_get(g, 0) / s->denominator;
+    return tg_loss_grad_scale(g, s->opts.reduction, p, s->denominator);
 }
 
 /* Class indices, contiguous rows: row i's dx += r (sum(q) softmax - q), the softmax scaled in one vector loop. */

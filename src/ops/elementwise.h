@@ -104,6 +104,14 @@ extern const tg_binary_kernel tg_upstream_grad;
  * grad += unbroadcast(kernel(a, b, y, g)). A NULL kernel skips that input. */
 int tg_binary_backward(tg_tape *tape, tg_node *node, const tg_binary_kernel *grad_a, const tg_binary_kernel *grad_b);
 
+/* ---- loss reductions (src/ops/loss_reduction.c) ---- */
+
+/* A loss's reduced value: TG_SUM writes total, TG_MEAN total / denominator (NaN when the
+ * denominator is 0, PyTorch's 0/0); TG_NONE writes nothing (the positions were written). */
+void tg_loss_reduce(tg_tensor *loss, tg_reduction reduction, double total, double denominator);
+/* The upstream gradient position p's loss receives: g[p] (TG_NONE), g (TG_SUM), g / denominator (TG_MEAN). */
+double tg_loss_grad_scale(const tg_tensor *g, tg_reduction reduction, int64_t p, double denominator);
+
 /* ---- reductions (src/ops/sum.c) ---- */
 
 /* scale * sum of x over axis (TG_ALL: every axis); tg_sum and tg_mean. */

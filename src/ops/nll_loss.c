@@ -29,9 +29,7 @@ static int nll_loss_backward(tg_tape *tape, tg_node *node)
         int64_t t = labels[p];
         if (t == s->opts.ignore_index)
             continue;
-        double r = s->opts.reduction == TG_NONE  ? tg_get(g, p)
-                   : s->opts.reduction == TG_SUM ? tg_get(g, 0)
-                                                 : tg_get(g, 0) / s->denominator;
+        double r = tg_loss_grad_scale(g, s->opts.reduction, p, s->denominator);
         double w = s->opts.weight ? tg_get(s->opts.weight, t) : 1.0;
         int64_t k = tg_loss_base(&s->shape, p) + t * s->shape.inner;
         tg_set(gx, k, tg_get(gx, k) - w * r);
@@ -70,10 +68,7 @@ tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, c
             tg_set(loss, p, position_loss);
         total += position_loss;
     }
-    if (s->opts.reduction == TG_SUM)
-        tg_set(loss, 0, total);
-    else if (s->opts.reduction == TG_MEAN)
-        tg_set(loss, 0, total / denominator); /* 0/0 = NaN when every position is ignored, as in PyTorch */
+    tg_loss_reduce(loss, s->opts.reduction, total, denominator); /* every position ignored: NaN, as in PyTorch */
     s->denominator = denominator;
     tg_tensor *inputs[2] = { log_probs, target }; /* the target is an input too: it shows in DOT */
     if (tg_tape_should_record(tape, inputs, 2)) {

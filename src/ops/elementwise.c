@@ -122,6 +122,9 @@ tg_tensor *tg_binary_op(tg_tape *tape, const char *op, tg_tensor *a, tg_tensor *
     return y;
 }
 
+TG_BINARY_FUNCTIONS_(upstream, G)
+const tg_binary_kernel tg_upstream_grad = { upstream_f32, upstream_f64 };
+
 int tg_binary_backward(tg_tape *tape, tg_node *node, const tg_binary_kernel *grad_a, const tg_binary_kernel *grad_b)
 {
     const tg_binary_kernel *kernels[2] = { grad_a, grad_b };
@@ -133,6 +136,10 @@ int tg_binary_backward(tg_tape *tape, tg_node *node, const tg_binary_kernel *gra
             return -1;
         if (!gi)
             continue;
+        if (kernels[i] == &tg_upstream_grad) {
+            tg_unbroadcast_add(gi, y->grad);
+            continue;
+        }
         /* The partial over the broadcast shape, then summed back to the input's shape. */
         tg_tensor *full = tg_tape_new_tensor(tape, y->dtype, y->ndim, y->shape, false);
         if (!full)

@@ -295,7 +295,13 @@ static int cmd_train(int argc, char **argv)
         goto done;
     }
     if (t->test->rows == 0) {
-        fail("the test set is empty (set data.test or a data.test_split > 0)");
+        int64_t rows = t->train->rows + t->validation->rows;
+        if (cfg->data.test)
+            fail("the test set %s has no rows", cfg->data.test);
+        else /* test_split > 0 was checked before training: the split rounded to no row */
+            fail("the test set is empty: data.test_split %g of %lld row%s rounds to 0 rows (use more data, a larger "
+                 "data.test_split, or a test file in data.test)",
+                 cfg->data.test_split, (long long)rows, rows == 1 ? "" : "s");
         goto done;
     }
     if (tg_evaluate(t->model, t->test, &ev)) {
@@ -568,6 +574,7 @@ static int cmd_gradcheck(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    fit_threads_to_limits(); /* before any thread: a memory or thread limit must not hang the command */
     if (argc < 2)
         return fputs(usage_main, stderr), 2;
     const char *cmd = argv[1];

@@ -4,7 +4,7 @@
  * CSR arrays are allocated once (and shrunk if pairs were dropped); the second
  * splits each line in place. Values go through the CSV loader's number
  * grammar, so they never depend on the process's locale. */
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <string.h>
 

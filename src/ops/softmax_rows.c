@@ -2,7 +2,7 @@
  * log_softmax and the fused cross-entropy all start a line (one softmax's
  * worth of values) here, so the stability rule — subtract the max before
  * exp — is written once. */
-#include "internal.h"
+#include "ops/ops.h"
 
 #include <tgmath.h>
 

@@ -3,7 +3,7 @@
  * non-zeros only, so a step costs O(nnz * out) whatever F is. x is data: it
  * gets no gradient, and the node keeps a pointer to it (the caller keeps it
  * unchanged until the backward has run). */
-#include "internal.h"
+#include "ops/ops.h"
 
 #include <string.h>
 

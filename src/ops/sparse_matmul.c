@@ -4,7 +4,7 @@
  * gradient and optimizer moments) where tg_sparse_linear's [out, F] touches
  * `out` rows F apart: the faster layout when F is large. O(nnz * out) both
  * ways; x gets no gradient and must stay unchanged until the backward. */
-#include "internal.h"
+#include "ops/ops.h"
 
 typedef struct {
     const tg_sparse_csr *x;

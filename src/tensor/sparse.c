@@ -2,7 +2,7 @@
  * and the column sets that make a parameter's gradient column-sparse. A batch
  * keeps its buffers between gathers, so a training loop allocates only until
  * it has seen its largest batch. */
-#include "internal.h"
+#include "tensor/tensor_internal.h"
 
 #include <string.h>
 
@@ -151,7 +151,12 @@ int tg_sparse_csr_gather(tg_sparse_csr *dst, const tg_dataset *ds, const int64_t
 int64_t tg_sparse_csr_rows(const tg_sparse_csr *s) { return s ? s->rows : -1; }
 int64_t tg_sparse_csr_cols(const tg_sparse_csr *s) { return s ? s->cols : -1; }
 int64_t tg_sparse_csr_nnz(const tg_sparse_csr *s) { return s ? s->nnz : -1; }
-tg_dtype tg_sparse_csr_dtype(const tg_sparse_csr *s) { return s ? s->dtype : TG_F32; }
+tg_dtype tg_sparse_csr_dtype(const tg_sparse_csr *s)
+{
+    if (!s)
+        return tg_error("sparse_csr_dtype: the matrix is NULL"), (tg_dtype)-1;
+    return s->dtype;
+}
 
 tg_tensor *tg_sparse_csr_to_dense(const tg_sparse_csr *s)
 {

@@ -9,12 +9,13 @@ enum { EVAL_CHUNK = 1024 };
 
 static int check_data_fits(const tg_model *m, const tg_dataset *ds, const char *what)
 {
-    if (!ds->x && ds->row_ptr) {
-        tg_error("%s is sparse (CSR, from a libsvm file): evaluation takes dense data; run the model's first layer "
-                 "with tg_sparse_linear",
-                 what);
-        return -1;
-    }
+    for (int64_t f = 0; !ds->x && ds->row_ptr && m->mean && f < m->inputs; f++)
+        if (m->mean[f] != 0) {
+            tg_error("%s is sparse (CSR, from a libsvm file) but the model centres its inputs (mean[%lld] is %g): "
+                     "sparse data is scaled only, never centred",
+                     what, (long long)f, (double)m->mean[f]);
+            return -1;
+        }
     if (ds->features != m->inputs) {
         tg_error("%s has %lld feature columns but the model expects %lld inputs", what, (long long)ds->features,
                  (long long)m->inputs);
@@ -30,10 +31,52 @@ static int check_data_fits(const tg_model *m, const tg_dataset *ds, const char *
 
 /* Runs fn(ctx, logits, rows, first_row) over ds in chunks with recording off. */
 typedef void (*chunk_fn)(void *ctx, const tg_tensor *logits, const tg_tensor *y, int64_t first_row);
+
+/* for_each_chunk over sparse rows: each chunk gathered into one reused CSR batch, its values divided by the
+ * model's std (sparse data is scaled, never centred), the first layer run by tg_sparse_linear. */
+static int for_each_sparse_chunk(const tg_model *m, const tg_dataset *ds, chunk_fn fn, void *ctx, int64_t chunk)
+{
+    int status = -1;
+    int64_t tail = ds->rows % chunk;
+    tg_tape *tape = tg_tape_new();
+    tg_sparse_csr *x = tg_sparse_csr_new(m->dtype, 0, 0, 0, NULL, NULL, NULL);
+    tg_tensor *y_full = tg_tensor_new(TG_I64, 1, (int64_t[]){ chunk });
+    tg_tensor *y_tail = tg_tensor_new(TG_I64, 1, (int64_t[]){ tail ? tail : 1 });
+    if (!tape || !x || !y_full || !y_tail)
+        goto done;
+    tg_tape_set_recording(tape, 0);
+    for (int64_t start = 0; start < ds->rows; start += chunk) {
+        int64_t n = ds->rows - start < chunk ? ds->rows - start : chunk;
+        tg_tensor *y = n == chunk ? y_full : y_tail;
+        tg_tape_reset(tape);
+        if (tg_sparse_csr_gather(x, ds, NULL, start, n))
+            goto done;
+        TG_FLOAT_DISPATCH(m->dtype, T, {
+            T *val = x->val;
+            for (int64_t k = 0; m->std && k < x->nnz; k++)
+                val[k] = (T)((float)val[k] / m->std[x->col[k]]); /* in float32, as the dense gather does */
+        });
+        memcpy(y->data, ds->y + start, (size_t)n * sizeof(int64_t));
+        tg_tensor *logits = model_forward_sparse(m, tape, x, m->params);
+        if (!logits)
+            goto done;
+        fn(ctx, logits, y, start);
+    }
+    status = 0;
+done:
+    tg_tensor_free(y_full);
+    tg_tensor_free(y_tail);
+    tg_sparse_csr_free(x);
+    tg_tape_free(tape);
+    return status;
+}
+
 static int for_each_chunk(const tg_model *m, const tg_dataset *ds, chunk_fn fn, void *ctx)
 {
     int status = -1;
     int64_t chunk = ds->rows < EVAL_CHUNK ? (ds->rows ? ds->rows : 1) : EVAL_CHUNK;
+    if (!ds->x && ds->row_ptr)
+        return for_each_sparse_chunk(m, ds, fn, ctx, chunk);
     batch_buffers buffers;
     tg_tape *tape = tg_tape_new();
     if (!tape || batch_buffers_init(&buffers, m->dtype, ds->features, chunk, ds->rows, true)) {

@@ -150,7 +150,24 @@ tg_tensor *tg_model_forward(tg_model *m, tg_tape *tape, tg_tensor *x)
 }
 
 /* The one place a model's layers are composed: training, evaluation and the
- * gradient check (with a parameter swapped for a tape tensor) all run this. */
+ * gradient check (with a parameter swapped for a tape tensor) all run this,
+ * from layer `first` (whose first parameter is params[p]) on. */
+static tg_tensor *layers_from(const tg_model *m, tg_tape *tape, tg_tensor *h, tg_tensor *const *params, int first, int p)
+{
+    for (int i = first; i < m->n_layers && h; i++) {
+        switch (m->layers[i].type) {
+        case TG_LAYER_LINEAR:
+            h = tg_linear(tape, h, params[p], m->layers[i].bias ? params[p + 1] : NULL);
+            p += m->layers[i].bias ? 2 : 1;
+            break;
+        case TG_LAYER_RELU: h = tg_relu(tape, h); break;
+        case TG_LAYER_SIGMOID: h = tg_sigmoid(tape, h); break;
+        case TG_LAYER_TANH: h = tg_tanh(tape, h); break;
+        }
+    }
+    return h;
+}
+
 tg_tensor *tg_model_forward_with(const tg_model *m, tg_tape *tape, tg_tensor *x, tg_tensor *const *params)
 {
     if (!m)
@@ -164,20 +181,17 @@ tg_tensor *tg_model_forward_with(const tg_model *m, tg_tape *tape, tg_tensor *x,
         return tg_error("model forward: input %s, expected [rows, %lld]", tg_shape_str(s, sizeof s, x->ndim, x->shape),
                         (long long)m->inputs);
     }
-    tg_tensor *h = x;
-    int p = 0;
-    for (int i = 0; i < m->n_layers && h; i++) {
-        switch (m->layers[i].type) {
-        case TG_LAYER_LINEAR:
-            h = tg_linear(tape, h, params[p], m->layers[i].bias ? params[p + 1] : NULL);
-            p += m->layers[i].bias ? 2 : 1;
-            break;
-        case TG_LAYER_RELU: h = tg_relu(tape, h); break;
-        case TG_LAYER_SIGMOID: h = tg_sigmoid(tape, h); break;
-        case TG_LAYER_TANH: h = tg_tanh(tape, h); break;
-        }
-    }
-    return h;
+    return layers_from(m, tape, x, params, 0, 0);
+}
+
+/* The first linear layer over sparse rows (tg_sparse_linear), then the other layers as above. */
+tg_tensor *model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sparse_csr *x, tg_tensor *const *params)
+{
+    if (m->n_layers < 1 || m->layers[0].type != TG_LAYER_LINEAR)
+        return tg_error("model forward: sparse input needs a linear first layer");
+    bool bias = m->layers[0].bias;
+    tg_tensor *h = tg_sparse_linear(tape, x, params[0], bias ? params[1] : NULL);
+    return h ? layers_from(m, tape, h, params, 1, bias ? 2 : 1) : NULL;
 }
 
 /* Getters answer a NULL model with their "none" value (-1, NULL) and set the error. */

@@ -49,6 +49,9 @@ batch_tensors batch_buffers_for(const batch_buffers *b, int64_t n);
  * dtype; y likewise when not NULL. x has exactly n rows. */
 void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
                  tg_tensor *y);
+/* The model over sparse rows (src/nn/model.c): its linear first layer through tg_sparse_linear, then the
+ * rest of its layers as tg_model_forward_with runs them. */
+tg_tensor *model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sparse_csr *x, tg_tensor *const *params);
 /* The same with the standardization given (mean and std NULL: rows as they are):
  * the one gathering loop, under both gather_rows and tg_batcher_next. */
 void gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,

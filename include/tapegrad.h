@@ -337,8 +337,8 @@ TG_API int tg_gradcheck(tg_fn fn, int n_inputs, tg_tensor *const *inputs, void *
 /* A labelled data set, dense (x: one contiguous float32 block) or sparse
  * (x NULL, the features in CSR form: what tg_libsvm_load makes). Caller owns
  * it; free with tg_dataset_free. Every tg_dataset_* function below takes both
- * kinds; tg_evaluate, tg_predict and training take dense data only and say so
- * when given sparse data. */
+ * kinds, and so do tg_evaluate and tg_predict; tg_batcher and training take
+ * dense data only and say so when given sparse data. */
 typedef struct {
     int64_t rows, features, classes;
     float *x; /* [rows, features], row-major; NULL when the data set is sparse */

@@ -455,7 +455,11 @@ TG_API double tg_config_lr_at(const tg_config *cfg, int epoch);
 /* Saves the model as safetensors: tensors named as the state_dict of the
  * equivalent torch.nn.Sequential, metadata (layers, labels, standardization,
  * config) under __metadata__. Writes a temporary file in the same folder,
- * flushes, fsyncs, then renames it over path: the old file survives any failure. */
+ * flushes, fsyncs, then renames it over path: the old file survives any failure,
+ * and no temporary file is left on any failure. path must be a regular file or
+ * a new path: a folder, device, FIFO or socket is refused (the rename would
+ * replace the node). A symbolic link is followed: its target is replaced and
+ * the link kept; a link to a missing file is refused. */
 TG_API int tg_model_save(const tg_model *model, const char *path);
 /* Loads a model saved by tg_model_save, checking every offset and size
  * against the file. Caller owns the result. */
@@ -498,6 +502,10 @@ typedef struct {
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */
     double *train_loss, *val_loss, *val_accuracy;
     int stopped_by_caller; /* the progress callback asked to stop (stopped_early is patience only) */
+    /* Where a stopped run stands: steps_done steps of epoch epochs_run + 1 were taken (0 when it stopped at
+     * an epoch's end), of steps_per_epoch. A resumed run continues from exactly there. */
+    int64_t steps_done, steps_per_epoch;
+    struct tg_train_state *state; /* what tg_training_save writes besides the model (internal) */
 } tg_training;
 /* Loads the data a config names and splits it as training does (same seed,
  * same rows): test from data.test or data.test_split, validation from
@@ -511,6 +519,32 @@ TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_data
  * with an error. Caller owns the result: tg_training_free. */
 TG_API tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
 TG_API void tg_training_free(tg_training *t);
+
+/* ---- Interrupting and resuming training (src/nn/train_state.c; docs/checkpoint.md) ---- */
+
+/* A run stopped by its progress callback (at a step boundary, mid-epoch or at an epoch's end) can be
+ * saved with tg_training_save and continued with opts.resume: the resumed run's weights, curves and
+ * files are bit-identical to those of a run that was never stopped (same config, same thread count). */
+typedef struct {
+    tg_progress_fn progress; /* as for tg_train_config; non-zero stops at that step boundary */
+    void *ctx;
+    const char *resume; /* a training checkpoint to continue, or NULL to start afresh. The config must
+                           match the one it was made with (model, optimizer, schedule, data, seeds): a
+                           difference is refused, naming it */
+    int checkpoint_every; /* > 0: at the end of every this many epochs (not after the last), ... */
+    const char *checkpoint_path; /* ... save a training checkpoint here, ... */
+    int (*checkpoint)(const tg_training *t, void *ctx); /* ... or call this (with ctx) instead, e.g. to
+                           save with signals held; non-zero fails training (set tg_last_error) */
+} tg_train_opts;
+/* tg_train_config with the options above; opts NULL is tg_train_config(cfg, NULL, NULL). */
+TG_API tg_training *tg_train_config_opts(const tg_config *cfg, const tg_train_opts *opts);
+/* Saves a training checkpoint: the model file tg_model_save writes (the weights tg_train_config would
+ * return now: the best so far under early stopping), plus the optimizer state, row order, random
+ * state, position, early-stopping state, last weights and curves as extra "training.*" tensors and a
+ * "training" metadata entry (docs/checkpoint.md). tg_model_load, tapegrad eval / predict and PyTorch's
+ * load_state_dict(strict=False) read it as a plain model. Same atomic write and path rules as
+ * tg_model_save. t must come from tg_train_config(_opts). 0 on success. */
+TG_API int tg_training_save(const tg_training *t, const char *path);
 /* Loads a data file for a trained model: a CSV mapped with the model's label
  * names, and checked for the model's input size (both numbers in the error).
  * With opts->unlabeled -1 it decides from the column count: as many columns

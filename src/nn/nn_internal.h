@@ -33,6 +33,38 @@ typedef struct {
 int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d);
 void split_data_free(split_data *d);
 
+/* The optimizer's state, for training checkpoints (src/nn/optim.c): buffer k of parameter i (k 0: SGD's
+ * momentum buffer or Adam's first moment; 1: Adam's second moment), the parameter's dtype and numel, or
+ * NULL when the optimizer keeps none; and the per-parameter step counts [n_params]. */
+void *optimizer_buffer(const tg_optimizer *o, int k, int i);
+int64_t *optimizer_steps(const tg_optimizer *o);
+
+/* What carries a run from one step to the next, beyond the model and curves: owned by the tg_training
+ * (t->state) so that a stopped run can be saved (tg_training_save) and resumed. */
+struct tg_train_state {
+    tg_optimizer *opt;
+    tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
+    int64_t rows; /* training rows */
+    int64_t *order; /* [rows]: the current epoch's row order (each epoch reshuffles the last) */
+    double loss_sum; /* the losses of the t->steps_done steps taken in the current epoch */
+    bool early; /* early stopping is on */
+    double best_val; /* the best validation loss so far (inf before the first) */
+    int since_best; /* epochs since it */
+    tg_tensor **best; /* [n_params] when early: the best weights; after the run, when swapped, the last ones */
+    bool swapped; /* the model holds the best weights and best the last ones (the run has ended) */
+    bool finished; /* every epoch ran or patience ran out: nothing left to resume */
+    uint64_t data_hash; /* of the training and validation rows */
+    char *settings; /* JSON: what a resumed run's config must repeat (train_state.c) */
+};
+/* Fills what train_state.c derives from the config and data (settings, data hash). */
+int train_state_describe(tg_training *t, const tg_config *cfg);
+void train_state_free(struct tg_train_state *st);
+/* Continues t (opened from cfg, not yet trained) from the training checkpoint at path. */
+int trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path);
+
+/* Inputs whose largest |x| reaches this, not standardized, are named in the hint for a diverging run. */
+#define TG_LARGE_INPUT 10.0
+
 /* Seconds on the monotonic clock. */
 double tg_now_seconds(void);
 

@@ -2,7 +2,7 @@
  * behaves the same here. State (momentum buffers, moments) is allocated once
  * in tg_optimizer_new, in the parameter's dtype as PyTorch keeps it: a step
  * never allocates, and its loops are plain arithmetic the compiler vectorises. */
-#include "internal.h"
+#include "nn/nn_internal.h"
 
 #include <float.h>
 #include <tgmath.h>
@@ -196,4 +196,16 @@ double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm
             });
     }
     return norm;
+}
+
+/* ---- the state a training checkpoint keeps (src/nn/train_state.c) ---- */
+
+void *optimizer_buffer(const tg_optimizer *o, int k, int i)
+{
+    return k == 0 ? o->first[i] : o->second[i];
+}
+
+int64_t *optimizer_steps(const tg_optimizer *o)
+{
+    return o->steps;
 }

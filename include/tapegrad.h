@@ -505,6 +505,8 @@ typedef struct {
     /* Where a stopped run stands: steps_done steps of epoch epochs_run + 1 were taken (0 when it stopped at
      * an epoch's end), of steps_per_epoch. A resumed run continues from exactly there. */
     int64_t steps_done, steps_per_epoch;
+    int finished; /* 1: nothing left to run (every epoch ran, or early stopping ended it); 0: the caller
+                     stopped it with epochs left, and a training checkpoint of it can be resumed */
     struct tg_train_state *state; /* what tg_training_save writes besides the model (internal) */
 } tg_training;
 /* Loads the data a config names and splits it as training does (same seed,

@@ -1,9 +1,12 @@
 /* The tapegrad command: argument parsing and printing around the library's
  * public API; no training logic lives here. */
+#define _XOPEN_SOURCE 700 /* sigaction, realpath, lstat */
 #include "cli.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -47,6 +50,7 @@ static const char *usage_main =
 
 static const char *usage_train =
     "usage: tapegrad train CONFIG.json [--out MODEL.safetensors] [--plot CURVES.svg] [--json] [--quiet]\n"
+    "                      [--resume CHECKPOINT] [--checkpoint-every N]\n"
     "\n"
     "Trains the model CONFIG.json describes (see docs/config.md), printing one line per\n"
     "epoch (a live bar on a terminal), then the test accuracy, confusion matrix and\n"
@@ -55,9 +59,18 @@ static const char *usage_train =
     "  --out PATH    where to save the model (default: the config's name with .safetensors,\n"
     "                in the current folder)\n"
     "  --plot PATH   write the learning curves as an SVG\n"
+    "  --resume CKPT continue the run saved in CKPT (an interrupted run's --out) with the\n"
+    "                same config; the result is bit-identical to an uninterrupted run\n"
+    "  --checkpoint-every N\n"
+    "                save a training checkpoint to --out every N epochs\n"
     "  --json        print the results as one JSON object on stdout (progress goes to stderr)\n"
     "  --quiet       no progress lines\n"
-    "  --threads N   threads for the library and BLAS (see docs/performance.md)\n";
+    "  --threads N   threads for the library and BLAS (see docs/performance.md)\n"
+    "\n"
+    "Ctrl-C (SIGINT) or SIGTERM stops training at the next step, saves a training\n"
+    "checkpoint to --out and exits 130 (143 for SIGTERM); a second one stops at once,\n"
+    "saving nothing (a save under way is finished first). --out and --plot must be\n"
+    "regular files or new paths; a symbolic link is followed and its target replaced.\n";
 
 static const char *usage_eval = "usage: tapegrad eval MODEL.safetensors DATA.csv|CONFIG.json [--json]\n"
                                 "\n"
@@ -96,11 +109,19 @@ typedef struct {
     const char *positional[2];
     int n_positional;
     const char *out, *plot, *threads;
+    const char *resume, *checkpoint_every;
     bool json, quiet, help;
 } options;
 
 /* The options a command takes besides --help and --threads. */
-enum { OPT_JSON = 1, OPT_QUIET = 2, OPT_OUT = 4, OPT_PLOT = 8 };
+enum { OPT_JSON = 1, OPT_QUIET = 2, OPT_OUT = 4, OPT_PLOT = 8, OPT_RESUME = 16 };
+
+/* Whether argument a is option name, alone or as name=value. */
+static bool is_option(const char *a, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(a, name, n) == 0 && (a[n] == 0 || a[n] == '=');
+}
 
 static int parse_options(int argc, char **argv, int max_positional, int allowed, options *o)
 {
@@ -120,6 +141,10 @@ static int parse_options(int argc, char **argv, int max_positional, int allowed,
             value = &o->plot;
         else if (strncmp(a, "--threads", 9) == 0 && (a[9] == 0 || a[9] == '='))
             value = &o->threads;
+        else if ((allowed & OPT_RESUME) && is_option(a, "--resume"))
+            value = &o->resume;
+        else if ((allowed & OPT_RESUME) && is_option(a, "--checkpoint-every"))
+            value = &o->checkpoint_every;
         else if (a[0] == '-' && a[1] != 0)
             return fail("unknown option '%s' (see '%s --help')", a, command), 2;
         else if (o->n_positional < max_positional)
@@ -270,13 +295,14 @@ static void print_json(cJSON *o)
     cJSON_Delete(o);
 }
 
-/* ---- train ---- */
+/* ---- train: progress ---- */
 
 typedef struct {
     bool live; /* redraw a bar in place (stderr or stdout is a terminal) */
     bool quiet;
     FILE *out;
     double last_draw;
+    const char *model_path; /* --out, where --checkpoint-every saves */
 } progress_state;
 
 static double wall_seconds(void)
@@ -286,22 +312,80 @@ static double wall_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* ---- signals: stop at a step boundary, save, exit 128 + the signal ---- */
+
+/* The first SIGINT or SIGTERM asks training to stop at the next step boundary (the progress callback
+ * returns it); a second one exits at once, unless a save is under way: then it exits as soon as the save
+ * has renamed its file, so no partial or temporary file is ever left. Handlers touch only these flags,
+ * write(2) and _exit (async-signal-safe), on whichever thread the signal lands. */
+static volatile sig_atomic_t stop_signal, saving, exit_after_save;
+
+static void say(const char *text)
+{
+    ssize_t ignored = write(STDERR_FILENO, text, strlen(text));
+    (void)ignored;
+}
+
+static void on_signal(int sig)
+{
+    if (!stop_signal) {
+        stop_signal = sig;
+        return;
+    }
+    if (saving) {
+        exit_after_save = sig;
+        return;
+    }
+    say("\ntapegrad train: interrupted again: stopped at once, nothing more saved\n");
+    _exit(128 + sig);
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void begin_save(void) { saving = 1; }
+
+/* After a save: when a second signal came during it, says what was saved (note, when the save succeeded)
+ * and exits. */
+static void end_save(const char *note)
+{
+    saving = 0;
+    if (exit_after_save) {
+        if (note)
+            say(note);
+        say("tapegrad train: interrupted again: stopped after the save under way finished\n");
+        _exit(128 + exit_after_save);
+    }
+}
+
+static const char *signal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : "SIGINT"; }
+
+/* ---- train ---- */
+
 static int on_progress(const tg_progress *p, void *ctx)
 {
     progress_state *s = ctx;
     if (s->quiet)
-        return 0;
+        return stop_signal != 0;
     if (!p->finished) {
         double now = wall_seconds();
         if (!s->live || now - s->last_draw < 0.1)
-            return 0;
+            return stop_signal != 0;
         s->last_draw = now;
         int filled = (int)(30.0 * (double)p->step / (double)p->steps_per_epoch);
         fprintf(s->out, "\r\033[Kepoch %3d/%d [%.*s%*s] %3d%%  train loss %.4f", p->epoch, p->epochs, filled,
                 "##############################", 30 - filled, "", (int)(100.0 * (double)p->step / (double)p->steps_per_epoch),
                 p->train_loss);
         fflush(s->out);
-        return 0;
+        return stop_signal != 0;
     }
     if (s->live)
         fprintf(s->out, "\r\033[K");
@@ -310,7 +394,20 @@ static int on_progress(const tg_progress *p, void *ctx)
         fprintf(s->out, "  val loss %.4f  val acc %.4f", p->val_loss, p->val_accuracy);
     fprintf(s->out, "  lr %.3g  %.2fs\n", p->lr, p->seconds);
     fflush(s->out);
-    return 0;
+    return stop_signal != 0;
+}
+
+/* --checkpoint-every: a training checkpoint over --out, with a second signal held until it is in place. */
+static int save_checkpoint(const tg_training *t, void *ctx)
+{
+    const progress_state *s = ctx;
+    begin_save();
+    int rc = tg_training_save(t, s->model_path);
+    char note[512];
+    snprintf(note, sizeof note, "tapegrad train: saved a training checkpoint to %s after epoch %d\n", s->model_path,
+             t->epochs_run);
+    end_save(rc == 0 ? note : NULL);
+    return rc;
 }
 
 static char *default_model_path(const char *config_path)
@@ -334,130 +431,300 @@ static bool same_file(const char *a, const char *b)
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* Whether a new file can be made in path's folder (and path is not a folder): made and removed at once. */
-static bool folder_takes_new_file(const char *path, const char **why)
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a folder"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a regular file";
+}
+
+/* Whether an output may be written at path: a new path or a regular file, through symbolic links (a
+ * link is followed and its target replaced, as the library's save does); and whether a new file can be
+ * made in the folder that will hold it (made and removed at once). */
+static bool output_ok(const char *path, char *why, size_t size)
 {
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        *why = "it is a folder";
-        return false;
+    char *target = NULL;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        if (!(target = realpath(path, NULL)))
+            return snprintf(why, size, "a symbolic link whose target cannot be reached (%s)", strerror(errno)), false;
     }
-    size_t n = strlen(path);
-    char *probe = malloc(n + 24);
-    if (!probe) {
-        *why = "out of memory";
-        return false;
+    const char *file = target ? target : path;
+    bool ok = true;
+    if (stat(file, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(why, size, "it is %s%s%s%s; only a regular file or a new path is written",
+                 target ? "a symbolic link to " : "", target ? target : "", target ? ", " : "", file_kind(st.st_mode));
+        ok = false;
     }
-    snprintf(probe, n + 24, "%s.probe.XXXXXX", path);
-    int fd = mkstemp(probe);
-    if (fd < 0) {
-        *why = strerror(errno);
-        free(probe);
-        return false;
+    size_t n = strlen(file);
+    char *probe = ok ? malloc(n + 24) : NULL;
+    if (ok && !probe)
+        ok = (snprintf(why, size, "out of memory"), false);
+    if (ok) {
+        snprintf(probe, n + 24, "%s.probe.XXXXXX", file);
+        int fd = mkstemp(probe);
+        if (fd < 0)
+            ok = (snprintf(why, size, "%s", strerror(errno)), false);
+        else {
+            close(fd);
+            unlink(probe);
+        }
     }
-    close(fd);
-    unlink(probe);
     free(probe);
-    return true;
+    free(target);
+    return ok;
+}
+
+/* Everything that can be checked before a long run: the outputs must not replace an input or each other,
+ * must be regular files or new paths in folders that take a new file, the checkpoint to resume must be
+ * there, and there must be a test set to report on. 0, or 2 after one message. */
+static int check_train_paths(const options *o, const tg_config *cfg, const char *out)
+{
+    const char *inputs[] = { o->positional[0], cfg->data.train, cfg->data.test, cfg->data.train_labels,
+                             cfg->data.test_labels };
+    const char *outputs[2][2] = { { "--out", out }, { "--plot", o->plot } };
+    for (int k = 0; k < 2; k++) {
+        const char *name = outputs[k][0], *path = outputs[k][1];
+        if (!path)
+            continue;
+        for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++)
+            if (inputs[i] && same_file(path, inputs[i]))
+                return fail("%s %s names %s, an input of this run; it would be overwritten", name, path, inputs[i]), 2;
+        char why[512];
+        if (!output_ok(path, why, sizeof why))
+            return fail("%s %s: cannot write there: %s", name, path, why), 2;
+    }
+    if (o->plot && (strcmp(out, o->plot) == 0 || same_file(out, o->plot)))
+        return fail("--out and --plot name the same file"), 2;
+    struct stat st;
+    if (o->resume && stat(o->resume, &st) != 0)
+        return fail("--resume %s: %s", o->resume, strerror(errno)), 2;
+    if (!cfg->data.test && !(cfg->data.test_split > 0))
+        return fail("%s: no test set (set data.test or a data.test_split above 0)", o->positional[0]), 2;
+    return 0;
+}
+
+/* --checkpoint-every N: a whole number of epochs from 1. */
+static int parse_checkpoint_every(const char *text, int *every)
+{
+    *every = 0;
+    if (!text)
+        return 0;
+    char *end;
+    long n = strtol(text, &end, 10);
+    if (*end || n < 1 || n > INT_MAX)
+        return fail("--checkpoint-every %s: expected a whole number of epochs from 1", text), 2;
+    *every = (int)n;
+    return 0;
+}
+/* ---- train: divergence ---- */
+
+/* A final train loss this many times the lowest epoch's, or this many times log(classes) (the loss of a
+ * uniform guess), means the run diverged though the loss stayed finite. */
+#define DIVERGED_RATIO 100.0
+#define DIVERGED_UNIFORM 10.0
+
+/* The hint for a diverging run: the learning rate, and the data's scale when it is not standardized. */
+static void divergence_hint(const tg_config *cfg, const tg_training *t, char *hint, size_t size)
+{
+    double largest = 0;
+    const tg_dataset *d = t->train;
+    for (int64_t k = 0; !cfg->data.standardize && k < d->rows * d->features; k++)
+        largest = fabs(d->x[k]) > largest ? fabs(d->x[k]) : largest;
+    int n = snprintf(hint, size, "lower optimizer.lr (now %g) or set train.clip_grad_norm", cfg->optimizer.lr);
+    if (largest >= 10 && n > 0 && (size_t)n < size)
+        snprintf(hint + n, size - (size_t)n, "; the inputs are not standardized and reach |x| = %.3g: set "
+                 "data.standardize to true", largest);
+}
+
+/* The accuracy of always predicting ds's most common class (chance, for an accuracy). */
+static double majority_rate(const tg_dataset *ds)
+{
+    if (!ds || ds->rows == 0)
+        return 0;
+    int64_t *counts = calloc((size_t)ds->classes, sizeof *counts), most = 0;
+    if (!counts)
+        return 1.0 / (double)ds->classes;
+    for (int64_t r = 0; r < ds->rows; r++)
+        if (++counts[ds->y[r]] > most)
+            most = counts[ds->y[r]];
+    free(counts);
+    return (double)most / (double)ds->rows;
+}
+
+/* Warnings for a run that diverged with a finite loss, or ended no better than chance; each one line. */
+static int divergence_warnings(const tg_config *cfg, const tg_training *t, const tg_eval *test, char warnings[][512])
+{
+    int n = 0, last = t->epochs_run - 1;
+    if (last < 0)
+        return 0;
+    char hint[256];
+    divergence_hint(cfg, t, hint, sizeof hint);
+    double lowest = t->train_loss[0], uniform = log((double)t->train->classes);
+    for (int e = 1; e <= last; e++)
+        lowest = t->train_loss[e] < lowest ? t->train_loss[e] : lowest;
+    double final = t->train_loss[last];
+    if (final > DIVERGED_RATIO * lowest && last > 0)
+        snprintf(warnings[n++], 512, "training diverged: the last epoch's train loss %.3g is %.0f times the lowest "
+                 "(%.3g); %s", final, final / lowest, lowest, hint);
+    else if (final > DIVERGED_UNIFORM * uniform)
+        snprintf(warnings[n++], 512, "training diverged: the last epoch's train loss %.3g is over %g times that of "
+                 "a uniform guess (log %lld = %.3g); %s", final, DIVERGED_UNIFORM, (long long)t->train->classes,
+                 uniform, hint);
+    double test_chance = majority_rate(t->test), val_chance = majority_rate(t->validation);
+    if (test->accuracy <= test_chance)
+        snprintf(warnings[n++], 512, "the test accuracy %.4f is no better than chance (always predicting the most "
+                 "common class scores %.4f): the model learned nothing useful; %s", test->accuracy, test_chance, hint);
+    else if (!isnan(t->val_accuracy[last]) && t->val_accuracy[last] <= val_chance)
+        snprintf(warnings[n++], 512, "the last validation accuracy %.4f is no better than chance (always predicting "
+                 "the most common class scores %.4f); %s", t->val_accuracy[last], val_chance, hint);
+    return n;
+}
+
+/* ---- train: the outcomes ---- */
+
+/* Stopped by a signal: a training checkpoint over --out (with a second signal held until it is in place),
+ * the curves so far, and one line saying where and what was saved. Exits 128 + the signal. */
+static int report_interrupted(const options *o, const tg_training *t, const char *out)
+{
+    int sig = stop_signal;
+    char where[128];
+    if (t->steps_done > 0)
+        snprintf(where, sizeof where, "in epoch %d after step %lld of %lld", t->epochs_run + 1,
+                 (long long)t->steps_done, (long long)t->steps_per_epoch);
+    else
+        snprintf(where, sizeof where, "after epoch %d", t->epochs_run);
+    char line[2048];
+    snprintf(line, sizeof line, "%s: interrupted by %s %s: saved a training checkpoint to %s (continue with: "
+             "tapegrad train %s --resume %s --out %s)\n", command, signal_name(sig), where, out, o->positional[0], out,
+             out);
+    begin_save();
+    int saved = tg_training_save(t, out);
+    end_save(saved == 0 ? line : NULL);
+    if (saved != 0)
+        return fail("interrupted by %s %s; saving the training checkpoint failed, nothing was saved: %s",
+                    signal_name(sig), where, tg_last_error());
+    fputs(line, stderr);
+    const char *why = NULL;
+    if (o->plot && t->epochs_run > 0 && write_curves_svg(o->plot, t, &why))
+        fail("the training checkpoint was saved to %s, but writing the plot %s failed: %s", out, o->plot, why);
+    if (o->json) {
+        cJSON *root = cJSON_CreateObject(), *stop = cJSON_AddObjectToObject(root, "interrupted");
+        cJSON_AddStringToObject(stop, "signal", signal_name(sig));
+        cJSON_AddNumberToObject(stop, "epochs_run", t->epochs_run);
+        cJSON_AddNumberToObject(stop, "steps_done", (double)t->steps_done);
+        cJSON_AddNumberToObject(stop, "steps_per_epoch", (double)t->steps_per_epoch);
+        cJSON_AddStringToObject(root, "checkpoint", out);
+        print_json(root);
+    }
+    return 128 + sig;
+}
+
+static void print_train_json(const options *o, const tg_training *t, const tg_eval *ev, const char *out,
+                             char warnings[][512], int n_warnings)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *epochs = cJSON_AddArrayToObject(root, "epochs");
+    for (int e = 0; e < t->epochs_run; e++) {
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddNumberToObject(row, "epoch", e + 1);
+        cJSON_AddNumberToObject(row, "train_loss", t->train_loss[e]);
+        if (!isnan(t->val_loss[e])) {
+            cJSON_AddNumberToObject(row, "val_loss", t->val_loss[e]);
+            cJSON_AddNumberToObject(row, "val_accuracy", t->val_accuracy[e]);
+        }
+        cJSON_AddItemToArray(epochs, row);
+    }
+    cJSON_AddBoolToObject(root, "stopped_early", t->stopped_early);
+    cJSON_AddItemToObject(root, "test", eval_json(t->model, ev));
+    cJSON *list = cJSON_AddArrayToObject(root, "warnings");
+    for (int k = 0; k < n_warnings; k++)
+        cJSON_AddItemToArray(list, cJSON_CreateString(warnings[k]));
+    cJSON_AddStringToObject(root, "model", out);
+    if (o->plot)
+        cJSON_AddStringToObject(root, "plot", o->plot);
+    print_json(root);
+}
+
+/* A finished run: test results, warnings, the model, the plot. 0, or 1 after saying what was written. */
+static int report_finished(const options *o, const tg_config *cfg, const tg_training *t, const char *out)
+{
+    tg_eval ev = { 0 };
+    if (t->test->rows == 0)
+        return fail("the test set is empty (set data.test or a data.test_split > 0)");
+    if (tg_evaluate(t->model, t->test, &ev))
+        return fail("evaluating the test set: %s", tg_last_error());
+    char warnings[4][512];
+    int n_warnings = divergence_warnings(cfg, t, &ev, warnings);
+    for (int k = 0; k < n_warnings; k++)
+        fprintf(stderr, "%s: warning: %s\n", command, warnings[k]);
+    char note[1024];
+    snprintf(note, sizeof note, "%s: saved %s\n", command, out);
+    begin_save();
+    int saved = tg_model_save(t->model, out);
+    end_save(saved == 0 ? note : NULL);
+    int rc = 1;
+    const char *why = NULL;
+    if (saved != 0)
+        fail("%s (nothing was saved%s)", tg_last_error(), o->plot ? "; the plot was not written" : "");
+    else if (o->plot && write_curves_svg(o->plot, t, &why))
+        fail("the model was saved to %s, but writing the plot %s failed: %s", out, o->plot, why);
+    else
+        rc = 0;
+    if (rc == 0 && o->json) {
+        print_train_json(o, t, &ev, out, warnings, n_warnings);
+    } else if (rc == 0) {
+        printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
+               (long long)ev.rows, ev.loss);
+        print_report(stdout, t->model, &ev, isatty(fileno(stdout)));
+        printf("\nsaved %s\n", out);
+        if (o->plot)
+            printf("wrote %s\n", o->plot);
+    }
+    tg_eval_free(&ev);
+    return rc;
 }
 
 static int cmd_train(int argc, char **argv)
 {
     options o;
-    int rc = parse_options(argc, argv, 1, OPT_JSON | OPT_QUIET | OPT_OUT | OPT_PLOT, &o);
+    int rc = parse_options(argc, argv, 1, OPT_JSON | OPT_QUIET | OPT_OUT | OPT_PLOT | OPT_RESUME, &o);
     if (rc)
         return rc;
     if (o.help)
         return fputs(usage_train, stdout), 0;
     if (o.n_positional != 1)
         return fprintf(stderr, "%s", usage_train), 2;
+    int every;
+    if ((rc = parse_checkpoint_every(o.checkpoint_every, &every)))
+        return rc;
     tg_config *cfg = tg_config_load(o.positional[0]);
     if (!cfg)
         return fail("%s", tg_last_error());
     char *default_out = o.out ? NULL : default_model_path(o.positional[0]);
     const char *out = o.out ? o.out : default_out;
-    /* Everything that can be checked before a long run is: the outputs must not replace an input or each
-     * other, their folders must take a new file, and there must be a test set to report on. */
-    const char *inputs[] = { o.positional[0], cfg->data.train, cfg->data.test, cfg->data.train_labels,
-                             cfg->data.test_labels };
-    const char *outputs[2][2] = { { "--out", out }, { "--plot", o.plot } };
-    rc = 0;
-    for (int k = 0; k < 2 && !rc; k++) {
-        const char *name = outputs[k][0], *path = outputs[k][1];
-        if (!path)
-            continue;
-        for (size_t i = 0; i < sizeof inputs / sizeof inputs[0] && !rc; i++)
-            if (inputs[i] && same_file(path, inputs[i]))
-                rc = (fail("%s %s names %s, an input of this run; it would be overwritten", name, path, inputs[i]), 2);
-        const char *why = NULL;
-        if (!rc && !folder_takes_new_file(path, &why))
-            rc = (fail("%s %s: cannot write there: %s", name, path, why), 2);
-    }
-    if (!rc && o.plot && (strcmp(out, o.plot) == 0 || same_file(out, o.plot)))
-        rc = (fail("--out and --plot name the same file"), 2);
-    if (!rc && !cfg->data.test && !(cfg->data.test_split > 0))
-        rc = (fail("%s: no test set (set data.test or a data.test_split above 0)", o.positional[0]), 2);
-    if (rc) {
+    if ((rc = check_train_paths(&o, cfg, out))) {
         tg_config_free(cfg);
         free(default_out);
         return rc;
     }
-    progress_state ps = { .quiet = o.quiet, .out = o.json ? stderr : stdout };
+    progress_state ps = { .quiet = o.quiet, .out = o.json ? stderr : stdout, .model_path = out };
     ps.live = isatty(fileno(ps.out));
-    tg_training *t = tg_train_config(cfg, on_progress, &ps);
-    tg_eval ev = { 0 };
-    rc = 1;
-    if (!t) {
-        fail("%s", tg_last_error());
-        goto done;
-    }
-    if (t->test->rows == 0) {
-        fail("the test set is empty (set data.test or a data.test_split > 0)");
-        goto done;
-    }
-    if (tg_evaluate(t->model, t->test, &ev)) {
-        fail("evaluating the test set: %s", tg_last_error());
-        goto done;
-    }
-    if (tg_model_save(t->model, out)) {
-        fail("%s", tg_last_error());
-        goto done;
-    }
-    const char *why = NULL;
-    if (o.plot && write_curves_svg(o.plot, t, &why)) {
-        fail("writing %s: %s", o.plot, why);
-        goto done;
-    }
-    if (o.json) {
-        cJSON *root = cJSON_CreateObject();
-        cJSON *epochs = cJSON_AddArrayToObject(root, "epochs");
-        for (int e = 0; e < t->epochs_run; e++) {
-            cJSON *row = cJSON_CreateObject();
-            cJSON_AddNumberToObject(row, "epoch", e + 1);
-            cJSON_AddNumberToObject(row, "train_loss", t->train_loss[e]);
-            if (!isnan(t->val_loss[e])) {
-                cJSON_AddNumberToObject(row, "val_loss", t->val_loss[e]);
-                cJSON_AddNumberToObject(row, "val_accuracy", t->val_accuracy[e]);
-            }
-            cJSON_AddItemToArray(epochs, row);
-        }
-        cJSON_AddBoolToObject(root, "stopped_early", t->stopped_early);
-        cJSON_AddItemToObject(root, "test", eval_json(t->model, &ev));
-        cJSON_AddStringToObject(root, "model", out);
-        if (o.plot)
-            cJSON_AddStringToObject(root, "plot", o.plot);
-        print_json(root);
-    } else {
-        printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
-               (long long)ev.rows, ev.loss);
-        print_report(stdout, t->model, &ev, isatty(fileno(stdout)));
-        printf("\nsaved %s\n", out);
-        if (o.plot)
-            printf("wrote %s\n", o.plot);
-    }
-    rc = 0;
-done:
-    tg_eval_free(&ev);
+    tg_train_opts opts = { .progress = on_progress, .ctx = &ps, .resume = o.resume, .checkpoint_every = every,
+                           .checkpoint = save_checkpoint };
+    catch_signals();
+    tg_training *t = tg_train_config_opts(cfg, &opts);
+    if (!t)
+        rc = fail("%s", tg_last_error());
+    else if (t->stopped_by_caller && !t->finished && stop_signal)
+        rc = report_interrupted(&o, t, out);
+    else
+        rc = report_finished(&o, cfg, t, out);
+    if (rc == 0 && stop_signal) /* the signal came after the last step: the run is complete, and says so */
+        rc = 128 + stop_signal;
     tg_training_free(t);
     tg_config_free(cfg);
     free(default_out);

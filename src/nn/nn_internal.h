@@ -52,7 +52,6 @@ struct tg_train_state {
     int since_best; /* epochs since it */
     tg_tensor **best; /* [n_params] when early: the best weights; after the run, when swapped, the last ones */
     bool swapped; /* the model holds the best weights and best the last ones (the run has ended) */
-    bool finished; /* every epoch ran or patience ran out: nothing left to resume */
     uint64_t data_hash; /* of the training and validation rows */
     char *settings; /* JSON: what a resumed run's config must repeat (train_state.c) */
 };

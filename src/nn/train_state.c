@@ -150,7 +150,7 @@ static char *training_meta(const tg_training *t)
               cJSON_AddNumberToObject(o, "steps_per_epoch", (double)t->steps_per_epoch) &&
               cJSON_AddNumberToObject(o, "since_best", st->since_best) &&
               cJSON_AddBoolToObject(o, "stopped_early", t->stopped_early) &&
-              cJSON_AddBoolToObject(o, "finished", st->finished) && add_hex(o, "data_hash", st->data_hash);
+              cJSON_AddBoolToObject(o, "finished", t->finished) && add_hex(o, "data_hash", st->data_hash);
     for (int k = 0; ok && k < 4; k++) {
         char word[24];
         snprintf(word, sizeof word, "%016" PRIx64, st->shuffle.s[k]);

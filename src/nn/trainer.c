@@ -272,7 +272,7 @@ static bool trainer_patience_out(trainer *tr, double val_loss)
 static int trainer_checkpoint(trainer *tr)
 {
     const tg_train_opts *o = tr->opts;
-    if (o->checkpoint_every <= 0 || tr->st->finished || tr->t->epochs_run % o->checkpoint_every != 0 ||
+    if (o->checkpoint_every <= 0 || tr->t->finished || tr->t->epochs_run % o->checkpoint_every != 0 ||
         (!o->checkpoint && !o->checkpoint_path))
         return 0;
     tg_clear_error();
@@ -302,7 +302,7 @@ static int trainer_end_epoch(trainer *tr, int epoch, tg_progress *p, bool asked)
     bool patience_out = trainer_patience_out(tr, p->val_loss); /* also when the caller stops */
     t->stopped_by_caller = caller_stops;
     t->stopped_early = patience_out && !caller_stops;
-    tr->st->finished = patience_out || t->epochs_run == tr->cfg->train.epochs;
+    t->finished = patience_out || t->epochs_run == tr->cfg->train.epochs;
     if (trainer_checkpoint(tr))
         return -1;
     return caller_stops || patience_out;

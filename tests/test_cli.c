@@ -706,10 +706,17 @@ Test(cli, devices_fifos_and_folders_are_refused_as_outputs_before_training)
 Test(cli, a_symbolic_link_output_is_followed_and_kept)
 {
     write_text(in_dir("target.safetensors"), "old", 3);
+    write_text(in_dir("target.svg"), "old", 3);
     cr_assert_eq(symlink("target.safetensors", in_dir("link.safetensors")), 0);
-    cr_assert_eq(run("train '%s' --out link.safetensors --quiet", IRIS_JSON), 0, "%s", err_text);
+    cr_assert_eq(symlink("target.svg", in_dir("link.svg")), 0);
+    cr_assert_eq(run("train '%s' --out link.safetensors --plot link.svg --quiet", IRIS_JSON), 0, "%s", err_text);
     struct stat st;
     cr_assert(lstat(in_dir("link.safetensors"), &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced");
+    cr_assert(lstat(in_dir("link.svg"), &st) == 0 && S_ISLNK(st.st_mode), "the plot's link was replaced");
+    char *svg = read_text(in_dir("target.svg"), NULL);
+    cr_assert(svg && strstr(svg, "<svg"), "the plot's target was not written");
+    free(svg);
+    unlink(in_dir("link.svg"));
     long size;
     char *bytes = read_text(in_dir("target.safetensors"), &size);
     cr_assert_gt(size, 8, "the target was not replaced");

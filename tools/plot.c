@@ -1,5 +1,6 @@
 /* Learning curves as a standalone SVG: train and validation loss on the left
  * axis, validation accuracy on the right, epochs along the bottom. */
+#define _XOPEN_SOURCE 700 /* realpath, lstat */
 #include "cli.h"
 
 #include <errno.h>
@@ -106,7 +107,21 @@ static void write_svg(FILE *f, const tg_training *t)
     fprintf(f, "</svg>\n");
 }
 
+static int write_svg_file(const char *path, const tg_training *t, const char **why);
+
 int write_curves_svg(const char *path, const tg_training *t, const char **why)
+{
+    /* A symbolic link is followed, as tg_model_save does: its target is replaced and the link kept. */
+    struct stat link;
+    char *target = lstat(path, &link) == 0 && S_ISLNK(link.st_mode) ? realpath(path, NULL) : NULL;
+    if (target)
+        path = target;
+    int rc = write_svg_file(path, t, why);
+    free(target);
+    return rc;
+}
+
+static int write_svg_file(const char *path, const tg_training *t, const char **why)
 {
     size_t n = strlen(path);
     char *tmp = malloc(n + 16);

@@ -571,7 +571,7 @@ static void expect_same_bytes(const char *a, const char *b)
     free(tb);
 }
 
-Test(cli, sigint_saves_a_training_checkpoint_and_the_resumed_run_is_bit_identical, .timeout = 120)
+Test(cli, sigint_saves_a_training_checkpoint_and_the_resumed_run_is_bit_identical)
 {
     const char *config = long_run_config();
     pid_t pid = start_training(config, "run.safetensors", NULL, "epoch  20/");
@@ -592,7 +592,7 @@ Test(cli, sigint_saves_a_training_checkpoint_and_the_resumed_run_is_bit_identica
     expect_no_temporary_files();
 }
 
-Test(cli, sigterm_exits_143_with_a_checkpoint_and_json_says_where, .timeout = 60)
+Test(cli, sigterm_exits_143_with_a_checkpoint_and_json_says_where)
 {
     const char *config = long_run_config();
     pid_t pid = start_training(config, "run.safetensors", "--json", "epoch  10/");
@@ -615,7 +615,7 @@ Test(cli, sigterm_exits_143_with_a_checkpoint_and_json_says_where, .timeout = 60
 
 /* A second signal exits at once, or, when a save is under way, as soon as it is in place: whatever the
  * timing, the folder never holds a temporary file, and --out is either absent or a whole checkpoint. */
-Test(cli, repeated_signals_never_leave_a_temporary_or_partial_file, .timeout = 120)
+Test(cli, repeated_signals_never_leave_a_temporary_or_partial_file)
 {
     const char *config = long_run_config();
     for (int trial = 0; trial < 6; trial++) {
@@ -642,7 +642,7 @@ Test(cli, repeated_signals_never_leave_a_temporary_or_partial_file, .timeout = 1
     }
 }
 
-Test(cli, checkpoint_every_survives_sigkill_and_resumes_bit_identical, .timeout = 120)
+Test(cli, checkpoint_every_survives_sigkill_and_resumes_bit_identical)
 {
     const char *config = long_run_config();
     pid_t pid = start_training(config, "run.safetensors", "--checkpoint-every=25", "epoch  60/");
@@ -734,7 +734,7 @@ Test(cli, a_symbolic_link_output_is_followed_and_kept)
     unlink(in_dir("link.safetensors"));
 }
 
-Test(cli, a_failed_plot_says_the_model_was_saved, .timeout = 60)
+Test(cli, a_failed_plot_says_the_model_was_saved)
 {
     const char *config = long_run_config();
     cr_assert_eq(mkdir(in_dir("plots"), 0755), 0);

@@ -52,6 +52,14 @@ static bool add_hex(cJSON *o, const char *key, uint64_t v)
     return cJSON_AddStringToObject(o, key, text) != NULL;
 }
 
+/* A seed as a decimal string (JSON numbers lose integers above 2^53). */
+static bool add_seed(cJSON *o, const char *key, uint64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, v);
+    return cJSON_AddStringToObject(o, key, text) != NULL;
+}
+
 static const char *layer_name(tg_layer_type type)
 {
     static const char *const names[] = { "linear", "relu", "sigmoid", "tanh" };
@@ -89,7 +97,7 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
         cJSON_Delete(s);
         return NULL;
     }
-    bool ok = add_hex(s, "seed", cfg->seed) && add_hex(s, "data.shuffle_seed", cfg->data.shuffle_seed) &&
+    bool ok = add_seed(s, "seed", cfg->seed) && add_seed(s, "data.shuffle_seed", cfg->data.shuffle_seed) &&
               cJSON_AddNumberToObject(s, "data.test_split", cfg->data.test ? 0 : cfg->data.test_split) &&
               cJSON_AddNumberToObject(s, "data.validation_split", cfg->data.validation_split) &&
               cJSON_AddBoolToObject(s, "data.standardize", cfg->data.standardize) &&

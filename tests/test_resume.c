@@ -221,7 +221,7 @@ Test(resume, a_training_checkpoint_loads_as_the_model_the_stopped_run_returned)
     for (int e = 0; e < part->epochs_run; e++)
         best = part->val_loss[e] < best ? part->val_loss[e] : best;
     cr_assert(close_enough(ev.loss, best, 1e-12 * best), "loaded val loss %.17g, best epoch's %.17g", ev.loss, best);
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_model_free(back);
     tg_training_free(part);
     unlink(ckpt);

@@ -17,19 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *command = "tapegrad";
-
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: error: ", command);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
 /* ---- usage ---- */
 
 static const char *usage_main =
@@ -644,8 +631,10 @@ static void print_train_json(const options *o, const tg_training *t, const tg_ev
     for (int k = 0; k < n_warnings; k++)
         cJSON_AddItemToArray(list, cJSON_CreateString(warnings[k]));
     cJSON_AddStringToObject(root, "model", out);
-    if (o->plot)
+    if (o->plot) /* always present, as docs/cli.md lists it: null without --plot */
         cJSON_AddStringToObject(root, "plot", o->plot);
+    else
+        cJSON_AddNullToObject(root, "plot");
     print_json(root);
 }
 
@@ -684,7 +673,7 @@ static int report_finished(const options *o, const tg_config *cfg, const tg_trai
         if (o->plot)
             printf("wrote %s\n", o->plot);
     }
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     return rc;
 }
 
@@ -784,7 +773,7 @@ static int cmd_eval(int argc, char **argv)
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
         }
     }
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_dataset_free(ds);
     tg_model_free(m);
     return rc;
@@ -845,7 +834,6 @@ static int cmd_predict(int argc, char **argv)
     return rc;
 }
 
-int run_gradcheck(const char *config_path, bool json);
 
 static int cmd_gradcheck(int argc, char **argv)
 {

@@ -25,6 +25,10 @@ batch_tensors batch_buffers_for(const batch_buffers *b, int64_t n);
  * dtype; y likewise when not NULL. x has exactly n rows. */
 void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
                  tg_tensor *y);
+/* The same with the standardization given (mean and std NULL: rows as they are):
+ * the one gathering loop, under both gather_rows and tg_batcher_next. */
+void gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
+                         tg_tensor *x, tg_tensor *y);
 
 /* The training, validation and test sets a config names, split as training splits them. */
 typedef struct {
@@ -39,13 +43,18 @@ void split_data_free(split_data *d);
 void *optimizer_buffer(const tg_optimizer *o, int k, int i);
 int64_t *optimizer_steps(const tg_optimizer *o);
 
+/* The batcher's row order [rows], for training checkpoints, and a seek to batch `batch` of the
+ * current epoch (src/nn/batcher.c). */
+int64_t *batcher_order(tg_batcher *b);
+void batcher_seek(tg_batcher *b, int64_t batch);
+
 /* What carries a run from one step to the next, beyond the model and curves: owned by the tg_training
  * (t->state) so that a stopped run can be saved (tg_training_save) and resumed. */
 struct tg_train_state {
     tg_optimizer *opt;
     tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
     int64_t rows; /* training rows */
-    int64_t *order; /* [rows]: the current epoch's row order (each epoch reshuffles the last) */
+    tg_batcher *batches; /* the training rows in the epoch's order (each epoch reshuffles the last) */
     double loss_sum; /* the losses of the t->steps_done steps taken in the current epoch */
     bool early; /* early stopping is on */
     double best_val; /* the best validation loss so far (inf before the first) */

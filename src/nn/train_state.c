@@ -22,7 +22,7 @@ void train_state_free(struct tg_train_state *st)
     if (!st)
         return;
     tg_optimizer_free(st->opt);
-    tg_dealloc(st->order);
+    tg_batcher_free(st->batches);
     for (int i = 0; st->best && st->best[i]; i++)
         tg_tensor_free(st->best[i]);
     tg_dealloc(st->best);
@@ -60,12 +60,6 @@ static bool add_seed(cJSON *o, const char *key, uint64_t v)
     return cJSON_AddStringToObject(o, key, text) != NULL;
 }
 
-static const char *layer_name(tg_layer_type type)
-{
-    static const char *const names[] = { "linear", "relu", "sigmoid", "tanh" };
-    return (unsigned)type < sizeof names / sizeof *names ? names[type] : "?";
-}
-
 /* "linear 64, relu, linear 10 no-bias" */
 static bool add_layers(cJSON *o, const tg_config *cfg)
 {
@@ -74,9 +68,9 @@ static bool add_layers(cJSON *o, const tg_config *cfg)
     for (int i = 0; i < cfg->model.n_layers && used < sizeof text; i++) {
         const tg_layer_spec *l = &cfg->model.layers[i];
         int n = l->type == TG_LAYER_LINEAR
-                    ? snprintf(text + used, sizeof text - used, "%s%s %lld%s", i ? ", " : "", layer_name(l->type),
+                    ? snprintf(text + used, sizeof text - used, "%s%s %lld%s", i ? ", " : "", tg_layer_type_name(l->type),
                                (long long)l->out, l->bias ? "" : " no-bias")
-                    : snprintf(text + used, sizeof text - used, "%s%s", i ? ", " : "", layer_name(l->type));
+                    : snprintf(text + used, sizeof text - used, "%s%s", i ? ", " : "", tg_layer_type_name(l->type));
         used += n > 0 ? (size_t)n : 0;
     }
     return cJSON_AddStringToObject(o, "model.layers", text) != NULL;
@@ -236,7 +230,7 @@ static int list_extras(const tg_training *t, tg_tensor *const *current, extra_li
     x->scalars[0] = st->loss_sum;
     x->scalars[1] = st->best_val;
     int64_t epochs = t->epochs_run;
-    bool ok = add_extra(x, "order", "", TG_I64, st->rows, NULL, st->order) &&
+    bool ok = add_extra(x, "order", "", TG_I64, st->rows, NULL, batcher_order(st->batches)) &&
               add_extra(x, "optimizer.steps", "", TG_I64, m->n_params, NULL, optimizer_steps(st->opt)) &&
               add_extra(x, "loss_sum", "", TG_F64, 1, NULL, &x->scalars[0]) &&
               add_extra(x, "best_val_loss", "", TG_F64, 1, NULL, &x->scalars[1]) &&
@@ -380,8 +374,10 @@ static int restore_position(const char *path, const cJSON *meta, tg_training *t,
     return 0;
 }
 
-/* The row order: a permutation of the training rows (checked, as everything read from a file). */
-static int restore_order(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st)
+/* The row order: a permutation of the training rows (checked, as everything read from a file); the
+ * batcher continues at the step where the run stopped. */
+static int restore_order(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st,
+                         int64_t steps_done)
 {
     const tg_tensor *order = find_extra(path, x, "order", "", TG_I64, st->rows, NULL);
     bool *seen = order ? tg_alloc_zeroed((size_t)st->rows * sizeof *seen) : NULL;
@@ -400,7 +396,8 @@ static int restore_order(const char *path, const tg_checkpoint_extras *x, struct
         return tg_error("%s: tensor 'training.order' entry %lld is %lld, not a permutation of the %lld rows", path,
                         (long long)bad, (long long)rows[bad], (long long)st->rows),
                -1;
-    memcpy(st->order, rows, (size_t)st->rows * sizeof *st->order);
+    memcpy(batcher_order(st->batches), rows, (size_t)st->rows * sizeof *rows);
+    batcher_seek(st->batches, steps_done);
     return 0;
 }
 
@@ -475,7 +472,7 @@ int trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path
         tg_error("%s: __metadata__ 'training' is not a training state this version reads (format %d)", path,
                  TRAINING_FORMAT);
     else if (!check_same_run(path, meta, t) && !restore_position(path, meta, t, cfg->train.epochs) &&
-             !restore_order(path, &x, t->state) && !restore_curves(path, &x, t) && !restore_tensors(path, &x, saved, t))
+             !restore_order(path, &x, t->state, t->steps_done) && !restore_curves(path, &x, t) && !restore_tensors(path, &x, saved, t))
         rc = 0;
     cJSON_Delete(meta);
     tg_checkpoint_extras_free(&x);

@@ -86,7 +86,6 @@ typedef struct {
     struct tg_train_state *st; /* t->state */
     double started;
     tg_tape *tape;
-    batch_buffers batches;
     tg_tensor *class_weight;
     tg_ce_opts ce;
     double input_scale; /* the largest |x| of the training data when it is not standardized, else 0 */
@@ -135,23 +134,20 @@ static int trainer_open_buffers(trainer *tr)
     tg_model *m = t->model;
     int epochs = cfg->train.epochs;
     int64_t rows = t->train->rows, batch = cfg->train.batch_size < rows ? cfg->train.batch_size : rows;
-    t->steps_per_epoch = (rows + batch - 1) / batch;
     st->rows = rows;
     st->early = cfg->train.patience > 0 && t->validation && t->validation->rows > 0;
     st->best_val = INFINITY;
     tr->input_scale = cfg->data.standardize ? 0 : largest_magnitude(t->train);
     tr->tape = tg_tape_new();
     st->opt = tg_optimizer_new(&cfg->optimizer, m->n_params, m->params);
-    st->order = tg_alloc((size_t)rows * sizeof *st->order);
+    st->batches = tg_batcher_new(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
     t->train_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)epochs * sizeof(double));
-    if (!tr->tape || !st->opt || !st->order || !t->train_loss || !t->val_loss || !t->val_accuracy ||
-        (st->early && trainer_open_best(tr)) ||
-        batch_buffers_init(&tr->batches, m->dtype, m->inputs, batch, rows, true) || train_state_describe(t, cfg))
+    if (!tr->tape || !st->opt || !st->batches || !t->train_loss || !t->val_loss || !t->val_accuracy ||
+        (st->early && trainer_open_best(tr)) || train_state_describe(t, cfg))
         return -1;
-    for (int64_t r = 0; r < rows; r++)
-        st->order[r] = r;
+    t->steps_per_epoch = tg_batcher_batches(st->batches);
     tr->ce = TG_CE_OPTS_DEFAULT;
     tr->ce.label_smoothing = cfg->loss.label_smoothing;
     if (cfg->loss.class_weights) {
@@ -167,21 +163,12 @@ static int trainer_open_buffers(trainer *tr)
 
 static void trainer_close(trainer *tr)
 {
-    batch_buffers_free(&tr->batches);
     tg_tensor_free(tr->class_weight);
     tg_tape_free(tr->tape);
 }
 
 /* A fresh Fisher-Yates shuffle of the row order each epoch, from the data seed. */
-static void trainer_shuffle(trainer *tr)
-{
-    int64_t *order = tr->st->order;
-    for (int64_t r = tr->st->rows - 1; r > 0; r--) {
-        int64_t k = (int64_t)tg_rng_below(&tr->st->shuffle, (uint64_t)r + 1), tmp = order[r];
-        order[r] = order[k];
-        order[k] = tmp;
-    }
-}
+static void trainer_shuffle(trainer *tr) { tg_batcher_reset(tr->st->batches, &tr->st->shuffle); }
 
 /* The error for a loss that stopped being finite, with a hint at its likely cause. */
 static void diverged(const trainer *tr, double value, int epoch, int64_t s)
@@ -198,11 +185,13 @@ static void diverged(const trainer *tr, double value, int epoch, int64_t s)
 static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
 {
     tg_model *m = tr->t->model;
-    int64_t rows = tr->st->rows, start = s * tr->batches.size;
-    batch_tensors b = batch_buffers_for(&tr->batches, rows - start < tr->batches.size ? rows - start : tr->batches.size);
-    gather_rows(m, tr->t->train, tr->st->order + start, 0, b.x, b.y);
+    tg_tensor *x, *y;
+    if (tg_batcher_next(tr->st->batches, &x, &y) != 1) {
+        tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
+        return -1;
+    }
     tg_tape_reset(tr->tape);
-    tg_tensor *loss = tg_cross_entropy(tr->tape, tg_model_forward(m, tr->tape, b.x), b.y, &tr->ce);
+    tg_tensor *loss = tg_cross_entropy(tr->tape, tg_model_forward(m, tr->tape, x), y, &tr->ce);
     if (!loss)
         return -1;
     *value = tg_get(loss, 0);
@@ -249,7 +238,7 @@ static int trainer_validate(trainer *tr, tg_progress *p)
         return -1;
     p->val_loss = ev.loss;
     p->val_accuracy = ev.accuracy;
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     return 0;
 }
 

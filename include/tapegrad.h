@@ -568,6 +568,10 @@ TG_API int tg_model_save(const tg_model *model, const char *path);
 /* Loads a model saved by tg_model_save, checking every offset and size
  * against the file. Caller owns the result. */
 TG_API tg_model *tg_model_load(const char *path);
+/* 0 when a save (tg_model_save, tg_training_save) may write path: a new path, a regular file, or a
+ * symbolic link to a regular file; -1 with the reason ("is a character device; only a regular file or a
+ * new path is written") otherwise. Checks the path's kind only, not the folder's permissions. */
+TG_API int tg_check_save_path(const char *path);
 
 /* ---- Training and evaluation (src/nn/trainer.c, evaluate.c, load_data.c) ---- */
 
@@ -614,6 +618,8 @@ typedef struct {
     /* Where a stopped run stands: steps_done steps of epoch epochs_run + 1 were taken (0 when it stopped at
      * an epoch's end), of steps_per_epoch. A resumed run continues from exactly there. */
     int64_t steps_done, steps_per_epoch;
+    double input_scale; /* the largest |x| of the training rows when data.standardize is off (else 0): a
+                           diverging run's hint names it from TG_LARGE_INPUT on */
     int finished; /* 1: nothing left to run (every epoch ran, or early stopping ended it); 0: the caller
                      stopped it with epochs left, and a training checkpoint of it can be resumed */
     struct tg_train_state *state; /* what tg_training_save writes besides the model (internal) */
@@ -630,6 +636,9 @@ TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_data
  * with an error. Caller owns the result: tg_training_free. */
 TG_API tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
 TG_API void tg_training_free(tg_training *t);
+
+/* Unstandardized inputs this large (|x|) are named in the hint for a diverging run. */
+#define TG_LARGE_INPUT 10.0
 
 /* ---- Interrupting and resuming training (src/nn/train_state.c; docs/checkpoint.md) ---- */
 

@@ -872,6 +872,16 @@ Test(checkpoint, saves_refuse_devices_and_fifos_and_follow_symbolic_links)
     cr_assert(strstr(tg_last_error(), "is a symbolic link to") && strstr(tg_last_error(), "a FIFO"), "%s",
               tg_last_error());
     cr_assert_eq(count_entries(dir, NULL, 0), 5, "a temporary file was left behind");
+    /* the same check, alone (what tapegrad train runs before training) */
+    cr_assert_eq(tg_check_save_path(link), 0, "%s", tg_last_error());
+    char *fresh = join_path(dir, "new.safetensors");
+    cr_assert_eq(tg_check_save_path(fresh), 0, "%s", tg_last_error());
+    cr_assert_eq(count_entries(dir, NULL, 0), 5, "the check wrote something");
+    cr_assert_neq(tg_check_save_path("/dev/null"), 0);
+    cr_assert(strstr(tg_last_error(), "/dev/null: is a character device"), "%s", tg_last_error());
+    cr_assert_neq(tg_check_save_path(to_fifo), 0);
+    cr_assert_neq(tg_check_save_path(NULL), 0);
+    free(fresh);
     unlink(dangling);
     unlink(to_fifo);
     unlink(link);

@@ -39,15 +39,7 @@
 
 static tg_config *parse_config(const char *single_quoted)
 {
-    char text[2048];
-    int n = snprintf(text, sizeof text, single_quoted, IRIS_CSV);
-    cr_assert(n > 0 && (size_t)n < sizeof text);
-    for (char *c = text; *c; c++)
-        if (*c == '\'')
-            *c = '"';
-    tg_config *cfg = tg_config_parse(text, NULL);
-    cr_assert_not_null(cfg, "%s\n%s", tg_last_error(), text);
-    return cfg;
+    return config_from_text(single_quoted, IRIS_CSV);
 }
 
 /* Where to stop: epoch (1-based) and step (1-based; 0: at the epoch's end); epoch 0: never. */
@@ -292,18 +284,7 @@ Test(resume, other_data_of_the_same_shape_is_refused)
     cr_assert(row[0] >= '0' && row[0] <= '8');
     row[0]++;
     write_bytes(csv, text, size);
-    char config[2048];
-    snprintf(config, sizeof config, "%s", SGD_MOMENTUM);
-    tg_config *cfg = NULL;
-    {
-        char json[2048];
-        snprintf(json, sizeof json, config, csv);
-        for (char *c = json; *c; c++)
-            if (*c == '\'')
-                *c = '"';
-        cfg = tg_config_parse(json, NULL);
-        cr_assert_not_null(cfg, "%s", tg_last_error());
-    }
+    tg_config *cfg = config_from_text(SGD_MOMENTUM, csv);
     tg_train_opts opts = { .resume = ckpt };
     tg_training *t = tg_train_config_opts(cfg, &opts);
     cr_assert_null(t);

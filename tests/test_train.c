@@ -32,15 +32,7 @@ static tg_config *load_config(const char *path)
  * the text may name IRIS_CSV through a %s. */
 static tg_config *parse_config(const char *single_quoted)
 {
-    char text[2048];
-    int n = snprintf(text, sizeof text, single_quoted, IRIS_CSV);
-    cr_assert(n > 0 && (size_t)n < sizeof text);
-    for (char *c = text; *c; c++)
-        if (*c == '\'')
-            *c = '"';
-    tg_config *cfg = tg_config_parse(text, NULL);
-    cr_assert_not_null(cfg, "%s\n%s", tg_last_error(), text);
-    return cfg;
+    return config_from_text(single_quoted, IRIS_CSV);
 }
 
 static tg_training *train(const tg_config *cfg, tg_progress_fn progress, void *ctx)

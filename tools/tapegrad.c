@@ -418,38 +418,25 @@ static bool same_file(const char *a, const char *b)
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-static const char *file_kind(mode_t mode)
-{
-    return S_ISDIR(mode)    ? "a folder"
-           : S_ISCHR(mode)  ? "a character device"
-           : S_ISBLK(mode)  ? "a block device"
-           : S_ISFIFO(mode) ? "a FIFO"
-           : S_ISSOCK(mode) ? "a socket"
-                            : "not a regular file";
-}
-
-/* Whether an output may be written at path: a new path or a regular file, through symbolic links (a
- * link is followed and its target replaced, as the library's save does); and whether a new file can be
- * made in the folder that will hold it (made and removed at once). */
+/* Whether an output may be written at path: the library's check of its kind (a new path or a regular
+ * file, symbolic links followed), then whether the folder that will hold it takes a new file (one is made
+ * and removed at once, next to a link's target). */
 static bool output_ok(const char *path, char *why, size_t size)
 {
+    if (tg_check_save_path(path)) {
+        const char *error = tg_last_error();
+        size_t n = strlen(path); /* the message starts with the path */
+        snprintf(why, size, "it %s", strncmp(error, path, n) == 0 && error[n] == ':' ? error + n + 2 : error);
+        return false;
+    }
     struct stat st;
-    char *target = NULL;
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-        if (!(target = realpath(path, NULL)))
-            return snprintf(why, size, "a symbolic link whose target cannot be reached (%s)", strerror(errno)), false;
-    }
+    char *target = lstat(path, &st) == 0 && S_ISLNK(st.st_mode) ? realpath(path, NULL) : NULL;
     const char *file = target ? target : path;
-    bool ok = true;
-    if (stat(file, &st) == 0 && !S_ISREG(st.st_mode)) {
-        snprintf(why, size, "it is %s%s%s%s; only a regular file or a new path is written",
-                 target ? "a symbolic link to " : "", target ? target : "", target ? ", " : "", file_kind(st.st_mode));
-        ok = false;
-    }
     size_t n = strlen(file);
-    char *probe = ok ? malloc(n + 24) : NULL;
-    if (ok && !probe)
-        ok = (snprintf(why, size, "out of memory"), false);
+    char *probe = malloc(n + 24);
+    bool ok = probe != NULL;
+    if (!ok)
+        snprintf(why, size, "out of memory");
     if (ok) {
         snprintf(probe, n + 24, "%s.probe.XXXXXX", file);
         int fd = mkstemp(probe);
@@ -517,14 +504,10 @@ static int parse_checkpoint_every(const char *text, int *every)
 /* The hint for a diverging run: the learning rate, and the data's scale when it is not standardized. */
 static void divergence_hint(const tg_config *cfg, const tg_training *t, char *hint, size_t size)
 {
-    double largest = 0;
-    const tg_dataset *d = t->train;
-    for (int64_t k = 0; !cfg->data.standardize && k < d->rows * d->features; k++)
-        largest = fabs(d->x[k]) > largest ? fabs(d->x[k]) : largest;
     int n = snprintf(hint, size, "lower optimizer.lr (now %g) or set train.clip_grad_norm", cfg->optimizer.lr);
-    if (largest >= 10 && n > 0 && (size_t)n < size)
+    if (t->input_scale >= TG_LARGE_INPUT && n > 0 && (size_t)n < size)
         snprintf(hint + n, size - (size_t)n, "; the inputs are not standardized and reach |x| = %.3g: set "
-                 "data.standardize to true", largest);
+                 "data.standardize to true", t->input_scale);
 }
 
 /* The accuracy of always predicting ds's most common class (chance, for an accuracy). */

@@ -336,6 +336,8 @@ static void sync_directory_of(const char *path)
     tg_dealloc(dir);
 }
 
+static int save_target(const char *path, char **target);
+
 static const char *file_kind(mode_t mode)
 {
     return S_ISDIR(mode)    ? "a folder"
@@ -351,6 +353,20 @@ static const char *file_kind(mode_t mode)
  * renaming over the link would silently turn it into a regular file. Anything that exists and is not a
  * regular file (a device, FIFO, socket or folder) is refused: the rename would replace the node itself.
  * A link to a missing file is refused too. Caller frees *target with tg_dealloc. */
+int tg_check_save_path(const char *path)
+{
+    if (!path || !path[0]) {
+        tg_error("save path: NULL or empty");
+        return -1;
+    }
+    char *target = NULL;
+    int rc = save_target(path, &target);
+    tg_dealloc(target);
+    if (rc)
+        name_the_file(path);
+    return rc;
+}
+
 static int save_target(const char *path, char **target)
 {
     char why[128];
@@ -362,7 +378,7 @@ static int save_target(const char *path, char **target)
     }
     if (!S_ISLNK(st.st_mode)) {
         if (!S_ISREG(st.st_mode))
-            return tg_error("is %s; a checkpoint is written only to a regular file or a new path",
+            return tg_error("is %s; only a regular file or a new path is written",
                             file_kind(st.st_mode)),
                    -1;
         return (*target = tg_strdup(path)) ? 0 : -1;
@@ -374,7 +390,7 @@ static int save_target(const char *path, char **target)
                -1;
     int rc = 0;
     if (stat(resolved, &st) != 0 || !S_ISREG(st.st_mode))
-        rc = (tg_error("is a symbolic link to %s, which is %s; a checkpoint is written only to a regular file",
+        rc = (tg_error("is a symbolic link to %s, which is %s; only a regular file or a new path is written",
                        resolved, file_kind(st.st_mode)),
               -1);
     else if (!(*target = tg_strdup(resolved)))

@@ -70,9 +70,6 @@ void train_state_free(struct tg_train_state *st);
 /* Continues t (opened from cfg, not yet trained) from the training checkpoint at path. */
 int trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path);
 
-/* Inputs whose largest |x| reaches this, not standardized, are named in the hint for a diverging run. */
-#define TG_LARGE_INPUT 10.0
-
 /* Seconds on the monotonic clock. */
 double tg_now_seconds(void);
 

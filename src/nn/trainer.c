@@ -88,7 +88,6 @@ typedef struct {
     tg_tape *tape;
     tg_tensor *class_weight;
     tg_ce_opts ce;
-    double input_scale; /* the largest |x| of the training data when it is not standardized, else 0 */
 } trainer;
 
 static int trainer_open_data(trainer *tr)
@@ -137,7 +136,7 @@ static int trainer_open_buffers(trainer *tr)
     st->rows = rows;
     st->early = cfg->train.patience > 0 && t->validation && t->validation->rows > 0;
     st->best_val = INFINITY;
-    tr->input_scale = cfg->data.standardize ? 0 : largest_magnitude(t->train);
+    t->input_scale = cfg->data.standardize ? 0 : largest_magnitude(t->train);
     tr->tape = tg_tape_new();
     st->opt = tg_optimizer_new(&cfg->optimizer, m->n_params, m->params);
     st->batches = tg_batcher_new(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
@@ -174,9 +173,9 @@ static void trainer_shuffle(trainer *tr) { tg_batcher_reset(tr->st->batches, &tr
 static void diverged(const trainer *tr, double value, int epoch, int64_t s)
 {
     char scale[160] = "";
-    if (tr->input_scale >= TG_LARGE_INPUT)
+    if (tr->t->input_scale >= TG_LARGE_INPUT)
         snprintf(scale, sizeof scale,
-                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to true", tr->input_scale);
+                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to true", tr->t->input_scale);
     tg_error("loss became %s at epoch %d, step %lld (lower optimizer.lr or set train.clip_grad_norm%s)",
              isnan(value) ? "NaN" : "infinite", epoch + 1, (long long)s + 1, scale);
 }

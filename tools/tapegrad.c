@@ -146,14 +146,6 @@ static class_stats stats_of(const tg_eval *ev, int64_t k)
                           actual };
 }
 
-/* Rows classified correctly: the confusion matrix's trace. */
-static int64_t correct_rows(const tg_eval *ev)
-{
-    int64_t correct = 0;
-    for (int64_t k = 0; k < ev->classes; k++)
-        correct += ev->confusion[k * ev->classes + k];
-    return correct;
-}
 
 static void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool colour)
 {
@@ -550,7 +542,7 @@ static int report_finished(const options *o, const tg_config *cfg, const tg_trai
     if (rc == 0 && o->json) {
         print_train_json(o, t, &ev, out, warnings, n_warnings);
     } else if (rc == 0) {
-        printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
+        printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)ev.correct,
                (long long)ev.rows, ev.loss);
         print_report(stdout, t->model, &ev, isatty(fileno(stdout)));
         printf("\nsaved %s\n", out);
@@ -706,7 +698,7 @@ static int cmd_eval(int argc, char **argv)
                 cJSON_AddStringToObject(root, "plot", o.plot);
             print_json(root);
         } else {
-            printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
+            printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)ev.correct,
                    (long long)ev.rows, ev.loss);
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
             if (scored)

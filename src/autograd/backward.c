@@ -2,7 +2,7 @@
  * node's backward add its share of dL/d(input) into its inputs' gradients.
  * Nodes are recorded in execution order, so reverse order is a valid
  * topological order: every consumer of a tensor runs before its producer. */
-#include "internal.h"
+#include "autograd/tape.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* Ops of the user's own: the user computes the forward and the vector-Jacobian
  * product; the tape records them like any built-in op. */
-#include "internal.h"
+#include "autograd/tape.h"
 
 typedef struct {
     const tg_custom_op *op;

@@ -2,7 +2,7 @@
  * tensor of a step. Reset rewinds the arena and keeps its blocks, so a loop
  * that repeats the same step replays the same allocations into the same
  * memory and never calls the allocator again. */
-#include "internal.h"
+#include "autograd/tape.h"
 
 #include <string.h>
 

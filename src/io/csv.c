@@ -5,7 +5,7 @@
  * the process's locale. */
 #define _POSIX_C_SOURCE 200809L /* fstat, fileno */
 
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <errno.h>
 #include <float.h>

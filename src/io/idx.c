@@ -5,7 +5,7 @@
  * buffers grow only as decompressed bytes actually arrive. */
 #define _POSIX_C_SOURCE 200809L /* stat */
 
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <errno.h>
 #include <math.h>

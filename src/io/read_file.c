@@ -1,6 +1,6 @@
 /* A whole text file in memory, NUL-terminated, for the loaders that parse
  * text (CSV, JSON configs). */
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <errno.h>
 #include <string.h>

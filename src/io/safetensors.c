@@ -9,7 +9,7 @@
 #define _XOPEN_SOURCE 700 /* mkstemp, fsync, fdopen, fseeko, realpath, XSI strerror_r */
 #define _FILE_OFFSET_BITS 64
 
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <cjson/cJSON.h>
 

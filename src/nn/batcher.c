@@ -125,7 +125,7 @@ const int64_t *tg_batcher_rows(const tg_batcher *b, int64_t *n)
     return b->order + start;
 }
 
-/* ---- for training checkpoints (src/nn/train_state.c) ---- */
+/* ---- for training checkpoints (src/train/train_state.c) ---- */
 
 int64_t *batcher_order(tg_batcher *b)
 {

@@ -122,11 +122,10 @@ int tg_evaluate(const tg_model *m, const tg_dataset *ds, tg_eval *out)
         tg_eval_clear(out);
         return -1;
     }
-    int64_t correct = 0;
     for (int64_t k = 0; k < m->classes; k++)
-        correct += out->confusion[k * m->classes + k];
+        out->correct += out->confusion[k * m->classes + k];
     out->loss = ds->rows ? acc.loss_sum / (double)ds->rows : NAN;
-    out->accuracy = ds->rows ? (double)correct / (double)ds->rows : NAN;
+    out->accuracy = ds->rows ? (double)out->correct / (double)ds->rows : NAN;
     return 0;
 }
 

@@ -1,6 +1,6 @@
 /* Parameters of a linear layer, initialised from a caller's generator so the
  * same seed gives the same weights on every platform. */
-#include "internal.h"
+#include "nn/nn_internal.h"
 
 #include <math.h>
 

@@ -1,7 +1,7 @@
 /* A feed-forward classifier: a list of layers whose parameters are named and
  * ordered exactly like the state_dict of the equivalent torch.nn.Sequential
  * (an activation takes an index too), so checkpoints map one to one. */
-#include "internal.h"
+#include "nn/nn_internal.h"
 
 #include <stdio.h>
 #include <string.h>

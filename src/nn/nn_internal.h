@@ -1,9 +1,29 @@
-/* What the toolkit's files (src/nn/) share: batches gathered from a dataset,
- * the data a config names, and the checks a model makes of data. */
+/* What the toolkit's files (src/nn/) share: the model's fields, the layer
+ * names, batches gathered from a dataset, the clock. */
 #ifndef TAPEGRAD_NN_INTERNAL_H
 #define TAPEGRAD_NN_INTERNAL_H
 
-#include "internal.h"
+#include "ops/ops.h"
+
+/* ---- models (src/nn/model.c), shared with the checkpoint reader ---- */
+
+struct tg_model {
+    tg_dtype dtype;
+    int64_t inputs, classes;
+    int n_layers;
+    tg_layer_spec *layers;
+    tg_linear_layer *linear; /* [n_layers]; weight NULL for activation layers */
+    int n_params;
+    tg_tensor **params; /* [n_params], pointers into linear */
+    char **param_names; /* "0.weight", ... */
+    int64_t n_labels;
+    char **labels;
+    float *mean, *std; /* [inputs] each, or NULL */
+    char *config_json;
+};
+
+/* Layer names indexed by tg_layer_type, NULL-terminated (src/nn/model.c): the choices a config offers. */
+extern const char *const tg_layer_names[];
 
 /* Reused input and label tensors for batches of `size` rows, and a second pair
  * for the final, shorter batch when `size` does not divide the row count: a
@@ -30,12 +50,6 @@ void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, in
 void gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
                          tg_tensor *x, tg_tensor *y);
 
-/* The training, validation and test sets a config names, split as training splits them. */
-typedef struct {
-    tg_dataset *train, *validation, *test;
-} split_data;
-int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d);
-void split_data_free(split_data *d);
 
 /* The optimizer's state, for training checkpoints (src/nn/optim.c): buffer k of parameter i (k 0: SGD's
  * momentum buffer or Adam's first moment; 1: Adam's second moment), the parameter's dtype and numel, or
@@ -48,28 +62,6 @@ int64_t *optimizer_steps(const tg_optimizer *o);
 int64_t *batcher_order(tg_batcher *b);
 void batcher_seek(tg_batcher *b, int64_t batch);
 
-/* What carries a run from one step to the next, beyond the model and curves: owned by the tg_training
- * (t->state) so that a stopped run can be saved (tg_training_save) and resumed. */
-struct tg_train_state {
-    tg_optimizer *opt;
-    tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
-    int64_t rows; /* training rows */
-    tg_batcher *batches; /* the training rows in the epoch's order (each epoch reshuffles the last) */
-    double loss_sum; /* the losses of the t->steps_done steps taken in the current epoch */
-    bool early; /* early stopping is on */
-    double best_val; /* the best validation loss so far (inf before the first) */
-    int since_best; /* epochs since it */
-    tg_tensor **best; /* [n_params] when early: the best weights; after the run, when swapped, the last ones */
-    bool swapped; /* the model holds the best weights and best the last ones (the run has ended) */
-    uint64_t data_hash; /* of the training and validation rows, once hashed */
-    bool hashed;
-    char *settings; /* JSON: what a resumed run's config must repeat (train_state.c) */
-};
-/* Fills what train_state.c derives from the config (the settings a resume must repeat). */
-int train_state_describe(tg_training *t, const tg_config *cfg);
-void train_state_free(struct tg_train_state *st);
-/* Continues t (opened from cfg, not yet trained) from the training checkpoint at path. */
-int trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path);
 
 /* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or
  * loss.class_weight ("balanced" or a label map, checked against the data's labels), as a new

@@ -198,7 +198,7 @@ double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm
     return norm;
 }
 
-/* ---- the state a training checkpoint keeps (src/nn/train_state.c) ---- */
+/* ---- the state a training checkpoint keeps (src/train/train_state.c) ---- */
 
 void *optimizer_buffer(const tg_optimizer *o, int k, int i)
 {

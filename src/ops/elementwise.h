@@ -3,7 +3,7 @@
 #ifndef TAPEGRAD_ELEMENTWISE_H
 #define TAPEGRAD_ELEMENTWISE_H
 
-#include "internal.h"
+#include "ops.h"
 
 /* ---- unary ops: y = f(x) ---- */
 
@@ -86,6 +86,14 @@ tg_tensor *tg_binary_op(tg_tape *tape, const char *op, tg_tensor *a, tg_tensor *
 /* The backward of a binary op: each input that needs it gets
  * grad += unbroadcast(kernel(a, b, y, g)). A NULL kernel skips that input. */
 int tg_binary_backward(tg_tape *tape, tg_node *node, const tg_binary_kernel *grad_a, const tg_binary_kernel *grad_b);
+
+/* ---- loss reductions (src/ops/loss_reduction.c) ---- */
+
+/* A loss's reduced value: TG_SUM writes total, TG_MEAN total / denominator (NaN when the
+ * denominator is 0, PyTorch's 0/0); TG_NONE writes nothing (the positions were written). */
+void tg_loss_reduce(tg_tensor *loss, tg_reduction reduction, double total, double denominator);
+/* The upstream gradient position p's loss receives: g[p] (TG_NONE), g (TG_SUM), g / denominator (TG_MEAN). */
+double tg_loss_grad_scale(const tg_tensor *g, tg_reduction reduction, int64_t p, double denominator);
 
 /* ---- reductions (src/ops/sum.c) ---- */
 

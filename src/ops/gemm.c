@@ -2,7 +2,7 @@
  * (TAPEGRAD_BLAS, the default), else in plain C with loops ordered so the
  * innermost one walks both operands with unit stride (the compiler
  * vectorises it). Transposes are flags, never copies. */
-#include "internal.h"
+#include "ops/ops.h"
 
 #include <string.h>
 

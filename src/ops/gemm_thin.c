@@ -4,7 +4,7 @@
  * the arithmetic), so these kernels keep every output of a row in registers
  * and stream the wide operand once, with GCC vector types so the reduction
  * order is fixed by the code (no -ffast-math needed). */
-#include "internal.h"
+#include "ops/ops.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* xoshiro256** (Blackman & Vigna) seeded by splitmix64: integer-only, so the
  * same seed gives the same stream on every platform and compiler. */
-#include "internal.h"
+#include "tensor/tensor_internal.h"
 
 #include <math.h>
 

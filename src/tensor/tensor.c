@@ -1,5 +1,5 @@
 /* Caller-owned tensors: a header and one contiguous row-major block. */
-#include "internal.h"
+#include "tensor/tensor_internal.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-#include "internal.h"
+#include "core/core.h"
 
 #include <string.h>
 

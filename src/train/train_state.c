@@ -5,7 +5,7 @@
  * names, the row order, step counts, curves, the last weights under early
  * stopping) and a "training" metadata entry (position, random state, and the
  * settings a resume must repeat). See docs/checkpoint.md. */
-#include "nn/nn_internal.h"
+#include "train/train.h"
 
 #include <cjson/cJSON.h>
 

@@ -1,7 +1,7 @@
 /* The allocator hooks: every byte the library (and cJSON, once the toolkit
  * loads it) takes from the system passes through here, so a caller can count,
  * cap or fail allocations. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* The data a trained model scores, and the data a config names, split the way
  * training splits them. */
-#include "nn/nn_internal.h"
+#include "io/io_internal.h"
 
 #include <string.h>
 

@@ -4,7 +4,7 @@
  * standardized on the way with the model's own mean and std, so a saved model
  * carries everything it needs to score new data. Nothing allocates inside the
  * step loop. */
-#include "nn/nn_internal.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <string.h>

@@ -518,8 +518,15 @@ static void print_train_json(const options *o, const tg_training *t, const tg_ev
 static int report_finished(const options *o, const tg_config *cfg, const tg_training *t, const char *out)
 {
     tg_eval ev = { 0 };
-    if (t->test->rows == 0)
-        return fail("the test set is empty (set data.test or a data.test_split > 0)");
+    if (t->test->rows == 0) {
+        int64_t rows = t->train->rows + t->validation->rows;
+        if (cfg->data.test)
+            return fail("the test set %s has no rows", cfg->data.test);
+        /* test_split > 0 was checked before training: the split rounded to no row */
+        return fail("the test set is empty: data.test_split %g of %lld row%s rounds to 0 rows (use more data, a "
+                    "larger data.test_split, or a test file in data.test)",
+                    cfg->data.test_split, (long long)rows, rows == 1 ? "" : "s");
+    }
     if (tg_evaluate(t->model, t->test, &ev))
         return fail("evaluating the test set: %s", tg_last_error());
     char warnings[4][512];
@@ -817,6 +824,7 @@ static int cmd_gradcheck(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    fit_threads_to_limits(); /* before any thread: a memory or thread limit must not hang the command */
     if (argc < 2)
         return fputs(usage_main, stderr), 2;
     const char *cmd = argv[1];

@@ -25,6 +25,12 @@ struct tg_node {
     tg_node *prev;
 };
 
+/* Whether t may be used: a caller's tensor, or a tape tensor made since the tape's last reset.
+ * Otherwise sets "op: which is a tape tensor from before the last tg_tape_reset ...". Every op's
+ * input check calls it; it reads t's header only, which stays readable memory until tg_tape_free. */
+bool tg_check_live(const char *op, const char *which, const tg_tensor *t);
+/* A tape tensor header (no data) stamped with the tape's generation. */
+tg_tensor *tg_tape_new_header(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, int64_t numel);
 /* Arena memory that lives until the next reset; 64-byte aligned, NULL on failure. */
 void *tg_tape_alloc(tg_tape *tape, size_t bytes);
 /* A tape tensor; data zero-filled when zero is true. */

@@ -34,6 +34,11 @@ void tg_free_strings(char **strings, int64_t n);
 /* The first byte of s that does not start a valid UTF-8 sequence, or NULL when s is UTF-8. */
 const char *tg_utf8_first_invalid(const char *s);
 
+/* "1.5 GiB" into buf. */
+const char *tg_bytes_str(char *buf, size_t size, double bytes);
+/* Bytes of physical memory (sysconf), or 0 when unknown: the bound sizes are checked against (src/core/alloc.c). */
+uint64_t tg_physical_memory(void);
+
 /* ---- dtypes ---- */
 
 /* Runs the statements once with T typedef'd to the element type of a float dtype. */

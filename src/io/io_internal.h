@@ -28,6 +28,8 @@ int tg_io_rename(const char *from, const char *to);
  * directory and, when max_bytes is not 0, a larger file; `what` names the
  * expected content in messages ("a CSV file"). */
 char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t *len);
+/* "a character device", "a FIFO", ... for messages that refuse what is not a regular file. */
+const char *tg_file_kind(unsigned mode);
 
 /* tg_dataset_split without the copy of the first part: ds keeps those rows, in the same order
  * tg_dataset_split would give them (its block shrinks to fit), and *second gets the rest. */

@@ -105,6 +105,8 @@ static void eval_chunk(void *ctx, const tg_tensor *logits, const tg_tensor *y, i
 
 int tg_evaluate(const tg_model *m, const tg_dataset *ds, tg_eval *out)
 {
+    if (!out)
+        return tg_error("evaluate: out is NULL (the tg_eval to fill)"), -1;
     memset(out, 0, sizeof *out);
     if (!m || !ds) {
         tg_error("evaluate: %s is NULL", m ? "data" : "model");

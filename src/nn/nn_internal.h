@@ -22,6 +22,10 @@ struct tg_model {
     char *config_json;
 };
 
+/* Refuses a standardization the model could not apply: one of mean and std NULL, a mean that is not
+ * finite, a std <= 0 or not finite; `where` starts the message (src/nn/model.c). 0 when usable. */
+int tg_check_standardization(const char *where, int64_t inputs, const float *mean, const float *std);
+
 /* Layer names indexed by tg_layer_type, NULL-terminated (src/nn/model.c): the choices a config offers. */
 extern const char *const tg_layer_names[];
 

@@ -80,3 +80,12 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
 #endif
     gemm_plain(dtype, trans_a, trans_b, m, n, k, a, b, c, accumulate);
 }
+
+void tg_gemm_any_layout(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                        const void *b, void *c, bool accumulate)
+{
+    if (m == 0 || n == 0)
+        return;
+    if (!tg_gemm_thin_any_layout(dtype, trans_a, trans_b, m, n, k, a, b, c, accumulate))
+        tg_gemm(dtype, trans_a, trans_b, m, n, k, a, b, c, accumulate);
+}

@@ -111,7 +111,7 @@ int tg_loss_check(const char *op, const tg_tensor *input, const tg_tensor *targe
     char si[TG_SHAPE_BUF], st[TG_SHAPE_BUF];
     if (!input || !target)
         return -1;
-    if (!tg_check_float_input(op, input) || input_layout(op, input, shape))
+    if (!tg_check_live(op, "the target", target) || !tg_check_float_input(op, input) || input_layout(op, input, shape))
         return -1;
     shape->class_targets = target->dtype == TG_I64;
     if (shape->class_targets) {

@@ -25,6 +25,15 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
 #define TG_THIN 16
 bool tg_gemm_thin(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                   const void *b, void *c, bool accumulate);
+/* tg_gemm with the thin kernels tried for every layout first (n <= TG_THIN
+ * whatever the transposes, or m <= TG_THIN for A^T B): tg_matmul's products,
+ * whose weight is [in, out]. tg_linear stays on tg_gemm,
+ * whose thin kernels are those of its own layout, so that its results do not
+ * change. */
+void tg_gemm_any_layout(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                        const void *b, void *c, bool accumulate);
+bool tg_gemm_thin_any_layout(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                             const void *a, const void *b, void *c, bool accumulate);
 
 /* out[i] = exp(x[i] - shift) over a row; returns the sum of out (src/ops/exp_kernel.c).
  * Vectorised: within 2 ulp of libm's expf / exp; results below FLT_MIN / DBL_MIN flush to 0. */

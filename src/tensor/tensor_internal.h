@@ -21,7 +21,15 @@ struct tg_tensor {
     bool requires_grad;
     tg_owner owner;
     struct tg_node *node; /* the node that made it, NULL for a leaf */
+    const tg_tape *tape; /* the tape that owns it, NULL for a caller's */
+    uint64_t generation; /* the tape's reset count when it was made */
+    uint64_t seal; /* a hash of tape, generation and owner (tg_tensor_seal) */
 };
+
+/* Seals a tensor header after its tape, generation and owner are set (tg_tensor_init does it for a caller's). */
+void tg_tensor_seal(tg_tensor *t);
+/* Whether t's header still hashes to its seal (memory that once held a header and now holds other data does not). */
+bool tg_tensor_sealed(const tg_tensor *t);
 
 /* Checks ndim and shape and computes numel with overflow checks; op names the caller. */
 int tg_shape_check(const char *op, int ndim, const int64_t *shape, int64_t *numel);

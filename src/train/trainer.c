@@ -338,7 +338,8 @@ static int trainer_run(trainer *tr)
     int epochs = tr->cfg->train.epochs;
     for (int epoch = t->epochs_run; epoch < epochs; epoch++) {
         double lr = tg_config_lr_at(tr->cfg, epoch);
-        tg_optimizer_set_lr(tr->st->opt, lr);
+        if (tg_optimizer_set_lr(tr->st->opt, lr)) /* a schedule that reached an invalid rate: say so, do not go on */
+            return -1;
         if (t->steps_done == 0)
             trainer_shuffle(tr); /* a resumed run that stopped mid-epoch keeps that epoch's order */
         tg_progress p = { .epoch = epoch + 1, .epochs = epochs, .steps_per_epoch = t->steps_per_epoch, .lr = lr,

@@ -286,6 +286,35 @@ static double wall_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static int print_solver_iteration(progress_state *s, const tg_progress *p)
+{
+    if (s->live)
+        fprintf(s->out, "\r\033[Kiteration %4d/%d  objective/(C n) %.10g  %.2fs", p->epoch, p->epochs, p->train_loss,
+                p->seconds);
+    else if (p->epoch % 10 == 0)
+        fprintf(s->out, "iteration %4d/%d  objective/(C n) %.10g  %.2fs\n", p->epoch, p->epochs, p->train_loss,
+                p->seconds);
+    fflush(s->out);
+    return 0;
+}
+
+/* How the full-batch solver ended, as scikit-learn would say it (a warning at max_iter). */
+static void print_solver_summary(FILE *out, const tg_config *cfg, const tg_training *t, bool live)
+{
+    const tg_lbfgs_result *r = &t->solver;
+    if (live)
+        fprintf(out, "\n");
+    fprintf(out, "lbfgs%s: %s after %d iterations (%d evaluations); objective %.12g, gradient norm %.3g\n",
+            cfg->loss.penalty.type == TG_PENALTY_L1 || cfg->loss.penalty.type == TG_PENALTY_ELASTICNET ? " (OWL-QN)"
+                                                                                                       : "",
+            tg_lbfgs_status_text(r->status), r->iterations, r->evaluations, t->objective, r->grad_norm);
+    if (r->status == TG_LBFGS_MAX_ITER)
+        fprintf(stderr,
+                "tapegrad: warning: lbfgs failed to converge: stopped at optimizer.max_iter (%d) with gradient norm "
+                "%.3g > optimizer.tolerance_grad (%g); increase optimizer.max_iter\n",
+                r->iterations, r->grad_norm, cfg->lbfgs.opts.tolerance_grad);
+}
+
 static int on_progress(const tg_progress *p, void *ctx)
 {
     progress_state *s = ctx;
@@ -303,6 +332,8 @@ static int on_progress(const tg_progress *p, void *ctx)
         fflush(s->out);
         return 0;
     }
+    if (p->full_batch) /* one line per solver iteration: in place on a terminal, every 10th otherwise */
+        return print_solver_iteration(s, p);
     if (s->live)
         fprintf(s->out, "\r\033[K");
     fprintf(s->out, "epoch %3d/%d  train loss %.4f", p->epoch, p->epochs, p->train_loss);
@@ -409,6 +440,14 @@ static int cmd_train(int argc, char **argv)
     rc = 1;
     if (!t) {
         fail("%s", tg_last_error());
+        goto done;
+    }
+    if (t->full_batch && !o.quiet)
+        print_solver_summary(o.json ? stderr : stdout, cfg, t, ps.live);
+    if (t->full_batch && (t->solver.status == TG_LBFGS_LINESEARCH_FAILED || t->solver.status == TG_LBFGS_NOT_FINITE)) {
+        fail("%s", tg_last_error());
+        if (tg_model_save(t->model, out) == 0)
+            fprintf(stderr, "tapegrad: saved the last good weights to %s\n", out);
         goto done;
     }
     if (t->test->rows == 0) {

@@ -33,6 +33,10 @@ typedef struct {
 int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d);
 void split_data_free(split_data *d);
 
+/* optimizer.type lbfgs: the full-batch objective minimised by tg_lbfgs_minimize
+ * on t->model over t->train (src/nn/full_batch.c). 0 on success. */
+int train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started);
+
 /* Seconds on the monotonic clock. */
 double tg_now_seconds(void);
 

@@ -189,6 +189,11 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
     tg_optimizer_zero_grad(tr->opt);
     if (tg_backward(tr->tape, loss))
         return -1;
+    /* The penalty's gradient per step, scaled as the mean loss is: R / (C n) */
+    const tg_penalty *pen = &tr->cfg->loss.penalty;
+    if (pen->type != TG_PENALTY_NONE &&
+        tg_penalty_add_grad(pen, m, 1.0 / (pen->C * (double)tr->t->train->rows)))
+        return -1;
     if (tr->cfg->train.clip_grad_norm > 0 &&
         tg_clip_grad_norm(m->params, m->n_params, tr->cfg->train.clip_grad_norm) < 0)
         return -1;
@@ -281,6 +286,17 @@ tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void
         return NULL;
     tg_rng_seed(&tr.shuffle, cfg->data.shuffle_seed);
     int status = trainer_open_data(&tr);
+    if (!status && cfg->optimizer.type == TG_OPTIM_LBFGS) {
+        /* A solver that fails on the way (line search, NaN) returns the last good
+         * weights with solver.status saying why; any other failure returns NULL. */
+        tg_lbfgs_status why = tr.t->solver.status;
+        if (train_full_batch(cfg, tr.t, progress, ctx, tr.started) &&
+            (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE) {
+            tg_training_free(tr.t);
+            return NULL;
+        }
+        return tr.t;
+    }
     if (!status)
         status = trainer_open_buffers(&tr);
     if (!status)

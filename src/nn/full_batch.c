@@ -1,0 +1,215 @@
+/* Full-batch training (optimizer.type "lbfgs"): the penalized objective over
+ * the whole training set, minimised by tg_lbfgs_minimize (OWL-QN under an L1
+ * part). The objective is computed in float64 whatever the model's dtype, in
+ * blocks of rows gathered into one reused batch, so no tape is the size of
+ * the data set; the blocks' losses (reduction sum) and gradients add up in
+ * block order, so a result depends on the block size only through rounding.
+ * The solver sees f = (sum_i w_y(i) loss_i + R(W) / C) / n, scikit-learn's
+ * objective divided by C n: the same minimiser, a gradient of order 1. */
+#include "nn/nn_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    const tg_config *cfg;
+    const tg_model *source; /* standardization and dtype of the trained model */
+    tg_model *work; /* float64 twin of the model the objective runs on (the model itself when float64) */
+    const tg_dataset *train;
+    tg_tape *tape;
+    batch_buffers blocks;
+    tg_tensor *class_weight;
+    tg_ce_opts ce;
+    double l2; /* the L2 part's weight divided by C n */
+    unsigned char *mask; /* 1 on weights, 0 on biases */
+    int64_t n; /* parameters */
+    tg_training *t;
+    tg_progress_fn progress;
+    void *ctx;
+    double started;
+    double objective; /* the last evaluation's f (mean scale) */
+} full_batch;
+
+static void params_from(tg_model *m, const double *w)
+{
+    for (int i = 0; i < m->n_params; i++) {
+        tg_tensor *p = m->params[i];
+        memcpy(p->data, w, (size_t)p->numel * sizeof(double));
+        w += p->numel;
+    }
+}
+
+/* f and its gradient at w: blocks of rows, each one forward and backward with reduction sum. */
+static int objective(int64_t n, const double *w, double *f, double *grad, void *ctx)
+{
+    full_batch *fb = ctx;
+    tg_model *m = fb->work;
+    int64_t rows = fb->train->rows, size = fb->blocks.size;
+    params_from(m, w);
+    for (int i = 0; i < m->n_params; i++)
+        tg_zero_grad(m->params[i]);
+    double sum = 0;
+    for (int64_t start = 0; start < rows; start += size) {
+        batch_tensors b = batch_buffers_for(&fb->blocks, rows - start < size ? rows - start : size);
+        gather_rows(fb->source, fb->train, NULL, start, b.x, b.y);
+        tg_tape_reset(fb->tape);
+        tg_tensor *loss = tg_cross_entropy(fb->tape, tg_model_forward(m, fb->tape, b.x), b.y, &fb->ce);
+        if (!loss || tg_backward(fb->tape, loss))
+            return -1;
+        sum += tg_get(loss, 0);
+    }
+    double inv_rows = 1.0 / (double)rows, squares = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const tg_tensor *p = m->params[i];
+        const double *g = p->grad ? p->grad->data : NULL;
+        for (int64_t k = 0; k < p->numel; k++)
+            grad[k] = g ? g[k] * inv_rows : 0;
+        grad += p->numel;
+    }
+    grad -= n;
+    for (int64_t k = 0; k < n; k++)
+        if (fb->mask[k]) {
+            grad[k] += fb->l2 * w[k];
+            squares += w[k] * w[k];
+        }
+    *f = fb->objective = sum * inv_rows + 0.5 * fb->l2 * squares;
+    return 0;
+}
+
+/* Each iteration is one point of the curves (train_loss: the objective f). */
+static int on_iteration(int iteration, double value, double grad_norm, void *ctx)
+{
+    (void)grad_norm;
+    full_batch *fb = ctx;
+    tg_training *t = fb->t;
+    t->train_loss[iteration - 1] = value;
+    t->val_loss[iteration - 1] = NAN;
+    t->val_accuracy[iteration - 1] = NAN;
+    t->epochs_run = iteration;
+    if (!fb->progress)
+        return 0;
+    tg_progress p = { .epoch = iteration,
+                      .epochs = fb->cfg->lbfgs.opts.max_iter,
+                      .step = 1,
+                      .steps_per_epoch = 1,
+                      .train_loss = value,
+                      .val_loss = NAN,
+                      .val_accuracy = NAN,
+                      .lr = NAN,
+                      .seconds = tg_now_seconds() - fb->started,
+                      .finished = 1,
+                      .full_batch = 1 };
+    return fb->progress(&p, fb->ctx);
+}
+
+static int open_full_batch(full_batch *fb, tg_model *m)
+{
+    const tg_config *cfg = fb->cfg;
+    int64_t rows = fb->train->rows, block = cfg->lbfgs.block_rows < rows ? cfg->lbfgs.block_rows : rows;
+    int max_iter = cfg->lbfgs.opts.max_iter > 0 ? cfg->lbfgs.opts.max_iter : 1;
+    if (m->dtype == TG_F64) {
+        fb->work = m;
+    } else {
+        tg_rng unused;
+        tg_rng_seed(&unused, 0);
+        if (!(fb->work = tg_model_new(TG_F64, m->inputs, m->n_layers, m->layers, &unused)))
+            return -1;
+        for (int i = 0; i < m->n_params; i++)
+            for (int64_t k = 0; k < m->params[i]->numel; k++)
+                tg_set(fb->work->params[i], k, tg_get(m->params[i], k));
+    }
+    for (int i = 0; i < m->n_params; i++)
+        fb->n += m->params[i]->numel;
+    fb->tape = tg_tape_new();
+    fb->mask = tg_alloc_zeroed((size_t)fb->n);
+    tg_training *t = fb->t;
+    t->train_loss = tg_alloc((size_t)max_iter * sizeof(double));
+    t->val_loss = tg_alloc((size_t)max_iter * sizeof(double));
+    t->val_accuracy = tg_alloc((size_t)max_iter * sizeof(double));
+    if (!fb->tape || !fb->mask || !t->train_loss || !t->val_loss || !t->val_accuracy ||
+        batch_buffers_init(&fb->blocks, TG_F64, m->inputs, block, rows, true))
+        return -1;
+    unsigned char *mask = fb->mask;
+    for (int i = 0; i < m->n_params; i++) {
+        memset(mask, m->params[i]->ndim == 2, (size_t)m->params[i]->numel); /* weights are [out, in], biases [out] */
+        mask += m->params[i]->numel;
+    }
+    fb->ce = TG_CE_OPTS_DEFAULT;
+    fb->ce.reduction = TG_SUM;
+    fb->ce.label_smoothing = cfg->loss.label_smoothing;
+    if (cfg->loss.class_weights) {
+        if (!(fb->class_weight = tg_tensor_new(TG_F64, 1, (int64_t[]){ cfg->loss.n_class_weights })))
+            return -1;
+        memcpy(fb->class_weight->data, cfg->loss.class_weights, (size_t)cfg->loss.n_class_weights * sizeof(double));
+        fb->ce.weight = fb->class_weight;
+    }
+    double l1, l2, scale = 1.0 / (cfg->loss.penalty.C * (double)rows);
+    tg_penalty_parts(&cfg->loss.penalty, &l1, &l2);
+    fb->l2 = l2 * scale;
+    return 0;
+}
+
+static void close_full_batch(full_batch *fb, tg_model *m)
+{
+    if (fb->work != m)
+        tg_model_free(fb->work);
+    tg_tensor_free(fb->class_weight);
+    batch_buffers_free(&fb->blocks);
+    tg_tape_free(fb->tape);
+    tg_dealloc(fb->mask);
+}
+
+/* The solver from the model's initial weights; the model keeps the last good weights even on failure. */
+static int solve(full_batch *fb, tg_model *m)
+{
+    const tg_config *cfg = fb->cfg;
+    double *w = tg_alloc((size_t)fb->n * sizeof *w);
+    if (!w)
+        return -1;
+    double *p = w;
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t k = 0; k < m->params[i]->numel; k++)
+            *p++ = tg_get(m->params[i], k);
+    tg_lbfgs_opts o = cfg->lbfgs.opts;
+    double l1;
+    tg_penalty_parts(&cfg->loss.penalty, &l1, NULL);
+    o.l1 = l1 / (cfg->loss.penalty.C * (double)fb->train->rows);
+    o.l1_mask = fb->mask;
+    o.progress = on_iteration;
+    int status = tg_lbfgs_minimize(fb->n, w, objective, fb, &o, &fb->t->solver);
+    p = w;
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t k = 0; k < m->params[i]->numel; k++)
+            tg_set(m->params[i], k, *p++);
+    tg_dealloc(w);
+    fb->t->stopped_by_caller = fb->t->solver.status == TG_LBFGS_STOPPED;
+    fb->t->objective = fb->t->solver.objective * cfg->loss.penalty.C * (double)fb->train->rows;
+    return status;
+}
+
+/* The model's final validation loss and accuracy go on the curves' last point. */
+static int validate_last(tg_training *t)
+{
+    if (!t->validation || t->validation->rows == 0 || t->epochs_run == 0)
+        return 0;
+    tg_eval ev;
+    if (tg_evaluate(t->model, t->validation, &ev))
+        return -1;
+    t->val_loss[t->epochs_run - 1] = ev.loss;
+    t->val_accuracy[t->epochs_run - 1] = ev.accuracy;
+    tg_eval_free(&ev);
+    return 0;
+}
+
+int train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started)
+{
+    tg_model *m = t->model;
+    full_batch fb = { .cfg = cfg, .source = m, .train = t->train, .t = t, .progress = progress, .ctx = ctx,
+                      .started = started };
+    t->full_batch = 1;
+    int status = open_full_batch(&fb, m);
+    if (!status)
+        status = solve(&fb, m);
+    close_full_batch(&fb, m);
+    return status ? -1 : validate_last(t);
+}

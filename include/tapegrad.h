@@ -445,6 +445,7 @@ typedef enum {
     TG_LBFGS_RUNNING,
     TG_LBFGS_CONVERGED_GRAD,
     TG_LBFGS_CONVERGED_CHANGE,
+    TG_LBFGS_CONVERGED_ROUNDING, /* the next step's predicted decrease is below f's float64 rounding */
     TG_LBFGS_MAX_ITER, /* a warning, as scikit-learn's ConvergenceWarning: w is the last iterate */
     TG_LBFGS_LINESEARCH_FAILED,
     TG_LBFGS_NOT_FINITE,

@@ -29,6 +29,7 @@ typedef struct {
     double *x, *g; /* the current point (the caller's w) and gradient */
     double f, F; /* smooth part, and with the L1 term */
     int evaluations;
+    bool not_finite; /* a point of this line search had a NaN or Inf objective or gradient */
 } solver;
 
 static double dot(int64_t n, const double *a, const double *b)
@@ -177,6 +178,7 @@ static tg_lbfgs_status probe(solver *sv, double t, trial *p)
     step_to(sv, t);
     tg_lbfgs_status st = evaluate(sv, sv->x, &sv->f, sv->g, &sv->F);
     p->t = t;
+    sv->not_finite |= st == TG_LBFGS_NOT_FINITE;
     p->F = st == TG_LBFGS_NOT_FINITE ? INFINITY : sv->F;
     p->slope = st == TG_LBFGS_NOT_FINITE ? NAN : dot(sv->n, sv->g, sv->d);
     return st == TG_LBFGS_NOT_FINITE ? TG_LBFGS_RUNNING : st;
@@ -280,8 +282,13 @@ static tg_lbfgs_status iterate(solver *sv)
     double f0 = sv->f;
     /* Without curvature pairs the direction is -pg: a first step of unit length. */
     double t = sv->stored ? 1.0 : fmin(1.0, 1.0 / sqrt(dot(n, sv->d, sv->d)));
+    sv->not_finite = false;
     tg_lbfgs_status st = sv->o->l1 > 0 ? backtracking_search(sv, t, &at0) : wolfe_search(sv, t, &at0);
-    if (st) { /* back to the start point, which is the last good one */
+    if (st == TG_LBFGS_LINESEARCH_FAILED && sv->not_finite)
+        st = TG_LBFGS_NOT_FINITE; /* the search failed because it met NaN or Inf: say so */
+    else if (st == TG_LBFGS_LINESEARCH_FAILED && sv->stored && -slope * t <= F_ROUNDING * fabs(at0.F))
+        st = TG_LBFGS_CONVERGED_ROUNDING; /* the step's predicted decrease is below F's rounding: as far as float64 goes */
+    if (st) { /* back to the start point, which is the last good one (the best, when converged) */
         memcpy(sv->x, sv->x0, (size_t)n * sizeof *sv->x);
         memcpy(sv->g, sv->g0, (size_t)n * sizeof *sv->g);
         sv->f = f0;
@@ -319,6 +326,8 @@ const char *tg_lbfgs_status_text(tg_lbfgs_status status)
     case TG_LBFGS_RUNNING: return "running";
     case TG_LBFGS_CONVERGED_GRAD: return "converged: gradient norm below tolerance_grad";
     case TG_LBFGS_CONVERGED_CHANGE: return "converged: objective change below tolerance_change";
+    case TG_LBFGS_CONVERGED_ROUNDING:
+        return "converged: the next step's predicted decrease is below the objective's rounding";
     case TG_LBFGS_MAX_ITER: return "stopped at max_iter without converging";
     case TG_LBFGS_LINESEARCH_FAILED: return "line search failed to find a lower objective";
     case TG_LBFGS_NOT_FINITE: return "the objective or its gradient became NaN or infinite";
@@ -385,7 +394,8 @@ int tg_lbfgs_minimize(int64_t n, double *w, tg_lbfgs_fn fg, void *ctx, const tg_
             break;
         }
         double before = sv.F;
-        if ((st = iterate(&sv)) == TG_LBFGS_LINESEARCH_FAILED && sv.stored) {
+        st = iterate(&sv);
+        if ((st == TG_LBFGS_LINESEARCH_FAILED || st == TG_LBFGS_NOT_FINITE) && sv.stored) {
             sv.stored = 0; /* the quasi-Newton model misled the search: once more from steepest descent */
             st = iterate(&sv);
         }

@@ -439,7 +439,7 @@ typedef struct {
     ((tg_lbfgs_opts){ .history_size = 10,                                                                      \
                       .max_iter = 1000,                                                                        \
                       .max_linesearch = 40,                                                                    \
-                      .tolerance_grad = 1e-10,                                                                 \
+                      .tolerance_grad = 1e-8,                                                                  \
                       .tolerance_change = 0.0 })
 typedef enum {
     TG_LBFGS_RUNNING,

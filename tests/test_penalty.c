@@ -96,8 +96,8 @@ Test(penalty, full_batch_optimum_equals_scikit_learns, .timeout = 120)
         tg_config *cfg = solver_config(path, ref->classes, ref->penalty, ref->C, NULL);
         tg_training *t = tg_train_config(cfg, NULL, NULL);
         cr_assert_not_null(t, "%s C=%g: %s", ref->data, ref->C, tg_last_error());
-        cr_expect(t->solver.status == TG_LBFGS_CONVERGED_GRAD || t->solver.status == TG_LBFGS_CONVERGED_ROUNDING, "%s %s C=%g: %s", ref->data, ref->penalty, ref->C,
-                  tg_lbfgs_status_text(t->solver.status));
+        cr_expect(t->solver.status == TG_LBFGS_CONVERGED_GRAD || t->solver.status == TG_LBFGS_CONVERGED_ROUNDING,
+                  "%s %s C=%g: %s", ref->data, ref->penalty, ref->C, tg_lbfgs_status_text(t->solver.status));
         tg_dataset *ds = tg_csv_load(path, NULL);
         cr_assert_not_null(ds);
         cr_assert_eq(ds->classes, ref->classes);
@@ -111,6 +111,9 @@ Test(penalty, full_batch_optimum_equals_scikit_learns, .timeout = 120)
         bool l1 = strcmp(ref->penalty, "l1") == 0;
         long double objective = objective_of(t->model, ds, probs, ref->penalty, ref->C);
         double relative = (double)fabsl((objective - ref->objective) / ref->objective);
+        if (getenv("MARGINS"))
+            fprintf(stderr, "%s %s C=%g: proba %.2e objective rel %.2e, %d iterations\n", ref->data, ref->penalty,
+                    ref->C, worst, relative, t->solver.iterations);
         cr_expect_leq(worst, 1e-5, "%s %s C=%g: probabilities differ by %.3g", ref->data, ref->penalty, ref->C, worst);
         cr_expect_leq(relative, l1 ? 1e-5 : 1e-7, "%s %s C=%g: objective %.15Lg, scikit-learn's %.15g (rel %.3g)",
                       ref->data, ref->penalty, ref->C, objective, ref->objective, relative);
@@ -138,8 +141,8 @@ Test(penalty, block_size_changes_only_rounding, .timeout = 60)
     tg_config *whole = solver_config(DIGITS_CSV, 10, "l2", 1.0, ", \"block_rows\": 100000");
     tg_training *a = tg_train_config(small, NULL, NULL), *b = tg_train_config(whole, NULL, NULL);
     cr_assert(a && b, "%s", tg_last_error());
-    cr_expect(close_enough(a->objective, b->objective, 1e-10 * fabs(b->objective)), "%.17g vs %.17g",
-              a->objective, b->objective);
+    cr_expect(close_enough(a->objective, b->objective, 1e-10 * fabs(b->objective)), "%.17g vs %.17g", a->objective,
+              b->objective);
     const tg_tensor *wa = tg_model_param(a->model, 0), *wb = tg_model_param(b->model, 0);
     double worst = 0;
     for (int64_t k = 0; k < tg_numel(wa); k++)
@@ -183,16 +186,16 @@ Test(penalty, value_and_gradient_by_hand)
 {
     tg_rng rng;
     tg_rng_seed(&rng, 1);
-    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 2, 1 }, { TG_LAYER_RELU, 0, 0 }, { TG_LAYER_LINEAR, 2, 1 } };
+    tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 2, 1}, {TG_LAYER_RELU, 0, 0}, {TG_LAYER_LINEAR, 2, 1}};
     tg_model *m = tg_model_new(TG_F64, 2, 3, layers, &rng);
     cr_assert_not_null(m);
-    const double w0[] = { 1, -2, 0.5, 0 }, w1[] = { -3, 0.25, 1, 2 };
+    const double w0[] = {1, -2, 0.5, 0}, w1[] = {-3, 0.25, 1, 2};
     memcpy(tg_data(tg_model_param(m, 0)), w0, sizeof w0);
     memcpy(tg_data(tg_model_param(m, 2)), w1, sizeof w1);
     tg_fill(tg_model_param(m, 1), 7); /* biases: never penalized */
     tg_fill(tg_model_param(m, 3), -7);
     /* |W| = 3.5 + 6.25 = 9.75; |W|^2 / 2 = (1 + 4 + 0.25 + 9 + 0.0625 + 1 + 4) / 2 = 9.65625 */
-    tg_penalty l1 = { TG_PENALTY_L1, 1.0, 0 }, l2 = { TG_PENALTY_L2, 1.0, 0 }, en = { TG_PENALTY_ELASTICNET, 1.0, 0.25 };
+    tg_penalty l1 = {TG_PENALTY_L1, 1.0, 0}, l2 = {TG_PENALTY_L2, 1.0, 0}, en = {TG_PENALTY_ELASTICNET, 1.0, 0.25};
     cr_expect_eq(tg_penalty_value(&l1, m), 9.75);
     cr_expect_eq(tg_penalty_value(&l2, m), 9.65625);
     cr_expect_eq(tg_penalty_value(&en, m), 0.25 * 9.75 + 0.75 * 9.65625);
@@ -203,7 +206,7 @@ Test(penalty, value_and_gradient_by_hand)
     }
     cr_expect_null(tg_grad(tg_model_param(m, 1)), "the bias gets no penalty gradient");
     cr_expect_eq(tg_penalty_add_grad(&l1, m, 1.0), -1, "an L1 term has no gradient to add");
-    tg_penalty bad = { TG_PENALTY_L2, 0.0, 0 };
+    tg_penalty bad = {TG_PENALTY_L2, 0.0, 0};
     cr_expect(isnan(tg_penalty_value(&bad, m)));
     tg_model_free(m);
 }
@@ -214,21 +217,21 @@ Test(penalty, config_refusals_name_the_path)
     static const struct {
         const char *loss, *optimizer, *train, *expect;
     } cases[] = {
-        { "\"penalty\": \"l2\", \"C\": 0", "\"type\": \"lbfgs\"", NULL, "loss.C: must be > 0" },
-        { "\"penalty\": \"l2\", \"C\": -1", "\"type\": \"lbfgs\"", NULL, "loss.C: must be > 0" },
-        { "\"penalty\": \"l2\", \"C\": 1e999", "\"type\": \"lbfgs\"", NULL, "loss.C: must be a finite number" },
-        { "\"penalty\": \"elasticnet\", \"l1_ratio\": 1.5", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: must be in" },
-        { "\"penalty\": \"elasticnet\"", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: required" },
-        { "\"penalty\": \"l2\", \"l1_ratio\": 0.5", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: is used only" },
-        { "\"penalty\": \"none\", \"C\": 2", "\"type\": \"lbfgs\"", NULL, "loss.C: has no effect" },
-        { "\"penalty\": \"l1\"", "\"type\": \"sgd\", \"lr\": 0.1", NULL, "loss.penalty: \"l1\" needs optimizer.type" },
-        { "\"penalty\": \"elasticnet\", \"l1_ratio\": 0.5", "\"type\": \"adam\"", NULL,
-          "loss.penalty: \"elasticnet\" needs" },
-        { "\"penalty\": \"l3\"", "\"type\": \"lbfgs\"", NULL, "loss.penalty" },
-        { "\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"history_size\": 0", NULL, "optimizer.history_size" },
-        { "\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"tolerance_grad\": -1", NULL, "optimizer.tolerance_grad" },
-        { "\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"lr\": 1", NULL, "optimizer.lr: unknown key for type" },
-        { "\"penalty\": \"l2\"", "\"type\": \"lbfgs\"", "\"epochs\": 5", "train.epochs: not used by optimizer.type" },
+        {"\"penalty\": \"l2\", \"C\": 0", "\"type\": \"lbfgs\"", NULL, "loss.C: must be > 0"},
+        {"\"penalty\": \"l2\", \"C\": -1", "\"type\": \"lbfgs\"", NULL, "loss.C: must be > 0"},
+        {"\"penalty\": \"l2\", \"C\": 1e999", "\"type\": \"lbfgs\"", NULL, "loss.C: must be a finite number"},
+        {"\"penalty\": \"elasticnet\", \"l1_ratio\": 1.5", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: must be in"},
+        {"\"penalty\": \"elasticnet\"", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: required"},
+        {"\"penalty\": \"l2\", \"l1_ratio\": 0.5", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: is used only"},
+        {"\"penalty\": \"none\", \"C\": 2", "\"type\": \"lbfgs\"", NULL, "loss.C: has no effect"},
+        {"\"penalty\": \"l1\"", "\"type\": \"sgd\", \"lr\": 0.1", NULL, "loss.penalty: \"l1\" needs optimizer.type"},
+        {"\"penalty\": \"elasticnet\", \"l1_ratio\": 0.5", "\"type\": \"adam\"", NULL,
+         "loss.penalty: \"elasticnet\" needs"},
+        {"\"penalty\": \"l3\"", "\"type\": \"lbfgs\"", NULL, "loss.penalty"},
+        {"\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"history_size\": 0", NULL, "optimizer.history_size"},
+        {"\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"tolerance_grad\": -1", NULL, "optimizer.tolerance_grad"},
+        {"\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"lr\": 1", NULL, "optimizer.lr: unknown key for type"},
+        {"\"penalty\": \"l2\"", "\"type\": \"lbfgs\"", "\"epochs\": 5", "train.epochs: not used by optimizer.type"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[1024];

@@ -481,6 +481,18 @@ static int cmd_train(int argc, char **argv)
             cJSON_AddItemToArray(epochs, row);
         }
         cJSON_AddBoolToObject(root, "stopped_early", t->stopped_early);
+        if (t->full_batch) {
+            cJSON *solver = cJSON_AddObjectToObject(root, "solver");
+            cJSON_AddStringToObject(solver, "type", "lbfgs");
+            cJSON_AddStringToObject(solver, "status", tg_lbfgs_status_text(t->solver.status));
+            cJSON_AddBoolToObject(solver, "converged", t->solver.status == TG_LBFGS_CONVERGED_GRAD ||
+                                                           t->solver.status == TG_LBFGS_CONVERGED_CHANGE ||
+                                                           t->solver.status == TG_LBFGS_CONVERGED_ROUNDING);
+            cJSON_AddNumberToObject(solver, "iterations", t->solver.iterations);
+            cJSON_AddNumberToObject(solver, "evaluations", t->solver.evaluations);
+            cJSON_AddNumberToObject(solver, "objective", t->objective);
+            cJSON_AddNumberToObject(solver, "grad_norm", t->solver.grad_norm);
+        }
         cJSON_AddItemToObject(root, "test", eval_json(t->model, &ev));
         cJSON_AddStringToObject(root, "model", out);
         if (o.plot)

@@ -14,15 +14,15 @@
 typedef struct {
     const tg_config *cfg;
     const tg_model *source; /* standardization and dtype of the trained model */
-    tg_model *work; /* float64 twin of the model the objective runs on (the model itself when float64) */
+    tg_model *work;         /* float64 twin of the model the objective runs on (the model itself when float64) */
     const tg_dataset *train;
     tg_tape *tape;
     batch_buffers blocks;
     tg_tensor *class_weight;
     tg_ce_opts ce;
-    double l2; /* the L2 part's weight divided by C n */
+    double l2;           /* the L2 part's weight divided by C n */
     unsigned char *mask; /* 1 on weights, 0 on biases */
-    int64_t n; /* parameters */
+    int64_t n;           /* parameters */
     tg_training *t;
     tg_progress_fn progress;
     void *ctx;
@@ -88,17 +88,17 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
     t->epochs_run = iteration;
     if (!fb->progress)
         return 0;
-    tg_progress p = { .epoch = iteration,
-                      .epochs = fb->cfg->lbfgs.opts.max_iter,
-                      .step = 1,
-                      .steps_per_epoch = 1,
-                      .train_loss = value,
-                      .val_loss = NAN,
-                      .val_accuracy = NAN,
-                      .lr = NAN,
-                      .seconds = tg_now_seconds() - fb->started,
-                      .finished = 1,
-                      .full_batch = 1 };
+    tg_progress p = {.epoch = iteration,
+                     .epochs = fb->cfg->lbfgs.opts.max_iter,
+                     .step = 1,
+                     .steps_per_epoch = 1,
+                     .train_loss = value,
+                     .val_loss = NAN,
+                     .val_accuracy = NAN,
+                     .lr = NAN,
+                     .seconds = tg_now_seconds() - fb->started,
+                     .finished = 1,
+                     .full_batch = 1};
     return fb->progress(&p, fb->ctx);
 }
 
@@ -138,7 +138,7 @@ static int open_full_batch(full_batch *fb, tg_model *m)
     fb->ce.reduction = TG_SUM;
     fb->ce.label_smoothing = cfg->loss.label_smoothing;
     if (cfg->loss.class_weights) {
-        if (!(fb->class_weight = tg_tensor_new(TG_F64, 1, (int64_t[]){ cfg->loss.n_class_weights })))
+        if (!(fb->class_weight = tg_tensor_new(TG_F64, 1, (int64_t[]){cfg->loss.n_class_weights})))
             return -1;
         memcpy(fb->class_weight->data, cfg->loss.class_weights, (size_t)cfg->loss.n_class_weights * sizeof(double));
         fb->ce.weight = fb->class_weight;
@@ -204,8 +204,8 @@ static int validate_last(tg_training *t)
 int train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started)
 {
     tg_model *m = t->model;
-    full_batch fb = { .cfg = cfg, .source = m, .train = t->train, .t = t, .progress = progress, .ctx = ctx,
-                      .started = started };
+    full_batch fb = {
+        .cfg = cfg, .source = m, .train = t->train, .t = t, .progress = progress, .ctx = ctx, .started = started};
     t->full_batch = 1;
     int status = open_full_batch(&fb, m);
     if (!status)

@@ -80,6 +80,7 @@ Test(lbfgs, owlqn_soft_thresholds_with_exact_zeros)
     tg_lbfgs_opts o = TG_LBFGS_OPTS_DEFAULT;
     o.l1 = 0.5;
     o.l1_mask = mask;
+    o.tolerance_grad = 1e-12;
     tg_lbfgs_result r;
     cr_assert_eq(tg_lbfgs_minimize(6, w, quadratic_fg, &q, &o, &r), 0, "%s", tg_last_error());
     double objective = 0;

@@ -264,3 +264,33 @@ Test(penalty, defaults_keep_old_configs_unpenalized)
     cr_expect_eq(cfg->loss.penalty.C, 1.0);
     tg_config_free(cfg);
 }
+
+/* Any model the tape differentiates: an MLP's objective is not convex, but the
+ * solver still ends at a stationary point (the gradient test), from the seeded start. */
+Test(penalty, full_batch_trains_an_mlp, .timeout = 60)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"data\": {\"train\": \"%s\", \"test\": \"%s\", \"validation_split\": 0},"
+             " \"model\": {\"dtype\": \"float64\", \"layers\": [{\"type\": \"linear\", \"out\": 8}, {\"type\": "
+             "\"tanh\"}, {\"type\": \"linear\", \"out\": 3}]},"
+             " \"loss\": {\"penalty\": \"l2\", \"C\": 10}, \"optimizer\": {\"type\": \"lbfgs\", \"max_iter\": 5000}}",
+             IRIS_CSV, IRIS_CSV);
+    tg_config *cfg = tg_config_parse(text, NULL);
+    cr_assert_not_null(cfg, "%s", tg_last_error());
+    tg_training *t = tg_train_config(cfg, NULL, NULL);
+    cr_assert_not_null(t, "%s", tg_last_error());
+    cr_expect(t->solver.status == TG_LBFGS_CONVERGED_GRAD || t->solver.status == TG_LBFGS_CONVERGED_ROUNDING, "%s",
+              tg_lbfgs_status_text(t->solver.status));
+    cr_expect_leq(t->solver.grad_norm, 1e-8);
+    /* both layers' weights are penalized: the reported objective includes both */
+    tg_penalty pen = { TG_PENALTY_L2, 10, 0 };
+    tg_eval ev;
+    cr_assert_eq(tg_evaluate(t->model, t->test, &ev), 0);
+    double expected = 10 * ev.loss * (double)ev.rows + tg_penalty_value(&pen, t->model);
+    cr_expect(close_enough(t->objective, expected, 1e-9 * expected), "%.15g vs %.15g", t->objective, expected);
+    cr_expect_geq(ev.accuracy, 0.97);
+    tg_eval_free(&ev);
+    tg_training_free(t);
+    tg_config_free(cfg);
+}

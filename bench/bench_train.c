@@ -292,7 +292,7 @@ int main(int argc, char **argv)
                "%llu, \"peak_rss_train_kib\": %ld}\n",
                r, tg_dtype_name(o.dtype), (long long)train_rows, (long long)features, (long long)runs[r].steps,
                (long long)test->rows, ev.accuracy, (unsigned long long)runs[r].calls_after_first_step, rss_kib);
-        tg_eval_free(&ev);
+        tg_eval_clear(&ev);
         tg_model_free(runs[r].model);
     }
     tg_dataset_free(test);

@@ -33,7 +33,8 @@ endforeach()
 target_compile_options(tapegrad_fuzz_lib PRIVATE ${TAPEGRAD_FUZZ_LIB_COMPILE_OPTIONS}
   -fsanitize=fuzzer-no-link,${TAPEGRAD_FUZZ_SANITIZERS} ${TAPEGRAD_FUZZ_FLAGS})
 target_compile_definitions(tapegrad_fuzz_lib PRIVATE ${TAPEGRAD_FUZZ_LIB_COMPILE_DEFINITIONS})
-target_link_libraries(tapegrad_fuzz_lib PUBLIC ${TAPEGRAD_FUZZ_LIB_LINK_LIBRARIES} m)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
+target_link_libraries(tapegrad_fuzz_lib PUBLIC ${TAPEGRAD_FUZZ_LIB_LINK_LIBRARIES} PkgConfig::JANSSON m)
 
 add_custom_target(tapegrad_fuzz)
 foreach(target config csv idx safetensors)

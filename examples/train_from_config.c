@@ -39,7 +39,7 @@ int main(int argc, char **argv)
 done:
     if (status)
         fprintf(stderr, "error: %s\n", tg_last_error());
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_training_free(run);
     tg_config_free(cfg);
     return status;

@@ -38,6 +38,13 @@ extern "C" {
 #define TG_API
 #endif
 
+/* Marks an old spelling kept so existing programs compile; the message names the new one. */
+#if defined(__GNUC__)
+#define TG_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define TG_DEPRECATED(msg)
+#endif
+
 #define TG_VERSION_MAJOR 0
 #define TG_VERSION_MINOR 1
 #define TG_VERSION_PATCH 0
@@ -197,6 +204,46 @@ TG_API tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *
  * tg_cross_entropy (label_smoothing must be 0). */
 TG_API tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, const tg_ce_opts *opts);
 
+/* Options of the binary losses. weight and pos_weight are constants (they get no gradient), of the
+ * input's dtype, and broadcast to the input's shape by numpy's rules (aligned at the right, each
+ * dimension equal or 1; they never make the loss larger than the input). */
+typedef struct {
+    tg_reduction reduction; /* TG_MEAN (over every element, whatever the weights: PyTorch's rule),
+                               TG_SUM, or TG_NONE (a loss per element, the input's shape) */
+    const tg_tensor *weight; /* per-element weight w, or NULL */
+    const tg_tensor *pos_weight; /* weight p of the positive term, e.g. [C] for one per class on the last
+                                    axis, or NULL; tg_binary_cross_entropy_with_logits only */
+} tg_bce_opts;
+#define TG_BCE_OPTS_DEFAULT ((tg_bce_opts){ .reduction = TG_MEAN, .weight = NULL, .pos_weight = NULL })
+
+/* Fused sigmoid + binary cross-entropy, PyTorch's BCEWithLogitsLoss, over logits of any shape with a
+ * target y of the same shape and dtype (probabilities in [0, 1]; like PyTorch, other values are not
+ * refused and go through the same formula). Per element
+ *   loss = -w [p y log s(x) + (1 - y) log(1 - s(x))] = w [p y softplus(-x) + (1 - y) softplus(x)],
+ * computed with softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|)), so it is finite for any finite
+ * logit, and the small loss of a confident right answer keeps its relative precision.
+ * The gradient is w ((1 + (p - 1) y) s(x) - p y) (w (s(x) - y) without pos_weight) times the
+ * reduction's scale; one node, no log of a sigmoid. A target that requires a gradient gets
+ * w (p softplus(-x) - softplus(x)). opts NULL: TG_BCE_OPTS_DEFAULT. An empty input's mean is NaN. */
+TG_API tg_tensor *tg_binary_cross_entropy_with_logits(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
+                                                      const tg_bce_opts *opts);
+/* Binary cross-entropy over probabilities p of any shape, PyTorch's BCELoss: per element
+ *   loss = -w [y max(log p, -100) + (1 - y) max(log(1 - p), -100)],
+ * each log clamped at -100 as PyTorch does, so p = 0 or 1 gives a finite loss (at most 100 w).
+ * Every p must be in [0, 1] (NaN is refused too, as in PyTorch): else NULL, naming the first
+ * offending element. target, weight and reduction as in the with-logits form; pos_weight must be
+ * NULL. The gradient is PyTorch's w (p - y) / max(p (1 - p), 1e-12); a target that requires a
+ * gradient gets w (max(log(1 - p), -100) - max(log p, -100)), the derivative of the clamped loss
+ * (PyTorch 1.13 leaves these logs unclamped: infinite at p = 0 or 1). From logits, prefer
+ * tg_binary_cross_entropy_with_logits: sigmoid then this loses everything past |x| of about 37. */
+TG_API tg_tensor *tg_binary_cross_entropy(tg_tape *tape, tg_tensor *probs, tg_tensor *target, const tg_bce_opts *opts);
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(exp(-|x|)), finite for every finite x; derivative
+ * sigmoid(x). PyTorch's softplus returns x itself above its threshold 20; this one stays exact
+ * there (the two differ by less than 2.1e-9). */
+TG_API tg_tensor *tg_softplus(tg_tape *tape, tg_tensor *x);
+/* log(sigmoid(x)) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|)); derivative sigmoid(-x). */
+TG_API tg_tensor *tg_log_sigmoid(tg_tape *tape, tg_tensor *x);
+
 /* ------------------------------------------------------------------------ */
 /* Backward                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -309,9 +356,61 @@ TG_API int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std);
 /* x = (x - mean) / std, in place. */
 TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std);
 
+/* ---- Minibatches (src/nn/batcher.c) ---- */
+
+/* A data set's rows in batches of batch_size (the last one shorter when
+ * batch_size does not divide the row count; batch_size above the row count
+ * means one batch of every row), gathered into x [n, features] in dtype
+ * (TG_F32 or TG_F64) and y [n] (TG_I64 labels). Every tensor it hands out is
+ * made in tg_batcher_new: x and y are refilled by each tg_batcher_next, and
+ * the last, shorter batch has its own pair (a tensor's shape never changes),
+ * so an epoch allocates nothing. tapegrad train draws its batches from it.
+ *
+ *     tg_batcher *b = tg_batcher_new(train, 32, TG_F32, NULL);
+ *     for (int epoch = 0; epoch < epochs; epoch++) {
+ *         tg_batcher_reset(b, &rng);           // a new epoch, rows shuffled
+ *         tg_tensor *x, *y;
+ *         while (tg_batcher_next(b, &x, &y) == 1) { ... one step on x, y ... }
+ *     }
+ *     tg_batcher_free(b);
+ */
+typedef struct tg_batcher tg_batcher;
+typedef struct {
+    /* [features] each, both or neither: x = (row - mean) / std, computed in
+     * float32 as tapegrad train does (a model's: tg_model_mean, tg_model_std).
+     * Copied by tg_batcher_new. NULL: rows as they are. */
+    const float *mean, *std;
+} tg_batcher_opts;
+/* ds must outlive the batcher; opts NULL: no standardization. The first epoch
+ * takes the rows in order (0, 1, 2, ...) until tg_batcher_reset shuffles
+ * them. Free with tg_batcher_free. */
+TG_API tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch_size, tg_dtype dtype,
+                                  const tg_batcher_opts *opts);
+TG_API void tg_batcher_free(tg_batcher *b);
+/* Starts a new epoch at the first batch. With shuffle non-NULL, first
+ * shuffles the row order (Fisher-Yates over the previous epoch's order, from
+ * the last row down, one tg_rng_below(shuffle, r + 1) per row r): the same
+ * seed gives the same batches. NULL keeps the order. */
+TG_API void tg_batcher_reset(tg_batcher *b, tg_rng *shuffle);
+/* The epoch's next batch into *x and *y (y may be NULL when labels are not
+ * wanted): returns 1 while there is one, 0 at the end of the epoch (then *x
+ * and *y are NULL until tg_batcher_reset), -1 on error. The tensors belong to
+ * the batcher and are overwritten by the next call. */
+TG_API int tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y);
+/* Batches per epoch, and the rows of a full batch (batch_size, or the row count if smaller). */
+TG_API int64_t tg_batcher_batches(const tg_batcher *b);
+TG_API int64_t tg_batcher_batch_size(const tg_batcher *b);
+/* The data set's row ids of the batch tg_batcher_next returned last, and in *n
+ * how many (0 before the epoch's first batch). Valid until the next reset. */
+TG_API const int64_t *tg_batcher_rows(const tg_batcher *b, int64_t *n);
+
 /* ---- Layers and models (src/nn/) ---- */
 
 typedef enum { TG_LAYER_LINEAR, TG_LAYER_RELU, TG_LAYER_SIGMOID, TG_LAYER_TANH } tg_layer_type;
+/* The names configs and checkpoints use ("linear", "relu", "sigmoid", "tanh"):
+ * NULL for a value outside the enum; the type of a name, or -1 when unknown. */
+TG_API const char *tg_layer_type_name(tg_layer_type type);
+TG_API int tg_layer_type_from_name(const char *name);
 typedef struct {
     tg_layer_type type;
     int64_t out; /* linear: output features */
@@ -339,6 +438,10 @@ TG_API tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, cons
 TG_API void tg_model_free(tg_model *model);
 /* Logits [rows, classes] for x [rows, inputs], recorded on the tape. */
 TG_API tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
+/* The same forward with params[i] in place of tg_model_param(model, i) (all
+ * tg_model_n_params of them, same shapes): a functional call, e.g. to check
+ * the gradient with respect to one parameter through a tape tensor. */
+TG_API tg_tensor *tg_model_forward_with(const tg_model *model, tg_tape *tape, tg_tensor *x, tg_tensor *const *params);
 TG_API int64_t tg_model_inputs(const tg_model *model);
 TG_API int64_t tg_model_classes(const tg_model *model);
 TG_API tg_dtype tg_model_dtype(const tg_model *model);
@@ -346,7 +449,8 @@ TG_API int tg_model_n_layers(const tg_model *model);
 TG_API const tg_layer_spec *tg_model_layer(const tg_model *model, int i);
 /* Parameters in state_dict order ("0.weight", "0.bias", "2.weight", ...). */
 TG_API int tg_model_n_params(const tg_model *model);
-TG_API tg_tensor *tg_model_param(const tg_model *model, int i);
+TG_API tg_tensor *tg_model_param(tg_model *model, int i); /* mutable: the optimizer's parameter */
+TG_API const tg_tensor *tg_model_param_const(const tg_model *model, int i); /* read-only view */
 TG_API const char *tg_model_param_name(const tg_model *model, int i);
 /* What a checkpoint carries besides the weights; setters copy their inputs. */
 TG_API int tg_model_set_labels(tg_model *model, int64_t classes, char *const *names);
@@ -566,15 +670,20 @@ typedef struct {
     int64_t *confusion; /* [classes * classes], row = true class, column = predicted */
 } tg_eval;
 /* Mean cross-entropy, accuracy and confusion matrix of model on ds. Applies
- * the model's standardization when it has one. Free with tg_eval_free. */
-TG_API int tg_evaluate(tg_model *model, const tg_dataset *ds, tg_eval *out);
-TG_API void tg_eval_free(tg_eval *ev);
-/* Class probabilities [rows, classes] of ds under model into probs (caller's buffer). */
-TG_API int tg_predict(tg_model *model, const tg_dataset *ds, double *probs);
+ * the model's standardization when it has one (ds holds raw features). Release
+ * the contents with tg_eval_clear. */
+TG_API int tg_evaluate(const tg_model *model, const tg_dataset *ds, tg_eval *out);
+/* Frees what tg_evaluate put in ev (not ev itself, which is usually on the stack). */
+TG_API void tg_eval_clear(tg_eval *ev);
+TG_API TG_DEPRECATED("tg_eval_free frees contents only: call tg_eval_clear") void tg_eval_free(tg_eval *ev);
+/* Class probabilities [rows, classes] of ds under model into probs (caller's
+ * buffer, rows * classes doubles). Applies the model's stored standardization
+ * (mean and std saved with it), so ds holds raw features, as read from the file. */
+TG_API int tg_predict(const tg_model *model, const tg_dataset *ds, double *probs);
 
 typedef struct {
     tg_model *model;
-    tg_dataset *train, *validation, *test; /* standardized when the config says so */
+    tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them */
     int epochs_run;
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */

@@ -9,7 +9,7 @@ lib=$(ls "${1:?build dir}"/libtapegrad.so.* 2>/dev/null | head -n 1)
 header=$(mktemp); exported=$(mktemp)
 trap 'rm -f "$header" "$exported"' EXIT
 # TG_API may sit before a multi-line declaration: the name is the identifier before the first '('.
-grep -E '^TG_API ' include/tapegrad.h | sed -E 's/\(.*//; s/.*[ *]//' | sort -u >"$header"
+grep -E '^TG_API ' include/tapegrad.h | sed -E 's/TG_DEPRECATED\("[^"]*"\) //; s/\(.*//; s/.*[ *]//' | sort -u >"$header"
 nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ { print $3 }' | sort -u >"$exported"
 if ! diff -u --label header "$header" --label "nm -D $(basename "$lib")" "$exported"; then
   echo "check-exports: the library's exported symbols differ from the header's TG_API functions" >&2

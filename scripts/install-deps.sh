@@ -2,7 +2,7 @@
 # Installs, from Debian's packages, whatever the build needs and is missing.
 # Usage: scripts/install-deps.sh [extra-package ...]
 set -euo pipefail
-packages=(build-essential cmake pkg-config libcriterion-dev libcjson-dev zlib1g-dev libopenblas-dev "$@")
+packages=(build-essential cmake pkg-config libcriterion-dev libjansson-dev libcjson-dev zlib1g-dev libopenblas-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what is missing, then:
-#   1. gcc, Release, BLAS on: the Criterion suite, the examples, an install check,
+#   1. gcc, Release, BLAS on: the Criterion suite (its plot tests render SVGs with
+#      rsvg-convert and validate them with xmllint), the examples, an install check
+#      from a private prefix, every C program in README.md and docs/ compiled and run
+#      against that install, the Debian packages built, installed, checked and purged,
 #      the exported-symbol check (only the header's TG_API functions),
 #      and checkpoints through PyTorch and back (Debian's python3-torch)
 #   2. clang, Debug, AddressSanitizer + UndefinedBehaviorSanitizer, plain-C kernels
@@ -14,7 +17,8 @@
 # Every build uses -Wall -Wextra -Wpedantic -Werror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh clang libclang-rt-14-dev valgrind locales dataset-fashion-mnist python3-torch
+bash scripts/install-deps.sh clang libclang-rt-14-dev valgrind locales dataset-fashion-mnist python3-torch \
+  librsvg2-bin libxml2-utils man-db
 jobs=$(nproc)
 
 # A locale whose decimal separator is a comma, so the CSV test can show
@@ -35,6 +39,8 @@ echo "== 1. gcc Release (BLAS)"
 CC=gcc configure_build build-release -DCMAKE_BUILD_TYPE=Release
 (cd build-release && ctest --output-on-failure -j"$jobs" -E '^tapegrad_tests$')
 bash scripts/check-install.sh build-release
+bash scripts/check-snippets.sh build-release
+if [ "$(id -u)" -eq 0 ]; then bash scripts/check-deb.sh build-deb; else echo "check-deb: skipped (dpkg -i needs root)"; fi
 bash scripts/check-exports.sh build-release
 bash scripts/torch-roundtrip.sh build-release
 summary=$(mktemp)

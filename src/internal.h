@@ -121,6 +121,10 @@ bool tg_check_float_pair(const char *op, const tg_tensor *a, const tg_tensor *b)
 
 /* Views x as [outer, n, inner] around axis (already normalised). */
 void tg_axis_split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner);
+/* That view, as an op along one axis saves it for its backward. */
+typedef struct {
+    int64_t outer, n, inner;
+} tg_axis_lines;
 
 /* C (m x n) = op(A) op(B), or C += op(A) op(B) when accumulate. Row-major;
  * op(A) is m x k (A stored k x m when trans_a), op(B) is k x n (B stored
@@ -151,6 +155,9 @@ struct tg_model {
     char *config_json;
 };
 
+/* Layer names indexed by tg_layer_type, NULL-terminated (src/nn/model.c): the choices a config offers. */
+extern const char *const tg_layer_names[];
+
 /* A copy of s from the library's allocator; NULL (error set) on failure. */
 char *tg_strdup(const char *s);
 /* Frees an array of n strings and the array. */
@@ -160,6 +167,9 @@ const char *tg_utf8_first_invalid(const char *s);
 
 /* The number of cells on the first non-blank line of a CSV file (src/io/csv.c). */
 int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns);
+
+/* 2^53: larger integers do not survive a JSON number (cJSON reads doubles). */
+#define TG_JSON_MAX_INTEGER 9007199254740992.0
 
 /* Before each cJSON call: routes cJSON through the allocator hooks (once per
  * process) and clears this thread's out-of-memory flag (src/io/json_alloc.c). */

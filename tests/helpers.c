@@ -72,6 +72,7 @@ unsigned char *read_bytes(const char *path, size_t *size)
     cr_assert_not_null(bytes);
     cr_assert_eq(fread(bytes, 1, (size_t)n, f), (size_t)n);
     fclose(f);
+    bytes[n] = 0; /* text files read as C strings */
     *size = (size_t)n;
     return bytes;
 }

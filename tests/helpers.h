@@ -16,6 +16,6 @@ int close_enough(double a, double b, double tol);
 char *make_temp_dir(const char *prefix); /* a new empty folder /tmp/PREFIX-XXXXXX; caller frees the path */
 char *join_path(const char *dir, const char *name); /* "dir/name", caller frees */
 void write_bytes(const char *path, const void *bytes, size_t size);
-unsigned char *read_bytes(const char *path, size_t *size); /* the whole file, caller frees */
+unsigned char *read_bytes(const char *path, size_t *size); /* the whole file and a 0 byte after it, caller frees */
 
 #endif

@@ -212,12 +212,12 @@ static double *copy_params(const tg_model *m, int64_t *n)
 {
     int64_t total = 0;
     for (int i = 0; i < tg_model_n_params(m); i++)
-        total += tg_numel(tg_model_param(m, i));
+        total += tg_numel(tg_model_param_const(m, i));
     double *v = malloc((size_t)total * sizeof *v + 1), *p = v;
     cr_assert_not_null(v);
     for (int i = 0; i < tg_model_n_params(m); i++)
-        for (int64_t k = 0; k < tg_numel(tg_model_param(m, i)); k++)
-            *p++ = tg_get(tg_model_param(m, i), k);
+        for (int64_t k = 0; k < tg_numel(tg_model_param_const(m, i)); k++)
+            *p++ = tg_get(tg_model_param_const(m, i), k);
     *n = total;
     return v;
 }

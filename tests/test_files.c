@@ -116,7 +116,7 @@ static bool same_shapes(const tg_model *a, const tg_model *b)
     if (tg_model_n_params(a) != tg_model_n_params(b) || tg_model_dtype(a) != tg_model_dtype(b))
         return false;
     for (int i = 0; i < tg_model_n_params(a); i++) {
-        const tg_tensor *x = tg_model_param(a, i), *y = tg_model_param(b, i);
+        const tg_tensor *x = tg_model_param_const(a, i), *y = tg_model_param_const(b, i);
         if (tg_ndim(x) != tg_ndim(y))
             return false;
         for (int d = 0; d < tg_ndim(x); d++)

@@ -49,7 +49,7 @@ static void expect_params(const tg_model *m, int n, const param_info *want)
 {
     cr_assert_eq(tg_model_n_params(m), n);
     for (int i = 0; i < n; i++) {
-        const tg_tensor *p = tg_model_param(m, i);
+        const tg_tensor *p = tg_model_param_const(m, i);
         cr_assert_not_null(p);
         cr_assert_str_eq(tg_model_param_name(m, i), want[i].name, "parameter %d", i);
         cr_assert_eq(tg_ndim(p), want[i].ndim, "%s", want[i].name);
@@ -57,9 +57,9 @@ static void expect_params(const tg_model *m, int n, const param_info *want)
             cr_assert_eq(tg_dim(p, d), want[i].shape[d], "%s dim %d", want[i].name, d);
         cr_assert(tg_requires_grad(p), "%s does not require a gradient", want[i].name);
     }
-    cr_assert_null(tg_model_param(m, n));
+    cr_assert_null(tg_model_param_const(m, n));
     cr_assert_null(tg_model_param_name(m, n));
-    cr_assert_null(tg_model_param(m, -1));
+    cr_assert_null(tg_model_param_const(m, -1));
 }
 
 /* ---- names, order and shapes ---- */
@@ -425,4 +425,22 @@ Test(model, forward_refuses_an_input_of_the_wrong_width)
     tg_tensor_free(x);
     tg_tensor_free(x64);
     tg_model_free(m);
+}
+
+Test(model, layer_type_names_round_trip_and_unknowns_are_refused)
+{
+    static const struct {
+        tg_layer_type type;
+        const char *name;
+    } names[] = { { TG_LAYER_LINEAR, "linear" }, { TG_LAYER_RELU, "relu" }, { TG_LAYER_SIGMOID, "sigmoid" },
+                  { TG_LAYER_TANH, "tanh" } };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        cr_assert_str_eq(tg_layer_type_name(names[i].type), names[i].name);
+        cr_assert_eq(tg_layer_type_from_name(names[i].name), (int)names[i].type);
+    }
+    cr_assert_null(tg_layer_type_name((tg_layer_type)4));
+    cr_assert_null(tg_layer_type_name((tg_layer_type)-1));
+    cr_assert_eq(tg_layer_type_from_name("Linear"), -1);
+    cr_assert_eq(tg_layer_type_from_name(""), -1);
+    cr_assert_eq(tg_layer_type_from_name(NULL), -1);
 }

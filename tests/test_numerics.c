@@ -625,7 +625,7 @@ Test(numerics, training_with_one_feature_and_batches_of_one)
         cr_assert_eq(tg_evaluate(run->model, run->train, &ev), 0, "%s", tg_last_error());
         cr_assert_eq(ev.accuracy, 1.0, "batch %d: a threshold at 0 separates the classes; accuracy %g", batch,
                      ev.accuracy);
-        tg_eval_free(&ev);
+        tg_eval_clear(&ev);
         tg_training_free(run);
         tg_config_free(cfg);
     }
@@ -655,7 +655,7 @@ Test(numerics, training_on_a_single_class)
     cr_assert_eq(tg_evaluate(run->model, run->train, &ev), 0, "%s", tg_last_error());
     cr_assert_eq(ev.accuracy, 1.0);
     cr_assert_eq(ev.loss, 0.0);
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_training_free(run);
     tg_config_free(cfg);
     unlink(csv);

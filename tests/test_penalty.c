@@ -290,7 +290,7 @@ Test(penalty, full_batch_trains_an_mlp, .timeout = 60)
     double expected = 10 * ev.loss * (double)ev.rows + tg_penalty_value(&pen, t->model);
     cr_expect(close_enough(t->objective, expected, 1e-9 * expected), "%.15g vs %.15g", t->objective, expected);
     cr_expect_geq(ev.accuracy, 0.97);
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_training_free(t);
     tg_config_free(cfg);
 }

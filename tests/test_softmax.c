@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,8 +21,9 @@ static void split_axis(const tg_tensor *x, int axis, int64_t *outer, int64_t *n,
         *inner *= tg_dim(x, d);
 }
 
-/* softmax of x along axis in long double, into out[numel] (caller frees). */
-static long double *softmax_ld(const tg_tensor *x, int axis)
+/* softmax (log_softmax when want_log) of x along axis in long double, into
+ * out[numel] (caller frees): exp(x - max) / sum, or x - max - log(sum). */
+static long double *softmax_lines_ld(const tg_tensor *x, int axis, bool want_log)
 {
     int64_t outer, n, inner;
     split_axis(x, axis, &outer, &n, &inner);
@@ -35,32 +37,16 @@ static long double *softmax_ld(const tg_tensor *x, int axis)
                 max = fmaxl(max, (long double)tg_get(x, base + j * inner));
             for (int64_t j = 0; j < n; j++)
                 total += expl((long double)tg_get(x, base + j * inner) - max);
-            for (int64_t j = 0; j < n; j++)
-                out[base + j * inner] = expl((long double)tg_get(x, base + j * inner) - max) / total;
+            for (int64_t j = 0; j < n; j++) {
+                long double shifted = (long double)tg_get(x, base + j * inner) - max;
+                out[base + j * inner] = want_log ? shifted - logl(total) : expl(shifted) / total;
+            }
         }
     return out;
 }
 
-/* log_softmax of x along axis in long double: x - max - log(sum exp(x - max)). */
-static long double *log_softmax_ld(const tg_tensor *x, int axis)
-{
-    int64_t outer, n, inner;
-    split_axis(x, axis, &outer, &n, &inner);
-    long double *out = calloc((size_t)tg_numel(x), sizeof *out);
-    cr_assert_not_null(out);
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t i = 0; i < inner; i++) {
-            int64_t base = o * n * inner + i;
-            long double max = -INFINITY, total = 0;
-            for (int64_t j = 0; j < n; j++)
-                max = fmaxl(max, (long double)tg_get(x, base + j * inner));
-            for (int64_t j = 0; j < n; j++)
-                total += expl((long double)tg_get(x, base + j * inner) - max);
-            for (int64_t j = 0; j < n; j++)
-                out[base + j * inner] = (long double)tg_get(x, base + j * inner) - max - logl(total);
-        }
-    return out;
-}
+static long double *softmax_ld(const tg_tensor *x, int axis) { return softmax_lines_ld(x, axis, false); }
+static long double *log_softmax_ld(const tg_tensor *x, int axis) { return softmax_lines_ld(x, axis, true); }
 
 /* |got - want| <= tol * max(1, |want|) */
 static void assert_close_rel(double got, long double want, double tol, const char *what, int64_t i)
@@ -71,26 +57,99 @@ static void assert_close_rel(double got, long double want, double tol, const cha
               (long long)i, got, want, tol);
 }
 
-/* ---------------------------------------------------------------- softmax */
+/* ------------------------------------------ both ops against long double */
 
-Test(softmax, forward_matches_long_double_reference)
+typedef struct {
+    const char *name;
+    tg_tensor *(*op)(tg_tape *, tg_tensor *, int);
+    bool is_log;
+    tg_dtype dtype;
+    int ndim;
+    int64_t shape[3];
+    uint64_t seed;
+    double lo, hi; /* the inputs' range */
+    double tol; /* relative, against the long-double value of the same inputs */
+} forward_case;
+
+static const forward_case forward_cases[] = {
+    { "softmax [5, 7]", tg_softmax, false, TG_F64, 2, { 5, 7 }, 11, -6, 6, 1e-15 },
+    { "softmax [2, 3, 4]", tg_softmax, false, TG_F64, 3, { 2, 3, 4 }, 13, -4, 4, 1e-15 },
+    { "float32 softmax [2, 3, 4]", tg_softmax, false, TG_F32, 3, { 2, 3, 4 }, 14, -10, 10, 1e-6 },
+    { "log_softmax [5, 7]", tg_log_softmax, true, TG_F64, 2, { 5, 7 }, 61, -8, 8, 1e-14 },
+    { "log_softmax [2, 3, 4]", tg_log_softmax, true, TG_F64, 3, { 2, 3, 4 }, 62, -5, 5, 1e-14 },
+    { "float32 log_softmax [4, 6]", tg_log_softmax, true, TG_F32, 2, { 4, 6 }, 63, -10, 10, 1e-6 },
+};
+
+/* Every case along every axis, each written both ways (0..ndim-1 and -ndim..-1):
+ * shape and dtype kept, values within tol of long double. */
+Test(softmax, forward_against_long_double_every_axis_both_dtypes)
 {
-    int64_t shape[] = { 5, 7 };
-    tg_tensor *x = random_tensor(TG_F64, 2, shape, 11, -6, 6);
     tg_tape *tape = tg_tape_new();
-    tg_tensor *y = tg_softmax(tape, x, -1);
+    for (size_t c = 0; c < sizeof forward_cases / sizeof *forward_cases; c++) {
+        const forward_case *k = &forward_cases[c];
+        tg_tensor *x = random_tensor(k->dtype, k->ndim, k->shape, k->seed, k->lo, k->hi);
+        for (int axis = -k->ndim; axis < k->ndim; axis++) {
+            tg_tensor *y = k->op(tape, x, axis);
+            cr_assert_not_null(y, "%s axis %d: %s", k->name, axis, tg_last_error());
+            cr_assert_eq(tg_ndim(y), k->ndim, "%s", k->name);
+            for (int d = 0; d < k->ndim; d++)
+                cr_assert_eq(tg_dim(y, d), k->shape[d], "%s dim %d", k->name, d);
+            cr_assert_eq(tg_dtype_of(y), k->dtype, "%s", k->name);
+            long double *want = softmax_lines_ld(x, axis < 0 ? axis + k->ndim : axis, k->is_log);
+            for (int64_t i = 0; i < tg_numel(x); i++)
+                assert_close_rel(tg_get(y, i), want[i], k->tol, k->name, i);
+            free(want);
+        }
+        tg_tensor_free(x);
+    }
+    tg_tape_free(tape);
+}
+
+/* log_softmax is log(softmax) where both are finite: the two references agree. */
+Test(log_softmax, equals_the_log_of_long_double_softmax)
+{
+    tg_tensor *x = random_tensor(TG_F64, 2, (int64_t[]){ 5, 7 }, 61, -8, 8);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_log_softmax(tape, x, -1);
     cr_assert_not_null(y, "%s", tg_last_error());
-    cr_assert_eq(tg_ndim(y), 2);
-    cr_assert_eq(tg_dim(y, 0), 5);
-    cr_assert_eq(tg_dim(y, 1), 7);
-    cr_assert_eq(tg_dtype_of(y), TG_F64);
-    long double *want = softmax_ld(x, 1);
+    long double *p = softmax_ld(x, 1);
     for (int64_t i = 0; i < tg_numel(x); i++)
-        assert_close_rel(tg_get(y, i), want[i], 1e-15, "softmax", i);
-    free(want);
+        assert_close_rel(tg_get(y, i), logl(p[i]), 1e-14, "log_softmax", i);
+    free(p);
     tg_tape_free(tape);
     tg_tensor_free(x);
 }
+
+Test(softmax, float32_large_logits_stay_finite)
+{
+    /* exp(1000) overflows float, so the max must be subtracted */
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *big = tg_tensor_from(TG_F32, 1, (int64_t[]){ 2 }, (float[]){ 1000, 1001 });
+    tg_tensor *yb = tg_softmax(tape, big, 0);
+    cr_assert_not_null(yb, "%s", tg_last_error());
+    long double e = expl(1.0L);
+    assert_close_rel(tg_get(yb, 0), 1 / (1 + e), 1e-6, "float32 softmax([1000, 1001])", 0);
+    assert_close_rel(tg_get(yb, 1), e / (1 + e), 1e-6, "float32 softmax([1000, 1001])", 1);
+    tg_tape_free(tape);
+    tg_tensor_free(big);
+}
+
+Test(log_softmax, float32_large_logits_stay_finite)
+{
+    /* +-1e4 in float32: still finite, [0, -2e4, -1e4] */
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *big = tg_tensor_from(TG_F32, 1, (int64_t[]){ 3 }, (float[]){ 1e4f, -1e4f, 0 });
+    tg_tensor *yb = tg_log_softmax(tape, big, 0);
+    cr_assert_not_null(yb, "%s", tg_last_error());
+    double by_hand[] = { 0, -2e4, -1e4 };
+    for (int i = 0; i < 3; i++)
+        assert_close_rel(tg_get(yb, i), by_hand[i], 1e-6, "float32 log_softmax(+-1e4)", i);
+    tg_tape_free(tape);
+    tg_tensor_free(big);
+}
+
+/* ---------------------------------------------------------------- softmax */
+
 
 Test(softmax, known_values_by_hand)
 {
@@ -173,53 +232,7 @@ Test(softmax, minus_infinity_is_a_mask)
     tg_tensor_free(x);
 }
 
-Test(softmax, every_axis_of_a_3d_tensor)
-{
-    int64_t shape[] = { 2, 3, 4 };
-    tg_tensor *x = random_tensor(TG_F64, 3, shape, 13, -4, 4);
-    tg_tape *tape = tg_tape_new();
-    int axes[] = { 0, 1, 2, -1, -3 };
-    for (size_t k = 0; k < sizeof axes / sizeof *axes; k++) {
-        int axis = axes[k], a = axis < 0 ? axis + 3 : axis;
-        tg_tensor *y = tg_softmax(tape, x, axis);
-        cr_assert_not_null(y, "axis %d: %s", axis, tg_last_error());
-        cr_assert_eq(tg_ndim(y), 3);
-        for (int d = 0; d < 3; d++)
-            cr_assert_eq(tg_dim(y, d), shape[d]);
-        long double *want = softmax_ld(x, a);
-        for (int64_t i = 0; i < tg_numel(x); i++)
-            assert_close_rel(tg_get(y, i), want[i], 1e-15, axis == 0 ? "softmax axis 0" : "softmax axis", i);
-        free(want);
-    }
-    tg_tape_free(tape);
-    tg_tensor_free(x);
-}
 
-Test(softmax, float32_within_float_tolerance)
-{
-    int64_t shape[] = { 2, 3, 4 };
-    tg_tensor *x = random_tensor(TG_F32, 3, shape, 14, -10, 10);
-    tg_tape *tape = tg_tape_new();
-    for (int axis = 0; axis < 3; axis++) {
-        tg_tensor *y = tg_softmax(tape, x, axis);
-        cr_assert_not_null(y, "%s", tg_last_error());
-        cr_assert_eq(tg_dtype_of(y), TG_F32);
-        long double *want = softmax_ld(x, axis); /* of the float32 inputs, exactly */
-        for (int64_t i = 0; i < tg_numel(x); i++)
-            assert_close_rel(tg_get(y, i), want[i], 1e-6, "float32 softmax", i);
-        free(want);
-    }
-    /* stability in float32: exp(100) overflows float, so the max must be subtracted */
-    tg_tensor *big = tg_tensor_from(TG_F32, 1, (int64_t[]){ 2 }, (float[]){ 1000, 1001 });
-    tg_tensor *yb = tg_softmax(tape, big, 0);
-    cr_assert_not_null(yb, "%s", tg_last_error());
-    long double e = expl(1.0L);
-    assert_close_rel(tg_get(yb, 0), 1 / (1 + e), 1e-6, "float32 softmax([1000, 1001])", 0);
-    assert_close_rel(tg_get(yb, 1), e / (1 + e), 1e-6, "float32 softmax([1000, 1001])", 1);
-    tg_tape_free(tape);
-    tg_tensor_free(x);
-    tg_tensor_free(big);
-}
 
 Test(softmax, errors)
 {
@@ -395,37 +408,7 @@ Test(softmax_jacobian, float32)
 
 /* ------------------------------------------------------------ log_softmax */
 
-Test(log_softmax, matches_log_of_long_double_softmax)
-{
-    int64_t shape[] = { 5, 7 };
-    tg_tensor *x = random_tensor(TG_F64, 2, shape, 61, -8, 8);
-    tg_tape *tape = tg_tape_new();
-    tg_tensor *y = tg_log_softmax(tape, x, -1);
-    cr_assert_not_null(y, "%s", tg_last_error());
-    long double *p = softmax_ld(x, 1);
-    for (int64_t i = 0; i < tg_numel(x); i++)
-        assert_close_rel(tg_get(y, i), logl(p[i]), 1e-14, "log_softmax", i);
-    free(p);
-    tg_tape_free(tape);
-    tg_tensor_free(x);
-}
 
-Test(log_softmax, every_axis_of_a_3d_tensor)
-{
-    int64_t shape[] = { 2, 3, 4 };
-    tg_tensor *x = random_tensor(TG_F64, 3, shape, 62, -5, 5);
-    tg_tape *tape = tg_tape_new();
-    for (int axis = -1; axis < 3; axis++) {
-        tg_tensor *y = tg_log_softmax(tape, x, axis);
-        cr_assert_not_null(y, "%s", tg_last_error());
-        long double *p = softmax_ld(x, axis < 0 ? axis + 3 : axis);
-        for (int64_t i = 0; i < tg_numel(x); i++)
-            assert_close_rel(tg_get(y, i), logl(p[i]), 1e-14, "log_softmax", i);
-        free(p);
-    }
-    tg_tape_free(tape);
-    tg_tensor_free(x);
-}
 
 Test(log_softmax, finite_where_log_of_softmax_is_minus_inf)
 {
@@ -459,31 +442,6 @@ Test(log_softmax, finite_where_log_of_softmax_is_minus_inf)
     tg_tensor_free(g);
 }
 
-Test(log_softmax, float32_within_float_tolerance)
-{
-    int64_t shape[] = { 4, 6 };
-    tg_tensor *x = random_tensor(TG_F32, 2, shape, 63, -10, 10);
-    tg_tape *tape = tg_tape_new();
-    for (int axis = 0; axis < 2; axis++) {
-        tg_tensor *y = tg_log_softmax(tape, x, axis);
-        cr_assert_not_null(y, "%s", tg_last_error());
-        cr_assert_eq(tg_dtype_of(y), TG_F32);
-        long double *want = log_softmax_ld(x, axis);
-        for (int64_t i = 0; i < tg_numel(x); i++)
-            assert_close_rel(tg_get(y, i), want[i], 1e-6, "float32 log_softmax", i);
-        free(want);
-    }
-    /* +-1e4 in float32: still finite, [0, -2e4, -1e4] */
-    tg_tensor *big = tg_tensor_from(TG_F32, 1, (int64_t[]){ 3 }, (float[]){ 1e4f, -1e4f, 0 });
-    tg_tensor *yb = tg_log_softmax(tape, big, 0);
-    cr_assert_not_null(yb, "%s", tg_last_error());
-    double by_hand[] = { 0, -2e4, -1e4 };
-    for (int i = 0; i < 3; i++)
-        assert_close_rel(tg_get(yb, i), by_hand[i], 1e-6, "float32 log_softmax(+-1e4)", i);
-    tg_tape_free(tape);
-    tg_tensor_free(x);
-    tg_tensor_free(big);
-}
 
 /* ------------------------------------------------------------- gradcheck */
 

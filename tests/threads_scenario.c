@@ -43,7 +43,7 @@ static void *train_one(void *arg)
 done:
     if (!r->weights)
         snprintf(r->error, sizeof r->error, "%s", *tg_last_error() ? tg_last_error() : "out of memory");
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_training_free(t);
     tg_config_free(cfg);
     return NULL;

@@ -4,7 +4,21 @@
 
 #include <tapegrad.h>
 
+#include <stdbool.h>
 #include <stdio.h>
+
+/* "tapegrad" or "tapegrad <command>": the prefix of every message (tools/cli.c). */
+extern const char *command;
+/* Prints "<command>: error: <message>" on stderr; returns 1 (the exit code of a failed run). */
+int fail(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* tapegrad gradcheck: every op's analytic gradient against central differences,
+ * or a config's model parameter by parameter (tools/gradcheck.c). */
+int run_gradcheck(const char *config_path, bool json);
 
 /* Writes the learning curves of a training run as a standalone SVG (temp file,
  * then rename). 0 on success; on failure *why says what went wrong. */

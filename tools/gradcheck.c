@@ -141,7 +141,7 @@ static int check_ops(bool json)
         status = tg_gradcheck(c->fn, c->n_inputs, inputs, NULL, NULL, &rows[i].report);
     next:
         if (status < 0) {
-            fprintf(stderr, "tapegrad gradcheck: error: %s: %s\n", c->name, tg_last_error());
+            fail("%s: %s", c->name, tg_last_error());
             for (int k = 0; k < 3; k++)
                 tg_tensor_free(inputs[k]);
             return 1;
@@ -165,7 +165,7 @@ static int check_ops(bool json)
  * that writes them into a copy of the parameter: the check then costs two
  * forwards per checked element, not per element of a 200k-weight matrix. */
 typedef struct {
-    const tg_model *model;
+    tg_model *model; /* its parameters are only read: the check swaps a copy in */
     int param; /* which parameter is under check */
     const int64_t *picked; /* its checked elements' flat indices */
     tg_tensor *x, *y, *weight;
@@ -176,7 +176,7 @@ static int scatter_forward(tg_tensor *const *inputs, int n_inputs, tg_tensor *ou
 {
     (void)n_inputs;
     const model_ctx *m = ctx;
-    const tg_tensor *param = tg_model_param(m->model, m->param);
+    const tg_tensor *param = tg_model_param_const(m->model, m->param);
     for (int64_t k = 0; k < tg_numel(param); k++)
         tg_set(out, k, tg_get(param, k));
     for (int64_t j = 0; j < tg_numel(inputs[0]); j++)
@@ -208,21 +208,8 @@ static tg_tensor *model_loss(tg_tape *tape, tg_tensor *const *inputs, void *ctx)
         if (i == m->param)
             params[i] = tg_custom(tape, &scatter_op, 1, inputs, tg_ndim(params[i]), tg_shape(params[i]), (void *)m);
     }
-    /* The model's layers composed from the public ops, with the parameter under check swapped in. */
-    tg_tensor *h = m->x;
-    int p = 0;
-    for (int l = 0; l < tg_model_n_layers(m->model); l++) {
-        const tg_layer_spec *spec = tg_model_layer(m->model, l);
-        switch (spec->type) {
-        case TG_LAYER_LINEAR:
-            h = tg_linear(tape, h, params[p], spec->bias ? params[p + 1] : NULL);
-            p += spec->bias ? 2 : 1;
-            break;
-        case TG_LAYER_RELU: h = tg_relu(tape, h); break;
-        case TG_LAYER_SIGMOID: h = tg_sigmoid(tape, h); break;
-        case TG_LAYER_TANH: h = tg_tanh(tape, h); break;
-        }
-    }
+    /* The model's own forward, with the parameter under check swapped in. */
+    tg_tensor *h = tg_model_forward_with(m->model, tape, m->x, params);
     tg_ce_opts o = TG_CE_OPTS_DEFAULT;
     o.weight = m->weight;
     o.label_smoothing = m->label_smoothing;
@@ -251,12 +238,12 @@ static int check_model(const char *config_path, bool json)
     if (!model || !x || !y || !picked || !rows)
         goto error;
     if (tg_model_n_params(model) > 64) {
-        fprintf(stderr, "tapegrad gradcheck: error: the model has %d parameters; this check handles up to 64\n",
+        fail("the model has %d parameters; this check handles up to 64",
                 tg_model_n_params(model));
         goto done;
     }
     if (tg_model_classes(model) < train->classes) {
-        fprintf(stderr, "tapegrad gradcheck: error: the model has %lld outputs but the data has %lld classes\n",
+        fail("the model has %lld outputs but the data has %lld classes",
                 (long long)tg_model_classes(model), (long long)train->classes);
         goto done;
     }
@@ -309,7 +296,7 @@ static int check_model(const char *config_path, bool json)
     rc = failures ? 1 : 0;
     goto done;
 error:
-    fprintf(stderr, "tapegrad gradcheck: error: %s\n", tg_last_error());
+    fail("%s", tg_last_error());
 done:
     free(rows);
     free(picked);

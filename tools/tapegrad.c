@@ -14,19 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *command = "tapegrad";
-
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: error: ", command);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
 /* ---- usage ---- */
 
 static const char *usage_main =
@@ -495,8 +482,10 @@ static int cmd_train(int argc, char **argv)
         }
         cJSON_AddItemToObject(root, "test", eval_json(t->model, &ev));
         cJSON_AddStringToObject(root, "model", out);
-        if (o.plot)
+        if (o.plot) /* always present, as docs/cli.md lists it: null without --plot */
             cJSON_AddStringToObject(root, "plot", o.plot);
+        else
+            cJSON_AddNullToObject(root, "plot");
         print_json(root);
     } else {
         printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
@@ -508,7 +497,7 @@ static int cmd_train(int argc, char **argv)
     }
     rc = 0;
 done:
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_training_free(t);
     tg_config_free(cfg);
     free(default_out);
@@ -568,7 +557,7 @@ static int cmd_eval(int argc, char **argv)
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
         }
     }
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     tg_dataset_free(ds);
     tg_model_free(m);
     return rc;
@@ -629,7 +618,6 @@ static int cmd_predict(int argc, char **argv)
     return rc;
 }
 
-int run_gradcheck(const char *config_path, bool json);
 
 static int cmd_gradcheck(int argc, char **argv)
 {

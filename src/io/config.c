@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 
 #define PATH_LEN 160 /* a JSON path in a message; a longer one is cut */
-#define MAX_EXACT 9007199254740992.0 /* 2^53: larger integers do not survive a JSON number (a double) */
+#define MAX_EXACT TG_JSON_MAX_INTEGER
 #define WHITE_SPACE " \t\r\n" /* JSON's */
 #define MAX_CONFIG_BYTES ((size_t)16 << 20) /* a config is a few hundred bytes; this stops a wrong file early */
 
@@ -455,17 +455,6 @@ static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
     return get_seed(p, s, "shuffle_seed", &cfg->data.shuffle_seed);
 }
 
-static const char *const layer_names[] = { "linear", "relu", "sigmoid", "tanh", NULL };
-static const tg_layer_type layer_types[] = { TG_LAYER_LINEAR, TG_LAYER_RELU, TG_LAYER_SIGMOID, TG_LAYER_TANH };
-
-static const char *layer_name(tg_layer_type type)
-{
-    int i = 0;
-    while (layer_names[i + 1] && layer_types[i] != type)
-        i++;
-    return layer_names[i];
-}
-
 static int parse_layer(const parser *p, const cJSON *item, int index, tg_layer_spec *layer)
 {
     static const char *const linear_keys[] = { "type", "out", "bias", NULL };
@@ -474,10 +463,10 @@ static int parse_layer(const parser *p, const cJSON *item, int index, tg_layer_s
     section s;
     int type = 0, bias = 1;
     snprintf(path, sizeof path, "model.layers[%d]", index);
-    if (as_section(p, item, path, &s) || required(p, s, "type") || get_choice(p, s, "type", layer_names, &type))
+    if (as_section(p, item, path, &s) || required(p, s, "type") || get_choice(p, s, "type", tg_layer_names, &type))
         return -1;
-    snprintf(for_type, sizeof for_type, "for type \"%s\"", layer_names[type]);
-    layer->type = layer_types[type];
+    snprintf(for_type, sizeof for_type, "for type \"%s\"", tg_layer_names[type]);
+    layer->type = (tg_layer_type)type;
     if (layer->type != TG_LAYER_LINEAR)
         return check_keys(p, s, activation_keys, for_type);
     if (check_keys(p, s, linear_keys, for_type) || required(p, s, "out") ||
@@ -521,7 +510,7 @@ static int parse_model(const parser *p, const cJSON *item, tg_config *cfg)
         char path[PATH_LEN];
         snprintf(path, sizeof path, "model.layers[%d]", n - 1);
         return fail(p, path, "the last layer must be linear (its outputs are the class scores), got \"%s\"",
-                    layer_name(last));
+                    tg_layer_type_name(last));
     }
     return 0;
 }

@@ -25,8 +25,7 @@
 
 /* The reference implementation's cap; it keeps a hostile length from costing memory. */
 #define MAX_HEADER_BYTES 100000000u
-/* Integers above 2^53 do not survive a JSON number (cJSON parses doubles). */
-#define MAX_JSON_INTEGER 9007199254740992.0
+#define MAX_JSON_INTEGER TG_JSON_MAX_INTEGER
 
 /* ---- shared helpers ---- */
 
@@ -116,17 +115,6 @@ static char *float_array_text(const char *what, const float *v, int64_t n)
     return text;
 }
 
-static const char *layer_type_name(tg_layer_type type)
-{
-    switch (type) {
-    case TG_LAYER_LINEAR: return "linear";
-    case TG_LAYER_RELU: return "relu";
-    case TG_LAYER_SIGMOID: return "sigmoid";
-    case TG_LAYER_TANH: return "tanh";
-    }
-    return NULL;
-}
-
 /* The metadata value: a JSON array of strings (labels) or layer objects. */
 static char *layers_text(const tg_model *m)
 {
@@ -135,7 +123,7 @@ static char *layers_text(const tg_model *m)
     if (!list)
         goto fail;
     for (int i = 0; i < m->n_layers; i++) {
-        const char *type = layer_type_name(m->layers[i].type);
+        const char *type = tg_layer_type_name(m->layers[i].type);
         cJSON *layer = cJSON_CreateObject();
         if (!layer || !cJSON_AddItemToArray(list, layer)) {
             cJSON_Delete(layer);
@@ -645,16 +633,15 @@ static tg_layer_spec *parse_layers(const char *path, const char *text, int *n_ou
             tg_error("%s: __metadata__ 'layers' entry %d must be an object with a string 'type'", path, i);
             goto fail;
         }
-        const char *name = type->valuestring;
-        if (strcmp(name, "relu") == 0) {
-            specs[i].type = TG_LAYER_RELU;
-        } else if (strcmp(name, "sigmoid") == 0) {
-            specs[i].type = TG_LAYER_SIGMOID;
-        } else if (strcmp(name, "tanh") == 0) {
-            specs[i].type = TG_LAYER_TANH;
-        } else if (strcmp(name, "linear") == 0) {
+        int kind = tg_layer_type_from_name(type->valuestring);
+        if (kind < 0) {
+            tg_error("%s: __metadata__ 'layers' entry %d has type '%.40s', expected linear, relu, sigmoid or tanh",
+                     path, i, type->valuestring);
+            goto fail;
+        }
+        specs[i].type = (tg_layer_type)kind;
+        if (kind == TG_LAYER_LINEAR) {
             const cJSON *bias = cJSON_GetObjectItemCaseSensitive(layer, "bias");
-            specs[i].type = TG_LAYER_LINEAR;
             if (!json_count(cJSON_GetObjectItemCaseSensitive(layer, "out"), &specs[i].out) || specs[i].out < 1) {
                 tg_error("%s: __metadata__ 'layers' entry %d (linear): 'out' must be a positive integer", path, i);
                 goto fail;
@@ -664,10 +651,6 @@ static tg_layer_spec *parse_layers(const char *path, const char *text, int *n_ou
                 goto fail;
             }
             specs[i].bias = cJSON_IsTrue(bias);
-        } else {
-            tg_error("%s: __metadata__ 'layers' entry %d has type '%.40s', expected linear, relu, sigmoid or tanh",
-                     path, i, name);
-            goto fail;
         }
     }
     cJSON_Delete(list);

@@ -47,15 +47,21 @@ batch_tensors batch_buffers_for(const batch_buffers *b, int64_t n)
 void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
                  tg_tensor *y)
 {
+    gather_standardized(m->mean, m->std, ds, idx, start, x, y);
+}
+
+void gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
+                         tg_tensor *x, tg_tensor *y)
+{
     int64_t f = ds->features, n = x->shape[0];
     TG_FLOAT_DISPATCH(x->dtype, T, {
         for (int64_t r = 0; r < n; r++) {
             int64_t row = idx ? idx[r] : start + r;
             const float *src = ds->x + row * f;
             T *dst = (T *)x->data + r * f;
-            if (m->mean)
+            if (mean)
                 for (int64_t j = 0; j < f; j++)
-                    dst[j] = (T)((src[j] - m->mean[j]) / m->std[j]);
+                    dst[j] = (T)((src[j] - mean[j]) / std[j]);
             else
                 for (int64_t j = 0; j < f; j++)
                     dst[j] = (T)src[j];

@@ -24,7 +24,7 @@ static int check_data_fits(const tg_model *m, const tg_dataset *ds, const char *
 
 /* Runs fn(ctx, logits, rows, first_row) over ds in chunks with recording off. */
 typedef void (*chunk_fn)(void *ctx, const tg_tensor *logits, const tg_tensor *y, int64_t first_row);
-static int for_each_chunk(tg_model *m, const tg_dataset *ds, chunk_fn fn, void *ctx)
+static int for_each_chunk(const tg_model *m, const tg_dataset *ds, chunk_fn fn, void *ctx)
 {
     int status = -1;
     int64_t chunk = ds->rows < EVAL_CHUNK ? (ds->rows ? ds->rows : 1) : EVAL_CHUNK;
@@ -39,7 +39,7 @@ static int for_each_chunk(tg_model *m, const tg_dataset *ds, chunk_fn fn, void *
         batch_tensors b = batch_buffers_for(&buffers, ds->rows - start < chunk ? ds->rows - start : chunk);
         tg_tape_reset(tape);
         gather_rows(m, ds, NULL, start, b.x, b.y);
-        tg_tensor *logits = tg_model_forward(m, tape, b.x);
+        tg_tensor *logits = tg_model_forward_with(m, tape, b.x, m->params);
         if (!logits)
             goto done;
         fn(ctx, logits, b.y, start);
@@ -93,7 +93,7 @@ static void eval_chunk(void *ctx, const tg_tensor *logits, const tg_tensor *y, i
     }
 }
 
-int tg_evaluate(tg_model *m, const tg_dataset *ds, tg_eval *out)
+int tg_evaluate(const tg_model *m, const tg_dataset *ds, tg_eval *out)
 {
     memset(out, 0, sizeof *out);
     if (!m || !ds) {
@@ -109,7 +109,7 @@ int tg_evaluate(tg_model *m, const tg_dataset *ds, tg_eval *out)
         return -1;
     eval_acc acc = { out, 0 };
     if (for_each_chunk(m, ds, eval_chunk, &acc)) {
-        tg_eval_free(out);
+        tg_eval_clear(out);
         return -1;
     }
     int64_t correct = 0;
@@ -120,7 +120,9 @@ int tg_evaluate(tg_model *m, const tg_dataset *ds, tg_eval *out)
     return 0;
 }
 
-void tg_eval_free(tg_eval *ev)
+void tg_eval_free(tg_eval *ev) { tg_eval_clear(ev); }
+
+void tg_eval_clear(tg_eval *ev)
 {
     if (!ev)
         return;
@@ -142,7 +144,7 @@ static void predict_chunk(void *ctx, const tg_tensor *logits, const tg_tensor *y
     }
 }
 
-int tg_predict(tg_model *m, const tg_dataset *ds, double *probs)
+int tg_predict(const tg_model *m, const tg_dataset *ds, double *probs)
 {
     if (!m || !ds || !probs) {
         tg_error("predict: model, data and probs are required");

@@ -197,7 +197,7 @@ static int validate_last(tg_training *t)
         return -1;
     t->val_loss[t->epochs_run - 1] = ev.loss;
     t->val_accuracy[t->epochs_run - 1] = ev.accuracy;
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     return 0;
 }
 

@@ -6,15 +6,20 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *layer_name(tg_layer_type t)
+/* The one table of layer names, indexed by tg_layer_type, NULL-terminated. */
+const char *const tg_layer_names[] = { "linear", "relu", "sigmoid", "tanh", NULL };
+
+const char *tg_layer_type_name(tg_layer_type type)
 {
-    switch (t) {
-    case TG_LAYER_LINEAR: return "linear";
-    case TG_LAYER_RELU: return "relu";
-    case TG_LAYER_SIGMOID: return "sigmoid";
-    case TG_LAYER_TANH: return "tanh";
-    }
-    return "unknown";
+    return (unsigned)type < sizeof tg_layer_names / sizeof *tg_layer_names - 1 ? tg_layer_names[type] : NULL;
+}
+
+int tg_layer_type_from_name(const char *name)
+{
+    for (int i = 0; name && tg_layer_names[i]; i++)
+        if (strcmp(tg_layer_names[i], name) == 0)
+            return i;
+    return -1;
 }
 
 static int check_layers(int64_t inputs, int n_layers, const tg_layer_spec *layers)
@@ -34,7 +39,7 @@ static int check_layers(int64_t inputs, int n_layers, const tg_layer_spec *layer
     }
     if (layers[n_layers - 1].type != TG_LAYER_LINEAR)
         return tg_error("model: the last layer is %s, expected linear (its outputs are the logits)",
-                        layer_name(layers[n_layers - 1].type)),
+                        tg_layer_type_name(layers[n_layers - 1].type)),
                -1;
     return 0;
 }
@@ -104,8 +109,17 @@ void tg_model_free(tg_model *m)
 
 tg_tensor *tg_model_forward(tg_model *m, tg_tape *tape, tg_tensor *x)
 {
+    return tg_model_forward_with(m, tape, x, m ? m->params : NULL);
+}
+
+/* The one place a model's layers are composed: training, evaluation and the
+ * gradient check (with a parameter swapped for a tape tensor) all run this. */
+tg_tensor *tg_model_forward_with(const tg_model *m, tg_tape *tape, tg_tensor *x, tg_tensor *const *params)
+{
     if (!m)
         return tg_error("model forward: model is NULL");
+    if (!params)
+        return tg_error("model forward: params is NULL");
     if (!x)
         return NULL;
     if (x->ndim != 2 || x->shape[1] != m->inputs) {
@@ -114,9 +128,13 @@ tg_tensor *tg_model_forward(tg_model *m, tg_tape *tape, tg_tensor *x)
                         (long long)m->inputs);
     }
     tg_tensor *h = x;
+    int p = 0;
     for (int i = 0; i < m->n_layers && h; i++) {
         switch (m->layers[i].type) {
-        case TG_LAYER_LINEAR: h = tg_linear(tape, h, m->linear[i].weight, m->linear[i].bias); break;
+        case TG_LAYER_LINEAR:
+            h = tg_linear(tape, h, params[p], m->layers[i].bias ? params[p + 1] : NULL);
+            p += m->layers[i].bias ? 2 : 1;
+            break;
         case TG_LAYER_RELU: h = tg_relu(tape, h); break;
         case TG_LAYER_SIGMOID: h = tg_sigmoid(tape, h); break;
         case TG_LAYER_TANH: h = tg_tanh(tape, h); break;
@@ -131,7 +149,11 @@ tg_dtype tg_model_dtype(const tg_model *m) { return m->dtype; }
 int tg_model_n_layers(const tg_model *m) { return m->n_layers; }
 const tg_layer_spec *tg_model_layer(const tg_model *m, int i) { return i >= 0 && i < m->n_layers ? &m->layers[i] : NULL; }
 int tg_model_n_params(const tg_model *m) { return m->n_params; }
-tg_tensor *tg_model_param(const tg_model *m, int i) { return i >= 0 && i < m->n_params ? m->params[i] : NULL; }
+tg_tensor *tg_model_param(tg_model *m, int i) { return i >= 0 && i < m->n_params ? m->params[i] : NULL; }
+const tg_tensor *tg_model_param_const(const tg_model *m, int i)
+{
+    return i >= 0 && i < m->n_params ? m->params[i] : NULL;
+}
 const char *tg_model_param_name(const tg_model *m, int i)
 {
     return i >= 0 && i < m->n_params ? m->param_names[i] : NULL;

@@ -25,6 +25,10 @@ batch_tensors batch_buffers_for(const batch_buffers *b, int64_t n);
  * dtype; y likewise when not NULL. x has exactly n rows. */
 void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
                  tg_tensor *y);
+/* The same with the standardization given (mean and std NULL: rows as they are):
+ * the one gathering loop, under both gather_rows and tg_batcher_next. */
+void gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
+                         tg_tensor *x, tg_tensor *y);
 
 /* The training, validation and test sets a config names, split as training splits them. */
 typedef struct {

@@ -83,9 +83,8 @@ typedef struct {
     tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
     tg_tape *tape;
     tg_optimizer *opt;
-    batch_buffers batches;
+    tg_batcher *batches; /* the training rows in the epoch's order, standardized with the model's mean and std */
     int64_t steps; /* per epoch */
-    int64_t *order; /* the epoch's row order */
     tg_tensor *class_weight;
     tg_ce_opts ce;
     /* early stopping: the best validation loss so far and its weights */
@@ -119,22 +118,20 @@ static int trainer_open_buffers(trainer *tr)
     int64_t n_params_total = 0;
     for (int i = 0; i < m->n_params; i++)
         n_params_total += m->params[i]->numel;
-    tr->steps = (rows + batch - 1) / batch;
     tr->early = cfg->train.patience > 0 && t->validation && t->validation->rows > 0;
     tr->best_val = INFINITY;
     tr->tape = tg_tape_new();
     tr->opt = tg_optimizer_new(&cfg->optimizer, m->n_params, m->params);
-    tr->order = tg_alloc((size_t)rows * sizeof *tr->order);
+    tr->batches = tg_batcher_new(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
     t->train_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)epochs * sizeof(double));
     if (tr->early)
         tr->best = tg_alloc((size_t)n_params_total * sizeof *tr->best);
-    if (!tr->tape || !tr->opt || !tr->order || !t->train_loss || !t->val_loss || !t->val_accuracy ||
-        (tr->early && !tr->best) || batch_buffers_init(&tr->batches, m->dtype, m->inputs, batch, rows, true))
+    if (!tr->tape || !tr->opt || !tr->batches || !t->train_loss || !t->val_loss || !t->val_accuracy ||
+        (tr->early && !tr->best))
         return -1;
-    for (int64_t r = 0; r < rows; r++)
-        tr->order[r] = r;
+    tr->steps = tg_batcher_batches(tr->batches);
     tr->ce = TG_CE_OPTS_DEFAULT;
     tr->ce.label_smoothing = cfg->loss.label_smoothing;
     if (cfg->loss.class_weights) {
@@ -151,33 +148,26 @@ static int trainer_open_buffers(trainer *tr)
 static void trainer_close(trainer *tr)
 {
     tg_dealloc(tr->best);
-    tg_dealloc(tr->order);
-    batch_buffers_free(&tr->batches);
+    tg_batcher_free(tr->batches);
     tg_tensor_free(tr->class_weight);
     tg_optimizer_free(tr->opt);
     tg_tape_free(tr->tape);
 }
 
 /* A fresh Fisher-Yates shuffle of the row order each epoch, from the data seed. */
-static void trainer_shuffle(trainer *tr)
-{
-    int64_t *order = tr->order;
-    for (int64_t r = tr->t->train->rows - 1; r > 0; r--) {
-        int64_t k = (int64_t)tg_rng_below(&tr->shuffle, (uint64_t)r + 1), tmp = order[r];
-        order[r] = order[k];
-        order[k] = tmp;
-    }
-}
+static void trainer_shuffle(trainer *tr) { tg_batcher_reset(tr->batches, &tr->shuffle); }
 
 /* One optimizer step on batch s of the epoch's order; its loss in *value. */
 static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
 {
     tg_model *m = tr->t->model;
-    int64_t rows = tr->t->train->rows, start = s * tr->batches.size;
-    batch_tensors b = batch_buffers_for(&tr->batches, rows - start < tr->batches.size ? rows - start : tr->batches.size);
-    gather_rows(m, tr->t->train, tr->order + start, 0, b.x, b.y);
+    tg_tensor *x, *y;
+    if (tg_batcher_next(tr->batches, &x, &y) != 1) {
+        tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
+        return -1;
+    }
     tg_tape_reset(tr->tape);
-    tg_tensor *loss = tg_cross_entropy(tr->tape, tg_model_forward(m, tr->tape, b.x), b.y, &tr->ce);
+    tg_tensor *loss = tg_cross_entropy(tr->tape, tg_model_forward(m, tr->tape, x), y, &tr->ce);
     if (!loss)
         return -1;
     *value = tg_get(loss, 0);
@@ -228,7 +218,7 @@ static int trainer_validate(trainer *tr, tg_progress *p)
         return -1;
     p->val_loss = ev.loss;
     p->val_accuracy = ev.accuracy;
-    tg_eval_free(&ev);
+    tg_eval_clear(&ev);
     return 0;
 }
 

@@ -59,7 +59,8 @@ static int softmax_backward(tg_tape *tape, tg_node *node)
     tg_tensor *gx = tg_grad_buffer(tape, x, &failed);
     if (!gx)
         return failed ? -1 : 0;
-    int64_t outer = node->iarg[0], n = node->iarg[1], inner = node->iarg[2];
+    const tg_axis_lines *lines = node->saved;
+    int64_t outer = lines->outer, n = lines->n, inner = lines->inner;
     TG_FLOAT_DISPATCH(x->dtype, T, {
         const T *ys = y->data, *gs = g->data;
         T *dx = gx->data;
@@ -93,11 +94,11 @@ tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis)
     softmax_lines(x, y, outer, n, inner);
     if (tg_tape_should_record(tape, &x, 1)) {
         tg_node *node = tg_tape_record(tape, "softmax", softmax_backward, y, &x, 1);
-        if (!node)
+        tg_axis_lines *lines = node ? tg_tape_alloc(tape, sizeof *lines) : NULL;
+        if (!lines)
             return NULL;
-        node->iarg[0] = outer;
-        node->iarg[1] = n;
-        node->iarg[2] = inner;
+        *lines = (tg_axis_lines){ outer, n, inner };
+        node->saved = lines;
     }
     return y;
 }

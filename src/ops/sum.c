@@ -2,6 +2,11 @@
  * a 60000-row float sum would otherwise lose digits. */
 #include "elementwise.h"
 
+typedef struct {
+    tg_axis_lines lines;
+    double scale; /* 1, or 1/n for the mean */
+} reduce_saved;
+
 /* dx[o, j, i] += scale * g[o, i]: the upstream gradient broadcast back over the reduced axis */
 static int reduce_backward(tg_tape *tape, tg_node *node)
 {
@@ -10,8 +15,9 @@ static int reduce_backward(tg_tape *tape, tg_node *node)
     tg_tensor *gx = tg_grad_buffer(tape, x, &failed);
     if (!gx)
         return failed ? -1 : 0;
-    int64_t outer = node->iarg[0], n = node->iarg[1], inner = node->iarg[2];
-    double scale = node->darg[0];
+    const reduce_saved *s = node->saved;
+    int64_t outer = s->lines.outer, n = s->lines.n, inner = s->lines.inner;
+    double scale = s->scale;
     TG_FLOAT_DISPATCH(x->dtype, T, {
         T *dx = gx->data;
         const T *dy = g->data;
@@ -62,12 +68,11 @@ tg_tensor *tg_reduce_sum(tg_tape *tape, const char *op, tg_tensor *x, int axis, 
     });
     if (tg_tape_should_record(tape, &x, 1)) {
         tg_node *node = tg_tape_record(tape, op, reduce_backward, y, &x, 1);
-        if (!node)
+        reduce_saved *s = node ? tg_tape_alloc(tape, sizeof *s) : NULL;
+        if (!s)
             return NULL;
-        node->iarg[0] = outer;
-        node->iarg[1] = n;
-        node->iarg[2] = inner;
-        node->darg[0] = scale;
+        *s = (reduce_saved){ { outer, n, inner }, scale };
+        node->saved = s;
     }
     return y;
 }

@@ -42,6 +42,10 @@ static void swap_axes(const tg_tensor *src, tg_tensor *dst, int a0, int a1, bool
     }
 }
 
+typedef struct {
+    int axis0, axis1; /* normalised */
+} transpose_saved;
+
 /* dx += transpose(g): the same swap undoes itself */
 static int transpose_backward(tg_tape *tape, tg_node *node)
 {
@@ -50,7 +54,8 @@ static int transpose_backward(tg_tape *tape, tg_node *node)
     tg_tensor *gx = tg_grad_buffer(tape, x, &failed);
     if (!gx)
         return failed ? -1 : 0;
-    swap_axes(node->out->grad, gx, (int)node->iarg[0], (int)node->iarg[1], true);
+    const transpose_saved *s = node->saved;
+    swap_axes(node->out->grad, gx, s->axis0, s->axis1, true);
     return 0;
 }
 
@@ -76,10 +81,11 @@ tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x, int axis0, int axis1)
     swap_axes(x, y, a0, a1, false);
     if (tg_is_float(x->dtype) && tg_tape_should_record(tape, &x, 1)) {
         tg_node *node = tg_tape_record(tape, "transpose", transpose_backward, y, &x, 1);
-        if (!node)
+        transpose_saved *s = node ? tg_tape_alloc(tape, sizeof *s) : NULL;
+        if (!s)
             return NULL;
-        node->iarg[0] = a0;
-        node->iarg[1] = a1;
+        *s = (transpose_saved){ a0, a1 };
+        node->saved = s;
     }
     return y;
 }

@@ -154,6 +154,25 @@ Test(penalty, block_size_changes_only_rounding, .timeout = 60)
     tg_config_free(whole);
 }
 
+/* One thread or two (each its own blocks, model copy and tape): the same optimum up to summation order. */
+Test(penalty, thread_count_changes_only_rounding, .timeout = 60)
+{
+    tg_config *cfg = solver_config(DIGITS_CSV, 10, "l2", 1.0, ", \"block_rows\": 100");
+    tg_set_num_threads(1);
+    tg_training *a = tg_train_config(cfg, NULL, NULL);
+    tg_set_num_threads(2);
+    tg_training *b = tg_train_config(cfg, NULL, NULL);
+    tg_training *c = tg_train_config(cfg, NULL, NULL);
+    cr_assert(a && b && c, "%s", tg_last_error());
+    cr_expect(close_enough(a->objective, b->objective, 1e-10 * fabs(b->objective)), "%.17g vs %.17g", a->objective,
+              b->objective);
+    cr_expect_eq(b->objective, c->objective, "the same thread count gives the same bits");
+    tg_training_free(a);
+    tg_training_free(b);
+    tg_training_free(c);
+    tg_config_free(cfg);
+}
+
 /* SGD on full batches with the penalty's gradient scaled by 1 / (C n) reaches the same optimum. */
 Test(penalty, l2_under_sgd_has_the_same_optimum, .timeout = 60)
 {

@@ -61,30 +61,37 @@ static const char *path_of(const char *data, char **owned)
 /* A full-batch config over the whole file (the test set is the same file). */
 static tg_config *solver_config(const char *path, int64_t classes, const char *penalty, double C, const char *extra)
 {
+    char loss_extra[64] = "";
+    if (strcmp(penalty, "elasticnet") == 0) { /* extra is then the l1_ratio */
+        snprintf(loss_extra, sizeof loss_extra, ", \"l1_ratio\": %s", extra);
+        extra = NULL;
+    }
     char text[2048];
     snprintf(text, sizeof text,
              "{\"data\": {\"train\": \"%s\", \"test\": \"%s\", \"standardize\": true, \"validation_split\": 0},"
              " \"model\": {\"dtype\": \"float64\", \"layers\": [{\"type\": \"linear\", \"out\": %lld}]},"
-             " \"loss\": {\"penalty\": \"%s\", \"C\": %.17g},"
+             " \"loss\": {\"penalty\": \"%s\", \"C\": %.17g%s},"
              " \"optimizer\": {\"type\": \"lbfgs\"%s}}",
-             path, path, (long long)classes, penalty, C, extra ? extra : "");
+             path, path, (long long)classes, penalty, C, loss_extra, extra ? extra : "");
     tg_config *cfg = tg_config_parse(text, NULL);
     cr_assert_not_null(cfg, "%s\n%s", tg_last_error(), text);
     return cfg;
 }
 
-/* C * sum_i -log p[i, y_i] + R(W) in long double, from the model's own probabilities and weights. */
-static long double objective_of(tg_model *m, const tg_dataset *ds, const double *probs, const char *penalty, double C)
+/* C * sum_i -log p[i, y_i] + l1_ratio |W|_1 + (1 - l1_ratio) |W|^2 / 2 in long double, from the model's own
+ * probabilities and weights. */
+static long double objective_of(tg_model *m, const tg_dataset *ds, const double *probs, double l1_ratio, double C)
 {
-    long double loss = 0, r = 0;
+    long double loss = 0, abs_sum = 0, squares = 0;
     for (int64_t i = 0; i < ds->rows; i++)
         loss -= logl((long double)probs[i * ds->classes + ds->y[i]]);
     const tg_tensor *w = tg_model_param(m, 0);
     for (int64_t k = 0; k < tg_numel(w); k++) {
         long double v = tg_get(w, k);
-        r += strcmp(penalty, "l1") == 0 ? fabsl(v) : v * v / 2;
+        abs_sum += fabsl(v);
+        squares += v * v;
     }
-    return (long double)C * loss + r;
+    return (long double)C * loss + (long double)l1_ratio * abs_sum + (1 - (long double)l1_ratio) * squares / 2;
 }
 
 Test(penalty, full_batch_optimum_equals_scikit_learns, .timeout = 120)
@@ -93,7 +100,11 @@ Test(penalty, full_batch_optimum_equals_scikit_learns, .timeout = 120)
         const logreg_ref *ref = &logreg_refs[c];
         char *owned = NULL;
         const char *path = path_of(ref->data, &owned);
-        tg_config *cfg = solver_config(path, ref->classes, ref->penalty, ref->C, NULL);
+        char extra[64] = "";
+        bool l1 = strcmp(ref->penalty, "l2") != 0; /* l1 or elasticnet: OWL-QN */
+        if (strcmp(ref->penalty, "elasticnet") == 0)
+            snprintf(extra, sizeof extra, "%.17g", ref->l1_ratio);
+        tg_config *cfg = solver_config(path, ref->classes, ref->penalty, ref->C, extra[0] ? extra : NULL);
         tg_training *t = tg_train_config(cfg, NULL, NULL);
         cr_assert_not_null(t, "%s C=%g: %s", ref->data, ref->C, tg_last_error());
         cr_expect(t->solver.status == TG_LBFGS_CONVERGED_GRAD || t->solver.status == TG_LBFGS_CONVERGED_ROUNDING,
@@ -108,8 +119,7 @@ Test(penalty, full_batch_optimum_equals_scikit_learns, .timeout = 120)
             for (int k = 0; k < ref->classes; k++)
                 worst = fmax(worst, fabs(probs[(int64_t)r * ref->row_step * ds->classes + k] -
                                          ref->proba[r * ref->classes + k]));
-        bool l1 = strcmp(ref->penalty, "l1") == 0;
-        long double objective = objective_of(t->model, ds, probs, ref->penalty, ref->C);
+        long double objective = objective_of(t->model, ds, probs, ref->l1_ratio, ref->C);
         double relative = (double)fabsl((objective - ref->objective) / ref->objective);
         if (getenv("MARGINS"))
             fprintf(stderr, "%s %s C=%g: proba %.2e objective rel %.2e, %d iterations\n", ref->data, ref->penalty,

@@ -7,7 +7,7 @@ double sums, then (x - mean) / std in float32).
 L2: scikit-learn's newton-cg (tol 1e-10), then polished with full Newton steps
 in float64 (the issue allows it; newton-cg may stop a little short), until the
 gradient's max norm is below 1e-9. L1: scikit-learn's saga run to a tight
-tolerance. Writes tests/ref/logreg_ref.h; run with Debian's /usr/bin/python3
+tolerance (and elasticnet, l1_ratio 0.5, the same way). Writes tests/ref/logreg_ref.h; run with Debian's /usr/bin/python3
 (scikit-learn 1.2). Usage: tests/ref/logreg_ref.py [output]"""
 import sys, os, warnings
 import numpy as np
@@ -39,10 +39,11 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def objective(W, b, X, Y, C, l1):
+def objective(W, b, X, Y, C, l1_ratio):
+    """C * sum loss + l1_ratio |W|_1 + (1 - l1_ratio) |W|^2 / 2 (l2: l1_ratio 0; l1: 1)."""
     P = softmax(X @ W.T + b)
     loss = -np.sum(Y * np.log(P))
-    return C * loss + (np.abs(W).sum() if l1 else 0.5 * np.sum(W * W))
+    return C * loss + l1_ratio * np.abs(W).sum() + (1 - l1_ratio) * 0.5 * np.sum(W * W)
 
 
 def newton_polish(W, b, X, Y, C):
@@ -87,18 +88,20 @@ def case_l2(X, y, C):
         m = LogisticRegression(multi_class="multinomial", solver="newton-cg", tol=1e-10, C=C, max_iter=10000).fit(X, y)
     W, b = two_rows(m.coef_, m.intercept_, len(classes))
     W, b, gnorm = newton_polish(W, b, X, Y, C)
-    return W, b, objective(W, b, X, Y, C, False), softmax(X @ W.T + b), gnorm
+    return W, b, objective(W, b, X, Y, C, 0.0), softmax(X @ W.T + b), gnorm
 
 
-def case_l1(X, y, C):
+def case_l1(X, y, C, l1_ratio=1.0):
+    """saga, tight: l1 (l1_ratio 1) or elasticnet."""
     classes = np.unique(y)
     Y = (y[:, None] == classes[None, :]).astype(np.float64)
+    penalty = "l1" if l1_ratio == 1.0 else "elasticnet"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        m = LogisticRegression(multi_class="multinomial", solver="saga", penalty="l1", tol=1e-14, C=C,
-                               max_iter=2000000).fit(X, y)
+        m = LogisticRegression(multi_class="multinomial", solver="saga", penalty=penalty, tol=1e-14, C=C,
+                               l1_ratio=None if penalty == "l1" else l1_ratio, max_iter=2000000).fit(X, y)
     W, b = m.coef_, m.intercept_
-    return W, b, objective(W, b, X, Y, C, True), softmax(X @ W.T + b), 0.0
+    return W, b, objective(W, b, X, Y, C, l1_ratio), softmax(X @ W.T + b), 0.0
 
 
 def c_array(name, values, fmt="%.17g"):
@@ -123,18 +126,20 @@ def main():
             cases.append((name, "l2", C))
     cases.append(("iris", "l1", 0.1))
     cases.append(("iris", "l1", 1.0))
+    cases.append(("iris", "elasticnet", 1.0))
     entries = []
     for i, (name, pen, C) in enumerate(cases):
         X, y = sets[name]
-        W, b, obj, P, gnorm = (case_l2 if pen == "l2" else case_l1)(X, y, C)
+        l1_ratio = {"l2": 0.0, "l1": 1.0, "elasticnet": 0.5}[pen]
+        W, b, obj, P, gnorm = case_l2(X, y, C) if pen == "l2" else case_l1(X, y, C, l1_ratio)
         rows = digit_rows if name == "digits" else np.arange(len(y))
         print("%-12s %s C=%-6g objective %.15g  grad %.2e  zeros %d" % (name, pen, C, obj, gnorm, np.sum(W == 0)),
               file=sys.stderr)
         out.append(c_array("ref%d_proba" % i, P[rows], "%.12g"))
         out.append(c_array("ref%d_zero" % i, (W == 0).astype(float), "%.0f"))
-        entries.append('{"%s", "%s", %.17g, %.17g, %d, %d, %d, ref%d_proba, ref%d_zero}' %
-                       (name, pen, C, obj, len(rows), P.shape[1], 9 if name == "digits" else 1, i, i))
-    out.append("typedef struct {\n    const char *data, *penalty;\n    double C, objective;\n"
+        entries.append('{"%s", "%s", %.17g, %.17g, %.17g, %d, %d, %d, ref%d_proba, ref%d_zero}' %
+                       (name, pen, C, l1_ratio, obj, len(rows), P.shape[1], 9 if name == "digits" else 1, i, i))
+    out.append("typedef struct {\n    const char *data, *penalty;\n    double C, l1_ratio, objective;\n"
                "    int rows, classes, row_step; /* probabilities of rows 0, row_step, 2 row_step, ... */\n"
                "    const double *proba, *zero; /* [rows * classes]; [classes * features]: 1 where W is exactly 0 */\n"
                "} logreg_ref;\n")

@@ -94,7 +94,7 @@ static long double objective_of(tg_model *m, const tg_dataset *ds, const double 
     return (long double)C * loss + (long double)l1_ratio * abs_sum + (1 - (long double)l1_ratio) * squares / 2;
 }
 
-Test(penalty, full_batch_optimum_equals_scikit_learns, .timeout = 120)
+Test(penalty, full_batch_optimum_equals_scikit_learns)
 {
     for (size_t c = 0; c < sizeof logreg_refs / sizeof logreg_refs[0]; c++) {
         const logreg_ref *ref = &logreg_refs[c];
@@ -146,7 +146,7 @@ Test(penalty, full_batch_optimum_equals_scikit_learns, .timeout = 120)
 
 /* Twenty iterations with blocks of 7 rows and of all rows follow the same path up to summation order
  * (after convergence the paths may stop at points that differ within the tolerance, so it is checked here). */
-Test(penalty, block_size_changes_only_rounding, .timeout = 60)
+Test(penalty, block_size_changes_only_rounding)
 {
     tg_config *small = solver_config(DIGITS_CSV, 10, "l2", 1.0, ", \"block_rows\": 7, \"max_iter\": 20");
     tg_config *whole = solver_config(DIGITS_CSV, 10, "l2", 1.0, ", \"block_rows\": 100000, \"max_iter\": 20");
@@ -169,7 +169,7 @@ Test(penalty, block_size_changes_only_rounding, .timeout = 60)
 }
 
 /* One thread or two (each its own blocks, model copy and tape): the same optimum up to summation order. */
-Test(penalty, thread_count_changes_only_rounding, .timeout = 60)
+Test(penalty, thread_count_changes_only_rounding)
 {
     tg_config *cfg = solver_config(DIGITS_CSV, 10, "l2", 1.0, ", \"block_rows\": 100");
     tg_set_num_threads(1);
@@ -188,7 +188,7 @@ Test(penalty, thread_count_changes_only_rounding, .timeout = 60)
 }
 
 /* SGD on full batches with the penalty's gradient scaled by 1 / (C n) reaches the same optimum. */
-Test(penalty, l2_under_sgd_has_the_same_optimum, .timeout = 60)
+Test(penalty, l2_under_sgd_has_the_same_optimum)
 {
     const logreg_ref *ref = &logreg_refs[0];
     cr_assert(strcmp(ref->data, "iris") == 0 && ref->C == 0.01);
@@ -300,7 +300,7 @@ Test(penalty, defaults_keep_old_configs_unpenalized)
 
 /* Any model the tape differentiates: an MLP's objective is not convex, but the
  * solver still ends at a stationary point (the gradient test), from the seeded start. */
-Test(penalty, full_batch_trains_an_mlp, .timeout = 60)
+Test(penalty, full_batch_trains_an_mlp)
 {
     char text[1024];
     snprintf(text, sizeof text,

@@ -353,6 +353,9 @@ TG_API int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, 
 /* Per-feature mean and standard deviation (population, as sklearn's StandardScaler;
  * a zero deviation is stored as 1 so constant columns pass through centred). */
 TG_API int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std);
+/* scikit-learn's class_weight="balanced": weights[k] = rows / (classes * rows of class k), [classes]
+ * values. A class without rows is refused (its weight would be infinite). */
+TG_API int tg_balanced_class_weights(const tg_dataset *ds, double *weights);
 /* x = (x - mean) / std, in place. */
 TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std);
 
@@ -433,10 +436,13 @@ TG_API void tg_linear_layer_free(tg_linear_layer *layer);
  * standardization and the config text. */
 typedef struct tg_model tg_model;
 /* Builds and initialises a model from rng. Every linear layer must have a
- * positive out; the last layer must be linear (its out is the class count). */
+ * positive out; the last layer must be linear (its out is the class count).
+ * A binary model has one output and two classes, P(class 1) = sigmoid(its
+ * logit), as scikit-learn's binary LogisticRegression: a last layer with out
+ * 1, then tg_model_set_labels with two names (training does both). */
 TG_API tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers, tg_rng *rng);
 TG_API void tg_model_free(tg_model *model);
-/* Logits [rows, classes] for x [rows, inputs], recorded on the tape. */
+/* Logits [rows, classes] for x [rows, inputs] ([rows, 1] for a binary model), recorded on the tape. */
 TG_API tg_tensor *tg_model_forward(tg_model *model, tg_tape *tape, tg_tensor *x);
 /* The same forward with params[i] in place of tg_model_param(model, i) (all
  * tg_model_n_params of them, same shapes): a functional call, e.g. to check
@@ -452,7 +458,8 @@ TG_API int tg_model_n_params(const tg_model *model);
 TG_API tg_tensor *tg_model_param(tg_model *model, int i); /* mutable: the optimizer's parameter */
 TG_API const tg_tensor *tg_model_param_const(const tg_model *model, int i); /* read-only view */
 TG_API const char *tg_model_param_name(const tg_model *model, int i);
-/* What a checkpoint carries besides the weights; setters copy their inputs. */
+/* What a checkpoint carries besides the weights; setters copy their inputs.
+ * classes must be the model's; two names for a one-output model make it binary. */
 TG_API int tg_model_set_labels(tg_model *model, int64_t classes, char *const *names);
 TG_API const char *tg_model_label(const tg_model *model, int64_t class_id); /* NULL when none */
 TG_API int tg_model_set_standardization(tg_model *model, const float *mean, const float *std); /* [inputs] each, or NULL to clear */
@@ -577,6 +584,9 @@ TG_API const char *tg_lbfgs_status_text(tg_lbfgs_status status);
 /* ---- Model configs (src/io/config.c; docs/config.md) ---- */
 
 typedef enum { TG_SCHEDULE_CONSTANT, TG_SCHEDULE_STEP, TG_SCHEDULE_COSINE } tg_schedule_type;
+/* loss.type: softmax cross-entropy over one output per class, or binary cross-entropy with logits over one
+ * output (a last linear layer with "out": 1) for two classes. */
+typedef enum { TG_LOSS_CROSS_ENTROPY, TG_LOSS_BINARY_CROSS_ENTROPY } tg_loss_type;
 
 typedef struct {
     char *path; /* the config file, and the folder relative paths are resolved against */
@@ -605,6 +615,18 @@ typedef struct {
         double label_smoothing;
         double *class_weights; /* or NULL */
         int64_t n_class_weights;
+        /* loss.class_weight: "balanced" (n_rows / (n_classes * rows of the class), on the training split), or
+         * a map from label to weight (classes it leaves out weigh 1, as in scikit-learn); resolved against the
+         * training data when training starts. */
+        int class_weight_balanced;
+        char **class_weight_labels; /* [n_class_weight_labels], or NULL */
+        double *class_weight_values;
+        int64_t n_class_weight_labels;
+        /* binary_cross_entropy: the class whose probability the output is (default: the label that sorts
+         * second, as scikit-learn's classes_[1]) and the weight of its term (PyTorch's pos_weight, default 1). */
+        tg_loss_type type;
+        char *positive_class; /* or NULL */
+        double pos_weight;
         tg_penalty penalty; /* default none; lbfgs: l2, C 1 (scikit-learn's) */
     } loss;
     tg_optim_opts optimizer;
@@ -678,7 +700,8 @@ TG_API void tg_eval_clear(tg_eval *ev);
 TG_API TG_DEPRECATED("tg_eval_free frees contents only: call tg_eval_clear") void tg_eval_free(tg_eval *ev);
 /* Class probabilities [rows, classes] of ds under model into probs (caller's
  * buffer, rows * classes doubles). Applies the model's stored standardization
- * (mean and std saved with it), so ds holds raw features, as read from the file. */
+ * (mean and std saved with it), so ds holds raw features, as read from the file.
+ * A binary model's row is (1 - sigmoid(x), sigmoid(x)). */
 TG_API int tg_predict(const tg_model *model, const tg_dataset *ds, double *probs);
 
 typedef struct {
@@ -695,7 +718,8 @@ typedef struct {
 } tg_training;
 /* Loads the data a config names and splits it as training does (same seed,
  * same rows): test from data.test or data.test_split, validation from
- * data.validation_split. validation and test may be empty, never NULL.
+ * data.validation_split. validation and test may be empty, never NULL. With
+ * binary_cross_entropy the positive class is class 1, as training makes it.
  * All three are caller-owned and raw (not standardized). 0 on success. */
 TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test);
 /* Everything a config asks for: loads the data, splits it, standardizes it,
@@ -710,11 +734,75 @@ TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_data
  * last good weights, solver.status saying which and tg_last_error the message. */
 TG_API tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
 TG_API void tg_training_free(tg_training *t);
+/* The same training on data sets the caller gives (cross-validation folds)
+ * instead of the files the config names; the config's data section is not
+ * read. train is required; validation may be NULL (no early stopping). Both
+ * stay the caller's: the result holds copies, and an empty test set. */
+TG_API tg_training *tg_train_on_data(const tg_config *cfg, const tg_dataset *train, const tg_dataset *validation,
+                                     tg_progress_fn progress, void *ctx);
+/* Stratified K-fold assignment (as scikit-learn's StratifiedKFold with
+ * shuffle): each class's rows are shuffled with rng and dealt to the folds in
+ * turn, continuing from fold to fold across classes, so every fold holds each
+ * class in proportion and fold sizes differ by at most one. fold[r] in [0, k)
+ * for each row. Refused: k < 2, or k above the smallest class's row count
+ * (that class, its count and k are named). 0 on success. */
+TG_API int tg_stratified_folds(const tg_dataset *ds, int k, tg_rng *rng, int *fold);
 /* Loads a data file for a trained model: a CSV mapped with the model's label
  * names, and checked for the model's input size (both numbers in the error).
  * With opts->unlabeled -1 it decides from the column count: as many columns
  * as the model has inputs means no label column. */
 TG_API tg_dataset *tg_load_data_for_model(const tg_model *model, const char *path, const tg_csv_opts *opts);
+
+/* ---- Metrics (src/nn/metrics.c; docs/nn.md) ---- */
+
+/* scikit-learn's classification metrics (sklearn.metrics 1.2) from true class
+ * ids y [rows] in [0, classes) and predicted probabilities probs [rows,
+ * classes] (row-major, as tg_predict gives them). The predicted class is the
+ * first largest probability (numpy.argmax). Precision, recall and F1 are 0
+ * where undefined (zero_division's default); the macro means run over the
+ * classes that occur in y or in the predictions (sklearn's default labels),
+ * the weighted means weight by support. Binary metrics (classes == 2) use
+ * P(positive) = probs[:, positive]: brier_score_loss, and roc_auc_score and
+ * average_precision_score of that class. With more classes: the Brier score
+ * is the multiclass one, mean over rows of sum_k (p_k - [y = k])^2 (sklearn
+ * 1.2 has none; it is the sum of the per-class binary scores), and ROC-AUC and
+ * average precision are one-vs-rest macro means over the classes where each
+ * is defined (a class absent from y has neither; sklearn refuses such data).
+ * log_loss clips to [eps, 1 - eps] (eps of float64) and renormalizes each row,
+ * as sklearn does. Undefined values are NaN. */
+typedef struct {
+    int64_t rows, classes;
+    int64_t positive; /* the binary metrics' positive class (2 classes), else -1 */
+    double accuracy, balanced_accuracy, log_loss, brier;
+    double precision_macro, recall_macro, f1_macro;
+    double precision_weighted, recall_weighted, f1_weighted;
+    double roc_auc, average_precision;
+    double *precision, *recall, *f1; /* [classes] */
+    int64_t *support, *predicted; /* [classes]: rows whose true / predicted class is k */
+} tg_metrics;
+/* Fills out (free with tg_metrics_free). positive: 0 or 1 with two classes,
+ * ignored with more. Non-finite probabilities and classes out of range are
+ * refused with their index. 0 on success. */
+TG_API int tg_metrics_compute(int64_t rows, int64_t classes, const int64_t *y, const double *probs, int64_t positive,
+                              tg_metrics *out);
+TG_API void tg_metrics_free(tg_metrics *m);
+/* The binary metrics alone: rows whose y is `positive` are the positives,
+ * score[i] their score (any finite values; ties are one threshold). NaN with
+ * tg_last_error set when undefined (no positive, or for ROC-AUC no negative, rows). */
+TG_API double tg_roc_auc(int64_t n, const int64_t *y, const double *score, int64_t positive);
+TG_API double tg_average_precision(int64_t n, const int64_t *y, const double *score, int64_t positive);
+/* sklearn.metrics.roc_curve(drop_intermediate=False): (0, 0) with threshold
+ * +inf, then one point per distinct score, highest first. fpr, tpr (and
+ * threshold, or NULL) hold n + 1 values. Returns the number of points, -1 on error. */
+TG_API int64_t tg_roc_curve(int64_t n, const int64_t *y, const double *score, int64_t positive, double *fpr,
+                            double *tpr, double *threshold);
+/* sklearn.calibration.calibration_curve(strategy="uniform"): bins equal slices
+ * of [0, 1] (each (lo, hi], the first [0, hi]); for each non-empty bin in
+ * order, the mean score, the fraction of positives and (count, or NULL) its
+ * rows. Scores must lie in [0, 1]. Each array holds bins values. Returns the
+ * number of non-empty bins, -1 on error. */
+TG_API int tg_calibration_curve(int64_t n, const int64_t *y, const double *score, int64_t positive, int bins,
+                                double *mean_predicted, double *fraction_positive, int64_t *count);
 
 /* ------------------------------------------------------------------------ */
 /* Errors and allocation                                                     */

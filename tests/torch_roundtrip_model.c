@@ -1,7 +1,8 @@
 /* The C side of the PyTorch round trip (scripts/torch-roundtrip.sh):
  *   torch_roundtrip_model write DIR        saves a seeded model of every layer kind in float32 and float64
  *                                          (DIR/m_<dtype>.safetensors) and its logits on 50 rows
- *                                          (DIR/cases_<dtype>.csv: inputs, then logits)
+ *                                          (DIR/cases_<dtype>.csv: inputs, then logits); the same with a
+ *                                          one-output binary head (DIR/m_binary_<dtype>.safetensors, ...)
  *   torch_roundtrip_model same A B         loads both checkpoints and exits 0 when every parameter,
  *                                          label and standardization value is bit-identical */
 #include <tapegrad.h>
@@ -15,38 +16,40 @@ static int fail(const char *what)
     return 1;
 }
 
-static int write_model(const char *dir, tg_dtype dtype, const char *name)
+/* binary: a one-output model (two labels, one logit), as binary_cross_entropy trains. */
+static int write_model(const char *dir, tg_dtype dtype, const char *name, int binary)
 {
     enum { INPUTS = 6, ROWS = 50 };
     tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 12, 1 }, { TG_LAYER_RELU, 0, 0 },  { TG_LAYER_LINEAR, 9, 0 },
                                { TG_LAYER_TANH, 0, 0 },    { TG_LAYER_LINEAR, 7, 1 }, { TG_LAYER_SIGMOID, 0, 0 },
-                               { TG_LAYER_LINEAR, 4, 1 } };
+                               { TG_LAYER_LINEAR, binary ? 1 : 4, 1 } };
     char *labels[] = { "cat", "dog", "crème brûlée", "a,b" };
+    int64_t classes = binary ? 2 : 4, outs = binary ? 1 : 4;
     float mean[INPUTS] = { 0.5f, -1, 2, 0, 3.25f, -0.125f }, std[INPUTS] = { 1, 2, 0.5f, 4, 1, 3 };
     tg_rng rng;
     tg_rng_seed(&rng, 20261122);
     tg_model *m = tg_model_new(dtype, INPUTS, 7, layers, &rng);
     tg_tensor *x = tg_tensor_new(dtype, 2, (int64_t[]){ ROWS, INPUTS });
     tg_tape *tape = tg_tape_new();
-    if (!m || !x || !tape || tg_model_set_labels(m, 4, labels) || tg_model_set_standardization(m, mean, std) ||
+    if (!m || !x || !tape || tg_model_set_labels(m, classes, labels) || tg_model_set_standardization(m, mean, std) ||
         tg_model_set_config_json(m, "{\"note\": \"round trip\"}"))
         return fail("building the model");
     tg_rng_fill_uniform(&rng, x, -2, 2);
     tg_tape_set_recording(tape, 0);
     tg_tensor *logits = tg_model_forward(m, tape, x);
     char path[4096];
-    snprintf(path, sizeof path, "%s/m_%s.safetensors", dir, name);
+    snprintf(path, sizeof path, "%s/m_%s%s.safetensors", dir, binary ? "binary_" : "", name);
     if (!logits || tg_model_save(m, path))
         return fail(path);
-    snprintf(path, sizeof path, "%s/cases_%s.csv", dir, name);
+    snprintf(path, sizeof path, "%s/cases_%s%s.csv", dir, binary ? "binary_" : "", name);
     FILE *f = fopen(path, "w");
     if (!f)
         return fprintf(stderr, "torch_roundtrip_model: cannot write %s\n", path), 1;
     for (int r = 0; r < ROWS; r++) {
         for (int c = 0; c < INPUTS; c++)
             fprintf(f, "%.17g,", tg_get(x, r * INPUTS + c));
-        for (int k = 0; k < 4; k++)
-            fprintf(f, k < 3 ? "%.17g," : "%.17g\n", tg_get(logits, r * 4 + k));
+        for (int64_t k = 0; k < outs; k++)
+            fprintf(f, k < outs - 1 ? "%.17g," : "%.17g\n", tg_get(logits, r * outs + k));
     }
     if (fclose(f) != 0)
         return fprintf(stderr, "torch_roundtrip_model: writing %s failed\n", path), 1;
@@ -80,7 +83,8 @@ static int same(const char *a_path, const char *b_path)
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "write") == 0)
-        return write_model(argv[2], TG_F32, "float32") || write_model(argv[2], TG_F64, "float64");
+        return write_model(argv[2], TG_F32, "float32", 0) || write_model(argv[2], TG_F64, "float64", 0) ||
+               write_model(argv[2], TG_F32, "float32", 1) || write_model(argv[2], TG_F64, "float64", 1);
     if (argc == 4 && strcmp(argv[1], "same") == 0)
         return same(argv[2], argv[3]);
     fprintf(stderr, "usage: %s write DIR | same A.safetensors B.safetensors\n", argv[0]);

@@ -4,6 +4,8 @@
 
 #include <tapegrad.h>
 
+#include <cjson/cJSON.h>
+
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -16,6 +18,55 @@ int fail(const char *fmt, ...)
 #endif
     ;
 
+#define CLI_MAX_GRID 8 /* --grid options of one cv run */
+
+typedef struct {
+    const char *positional[2];
+    int n_positional;
+    const char *out, *plot, *threads;
+    bool json, quiet, help, proba;
+    const char *folds, *metric; /* cv */
+    const char *grid[CLI_MAX_GRID]; /* cv: each --grid KEY=V1,V2,... */
+    int n_grid;
+} options;
+
+/* The options a command takes besides --help and --threads. */
+enum { OPT_JSON = 1, OPT_QUIET = 2, OPT_OUT = 4, OPT_PLOT = 8, OPT_PROBA = 16, OPT_CV = 32 /* --folds, --grid, --metric */ };
+
+/* Parses a command's options (at most max_positional positional arguments); sets the thread budget from
+ * --threads. 0, or 2 after printing a usage error. */
+int parse_options(int argc, char **argv, int max_positional, int allowed, options *o);
+
+/* Class k's label, or its number written into buf. */
+const char *label_of(const tg_model *m, int64_t k, char *buf, size_t size);
+/* With two classes, the positive one: class 1 of a one-output model (its loss.positive_class), else the
+ * label that sorts second, as scikit-learn's classes_ (numbers by value, other labels by their bytes). -1
+ * with more classes. */
+int64_t positive_class(const tg_model *m, int64_t classes);
+/* Prints o as indented JSON on stdout and frees it. */
+void print_json(cJSON *o);
+
+/* Training progress as train prints it: a live bar on a terminal, one line per epoch. */
+typedef struct {
+    bool live; /* redraw a bar in place (stderr or stdout is a terminal) */
+    bool quiet;
+    FILE *out;
+    double last_draw;
+} progress_state;
+double wall_seconds(void);
+int on_progress(const tg_progress *p, void *ctx);
+
+/* Whether two paths name one existing file (hard links and symlinks included). */
+bool same_file(const char *a, const char *b);
+/* Whether a new file can be made in path's folder (and path is not a folder); *why says why not. */
+bool folder_takes_new_file(const char *path, const char **why);
+/* Before a run: option's path (NULL: not given) must not be one of the inputs (NULL entries skipped) and
+ * its folder must take a new file. 0, or 2 after the message. */
+int check_output(const char *option, const char *path, const char *const *inputs, size_t n_inputs);
+
+/* tapegrad cv (tools/cv.c). */
+int cmd_cv(int argc, char **argv);
+
 /* tapegrad gradcheck: every op's analytic gradient against central differences,
  * or a config's model parameter by parameter (tools/gradcheck.c). */
 int run_gradcheck(const char *config_path, bool json);
@@ -23,5 +74,18 @@ int run_gradcheck(const char *config_path, bool json);
 /* Writes the learning curves of a training run as a standalone SVG (temp file,
  * then rename). 0 on success; on failure *why says what went wrong. */
 int write_curves_svg(const char *path, const tg_training *t, const char **why);
+
+/* What an evaluation's plot shows: true classes y [rows] and probabilities
+ * probs [rows, classes]; names [classes] label the curves. */
+typedef struct {
+    int64_t rows, classes, positive; /* positive: the class drawn when there are two */
+    const int64_t *y;
+    const double *probs;
+    const char *const *names;
+} eval_plot;
+/* The ROC curve (one-vs-rest, one per class, with more than two classes) and
+ * the reliability diagram (10 uniform bins) as a standalone SVG, written like
+ * write_curves_svg. */
+int write_eval_svg(const char *path, const eval_plot *e, const char **why);
 
 #endif

@@ -170,6 +170,7 @@ typedef struct {
     const int64_t *picked; /* its checked elements' flat indices */
     tg_tensor *x, *y, *weight;
     double label_smoothing;
+    tg_tensor *binary_target, *pos_weight; /* binary_cross_entropy: y as 0/1 floats [rows, 1], and [1] or NULL */
 } model_ctx;
 
 static int scatter_forward(tg_tensor *const *inputs, int n_inputs, tg_tensor *out, void *ctx)
@@ -210,105 +211,147 @@ static tg_tensor *model_loss(tg_tape *tape, tg_tensor *const *inputs, void *ctx)
     }
     /* The model's own forward, with the parameter under check swapped in. */
     tg_tensor *h = tg_model_forward_with(m->model, tape, m->x, params);
+    if (m->binary_target) {
+        tg_bce_opts b = TG_BCE_OPTS_DEFAULT;
+        b.pos_weight = m->pos_weight;
+        return tg_binary_cross_entropy_with_logits(tape, h, m->binary_target, &b);
+    }
     tg_ce_opts o = TG_CE_OPTS_DEFAULT;
     o.weight = m->weight;
     o.label_smoothing = m->label_smoothing;
     return tg_cross_entropy(tape, h, m->y, &o);
 }
 
-static int check_model(const char *config_path, bool json)
+/* What checking a config's model holds: its data, the model in float64, and the checked rows. */
+typedef struct {
+    tg_config *cfg;
+    tg_dataset *train, *val, *test;
+    tg_model *model;
+    bool binary;
+    int64_t n; /* rows checked */
+    tg_tensor *x, *y, *weight, *target, *pos_weight;
+} model_check;
+
+/* The config, its data and a float64 model; 1 when the model cannot be checked (said), -1 on an error. */
+static int open_check(model_check *c, const char *config_path)
 {
-    int rc = 1;
-    tg_config *cfg = tg_config_load(config_path);
-    tg_dataset *train = NULL, *val = NULL, *test = NULL;
-    tg_model *model = NULL;
-    tg_tensor *x = NULL, *y = NULL, *weight = NULL, *values = NULL;
-    int64_t *picked = NULL;
-    check_row *rows = NULL;
-    if (!cfg || tg_config_load_data(cfg, &train, &val, &test))
-        goto error;
+    if (!(c->cfg = tg_config_load(config_path)) || tg_config_load_data(c->cfg, &c->train, &c->val, &c->test))
+        return -1;
+    c->binary = c->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY;
     tg_rng rng;
-    tg_rng_seed(&rng, cfg->seed);
-    model = tg_model_new(TG_F64, train->features, cfg->model.n_layers, cfg->model.layers, &rng);
-    int64_t n = train->rows < CHECK_ROWS ? train->rows : CHECK_ROWS;
-    x = tg_tensor_new(TG_F64, 2, (int64_t[]){ n, train->features });
-    y = tg_tensor_new(TG_I64, 1, (int64_t[]){ n });
-    picked = malloc(MAX_CHECKED * sizeof *picked);
-    rows = calloc((size_t)(model ? tg_model_n_params(model) : 1), sizeof *rows);
-    if (!model || !x || !y || !picked || !rows)
-        goto error;
-    if (tg_model_n_params(model) > 64) {
-        fail("the model has %d parameters; this check handles up to 64",
-                tg_model_n_params(model));
-        goto done;
-    }
-    if (tg_model_classes(model) < train->classes) {
-        fail("the model has %lld outputs but the data has %lld classes",
-                (long long)tg_model_classes(model), (long long)train->classes);
-        goto done;
-    }
+    tg_rng_seed(&rng, c->cfg->seed);
+    c->model = tg_model_new(TG_F64, c->train->features, c->cfg->model.n_layers, c->cfg->model.layers, &rng);
+    if (!c->model)
+        return -1;
+    if (tg_model_n_params(c->model) > 64)
+        return fail("the model has %d parameters; this check handles up to 64", tg_model_n_params(c->model));
+    if (c->binary && c->train->classes == 2 && tg_model_set_labels(c->model, 2, c->train->label_names))
+        return -1;
+    if (tg_model_classes(c->model) < c->train->classes)
+        return fail("the model has %lld outputs but the data has %lld classes", (long long)tg_model_classes(c->model),
+                    (long long)c->train->classes);
+    return 0;
+}
+
+/* The first CHECK_ROWS training rows in float64, standardized in double as the config asks, and
+ * the loss's targets and weights. */
+static int fill_rows(model_check *c)
+{
+    const tg_dataset *train = c->train;
+    c->n = train->rows < CHECK_ROWS ? train->rows : CHECK_ROWS;
+    c->x = tg_tensor_new(TG_F64, 2, (int64_t[]){ c->n, train->features });
+    c->y = tg_tensor_new(TG_I64, 1, (int64_t[]){ c->n });
     float *mean = malloc((size_t)train->features * sizeof *mean), *std = malloc((size_t)train->features * sizeof *std);
-    if (!mean || !std || tg_dataset_moments(train, mean, std)) {
-        free(mean);
-        free(std);
-        goto error;
-    }
-    for (int64_t r = 0; r < n; r++) {
-        ((int64_t *)tg_data(y))[r] = train->y[r];
+    int status = !c->x || !c->y || !mean || !std || tg_dataset_moments(train, mean, std) ? -1 : 0;
+    for (int64_t r = 0; status == 0 && r < c->n; r++) {
+        ((int64_t *)tg_data(c->y))[r] = train->y[r];
         for (int64_t f = 0; f < train->features; f++) {
             double v = train->x[r * train->features + f];
-            tg_set(x, r * train->features + f, cfg->data.standardize ? (v - mean[f]) / std[f] : v);
+            tg_set(c->x, r * train->features + f, c->cfg->data.standardize ? (v - mean[f]) / std[f] : v);
         }
     }
     free(mean);
     free(std);
-    if (cfg->loss.class_weights) {
-        if (!(weight = tg_tensor_from(TG_F64, 1, (int64_t[]){ cfg->loss.n_class_weights }, cfg->loss.class_weights)))
-            goto error;
+    if (status)
+        return -1;
+    if (c->binary) { /* tg_config_load_data made the positive class 1 */
+        if (!(c->target = tg_tensor_new(TG_F64, 2, (int64_t[]){ c->n, 1 })) ||
+            (c->cfg->loss.pos_weight != 1 &&
+             !(c->pos_weight = tg_tensor_from(TG_F64, 1, (int64_t[]){ 1 }, &c->cfg->loss.pos_weight))))
+            return -1;
+        for (int64_t r = 0; r < c->n; r++)
+            tg_set(c->target, r, (double)train->y[r]);
     }
-    int n_params = tg_model_n_params(model), failures = 0;
-    for (int i = 0; i < n_params; i++) {
-        tg_tensor *param = tg_model_param(model, i);
-        int64_t total = tg_numel(param), k = total < MAX_CHECKED ? total : MAX_CHECKED;
-        for (int64_t j = 0; j < k; j++)
-            picked[j] = j * total / k; /* evenly spread over the tensor */
-        values = tg_tensor_new(TG_F64, 1, (int64_t[]){ k });
-        if (!values)
-            goto error;
-        for (int64_t j = 0; j < k; j++)
-            tg_set(values, j, tg_get(param, picked[j]));
-        tg_set_requires_grad(values, 1);
-        model_ctx ctx = { model, i, picked, x, y, weight, cfg->loss.label_smoothing };
-        rows[i].name = tg_model_param_name(model, i);
-        rows[i].elements = total;
-        rows[i].status = tg_gradcheck(model_loss, 1, &values, &ctx, NULL, &rows[i].report);
-        rows[i].checked = rows[i].report.checked;
-        tg_tensor_free(values);
-        values = NULL;
-        if (rows[i].status < 0)
-            goto error;
-        failures += rows[i].status != 0;
+    if (c->cfg->loss.class_weights &&
+        !(c->weight = tg_tensor_from(TG_F64, 1, (int64_t[]){ c->cfg->loss.n_class_weights }, c->cfg->loss.class_weights)))
+        return -1;
+    return 0;
+}
+
+/* Parameter i: up to MAX_CHECKED of its elements, evenly spread, through tg_gradcheck. */
+static int check_param(const model_check *c, int i, int64_t *picked, check_row *row)
+{
+    tg_tensor *param = tg_model_param(c->model, i);
+    int64_t total = tg_numel(param), k = total < MAX_CHECKED ? total : MAX_CHECKED;
+    for (int64_t j = 0; j < k; j++)
+        picked[j] = j * total / k;
+    tg_tensor *values = tg_tensor_new(TG_F64, 1, (int64_t[]){ k });
+    if (!values)
+        return -1;
+    for (int64_t j = 0; j < k; j++)
+        tg_set(values, j, tg_get(param, picked[j]));
+    tg_set_requires_grad(values, 1);
+    model_ctx ctx = { c->model, i, picked, c->x, c->y, c->weight, c->cfg->loss.label_smoothing, c->target,
+                      c->pos_weight };
+    row->name = tg_model_param_name(c->model, i);
+    row->elements = total;
+    row->status = tg_gradcheck(model_loss, 1, &values, &ctx, NULL, &row->report);
+    row->checked = row->report.checked;
+    tg_tensor_free(values);
+    return row->status < 0 ? -1 : 0;
+}
+
+static void close_check(model_check *c)
+{
+    tg_tensor_free(c->x);
+    tg_tensor_free(c->y);
+    tg_tensor_free(c->weight);
+    tg_tensor_free(c->target);
+    tg_tensor_free(c->pos_weight);
+    tg_model_free(c->model);
+    tg_dataset_free(c->train);
+    tg_dataset_free(c->val);
+    tg_dataset_free(c->test);
+    tg_config_free(c->cfg);
+}
+
+static int check_model(const char *config_path, bool json)
+{
+    model_check c = { 0 };
+    int64_t *picked = malloc(MAX_CHECKED * sizeof *picked);
+    check_row *rows = NULL;
+    int status = picked ? open_check(&c, config_path) : -1, n_params = 0, failures = 0;
+    if (status == 0 && !(status = fill_rows(&c))) {
+        n_params = tg_model_n_params(c.model);
+        rows = calloc((size_t)n_params, sizeof *rows);
+        status = rows ? 0 : -1;
+        for (int i = 0; status == 0 && i < n_params; i++)
+            if (!(status = check_param(&c, i, picked, &rows[i])))
+                failures += rows[i].status != 0;
     }
-    print_table(rows, n_params, "parameter", json);
-    if (!json)
-        printf("\n%d of %d parameters pass (loss: cross-entropy over %lld rows of %s, float64)\n", n_params - failures,
-               n_params, (long long)n, cfg->data.train);
-    rc = failures ? 1 : 0;
-    goto done;
-error:
-    fail("%s", tg_last_error());
-done:
+    if (status < 0)
+        fail("%s", tg_last_error());
+    if (status == 0) {
+        print_table(rows, n_params, "parameter", json);
+        if (!json)
+            printf("\n%d of %d parameters pass (loss: %s over %lld rows of %s, float64)\n", n_params - failures,
+                   n_params, c.binary ? "binary cross-entropy with logits" : "cross-entropy", (long long)c.n,
+                   c.cfg->data.train);
+    }
     free(rows);
     free(picked);
-    tg_tensor_free(x);
-    tg_tensor_free(y);
-    tg_tensor_free(weight);
-    tg_model_free(model);
-    tg_dataset_free(train);
-    tg_dataset_free(val);
-    tg_dataset_free(test);
-    tg_config_free(cfg);
-    return rc;
+    close_check(&c);
+    return status ? 1 : failures ? 1 : 0;
 }
 
 int run_gradcheck(const char *config_path, bool json)

@@ -6,7 +6,7 @@
 _tapegrad()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="train eval predict gradcheck"
+    local commands="train eval predict cv gradcheck"
     if [[ $COMP_CWORD -eq 1 ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$commands --help --version" -- "$cur")
         return
@@ -14,13 +14,18 @@ _tapegrad()
     local options
     case ${COMP_WORDS[1]} in
         train) options="--out --plot --json --quiet --threads --help" ;;
-        eval) options="--json --threads --help" ;;
-        predict) options="--threads --help" ;;
+        eval) options="--json --plot --threads --help" ;;
+        predict) options="--proba --threads --help" ;;
+        cv) options="--folds --grid --metric --out --json --quiet --threads --help" ;;
         gradcheck) options="--json --threads --help" ;;
         *) return ;;
     esac
     case $prev in
-        --threads) return ;; # a number
+        --threads | --folds | --grid) return ;; # a number; KEY=VALUES
+        --metric)
+            mapfile -t COMPREPLY < <(compgen -W "accuracy balanced_accuracy log_loss brier roc_auc average_precision f1_macro f1_weighted precision_macro recall_macro precision_weighted recall_weighted" -- "$cur")
+            return
+            ;;
         --out)
             compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")

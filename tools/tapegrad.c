@@ -25,7 +25,10 @@ static const char *usage_main =
     "  train CONFIG.json       train a model, print test results, save it\n"
     "  eval MODEL DATA         accuracy, loss and confusion matrix of a saved model\n"
     "                          (DATA: a CSV, or a config for its test set)\n"
-    "  predict MODEL DATA.csv  one predicted label and its probability per row (CSV)\n"
+    "  predict MODEL DATA.csv  one predicted label and its probability per row (CSV);\n"
+    "                          --proba: every class's probability\n"
+    "  cv CONFIG.json --folds K  stratified K-fold cross-validation over a --grid of\n"
+    "                          config values; --out refits the best and saves it\n"
     "  gradcheck [CONFIG.json] check analytic gradients against finite differences\n"
     "\n"
     "Run 'tapegrad <command> --help' for a command's options. Every command takes\n"
@@ -46,24 +49,33 @@ static const char *usage_train =
     "  --quiet       no progress lines\n"
     "  --threads N   threads for the library and BLAS (see docs/performance.md)\n";
 
-static const char *usage_eval = "usage: tapegrad eval MODEL.safetensors DATA.csv|CONFIG.json [--json]\n"
-                                "\n"
-                                "Scores a saved model on labelled data: accuracy, mean cross-entropy,\n"
-                                "confusion matrix and per-class precision and recall. The CSV has the\n"
-                                "model's feature columns and a label column (the last one). Given the\n"
-                                "config the model was trained from, it scores that config's test set\n"
-                                "(the same rows 'tapegrad train' reported on).\n"
-                                "\n"
-                                "  --json        print the results as one JSON object\n"
-                                "  --threads N   threads for the library and BLAS\n";
+static const char *usage_eval =
+    "usage: tapegrad eval MODEL.safetensors DATA.csv|CONFIG.json [--json] [--plot FILE.svg]\n"
+    "\n"
+    "Scores a saved model on labelled data: accuracy, mean cross-entropy,\n"
+    "confusion matrix and per-class precision and recall; then F1 per class,\n"
+    "macro and weighted precision / recall / F1, balanced accuracy, log-loss,\n"
+    "Brier score, ROC-AUC and average precision (scikit-learn's definitions;\n"
+    "one-vs-rest macro with more than two classes). The CSV has the model's\n"
+    "feature columns and a label column (the last one). Given the config the\n"
+    "model was trained from, it scores that config's test set (the same rows\n"
+    "'tapegrad train' reported on).\n"
+    "\n"
+    "  --json        print the results as one JSON object\n"
+    "  --plot PATH   write the ROC curve and a reliability diagram as an SVG\n"
+    "  --threads N   threads for the library and BLAS\n";
 
 static const char *usage_predict =
-    "usage: tapegrad predict MODEL.safetensors DATA.csv\n"
+    "usage: tapegrad predict MODEL.safetensors DATA.csv [--proba]\n"
     "\n"
     "Writes 'label,probability' for each row of DATA.csv to stdout, as CSV with a\n"
     "header. DATA.csv holds the model's feature columns, with or without a label\n"
     "column after them (a label column is ignored).\n"
     "\n"
+    "  --proba       every class's probability instead, one column per class named\n"
+    "                by its label (scikit-learn's predict_proba); a two-class model\n"
+    "                prints P(positive) alone, the positive class being the label\n"
+    "                that sorts second\n"
     "  --threads N   threads for the library and BLAS\n";
 
 static const char *usage_gradcheck =
@@ -77,76 +89,18 @@ static const char *usage_gradcheck =
     "  --json        print the table as JSON\n"
     "  --threads N   threads for the library and BLAS\n";
 
-/* ---- options ---- */
-
-typedef struct {
-    const char *positional[2];
-    int n_positional;
-    const char *out, *plot, *threads;
-    bool json, quiet, help;
-} options;
-
-/* The options a command takes besides --help and --threads. */
-enum { OPT_JSON = 1, OPT_QUIET = 2, OPT_OUT = 4, OPT_PLOT = 8 };
-
-static int parse_options(int argc, char **argv, int max_positional, int allowed, options *o)
-{
-    memset(o, 0, sizeof *o);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const char **value = NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            o->help = true;
-        else if ((allowed & OPT_JSON) && strcmp(a, "--json") == 0)
-            o->json = true;
-        else if ((allowed & OPT_QUIET) && (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0))
-            o->quiet = true;
-        else if ((allowed & OPT_OUT) && strncmp(a, "--out", 5) == 0 && (a[5] == 0 || a[5] == '='))
-            value = &o->out;
-        else if ((allowed & OPT_PLOT) && strncmp(a, "--plot", 6) == 0 && (a[6] == 0 || a[6] == '='))
-            value = &o->plot;
-        else if (strncmp(a, "--threads", 9) == 0 && (a[9] == 0 || a[9] == '='))
-            value = &o->threads;
-        else if (a[0] == '-' && a[1] != 0)
-            return fail("unknown option '%s' (see '%s --help')", a, command), 2;
-        else if (o->n_positional < max_positional)
-            o->positional[o->n_positional++] = a;
-        else
-            return fail("unexpected argument '%s' (see '%s --help')", a, command), 2;
-        if (value) {
-            const char *eq = strchr(a, '=');
-            if (eq)
-                *value = eq + 1;
-            else if (i + 1 < argc)
-                *value = argv[++i];
-            else
-                return fail("%s needs a value", a), 2;
-            if (!**value)
-                return fail("%s needs a non-empty value", a), 2;
-            if ((value == &o->out && o->plot && strcmp(o->out, o->plot) == 0) ||
-                (value == &o->plot && o->out && strcmp(o->out, o->plot) == 0))
-                return fail("--out and --plot name the same file"), 2;
-        }
-    }
-    if (o->threads) {
-        char *end;
-        long n = strtol(o->threads, &end, 10);
-        if (*end || n < 1 || n > 1024)
-            return fail("--threads %s: expected a whole number from 1 to 1024", o->threads), 2;
-        tg_set_num_threads((int)n);
-    }
-    return 0;
-}
-
 /* ---- printing results ---- */
 
-static const char *label_of(const tg_model *m, int64_t k, char *buf, size_t size)
+/* The width of the label column: the longest label, 5 to 14 characters. */
+static int label_width(const tg_model *m, int64_t classes)
 {
-    const char *name = tg_model_label(m, k);
-    if (name)
-        return name;
-    snprintf(buf, size, "%lld", (long long)k);
-    return buf;
+    int width = 5;
+    char buf[32];
+    for (int64_t k = 0; k < classes; k++) {
+        int len = (int)strlen(label_of(m, k, buf, sizeof buf));
+        width = len > width ? len : width;
+    }
+    return width > 14 ? 14 : width;
 }
 
 /* A blue background whose depth follows the cell's share of its row. */
@@ -189,13 +143,8 @@ static int64_t correct_rows(const tg_eval *ev)
 static void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool colour)
 {
     int64_t c = ev->classes;
-    int width = 5;
+    int width = label_width(m, c);
     char buf[32];
-    for (int64_t k = 0; k < c; k++) {
-        int len = (int)strlen(label_of(m, k, buf, sizeof buf));
-        width = len > width ? len : width;
-    }
-    width = width > 14 ? 14 : width;
     fprintf(f, "\nconfusion matrix (rows: true class, columns: predicted)\n%*s", width + 2, "");
     for (int64_t k = 0; k < c; k++)
         fprintf(f, " %*.*s", width, width, label_of(m, k, buf, sizeof buf));
@@ -218,6 +167,55 @@ static void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool col
         fprintf(f, "  %*.*s %9.4f %9.4f %9lld\n", width, width, label_of(m, k, buf, sizeof buf), st.precision,
                 st.recall, (long long)st.support);
     }
+}
+
+/* The lines eval prints after the confusion matrix and the precision / recall table. */
+static void print_metrics(FILE *f, const tg_model *m, const tg_metrics *mt)
+{
+    int width = label_width(m, mt->classes);
+    char buf[32];
+    fprintf(f, "\n  %*s %9s\n", width, "class", "f1");
+    for (int64_t k = 0; k < mt->classes; k++)
+        fprintf(f, "  %*.*s %9.4f\n", width, width, label_of(m, k, buf, sizeof buf), mt->f1[k]);
+    fprintf(f, "\n  %*s %9s %9s %9s\n", width < 8 ? 8 : width, "average", "precision", "recall", "f1");
+    fprintf(f, "  %*s %9.4f %9.4f %9.4f\n", width < 8 ? 8 : width, "macro", mt->precision_macro, mt->recall_macro,
+            mt->f1_macro);
+    fprintf(f, "  %*s %9.4f %9.4f %9.4f\n", width < 8 ? 8 : width, "weighted", mt->precision_weighted,
+            mt->recall_weighted, mt->f1_weighted);
+    fprintf(f, "\nbalanced accuracy %.4f  log-loss %.4f  Brier score %.4f\n", mt->balanced_accuracy, mt->log_loss,
+            mt->brier);
+    if (mt->classes == 2)
+        fprintf(f, "ROC-AUC %.4f  average precision %.4f  (positive class %s)\n", mt->roc_auc, mt->average_precision,
+                label_of(m, mt->positive, buf, sizeof buf));
+    else
+        fprintf(f, "ROC-AUC %.4f  average precision %.4f  (one-vs-rest, macro)\n", mt->roc_auc,
+                mt->average_precision);
+}
+
+static void add_averages(cJSON *o, const char *name, double precision, double recall, double f1)
+{
+    cJSON *avg = cJSON_AddObjectToObject(o, name);
+    cJSON_AddNumberToObject(avg, "precision", precision);
+    cJSON_AddNumberToObject(avg, "recall", recall);
+    cJSON_AddNumberToObject(avg, "f1", f1);
+}
+
+/* The keys eval --json adds to eval_json's object (NaN prints as null). */
+static void add_metrics_json(cJSON *o, const tg_model *m, const tg_metrics *mt)
+{
+    char buf[32];
+    cJSON_AddNumberToObject(o, "balanced_accuracy", mt->balanced_accuracy);
+    cJSON_AddNumberToObject(o, "log_loss", mt->log_loss);
+    cJSON_AddNumberToObject(o, "brier", mt->brier);
+    cJSON_AddNumberToObject(o, "roc_auc", mt->roc_auc);
+    cJSON_AddNumberToObject(o, "average_precision", mt->average_precision);
+    if (mt->classes == 2)
+        cJSON_AddStringToObject(o, "positive_label", label_of(m, mt->positive, buf, sizeof buf));
+    add_averages(o, "macro", mt->precision_macro, mt->recall_macro, mt->f1_macro);
+    add_averages(o, "weighted", mt->precision_weighted, mt->recall_weighted, mt->f1_weighted);
+    cJSON *per_class = cJSON_GetObjectItem(o, "per_class");
+    for (int64_t k = 0; k < mt->classes; k++)
+        cJSON_AddNumberToObject(cJSON_GetArrayItem(per_class, (int)k), "f1", mt->f1[k]);
 }
 
 static cJSON *eval_json(const tg_model *m, const tg_eval *ev)
@@ -247,43 +245,7 @@ static cJSON *eval_json(const tg_model *m, const tg_eval *ev)
     return o;
 }
 
-static void print_json(cJSON *o)
-{
-    char *text = cJSON_Print(o);
-    if (text) {
-        puts(text);
-        cJSON_free(text);
-    }
-    cJSON_Delete(o);
-}
-
 /* ---- train ---- */
-
-typedef struct {
-    bool live; /* redraw a bar in place (stderr or stdout is a terminal) */
-    bool quiet;
-    FILE *out;
-    double last_draw;
-} progress_state;
-
-static double wall_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int print_solver_iteration(progress_state *s, const tg_progress *p)
-{
-    if (s->live)
-        fprintf(s->out, "\r\033[Kiteration %4d/%d  objective/(C n) %.10g  %.2fs", p->epoch, p->epochs, p->train_loss,
-                p->seconds);
-    else if (p->epoch % 10 == 0)
-        fprintf(s->out, "iteration %4d/%d  objective/(C n) %.10g  %.2fs\n", p->epoch, p->epochs, p->train_loss,
-                p->seconds);
-    fflush(s->out);
-    return 0;
-}
 
 /* How the full-batch solver ended, as scikit-learn would say it (a warning at max_iter). */
 static void print_solver_summary(FILE *out, const tg_config *cfg, const tg_training *t, bool live)
@@ -302,35 +264,6 @@ static void print_solver_summary(FILE *out, const tg_config *cfg, const tg_train
                 r->iterations, r->grad_norm, cfg->lbfgs.opts.tolerance_grad);
 }
 
-static int on_progress(const tg_progress *p, void *ctx)
-{
-    progress_state *s = ctx;
-    if (s->quiet)
-        return 0;
-    if (!p->finished) {
-        double now = wall_seconds();
-        if (!s->live || now - s->last_draw < 0.1)
-            return 0;
-        s->last_draw = now;
-        int filled = (int)(30.0 * (double)p->step / (double)p->steps_per_epoch);
-        fprintf(s->out, "\r\033[Kepoch %3d/%d [%.*s%*s] %3d%%  train loss %.4f", p->epoch, p->epochs, filled,
-                "##############################", 30 - filled, "", (int)(100.0 * (double)p->step / (double)p->steps_per_epoch),
-                p->train_loss);
-        fflush(s->out);
-        return 0;
-    }
-    if (p->full_batch) /* one line per solver iteration: in place on a terminal, every 10th otherwise */
-        return print_solver_iteration(s, p);
-    if (s->live)
-        fprintf(s->out, "\r\033[K");
-    fprintf(s->out, "epoch %3d/%d  train loss %.4f", p->epoch, p->epochs, p->train_loss);
-    if (!isnan(p->val_loss))
-        fprintf(s->out, "  val loss %.4f  val acc %.4f", p->val_loss, p->val_accuracy);
-    fprintf(s->out, "  lr %.3g  %.2fs\n", p->lr, p->seconds);
-    fflush(s->out);
-    return 0;
-}
-
 static char *default_model_path(const char *config_path)
 {
     const char *base = strrchr(config_path, '/');
@@ -343,40 +276,6 @@ static char *default_model_path(const char *config_path)
     if (path)
         snprintf(path, n + 13, "%.*s.safetensors", (int)n, base);
     return path;
-}
-
-/* Whether two paths name one existing file (hard links and symlinks included). */
-static bool same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-/* Whether a new file can be made in path's folder (and path is not a folder): made and removed at once. */
-static bool folder_takes_new_file(const char *path, const char **why)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        *why = "it is a folder";
-        return false;
-    }
-    size_t n = strlen(path);
-    char *probe = malloc(n + 24);
-    if (!probe) {
-        *why = "out of memory";
-        return false;
-    }
-    snprintf(probe, n + 24, "%s.probe.XXXXXX", path);
-    int fd = mkstemp(probe);
-    if (fd < 0) {
-        *why = strerror(errno);
-        free(probe);
-        return false;
-    }
-    close(fd);
-    unlink(probe);
-    free(probe);
-    return true;
 }
 
 static int cmd_train(int argc, char **argv)
@@ -400,17 +299,8 @@ static int cmd_train(int argc, char **argv)
                              cfg->data.test_labels };
     const char *outputs[2][2] = { { "--out", out }, { "--plot", o.plot } };
     rc = 0;
-    for (int k = 0; k < 2 && !rc; k++) {
-        const char *name = outputs[k][0], *path = outputs[k][1];
-        if (!path)
-            continue;
-        for (size_t i = 0; i < sizeof inputs / sizeof inputs[0] && !rc; i++)
-            if (inputs[i] && same_file(path, inputs[i]))
-                rc = (fail("%s %s names %s, an input of this run; it would be overwritten", name, path, inputs[i]), 2);
-        const char *why = NULL;
-        if (!rc && !folder_takes_new_file(path, &why))
-            rc = (fail("%s %s: cannot write there: %s", name, path, why), 2);
-    }
+    for (int k = 0; k < 2 && !rc; k++)
+        rc = check_output(outputs[k][0], outputs[k][1], inputs, sizeof inputs / sizeof inputs[0]);
     if (!rc && o.plot && (strcmp(out, o.plot) == 0 || same_file(out, o.plot)))
         rc = (fail("--out and --plot name the same file"), 2);
     if (!rc && !cfg->data.test && !(cfg->data.test_split > 0))
@@ -527,46 +417,157 @@ static tg_dataset *load_eval_data(const tg_model *m, const char *path)
     return test;
 }
 
+/* Every class's probability of every row of ds, into a new buffer (caller frees); NULL with a message printed. */
+static double *predict_all(tg_model *m, const tg_dataset *ds, const char *path)
+{
+    double *probs = malloc((size_t)(ds->rows * tg_model_classes(m) + 1) * sizeof *probs);
+    if (!probs)
+        fail("out of memory for %lld predictions", (long long)ds->rows);
+    else if (tg_predict(m, ds, probs))
+        fail("%s: %s", path, tg_last_error());
+    else
+        return probs;
+    free(probs);
+    return NULL;
+}
+
+static int write_eval_plot(const char *path, const tg_model *m, const tg_dataset *ds, const double *probs,
+                           int64_t positive)
+{
+    int64_t c = tg_model_classes(m);
+    char (*bufs)[32] = malloc((size_t)c * sizeof *bufs);
+    const char **names = malloc((size_t)c * sizeof *names);
+    const char *why = "out of memory";
+    int rc = 1;
+    if (bufs && names) {
+        for (int64_t k = 0; k < c; k++)
+            names[k] = label_of(m, k, bufs[k], sizeof bufs[k]);
+        eval_plot e = { ds->rows, c, positive, ds->y, probs, names };
+        rc = write_eval_svg(path, &e, &why);
+    }
+    if (rc)
+        fail("writing %s: %s", path, why);
+    free(bufs);
+    free(names);
+    return rc;
+}
+
 static int cmd_eval(int argc, char **argv)
 {
     options o;
-    int rc = parse_options(argc, argv, 2, OPT_JSON, &o);
+    int rc = parse_options(argc, argv, 2, OPT_JSON | OPT_PLOT, &o);
     if (rc)
         return rc;
     if (o.help)
         return fputs(usage_eval, stdout), 0;
     if (o.n_positional != 2)
         return fprintf(stderr, "%s", usage_eval), 2;
+    if ((rc = check_output("--plot", o.plot, o.positional, 2)))
+        return rc;
     tg_model *m = tg_model_load(o.positional[0]);
     if (!m)
         return fail("%s", tg_last_error());
     tg_dataset *ds = load_eval_data(m, o.positional[1]);
     tg_eval ev = { 0 };
+    tg_metrics mt = { 0 };
+    double *probs = NULL;
+    int64_t positive = positive_class(m, tg_model_classes(m));
+    bool scored = tg_model_classes(m) >= 2; /* a one-class model has nothing to rank or average */
     rc = 1;
     if (!ds) {
         fail("%s", tg_last_error());
     } else if (tg_evaluate(m, ds, &ev)) {
         fail("%s: %s", o.positional[1], tg_last_error());
+    } else if (!(probs = predict_all(m, ds, o.positional[1]))) {
+        /* reported */
+    } else if (scored && tg_metrics_compute(ds->rows, tg_model_classes(m), ds->y, probs, positive, &mt)) {
+        fail("%s: %s", o.positional[1], tg_last_error());
+    } else if (o.plot && write_eval_plot(o.plot, m, ds, probs, positive)) {
+        /* reported */
     } else {
         rc = 0;
         if (o.json) {
-            print_json(eval_json(m, &ev));
+            cJSON *root = eval_json(m, &ev);
+            if (scored)
+                add_metrics_json(root, m, &mt);
+            if (o.plot)
+                cJSON_AddStringToObject(root, "plot", o.plot);
+            print_json(root);
         } else {
             printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
                    (long long)ev.rows, ev.loss);
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
+            if (scored)
+                print_metrics(stdout, m, &mt);
+            if (o.plot)
+                printf("\nwrote %s\n", o.plot);
         }
     }
+    tg_metrics_free(&mt);
+    free(probs);
     tg_eval_clear(&ev);
     tg_dataset_free(ds);
     tg_model_free(m);
     return rc;
 }
 
+/* A CSV field, quoted when it holds a comma, quote or newline (RFC 4180). */
+static void put_csv_field(const char *text)
+{
+    if (!strpbrk(text, ",\"\n")) {
+        fputs(text, stdout);
+        return;
+    }
+    putchar('"');
+    for (const char *ch = text; *ch; ch++)
+        printf(*ch == '"' ? "\"\"" : "%c", *ch);
+    putchar('"');
+}
+
+/* --proba: a header naming the columns by class, then each row's probabilities; a two-class model prints
+ * P(positive) alone (scikit-learn's predict_proba(X)[:, 1]). */
+static void print_probabilities(const tg_model *m, const tg_dataset *ds, const double *probs)
+{
+    int64_t c = tg_model_classes(m), positive = positive_class(m, c);
+    char buf[32];
+    for (int64_t k = 0; k < c; k++) {
+        if (positive >= 0 && k != positive)
+            continue;
+        if (k > 0 && positive < 0)
+            putchar(',');
+        put_csv_field(label_of(m, k, buf, sizeof buf));
+    }
+    putchar('\n');
+    for (int64_t r = 0; r < ds->rows; r++) {
+        if (positive >= 0) {
+            printf("%.9g\n", probs[r * c + positive]);
+            continue;
+        }
+        for (int64_t k = 0; k < c; k++)
+            printf(k ? ",%.9g" : "%.9g", probs[r * c + k]);
+        putchar('\n');
+    }
+}
+
+static void print_labels(const tg_model *m, const tg_dataset *ds, const double *probs)
+{
+    int64_t c = tg_model_classes(m);
+    char buf[32];
+    printf("label,probability\n");
+    for (int64_t r = 0; r < ds->rows; r++) {
+        int64_t best = 0;
+        for (int64_t k = 1; k < c; k++)
+            if (probs[r * c + k] > probs[r * c + best])
+                best = k;
+        put_csv_field(label_of(m, best, buf, sizeof buf));
+        printf(",%.6f\n", probs[r * c + best]);
+    }
+}
+
 static int cmd_predict(int argc, char **argv)
 {
     options o;
-    int rc = parse_options(argc, argv, 2, 0, &o);
+    int rc = parse_options(argc, argv, 2, OPT_PROBA, &o);
     if (rc)
         return rc;
     if (o.help)
@@ -581,35 +582,15 @@ static int cmd_predict(int argc, char **argv)
     tg_csv_opts csv = TG_CSV_OPTS_DEFAULT;
     csv.unlabeled = -1;
     tg_dataset *ds = tg_load_data_for_model(m, o.positional[1], &csv);
-    double *probs = ds ? malloc((size_t)(ds->rows * tg_model_classes(m) + 1) * sizeof *probs) : NULL;
+    double *probs = NULL;
     rc = 1;
     if (!ds) {
         fail("%s", tg_last_error());
-    } else if (!probs) {
-        fail("out of memory for %lld predictions", (long long)ds->rows);
-    } else if (tg_predict(m, ds, probs)) {
-        fail("%s: %s", o.positional[1], tg_last_error());
-    } else {
-        int64_t c = tg_model_classes(m);
-        char buf[32];
-        printf("label,probability\n");
-        for (int64_t r = 0; r < ds->rows; r++) {
-            int64_t best = 0;
-            for (int64_t k = 1; k < c; k++)
-                if (probs[r * c + k] > probs[r * c + best])
-                    best = k;
-            const char *label = label_of(m, best, buf, sizeof buf);
-            /* Quote a label holding a comma or quote, as RFC 4180 does. */
-            if (strpbrk(label, ",\"\n")) {
-                putchar('"');
-                for (const char *ch = label; *ch; ch++)
-                    printf(*ch == '"' ? "\"\"" : "%c", *ch);
-                putchar('"');
-            } else {
-                fputs(label, stdout);
-            }
-            printf(",%.6f\n", probs[r * c + best]);
-        }
+    } else if ((probs = predict_all(m, ds, o.positional[1]))) {
+        if (o.proba)
+            print_probabilities(m, ds, probs);
+        else
+            print_labels(m, ds, probs);
         rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : fail("writing the predictions failed");
     }
     free(probs);
@@ -648,6 +629,8 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "predict") == 0)
         return cmd_predict(argc - 2, argv + 2);
+    if (strcmp(cmd, "cv") == 0)
+        return cmd_cv(argc - 2, argv + 2);
     if (strcmp(cmd, "gradcheck") == 0)
         return cmd_gradcheck(argc - 2, argv + 2);
     command = "tapegrad";

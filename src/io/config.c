@@ -524,9 +524,10 @@ static int parse_class_weights(const parser *p, const cJSON *list, tg_config *cf
                     describe(list, seen, sizeof seen));
     int n = cJSON_GetArraySize(list);
     const tg_layer_spec *last = &cfg->model.layers[cfg->model.n_layers - 1];
-    if (n != last->out)
+    int64_t classes = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY ? 2 : last->out; /* one output, two classes */
+    if (n != classes)
         return fail(p, "loss.weight", "has %d weights but the model has %lld classes (model.layers[%d].out)", n,
-                    (long long)last->out, cfg->model.n_layers - 1);
+                    (long long)classes, cfg->model.n_layers - 1);
     if (!(cfg->loss.class_weights = tg_alloc((size_t)n * sizeof *cfg->loss.class_weights)))
         return -1;
     double total = 0;
@@ -541,18 +542,105 @@ static int parse_class_weights(const parser *p, const cJSON *list, tg_config *cf
     return total > 0 ? 0 : fail(p, "loss.weight", "every weight is 0; at least one class must count");
 }
 
+/* loss.class_weight: "balanced", or an object from label to a non-negative weight. The labels are checked
+ * against the data when training starts (the config does not know them). */
+static int parse_class_weight_map(const parser *p, const cJSON *item, tg_config *cfg)
+{
+    char path[PATH_LEN], seen[64];
+    if (cJSON_IsString(item)) {
+        if (strcmp(item->valuestring, "balanced") != 0)
+            return fail(p, "loss.class_weight", "expected \"balanced\" or an object of per-label weights, got \"%s\"",
+                        item->valuestring);
+        cfg->loss.class_weight_balanced = 1;
+        return 0;
+    }
+    if (!cJSON_IsObject(item))
+        return fail(p, "loss.class_weight", "expected \"balanced\" or an object of per-label weights, got %s",
+                    describe(item, seen, sizeof seen));
+    int n = cJSON_GetArraySize(item);
+    if (n == 0)
+        return fail(p, "loss.class_weight", "is empty; name at least one label");
+    cfg->loss.class_weight_labels = tg_alloc_zeroed((size_t)n * sizeof *cfg->loss.class_weight_labels);
+    cfg->loss.class_weight_values = tg_alloc((size_t)n * sizeof *cfg->loss.class_weight_values);
+    if (!cfg->loss.class_weight_labels || !cfg->loss.class_weight_values)
+        return -1;
+    for (const cJSON *w = item->child; w; w = w->next) {
+        int64_t k = cfg->loss.n_class_weight_labels;
+        snprintf(path, sizeof path, "loss.class_weight.%s", w->string);
+        if (number_value(p, w, path, AT_LEAST_0, &cfg->loss.class_weight_values[k]))
+            return -1;
+        for (int64_t j = 0; j < k; j++)
+            if (strcmp(cfg->loss.class_weight_labels[j], w->string) == 0)
+                return fail(p, path, "duplicate key");
+        if (!(cfg->loss.class_weight_labels[k] = tg_strdup(w->string)))
+            return -1;
+        cfg->loss.n_class_weight_labels++;
+    }
+    return 0;
+}
+
+/* binary_cross_entropy: one output (the last layer's out is 1), positive_class and pos_weight; neither key
+ * nor label smoothing under cross_entropy. */
+static int parse_binary_loss(const parser *p, section s, tg_config *cfg)
+{
+    int last = cfg->model.n_layers - 1;
+    int64_t out = cfg->model.layers[last].out;
+    const cJSON *positive = member(s, "positive_class");
+    char seen[64];
+    cfg->loss.pos_weight = 1;
+    if (cfg->loss.type != TG_LOSS_BINARY_CROSS_ENTROPY) {
+        const char *binary_only = positive ? "loss.positive_class" : member(s, "pos_weight") ? "loss.pos_weight" : NULL;
+        if (binary_only)
+            return fail(p, binary_only, "applies to \"type\": \"binary_cross_entropy\" only");
+        return 0;
+    }
+    if (out != 1)
+        return fail(p, "loss.type",
+                    "binary_cross_entropy scores one output: the last layer needs \"out\": 1 (model.layers[%d].out "
+                    "is %lld; for one output per class use cross_entropy)",
+                    last, (long long)out);
+    if (member(s, "label_smoothing"))
+        return fail(p, "loss.label_smoothing", "applies to cross_entropy only");
+    if (positive) {
+        if (cJSON_IsString(positive) && positive->valuestring[0])
+            cfg->loss.positive_class = tg_strdup(positive->valuestring);
+        else if (cJSON_IsNumber(positive) && positive->valuedouble == floor(positive->valuedouble) &&
+                 fabs(positive->valuedouble) < MAX_EXACT) {
+            char text[32];
+            snprintf(text, sizeof text, "%.0f", positive->valuedouble);
+            cfg->loss.positive_class = tg_strdup(text);
+        } else {
+            return fail(p, "loss.positive_class", "expected a label (a string or a whole number), got %s",
+                        describe(positive, seen, sizeof seen));
+        }
+        if (!cfg->loss.positive_class)
+            return -1;
+    }
+    return get_number(p, s, "pos_weight", ABOVE_0, &cfg->loss.pos_weight);
+}
+
 static int parse_loss(const parser *p, const cJSON *item, tg_config *cfg)
 {
-    static const char *const keys[] = { "type", "label_smoothing", "weight", "penalty", "C", "l1_ratio", NULL };
-    static const char *const types[] = { "cross_entropy", NULL };
+    static const char *const keys[] = { "type",           "label_smoothing", "weight", "class_weight",
+                                        "positive_class", "pos_weight",      "penalty", "C",
+                                        "l1_ratio",       NULL };
+    static const char *const types[] = { "cross_entropy", "binary_cross_entropy", NULL };
     section s;
     int type = 0;
+    cfg->loss.pos_weight = 1;
     if (!item)
         return 0;
     if (as_section(p, item, "loss", &s) || check_keys(p, s, keys, NULL) || get_choice(p, s, "type", types, &type) ||
         get_number(p, s, "label_smoothing", FRACTION, &cfg->loss.label_smoothing))
         return -1;
-    const cJSON *weight = member(s, "weight");
+    cfg->loss.type = type == 1 ? TG_LOSS_BINARY_CROSS_ENTROPY : TG_LOSS_CROSS_ENTROPY;
+    if (parse_binary_loss(p, s, cfg))
+        return -1;
+    const cJSON *weight = member(s, "weight"), *class_weight = member(s, "class_weight");
+    if (weight && class_weight)
+        return fail(p, "loss.class_weight", "give loss.weight (a list) or loss.class_weight, not both");
+    if (class_weight)
+        return parse_class_weight_map(p, class_weight, cfg);
     return weight ? parse_class_weights(p, weight, cfg) : 0;
 }
 
@@ -910,6 +998,9 @@ void tg_config_free(tg_config *cfg)
     tg_dealloc(cfg->data.columns);
     tg_dealloc(cfg->model.layers);
     tg_dealloc(cfg->loss.class_weights);
+    tg_free_strings(cfg->loss.class_weight_labels, cfg->loss.n_class_weight_labels);
+    tg_dealloc(cfg->loss.class_weight_values);
+    tg_dealloc(cfg->loss.positive_class);
     tg_dealloc(cfg);
 }
 

@@ -177,10 +177,65 @@ static bool json_number(json_reader *r, json_place place)
 
 static bool json_value(json_reader *r, json_place place, int depth);
 
+/* The keys an object has read so far, to refuse a repeated one. */
+typedef struct {
+    char **keys;
+    size_t *lens, n;
+} key_set;
+
+/* Adds the key just read (taking ownership of it), or fails the reader: too many keys, no memory,
+ * a NUL in a checkpoint's key, or a key seen before in this object (at key_at). */
+static bool key_set_add(json_reader *r, key_set *k, char *key, size_t len, const char *key_at)
+{
+    if (k->n >= 65536) { /* duplicates are checked pairwise: bound the work a hostile header can ask for */
+        tg_dealloc(key);
+        return json_fail(r, JSON_SYNTAX);
+    }
+    char **more_keys = tg_realloc(k->keys, (k->n + 1) * sizeof *k->keys);
+    if (more_keys)
+        k->keys = more_keys;
+    size_t *more_lens = more_keys ? tg_realloc(k->lens, (k->n + 1) * sizeof *k->lens) : NULL;
+    if (!more_keys || !more_lens) {
+        tg_dealloc(key);
+        return json_fail(r, JSON_NO_MEMORY);
+    }
+    k->lens = more_lens;
+    k->keys[k->n] = key;
+    k->lens[k->n++] = len;
+    if (r->checkpoint && memchr(key, '\0', len)) {
+        r->p = key_at;
+        return json_fail(r, JSON_NUL_IN_STRING);
+    }
+    for (size_t i = 0; i + 1 < k->n; i++)
+        if (k->lens[i] == len && memcmp(k->keys[i], key, len) == 0) {
+            r->p = key_at;
+            return json_fail(r, JSON_DUPLICATE_KEY);
+        }
+    return true;
+}
+
+static void key_set_free(key_set *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        tg_dealloc(k->keys[i]);
+    tg_dealloc(k->keys);
+    tg_dealloc(k->lens);
+}
+
+/* Where a member's value sits: a checkpoint's root holds tensor entries, whose shape and
+ * data_offsets hold unsigned integers. */
+static json_place child_place(const json_reader *r, json_place place, const char *key)
+{
+    if (place == AT_ROOT && r->checkpoint && strcmp(key, "__metadata__") != 0)
+        return AT_ENTRY;
+    if (place == AT_ENTRY && (strcmp(key, "shape") == 0 || strcmp(key, "data_offsets") == 0))
+        return AT_UNSIGNED_ARRAY;
+    return AT_OTHER;
+}
+
 static bool json_object(json_reader *r, json_place place, int depth)
 {
-    char **keys = NULL;
-    size_t *key_lens = NULL, n = 0;
+    key_set k = { 0 };
     bool ok = false;
     r->p++;
     json_space(r);
@@ -197,48 +252,15 @@ static bool json_object(json_reader *r, json_place place, int depth)
         const char *key_at = r->p;
         char *key;
         size_t key_len;
-        if (!json_string(r, &key, &key_len))
+        if (!json_string(r, &key, &key_len) || !key_set_add(r, &k, key, key_len, key_at))
             break;
-        if (n >= 65536) { /* duplicates are checked pairwise: bound the work a hostile header can ask for */
-            tg_dealloc(key);
-            json_fail(r, JSON_SYNTAX);
-            goto done;
-        }
-        char **more_keys = tg_realloc(keys, (n + 1) * sizeof *keys);
-        if (more_keys)
-            keys = more_keys;
-        size_t *more_lens = more_keys ? tg_realloc(key_lens, (n + 1) * sizeof *key_lens) : NULL;
-        if (!more_keys || !more_lens) {
-            tg_dealloc(key);
-            json_fail(r, JSON_NO_MEMORY);
-            goto done;
-        }
-        key_lens = more_lens;
-        keys[n] = key;
-        key_lens[n++] = key_len;
-        if (r->checkpoint && memchr(key, '\0', key_len)) {
-            r->p = key_at;
-            json_fail(r, JSON_NUL_IN_STRING);
-            goto done;
-        }
-        for (size_t i = 0; i + 1 < n; i++)
-            if (key_lens[i] == key_len && memcmp(keys[i], key, key_len) == 0) {
-                r->p = key_at;
-                json_fail(r, JSON_DUPLICATE_KEY);
-                goto done;
-            }
         json_space(r);
         if (r->p >= r->end || *r->p != ':') {
             json_fail(r, JSON_SYNTAX);
             break;
         }
         r->p++;
-        json_place child = AT_OTHER;
-        if (place == AT_ROOT && r->checkpoint && strcmp(key, "__metadata__") != 0)
-            child = AT_ENTRY;
-        else if (place == AT_ENTRY && (strcmp(key, "shape") == 0 || strcmp(key, "data_offsets") == 0))
-            child = AT_UNSIGNED_ARRAY;
-        if (!json_value(r, child, depth + 1))
+        if (!json_value(r, child_place(r, place, key), depth + 1))
             break;
         json_space(r);
         if (r->p < r->end && *r->p == ',') {
@@ -253,11 +275,7 @@ static bool json_object(json_reader *r, json_place place, int depth)
         }
         break;
     }
-done:
-    for (size_t i = 0; i < n; i++)
-        tg_dealloc(keys[i]);
-    tg_dealloc(keys);
-    tg_dealloc(key_lens);
+    key_set_free(&k);
     return ok;
 }
 

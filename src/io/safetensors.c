@@ -693,7 +693,7 @@ static int restore_labels(const char *path, tg_model *m, const char *text)
     if (!list)
         return -1;
     int n = cJSON_GetArraySize(list);
-    if (n != m->classes) {
+    if (n != m->classes && !(n == 2 && m->classes == 1)) { /* two labels, one output: a binary model */
         tg_error("%s: __metadata__ 'labels' has %d names for %lld classes", path, n, (long long)m->classes);
         goto done;
     }
@@ -817,7 +817,8 @@ static tg_model *model_from_metadata(const char *path, const cJSON *meta, tg_dty
     }
     const char *classes_text = meta_text(meta, "classes");
     int64_t classes;
-    if (classes_text && (!parse_int64_text(classes_text, &classes) || classes != m->classes)) {
+    if (classes_text && (!parse_int64_text(classes_text, &classes) ||
+                         (classes != m->classes && !(classes == 2 && m->classes == 1 && meta_text(meta, "labels"))))) {
         tg_error("%s: __metadata__ 'classes' is '%.40s' but the layers give %lld", path, classes_text,
                  (long long)m->classes);
         goto fail;

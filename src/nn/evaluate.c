@@ -56,6 +56,16 @@ typedef struct {
     double loss_sum;
 } eval_acc;
 
+/* Logit k of row r for a model of c classes. A binary model's one logit x (c = 2) stands for the two
+ * logits (0, x): their softmax is (1 - sigmoid(x), sigmoid(x)), their cross-entropy binary cross-entropy
+ * with logits. */
+static double logit(const tg_tensor *logits, int64_t r, int64_t k, int64_t c)
+{
+    if (c == 2 && logits->shape[1] == 1)
+        return k ? tg_get(logits, r) : 0.0;
+    return tg_get(logits, r * c + k);
+}
+
 /* Row r of logits [rows, c]: its max and argmax, and the sum of exp(logit - max); the exps go into e
  * when it is not NULL. Shared by evaluation (loss, argmax) and prediction (probabilities). */
 static double row_exp_sum(const tg_tensor *logits, int64_t r, int64_t c, double *max, int64_t *argmax, double *e)
@@ -63,7 +73,7 @@ static double row_exp_sum(const tg_tensor *logits, int64_t r, int64_t c, double 
     *max = -INFINITY;
     *argmax = 0;
     for (int64_t k = 0; k < c; k++) {
-        double v = tg_get(logits, r * c + k);
+        double v = logit(logits, r, k, c);
         if (v > *max) {
             *max = v;
             *argmax = k;
@@ -71,7 +81,7 @@ static double row_exp_sum(const tg_tensor *logits, int64_t r, int64_t c, double 
     }
     double sum = 0;
     for (int64_t k = 0; k < c; k++) {
-        double v = exp(tg_get(logits, r * c + k) - *max);
+        double v = exp(logit(logits, r, k, c) - *max);
         if (e)
             e[k] = v;
         sum += v;
@@ -88,7 +98,7 @@ static void eval_chunk(void *ctx, const tg_tensor *logits, const tg_tensor *y, i
         double max;
         int64_t best, truth = ((const int64_t *)y->data)[r];
         double sum = row_exp_sum(logits, r, c, &max, &best, NULL);
-        acc->loss_sum += (max - tg_get(logits, r * c + truth)) + log(sum);
+        acc->loss_sum += (max - logit(logits, r, truth, c)) + log(sum);
         acc->ev->confusion[truth * c + best]++;
     }
 }
@@ -130,11 +140,17 @@ void tg_eval_clear(tg_eval *ev)
     ev->confusion = NULL;
 }
 
+typedef struct {
+    double *probs;
+    int64_t classes;
+} predict_out;
+
 static void predict_chunk(void *ctx, const tg_tensor *logits, const tg_tensor *y, int64_t first_row)
 {
     (void)y;
-    double *probs = ctx;
-    int64_t c = logits->shape[1];
+    const predict_out *out = ctx;
+    double *probs = out->probs;
+    int64_t c = out->classes;
     for (int64_t r = 0; r < logits->shape[0]; r++) {
         double max, *p = probs + (first_row + r) * c;
         int64_t best;
@@ -152,5 +168,6 @@ int tg_predict(const tg_model *m, const tg_dataset *ds, double *probs)
     }
     if (check_data_fits(m, ds, "the data"))
         return -1;
-    return for_each_chunk(m, ds, predict_chunk, probs);
+    predict_out out = { probs, m->classes };
+    return for_each_chunk(m, ds, predict_chunk, &out);
 }

@@ -20,6 +20,7 @@ typedef struct {
     tg_model *model; /* float64, the trained model's layers */
     tg_tape *tape;
     batch_buffers blocks;
+    binary_targets bce; /* binary_cross_entropy: float targets and row weights */
     double loss; /* the sum over its blocks */
     char error[256]; /* tg_last_error of a failure (errors are per thread) */
 } worker;
@@ -67,7 +68,15 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
         batch_tensors bt = batch_buffers_for(&wk->blocks, n);
         gather_rows(fb->source, fb->train, NULL, start, bt.x, bt.y);
         tg_tape_reset(wk->tape);
-        tg_tensor *loss = tg_cross_entropy(wk->tape, tg_model_forward(m, wk->tape, bt.x), bt.y, &fb->ce);
+        tg_tensor *logits = tg_model_forward(m, wk->tape, bt.x), *loss;
+        if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
+            tg_bce_opts bce;
+            tg_tensor *target = binary_targets_fill(&wk->bce, bt.y, fb->class_weight, &bce);
+            bce.reduction = TG_SUM;
+            loss = tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
+        } else {
+            loss = tg_cross_entropy(wk->tape, logits, bt.y, &fb->ce);
+        }
         if (!loss || tg_backward(wk->tape, loss)) {
             snprintf(wk->error, sizeof wk->error, "%s", tg_last_error());
             return -1;
@@ -160,6 +169,9 @@ static int open_workers(full_batch *fb, const tg_model *m)
         wk->tape = tg_tape_new();
         if (!wk->model || !wk->tape || batch_buffers_init(&wk->blocks, TG_F64, m->inputs, fb->block, rows, true))
             return -1;
+        if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
+            binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL, fb->cfg->loss.pos_weight))
+            return -1;
     }
     return 0;
 }
@@ -168,7 +180,7 @@ static int open_full_batch(full_batch *fb, tg_model *m)
 {
     const tg_config *cfg = fb->cfg;
     int max_iter = cfg->lbfgs.opts.max_iter > 0 ? cfg->lbfgs.opts.max_iter : 1;
-    if (open_workers(fb, m))
+    if (tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) || open_workers(fb, m))
         return -1;
     for (int i = 0; i < m->n_params; i++)
         fb->n += m->params[i]->numel;
@@ -187,12 +199,7 @@ static int open_full_batch(full_batch *fb, tg_model *m)
     fb->ce = TG_CE_OPTS_DEFAULT;
     fb->ce.reduction = TG_SUM;
     fb->ce.label_smoothing = cfg->loss.label_smoothing;
-    if (cfg->loss.class_weights) {
-        if (!(fb->class_weight = tg_tensor_new(TG_F64, 1, (int64_t[]){ cfg->loss.n_class_weights })))
-            return -1;
-        memcpy(fb->class_weight->data, cfg->loss.class_weights, (size_t)cfg->loss.n_class_weights * sizeof(double));
-        fb->ce.weight = fb->class_weight;
-    }
+    fb->ce.weight = fb->class_weight;
     double l1, l2, scale = 1.0 / (cfg->loss.penalty.C * (double)fb->train->rows);
     tg_penalty_parts(&cfg->loss.penalty, &l1, &l2);
     fb->l2 = l2 * scale;
@@ -204,6 +211,7 @@ static void close_full_batch(full_batch *fb)
     for (int id = 0; fb->workers && id < fb->n_workers; id++) {
         tg_model_free(fb->workers[id].model);
         batch_buffers_free(&fb->workers[id].blocks);
+        binary_targets_free(&fb->workers[id].bce);
         tg_tape_free(fb->workers[id].tape);
     }
     tg_dealloc(fb->workers);

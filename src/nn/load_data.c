@@ -110,7 +110,8 @@ int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **v
     tg_rng shuffle;
     tg_rng_seed(&shuffle, cfg->data.shuffle_seed);
     split_data d = { 0 };
-    if (load_and_split(cfg, &shuffle, &d)) {
+    if (load_and_split(cfg, &shuffle, &d) || (cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
+                                               binary_orient(cfg, d.train, d.validation, d.test))) {
         split_data_free(&d);
         return -1;
     }

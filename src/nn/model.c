@@ -83,7 +83,7 @@ tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_la
         }
         width = layers[i].out;
     }
-    m->classes = width;
+    m->classes = width; /* a one-output model given two labels becomes binary: tg_model_set_labels */
     return m;
 fail:
     tg_model_free(m);
@@ -161,7 +161,8 @@ const char *tg_model_param_name(const tg_model *m, int i)
 
 int tg_model_set_labels(tg_model *m, int64_t classes, char *const *names)
 {
-    if (classes != m->classes) {
+    bool binary = classes == 2 && m->classes == 1; /* one output, two classes: P(class 1) = sigmoid(logit) */
+    if (classes != m->classes && !binary) {
         tg_error("model: %lld label names for a model with %lld classes", (long long)classes, (long long)m->classes);
         return -1;
     }
@@ -176,6 +177,7 @@ int tg_model_set_labels(tg_model *m, int64_t classes, char *const *names)
     tg_free_strings(m->labels, m->n_labels);
     m->labels = copy;
     m->n_labels = classes;
+    m->classes = classes;
     return 0;
 }
 

@@ -40,6 +40,27 @@ void split_data_free(split_data *d);
 /* optimizer.type lbfgs: the full-batch objective minimised by tg_lbfgs_minimize
  * on t->model over t->train (src/nn/full_batch.c). 0 on success. */
 int train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started);
+/* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or
+ * loss.class_weight ("balanced" or a label map, checked against the data's labels), as a new
+ * caller-owned [classes] tensor of dtype; *out stays NULL when the config gives none. */
+int tg_loss_weight_tensor(const tg_config *cfg, const tg_dataset *train, tg_dtype dtype, tg_tensor **out);
+
+/* "file: " before a config's message when the config came from a file, else "" (src/nn/class_weight.c). */
+const char *tg_config_file_prefix(const tg_config *cfg, char *buf, size_t size);
+
+/* Binary models (src/nn/binary.c). Turns the data so that the positive class (loss.positive_class, else the
+ * label that sorts second, as scikit-learn) is class 1 in all three sets (validation and test may be NULL);
+ * refuses training data without exactly two classes, or a positive_class that is not one of its labels. */
+int binary_orient(const tg_config *cfg, tg_dataset *train, tg_dataset *validation, tg_dataset *test);
+/* Float targets [n, 1] (and per-row class weights) for batches of size rows and for the final shorter one,
+ * allocated once; pos_weight as a [1] tensor when it is not 1. */
+typedef struct {
+    tg_tensor *target[2], *weight[2], *pos_weight;
+} binary_targets;
+int binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t rows, bool weighted, double pos_weight);
+void binary_targets_free(binary_targets *b);
+/* The target of the batch whose classes are y (1.0 for class 1), and opts with its weights set. */
+tg_tensor *binary_targets_fill(binary_targets *b, const tg_tensor *y, const tg_tensor *class_weight, tg_bce_opts *opts);
 
 /* Seconds on the monotonic clock. */
 double tg_now_seconds(void);

@@ -14,9 +14,12 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, tg_model *
     tg_rng init;
     tg_rng_seed(&init, cfg->seed);
     const tg_layer_spec *last = &cfg->model.layers[cfg->model.n_layers - 1];
-    if (last->out != train->classes) {
-        tg_error("model.layers[%d].out is %lld but the training data has %lld classes", cfg->model.n_layers - 1,
-                 (long long)last->out, (long long)train->classes);
+    bool binary = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY; /* one output, two classes */
+    if ((binary ? 2 : last->out) != train->classes) {
+        tg_error("model.layers[%d].out is %lld but the training data has %lld classes%s", cfg->model.n_layers - 1,
+                 (long long)last->out, (long long)train->classes,
+                 last->out == 1 ? " (a one-output binary model needs \"loss\": {\"type\": \"binary_cross_entropy\"})"
+                                : "");
         return -1;
     }
     if (cfg->loss.class_weights && cfg->loss.n_class_weights != train->classes) {
@@ -81,12 +84,14 @@ typedef struct {
     void *ctx;
     double started;
     tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
+    const tg_dataset *given_train, *given_validation; /* tg_train_on_data: copied instead of loading the config's */
     tg_tape *tape;
     tg_optimizer *opt;
     tg_batcher *batches; /* the training rows in the epoch's order, standardized with the model's mean and std */
     int64_t steps; /* per epoch */
     tg_tensor *class_weight;
     tg_ce_opts ce;
+    binary_targets bce; /* binary_cross_entropy only */
     /* early stopping: the best validation loss so far and its weights */
     bool early;
     double best_val;
@@ -94,16 +99,41 @@ typedef struct {
     double *best;
 } trainer;
 
+/* A caller-owned copy of every row of ds (an empty set with train's classes when ds is NULL). */
+static tg_dataset *copy_rows(const tg_dataset *ds, const tg_dataset *train)
+{
+    if (!ds)
+        return tg_dataset_subset(train, NULL, 0);
+    int64_t *all = tg_alloc((size_t)(ds->rows ? ds->rows : 1) * sizeof *all);
+    if (!all)
+        return NULL;
+    for (int64_t r = 0; r < ds->rows; r++)
+        all[r] = r;
+    tg_dataset *copy = tg_dataset_subset(ds, all, ds->rows);
+    tg_dealloc(all);
+    return copy;
+}
+
 static int trainer_open_data(trainer *tr)
 {
     split_data d = { 0 };
-    if (load_and_split(tr->cfg, &tr->shuffle, &d)) {
-        split_data_free(&d);
-        return -1;
+    if (tr->given_train) {
+        if (!(tr->t->train = copy_rows(tr->given_train, NULL)) ||
+            !(tr->t->validation = copy_rows(tr->given_validation, tr->given_train)) ||
+            !(tr->t->test = copy_rows(NULL, tr->given_train)))
+            return -1;
+    } else {
+        if (load_and_split(tr->cfg, &tr->shuffle, &d)) {
+            split_data_free(&d);
+            return -1;
+        }
+        tr->t->train = d.train;
+        tr->t->validation = d.validation;
+        tr->t->test = d.test;
     }
-    tr->t->train = d.train;
-    tr->t->validation = d.validation;
-    tr->t->test = d.test;
+    if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
+        binary_orient(tr->cfg, tr->t->train, tr->t->validation, tr->t->test))
+        return -1;
     return build_model(tr->cfg, tr->t->train, &tr->t->model);
 }
 
@@ -134,14 +164,12 @@ static int trainer_open_buffers(trainer *tr)
     tr->steps = tg_batcher_batches(tr->batches);
     tr->ce = TG_CE_OPTS_DEFAULT;
     tr->ce.label_smoothing = cfg->loss.label_smoothing;
-    if (cfg->loss.class_weights) {
-        tr->class_weight = tg_tensor_new(m->dtype, 1, (int64_t[]){ cfg->loss.n_class_weights });
-        if (!tr->class_weight)
-            return -1;
-        for (int64_t k = 0; k < cfg->loss.n_class_weights; k++)
-            tg_set(tr->class_weight, k, cfg->loss.class_weights[k]);
-        tr->ce.weight = tr->class_weight;
-    }
+    if (tg_loss_weight_tensor(cfg, t->train, m->dtype, &tr->class_weight))
+        return -1;
+    tr->ce.weight = tr->class_weight;
+    if (cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
+        binary_targets_init(&tr->bce, m->dtype, batch, rows, tr->class_weight != NULL, cfg->loss.pos_weight))
+        return -1;
     return 0;
 }
 
@@ -150,6 +178,7 @@ static void trainer_close(trainer *tr)
     tg_dealloc(tr->best);
     tg_batcher_free(tr->batches);
     tg_tensor_free(tr->class_weight);
+    binary_targets_free(&tr->bce);
     tg_optimizer_free(tr->opt);
     tg_tape_free(tr->tape);
 }
@@ -167,7 +196,14 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
         return -1;
     }
     tg_tape_reset(tr->tape);
-    tg_tensor *loss = tg_cross_entropy(tr->tape, tg_model_forward(m, tr->tape, x), y, &tr->ce);
+    tg_tensor *logits = tg_model_forward(m, tr->tape, x), *loss;
+    if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
+        tg_bce_opts bce;
+        tg_tensor *target = binary_targets_fill(&tr->bce, y, tr->class_weight, &bce);
+        loss = tg_binary_cross_entropy_with_logits(tr->tape, logits, target, &bce);
+    } else {
+        loss = tg_cross_entropy(tr->tape, logits, y, &tr->ce);
+    }
     if (!loss)
         return -1;
     *value = tg_get(loss, 0);
@@ -267,11 +303,9 @@ static int trainer_run(trainer *tr)
     return 0;
 }
 
-tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx)
+static tg_training *trainer_train(trainer tr)
 {
-    if (!cfg)
-        return tg_error("train: config is NULL");
-    trainer tr = { .cfg = cfg, .progress = progress, .ctx = ctx, .started = tg_now_seconds() };
+    const tg_config *cfg = tr.cfg;
     if (!(tr.t = tg_alloc_zeroed(sizeof *tr.t)))
         return NULL;
     tg_rng_seed(&tr.shuffle, cfg->data.shuffle_seed);
@@ -279,8 +313,8 @@ tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void
     if (!status && cfg->optimizer.type == TG_OPTIM_LBFGS) {
         /* A solver that fails on the way (line search, NaN) returns the last good
          * weights with solver.status saying why; any other failure returns NULL. */
-        tg_lbfgs_status why = tr.t->solver.status;
-        if (train_full_batch(cfg, tr.t, progress, ctx, tr.started) &&
+        tg_lbfgs_status why;
+        if (train_full_batch(cfg, tr.t, tr.progress, tr.ctx, tr.started) &&
             (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE) {
             tg_training_free(tr.t);
             return NULL;
@@ -297,4 +331,26 @@ tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void
         return NULL;
     }
     return tr.t;
+}
+
+tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx)
+{
+    if (!cfg)
+        return tg_error("train: config is NULL");
+    return trainer_train((trainer){ .cfg = cfg, .progress = progress, .ctx = ctx, .started = tg_now_seconds() });
+}
+
+tg_training *tg_train_on_data(const tg_config *cfg, const tg_dataset *train, const tg_dataset *validation,
+                              tg_progress_fn progress, void *ctx)
+{
+    if (!cfg || !train)
+        return tg_error("train: %s is NULL", cfg ? "the training set" : "config");
+    if (train->rows == 0)
+        return tg_error("train: the training set has no rows");
+    if (validation && (validation->features != train->features || validation->classes > train->classes))
+        return tg_error("train: the validation set has %lld features and %lld classes, the training set %lld and %lld",
+                        (long long)validation->features, (long long)validation->classes, (long long)train->features,
+                        (long long)train->classes);
+    return trainer_train((trainer){ .cfg = cfg, .progress = progress, .ctx = ctx, .started = tg_now_seconds(),
+                                    .given_train = train, .given_validation = validation });
 }

@@ -3,7 +3,10 @@
  * rows, class-index targets) and tg_backward, which accumulates into the
  * logits' gradient as PyTorch's loss.backward() does into x.grad.
  *
- * usage: bench_ce ROWS CLASSES [--blocks B] [--block-seconds S]
+ * usage: bench_ce ROWS CLASSES [--spatial D] [--blocks B] [--block-seconds S]
+ *
+ * --spatial D: logits [ROWS, CLASSES, D] with targets [ROWS, D], the per-position
+ * (N-D) form, over as many elements as ROWS * D rows of the 2-D form.
  *
  * Calls are timed in blocks of equal count (about S seconds each, default
  * 0.02) after a warm-up; prints one JSON line per block with the seconds per
@@ -27,32 +30,38 @@ int main(int argc, char **argv)
     if (argc < 3)
         goto usage;
     int64_t rows = atoll(argv[1]), classes = atoll(argv[2]);
+    int64_t spatial = 0;
     int blocks = 15;
     double block_seconds = 0.02;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--blocks") && i + 1 < argc)
             blocks = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--spatial") && i + 1 < argc)
+            spatial = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--block-seconds") && i + 1 < argc)
             block_seconds = atof(argv[++i]);
         else
             goto usage;
     }
-    if (rows < 1 || classes < 1 || blocks < 1 || !(block_seconds > 0))
+    if (rows < 1 || classes < 1 || blocks < 1 || !(block_seconds > 0) || spatial < 0)
         goto usage;
     bench_count_allocations();
 
     tg_rng rng;
     tg_rng_seed(&rng, 7);
-    tg_tensor *logits = tg_tensor_new(TG_F32, 2, (int64_t[]){ rows, classes });
-    tg_tensor *target = tg_tensor_new(TG_I64, 1, (int64_t[]){ rows });
+    int64_t positions = rows * (spatial ? spatial : 1);
+    tg_tensor *logits = spatial ? tg_tensor_new(TG_F32, 3, (int64_t[]){ rows, classes, spatial })
+                                : tg_tensor_new(TG_F32, 2, (int64_t[]){ rows, classes });
+    tg_tensor *target = spatial ? tg_tensor_new(TG_I64, 2, (int64_t[]){ rows, spatial })
+                                : tg_tensor_new(TG_I64, 1, (int64_t[]){ rows });
     tg_tape *tape = tg_tape_new();
     if (!logits || !target || !tape)
         bench_fail("setting up");
     float *x = tg_data(logits);
-    for (int64_t i = 0; i < rows * classes; i++)
+    for (int64_t i = 0; i < positions * classes; i++)
         x[i] = (float)tg_rng_normal(&rng);
     int64_t *t = tg_data(target);
-    for (int64_t i = 0; i < rows; i++)
+    for (int64_t i = 0; i < positions; i++)
         t[i] = (int64_t)tg_rng_below(&rng, (uint64_t)classes);
     tg_set_requires_grad(logits, 1);
 
@@ -74,13 +83,15 @@ int main(int argc, char **argv)
         printf("{\"sample\": \"call\", \"block\": %d, \"calls\": %lld, \"seconds\": %.12f}\n", b,
                (long long)per_block, (bench_now() - t0) / (double)per_block);
     }
-    printf("{\"result\": \"ce\", \"rows\": %lld, \"classes\": %lld, \"allocator_calls_after_first_step\": %llu}\n",
-           (long long)rows, (long long)classes, (unsigned long long)(bench_allocator_calls() - after_first));
+    printf("{\"result\": \"ce\", \"rows\": %lld, \"classes\": %lld, \"spatial\": %lld, "
+           "\"allocator_calls_after_first_step\": %llu}\n",
+           (long long)rows, (long long)classes, (long long)spatial,
+           (unsigned long long)(bench_allocator_calls() - after_first));
     tg_tape_free(tape);
     tg_tensor_free(logits);
     tg_tensor_free(target);
     return 0;
 usage:
-    fprintf(stderr, "usage: bench_ce ROWS CLASSES [--blocks B] [--block-seconds S]\n");
+    fprintf(stderr, "usage: bench_ce ROWS CLASSES [--spatial D] [--blocks B] [--block-seconds S]\n");
     return 2;
 }

@@ -12,12 +12,17 @@
  *
  * usage: bench_train (--csv TRAIN TEST | --idx TRAIN_IMAGES TRAIN_LABELS TEST_IMAGES TEST_LABELS)
  *                    [--hidden H] (--sgd LR MOMENTUM | --adam LR) [--epochs E] [--batch B]
- *                    [--reps R] [--dtype f32|f64] [--seed S] [--pregather]
+ *                    [--reps R] [--dtype f32|f64] [--seed S] [--pregather] [--textbook]
+ *
+ * --textbook writes each layer the way a textbook does, x·W + b with
+ * tg_matmul and tg_add and W as [in, out], instead of tg_linear with W as
+ * [out, in]: the same initial weights (transposed), the same steps.
  *
  * Run r of the R runs draws its initial weights and batch order from seed S + r.
  * CSV files have no header and the class id in the last column; their
  * features are standardized with TRAIN's moments. IDX pixels are scaled by
- * 1/255. Prints one JSON object per line: a "sample" per timed run or epoch,
+ * 1/255. Prints one JSON object per line: a "sample" per timed run or epoch
+ * (wall time; an epoch also gives the CPU time of all threads),
  * then a "result" per run (test accuracy, allocator calls after the first
  * step, peak RSS when training ended). */
 #include "bench_util.h"
@@ -31,7 +36,7 @@ typedef struct {
     const char *idx[4];
     int64_t hidden;
     tg_optim_opts optim;
-    int epochs, reps, pregather;
+    int epochs, reps, pregather, textbook;
     int64_t batch;
     tg_dtype dtype;
     uint64_t seed;
@@ -41,7 +46,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_train (--csv TRAIN TEST | --idx TRAIN_IMAGES TRAIN_LABELS TEST_IMAGES TEST_LABELS)\n"
                     "                   [--hidden H] (--sgd LR MOMENTUM | --adam LR) [--epochs E] [--batch B]\n"
-                    "                   [--reps R] [--dtype f32|f64] [--seed S] [--pregather]\n");
+                    "                   [--reps R] [--dtype f32|f64] [--seed S] [--pregather] [--textbook]\n");
     exit(2);
 }
 
@@ -83,6 +88,8 @@ static options parse(int argc, char **argv)
             o.dtype = strcmp(d, "f64") ? TG_F32 : TG_F64;
         } else if (!strcmp(a, "--pregather")) {
             o.pregather = 1;
+        } else if (!strcmp(a, "--textbook")) {
+            o.textbook = 1;
         } else {
             usage();
         }
@@ -137,11 +144,69 @@ static tg_tensor *new_tensor(tg_dtype dtype, int ndim, int64_t rows, int64_t col
     return t;
 }
 
+/* The model written the textbook way: per layer W [in, out] and b [out], h = relu(h·W + b). The
+ * weights are transposed copies of a tg_model's, the biases the model's own; copy_back puts the
+ * trained weights into the model for evaluation. */
+typedef struct {
+    int n_params;
+    tg_tensor *params[4]; /* W1, b1[, W2, b2] */
+    tg_tensor *model_params[4];
+} textbook;
+
+static void transpose_into(tg_tensor *dst, const tg_tensor *src)
+{
+    int64_t rows = tg_dim(src, 0), cols = tg_dim(src, 1);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            tg_set(dst, j * rows + i, tg_get(src, i * cols + j));
+}
+
+static textbook textbook_of(tg_model *m)
+{
+    textbook tb = { .n_params = tg_model_n_params(m) };
+    for (int i = 0; i < tb.n_params; i++) {
+        tg_tensor *p = tb.model_params[i] = tg_model_param(m, i);
+        if (tg_ndim(p) != 2) {
+            tb.params[i] = p;
+            continue;
+        }
+        tb.params[i] = tg_tensor_new(tg_dtype_of(p), 2, (int64_t[]){ tg_dim(p, 1), tg_dim(p, 0) });
+        if (!tb.params[i])
+            bench_fail("making a textbook weight");
+        transpose_into(tb.params[i], p);
+        tg_set_requires_grad(tb.params[i], 1);
+    }
+    return tb;
+}
+
+static void textbook_free(textbook *tb, int copy_back)
+{
+    for (int i = 0; i < tb->n_params; i++)
+        if (tb->params[i] != tb->model_params[i]) {
+            if (copy_back)
+                transpose_into(tb->model_params[i], tb->params[i]);
+            tg_tensor_free(tb->params[i]);
+        }
+}
+
+static tg_tensor *textbook_forward(const textbook *tb, tg_tape *tape, tg_tensor *x)
+{
+    tg_tensor *h = x;
+    for (int i = 0; i + 1 < tb->n_params; i += 2) {
+        if (i > 0)
+            h = tg_relu(tape, h);
+        h = tg_add(tape, tg_matmul(tape, h, tb->params[i]), tb->params[i + 1]);
+    }
+    return h;
+}
+
 /* One training step, the same five calls as the PyTorch loop. */
-static void train_step(tg_model *m, tg_tape *tape, tg_optimizer *opt, tg_tensor *x, tg_tensor *y)
+static void train_step(tg_model *m, const textbook *tb, tg_tape *tape, tg_optimizer *opt, tg_tensor *x,
+                       tg_tensor *y)
 {
     tg_tape_reset(tape);
-    tg_tensor *loss = tg_cross_entropy(tape, tg_model_forward(m, tape, x), y, NULL);
+    tg_tensor *logits = tb ? textbook_forward(tb, tape, x) : tg_model_forward(m, tape, x);
+    tg_tensor *loss = tg_cross_entropy(tape, logits, y, NULL);
     if (!loss)
         bench_fail("forward");
     tg_optimizer_zero_grad(opt);
@@ -176,6 +241,13 @@ static run_result train_run(const options *o, const tg_dataset *train, int rep)
         bench_fail("the model has more parameters than this driver expects");
     for (int i = 0; i < n_params; i++)
         params[i] = tg_model_param(m, i);
+    textbook tb = { 0 };
+    if (o->textbook) {
+        tb = textbook_of(m);
+        for (int i = 0; i < n_params; i++)
+            params[i] = tb.params[i];
+    }
+    const textbook *form = o->textbook ? &tb : NULL;
     tg_optimizer *opt = tg_optimizer_new(&o->optim, n_params, params);
     tg_tape *tape = tg_tape_new();
     int64_t rows = train->rows, batch = o->batch < rows ? o->batch : rows;
@@ -204,7 +276,7 @@ static run_result train_run(const options *o, const tg_dataset *train, int rep)
         }
         double start = bench_now();
         for (int64_t s = 0; s < steps; s++) {
-            train_step(m, tape, opt, xs[s], ys[s]);
+            train_step(m, form, tape, opt, xs[s], ys[s]);
             if (s == 0)
                 after_first = bench_allocator_calls();
         }
@@ -224,18 +296,19 @@ static run_result train_run(const options *o, const tg_dataset *train, int rep)
         tg_tensor *x_last = new_tensor(o->dtype, 2, last, train->features), *y_last = new_tensor(TG_I64, 1, last, 0);
         for (int e = 0; e < o->epochs; e++) {
             shuffle(order, rows, &order_rng);
-            double start = bench_now();
+            double start = bench_now(), cpu_start = bench_cpu_now();
             for (int64_t b = 0; b < per_epoch; b++) {
                 int is_last = b + 1 == per_epoch;
                 tg_tensor *bx = is_last ? x_last : x, *by = is_last ? y_last : y;
                 gather(train, order + b * batch, is_last ? last : batch, bx, by);
-                train_step(m, tape, opt, bx, by);
+                train_step(m, form, tape, opt, bx, by);
                 if (e == 0 && b == 0)
                     after_first = bench_allocator_calls();
             }
-            double seconds = bench_now() - start;
-            printf("{\"sample\": \"epoch\", \"rep\": %d, \"epoch\": %d, \"seconds\": %.9f, \"steps\": %lld}\n", rep,
-                   e + 1, seconds, (long long)per_epoch);
+            double seconds = bench_now() - start, cpu = bench_cpu_now() - cpu_start;
+            printf("{\"sample\": \"epoch\", \"rep\": %d, \"epoch\": %d, \"seconds\": %.9f, \"cpu_seconds\": %.9f, "
+                   "\"steps\": %lld}\n",
+                   rep, e + 1, seconds, cpu, (long long)per_epoch);
             fflush(stdout);
         }
         res.calls_after_first_step = bench_allocator_calls() - after_first;
@@ -245,6 +318,7 @@ static run_result train_run(const options *o, const tg_dataset *train, int rep)
         tg_tensor_free(y_last);
     }
     free(order);
+    textbook_free(&tb, 1);
     tg_tape_free(tape);
     tg_optimizer_free(opt);
     return res;
@@ -287,11 +361,12 @@ int main(int argc, char **argv)
         tg_eval ev;
         if (tg_evaluate(runs[r].model, test, &ev))
             bench_fail("evaluating");
-        printf("{\"result\": \"run\", \"rep\": %d, \"dtype\": \"%s\", \"train_rows\": %lld, \"features\": %lld, "
-               "\"steps\": %lld, \"test_rows\": %lld, \"test_accuracy\": %.6f, \"allocator_calls_after_first_step\": "
-               "%llu, \"peak_rss_train_kib\": %ld}\n",
-               r, tg_dtype_name(o.dtype), (long long)train_rows, (long long)features, (long long)runs[r].steps,
-               (long long)test->rows, ev.accuracy, (unsigned long long)runs[r].calls_after_first_step, rss_kib);
+        printf("{\"result\": \"run\", \"rep\": %d, \"form\": \"%s\", \"dtype\": \"%s\", \"train_rows\": %lld, "
+               "\"features\": %lld, \"steps\": %lld, \"test_rows\": %lld, \"test_accuracy\": %.6f, "
+               "\"allocator_calls_after_first_step\": %llu, \"peak_rss_train_kib\": %ld}\n",
+               r, o.textbook ? "textbook" : "linear", tg_dtype_name(o.dtype), (long long)train_rows,
+               (long long)features, (long long)runs[r].steps, (long long)test->rows, ev.accuracy,
+               (unsigned long long)runs[r].calls_after_first_step, rss_kib);
         tg_eval_clear(&ev);
         tg_model_free(runs[r].model);
     }

@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 double bench_now(void);
+/* CPU time of the whole process (every thread): on a shared machine, a 1-thread
+ * run's CPU time does not count the time the scheduler gave to others. */
+double bench_cpu_now(void);
 
 /* Installs the counting allocator; call before the library makes anything. */
 void bench_count_allocations(void);

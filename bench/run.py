@@ -101,9 +101,15 @@ G_FLR = "Fashion-MNIST LR 784→10, one epoch (batch 128, Adam 1e-3)"
 G_MLP = "Fashion-MNIST MLP 784→256→ReLU→10, one epoch (batch 128, Adam 1e-3)"
 G_CE_SMALL = "cross-entropy fwd+bwd f32 32×10, per call"
 G_CE_LARGE = "cross-entropy fwd+bwd f32 4096×1000, per call"
+# per-position (N-D) logits [N, C, d] against the 2-D kernel over the same elements, [N·d, C]
+CE_ND = ((32, 10, 1024), (4, 1000, 1024))
+G_CE_ND = {s: f"cross-entropy N-D fwd+bwd f32 [{s[0]}, {s[1]}, {s[2]}] (vs 2-D {s[0] * s[2]}×{s[1]}), per call"
+           for s in CE_ND}
 G_F64 = "float64 (tapegrad)"
+G_STEP = "one step forward + backward, written two ways (tapegrad; CPU time per step)"
 G_MEM = "memory"
-GROUPS = [G_LOOP, G_WHOLE, G_FLR, G_MLP, G_CE_SMALL, G_CE_LARGE, G_F64, G_MEM]
+GROUPS = [G_LOOP, G_WHOLE, G_FLR, G_MLP, G_CE_SMALL, G_CE_LARGE] + list(G_CE_ND.values()) + [G_F64, G_STEP, G_MEM]
+TEXTBOOK = "textbook form: tg_matmul + tg_add, W [in, out]"
 
 
 class Row:
@@ -318,6 +324,12 @@ class Bench:
                                "--batch", "32", "--reps", str(self.reps), "--dtype", dtype, "--pregather"],
                               thread_env(t), self.collect(row, "run", f"digits loop {dtype} ({self.plural(t)})"),
                               seeded=True)
+            row = self.table.add(Row(G_LOOP, f"tapegrad C loop, {TEXTBOOK}", t, "tapegrad"))
+            row.linear = self.f32_loop[t]
+            self.schedule([self.bin("bench_train"), "--csv", train, test, "--sgd", "0.1", "0.9", "--epochs", "30",
+                           "--batch", "32", "--reps", str(self.reps), "--dtype", "f32", "--pregather", "--textbook"],
+                          thread_env(t), self.collect(row, "run", f"digits loop textbook ({self.plural(t)})"),
+                          seeded=True)
             row = self.table.add(Row(G_LOOP, "PyTorch loop", t, "peer"))
             self.schedule([PY, self.script("torch_digits.py"), "loop", train, test, "--threads", str(t), "--reps",
                            str(self.reps)], thread_env(t), self.collect(row, "run"), seeded=True)
@@ -330,7 +342,7 @@ class Bench:
             gflops = statistics.median(peak.gflops)
             bound.value = flops / (gflops * 1e9)
             bound.note = f"{flops / 1e6:.0f} MFLOP at {gflops:.0f} GFLOP/s (sgemm 1024³)"
-            self.f32_loop[t].note = f"{steps} steps, {self.split['loop']['train']} rows"
+            self.f32_loop[t].note = f"{steps} steps, {self.split['loop']['train']} rows; tg_linear, W [out, in]"
             torch = self.table.find(G_LOOP, "peer", t)
             torch.note = f"{torch.steps} steps, the same rows"
         for r in self.table.rows:
@@ -387,17 +399,25 @@ class Bench:
         group_of = {"lr": G_FLR, "mlp": G_MLP}
         tg = {}
         for t in self.threads:
-            for model, dtype in (("lr", "f32"), ("mlp", "f32")) + ((("lr", "f64"),) if not self.quick else ()):
-                row = Row(group_of[model] if dtype == "f32" else G_F64,
-                          "tapegrad C loop" if dtype == "f32" else "tapegrad Fashion LR epoch float64", t, "tapegrad")
-                tg[(model, dtype, t)] = self.table.add(row)
+            runs = (("lr", "f32", ""), ("lr", "f32", "textbook"), ("mlp", "f32", ""))
+            if not self.quick:
+                runs += (("mlp", "f32", "textbook"), ("lr", "f64", ""), ("lr", "f64", "textbook"))
+            for model, dtype, form in runs:
+                name = "tapegrad C loop" if dtype == "f32" else "tapegrad Fashion LR epoch float64"
+                row = Row(group_of[model] if dtype == "f32" else G_F64, f"{name}, {TEXTBOOK}" if form else name, t,
+                          "tapegrad")
+                tg[(model, dtype, t) + ((form,) if form else ())] = self.table.add(row)
                 cmd = [self.bin("bench_train"), "--idx", *FASHION, "--adam", "1e-3", "--batch", "128", "--epochs",
                        str(self.fashion_epochs), "--reps", str(self.fashion_runs), "--dtype", dtype]
                 if model == "mlp":
                     cmd += ["--hidden", "256"]
-                collect = self.collect(row, "epoch", f"Fashion {model} {dtype} ({self.plural(t)})")
+                if form:
+                    cmd += ["--textbook"]
+                    row.linear = tg[(model, dtype, t)]
+                collect = self.collect(row, "epoch", f"Fashion {model} {dtype}{' ' + form if form else ''} "
+                                                     f"({self.plural(t)})")
 
-                def parse(records, collect=collect, key=(model, dtype, t)):
+                def parse(records, collect=collect, key=(model, dtype, t) + ((form,) if form else ())):
                     collect(records)
                     rss = max(r["peak_rss_train_kib"] for r in results_of(records)) * 1024
                     self.rss[key] = max(rss, self.rss.get(key, 0))
@@ -448,9 +468,10 @@ class Bench:
             else:
                 self.table.add(Row(G_FLR, "bound: FLOPs at peak sgemm rate", t, "bound", value=compute,
                                    note=f"{flops / 1e9:.2f} GFLOP; streaming the data {fmt_time(stream.median)}"))
-            row = tg[("lr", "f64", t)] if ("lr", "f64", t) in tg else None
-            if row:
-                row.ratio_text = f"f64/f32 {fmt_ratio(row.median / tg[('lr', 'f32', t)].median)}"
+            for form in ((), ("textbook",)):
+                row = tg.get(("lr", "f64", t) + form)
+                if row:
+                    row.ratio_text = f"f64/f32 {fmt_ratio(row.median / tg[('lr', 'f32', t) + form].median)}"
         for group in (G_FLR, G_MLP):
             self.summary(group, "the issue's comparison")
         self.mlp_tg = {t: tg[("mlp", "f32", t)] for t in self.threads}
@@ -482,11 +503,58 @@ class Bench:
         for group in (G_CE_SMALL, G_CE_LARGE):
             self.summary(group)
 
+    def cross_entropy_nd(self):
+        """Logits [N, C, d] (class axis 1, walked with its stride) against the 2-D kernel over [N·d, C] in the
+        same rounds: the 2-D row is the N-D row's bound, so the ratio column holds N-D / 2-D."""
+        for n, c, d in CE_ND:
+            group = G_CE_ND[(n, c, d)]
+            for t in self.threads:
+                row = self.table.add(Row(group, f"tapegrad tg_cross_entropy [{n}, {c}, {d}] + tg_backward", t,
+                                         "tapegrad", note="blocks of ≈ 20 ms, median per call"))
+                self.schedule([self.bin("bench_ce"), str(n), str(c), "--spatial", str(d), "--blocks",
+                               str(self.ce_blocks)], thread_env(t),
+                              self.collect(row, "call", f"cross-entropy [{n}, {c}, {d}] ({self.plural(t)})"))
+                row = self.table.add(Row(group, f"reference: the 2-D kernel over {n * d}×{c}", t, "bound",
+                                         note="same elements, contiguous rows"))
+                self.schedule([self.bin("bench_ce"), str(n * d), str(c), "--blocks", str(self.ce_blocks)],
+                              thread_env(t), self.collect(row, "call", f"cross-entropy {n * d}×{c} "
+                                                                        f"({self.plural(t)})"))
+        self.run_rounds("cross-entropy N-D")
+
     # -- e. float64 ratios (the runs were interleaved with float32's) ---------
     def float64(self):
         for r in self.table.rows:
             if r.group == G_F64 and hasattr(r, "f32"):
                 r.ratio_text = f"f64/f32 {fmt_ratio(r.median / r.f32.median)}"
+        for r in self.table.rows:
+            if hasattr(r, "linear") and r.group != G_STEP and r.median and r.linear.median:
+                r.note = (r.note + "; " if r.note else "") + \
+                    f"textbook / tg_linear {fmt_ratio(r.median / r.linear.median)}"
+
+    # -- g. one step written two ways (bench_step) ---------------------------
+    def steps(self):
+        shapes = [("128×784→10", [])] + ([] if self.quick else [("128×784→256→ReLU→10", ["--hidden", "256"])])
+        dtypes = ("f32",) if self.quick else ("f32", "f64")
+        for t in self.threads:
+            for label, extra in shapes:
+                for dtype in dtypes:
+                    rows = {}
+                    for form in ("linear", "textbook"):
+                        system = f"{label} {'float32' if dtype == 'f32' else 'float64'}, " + \
+                            ("tg_linear, W [out, in]" if form == "linear" else TEXTBOOK)
+                        rows[form] = self.table.add(Row(G_STEP, system, t, "step"))
+
+                        def parse(records, row=rows[form], what=f"step {label} {dtype} {form} ({self.plural(t)})"):
+                            row.add([r["cpu_seconds"] for r in records if r.get("sample") == "step"])
+                            self.note_allocs(what, records)
+                        self.schedule([self.bin("bench_step"), "--form", form, "--dtype", dtype, "--blocks",
+                                       str(self.ce_blocks)] + extra, thread_env(t), parse)
+                    rows["textbook"].linear = rows["linear"]
+        self.run_rounds("one step, two forms")
+        for r in self.table.rows:
+            if r.group == G_STEP and hasattr(r, "linear"):
+                r.ratio_text = f"textbook / linear {fmt_ratio(r.median / r.linear.median)}"
+                r.note = f"{fmt_ratio(r.min / r.linear.min)} by minimums"
 
     # -- f. memory -----------------------------------------------------------
     def memory(self):
@@ -629,10 +697,22 @@ def targets(bench):
         s, text = speedups(tg, pt)
         line(s >= want, f"cross-entropy {label}, best against best ({tg.threads} / {pt.threads} threads): {text} "
                         f"faster (target ≥ {want}×{short(s, want)})")
+    for group in G_CE_ND.values():
+        for tg in (r for r in t.rows if r.group == group and r.kind == "tapegrad"):
+            ref = t.find(group, "bound", tg.budget)
+            ratio = tg.median / ref.median
+            line(ratio <= 1.3, f"{group.split(' (')[0].replace('fwd+bwd f32 ', '')} at {tg.threads} thread(s): "
+                               f"{ratio:.2f}× the 2-D kernel over the same elements ({tg.min / ref.min:.2f}× by "
+                               f"minimums; target ≤ 1.3×)")
     for r in t.rows:
         if r.group == G_F64 and r.ratio_text:
             ratio = float(r.ratio_text.split()[-1])
             line(ratio <= 2, f"{r.system} at {r.threads} thread(s): {r.ratio_text} (target ≤ 2)")
+    for r in t.rows:
+        if r.group == G_STEP and hasattr(r, "linear"):
+            ratio = r.median / r.linear.median
+            line(ratio <= 1.1, f"one step {r.system.split(',')[0]} at {r.threads} thread(s), textbook form against "
+                               f"tg_linear: {ratio:.2f}× (target ≤ 1.1×)")
     calls = t.find(G_MEM, "allocs")
     line(calls.value == 0, f"allocator calls after the first step, most over every driver run: {calls.value:g} "
                            f"(target 0)")
@@ -667,8 +747,10 @@ def main():
     bench.digits_loop()
     bench.digits_whole()
     bench.cross_entropy()
+    bench.cross_entropy_nd()
     bench.fashion()
     bench.float64()
+    bench.steps()
     bench.memory()
     solver = solver_section(args.quick)
     took = time.perf_counter() - started

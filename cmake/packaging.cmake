@@ -41,6 +41,11 @@ set(CPACK_COMPONENT_DEV_DESCRIPTION "tapegrad: reverse-mode autograd for small c
 
 set(CPACK_DEBIAN_CLI_PACKAGE_NAME tapegrad)
 set(CPACK_DEBIAN_CLI_PACKAGE_SECTION science)
+if(TAPEGRAD_BLAS)
+  # The command loads OpenBLAS with dlopen on its first product (tools/blas_lazy.c), so shlibdeps
+  # cannot see it: name it (the detected dependencies are added to this).
+  set(CPACK_DEBIAN_CLI_PACKAGE_DEPENDS "libopenblas0")
+endif()
 set(CPACK_COMPONENT_CLI_DESCRIPTION "train, evaluate and check small classifiers from JSON configs
  The tapegrad command: train (progress, test accuracy, confusion matrix,
  learning-curve plots), eval, predict and gradcheck; man page and bash

@@ -18,6 +18,15 @@
  * says what went wrong (which op, which shapes, what was expected). Every op
  * given a NULL input returns NULL and keeps the first error, so an expression
  * can be checked once at its end. The library never prints and never exits.
+ *
+ * NULL in one paragraph: every function accepts NULL in every pointer argument
+ * without crashing. Functions that make or compute something return their
+ * failure value (NULL, -1, NaN) with tg_last_error set; a getter returns its
+ * "none" value (NULL, -1 or 0, (tg_dtype)-1); tg_*_free, tg_fill and tg_zero_grad
+ * on NULL do nothing. Where NULL means something (a NULL bias, NULL opts for
+ * the defaults) the function's comment says so. tests/gen_null_sweep.py
+ * generates a test from this header that calls each function with NULL in
+ * each pointer argument in turn.
  */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
@@ -85,7 +94,9 @@ TG_API int64_t tg_numel(const tg_tensor *t);
 TG_API size_t tg_dtype_size(tg_dtype dtype);
 TG_API const char *tg_dtype_name(tg_dtype dtype);
 
-/* Element i (flat, row-major) read or written as a double, any dtype. */
+/* Element i (flat, row-major) read or written as a double, any dtype. An index
+ * outside [0, numel) (or a NULL tensor) is an error: tg_get returns NaN, tg_set
+ * writes nothing. tg_dtype_of(NULL) is (tg_dtype)-1. */
 TG_API double tg_get(const tg_tensor *t, int64_t i);
 TG_API void tg_set(tg_tensor *t, int64_t i, double v);
 /* Sets every element to v. */
@@ -97,13 +108,14 @@ TG_API void tg_zero_grad(tg_tensor *t);
 /* Random numbers: a seeded generator, the same on every platform            */
 /* ------------------------------------------------------------------------ */
 
-/* xoshiro256** seeded through splitmix64. No global state: the caller keeps it. */
+/* xoshiro256** seeded through splitmix64. No global state: the caller keeps it.
+ * A NULL rng is an error: 0 from the integer draws, NaN from the real ones. */
 typedef struct { uint64_t s[4]; } tg_rng;
 TG_API void tg_rng_seed(tg_rng *rng, uint64_t seed);
 TG_API uint64_t tg_rng_next(tg_rng *rng);
 TG_API double tg_rng_uniform(tg_rng *rng);              /* [0, 1), 53 random bits */
 TG_API double tg_rng_normal(tg_rng *rng);               /* mean 0, variance 1 (Box-Muller) */
-TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);  /* uniform in [0, n), unbiased; n > 0 */
+TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);  /* uniform in [0, n), unbiased; n = 0: 0 and an error */
 /* Fills t with uniform values in [lo, hi). */
 TG_API void tg_rng_fill_uniform(tg_rng *rng, tg_tensor *t, double lo, double hi);
 
@@ -114,7 +126,9 @@ TG_API void tg_rng_fill_uniform(tg_rng *rng, tg_tensor *t, double lo, double hi)
 /* A tape records the ops run on it (define-by-run) and owns their outputs.
  * Its memory is an arena: tg_tape_reset drops every recorded node and tensor
  * at once but keeps the blocks, so a training loop that does the same work
- * each step allocates nothing after its first step. */
+ * each step allocates nothing after its first step. A tape tensor kept past
+ * the reset that dropped it is stale: every op and tg_backward refuse it with
+ * an error naming the op and the input (docs/robustness.md says how). */
 TG_API tg_tape *tg_tape_new(void);
 TG_API void tg_tape_reset(tg_tape *tape);
 TG_API void tg_tape_free(tg_tape *tape);
@@ -181,27 +195,37 @@ TG_API tg_tensor *tg_softmax_jacobian(tg_tape *tape, tg_tensor *x, int axis);
 
 typedef enum { TG_MEAN, TG_SUM, TG_NONE } tg_reduction;
 typedef struct {
-    tg_reduction reduction; /* TG_MEAN, TG_SUM, or TG_NONE (a loss per row, shape [K]); the mean is PyTorch's:
+    tg_reduction reduction; /* TG_MEAN, TG_SUM, or TG_NONE (a loss per position, the target's shape: [K] for
+                               [K, C], [N, d1, ..., dk] for [N, C, d1, ..., dk]); the mean is PyTorch's:
                                class-index targets divide by the sum of the target classes' weights over the
-                               rows not ignored, probability targets divide by the number of rows */
-    const tg_tensor *weight; /* per-class weights [C], or NULL */
-    int64_t ignore_index; /* rows with this class index add nothing; PyTorch's default -100 */
-    double label_smoothing; /* in [0, 1] */
+                               positions not ignored, probability targets divide by the number of positions */
+    const tg_tensor *weight; /* per-class weights [C] of the input's dtype, or NULL */
+    int64_t ignore_index; /* positions with this class index add nothing, whatever its value (negative or
+                             outside [0, C) too); PyTorch's default -100 */
+    double label_smoothing; /* finite, in [0, 1] */
 } tg_ce_opts;
 #define TG_CE_OPTS_DEFAULT \
     ((tg_ce_opts){ .reduction = TG_MEAN, .weight = NULL, .ignore_index = -100, .label_smoothing = 0.0 })
 
-/* Fused softmax + cross-entropy over logits [K, C] (or [C] for one row).
- * target: class indices (TG_I64, [K]) or probabilities (logits' dtype and
- * shape). The gradient is (softmax(x) * sum(q) - q) scaled by the reduction,
- * q being the weighted, smoothed target; it never takes a log of softmax, so
- * it stays finite for any finite logits. opts NULL: TG_CE_OPTS_DEFAULT.
- * With every row ignored (or every kept row's target weight 0) the mean is
- * NaN (0/0, as in PyTorch), sum and none are 0, and the gradient is zero. */
+/* Fused softmax + cross-entropy over logits [K, C], [C] for one row, or
+ * [N, C, d1, ..., dk] (k >= 1: one row of C logits per position, class axis
+ * 1, as PyTorch and ONNX). target: class indices (TG_I64) of the logits'
+ * shape without axis 1 ([K], a 0-d tensor, [N, d1, ..., dk]), or
+ * probabilities (the logits' dtype and shape). The gradient is
+ * (softmax(x) * sum(q) - q) scaled by the reduction, q being the weighted,
+ * smoothed target; one pass, walking the class axis with its stride (no
+ * transposed copy), never taking a log of softmax, so it stays finite for any
+ * finite logits. opts NULL: TG_CE_OPTS_DEFAULT. With every position ignored
+ * (or every kept one's target weight 0) the mean is NaN (0/0, as in PyTorch),
+ * sum and none are 0, and the gradient is zero. NULL, with a message naming
+ * the shapes and the first offending axis or position, for a target of
+ * another shape, a class id outside [0, C) that is not ignore_index, a weight
+ * that is not [C] of the logits' dtype, a label_smoothing outside [0, 1]. */
 TG_API tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target, const tg_ce_opts *opts);
-/* Negative log-likelihood over log-probabilities [K, C] with class indices
- * [K]: loss_i = -w[t_i] logp[i, t_i]; weight, ignore_index and reduction as in
- * tg_cross_entropy (label_smoothing must be 0). */
+/* Negative log-likelihood over log-probabilities [K, C], [C] or
+ * [N, C, d1, ..., dk] with class indices of their shape without axis 1: per
+ * position p, loss_p = -w[t_p] logp[.., t_p, ..]; weight, ignore_index,
+ * reduction and errors as in tg_cross_entropy (label_smoothing must be 0). */
 TG_API tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, const tg_ce_opts *opts);
 
 /* Options of the binary losses. weight and pos_weight are constants (they get no gradient), of the
@@ -341,6 +365,8 @@ typedef struct {
 /* Loads a CSV file. Errors name the file, line and column: a ragged row, a
  * non-numeric cell, NaN or Inf, an unknown label, a missing or empty file. */
 TG_API tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts);
+/* CSV and IDX paths must name regular files (a device or FIFO is refused at
+ * once). The CSV is streamed: memory is the data set plus a 1 MiB buffer. */
 /* Loads MNIST-format IDX files (gzipped or not): images [N, rows, cols] of
  * unsigned bytes scaled by `scale` (1/255 maps pixels to [0, 1]) and labels [N]. */
 TG_API tg_dataset *tg_idx_load(const char *images_path, const char *labels_path, double scale);
@@ -404,7 +430,7 @@ TG_API int tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y);
 TG_API int64_t tg_batcher_batches(const tg_batcher *b);
 TG_API int64_t tg_batcher_batch_size(const tg_batcher *b);
 /* The data set's row ids of the batch tg_batcher_next returned last, and in *n
- * how many (0 before the epoch's first batch). Valid until the next reset. */
+ * how many (0 before the epoch's first batch; n may be NULL). Valid until the next reset. */
 TG_API const int64_t *tg_batcher_rows(const tg_batcher *b, int64_t *n);
 
 /* ---- Layers and models (src/nn/) ---- */
@@ -427,6 +453,7 @@ typedef struct {
 typedef struct {
     tg_tensor *weight, *bias;
 } tg_linear_layer;
+/* rng NULL: the weights stay zero. */
 TG_API int tg_linear_layer_init(tg_linear_layer *layer, tg_dtype dtype, int64_t in, int64_t out, int bias, int he,
                          tg_rng *rng);
 TG_API void tg_linear_layer_free(tg_linear_layer *layer);
@@ -462,7 +489,11 @@ TG_API const char *tg_model_param_name(const tg_model *model, int i);
  * classes must be the model's; two names for a one-output model make it binary. */
 TG_API int tg_model_set_labels(tg_model *model, int64_t classes, char *const *names);
 TG_API const char *tg_model_label(const tg_model *model, int64_t class_id); /* NULL when none */
-TG_API int tg_model_set_standardization(tg_model *model, const float *mean, const float *std); /* [inputs] each, or NULL to clear */
+/* mean and std [inputs] each, or both NULL to clear. Refused (-1, the model
+ * unchanged, the message names the first bad index): only one of them NULL, a
+ * mean that is not finite, a std <= 0 or not finite. tg_model_load applies the
+ * same rule to a checkpoint's standardization. */
+TG_API int tg_model_set_standardization(tg_model *model, const float *mean, const float *std);
 TG_API const float *tg_model_mean(const tg_model *model); /* NULL when none */
 TG_API const float *tg_model_std(const tg_model *model);
 TG_API int tg_model_set_config_json(tg_model *model, const char *json);
@@ -501,10 +532,14 @@ TG_API void tg_optimizer_free(tg_optimizer *opt);
 /* One update from the parameters' gradients (a parameter without one is skipped). */
 TG_API int tg_optimizer_step(tg_optimizer *opt);
 TG_API void tg_optimizer_zero_grad(tg_optimizer *opt);
-TG_API void tg_optimizer_set_lr(tg_optimizer *opt, double lr);
+/* Refuses what tg_optimizer_new refuses (lr not a finite number > 0): -1, the
+ * rate unchanged. Returned void before 0.2; callers that ignore the result
+ * still compile. */
+TG_API int tg_optimizer_set_lr(tg_optimizer *opt, double lr);
 TG_API double tg_optimizer_lr(const tg_optimizer *opt);
 /* Scales all gradients so that their global L2 norm is at most max_norm
- * (torch.nn.utils.clip_grad_norm_); returns the norm before clipping. */
+ * (torch.nn.utils.clip_grad_norm_); returns the norm before clipping, or -1
+ * (error set) for max_norm not > 0, n_params < 0 or NULL params. */
 TG_API double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm);
 
 /* ---- Penalties with scikit-learn's meaning (src/nn/penalty.c; docs/nn.md) ---- */
@@ -690,6 +725,7 @@ typedef struct {
     int64_t rows;
     double loss, accuracy;
     int64_t *confusion; /* [classes * classes], row = true class, column = predicted */
+    int64_t correct; /* rows classified correctly: the confusion matrix's trace */
 } tg_eval;
 /* Mean cross-entropy, accuracy and confusion matrix of model on ds. Applies
  * the model's standardization when it has one (ds holds raw features). Release

@@ -42,6 +42,7 @@ bash scripts/check-install.sh build-release
 bash scripts/check-snippets.sh build-release
 if [ "$(id -u)" -eq 0 ]; then bash scripts/check-deb.sh build-deb; else echo "check-deb: skipped (dpkg -i needs root)"; fi
 bash scripts/check-exports.sh build-release
+bash scripts/check-layers.sh
 bash scripts/torch-roundtrip.sh build-release
 summary=$(mktemp)
 ./build-release/tapegrad_tests --jobs "$jobs" 2>&1 | tee "$summary"

@@ -903,7 +903,8 @@ Test(cross_entropy_errors, wrong_target_shape)
     ASSERT_ERROR("nll of probabilities", tg_nll_loss(f.tape, f.x, probs_bad, NULL), "nll_loss", "int64");
     ASSERT_ERROR("nll labels [3]", tg_nll_loss(f.tape, f.x, short_labels, NULL), "nll_loss", "expected [4]");
     tg_tensor *x3 = tg_tensor_new(TG_F64, 3, (int64_t[]){ 2, 2, 3 });
-    ASSERT_ERROR("3-D logits", tg_cross_entropy(f.tape, x3, f.labels, NULL), "[2, 2, 3]", "[K, C]");
+    /* [N, C, d] logits take targets [N, d] */
+    ASSERT_ERROR("3-D logits, target [4]", tg_cross_entropy(f.tape, x3, f.labels, NULL), "[2, 2, 3]", "expected [2, 3]");
     tg_tensor_free(x3);
     tg_tensor_free(short_labels);
     tg_tensor_free(labels_2d);

@@ -4,6 +4,8 @@
 
 #include <criterion/criterion.h>
 
+#include <math.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -317,4 +319,271 @@ Test(errors, backward_refusals)
     tg_tape_free(tape);
     tg_tensor_free(x);
     tg_tensor_free(labels);
+}
+
+/* ---- issue 10: out-of-range values and setters that validate like constructors ---- */
+
+Test(errors, rng_below_zero_and_null_rng_are_errors)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_clear_error();
+    cr_assert_eq(tg_rng_below(&rng, 0), 0); /* divided by zero before */
+    assert_error_mentions("tg_rng_below", "n is 0");
+    cr_assert_eq(tg_rng_below(&rng, 1), 0); /* [0, 1) holds only 0 */
+    cr_assert_eq(tg_rng_next(NULL), 0);
+    assert_error_mentions("tg_rng_next", "NULL");
+    cr_assert(isnan(tg_rng_uniform(NULL)));
+    cr_assert(isnan(tg_rng_normal(NULL)));
+}
+
+Test(errors, get_and_set_refuse_an_index_out_of_range)
+{
+    tg_tensor *t = tg_tensor_from(TG_F64, 1, (int64_t[]){ 3 }, (double[]){ 1, 2, 3 });
+    tg_clear_error();
+    cr_assert(isnan(tg_get(t, 3)));
+    assert_error_mentions("tg_get", "index 3", "3 elements");
+    cr_assert(isnan(tg_get(t, -1)));
+    tg_set(t, 3, 9.0);
+    assert_error_mentions("tg_set", "index 3");
+    cr_assert_eq(tg_get(t, 2), 3.0);
+    cr_assert_eq((int)tg_dtype_of(NULL), -1);
+    tg_tensor_free(t);
+}
+
+Test(errors, set_lr_refuses_what_the_constructor_refuses)
+{
+    tg_tensor *w = f64(1, (int64_t[]){ 2 });
+    tg_set_requires_grad(w, 1);
+    tg_optim_opts o = TG_SGD_DEFAULT(0.1);
+    tg_optimizer *opt = tg_optimizer_new(&o, 1, &w);
+    double refused[] = { NAN, -0.1, 0.0, INFINITY };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        o.lr = refused[i];
+        cr_assert_null(tg_optimizer_new(&o, 1, &w), "the constructor refuses lr %g", refused[i]);
+        tg_clear_error();
+        cr_assert_neq(tg_optimizer_set_lr(opt, refused[i]), 0, "lr %g", refused[i]);
+        assert_error_mentions("lr must be a finite number > 0");
+        cr_assert_eq(tg_optimizer_lr(opt), 0.1, "a refused rate leaves the old one");
+    }
+    cr_assert_eq(tg_optimizer_set_lr(opt, 0.05), 0);
+    cr_assert_eq(tg_optimizer_lr(opt), 0.05);
+    cr_assert(isnan(tg_optimizer_lr(NULL)));
+    cr_assert_neq(tg_optimizer_set_lr(NULL, 0.1), 0);
+    tg_optimizer_free(opt);
+    tg_tensor_free(w);
+}
+
+Test(errors, clip_grad_norm_refuses_bad_arguments)
+{
+    tg_tensor *w = f64(1, (int64_t[]){ 2 });
+    tg_clear_error();
+    cr_assert_eq(tg_clip_grad_norm(&w, 1, 0.0), -1);
+    assert_error_mentions("max_norm");
+    cr_assert_eq(tg_clip_grad_norm(&w, 1, NAN), -1);
+    cr_assert_eq(tg_clip_grad_norm(&w, -1, 1.0), -1);
+    assert_error_mentions("n_params");
+    cr_assert_eq(tg_clip_grad_norm(NULL, 1, 1.0), -1);
+    cr_assert_eq(tg_clip_grad_norm(NULL, 0, 1.0), 0.0, "no parameters: norm 0");
+    tg_tensor_free(w);
+}
+
+static tg_model *model_3_inputs(void)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 2, 1 } };
+    tg_model *m = tg_model_new(TG_F32, 3, 1, layers, &rng);
+    cr_assert_not_null(m, "%s", tg_last_error());
+    return m;
+}
+
+Test(errors, standardization_refuses_std_not_positive_or_not_finite)
+{
+    tg_model *m = model_3_inputs();
+    float mean[3] = { 0, 0, 0 };
+    struct {
+        float std[3];
+        const char *says;
+    } cases[] = {
+        { { 1, 0, 1 }, "std[1] is 0" },
+        { { 1, 1, -2 }, "std[2] is -2" },
+        { { NAN, 1, 1 }, "std[0] is nan" },
+        { { 1, INFINITY, 1 }, "std[1] is inf" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tg_clear_error();
+        cr_assert_neq(tg_model_set_standardization(m, mean, cases[i].std), 0, "case %zu", i);
+        assert_error_mentions("tg_model_set_standardization", cases[i].says);
+        cr_assert_null(tg_model_std(m), "a refused standardization leaves none");
+    }
+    cr_assert_neq(tg_model_set_standardization(m, (float[]){ 0, NAN, 0 }, (float[]){ 1, 1, 1 }), 0);
+    assert_error_mentions("mean[1] is nan");
+    cr_assert_neq(tg_model_set_standardization(m, mean, NULL), 0);
+    assert_error_mentions("std is NULL");
+    cr_assert_eq(tg_model_set_standardization(m, mean, (float[]){ 1, 2, 3 }), 0, "%s", tg_last_error());
+    cr_assert_eq(tg_model_std(m)[2], 3.0f);
+    tg_model_free(m);
+}
+
+Test(errors, checkpoint_with_std_zero_is_refused_naming_file_and_index)
+{
+    char *dir = make_temp_dir("tapegrad-std"), *path = join_path(dir, "model.safetensors");
+    tg_model *m = model_3_inputs();
+    cr_assert_eq(tg_model_set_standardization(m, (float[]){ 0, 0, 0 }, (float[]){ 1.5f, 2.5f, 3.5f }), 0);
+    cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
+    size_t size;
+    unsigned char *bytes = read_bytes(path, &size);
+    /* The metadata holds "[1.5,2.5,3.5]": 2.5 becomes 0.0, the same length, so offsets stay valid. */
+    char *at = NULL;
+    for (size_t i = 0; !at && i + 13 <= size; i++)
+        if (memcmp(bytes + i, "[1.5,2.5,3.5]", 13) == 0)
+            at = (char *)bytes + i;
+    cr_assert_not_null(at);
+    memcpy(at + 5, "0.0", 3);
+    write_bytes(path, bytes, size);
+    tg_clear_error();
+    cr_assert_null(tg_model_load(path));
+    assert_error_mentions(path, "std[1] is 0", "> 0");
+    free(bytes);
+    tg_model_free(m);
+    remove(path);
+    remove(dir);
+    free(path);
+    free(dir);
+}
+
+Test(errors, set_labels_refuses_a_null_name)
+{
+    tg_model *m = model_3_inputs();
+    char *names[] = { "a", NULL };
+    tg_clear_error();
+    cr_assert_neq(tg_model_set_labels(m, 2, names), 0);
+    assert_error_mentions("names[1] is NULL");
+    cr_assert_neq(tg_model_set_labels(m, 2, NULL), 0);
+    cr_assert_null(tg_model_label(m, 0));
+    tg_model_free(m);
+}
+
+/* ---- issue 10: stale tape tensors ---- */
+
+static tg_tensor *square_sum(tg_tape *tape, tg_tensor *x) { return tg_sum(tape, tg_mul(tape, x, x), TG_ALL); }
+
+Test(errors, an_op_given_a_tensor_from_before_reset_says_so)
+{
+    tg_tensor *x = tg_tensor_from(TG_F64, 1, (int64_t[]){ 3 }, (double[]){ 1, 2, 3 });
+    tg_set_requires_grad(x, 1);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *old = tg_mul(tape, x, x);
+    cr_assert_not_null(old);
+    tg_tape_reset(tape);
+    /* Right after the reset, and after the same ops ran again (the arena replays them). */
+    for (int round = 0; round < 2; round++) {
+        tg_clear_error();
+        cr_assert_null(tg_add(tape, x, old));
+        assert_error_mentions("add", "second input", "before the last tg_tape_reset");
+        cr_assert_null(tg_relu(tape, old));
+        assert_error_mentions("relu", "input", "before the last tg_tape_reset");
+        cr_assert_null(tg_reshape(tape, old, 1, (int64_t[]){ 3 }));
+        assert_error_mentions("reshape", "stale");
+        cr_assert_null(tg_matmul(tape, old, x));
+        assert_error_mentions("matmul", "first input");
+        cr_assert_not_null(tg_mul(tape, x, x), "%s", tg_last_error());
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(errors, backward_on_a_stale_loss_is_refused_even_when_the_step_is_replayed)
+{
+    tg_tensor *x = tg_tensor_from(TG_F64, 1, (int64_t[]){ 3 }, (double[]){ 1, 2, 3 });
+    tg_set_requires_grad(x, 1);
+    tg_tape *tape = tg_tape_new();
+    /* A stale loss from 1 to 15 resets back, each time after the very same step ran again. */
+    for (int distance = 1; distance < 16; distance++) {
+        tg_tensor *old = square_sum(tape, x);
+        cr_assert_not_null(old);
+        tg_tensor *fresh = NULL;
+        for (int k = 0; k < distance; k++) {
+            tg_tape_reset(tape);
+            fresh = square_sum(tape, x);
+        }
+        cr_assert_neq(old, fresh, "distance %d: the replayed loss sits elsewhere", distance);
+        tg_clear_error();
+        cr_assert_neq(tg_backward(tape, old), 0, "distance %d", distance);
+        assert_error_mentions("tg_backward", "the loss", "before the last tg_tape_reset");
+        tg_zero_grad(x);
+        cr_assert_eq(tg_backward(tape, fresh), 0, "%s", tg_last_error());
+        cr_assert_eq(tg_get(tg_grad(x), 2), 6.0); /* d/dx sum x^2 = 2x */
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+static int copy_forward(tg_tensor *const *in, int n, tg_tensor *out, void *ctx)
+{
+    (void)n, (void)ctx;
+    for (int64_t i = 0; i < tg_numel(out); i++)
+        tg_set(out, i, tg_get(in[0], i));
+    return 0;
+}
+
+Test(errors, a_custom_op_given_a_stale_input_names_it)
+{
+    tg_tensor *x = tg_tensor_from(TG_F64, 1, (int64_t[]){ 2 }, (double[]){ 1, 2 });
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *old = tg_neg(tape, x);
+    tg_tape_reset(tape);
+    tg_custom_op op = { "double_it", copy_forward, NULL };
+    tg_tensor *inputs[2] = { x, old };
+    tg_clear_error();
+    cr_assert_null(tg_custom(tape, &op, 2, inputs, 1, (int64_t[]){ 2 }, NULL));
+    assert_error_mentions("double_it", "input 1", "before the last tg_tape_reset");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+/* ---- issue 10: a shape overflow names the op ---- */
+
+Test(errors, shape_overflow_names_the_op)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_custom_op op = { "huge", copy_forward, NULL };
+    tg_tensor *x = f64(1, (int64_t[]){ 2 });
+    tg_clear_error();
+    cr_assert_null(tg_custom(tape, &op, 1, &x, 2, (int64_t[]){ INT64_MAX / 4, INT64_MAX / 4 }, NULL));
+    assert_error_mentions("custom op huge", "shape too large");
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+
+Test(errors, matmul_shape_overflow_names_matmul)
+{
+    /* [2^40, 0] x [0, 2^40]: both inputs are empty, the product would have 2^80 elements. */
+    tg_tensor *a = tg_tensor_new(TG_F64, 2, (int64_t[]){ (int64_t)1 << 40, 0 });
+    tg_tensor *b = tg_tensor_new(TG_F64, 2, (int64_t[]){ 0, (int64_t)1 << 40 });
+    tg_tape *tape = tg_tape_new();
+    tg_clear_error();
+    cr_assert_null(tg_matmul(tape, a, b));
+    assert_error_mentions("matmul:", "shape too large");
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+}
+
+static void *malloc_below_1gb(size_t n) { return n > ((size_t)1 << 30) ? NULL : malloc(n); }
+
+Test(errors, softmax_jacobian_out_of_memory_names_the_op)
+{
+    /* The Jacobian of 60000 logits is 60000 x 60000 float32: 14.4 GB, over the allocator's 1 GB cap. */
+    tg_tensor *x = tg_tensor_new(TG_F32, 1, (int64_t[]){ 60000 });
+    tg_tape *tape = tg_tape_new();
+    tg_set_allocator(malloc_below_1gb, NULL, NULL);
+    tg_clear_error();
+    cr_assert_null(tg_softmax_jacobian(tape, x, 0));
+    tg_set_allocator(NULL, NULL, NULL);
+    assert_error_mentions("softmax_jacobian: out of memory", "[60000, 60000]");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
 }

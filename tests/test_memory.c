@@ -11,6 +11,10 @@
 
 #include "helpers.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <zlib.h>
+
 static struct {
     int64_t attempts;    /* calls to malloc or realloc, failed ones included */
     int64_t fail_at;     /* the attempt (1-based) that fails; 0: none */
@@ -434,4 +438,170 @@ Test(memory, train_config_steps_do_not_allocate_mlp_adam)
     library_loop_allocates_only_in_its_first_step(
         "[{\"type\": \"linear\", \"out\": 32}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"out\": 10}]",
         "{\"type\": \"adam\", \"lr\": 0.001}");
+}
+
+/* ---- issue 10: memory bounded and named ---- */
+
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+Test(memory, dev_zero_as_a_data_file_fails_fast_naming_it)
+{
+    double start = seconds_now();
+    tg_clear_error();
+    cr_assert_null(tg_csv_load("/dev/zero", NULL));
+    cr_assert(strstr(tg_last_error(), "/dev/zero: not a regular file (a character device), expected a CSV file"), "%s",
+              tg_last_error());
+    tg_clear_error();
+    cr_assert_null(tg_idx_load("/dev/zero", "/dev/zero", 1.0 / 255));
+    cr_assert(strstr(tg_last_error(), "/dev/zero: not a regular file (a character device), expected an IDX images file"),
+              "%s", tg_last_error());
+    /* A config is read whole: a device gives at most 64 MiB before the reader stops. */
+    tg_clear_error();
+    cr_assert_null(tg_config_load("/dev/zero"));
+    cr_assert(strstr(tg_last_error(), "/dev/zero"), "%s", tg_last_error());
+    cr_assert_lt(seconds_now() - start, 5.0, "refusing /dev/zero took %.1f s", seconds_now() - start);
+}
+
+Test(memory, a_fifo_is_refused_without_blocking)
+{
+    char *dir = make_temp_dir("tapegrad-fifo"), *fifo = join_path(dir, "data.csv");
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    /* Opening a FIFO blocks until a writer comes: keep one open so the loader gets as far as its check. */
+    pid_t writer = fork();
+    if (writer == 0) {
+        FILE *f = fopen(fifo, "w");
+        for (int i = 0; f && i < 1000000 && fputs("1,2,0\n", f) >= 0; i++)
+            ;
+        _exit(0);
+    }
+    tg_clear_error();
+    cr_assert_null(tg_csv_load(fifo, NULL));
+    cr_assert(strstr(tg_last_error(), "not a regular file (a FIFO), expected a CSV file"), "%s", tg_last_error());
+    kill(writer, SIGKILL);
+    waitpid(writer, NULL, 0);
+    unlink(fifo);
+    rmdir(dir);
+    free(fifo);
+    free(dir);
+}
+
+Test(memory, csv_lines_longer_than_the_read_chunk_and_across_chunks)
+{
+    /* 300,000 features of "0.5" or "1.5" on each of 3 rows: each line is 1.2 MB, longer than the 1 MiB
+     * buffer, so the reader grows it and lines cross chunk boundaries; the values follow from the column. */
+    enum { WIDE = 300000 };
+    char *dir = make_temp_dir("tapegrad-wide"), *path = join_path(dir, "wide.csv");
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (int r = 0; r < 3; r++) {
+        for (int c = 0; c < WIDE; c++)
+            fputs((c + r) % 2 ? "1.5," : "0.5,", f);
+        fprintf(f, "%d\r\n", r);
+    }
+    fclose(f);
+    tg_dataset *ds = tg_csv_load(path, NULL);
+    cr_assert_not_null(ds, "%s", tg_last_error());
+    cr_assert_eq(ds->rows, 3);
+    cr_assert_eq(ds->features, WIDE);
+    cr_assert_eq(ds->classes, 3);
+    for (int r = 0; r < 3; r++) {
+        cr_assert_eq(ds->y[r], r);
+        for (int c = 0; c < WIDE; c += 9973)
+            cr_assert_eq(ds->x[(int64_t)r * WIDE + c], (c + r) % 2 ? 1.5f : 0.5f, "row %d column %d", r, c);
+        cr_assert_eq(ds->x[(int64_t)r * WIDE + WIDE - 1], (WIDE - 1 + r) % 2 ? 1.5f : 0.5f);
+    }
+    tg_dataset_free(ds);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
+}
+
+Test(memory, a_gzip_idx_declaring_more_than_deflate_can_hold_fails_before_reading)
+{
+    /* 2^31 images of 1 x 1 pixels declared by a gzip file of a few hundred bytes: deflate expands at
+     * most about 1032 times, so the file cannot hold them. */
+    char *dir = make_temp_dir("tapegrad-bomb"), *images = join_path(dir, "images.idx.gz"),
+         *labels = join_path(dir, "labels.idx.gz");
+    unsigned char header[16] = { 0, 0, 8, 3, 0x80, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1 };
+    unsigned char zeros[4096] = { 0 };
+    const char *paths[2] = { images, labels };
+    for (int k = 0; k < 2; k++) {
+        gzFile gz = gzopen(paths[k], "wb9");
+        cr_assert_not_null(gz);
+        if (k == 1) {
+            header[3] = 1; /* labels: magic 0x801 and the count only */
+            gzwrite(gz, header, 8);
+        } else {
+            gzwrite(gz, header, 16);
+        }
+        gzwrite(gz, zeros, sizeof zeros);
+        gzclose(gz);
+    }
+    install_counting_allocator();
+    double start = seconds_now();
+    tg_clear_error();
+    cr_assert_null(tg_idx_load(images, labels, 1.0 / 255));
+    tg_set_allocator(NULL, NULL, NULL);
+    cr_assert(strstr(tg_last_error(), "declares 2147483648 bytes of images but a"), "%s", tg_last_error());
+    cr_assert(strstr(tg_last_error(), images), "%s", tg_last_error());
+    cr_assert_lt(counts.allocations, 4, "nothing is allocated for the payload");
+    cr_assert_lt(seconds_now() - start, 2.0);
+    unlink(images);
+    unlink(labels);
+    rmdir(dir);
+    free(images);
+    free(labels);
+    free(dir);
+}
+
+Test(memory, a_model_too_large_for_the_machine_is_refused_naming_the_layer_before_allocating)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    /* 4 inputs -> 1e9 -> 3: 16 GB then 12 GB of float32 weights; the machine is asked, not the allocator. */
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 1000000000, 1 }, { TG_LAYER_RELU, 0, 0 }, { TG_LAYER_LINEAR, 3, 1 } };
+    install_counting_allocator();
+    tg_clear_error();
+    tg_model *m = tg_model_new(TG_F32, 4000, 3, layers, &rng);
+    tg_set_allocator(NULL, NULL, NULL);
+    cr_assert_null(m);
+    cr_assert(strstr(tg_last_error(), "model: layer 0 (linear, 4000 -> 1000000000)"), "%s", tg_last_error());
+    cr_assert(strstr(tg_last_error(), "memory"), "%s", tg_last_error());
+    cr_assert_eq(counts.allocations, 0, "refused before any allocation");
+    /* Past the library's 2^40-byte limit whatever the machine. */
+    tg_layer_spec huge[] = { { TG_LAYER_LINEAR, (int64_t)1 << 40, 1 } };
+    cr_assert_null(tg_model_new(TG_F64, 1 << 20, 1, huge, &rng));
+    cr_assert(strstr(tg_last_error(), "layer 0 (linear, 1048576 -> 1099511627776)"), "%s", tg_last_error());
+}
+
+Test(memory, a_failed_layer_allocation_names_the_layer)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 8, 1 }, { TG_LAYER_RELU, 0, 0 }, { TG_LAYER_LINEAR, 3, 1 } };
+    /* Fail each allocation of the model in turn: the weights' messages say which layer. */
+    bool named = false;
+    for (int64_t k = 1; k < 40; k++) {
+        install_counting_allocator();
+        counts.fail_at = k;
+        tg_model *m = tg_model_new(TG_F32, 4, 3, layers, &rng);
+        tg_set_allocator(NULL, NULL, NULL);
+        if (m) {
+            tg_model_free(m);
+            break;
+        }
+        cr_assert(strstr(tg_last_error(), "out of memory"), "%s", tg_last_error());
+        named |= strstr(tg_last_error(), "layer 2 (linear, 8 -> 3)") != NULL;
+    }
+    cr_assert(named, "some failure names layer 2");
 }

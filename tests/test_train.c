@@ -484,6 +484,11 @@ Test(train, the_deprecated_tg_eval_free_still_frees_an_evaluations_contents)
     tg_training *t = train(cfg, NULL, NULL);
     cr_assert_eq(tg_evaluate(t->model, t->test, &ev), 0, "%s", tg_last_error());
     cr_assert_not_null(ev.confusion);
+    int64_t trace = 0;
+    for (int64_t k = 0; k < ev.classes; k++)
+        trace += ev.confusion[k * ev.classes + k];
+    cr_assert_eq(ev.correct, trace);
+    cr_assert_float_eq(ev.accuracy, (double)trace / (double)ev.rows, 1e-15);
     tg_eval_free(&ev);
     cr_assert_null(ev.confusion);
     tg_training_free(t);

@@ -88,4 +88,10 @@ typedef struct {
  * write_curves_svg. */
 int write_eval_svg(const char *path, const eval_plot *e, const char **why);
 
+/* Caps the library's and OpenBLAS's threads at what the process's limits allow (address space,
+ * thread creation): one thread when in doubt. Call first in main (tools/limits.c). */
+void fit_threads_to_limits(void);
+/* The most threads OpenBLAS may start when the first product loads it (tools/blas_lazy.c). */
+void blas_lazy_configure(int max_threads);
+
 #endif

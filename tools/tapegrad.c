@@ -131,14 +131,6 @@ static class_stats stats_of(const tg_eval *ev, int64_t k)
                           actual };
 }
 
-/* Rows classified correctly: the confusion matrix's trace. */
-static int64_t correct_rows(const tg_eval *ev)
-{
-    int64_t correct = 0;
-    for (int64_t k = 0; k < ev->classes; k++)
-        correct += ev->confusion[k * ev->classes + k];
-    return correct;
-}
 
 static void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool colour)
 {
@@ -328,7 +320,13 @@ static int cmd_train(int argc, char **argv)
         goto done;
     }
     if (t->test->rows == 0) {
-        fail("the test set is empty (set data.test or a data.test_split > 0)");
+        int64_t rows = t->train->rows + t->validation->rows;
+        if (cfg->data.test)
+            fail("the test set %s has no rows", cfg->data.test);
+        else /* test_split > 0 was checked before training: the split rounded to no row */
+            fail("the test set is empty: data.test_split %g of %lld row%s rounds to 0 rows (use more data, a larger "
+                 "data.test_split, or a test file in data.test)",
+                 cfg->data.test_split, (long long)rows, rows == 1 ? "" : "s");
         goto done;
     }
     if (tg_evaluate(t->model, t->test, &ev)) {
@@ -378,7 +376,7 @@ static int cmd_train(int argc, char **argv)
             cJSON_AddNullToObject(root, "plot");
         print_json(root);
     } else {
-        printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
+        printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)ev.correct,
                (long long)ev.rows, ev.loss);
         print_report(stdout, t->model, &ev, isatty(fileno(stdout)));
         printf("\nsaved %s\n", out);
@@ -494,7 +492,7 @@ static int cmd_eval(int argc, char **argv)
                 cJSON_AddStringToObject(root, "plot", o.plot);
             print_json(root);
         } else {
-            printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)correct_rows(&ev),
+            printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)ev.correct,
                    (long long)ev.rows, ev.loss);
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
             if (scored)
@@ -613,6 +611,7 @@ static int cmd_gradcheck(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    fit_threads_to_limits(); /* before any thread: a memory or thread limit must not hang the command */
     if (argc < 2)
         return fputs(usage_main, stderr), 2;
     const char *cmd = argv[1];

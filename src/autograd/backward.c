@@ -2,7 +2,7 @@
  * node's backward add its share of dL/d(input) into its inputs' gradients.
  * Nodes are recorded in execution order, so reverse order is a valid
  * topological order: every consumer of a tensor runs before its producer. */
-#include "internal.h"
+#include "autograd/tape.h"
 
 #include <string.h>
 
@@ -12,6 +12,9 @@ int tg_backward_with(tg_tape *tape, tg_tensor *output, const tg_tensor *grad_out
         tg_error("tg_backward: %s is NULL", !tape ? "tape" : !output ? "output" : "grad_output");
         return -1;
     }
+    if (!tg_check_live("tg_backward", "the output", output) ||
+        !tg_check_live("tg_backward", "the upstream gradient", grad_output))
+        return -1;
     if (!tg_same_shape(output, grad_output) || output->dtype != grad_output->dtype) {
         char so[TG_SHAPE_BUF], sg[TG_SHAPE_BUF];
         tg_error("tg_backward: upstream gradient is %s %s, expected the output's %s %s",
@@ -51,6 +54,8 @@ int tg_backward(tg_tape *tape, tg_tensor *loss)
         tg_error("tg_backward: %s is NULL", tape ? "loss" : "tape");
         return -1;
     }
+    if (!tg_check_live("tg_backward", "the loss", loss))
+        return -1;
     if (loss->numel != 1) {
         char s[TG_SHAPE_BUF];
         tg_error("tg_backward: the loss has shape %s, expected one element "

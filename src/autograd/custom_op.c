@@ -1,6 +1,8 @@
 /* Ops of the user's own: the user computes the forward and the vector-Jacobian
  * product; the tape records them like any built-in op. */
-#include "internal.h"
+#include "autograd/tape.h"
+
+#include <stdio.h>
 
 typedef struct {
     const tg_custom_op *op;
@@ -41,8 +43,17 @@ tg_tensor *tg_custom(tg_tape *tape, const tg_custom_op *op, int n_inputs, tg_ten
     if (n_inputs < 1 || n_inputs > TG_NODE_MAX_INPUTS)
         return tg_error("custom op %s: %d inputs, expected 1 to %d", name, n_inputs, TG_NODE_MAX_INPUTS);
     tg_dtype dtype = TG_I64;
+    if (!inputs)
+        return tg_error("custom op %s: inputs is NULL for %d inputs", name, n_inputs);
+    char label[96]; /* "custom op NAME", for the messages of the shared checks */
+    snprintf(label, sizeof label, "custom op %s", name);
+    int64_t out_numel;
+    if (tg_shape_check(label, out_ndim, out_shape, &out_numel))
+        return NULL;
+    static const char *const which[TG_NODE_MAX_INPUTS] = { "input 0", "input 1", "input 2", "input 3",
+                                                           "input 4", "input 5", "input 6", "input 7" };
     for (int i = 0; i < n_inputs; i++) {
-        if (!inputs[i])
+        if (!inputs[i] || !tg_check_live(name, which[i], inputs[i]))
             return NULL;
         if (tg_is_float(inputs[i]->dtype)) {
             if (dtype != TG_I64 && inputs[i]->dtype != dtype)

@@ -3,7 +3,7 @@
  * v^T J for one random v per call instead of all of J costs one backward
  * plus two forwards per input element, and a wrong entry of J shows up
  * unless v happens to be orthogonal to its error (probability zero). */
-#include "internal.h"
+#include "autograd/tape.h"
 
 #include <math.h>
 

@@ -2,124 +2,197 @@
  * tensor of a step. Reset rewinds the arena and keeps its blocks, so a loop
  * that repeats the same step replays the same allocations into the same
  * memory and never calls the allocator again. */
-#include "internal.h"
+#include "autograd/tape.h"
 
 #include <string.h>
 
 #define ARENA_ALIGN 64
 #define ARENA_MIN_BLOCK ((size_t)1 << 20)
+/* Tensor headers live in an arena of their own whose start moves by HEADER_STEP bytes at each reset,
+ * cycling through HEADER_SHIFTS positions. A step that replays the same ops then puts every header at
+ * a new address, less than one header away from the old one: a pointer kept from before a reset can
+ * no longer land on a current header (for up to HEADER_SHIFTS - 1 resets), so its seal or generation
+ * gives it away (tg_check_live). */
+#define HEADER_STEP 8
+#define HEADER_SHIFTS 16
+#define HEADER_SLACK (HEADER_STEP * (HEADER_SHIFTS - 1))
+#define HEADER_MIN_BLOCK ((size_t)64 << 10)
+_Static_assert(sizeof(tg_tensor) > HEADER_SLACK, "a move of the header arena must stay within one header");
 
 typedef struct block {
     struct block *next;
-    size_t size, used;
+    size_t size, used; /* usable bytes from base, and how many are taken */
+    unsigned char *base; /* data + the arena's shift */
     _Alignas(ARENA_ALIGN) unsigned char data[];
 } block;
 
-struct tg_tape {
+typedef struct {
     block *first, *current;
+    size_t align, min_block, slack, shift;
+} arena;
+
+struct tg_tape {
+    arena data, headers;
     tg_node *last;
     int64_t n_nodes;
     bool recording;
+    uint64_t generation; /* resets so far */
 };
 
 tg_tape *tg_tape_new(void)
 {
     tg_tape *tape = tg_alloc_zeroed(sizeof *tape);
-    if (tape)
+    if (tape) {
         tape->recording = true;
+        tape->data = (arena){ .align = ARENA_ALIGN, .min_block = ARENA_MIN_BLOCK };
+        tape->headers = (arena){ .align = HEADER_STEP, .min_block = HEADER_MIN_BLOCK, .slack = HEADER_SLACK };
+    }
     return tape;
+}
+
+static void arena_rewind(arena *a, size_t shift)
+{
+    a->shift = shift;
+    for (block *b = a->first; b; b = b->next) {
+        b->used = 0;
+        b->base = b->data + shift;
+    }
+    a->current = a->first;
 }
 
 void tg_tape_reset(tg_tape *tape)
 {
     if (!tape)
         return;
-    for (block *b = tape->first; b; b = b->next)
-        b->used = 0;
-    tape->current = tape->first;
+    tape->generation++;
+    arena_rewind(&tape->data, 0);
+    arena_rewind(&tape->headers, HEADER_STEP * (size_t)(tape->generation % HEADER_SHIFTS));
     tape->last = NULL;
     tape->n_nodes = 0;
+}
+
+static void arena_free(arena *a)
+{
+    block *b = a->first;
+    while (b) {
+        block *next = b->next;
+        tg_dealloc(b);
+        b = next;
+    }
 }
 
 void tg_tape_free(tg_tape *tape)
 {
     if (!tape)
         return;
-    block *b = tape->first;
-    while (b) {
-        block *next = b->next;
-        tg_dealloc(b);
-        b = next;
-    }
+    arena_free(&tape->data);
+    arena_free(&tape->headers);
     tg_dealloc(tape);
 }
 
 int tg_tape_set_recording(tg_tape *tape, int on)
 {
+    if (!tape) {
+        tg_error("tg_tape_set_recording: tape is NULL");
+        return 0;
+    }
     int was = tape->recording;
     tape->recording = on != 0;
     return was;
 }
 
-int tg_tape_recording(const tg_tape *tape) { return tape->recording; }
-int64_t tg_tape_size(const tg_tape *tape) { return tape->n_nodes; }
+int tg_tape_recording(const tg_tape *tape) { return tape ? tape->recording : 0; }
+int64_t tg_tape_size(const tg_tape *tape) { return tape ? tape->n_nodes : -1; }
 tg_node *tg_tape_last(const tg_tape *tape) { return tape->last; }
 
 size_t tg_tape_capacity(const tg_tape *tape)
 {
     size_t total = 0;
-    for (block *b = tape->first; b; b = b->next)
-        total += b->size;
+    for (int k = 0; tape && k < 2; k++)
+        for (block *b = (k ? tape->headers : tape->data).first; b; b = b->next)
+            total += b->size;
     return total;
 }
 
-static size_t align_up(size_t n) { return (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
-
-void *tg_tape_alloc(tg_tape *tape, size_t bytes)
+static void *arena_alloc(arena *a, size_t bytes)
 {
     if (bytes > SIZE_MAX / 4)
         return tg_error("tape: allocation of %zu bytes is too large", bytes);
-    bytes = align_up(bytes ? bytes : 1);
+    bytes = (bytes ? bytes : 1) + a->align - 1;
+    bytes &= ~(a->align - 1);
     /* Blocks after the current one are always unused: the arena only moves forward. */
-    block *b = tape->current;
+    block *b = a->current;
     if (b && b->size - b->used < bytes && b->next && b->next->size >= bytes)
-        b = tape->current = b->next;
+        b = a->current = b->next;
     if (!b || b->size - b->used < bytes) {
-        size_t size = bytes > ARENA_MIN_BLOCK ? bytes : ARENA_MIN_BLOCK;
+        size_t size = bytes > a->min_block ? bytes : a->min_block;
         if (b && b->size > size && b->size <= SIZE_MAX / 4)
             size = 2 * b->size; /* geometric growth: few blocks however large a step is */
-        block *nb = tg_alloc(sizeof(block) + size);
+        block *nb = tg_alloc(sizeof(block) + size + a->slack);
         if (!nb)
             return NULL;
         nb->size = size;
         nb->used = 0;
+        nb->base = nb->data + a->shift;
         if (b) {
             nb->next = b->next;
             b->next = nb;
         } else {
             nb->next = NULL;
-            tape->first = nb;
+            a->first = nb;
         }
-        b = tape->current = nb;
+        b = a->current = nb;
     }
-    void *p = b->data + b->used;
+    void *p = b->base + b->used;
     b->used += bytes;
     return p;
+}
+
+void *tg_tape_alloc(tg_tape *tape, size_t bytes) { return arena_alloc(&tape->data, bytes); }
+
+
+/* The op whose inputs were checked last on this thread: the tape's messages (a shape too large, out
+ * of memory) name it. Ops pass string literals, custom ops the name the tape keeps anyway. */
+static _Thread_local const char *current_op;
+
+bool tg_check_live(const char *op, const char *which, const tg_tensor *t)
+{
+    current_op = op;
+    if (tg_tensor_sealed(t) && (t->owner != TG_OWNED_BY_TAPE || t->generation == t->tape->generation))
+        return true;
+    tg_error("%s: %s is a tape tensor from before the last tg_tape_reset (stale: tape tensors are valid until "
+             "the next reset; keep what you need with tg_tensor_clone)",
+             op, which);
+    return false;
+}
+
+tg_tensor *tg_tape_new_header(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, int64_t numel)
+{
+    tg_tensor *t = arena_alloc(&tape->headers, sizeof *t);
+    if (!t)
+        return NULL;
+    tg_tensor_init(t, dtype, ndim, shape, numel, TG_OWNED_BY_TAPE);
+    t->tape = tape;
+    t->generation = tape->generation;
+    tg_tensor_seal(t);
+    return t;
 }
 
 tg_tensor *tg_tape_new_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, bool zero)
 {
     int64_t numel;
-    if (tg_shape_check("tape tensor", ndim, shape, &numel))
+    const char *op = current_op ? current_op : "tape tensor";
+    if (tg_shape_check(op, ndim, shape, &numel))
         return NULL;
     size_t bytes = (size_t)numel * tg_dtype_size(dtype);
-    tg_tensor *t = tg_tape_alloc(tape, sizeof *t);
-    if (!t)
+    tg_tensor *t = tg_tape_new_header(tape, dtype, ndim, shape, numel);
+    void *data = t ? tg_tape_alloc(tape, bytes) : NULL;
+    if (!data) {
+        char s[TG_SHAPE_BUF];
+        tg_error("%s: out of memory: the tape could not hold a %s %s tensor (%zu bytes)", op, tg_dtype_name(dtype),
+                 tg_shape_str(s, sizeof s, ndim, shape), bytes);
         return NULL;
-    void *data = tg_tape_alloc(tape, bytes);
-    if (!data)
-        return NULL;
-    tg_tensor_init(t, dtype, ndim, shape, numel, TG_OWNED_BY_TAPE);
+    }
     t->data = data;
     if (zero)
         memset(data, 0, bytes);
@@ -132,6 +205,7 @@ tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t
         return tg_error("tg_tape_tensor: tape is NULL");
     if (dtype != TG_F32 && dtype != TG_F64 && dtype != TG_I64)
         return tg_error("tg_tape_tensor: unknown dtype %d", (int)dtype);
+    current_op = "tg_tape_tensor";
     return tg_tape_new_tensor(tape, dtype, ndim, shape, true);
 }
 

@@ -6,7 +6,7 @@
  * PyTorch's wherever PyTorch has the option. The schema is docs/config.md. */
 #define _POSIX_C_SOURCE 200809L /* fstat, fileno: to tell a folder from a file */
 
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <cjson/cJSON.h>
 

@@ -1,11 +1,12 @@
-/* CSV loading. The file is read into one buffer and each line is split in
- * place, so lines of any length cost nothing extra; a first pass counts the
- * rows so that x is allocated once, exactly. A cell must match the C grammar
- * of a decimal number before strtod sees it, so the result never depends on
- * the process's locale. */
+/* CSV loading. The file is streamed in 1 MiB chunks, twice: a first pass
+ * counts the rows so that x is allocated once, exactly, and the second parses
+ * each line in place in the chunk buffer (which grows only for a line longer
+ * than itself). Memory is the matrix, the labels and one chunk, never the
+ * whole text. A cell must match the C grammar of a decimal number before
+ * strtod sees it, so the result never depends on the process's locale. */
 #define _POSIX_C_SOURCE 200809L /* fstat, fileno */
 
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <errno.h>
 #include <float.h>
@@ -26,19 +27,120 @@
 
 /* ---- reading the file ---- */
 
-/* The next line from *pos as [*start, *end), without its "\n" or "\r\n". */
-static bool next_line(const char *text, size_t len, size_t *pos, size_t *start, size_t *end)
+#define CHUNK ((size_t)1 << 20)
+
+/* A data file read line by line through one buffer: the unread bytes are buf[start, end). */
+typedef struct {
+    FILE *f;
+    const char *path;
+    char *buf;
+    size_t cap, start, end;
+    bool eof;
+    int64_t line; /* lines returned so far */
+} line_reader;
+
+static void reader_close(line_reader *r)
 {
-    if (*pos >= len)
-        return false;
-    const char *newline = memchr(text + *pos, '\n', len - *pos);
-    size_t e = newline ? (size_t)(newline - text) : len;
-    *start = *pos;
-    *pos = newline ? e + 1 : len;
-    if (e > *start && text[e - 1] == '\r')
-        e--;
-    *end = e;
-    return true;
+    if (r->f)
+        fclose(r->f);
+    tg_dealloc(r->buf);
+    *r = (line_reader){ 0 };
+}
+
+/* Skips a UTF-8 byte order mark at the start of the file. */
+static int reader_start(line_reader *r)
+{
+    r->start = r->end = 0;
+    r->eof = false;
+    r->line = 0;
+    if (fseek(r->f, 0, SEEK_SET) != 0)
+        return tg_error("%s: cannot read it from the start: %s", r->path, strerror(errno)), -1;
+    unsigned char bom[3];
+    size_t got = fread(bom, 1, 3, r->f);
+    if (got == 3 && memcmp(bom, "\xEF\xBB\xBF", 3) == 0)
+        return 0;
+    memcpy(r->buf, bom, got);
+    r->end = got;
+    return 0;
+}
+
+/* Opens a CSV file for reading: a regular file (a device, FIFO or socket could stream forever). */
+static int reader_open(line_reader *r, const char *path)
+{
+    *r = (line_reader){ .path = path };
+    struct stat st;
+    if (!(r->f = fopen(path, "rb")))
+        return tg_error("%s: cannot open: %s", path, strerror(errno)), -1;
+    if (fstat(fileno(r->f), &st) != 0)
+        return tg_error("%s: cannot stat: %s", path, strerror(errno)), -1;
+    if (S_ISDIR(st.st_mode))
+        return tg_error("%s: is a directory, expected a CSV file", path), -1;
+    if (!S_ISREG(st.st_mode))
+        return tg_error("%s: not a regular file (%s), expected a CSV file", path, tg_file_kind(st.st_mode)), -1;
+    /* A chunk, or the whole file when it is smaller; + 1 for the NUL after a last line without a newline. */
+    r->cap = (uintmax_t)st.st_size < CHUNK ? (size_t)st.st_size + 64 : CHUNK + 1; /* 64: room for the mark */
+    if (!(r->buf = tg_alloc(r->cap)))
+        return tg_error("%s: out of memory: allocating the %zu-byte read buffer failed", path, r->cap), -1;
+    return reader_start(r);
+}
+
+/* Reads more bytes after the unread ones (moved to the front, the buffer doubled when they fill it). */
+static int reader_fill(line_reader *r)
+{
+    size_t unread = r->end - r->start;
+    memmove(r->buf, r->buf + r->start, unread);
+    r->start = 0;
+    r->end = unread;
+    if (r->end == r->cap - 1) {
+        char *grown = r->cap <= SIZE_MAX / 2 ? tg_realloc(r->buf, r->cap * 2) : NULL;
+        if (!grown)
+            return tg_error("%s:%lld: out of memory: line %lld is longer than %zu bytes", r->path,
+                            (long long)r->line + 1, (long long)r->line + 1, r->cap - 1),
+                   -1;
+        r->buf = grown;
+        r->cap *= 2;
+    }
+    size_t got = fread(r->buf + r->end, 1, r->cap - 1 - r->end, r->f);
+    const char *nul = memchr(r->buf + r->end, '\0', got);
+    if (nul) {
+        int64_t line = r->line + 1;
+        for (const char *p = r->buf; p < nul; p++)
+            line += *p == '\n';
+        return tg_error("%s:%lld: line %lld has a NUL byte; expected a text file", r->path, (long long)line,
+                        (long long)line),
+               -1;
+    }
+    r->end += got;
+    if (got == 0) {
+        if (ferror(r->f))
+            return tg_error("%s: read error: %s", r->path, strerror(errno)), -1;
+        r->eof = true;
+    }
+    return 0;
+}
+
+/* 1 with the next line in *line (NUL-terminated in place, without its "\n" or "\r\n", valid until
+ * the next call), 0 at the end of the file, -1 on error. */
+static int reader_next(line_reader *r, char **line, size_t *len)
+{
+    for (;;) {
+        char *begin = r->buf + r->start, *newline = memchr(begin, '\n', r->end - r->start);
+        if (newline || (r->eof && r->start < r->end)) {
+            char *e = newline ? newline : r->buf + r->end;
+            r->start = (size_t)(e - r->buf) + (newline ? 1 : 0);
+            if (e > begin && e[-1] == '\r')
+                e--;
+            *e = '\0';
+            *line = begin;
+            *len = (size_t)(e - begin);
+            r->line++;
+            return 1;
+        }
+        if (r->eof)
+            return 0;
+        if (reader_fill(r))
+            return -1;
+    }
 }
 
 static bool is_blank(const char *s, size_t n)
@@ -319,11 +421,11 @@ static const char *list_names(char *buf, size_t size, char *const *names, int64_
 typedef struct {
     const char *path;
     char delim;
-    char *text;
-    size_t len;
-    char **fields; /* the current line's cells (pointers into text) */
+    line_reader reader;
+    char **fields; /* the current line's cells (pointers into the reader's buffer) */
     size_t fields_cap;
     char **header; /* [n_fields] the header's cells, or NULL */
+    char *header_text; /* the header's cells, one after another */
     int64_t n_fields;
     int64_t label_col;
     int64_t *cols; /* [features] */
@@ -337,9 +439,10 @@ typedef struct {
 
 static void load_free(csv_load *s)
 {
-    tg_dealloc(s->text);
+    reader_close(&s->reader);
     tg_dealloc(s->fields);
     tg_dealloc(s->header);
+    tg_dealloc(s->header_text);
     tg_dealloc(s->cols);
     table_free(&s->labels);
     tg_dealloc(s->x);
@@ -468,10 +571,20 @@ static int setup(csv_load *s, const tg_csv_opts *o, int64_t n, int64_t nonblank_
         header = kind == CELL_NOT_NUMBER;
     }
     if (header) {
+        /* The line's buffer is reused for the next lines: the header keeps a copy of its cells. */
+        size_t bytes = 0;
+        for (int64_t c = 0; c < n; c++)
+            bytes += strlen(s->fields[c]) + 1;
         s->header = tg_alloc((size_t)n * sizeof(char *));
-        if (!s->header)
+        s->header_text = s->header ? tg_alloc(bytes) : NULL;
+        if (!s->header_text)
             return -1;
-        memcpy(s->header, s->fields, (size_t)n * sizeof(char *));
+        char *p = s->header_text;
+        for (int64_t c = 0; c < n; c++) {
+            size_t cell = strlen(s->fields[c]) + 1;
+            s->header[c] = memcpy(p, s->fields[c], cell);
+            p += cell;
+        }
     }
 
     s->rows = nonblank_lines - (header ? 1 : 0);
@@ -481,10 +594,13 @@ static int setup(csv_load *s, const tg_csv_opts *o, int64_t n, int64_t nonblank_
         return tg_error("%s: %lld rows of %lld features are too many", path, (long long)s->rows,
                         (long long)s->features),
                -1;
-    s->x = tg_alloc((size_t)s->rows * (size_t)s->features * sizeof(float));
-    s->y = tg_alloc((size_t)s->rows * sizeof(int64_t));
+    size_t x_bytes = (size_t)s->rows * (size_t)s->features * sizeof(float);
+    s->x = tg_alloc(x_bytes);
+    s->y = s->x ? tg_alloc((size_t)s->rows * sizeof(int64_t)) : NULL;
     if (!s->x || !s->y)
-        return -1;
+        return tg_error("%s: out of memory: %lld rows of %lld features need %zu bytes", path, (long long)s->rows,
+                        (long long)s->features, x_bytes + (size_t)s->rows * sizeof(int64_t)),
+               -1;
     return 0;
 }
 
@@ -603,22 +719,16 @@ static int finish_labels(csv_load *s, tg_dataset *ds)
     return 0;
 }
 
-static int count_nonblank(const csv_load *s, size_t from, int64_t *count)
+/* The first pass: the number of non-blank lines (NUL bytes are refused as they are read). */
+static int count_nonblank(csv_load *s, int64_t *count)
 {
-    const char *nul = memchr(s->text, '\0', s->len);
-    if (nul) {
-        int64_t line = 1;
-        for (const char *p = s->text; p < nul; p++)
-            line += *p == '\n';
-        return tg_error("%s:%lld: line %lld has a NUL byte; expected a text file", s->path, (long long)line,
-                        (long long)line),
-               -1;
-    }
-    size_t pos = from, a, b;
+    char *line;
+    size_t len;
+    int got;
     *count = 0;
-    while (next_line(s->text, s->len, &pos, &a, &b))
-        *count += !is_blank(s->text + a, b - a);
-    return 0;
+    while ((got = reader_next(&s->reader, &line, &len)) == 1)
+        *count += !is_blank(line, len);
+    return got < 0 ? -1 : reader_start(&s->reader);
 }
 
 tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts)
@@ -633,28 +743,27 @@ tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts)
         return NULL;
     if (o->label_names && add_given_names(&s, o))
         goto fail;
-    if (!(s.text = tg_read_file(path, "a CSV file", 0, &s.len)))
+    if (reader_open(&s.reader, path))
         goto fail;
-
-    size_t pos = s.len >= 3 && memcmp(s.text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* a UTF-8 byte order mark */
     int64_t nonblank;
-    if (count_nonblank(&s, pos, &nonblank))
+    if (count_nonblank(&s, &nonblank))
         goto fail;
     if (nonblank == 0) {
         tg_error("%s: the file is empty", path);
         goto fail;
     }
 
-    size_t a, b;
+    char *text;
+    size_t len;
+    int got;
     int64_t line = 0, row = 0;
     bool first = true;
-    while (next_line(s.text, s.len, &pos, &a, &b)) {
+    while ((got = reader_next(&s.reader, &text, &len)) == 1) {
         line++;
-        if (is_blank(s.text + a, b - a))
+        if (is_blank(text, len))
             continue;
-        s.text[b] = '\0';
         int64_t n;
-        switch (split_line(s.text + a, s.delim, &s.fields, &s.fields_cap, &n)) {
+        switch (split_line(text, s.delim, &s.fields, &s.fields_cap, &n)) {
         case SPLIT_OK: break;
         case SPLIT_NO_MEMORY: goto fail;
         case SPLIT_UNTERMINATED:
@@ -673,8 +782,19 @@ tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts)
             if (s.header)
                 continue;
         }
+        if (row == s.rows) {
+            tg_error("%s:%lld: the file grew while it was read (%lld rows counted)", path, (long long)line,
+                     (long long)s.rows);
+            goto fail;
+        }
         if (parse_row(&s, line, n, row++))
             goto fail;
+    }
+    if (got < 0)
+        goto fail;
+    if (row != s.rows) {
+        tg_error("%s: the file shrank while it was read (%lld of %lld rows)", path, (long long)row, (long long)s.rows);
+        goto fail;
     }
 
     ds = tg_alloc_zeroed(sizeof *ds);
@@ -705,20 +825,22 @@ fail:
 int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns)
 {
     csv_load s = { .path = path, .delim = delimiter ? delimiter : ',' };
-    int status = -1;
-    if (!(s.text = tg_read_file(path, "a CSV file", 0, &s.len)))
-        return -1;
-    size_t pos = s.len >= 3 && memcmp(s.text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0, a, b;
-    while (next_line(s.text, s.len, &pos, &a, &b)) {
-        if (is_blank(s.text + a, b - a))
+    int status = -1, got;
+    char *line;
+    size_t len;
+    if (!path)
+        return tg_error("csv: path is NULL"), -1;
+    if (reader_open(&s.reader, path))
+        goto done;
+    while ((got = reader_next(&s.reader, &line, &len)) == 1) {
+        if (is_blank(line, len))
             continue;
-        s.text[b] = '\0';
-        if (split_line(s.text + a, s.delim, &s.fields, &s.fields_cap, columns) == SPLIT_NO_MEMORY)
+        if (split_line(line, s.delim, &s.fields, &s.fields_cap, columns) == SPLIT_NO_MEMORY)
             goto done;
         status = 0;
         break;
     }
-    if (status)
+    if (status && got == 0)
         tg_error("%s: the file is empty", path);
 done:
     load_free(&s);

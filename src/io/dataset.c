@@ -1,5 +1,5 @@
 /* Data sets: freeing, row subsets, shuffled splits and standardization. */
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <math.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  * buffers grow only as decompressed bytes actually arrive. */
 #define _POSIX_C_SOURCE 200809L /* stat */
 
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -21,6 +21,9 @@
  * Fashion-MNIST's training images are 47 million. */
 #define IDX_MAX_PAYLOAD ((uint64_t)1 << 31)
 #define IDX_CHUNK (1u << 20)
+/* Deflate cannot expand a byte into more than about 1032: a gzip file declaring more than this
+ * many payload bytes per byte of its own is lying, and is refused before anything is read. */
+#define GZIP_MAX_RATIO 1100
 
 typedef struct {
     const char *path;
@@ -74,6 +77,9 @@ static int idx_open(idx_file *f, const char *path, uint32_t magic, const char *w
         return tg_error("%s: cannot open: %s", path, strerror(errno)), -1;
     if (S_ISDIR(st.st_mode))
         return tg_error("%s: is a directory, expected an IDX %s file", path, what), -1;
+    if (!S_ISREG(st.st_mode)) /* a device or FIFO could stream forever */
+        return tg_error("%s: not a regular file (%s), expected an IDX %s file", path, tg_file_kind(st.st_mode), what),
+               -1;
     errno = 0;
     f->gz = gzopen(path, "rb");
     if (!f->gz)
@@ -112,7 +118,14 @@ static int idx_open(idx_file *f, const char *path, uint32_t magic, const char *w
     }
     f->payload = payload;
 
-    f->plain = gzdirect(f->gz) && S_ISREG(st.st_mode);
+    f->plain = gzdirect(f->gz);
+    uint64_t file_size = (uint64_t)st.st_size;
+    if (!f->plain && payload / GZIP_MAX_RATIO > file_size)
+        return tg_error("%s: the header declares %llu bytes of %s but a %llu-byte gzip file holds at most about "
+                        "%llu (deflate expands at most %dx): the file is truncated or crafted",
+                        path, (unsigned long long)payload, what, (unsigned long long)file_size,
+                        (unsigned long long)file_size * GZIP_MAX_RATIO, GZIP_MAX_RATIO),
+               -1;
     if (f->plain) {
         uint64_t expected = (uint64_t)header_len + payload, size = (uint64_t)st.st_size;
         if (size < expected)
@@ -160,7 +173,10 @@ static int read_payload(idx_file *f, unsigned char *chunk, void **out, bool labe
                 new_cap = total;
             void *grown = tg_realloc(*out, (size_t)new_cap * elem);
             if (!grown)
-                return -1;
+                return tg_error("%s: out of memory: growing the %s to %llu bytes failed (%llu of %llu read)", f->path,
+                                f->what, (unsigned long long)new_cap * elem, (unsigned long long)done,
+                                (unsigned long long)total),
+                       -1;
             *out = grown;
             cap = new_cap;
         }
@@ -212,6 +228,18 @@ tg_dataset *tg_idx_load(const char *images_path, const char *labels_path, double
     if (images.payload == 0) {
         tg_error("%s: no pixels: dimensions %u x %u x %u", images_path, (unsigned)images.dims[0],
                  (unsigned)images.dims[1], (unsigned)images.dims[2]);
+        goto fail;
+    }
+    /* What the data set will hold: float32 pixels and int64 labels. More than the machine has fails
+     * now, not after gigabytes were read. */
+    uint64_t need = images.payload * sizeof(float) + labels.payload * sizeof(int64_t), memory = tg_physical_memory();
+    if (memory && need > memory) {
+        char n[32], m[32];
+        tg_error("idx: %s and %s declare %u images of %u x %u pixels: %s as float32 pixels and int64 labels, more than "
+                 "this machine's %s of memory",
+                 images_path, labels_path, (unsigned)images.dims[0], (unsigned)images.dims[1],
+                 (unsigned)images.dims[2], tg_bytes_str(n, sizeof n, (double)need),
+                 tg_bytes_str(m, sizeof m, (double)memory));
         goto fail;
     }
     int64_t max_label = -1;

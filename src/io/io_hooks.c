@@ -1,7 +1,7 @@
 /* The save path's file-system calls, replaceable so tests can fail each one
  * (a full disk, a failed fsync, a rename across devices) and check that the
  * old checkpoint is still there. */
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <stdio.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 /* cJSON's allocations routed through the library's hooks, installed once for
  * the process (cJSON's hooks are global), with a per-thread flag that tells a
  * failed allocation from bad JSON: cJSON reports both as a NULL parse. */
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <cjson/cJSON.h>
 #include <pthread.h>

@@ -4,7 +4,7 @@
  * \u0000), and a header it accepts but the reference refuses is not a
  * safetensors file. Adapted from the fuzz harness's reference reader
  * (tests/fuzz/fuzz_inputs.c), which found each of those. */
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <string.h>
 

@@ -1,10 +1,24 @@
 /* A whole text file in memory, NUL-terminated, for the loaders that parse
  * text (CSV, JSON configs). */
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* What a file that is not a regular file may give before the reader stops (a device such as
+ * /dev/zero never ends). */
+#define NON_REGULAR_MAX ((size_t)64 << 20)
+
+const char *tg_file_kind(unsigned mode)
+{
+    return S_ISCHR(mode)    ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISSOCK(mode) ? "a socket"
+           : S_ISDIR(mode)  ? "a directory"
+                            : "not a regular file";
+}
 
 char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t *len_out)
 {
@@ -14,6 +28,7 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
         return tg_error("%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     size_t cap = 1 << 16;
+    const char *kind = NULL; /* set when the file is not a regular file */
     if (fstat(fileno(f), &st) == 0) {
         if (S_ISDIR(st.st_mode)) {
             tg_error("%s: is a directory, expected %s", path, what);
@@ -21,6 +36,11 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
         }
         if (S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2)
             cap = (size_t)st.st_size + 1; /* room for the NUL: a regular file needs no growing */
+        if (!S_ISREG(st.st_mode)) {
+            kind = tg_file_kind(st.st_mode);
+            if (max_bytes == 0 || max_bytes > NON_REGULAR_MAX)
+                max_bytes = NON_REGULAR_MAX;
+        }
     }
     if (max_bytes && cap > max_bytes + 1)
         cap = max_bytes + 1;
@@ -39,7 +59,11 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
         if (c == EOF)
             break;
         if ((max_bytes && len >= max_bytes) || cap > SIZE_MAX / 2) {
-            tg_error("%s: larger than %zu bytes; expected %s", path, max_bytes ? max_bytes : cap, what);
+            if (kind)
+                tg_error("%s: %s that gave more than %zu bytes, the limit; "
+                         "expected %s", path, kind, max_bytes, what);
+            else
+                tg_error("%s: larger than %zu bytes; expected %s", path, max_bytes ? max_bytes : cap, what);
             goto fail;
         }
         char *grown = tg_realloc(text, cap * 2);

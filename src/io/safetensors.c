@@ -9,7 +9,7 @@
 #define _POSIX_C_SOURCE 200809L /* mkstemp, fsync, fdopen, fseeko, XSI strerror_r */
 #define _FILE_OFFSET_BITS 64
 
-#include "internal.h"
+#include "io/io_internal.h"
 
 #include <cjson/cJSON.h>
 
@@ -756,7 +756,7 @@ static int restore_standardization(const char *path, tg_model *m, const cJSON *m
                -1;
     float *mean = parse_floats(path, "standardize_mean", mean_text, m->inputs);
     float *std = mean ? parse_floats(path, "standardize_std", std_text, m->inputs) : NULL;
-    int rc = mean && std ? tg_model_set_standardization(m, mean, std) : -1;
+    int rc = mean && std && !tg_check_standardization(path, m->inputs, mean, std) ? tg_model_set_standardization(m, mean, std) : -1;
     tg_dealloc(mean);
     tg_dealloc(std);
     return rc;

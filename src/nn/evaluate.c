@@ -105,6 +105,8 @@ static void eval_chunk(void *ctx, const tg_tensor *logits, const tg_tensor *y, i
 
 int tg_evaluate(const tg_model *m, const tg_dataset *ds, tg_eval *out)
 {
+    if (!out)
+        return tg_error("evaluate: out is NULL (the tg_eval to fill)"), -1;
     memset(out, 0, sizeof *out);
     if (!m || !ds) {
         tg_error("evaluate: %s is NULL", m ? "data" : "model");
@@ -122,11 +124,10 @@ int tg_evaluate(const tg_model *m, const tg_dataset *ds, tg_eval *out)
         tg_eval_clear(out);
         return -1;
     }
-    int64_t correct = 0;
     for (int64_t k = 0; k < m->classes; k++)
-        correct += out->confusion[k * m->classes + k];
+        out->correct += out->confusion[k * m->classes + k];
     out->loss = ds->rows ? acc.loss_sum / (double)ds->rows : NAN;
-    out->accuracy = ds->rows ? (double)correct / (double)ds->rows : NAN;
+    out->accuracy = ds->rows ? (double)out->correct / (double)ds->rows : NAN;
     return 0;
 }
 

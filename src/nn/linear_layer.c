@@ -1,12 +1,16 @@
 /* Parameters of a linear layer, initialised from a caller's generator so the
  * same seed gives the same weights on every platform. */
-#include "internal.h"
+#include "nn/nn_internal.h"
 
 #include <math.h>
 
 int tg_linear_layer_init(tg_linear_layer *layer, tg_dtype dtype, int64_t in, int64_t out, int bias, int he,
                          tg_rng *rng)
 {
+    if (!layer) {
+        tg_error("linear layer: layer is NULL");
+        return -1;
+    }
     layer->weight = layer->bias = NULL;
     if (!tg_is_float(dtype) || in <= 0 || out <= 0) {
         tg_error("linear layer: %s [%lld -> %lld], expected a float dtype and positive sizes", tg_dtype_name(dtype),

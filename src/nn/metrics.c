@@ -1,7 +1,7 @@
 /* Classification metrics from true classes and predicted probabilities, with
  * scikit-learn's definitions (sklearn.metrics 1.2): the same numbers on the
  * same predictions. Ties in the scores are one threshold, as in roc_curve. */
-#include "internal.h"
+#include "nn/nn_internal.h"
 
 #include <float.h>
 #include <math.h>

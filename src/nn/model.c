@@ -1,8 +1,9 @@
 /* A feed-forward classifier: a list of layers whose parameters are named and
  * ordered exactly like the state_dict of the equivalent torch.nn.Sequential
  * (an activation takes an index too), so checkpoints map one to one. */
-#include "internal.h"
+#include "nn/nn_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,11 +45,43 @@ static int check_layers(int64_t inputs, int n_layers, const tg_layer_spec *layer
     return 0;
 }
 
+/* The parameters' bytes, layer by layer, before anything is allocated: more than TG_MAX_PARAM_BYTES or
+ * than the machine's memory is refused naming the layer that crosses the line. */
+#define TG_MAX_PARAM_BYTES ((uint64_t)1 << 40)
+
+static int check_size(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers)
+{
+    uint64_t memory = tg_physical_memory(), limit = memory && memory < TG_MAX_PARAM_BYTES ? memory : TG_MAX_PARAM_BYTES;
+    uint64_t total = 0, elem = tg_dtype_size(dtype);
+    int64_t width = inputs;
+    for (int i = 0; i < n_layers; i++) {
+        if (layers[i].type != TG_LAYER_LINEAR)
+            continue;
+        int64_t out = layers[i].out;
+        /* Both factors are below 2^63; compare by division so nothing overflows. */
+        bool too_many = (uint64_t)width > (limit / elem) / (uint64_t)out;
+        uint64_t bytes = too_many ? 0 : ((uint64_t)width * (uint64_t)out + (layers[i].bias ? (uint64_t)out : 0)) * elem;
+        if (too_many || bytes > limit - total) {
+            char need[32], have[32];
+            double wanted = (double)width * (double)out * (double)elem + (double)total;
+            tg_error("model: layer %d (linear, %lld -> %lld) brings the parameters to %s, more than %s%s", i,
+                     (long long)width, (long long)out, tg_bytes_str(need, sizeof need, wanted),
+                     tg_bytes_str(have, sizeof have, (double)limit),
+                     limit == memory ? ", this machine's memory (training needs about 4 times the parameters)"
+                                     : ", the library's limit");
+            return -1;
+        }
+        total += bytes;
+        width = out;
+    }
+    return 0;
+}
+
 tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_layer_spec *layers, tg_rng *rng)
 {
     if (!tg_is_float(dtype))
         return tg_error("model: dtype %s, expected float32 or float64", tg_dtype_name(dtype));
-    if (check_layers(inputs, n_layers, layers))
+    if (check_layers(inputs, n_layers, layers) || check_size(dtype, inputs, n_layers, layers))
         return NULL;
     tg_model *m = tg_alloc_zeroed(sizeof *m);
     if (!m)
@@ -68,8 +101,12 @@ tg_model *tg_model_new(tg_dtype dtype, int64_t inputs, int n_layers, const tg_la
         if (layers[i].type != TG_LAYER_LINEAR)
             continue;
         int he = i + 1 < n_layers && layers[i + 1].type == TG_LAYER_RELU;
-        if (tg_linear_layer_init(&m->linear[i], dtype, width, layers[i].out, layers[i].bias, he, rng))
+        if (tg_linear_layer_init(&m->linear[i], dtype, width, layers[i].out, layers[i].bias, he, rng)) {
+            char s[TG_SHAPE_BUF];
+            snprintf(s, sizeof s, "%s", tg_last_error());
+            tg_error("model: layer %d (linear, %lld -> %lld): %s", i, (long long)width, (long long)layers[i].out, s);
             goto fail;
+        }
         tg_tensor *own[2] = { m->linear[i].weight, m->linear[i].bias };
         const char *suffix[2] = { "weight", "bias" };
         for (int k = 0; k < 2; k++) {
@@ -143,29 +180,58 @@ tg_tensor *tg_model_forward_with(const tg_model *m, tg_tape *tape, tg_tensor *x,
     return h;
 }
 
-int64_t tg_model_inputs(const tg_model *m) { return m->inputs; }
-int64_t tg_model_classes(const tg_model *m) { return m->classes; }
-tg_dtype tg_model_dtype(const tg_model *m) { return m->dtype; }
-int tg_model_n_layers(const tg_model *m) { return m->n_layers; }
-const tg_layer_spec *tg_model_layer(const tg_model *m, int i) { return i >= 0 && i < m->n_layers ? &m->layers[i] : NULL; }
-int tg_model_n_params(const tg_model *m) { return m->n_params; }
-tg_tensor *tg_model_param(tg_model *m, int i) { return i >= 0 && i < m->n_params ? m->params[i] : NULL; }
+/* Getters answer a NULL model with their "none" value (-1, NULL) and set the error. */
+static bool have_model(const char *fn, const tg_model *m)
+{
+    if (!m)
+        tg_error("%s: model is NULL", fn);
+    return m != NULL;
+}
+
+int64_t tg_model_inputs(const tg_model *m) { return have_model("tg_model_inputs", m) ? m->inputs : -1; }
+int64_t tg_model_classes(const tg_model *m) { return have_model("tg_model_classes", m) ? m->classes : -1; }
+tg_dtype tg_model_dtype(const tg_model *m) { return have_model("tg_model_dtype", m) ? m->dtype : (tg_dtype)-1; }
+int tg_model_n_layers(const tg_model *m) { return have_model("tg_model_n_layers", m) ? m->n_layers : -1; }
+int tg_model_n_params(const tg_model *m) { return have_model("tg_model_n_params", m) ? m->n_params : -1; }
+
+const tg_layer_spec *tg_model_layer(const tg_model *m, int i)
+{
+    return have_model("tg_model_layer", m) && i >= 0 && i < m->n_layers ? &m->layers[i] : NULL;
+}
+
+tg_tensor *tg_model_param(tg_model *m, int i)
+{
+    return have_model("tg_model_param", m) && i >= 0 && i < m->n_params ? m->params[i] : NULL;
+}
+
 const tg_tensor *tg_model_param_const(const tg_model *m, int i)
 {
-    return i >= 0 && i < m->n_params ? m->params[i] : NULL;
+    return have_model("tg_model_param_const", m) && i >= 0 && i < m->n_params ? m->params[i] : NULL;
 }
+
 const char *tg_model_param_name(const tg_model *m, int i)
 {
-    return i >= 0 && i < m->n_params ? m->param_names[i] : NULL;
+    return have_model("tg_model_param_name", m) && i >= 0 && i < m->n_params ? m->param_names[i] : NULL;
 }
 
 int tg_model_set_labels(tg_model *m, int64_t classes, char *const *names)
 {
+    if (!have_model("tg_model_set_labels", m))
+        return -1;
+    if (!names) {
+        tg_error("tg_model_set_labels: names is NULL, expected %lld label names", (long long)m->classes);
+        return -1;
+    }
     bool binary = classes == 2 && m->classes == 1; /* one output, two classes: P(class 1) = sigmoid(logit) */
     if (classes != m->classes && !binary) {
         tg_error("model: %lld label names for a model with %lld classes", (long long)classes, (long long)m->classes);
         return -1;
     }
+    for (int64_t i = 0; i < classes; i++)
+        if (!names[i]) {
+            tg_error("tg_model_set_labels: names[%lld] is NULL", (long long)i);
+            return -1;
+        }
     char **copy = tg_alloc_zeroed((size_t)classes * sizeof *copy);
     if (!copy)
         return -1;
@@ -183,12 +249,15 @@ int tg_model_set_labels(tg_model *m, int64_t classes, char *const *names)
 
 const char *tg_model_label(const tg_model *m, int64_t id)
 {
-    return m->labels && id >= 0 && id < m->n_labels ? m->labels[id] : NULL;
+    return have_model("tg_model_label", m) && m->labels && id >= 0 && id < m->n_labels ? m->labels[id] : NULL;
 }
 
 int tg_model_set_standardization(tg_model *m, const float *mean, const float *std)
 {
     float *new_mean = NULL, *new_std = NULL;
+    if (!have_model("tg_model_set_standardization", m) ||
+        tg_check_standardization("tg_model_set_standardization", m->inputs, mean, std))
+        return -1;
     if (mean && std) {
         size_t bytes = (size_t)m->inputs * sizeof(float);
         new_mean = tg_alloc(bytes);
@@ -208,11 +277,35 @@ int tg_model_set_standardization(tg_model *m, const float *mean, const float *st
     return 0;
 }
 
-const float *tg_model_mean(const tg_model *m) { return m->mean; }
-const float *tg_model_std(const tg_model *m) { return m->std; }
+const float *tg_model_mean(const tg_model *m) { return have_model("tg_model_mean", m) ? m->mean : NULL; }
+const float *tg_model_std(const tg_model *m) { return have_model("tg_model_std", m) ? m->std : NULL; }
+
+int tg_check_standardization(const char *where, int64_t inputs, const float *mean, const float *std)
+{
+    if (!mean != !std) {
+        tg_error("%s: %s is NULL but %s is not; give both (or both NULL to clear)", where, mean ? "std" : "mean",
+                 mean ? "mean" : "std");
+        return -1;
+    }
+    for (int64_t i = 0; mean && i < inputs; i++) {
+        if (!isfinite(mean[i])) {
+            tg_error("%s: mean[%lld] is %g, expected a finite number", where, (long long)i, (double)mean[i]);
+            return -1;
+        }
+        /* x / std with std <= 0 flips or blows up every input: predict would print NaN or nonsense. */
+        if (!(std[i] > 0) || !isfinite(std[i])) {
+            tg_error("%s: std[%lld] is %g, expected a finite number > 0 (a standard deviation)", where,
+                     (long long)i, (double)std[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 int tg_model_set_config_json(tg_model *m, const char *json)
 {
+    if (!have_model("tg_model_set_config_json", m))
+        return -1;
     char *copy = json ? tg_strdup(json) : NULL;
     if (json && !copy)
         return -1;
@@ -221,4 +314,7 @@ int tg_model_set_config_json(tg_model *m, const char *json)
     return 0;
 }
 
-const char *tg_model_config_json(const tg_model *m) { return m->config_json; }
+const char *tg_model_config_json(const tg_model *m)
+{
+    return have_model("tg_model_config_json", m) ? m->config_json : NULL;
+}

@@ -1,9 +1,33 @@
-/* What the toolkit's files (src/nn/) share: batches gathered from a dataset,
- * the data a config names, and the checks a model makes of data. */
+/* What the toolkit's files (src/nn/) share: the model's fields, the layer
+ * names, batches gathered from a dataset, the clock. */
 #ifndef TAPEGRAD_NN_INTERNAL_H
 #define TAPEGRAD_NN_INTERNAL_H
 
-#include "internal.h"
+#include "ops/ops.h"
+
+/* ---- models (src/nn/model.c), shared with the checkpoint reader ---- */
+
+struct tg_model {
+    tg_dtype dtype;
+    int64_t inputs, classes;
+    int n_layers;
+    tg_layer_spec *layers;
+    tg_linear_layer *linear; /* [n_layers]; weight NULL for activation layers */
+    int n_params;
+    tg_tensor **params; /* [n_params], pointers into linear */
+    char **param_names; /* "0.weight", ... */
+    int64_t n_labels;
+    char **labels;
+    float *mean, *std; /* [inputs] each, or NULL */
+    char *config_json;
+};
+
+/* Refuses a standardization the model could not apply: one of mean and std NULL, a mean that is not
+ * finite, a std <= 0 or not finite; `where` starts the message (src/nn/model.c). 0 when usable. */
+int tg_check_standardization(const char *where, int64_t inputs, const float *mean, const float *std);
+
+/* Layer names indexed by tg_layer_type, NULL-terminated (src/nn/model.c): the choices a config offers. */
+extern const char *const tg_layer_names[];
 
 /* Reused input and label tensors for batches of `size` rows, and a second pair
  * for the final, shorter batch when `size` does not divide the row count: a
@@ -30,12 +54,6 @@ void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, in
 void gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
                          tg_tensor *x, tg_tensor *y);
 
-/* The training, validation and test sets a config names, split as training splits them. */
-typedef struct {
-    tg_dataset *train, *validation, *test;
-} split_data;
-int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d);
-void split_data_free(split_data *d);
 
 /* optimizer.type lbfgs: the full-batch objective minimised by tg_lbfgs_minimize
  * on t->model over t->train (src/nn/full_batch.c). 0 on success. */

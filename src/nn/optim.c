@@ -2,7 +2,7 @@
  * behaves the same here. State (momentum buffers, moments) is allocated once
  * in tg_optimizer_new, in the parameter's dtype as PyTorch keeps it: a step
  * never allocates, and its loops are plain arithmetic the compiler vectorises. */
-#include "internal.h"
+#include "nn/nn_internal.h"
 
 #include <float.h>
 #include <tgmath.h>
@@ -92,11 +92,31 @@ void tg_optimizer_free(tg_optimizer *o)
     tg_dealloc(o);
 }
 
-void tg_optimizer_set_lr(tg_optimizer *o, double lr) { o->opts.lr = lr; }
-double tg_optimizer_lr(const tg_optimizer *o) { return o->opts.lr; }
+/* The constructor's rule for lr, so a schedule cannot set what tg_optimizer_new refuses. */
+int tg_optimizer_set_lr(tg_optimizer *o, double lr)
+{
+    if (!o || !(lr > 0) || !isfinite(lr)) {
+        if (o)
+            tg_error("optimizer: lr must be a finite number > 0, got %g (the rate stays %g)", lr, o->opts.lr);
+        else
+            tg_error("tg_optimizer_set_lr: optimizer is NULL");
+        return -1;
+    }
+    o->opts.lr = lr;
+    return 0;
+}
+
+double tg_optimizer_lr(const tg_optimizer *o)
+{
+    if (!o)
+        return tg_error("tg_optimizer_lr: optimizer is NULL"), NAN;
+    return o->opts.lr;
+}
 
 void tg_optimizer_zero_grad(tg_optimizer *o)
 {
+    if (!o)
+        return;
     for (int i = 0; i < o->n_params; i++)
         tg_zero_grad(o->params[i]);
 }
@@ -173,6 +193,12 @@ int tg_optimizer_step(tg_optimizer *o)
 
 double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm)
 {
+    if ((!params && n_params != 0) || n_params < 0 || !(max_norm > 0)) {
+        tg_error("clip_grad_norm: %s", n_params < 0 ? "n_params is negative"
+                                       : !(max_norm > 0) ? "max_norm must be > 0"
+                                                         : "params is NULL");
+        return -1;
+    }
     double total = 0;
     for (int i = 0; i < n_params; i++) {
         const tg_tensor *g = params[i] ? params[i]->grad : NULL;

@@ -1,6 +1,6 @@
 /* Penalties with scikit-learn's meaning: R(W) over every linear layer's
  * weight, never a bias. The value is summed in double whatever the dtype. */
-#include "internal.h"
+#include "nn/nn_internal.h"
 
 #include <math.h>
 

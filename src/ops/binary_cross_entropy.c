@@ -60,7 +60,7 @@ static int bce_backward(tg_tape *tape, tg_node *node)
     if (failed)
         return -1;
     bool none = s->opts.reduction == TG_NONE;
-    double scale = none ? 0 : tg_binary_loss_scale(g, s->opts.reduction, l->numel);
+    double scale = none ? 0 : tg_loss_grad_scale(g, s->opts.reduction, 0, (double)l->numel);
     const tg_tensor *weight = s->opts.weight;
     TG_FLOAT_DISPATCH(p->dtype, T, {
         const T *ps = p->data, *ys = y->data, *gs = none ? g->data : NULL;
@@ -116,7 +116,7 @@ tg_tensor *tg_binary_cross_entropy(tg_tape *tape, tg_tensor *probs, tg_tensor *t
             }
         }
     });
-    tg_binary_loss_reduce(loss, s->opts.reduction, total, l->numel);
+    tg_loss_reduce(loss, s->opts.reduction, total, (double)l->numel);
     if (tg_tape_should_record(tape, inputs, 2)) {
         tg_node *node = tg_tape_record(tape, op, bce_backward, loss, inputs, 2);
         if (!node)

@@ -135,7 +135,7 @@ static int bce_logits_backward(tg_tape *tape, tg_node *node)
         return -1;
     const tg_tensor *weight = s->opts.weight, *pos_weight = s->opts.pos_weight;
     bool none = s->opts.reduction == TG_NONE;
-    double scale = none ? 0 : tg_binary_loss_scale(g, s->opts.reduction, l->numel);
+    double scale = none ? 0 : tg_loss_grad_scale(g, s->opts.reduction, 0, (double)l->numel);
     TG_FLOAT_DISPATCH(x->dtype, T, {
         const T *xs = x->data, *ys = y->data, *sig = s->sigmoid;
         T wb[BLOCK], pb[BLOCK], rb[BLOCK]; /* per element: weight, positive weight, upstream gradient */
@@ -194,7 +194,7 @@ tg_tensor *tg_binary_cross_entropy_with_logits(tg_tape *tape, tg_tensor *logits,
     if (record && !(s->sigmoid = tg_tape_alloc(tape, (size_t)logits->numel * tg_dtype_size(logits->dtype))))
         return NULL;
     double total = forward(s, logits, target, s->opts.reduction == TG_NONE ? loss : NULL);
-    tg_binary_loss_reduce(loss, s->opts.reduction, total, s->layout.numel);
+    tg_loss_reduce(loss, s->opts.reduction, total, (double)s->layout.numel);
     if (record) {
         tg_node *node = tg_tape_record(tape, op, bce_logits_backward, loss, inputs, 2);
         if (!node)

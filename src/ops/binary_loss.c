@@ -101,20 +101,6 @@ tg_tensor *tg_binary_loss_output(tg_tape *tape, tg_dtype dtype, const tg_binary_
     return tg_tape_new_tensor(tape, dtype, 0, NULL, false);
 }
 
-void tg_binary_loss_reduce(tg_tensor *loss, tg_reduction reduction, double total, int64_t numel)
-{
-    if (reduction == TG_SUM)
-        tg_set(loss, 0, total);
-    else if (reduction == TG_MEAN)
-        tg_set(loss, 0, numel == 0 ? NAN : total / (double)numel);
-}
-
-double tg_binary_loss_scale(const tg_tensor *grad, tg_reduction reduction, int64_t numel)
-{
-    double g = tg_get(grad, 0);
-    return reduction == TG_MEAN ? g / (double)numel : g;
-}
-
 double tg_sum_f32_as_double(const float *x, int64_t n)
 {
     double lanes[8] = { 0 };

@@ -27,11 +27,6 @@ int64_t tg_binary_loss_row_offset(const tg_binary_loss_layout *layout, const int
 /* The loss tensor: the input's shape for TG_NONE, else a 0-D scalar. */
 tg_tensor *tg_binary_loss_output(tg_tape *tape, tg_dtype dtype, const tg_binary_loss_layout *layout,
                                  tg_reduction reduction);
-/* Writes the reduced value of a TG_SUM / TG_MEAN loss from the total in double (mean: total / numel, NaN
- * when empty, as PyTorch's mean of nothing). */
-void tg_binary_loss_reduce(tg_tensor *loss, tg_reduction reduction, double total, int64_t numel);
-/* The upstream gradient of every element for a scalar loss (g, or g / numel for the mean). */
-double tg_binary_loss_scale(const tg_tensor *grad, tg_reduction reduction, int64_t numel);
 
 /* sum of n floats / doubles in double, in a fixed order (eight lanes, then the lanes in order), so that
  * it vectorises without -ffast-math and gives the same bits every run. */

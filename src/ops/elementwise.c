@@ -5,6 +5,8 @@ bool tg_check_float_input(const char *op, const tg_tensor *x)
 {
     if (!x)
         return false; /* keep the error of whatever produced the NULL */
+    if (!tg_check_live(op, "its input", x))
+        return false;
     if (!tg_is_float(x->dtype)) {
         tg_error("%s: input is %s, expected float32 or float64", op, tg_dtype_name(x->dtype));
         return false;
@@ -15,6 +17,8 @@ bool tg_check_float_input(const char *op, const tg_tensor *x)
 bool tg_check_float_pair(const char *op, const tg_tensor *a, const tg_tensor *b)
 {
     if (!a || !b)
+        return false;
+    if (!tg_check_live(op, "its first input", a) || !tg_check_live(op, "its second input", b))
         return false;
     if (!tg_check_float_input(op, a) || !tg_check_float_input(op, b))
         return false;
@@ -118,6 +122,9 @@ tg_tensor *tg_binary_op(tg_tape *tape, const char *op, tg_tensor *a, tg_tensor *
     return y;
 }
 
+TG_BINARY_FUNCTIONS_(upstream, G)
+const tg_binary_kernel tg_upstream_grad = { upstream_f32, upstream_f64 };
+
 int tg_binary_backward(tg_tape *tape, tg_node *node, const tg_binary_kernel *grad_a, const tg_binary_kernel *grad_b)
 {
     const tg_binary_kernel *kernels[2] = { grad_a, grad_b };
@@ -129,6 +136,10 @@ int tg_binary_backward(tg_tape *tape, tg_node *node, const tg_binary_kernel *gra
             return -1;
         if (!gi)
             continue;
+        if (kernels[i] == &tg_upstream_grad) {
+            tg_unbroadcast_add(gi, y->grad);
+            continue;
+        }
         /* The partial over the broadcast shape, then summed back to the input's shape. */
         tg_tensor *full = tg_tape_new_tensor(tape, y->dtype, y->ndim, y->shape, false);
         if (!full)

@@ -8,7 +8,7 @@
  * exp(+inf) = inf, exp(NaN) = NaN, overflow gives inf. float64 has its own
  * polynomial below. Compiled without -ffast-math, so the arithmetic is
  * exactly what is written. */
-#include "internal.h"
+#include "ops/ops.h"
 
 #include <math.h>
 #include <string.h>

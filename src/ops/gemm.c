@@ -2,7 +2,7 @@
  * (TAPEGRAD_BLAS, the default), else in plain C with loops ordered so the
  * innermost one walks both operands with unit stride (the compiler
  * vectorises it). Transposes are flags, never copies. */
-#include "internal.h"
+#include "ops/ops.h"
 
 #include <string.h>
 
@@ -79,4 +79,13 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
     }
 #endif
     gemm_plain(dtype, trans_a, trans_b, m, n, k, a, b, c, accumulate);
+}
+
+void tg_gemm_any_layout(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                        const void *b, void *c, bool accumulate)
+{
+    if (m == 0 || n == 0)
+        return;
+    if (!tg_gemm_thin_any_layout(dtype, trans_a, trans_b, m, n, k, a, b, c, accumulate))
+        tg_gemm(dtype, trans_a, trans_b, m, n, k, a, b, c, accumulate);
 }

@@ -13,7 +13,8 @@ static int log_softmax_backward(tg_tape *tape, tg_node *node)
     tg_tensor *gx = tg_grad_buffer(tape, x, &failed);
     if (!gx)
         return failed ? -1 : 0;
-    int64_t outer = node->iarg[0], n = node->iarg[1], inner = node->iarg[2];
+    const tg_axis_lines *lines = node->saved;
+    int64_t outer = lines->outer, n = lines->n, inner = lines->inner;
     TG_FLOAT_DISPATCH(x->dtype, T, {
         const T *ys = y->data, *gs = g->data;
         T *dx = gx->data;
@@ -51,12 +52,9 @@ tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis)
             for (int64_t i = 0; i < inner; i++) {
                 const T *xl = xs + o * n * inner + i;
                 T *yl = ys + o * n * inner + i;
-                T max = -INFINITY;
-                for (int64_t j = 0; j < n; j++)
-                    max = xl[j * inner] > max ? xl[j * inner] : max;
-                double total = 0;
-                for (int64_t j = 0; j < n; j++)
-                    total += exp(xl[j * inner] - max);
+                double line_max;
+                double total = tg_line_exps(x->dtype, xl, n, inner, NULL, &line_max);
+                T max = (T)line_max;
                 /* (x - max) - log(sum), never x - (max + log(sum)): at a max of 1e30 the log would vanish. */
                 T log_total = (T)log(total);
                 for (int64_t j = 0; j < n; j++)
@@ -65,11 +63,11 @@ tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis)
     });
     if (tg_tape_should_record(tape, &x, 1)) {
         tg_node *node = tg_tape_record(tape, "log_softmax", log_softmax_backward, y, &x, 1);
-        if (!node)
+        tg_axis_lines *lines = node ? tg_tape_alloc(tape, sizeof *lines) : NULL;
+        if (!lines)
             return NULL;
-        node->iarg[0] = outer;
-        node->iarg[1] = n;
-        node->iarg[2] = inner;
+        *lines = (tg_axis_lines){ outer, n, inner };
+        node->saved = lines;
     }
     return y;
 }

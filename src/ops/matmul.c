@@ -11,9 +11,9 @@ static int matmul_backward(tg_tape *tape, tg_node *node)
     if (failed)
         return -1;
     if (ga)
-        tg_gemm(a->dtype, false, true, m, k, n, g->data, b->data, ga->data, true);
+        tg_gemm_any_layout(a->dtype, false, true, m, k, n, g->data, b->data, ga->data, true);
     if (gb)
-        tg_gemm(a->dtype, true, false, k, n, m, a->data, g->data, gb->data, true);
+        tg_gemm_any_layout(a->dtype, true, false, k, n, m, a->data, g->data, gb->data, true);
     return 0;
 }
 
@@ -29,10 +29,10 @@ tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
                         tg_shape_str(sa, sizeof sa, a->ndim, a->shape), tg_shape_str(sb, sizeof sb, b->ndim, b->shape));
     }
     int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-    tg_tensor *y = tg_tape_new_tensor(tape, a->dtype, 2, (int64_t[]){ m, n }, false);
+    tg_tensor *y = tg_tape_new_tensor(tape, a->dtype, 2, (int64_t[]){m, n}, false);
     if (!y)
         return NULL;
-    tg_gemm(a->dtype, false, false, m, n, k, a->data, b->data, y->data, false);
+    tg_gemm_any_layout(a->dtype, false, false, m, n, k, a->data, b->data, y->data, false);
     tg_tensor *inputs[2] = { a, b };
     if (tg_tape_should_record(tape, inputs, 2) && !tg_tape_record(tape, "matmul", matmul_backward, y, inputs, 2))
         return NULL;

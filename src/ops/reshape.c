@@ -22,7 +22,7 @@ tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shap
 {
     if (!tape)
         return tg_error("reshape: tape is NULL");
-    if (!x)
+    if (!x || !tg_check_live("reshape", "its input", x))
         return NULL;
     if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape))
         return tg_error("reshape: %d dimensions requested, expected 0 to %d", ndim, TG_MAX_DIMS);
@@ -53,10 +53,9 @@ tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shap
         return tg_error("reshape: cannot view %s (%lld elements) as %s", tg_shape_str(sx, sizeof sx, x->ndim, x->shape),
                         (long long)x->numel, tg_shape_str(sr, sizeof sr, ndim, shape));
     }
-    tg_tensor *y = tg_tape_alloc(tape, sizeof *y);
+    tg_tensor *y = tg_tape_new_header(tape, x->dtype, ndim, resolved, numel);
     if (!y)
         return NULL;
-    tg_tensor_init(y, x->dtype, ndim, resolved, numel, TG_OWNED_BY_TAPE);
     y->data = x->data;
     if (tg_is_float(x->dtype) && tg_tape_should_record(tape, &x, 1) &&
         !tg_tape_record(tape, "reshape", reshape_backward, y, &x, 1))

@@ -8,26 +8,7 @@
 
 static void softmax_lines(const tg_tensor *x, tg_tensor *y, int64_t outer, int64_t n, int64_t inner)
 {
-    if (inner == 1) { /* contiguous rows: the vectorised exp kernel */
-        TG_FLOAT_DISPATCH(x->dtype, T, {
-            for (int64_t o = 0; o < outer; o++) {
-                const T *xl = (const T *)x->data + o * n;
-                T *yl = (T *)y->data + o * n;
-                T max = -INFINITY;
-                if (sizeof(T) == sizeof(float))
-                    max = (T)tg_max_row_f32((const void *)xl, n);
-                else
-                    for (int64_t j = 0; j < n; j++)
-                        max = xl[j] > max ? xl[j] : max;
-                double total = sizeof(T) == sizeof(float) ? (double)tg_exp_row_f32((const void *)xl, (float)max, (void *)yl, n)
-                                                          : tg_exp_row_f64((const void *)xl, (double)max, (void *)yl, n);
-                T inv = (T)(1.0 / total);
-                for (int64_t j = 0; j < n; j++)
-                    yl[j] *= inv;
-            }
-        });
-        return;
-    }
+    /* contiguous rows take the vectorised exp kernel; strided lines libm's */
     TG_FLOAT_DISPATCH(x->dtype, T, {
         const T *xs = x->data;
         T *ys = y->data;
@@ -35,15 +16,9 @@ static void softmax_lines(const tg_tensor *x, tg_tensor *y, int64_t outer, int64
             for (int64_t i = 0; i < inner; i++) {
                 const T *xl = xs + o * n * inner + i;
                 T *yl = ys + o * n * inner + i;
-                T max = -INFINITY;
-                for (int64_t j = 0; j < n; j++)
-                    max = xl[j * inner] > max ? xl[j * inner] : max;
-                double total = 0;
-                for (int64_t j = 0; j < n; j++) {
-                    T e = exp(xl[j * inner] - max);
-                    yl[j * inner] = e;
-                    total += e;
-                }
+                double max;
+                double total = inner == 1 ? tg_row_exps(x->dtype, xl, yl, n, &max)
+                                          : tg_line_exps(x->dtype, xl, n, inner, yl, &max);
                 T inv = (T)(1.0 / total);
                 for (int64_t j = 0; j < n; j++)
                     yl[j * inner] *= inv;

@@ -1,13 +1,12 @@
 #include "elementwise.h"
 
 TG_BINARY_KERNEL(sub_forward, A - B);
-TG_BINARY_KERNEL(upstream, G);
 TG_BINARY_KERNEL(negated_upstream, -G);
 
 /* da = g, db = -g */
 static int sub_backward(tg_tape *tape, tg_node *node)
 {
-    return tg_binary_backward(tape, node, &upstream, &negated_upstream);
+    return tg_binary_backward(tape, node, &tg_upstream_grad, &negated_upstream);
 }
 
 tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b)

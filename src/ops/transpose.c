@@ -63,7 +63,7 @@ tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x, int axis0, int axis1)
 {
     if (!tape)
         return tg_error("transpose: tape is NULL");
-    if (!x)
+    if (!x || !tg_check_live("transpose", "its input", x))
         return NULL;
     int a0 = tg_axis(axis0, x->ndim), a1 = tg_axis(axis1, x->ndim);
     if (a0 < 0 || a1 < 0) {

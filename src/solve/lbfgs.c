@@ -6,7 +6,7 @@
  * that coordinates reach exactly zero. Models never appear here: the caller's
  * callback returns f and its gradient. Every buffer is allocated once before
  * the first iteration. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <math.h>
 #include <string.h>

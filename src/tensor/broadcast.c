@@ -1,7 +1,7 @@
 /* numpy broadcasting: the index math shared by every elementwise op, and the
  * one "unbroadcast" sum that every elementwise backward uses (a broadcast in
  * the forward is a sum over the broadcast axes in the backward). */
-#include "internal.h"
+#include "tensor/tensor_internal.h"
 
 int tg_broadcast_shape(const char *op, const tg_tensor *a, const tg_tensor *b, int *ndim, int64_t *shape)
 {

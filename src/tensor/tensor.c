@@ -1,7 +1,21 @@
 /* Caller-owned tensors: a header and one contiguous row-major block. */
-#include "internal.h"
+#include "tensor/tensor_internal.h"
 
+#include <math.h>
 #include <string.h>
+
+/* A header's seal: what its tape, generation and owner must hash to. Memory that once held a header
+ * and now holds parts of others (or numbers) does not pass it. */
+static uint64_t seal_of(const tg_tensor *t)
+{
+    uint64_t z = (uint64_t)(uintptr_t)t->tape * 0x9E3779B97F4A7C15ull ^ t->generation * 0xBF58476D1CE4E5B9ull ^
+                 (uint64_t)t->owner ^ 0x7461706567726164ull;
+    z = (z ^ (z >> 31)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 29);
+}
+
+void tg_tensor_seal(tg_tensor *t) { t->seal = seal_of(t); }
+bool tg_tensor_sealed(const tg_tensor *t) { return t->seal == seal_of(t); }
 
 size_t tg_dtype_size(tg_dtype dtype) { return dtype == TG_F32 ? 4 : 8; }
 
@@ -57,6 +71,7 @@ void tg_tensor_init(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *shape
         t->shape[i] = shape[i];
     t->numel = numel;
     t->owner = owner;
+    tg_tensor_seal(t);
 }
 
 tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape)
@@ -116,7 +131,14 @@ void tg_set_requires_grad(tg_tensor *t, int on)
 int tg_requires_grad(const tg_tensor *t) { return t && t->requires_grad; }
 void *tg_data(const tg_tensor *t) { return t ? t->data : NULL; }
 tg_tensor *tg_grad(const tg_tensor *t) { return t ? t->grad : NULL; }
-tg_dtype tg_dtype_of(const tg_tensor *t) { return t->dtype; }
+tg_dtype tg_dtype_of(const tg_tensor *t)
+{
+    if (!t) {
+        tg_error("tg_dtype_of: tensor is NULL");
+        return (tg_dtype)-1;
+    }
+    return t->dtype;
+}
 int tg_ndim(const tg_tensor *t) { return t ? t->ndim : -1; }
 const int64_t *tg_shape(const tg_tensor *t) { return t ? t->shape : NULL; }
 int64_t tg_numel(const tg_tensor *t) { return t ? t->numel : -1; }
@@ -168,8 +190,36 @@ bool tg_same_shape(const tg_tensor *a, const tg_tensor *b)
     return true;
 }
 
+/* Element access without checks, for the loops below that stay in range by construction. */
+static void set_element(tg_tensor *t, int64_t i, double v)
+{
+    switch (t->dtype) {
+    case TG_F32: ((float *)t->data)[i] = (float)v; break;
+    case TG_F64: ((double *)t->data)[i] = v; break;
+    case TG_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
+    }
+}
+
+/* The one check of an element index: a NULL tensor or an index outside [0, numel) is an error. */
+static bool element_in_range(const char *fn, const tg_tensor *t, int64_t i)
+{
+    if (!t) {
+        tg_error("%s: tensor is NULL", fn);
+        return false;
+    }
+    if (i < 0 || i >= t->numel) {
+        char s[TG_SHAPE_BUF];
+        tg_error("%s: index %lld is out of range for %lld elements (shape %s)", fn, (long long)i,
+                 (long long)t->numel, tg_shape_str(s, sizeof s, t->ndim, t->shape));
+        return false;
+    }
+    return true;
+}
+
 double tg_get(const tg_tensor *t, int64_t i)
 {
+    if (!element_in_range("tg_get", t, i))
+        return NAN;
     switch (t->dtype) {
     case TG_F32: return ((const float *)t->data)[i];
     case TG_F64: return ((const double *)t->data)[i];
@@ -180,11 +230,8 @@ double tg_get(const tg_tensor *t, int64_t i)
 
 void tg_set(tg_tensor *t, int64_t i, double v)
 {
-    switch (t->dtype) {
-    case TG_F32: ((float *)t->data)[i] = (float)v; break;
-    case TG_F64: ((double *)t->data)[i] = v; break;
-    case TG_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
-    }
+    if (element_in_range("tg_set", t, i))
+        set_element(t, i, v);
 }
 
 void tg_fill(tg_tensor *t, double v)
@@ -192,7 +239,7 @@ void tg_fill(tg_tensor *t, double v)
     if (!t)
         return;
     for (int64_t i = 0; i < t->numel; i++)
-        tg_set(t, i, v);
+        set_element(t, i, v);
 }
 
 void tg_zero_grad(tg_tensor *t)

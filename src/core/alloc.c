@@ -1,10 +1,11 @@
 /* The allocator hooks: every byte the library (and cJSON, once the toolkit
  * loads it) takes from the system passes through here, so a caller can count,
  * cap or fail allocations. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void *(*hook_malloc)(size_t) = malloc;
 static void *(*hook_realloc)(void *, size_t) = realloc;
@@ -45,4 +46,10 @@ void tg_dealloc(void *p)
 {
     if (p)
         hook_free(p);
+}
+
+uint64_t tg_physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
 }

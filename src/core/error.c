@@ -1,5 +1,5 @@
 /* Per-thread error messages: the library reports, the caller decides. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdarg.h>
 #include <stdio.h>

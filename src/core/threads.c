@@ -2,7 +2,7 @@
  * and BLAS share it, so on two cores there are two threads, not two pools of
  * two fighting over them. */
 #define _GNU_SOURCE /* sched_getaffinity: the cores this process may run on */
-#include "internal.h"
+#include "core/core.h"
 
 #include <pthread.h>
 #include <sched.h>

@@ -4,7 +4,7 @@
  * standardized on the way with the model's own mean and std, so a saved model
  * carries everything it needs to score new data. Nothing allocates inside the
  * step loop. */
-#include "nn/nn_internal.h"
+#include "io/io_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -278,7 +278,8 @@ static int trainer_run(trainer *tr)
     int epochs = tr->cfg->train.epochs;
     for (int epoch = 0; epoch < epochs; epoch++) {
         double lr = tg_config_lr_at(tr->cfg, epoch);
-        tg_optimizer_set_lr(tr->opt, lr);
+        if (tg_optimizer_set_lr(tr->opt, lr)) /* a schedule that reached an invalid rate: say so, do not go on */
+            return -1;
         trainer_shuffle(tr);
         tg_progress p = { .epoch = epoch + 1, .epochs = epochs, .steps_per_epoch = tr->steps, .lr = lr,
                           .val_loss = NAN, .val_accuracy = NAN };

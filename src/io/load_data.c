@@ -1,11 +1,13 @@
 /* The data a trained model scores, and the data a config names, split the way
  * training splits them. */
-#include "nn/nn_internal.h"
+#include "io/io_internal.h"
 
 #include <string.h>
 
 tg_dataset *tg_load_data_for_model(const tg_model *m, const char *path, const tg_csv_opts *opts)
 {
+    if (!m || !path)
+        return tg_error("load data for a model: %s is NULL", m ? "the data file's path" : "the model");
     tg_csv_opts o = opts ? *opts : TG_CSV_OPTS_DEFAULT;
     if (m->labels) {
         o.label_names = m->labels;
@@ -107,6 +109,8 @@ void split_data_free(split_data *d)
 
 int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test)
 {
+    if (!cfg || !train || !validation || !test)
+        return tg_error("config load data: %s is NULL", !cfg ? "cfg" : "an output pointer (train, validation, test)"), -1;
     tg_rng shuffle;
     tg_rng_seed(&shuffle, cfg->data.shuffle_seed);
     split_data d = { 0 };

@@ -1,5 +1,6 @@
-#include "internal.h"
+#include "core/core.h"
 
+#include <stdio.h>
 #include <string.h>
 
 char *tg_strdup(const char *s)
@@ -51,4 +52,16 @@ const char *tg_utf8_first_invalid(const char *s)
             return (const char *)start;
     }
     return NULL;
+}
+
+const char *tg_bytes_str(char *buf, size_t size, double bytes)
+{
+    static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+    int u = 0;
+    while (bytes >= 1024 && u < 6) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+    return buf;
 }

@@ -129,6 +129,19 @@ double wall_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* One line per solver iteration (optimizer lbfgs): in place on a terminal, every 10th otherwise. */
+static int print_solver_iteration(progress_state *s, const tg_progress *p)
+{
+    if (s->live)
+        fprintf(s->out, "\r\033[Kiteration %4d/%d  objective/(C n) %.10g  %.2fs", p->epoch, p->epochs, p->train_loss,
+                p->seconds);
+    else if (p->epoch % 10 == 0)
+        fprintf(s->out, "iteration %4d/%d  objective/(C n) %.10g  %.2fs\n", p->epoch, p->epochs, p->train_loss,
+                p->seconds);
+    fflush(s->out);
+    return 0;
+}
+
 int on_progress(const tg_progress *p, void *ctx)
 {
     progress_state *s = ctx;
@@ -146,6 +159,8 @@ int on_progress(const tg_progress *p, void *ctx)
         fflush(s->out);
         return 0;
     }
+    if (p->full_batch)
+        return print_solver_iteration(s, p);
     if (s->live)
         fprintf(s->out, "\r\033[K");
     fprintf(s->out, "epoch %3d/%d  train loss %.4f", p->epoch, p->epochs, p->train_loss);

@@ -337,6 +337,23 @@ static int save_checkpoint(const tg_training *t, void *ctx)
     return rc;
 }
 
+/* How the full-batch solver ended, as scikit-learn would say it (a warning at max_iter). */
+static void print_solver_summary(FILE *out, const tg_config *cfg, const tg_training *t, bool live)
+{
+    const tg_lbfgs_result *r = &t->solver;
+    if (live)
+        fprintf(out, "\n");
+    fprintf(out, "lbfgs%s: %s after %d iterations (%d evaluations); objective %.12g, gradient norm %.3g\n",
+            cfg->loss.penalty.type == TG_PENALTY_L1 || cfg->loss.penalty.type == TG_PENALTY_ELASTICNET ? " (OWL-QN)"
+                                                                                                       : "",
+            tg_lbfgs_status_text(r->status), r->iterations, r->evaluations, t->objective, r->grad_norm);
+    if (r->status == TG_LBFGS_MAX_ITER)
+        fprintf(stderr,
+                "tapegrad: warning: lbfgs failed to converge: stopped at optimizer.max_iter (%d) with gradient norm "
+                "%.3g > optimizer.tolerance_grad (%g); increase optimizer.max_iter\n",
+                r->iterations, r->grad_norm, cfg->lbfgs.opts.tolerance_grad);
+}
+
 static char *default_model_path(const char *config_path)
 {
     const char *base = strrchr(config_path, '/');
@@ -502,6 +519,18 @@ static void print_train_json(const options *o, const tg_training *t, const tg_ev
         cJSON_AddItemToArray(epochs, row);
     }
     cJSON_AddBoolToObject(root, "stopped_early", t->stopped_early);
+    if (t->full_batch) {
+        cJSON *solver = cJSON_AddObjectToObject(root, "solver");
+        cJSON_AddStringToObject(solver, "type", "lbfgs");
+        cJSON_AddStringToObject(solver, "status", tg_lbfgs_status_text(t->solver.status));
+        cJSON_AddBoolToObject(solver, "converged", t->solver.status == TG_LBFGS_CONVERGED_GRAD ||
+                                                       t->solver.status == TG_LBFGS_CONVERGED_CHANGE ||
+                                                       t->solver.status == TG_LBFGS_CONVERGED_ROUNDING);
+        cJSON_AddNumberToObject(solver, "iterations", t->solver.iterations);
+        cJSON_AddNumberToObject(solver, "evaluations", t->solver.evaluations);
+        cJSON_AddNumberToObject(solver, "objective", t->objective);
+        cJSON_AddNumberToObject(solver, "grad_norm", t->solver.grad_norm);
+    }
     cJSON_AddItemToObject(root, "test", eval_json(t->model, ev));
     cJSON *list = cJSON_AddArrayToObject(root, "warnings");
     for (int k = 0; k < n_warnings; k++)
@@ -590,9 +619,16 @@ static int cmd_train(int argc, char **argv)
                            .checkpoint = save_checkpoint };
     catch_signals();
     tg_training *t = tg_train_config_opts(cfg, &opts);
+    if (t && t->full_batch && !o.quiet)
+        print_solver_summary(o.json ? stderr : stdout, cfg, t, ps->live);
     if (!t)
         rc = fail("%s", tg_last_error());
-    else if (t->stopped_by_caller && !t->finished && stop_signal) {
+    else if (t->full_batch &&
+             (t->solver.status == TG_LBFGS_LINESEARCH_FAILED || t->solver.status == TG_LBFGS_NOT_FINITE)) {
+        rc = fail("%s", tg_last_error());
+        if (tg_model_save(t->model, out) == 0)
+            fprintf(stderr, "tapegrad: saved the last good weights to %s\n", out);
+    } else if (t->stopped_by_caller && !t->finished && stop_signal) {
         if (ps->live && !ps->quiet)
             fputs("\r\033[K", ps->out), fflush(ps->out); /* the message does not land on the live bar's line */
         rc = report_interrupted(&o, t, out);

@@ -284,6 +284,11 @@ int tg_training_save(const tg_training *t, const char *path)
                  !t ? "training" : !t->state || !t->model ? "training (not from tg_train_config)" : "path");
         return -1;
     }
+    if (t->full_batch || !t->state->opt) {
+        tg_error("training save: a full-batch (lbfgs) run keeps no training state; save its model with "
+                 "tg_model_save");
+        return -1;
+    }
     const struct tg_train_state *st = t->state;
     const tg_model *m = t->model;
     /* The model file holds what training would return now: the best weights under early stopping. */

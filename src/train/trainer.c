@@ -237,6 +237,11 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
     tg_optimizer_zero_grad(tr->st->opt);
     if (tg_backward(tr->tape, loss))
         return -1;
+    /* The penalty's gradient per step, scaled as the mean loss is: R / (C n) */
+    const tg_penalty *pen = &tr->cfg->loss.penalty;
+    if (pen->type != TG_PENALTY_NONE &&
+        tg_penalty_add_grad(pen, m, 1.0 / (pen->C * (double)tr->t->train->rows)))
+        return -1;
     if (tr->cfg->train.clip_grad_norm > 0 &&
         tg_clip_grad_norm(m->params, m->n_params, tr->cfg->train.clip_grad_norm) < 0)
         return -1;
@@ -380,6 +385,23 @@ static tg_training *trainer_train(trainer tr)
     tr.st = tr.t->state;
     tg_rng_seed(&tr.st->shuffle, cfg->data.shuffle_seed);
     int status = trainer_open_data(&tr);
+    if (!status && cfg->optimizer.type == TG_OPTIM_LBFGS) {
+        /* A solver that fails on the way (line search, NaN) returns the last good
+         * weights with solver.status saying why; any other failure returns NULL. */
+        tg_lbfgs_status why;
+        if (tr.opts->resume || tr.opts->checkpoint_every > 0) {
+            tg_training_free(tr.t);
+            return tg_error("train: optimizer.type lbfgs (the full-batch solver) keeps no training checkpoints: it "
+                            "cannot resume or save one every N epochs");
+        }
+        tr.t->finished = 1; /* a solver run is not resumable: a stop ends it */
+        if (train_full_batch(cfg, tr.t, tr.opts->progress, tr.opts->ctx, tr.started) &&
+            (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE) {
+            tg_training_free(tr.t);
+            return NULL;
+        }
+        return tr.t;
+    }
     if (!status)
         status = trainer_open_buffers(&tr);
     if (!status && tr.opts->resume)

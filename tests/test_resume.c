@@ -22,25 +22,22 @@
 #define IRIS_CSV TAPEGRAD_SOURCE_DIR "/data/iris.csv"
 
 /* SGD with momentum and nesterov, an MLP, a step schedule. */
-#define SGD_MOMENTUM                                                                                               \
-    "{'data': {'train': '%s', 'test_split': 0.2},"                                                                 \
-    " 'model': {'layers': [{'type': 'linear', 'out': 8}, {'type': 'tanh'}, {'type': 'linear', 'out': 3}]},"       \
-    " 'optimizer': {'type': 'sgd', 'lr': 0.05, 'momentum': 0.9, 'nesterov': true, 'weight_decay': 0.001},"        \
-    " 'train': {'epochs': 12, 'batch_size': 16, 'lr_schedule': {'type': 'step', 'step_size': 4, 'gamma': 0.5}},"  \
+#define SGD_MOMENTUM                                                                                                   \
+    "{'data': {'train': '%s', 'test_split': 0.2},"                                                                     \
+    " 'model': {'layers': [{'type': 'linear', 'out': 8}, {'type': 'tanh'}, {'type': 'linear', 'out': 3}]},"            \
+    " 'optimizer': {'type': 'sgd', 'lr': 0.05, 'momentum': 0.9, 'nesterov': true, 'weight_decay': 0.001},"             \
+    " 'train': {'epochs': 12, 'batch_size': 16, 'lr_schedule': {'type': 'step', 'step_size': 4, 'gamma': 0.5}},"       \
     " 'seed': 3}"
 /* Adam, a cosine schedule, early stopping on a validation split, gradient clipping. */
-#define ADAM_EARLY                                                                                                 \
-    "{'data': {'train': '%s', 'test_split': 0.2, 'validation_split': 0.25},"                                      \
-    " 'model': {'layers': [{'type': 'linear', 'out': 16}, {'type': 'relu'}, {'type': 'linear', 'out': 3}]},"      \
-    " 'optimizer': {'type': 'adam', 'lr': 0.05},"                                                                  \
-    " 'train': {'epochs': 60, 'batch_size': 8, 'clip_grad_norm': 5,"                                               \
-    "           'lr_schedule': {'type': 'cosine', 'min_lr': 0.001}, 'early_stopping': {'patience': 4}},"          \
+#define ADAM_EARLY                                                                                                     \
+    "{'data': {'train': '%s', 'test_split': 0.2, 'validation_split': 0.25},"                                           \
+    " 'model': {'layers': [{'type': 'linear', 'out': 16}, {'type': 'relu'}, {'type': 'linear', 'out': 3}]},"           \
+    " 'optimizer': {'type': 'adam', 'lr': 0.05},"                                                                      \
+    " 'train': {'epochs': 60, 'batch_size': 8, 'clip_grad_norm': 5,"                                                   \
+    "           'lr_schedule': {'type': 'cosine', 'min_lr': 0.001}, 'early_stopping': {'patience': 4}},"               \
     " 'seed': 11}"
 
-static tg_config *parse_config(const char *single_quoted)
-{
-    return config_from_text(single_quoted, IRIS_CSV);
-}
+static tg_config *parse_config(const char *single_quoted) { return config_from_text(single_quoted, IRIS_CSV); }
 
 /* Where to stop: epoch (1-based) and step (1-based; 0: at the epoch's end); epoch 0: never. */
 typedef struct {

@@ -32,8 +32,15 @@ typedef struct {
 } options;
 
 /* The options a command takes besides --help and --threads. */
-enum { OPT_JSON = 1, OPT_QUIET = 2, OPT_OUT = 4, OPT_PLOT = 8, OPT_PROBA = 16, OPT_CV = 32 /* --folds, --grid, --metric */,
-       OPT_RESUME = 64 /* --resume, --checkpoint-every */ };
+enum {
+    OPT_JSON = 1,
+    OPT_QUIET = 2,
+    OPT_OUT = 4,
+    OPT_PLOT = 8,
+    OPT_PROBA = 16,
+    OPT_CV = 32 /* --folds, --grid, --metric */,
+    OPT_RESUME = 64 /* --resume, --checkpoint-every */
+};
 
 /* Parses a command's options (at most max_positional positional arguments); sets the thread budget from
  * --threads. 0, or 2 after printing a usage error. */

@@ -68,8 +68,8 @@ static bool add_layers(cJSON *o, const tg_config *cfg)
     for (int i = 0; i < cfg->model.n_layers && used < sizeof text; i++) {
         const tg_layer_spec *l = &cfg->model.layers[i];
         int n = l->type == TG_LAYER_LINEAR
-                    ? snprintf(text + used, sizeof text - used, "%s%s %lld%s", i ? ", " : "", tg_layer_type_name(l->type),
-                               (long long)l->out, l->bias ? "" : " no-bias")
+                    ? snprintf(text + used, sizeof text - used, "%s%s %lld%s", i ? ", " : "",
+                               tg_layer_type_name(l->type), (long long)l->out, l->bias ? "" : " no-bias")
                     : snprintf(text + used, sizeof text - used, "%s%s", i ? ", " : "", tg_layer_type_name(l->type));
         used += n > 0 ? (size_t)n : 0;
     }
@@ -280,8 +280,9 @@ static int list_extras(const tg_training *t, tg_tensor *const *current, extra_li
 int tg_training_save(const tg_training *t, const char *path)
 {
     if (!t || !t->state || !t->model || !path || !path[0]) {
-        tg_error("training save: %s is NULL or empty",
-                 !t ? "training" : !t->state || !t->model ? "training (not from tg_train_config)" : "path");
+        tg_error("training save: %s is NULL or empty", !t                       ? "training"
+                                                       : !t->state || !t->model ? "training (not from tg_train_config)"
+                                                                                : "path");
         return -1;
     }
     if (t->full_batch || !t->state->opt) {
@@ -411,8 +412,7 @@ static int restore_position(const char *path, const cJSON *meta, tg_training *t,
 
 /* The row order: a permutation of the training rows (checked, as everything read from a file); the
  * batcher continues at the step where the run stopped. */
-static int restore_order(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st,
-                         int64_t steps_done)
+static int restore_order(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st, int64_t steps_done)
 {
     const tg_tensor *order = find_extra(path, x, "order", "", TG_I64, st->rows, NULL);
     bool *seen = order ? tg_alloc_zeroed((size_t)st->rows * sizeof *seen) : NULL;
@@ -444,8 +444,7 @@ static int restore_tensors(const char *path, const tg_checkpoint_extras *x, cons
     const char *const *buffers = buffer_names(st->opt);
     bool has_best = st->early && isfinite(st->best_val);
     if (saved->n_params != m->n_params)
-        return tg_error("%s: the model has %d parameters but the config's has %d", path, saved->n_params,
-                        m->n_params),
+        return tg_error("%s: the model has %d parameters but the config's has %d", path, saved->n_params, m->n_params),
                -1;
     const tg_tensor *steps = find_extra(path, x, "optimizer.steps", "", TG_I64, m->n_params, NULL);
     if (!steps)
@@ -454,8 +453,8 @@ static int restore_tensors(const char *path, const tg_checkpoint_extras *x, cons
         tg_tensor *p = m->params[i];
         if (saved->params[i]->numel != p->numel || saved->params[i]->dtype != p->dtype)
             return tg_error("%s: tensor '%s' does not match the config's model", path, m->param_names[i]), -1;
-        const tg_tensor *current = has_best ? find_extra(path, x, "current.", m->param_names[i], p->dtype, 0, p)
-                                            : saved->params[i];
+        const tg_tensor *current =
+            has_best ? find_extra(path, x, "current.", m->param_names[i], p->dtype, 0, p) : saved->params[i];
         if (!current)
             return -1;
         copy_into(p, current);
@@ -511,7 +510,8 @@ int trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path
         tg_error("%s: __metadata__ 'training' is not a training state this version reads (format %d)", path,
                  TRAINING_FORMAT);
     else if (!check_same_run(path, meta, t) && !restore_position(path, meta, t, cfg->train.epochs) &&
-             !restore_order(path, &x, t->state, t->steps_done) && !restore_curves(path, &x, t) && !restore_tensors(path, &x, saved, t))
+             !restore_order(path, &x, t->state, t->steps_done) && !restore_curves(path, &x, t) &&
+             !restore_tensors(path, &x, saved, t))
         rc = 0;
     cJSON_Delete(meta);
     tg_checkpoint_extras_free(&x);

@@ -723,6 +723,16 @@ def targets(bench):
     return "\n".join(out)
 
 
+def solver_section(quick):
+    """Issue 14's rows: logistic regression to the optimum (bench/solver.py, its own table)."""
+    log("logistic regression to the optimum: bench/solver.py")
+    cmd = [PY, os.path.join(ROOT, "bench", "solver.py"), "--cli", CLI] + (["--quick"] if quick else [])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"bench/solver.py failed:\n\n```\n{done.stderr[-2000:]}\n```"
+    return done.stdout.strip()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a subset in under a minute: 1 thread, few repeats")
@@ -742,6 +752,7 @@ def main():
     bench.float64()
     bench.steps()
     bench.memory()
+    solver = solver_section(args.quick)
     took = time.perf_counter() - started
     report = "\n\n".join([
         f"# tapegrad benchmark{' (--quick)' if args.quick else ''}",
@@ -754,6 +765,7 @@ def main():
         "the median over runs.",
         bench.table.markdown(),
         "## Targets of issue 5, as measured in this run\n\n" + targets(bench),
+        "## Logistic regression to the optimum (issue 14, bench/solver.py)\n\n" + solver,
     ])
     print(report)
     with open(os.path.join(BUILD, "compare-report.md"), "w") as f:

@@ -586,7 +586,9 @@ TG_API const char *tg_model_config_json(const tg_model *model); /* NULL when non
 
 /* ---- Optimizers (src/nn/optim.c) ---- */
 
-typedef enum { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_ADAMW } tg_optim_type;
+/* TG_OPTIM_LBFGS is the full-batch solver of a config (tg_lbfgs_minimize);
+ * tg_optimizer_new refuses it. */
+typedef enum { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_ADAMW, TG_OPTIM_LBFGS } tg_optim_type;
 /* PyTorch's torch.optim semantics and names. */
 typedef struct {
     tg_optim_type type;
@@ -632,6 +634,80 @@ TG_API double tg_optimizer_lr(const tg_optimizer *opt);
  * (torch.nn.utils.clip_grad_norm_); returns the norm before clipping, or -1
  * (error set) for max_norm not > 0, n_params < 0 or NULL params. */
 TG_API double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm);
+
+/* ---- Penalties with scikit-learn's meaning (src/nn/penalty.c; docs/nn.md) ---- */
+
+/* R(W) over every linear layer's weight (biases are never penalized):
+ * l2: ||W||^2 / 2; l1: ||W||_1; elasticnet: l1_ratio ||W||_1 + (1 - l1_ratio) ||W||^2 / 2.
+ * The objective is C * sum_i loss_i + R(W), as scikit-learn's LogisticRegression
+ * (loss_i weighted by its class weight). Minibatch optimizers minimise the same
+ * thing divided by C * n (n training rows): each step's mean loss plus R / (C n). */
+typedef enum { TG_PENALTY_NONE, TG_PENALTY_L2, TG_PENALTY_L1, TG_PENALTY_ELASTICNET } tg_penalty_type;
+typedef struct {
+    tg_penalty_type type;
+    double C; /* inverse strength, > 0 */
+    double l1_ratio; /* elasticnet only, in [0, 1] */
+} tg_penalty;
+#define TG_PENALTY_DEFAULT ((tg_penalty){ .type = TG_PENALTY_NONE, .C = 1.0, .l1_ratio = 0.0 })
+/* R(W) of the model's weights (in double); NaN with the error set when p is invalid. */
+TG_API double tg_penalty_value(const tg_penalty *p, const tg_model *model);
+/* Adds scale * dR/dW to every weight's gradient (allocating it when missing).
+ * Only the smooth part: an L1 term has no gradient at 0, so its L1 part is
+ * refused here (-1) and left to OWL-QN (tg_lbfgs_minimize's l1). 0 on success. */
+TG_API int tg_penalty_add_grad(const tg_penalty *p, tg_model *model, double scale);
+/* The weights of R's L1 and L2 parts: l1 = 1, 0 / l2 = 0, 1 / elasticnet = l1_ratio, 1 - l1_ratio. */
+TG_API void tg_penalty_parts(const tg_penalty *p, double *l1, double *l2);
+
+/* ---- Full-batch L-BFGS and OWL-QN (src/solve/lbfgs.c; docs/nn.md) ---- */
+
+/* The objective: f(w) into *f and its gradient into grad ([n], the callback
+ * overwrites it) at w ([n]). Return non-zero to stop the solver (an error). */
+typedef int (*tg_lbfgs_fn)(int64_t n, const double *w, double *f, double *grad, void *ctx);
+typedef struct {
+    int history_size; /* curvature pairs kept (m) */
+    int max_iter; /* iterations at most; 0 only evaluates */
+    int max_linesearch; /* objective evaluations per line search at most */
+    double tolerance_grad; /* converged when max |g_j| (OWL-QN: the pseudo-gradient's) <= this */
+    double tolerance_change; /* converged when |F_k-1 - F_k| <= this * max(|F_k-1|, |F_k|, 1); 0: off */
+    double l1; /* OWL-QN: minimises f(w) + l1 * sum_j |w_j| over the masked j; 0: plain L-BFGS */
+    const unsigned char *l1_mask; /* [n], 1 where the L1 term applies; NULL: everywhere */
+    /* Called after each iteration with ctx; non-zero stops the run (status TG_LBFGS_STOPPED). */
+    int (*progress)(int iteration, double objective, double grad_norm, void *ctx);
+} tg_lbfgs_opts;
+#define TG_LBFGS_OPTS_DEFAULT                                                                                  \
+    ((tg_lbfgs_opts){ .history_size = 10,                                                                      \
+                      .max_iter = 1000,                                                                        \
+                      .max_linesearch = 40,                                                                    \
+                      .tolerance_grad = 1e-8,                                                                  \
+                      .tolerance_change = 0.0 })
+typedef enum {
+    TG_LBFGS_RUNNING,
+    TG_LBFGS_CONVERGED_GRAD,
+    TG_LBFGS_CONVERGED_CHANGE,
+    TG_LBFGS_CONVERGED_ROUNDING, /* the next step's predicted decrease is below f's float64 rounding */
+    TG_LBFGS_MAX_ITER, /* a warning, as scikit-learn's ConvergenceWarning: w is the last iterate */
+    TG_LBFGS_LINESEARCH_FAILED,
+    TG_LBFGS_NOT_FINITE,
+    TG_LBFGS_CALLBACK_FAILED,
+    TG_LBFGS_STOPPED
+} tg_lbfgs_status;
+typedef struct {
+    tg_lbfgs_status status;
+    int iterations, evaluations;
+    double objective; /* f + the L1 term at the returned w */
+    double grad_norm; /* max |g_j| (the pseudo-gradient's under OWL-QN) there */
+} tg_lbfgs_result;
+/* Minimises f (+ the L1 term) from w, in place; deterministic, and no
+ * allocation after the buffers it makes at the start ((2 m + 5) n doubles).
+ * Strong-Wolfe line search for L-BFGS; OWL-QN's projected backtracking when
+ * l1 > 0, so masked coordinates end exactly at 0 where that is optimal.
+ * Returns 0 when it converged, hit max_iter or was stopped by progress;
+ * -1 when a line search failed, f or its gradient became NaN/Inf, or the
+ * callback failed: then w holds the last good point and tg_last_error says
+ * which. opts NULL: TG_LBFGS_OPTS_DEFAULT. result may be NULL. */
+TG_API int tg_lbfgs_minimize(int64_t n, double *w, tg_lbfgs_fn fg, void *ctx, const tg_lbfgs_opts *opts,
+                             tg_lbfgs_result *result);
+TG_API const char *tg_lbfgs_status_text(tg_lbfgs_status status);
 
 /* ---- Model configs (src/io/config.c; docs/config.md) ---- */
 
@@ -679,8 +755,13 @@ typedef struct {
         tg_loss_type type;
         char *positive_class; /* or NULL */
         double pos_weight;
+        tg_penalty penalty; /* default none; lbfgs: l2, C 1 (scikit-learn's) */
     } loss;
     tg_optim_opts optimizer;
+    struct {
+        tg_lbfgs_opts opts; /* optimizer.type "lbfgs": its keys */
+        int64_t block_rows; /* rows per block of the full-batch objective */
+    } lbfgs;
     struct {
         int epochs;
         int64_t batch_size;
@@ -709,11 +790,19 @@ TG_API double tg_config_lr_at(const tg_config *cfg, int epoch);
 /* Saves the model as safetensors: tensors named as the state_dict of the
  * equivalent torch.nn.Sequential, metadata (layers, labels, standardization,
  * config) under __metadata__. Writes a temporary file in the same folder,
- * flushes, fsyncs, then renames it over path: the old file survives any failure. */
+ * flushes, fsyncs, then renames it over path: the old file survives any failure,
+ * and no temporary file is left on any failure. path must be a regular file or
+ * a new path: a folder, device, FIFO or socket is refused (the rename would
+ * replace the node). A symbolic link is followed: its target is replaced and
+ * the link kept; a link to a missing file is refused. */
 TG_API int tg_model_save(const tg_model *model, const char *path);
 /* Loads a model saved by tg_model_save, checking every offset and size
  * against the file. Caller owns the result. */
 TG_API tg_model *tg_model_load(const char *path);
+/* 0 when a save (tg_model_save, tg_training_save) may write path: a new path, a regular file, or a
+ * symbolic link to a regular file; -1 with the reason ("is a character device; only a regular file or a
+ * new path is written") otherwise. Checks the path's kind only, not the folder's permissions. */
+TG_API int tg_check_save_path(const char *path);
 
 /* ---- Training and evaluation (src/nn/trainer.c, evaluate.c, load_data.c) ---- */
 
@@ -726,6 +815,7 @@ typedef struct {
     double lr;
     double seconds; /* since training started */
     int finished; /* 1 on the epoch's last call */
+    int full_batch; /* 1 under optimizer lbfgs: epoch counts solver iterations, train_loss is the objective / (C n) */
 } tg_progress;
 /* Called after each step and at each epoch's end (finished = 1). Return
  * non-zero to stop training. */
@@ -759,6 +849,17 @@ typedef struct {
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */
     double *train_loss, *val_loss, *val_accuracy;
     int stopped_by_caller; /* the progress callback asked to stop (stopped_early is patience only) */
+    int full_batch; /* 1 when optimizer.type is lbfgs: solver holds how it ended, the curves are per iteration */
+    tg_lbfgs_result solver; /* its objective and gradient are the solver's: scikit-learn's divided by C n */
+    double objective; /* scikit-learn's: C * sum_i w_y(i) loss_i + R(W), at the returned weights */
+    /* Where a stopped run stands: steps_done steps of epoch epochs_run + 1 were taken (0 when it stopped at
+     * an epoch's end), of steps_per_epoch. A resumed run continues from exactly there. */
+    int64_t steps_done, steps_per_epoch;
+    double input_scale; /* the largest |x| of the training rows when data.standardize is off (else 0): a
+                           diverging run's hint names it from TG_LARGE_INPUT on */
+    int finished; /* 1: nothing left to run (every epoch ran, or early stopping ended it); 0: the caller
+                     stopped it with epochs left, and a training checkpoint of it can be resumed */
+    struct tg_train_state *state; /* what tg_training_save writes besides the model (internal) */
 } tg_training;
 /* Loads the data a config names and splits it as training does (same seed,
  * same rows): test from data.test or data.test_split, validation from
@@ -771,6 +872,11 @@ TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_data
  * (the best validation-loss weights are kept), and records the curves.
  * Detects a NaN/Inf loss ("loss became NaN at epoch E, step S") and stops
  * with an error. Caller owns the result: tg_training_free. */
+/* With optimizer.type "lbfgs" training is one full-batch solve (docs/nn.md):
+ * the curves have a point per iteration (train_loss: the objective / (C n);
+ * validation only at the last), solver says how it ended, and a solver that
+ * fails on the way (line search, NaN) still returns the training, with the
+ * last good weights, solver.status saying which and tg_last_error the message. */
 TG_API tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
 TG_API void tg_training_free(tg_training *t);
 /* The same training on data sets the caller gives (cross-validation folds)
@@ -786,6 +892,35 @@ TG_API tg_training *tg_train_on_data(const tg_config *cfg, const tg_dataset *tra
  * for each row. Refused: k < 2, or k above the smallest class's row count
  * (that class, its count and k are named). 0 on success. */
 TG_API int tg_stratified_folds(const tg_dataset *ds, int k, tg_rng *rng, int *fold);
+
+/* Unstandardized inputs this large (|x|) are named in the hint for a diverging run. */
+#define TG_LARGE_INPUT 10.0
+
+/* ---- Interrupting and resuming training (src/train/train_state.c; docs/checkpoint.md) ---- */
+
+/* A run stopped by its progress callback (at a step boundary, mid-epoch or at an epoch's end) can be
+ * saved with tg_training_save and continued with opts.resume: the resumed run's weights, curves and
+ * files are bit-identical to those of a run that was never stopped (same config, same thread count). */
+typedef struct {
+    tg_progress_fn progress; /* as for tg_train_config; non-zero stops at that step boundary */
+    void *ctx;
+    const char *resume; /* a training checkpoint to continue, or NULL to start afresh. The config must
+                           match the one it was made with (model, optimizer, schedule, data, seeds): a
+                           difference is refused, naming it */
+    int checkpoint_every; /* > 0: at the end of every this many epochs (not after the last), ... */
+    const char *checkpoint_path; /* ... save a training checkpoint here, ... */
+    int (*checkpoint)(const tg_training *t, void *ctx); /* ... or call this (with ctx) instead, e.g. to
+                           save with signals held; non-zero fails training (set tg_last_error) */
+} tg_train_opts;
+/* tg_train_config with the options above; opts NULL is tg_train_config(cfg, NULL, NULL). */
+TG_API tg_training *tg_train_config_opts(const tg_config *cfg, const tg_train_opts *opts);
+/* Saves a training checkpoint: the model file tg_model_save writes (the weights tg_train_config would
+ * return now: the best so far under early stopping), plus the optimizer state, row order, random
+ * state, position, early-stopping state, last weights and curves as extra "training.*" tensors and a
+ * "training" metadata entry (docs/checkpoint.md). tg_model_load, tapegrad eval / predict and PyTorch's
+ * load_state_dict(strict=False) read it as a plain model. Same atomic write and path rules as
+ * tg_model_save. t must come from tg_train_config(_opts). 0 on success. */
+TG_API int tg_training_save(const tg_training *t, const char *path);
 /* Loads a data file for a trained model: a CSV mapped with the model's label
  * names, and checked for the model's input size (both numbers in the error).
  * With opts->unlabeled -1 it decides from the column count: as many columns

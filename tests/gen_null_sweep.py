@@ -44,6 +44,8 @@ BY_FUNCTION = {
     ("tg_stratified_folds", "ds"): "f.ds",
     ("tg_train_on_data", "train"): "f.ds",
     ("tg_train_on_data", "validation"): "f.ds",
+    ("tg_training_save", "path"): "f.path",
+    ("tg_check_save_path", "path"): "f.path",
     ("tg_libsvm_load", "path"): "f.libsvm_path",
     ("tg_sparse_csr_gather", "ds"): "f.sparse_ds",
     ("tg_sparse_csr_new", "row_ptr"): "f.csr_row_ptr",
@@ -124,6 +126,8 @@ BY_TYPE = {
     "const tg_config *": "f.cfg",
     "tg_config *": "f.cfg",
     "tg_training *": "NULL",
+    "const tg_training *": "NULL",  # the fixture has no training run: both-NULL calls must fail too
+    "const tg_train_opts *": "&(const tg_train_opts){ 0 }",
     "const tg_io_hooks *": "&f.hooks",
     "const tg_bce_opts *": "&f.bce_opts",
     "const tg_batcher_opts *": "&f.batcher_opts",
@@ -136,12 +140,16 @@ BY_TYPE = {
     "const char *": None,  # paths: by function above
     "tg_fn": "sweep_fn",
     "tg_progress_fn": "sweep_progress",
+    "tg_lbfgs_fn": "sweep_lbfgs_fn",
+    "const tg_penalty *": "&f.penalty",
+    "const tg_lbfgs_opts *": "&f.lbfgs_opts",
+    "tg_lbfgs_result *": "&f.lbfgs_result",
     "void * (*)(size_t)": "malloc",
     "void * (*)(void *, size_t)": "realloc",
     "void (*)(void *)": "free",
 }
 # Typedefs that are function pointers (NULL-able like any pointer).
-POINTER_TYPEDEFS = {"tg_fn", "tg_progress_fn"}
+POINTER_TYPEDEFS = {"tg_fn", "tg_progress_fn", "tg_lbfgs_fn"}
 
 # Non-pointer arguments by name.
 SCALARS = {
@@ -150,6 +158,7 @@ SCALARS = {
     "max_norm": "1.0", "lr": "0.1", "fraction": "0.2", "scale": "1.0 / 255", "in": "3", "out": "4", "bias": "1",
     "he": "0", "inputs": "3", "n_layers": "3", "classes": "3", "class_id": "0", "epoch": "0",
     "batch_size": "4", "type": "TG_LAYER_LINEAR", "k": "3", "rows": "10", "positive": "0", "bins": "4",
+    "status": "TG_LBFGS_CONVERGED_GRAD",
     "cols": "3", "nnz": "2", "first": "0",
 }
 
@@ -163,7 +172,9 @@ ALLOWED_NULL = {
     ("tg_binary_cross_entropy", "opts"), ("tg_binary_cross_entropy_with_logits", "opts"), ("tg_batcher_new", "opts"),
     ("tg_batcher_reset", "shuffle"), ("tg_batcher_next", "y"), ("tg_batcher_rows", "n"),
     ("tg_train_on_data", "validation"), ("tg_train_on_data", "progress"), ("tg_roc_curve", "threshold"),
-    ("tg_calibration_curve", "count"),
+    ("tg_calibration_curve", "count"), ("tg_train_config_opts", "opts"),
+    ("tg_lbfgs_minimize", "opts"), ("tg_lbfgs_minimize", "result"), ("tg_penalty_parts", "p"),
+    ("tg_penalty_parts", "l1"), ("tg_penalty_parts", "l2"),
     ("tg_libsvm_load", "opts"), ("tg_sparse_csr_gather", "idx"), ("tg_sparse_linear", "bias"),
 }
 # Yes/no getters: NULL answers 0 ("no").

@@ -76,3 +76,16 @@ unsigned char *read_bytes(const char *path, size_t *size)
     *size = (size_t)n;
     return bytes;
 }
+
+tg_config *config_from_text(const char *single_quoted, const char *data_path)
+{
+    char text[4096];
+    int n = snprintf(text, sizeof text, single_quoted, data_path);
+    cr_assert(n > 0 && (size_t)n < sizeof text);
+    for (char *c = text; *c; c++)
+        if (*c == '\'')
+            *c = '"';
+    tg_config *cfg = tg_config_parse(text, NULL);
+    cr_assert_not_null(cfg, "%s\n%s", tg_last_error(), text);
+    return cfg;
+}

@@ -12,6 +12,10 @@ tg_tensor *random_labels(int64_t n, int64_t classes, uint64_t seed);
 /* Criterion-friendly: |a - b| <= tol (both NaN counts as equal). */
 int close_enough(double a, double b, double tol);
 
+/* A config from text written with single quotes (turned into JSON's double quotes); a %s in it becomes
+ * data_path. Asserts (Criterion) that it parses. */
+tg_config *config_from_text(const char *single_quoted, const char *data_path);
+
 /* Files for the tests that need them; each asserts (Criterion) on failure. */
 char *make_temp_dir(const char *prefix); /* a new empty folder /tmp/PREFIX-XXXXXX; caller frees the path */
 char *join_path(const char *dir, const char *name); /* "dir/name", caller frees */

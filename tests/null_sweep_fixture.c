@@ -39,6 +39,17 @@ int sweep_progress(const tg_progress *p, void *ctx)
     return 0;
 }
 
+int sweep_lbfgs_fn(int64_t n, const double *w, double *f, double *grad, void *ctx)
+{
+    (void)ctx;
+    *f = 0;
+    for (int64_t j = 0; j < n; j++) {
+        *f += 0.5 * w[j] * w[j];
+        grad[j] = w[j];
+    }
+    return 0;
+}
+
 static tg_tensor *f64(int ndim, const int64_t *shape, uint64_t seed)
 {
     tg_tensor *t = random_tensor(TG_F64, ndim, shape, seed, -1, 1);
@@ -114,6 +125,9 @@ void sweep_setup(sweep_fixture *f)
     for (int i = 0; i < 4; i++)
         f->model_params[i] = tg_model_param(f->model, i);
     f->bce_opts = TG_BCE_OPTS_DEFAULT;
+    f->penalty = (tg_penalty){ .type = TG_PENALTY_L2, .C = 1.0 };
+    f->lbfgs_opts = TG_LBFGS_OPTS_DEFAULT;
+    f->lbfgs_opts.max_iter = 2;
     for (int r = 0; r < 10; r++) {
         f->metric_y[r] = r % 3;
         f->metric_score[r] = (r + 0.5) / 10;

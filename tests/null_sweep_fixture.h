@@ -51,6 +51,9 @@ typedef struct {
     double curve_a[16], curve_b[16], curve_c[16];
     int64_t curve_count[16];
     tg_metrics metrics;
+    tg_penalty penalty; /* l2, C 1 */
+    tg_lbfgs_opts lbfgs_opts; /* the defaults, max_iter 2 */
+    tg_lbfgs_result lbfgs_result;
     float mean[3], std[3], moments_mean[4], moments_std[4];
     double probs[30];
     char *label_names[3];
@@ -73,5 +76,7 @@ void sweep_teardown(sweep_fixture *f);
 /* The function-pointer arguments: an expression builder for gradcheck, a progress callback, allocator hooks. */
 tg_tensor *sweep_fn(tg_tape *tape, tg_tensor *const *inputs, void *ctx);
 int sweep_progress(const tg_progress *p, void *ctx);
+/* f(w) = |w|^2 / 2 for tg_lbfgs_minimize. */
+int sweep_lbfgs_fn(int64_t n, const double *w, double *f, double *grad, void *ctx);
 
 #endif

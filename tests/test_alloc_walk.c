@@ -520,3 +520,77 @@ Test(alloc_walk, every_io_call_of_a_save)
     free(model_path);
     remove_dir(dir);
 }
+
+/* ---- a training checkpoint: its save and its resume ---- */
+
+static int stop_in_epoch_2(const tg_progress *p, void *ctx)
+{
+    (void)ctx;
+    return p->epoch == 2 && p->step == 2;
+}
+
+/* Each allocation of tg_training_save, then of a resume, failed in turn (mode A): every run ends in an
+ * error with a message (or succeeds), gives back every block, and a failed save leaves the last
+ * checkpoint byte-identical with no temporary file beside it. */
+Test(alloc_walk, every_allocation_of_a_training_save_and_resume)
+{
+    tg_set_allocator(walk_malloc, walk_realloc, walk_free);
+    char *dir = make_temp_dir("tapegrad-walk"), *path = join_path(dir, "run.safetensors");
+    tg_config *cfg = config_from_text("{'data': {'train': '%s', 'test_split': 0.2, 'validation_split': 0.2},"
+                                      " 'model': {'layers': [{'type': 'linear', 'out': 4}, {'type': 'tanh'},"
+                                      "                      {'type': 'linear', 'out': 3}]},"
+                                      " 'optimizer': {'type': 'adam', 'lr': 0.01},"
+                                      " 'train': {'epochs': 3, 'batch_size': 32, 'early_stopping': {'patience': 2}},"
+                                      " 'seed': 3}",
+                                      TAPEGRAD_SOURCE_DIR "/data/iris.csv");
+    tg_training *part = tg_train_config_opts(cfg, &(tg_train_opts){ .progress = stop_in_epoch_2 });
+    cr_assert_not_null(part, "%s", tg_last_error());
+    long baseline = hooks.live; /* part and cfg */
+    arm(0, false);
+    cr_assert_eq(tg_training_save(part, path), 0, "%s", tg_last_error());
+    long save_attempts = hooks.attempts;
+    size_t saved_size;
+    unsigned char *saved = read_bytes(path, &saved_size);
+    cr_assert_eq(hooks.live, baseline, "the clean save leaked");
+    for (long k = 1; k <= save_attempts; k++) {
+        arm(k, false);
+        tg_clear_error();
+        int rc = tg_training_save(part, path);
+        arm(0, false);
+        cr_assert(rc == 0 || tg_last_error()[0], "save, allocation %ld: failed without a message", k);
+        cr_assert_eq(hooks.live, baseline, "save, allocation %ld: %ld blocks leaked", k, hooks.live - baseline);
+        cr_assert(file_is(path, saved, saved_size), "save, allocation %ld: the checkpoint changed", k);
+        char stray[256];
+        cr_assert_eq(count_entries(dir, "run.safetensors", "", stray, sizeof stray), 1, "save, allocation %ld: %s left",
+                     k, stray);
+    }
+    arm(0, false);
+    tg_training *whole = tg_train_config_opts(cfg, &(tg_train_opts){ .resume = path });
+    cr_assert_not_null(whole, "%s", tg_last_error());
+    long resume_attempts = hooks.attempts, with_whole = hooks.live;
+    long recovered = 0;
+    for (long k = 1; k <= resume_attempts; k++) {
+        arm(k, false);
+        tg_clear_error();
+        tg_training *t = tg_train_config_opts(cfg, &(tg_train_opts){ .resume = path });
+        arm(0, false);
+        recovered += t != NULL;
+        cr_assert(t || tg_last_error()[0], "resume, allocation %ld: failed without a message", k);
+        for (int i = 0; t && i < tg_model_n_params(t->model); i++) /* a recovered run ends as the clean one */
+            cr_assert_eq(memcmp(tg_data(tg_model_param(t->model, i)), tg_data(tg_model_param(whole->model, i)),
+                                (size_t)tg_numel(tg_model_param(t->model, i)) * sizeof(float)),
+                         0, "resume, allocation %ld: recovered with other weights", k);
+        tg_training_free(t);
+        cr_assert_eq(hooks.live, with_whole, "resume, allocation %ld: %ld blocks leaked", k, hooks.live - with_whole);
+    }
+    cr_log_info("alloc_walk: training save %ld allocations, resume %ld (%ld recovered)", save_attempts,
+                resume_attempts, recovered);
+    tg_training_free(whole);
+    free(saved);
+    tg_training_free(part);
+    tg_config_free(cfg);
+    cr_assert_eq(hooks.live, 0, "%ld blocks left", hooks.live);
+    tg_set_allocator(NULL, NULL, NULL);
+    free(path);
+    remove_dir(dir);
+}

@@ -745,13 +745,13 @@ Test(checkpoint, failed_saves_leave_the_old_file_and_nothing_else)
     cr_assert(strstr(tg_last_error(), "No such file or directory"), "%s", tg_last_error());
     cr_assert_eq(count_entries(dir, NULL, 0), 1);
 
-    /* a failure at the rename (the target is a non-empty folder): the temporary file goes */
+    /* a folder is refused before anything is written (it used to fail at the rename) */
     char *folder = join_path(dir, "folder"), *inside = join_path(folder, "keep");
     cr_assert_eq(mkdir(folder, 0755), 0);
     write_bytes(inside, "x", 1);
     tg_clear_error();
     cr_assert_neq(tg_model_save(m, folder), 0);
-    cr_assert(strstr(tg_last_error(), "cannot rename"), "%s", tg_last_error());
+    cr_assert(strstr(tg_last_error(), "is a folder"), "%s", tg_last_error());
     cr_assert_eq(count_entries(dir, NULL, 0), 2, "a temporary file was left behind");
     cr_assert_eq(count_entries(folder, NULL, 0), 1);
     unlink(inside);
@@ -836,4 +836,65 @@ Test(checkpoint, allocation_failures_fail_cleanly_at_every_step)
     free(path);
     remove_dir(dir);
     tg_set_allocator(NULL, NULL, NULL); /* the counting hooks wrap malloc, so the swap is safe */
+}
+
+/* tg_model_save writes only to a regular file or a new path: the rename would otherwise replace a device
+ * node (as root), a FIFO or a socket. A symbolic link is followed: its target gets the bytes, the link
+ * stays. */
+Test(checkpoint, saves_refuse_devices_and_fifos_and_follow_symbolic_links)
+{
+    char *dir = make_temp_dir("tapegrad-checkpoint");
+    tg_model *m = tiny_model();
+    tg_clear_error();
+    cr_assert_neq(tg_model_save(m, "/dev/null"), 0);
+    cr_assert(strstr(tg_last_error(), "/dev/null: is a character device"), "%s", tg_last_error());
+    struct stat st;
+    cr_assert(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode), "/dev/null was replaced");
+
+    char *fifo = join_path(dir, "fifo");
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    cr_assert_neq(tg_model_save(m, fifo), 0);
+    cr_assert(strstr(tg_last_error(), "is a FIFO"), "%s", tg_last_error());
+    cr_assert(stat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+
+    char *target = join_path(dir, "target.safetensors"), *link = join_path(dir, "link.safetensors");
+    write_bytes(target, "old", 3);
+    cr_assert_eq(symlink("target.safetensors", link), 0);
+    cr_assert_eq(tg_model_save(m, link), 0, "%s", tg_last_error());
+    cr_assert(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced by a file");
+    tg_model *back = tg_model_load(target);
+    cr_assert_not_null(back, "the target does not hold the model: %s", tg_last_error());
+    tg_model_free(back);
+
+    char *dangling = join_path(dir, "dangling"), *to_fifo = join_path(dir, "to_fifo");
+    cr_assert_eq(symlink("nowhere/nothing", dangling), 0);
+    cr_assert_neq(tg_model_save(m, dangling), 0);
+    cr_assert(strstr(tg_last_error(), "symbolic link whose target cannot be reached"), "%s", tg_last_error());
+    cr_assert_eq(symlink("fifo", to_fifo), 0);
+    cr_assert_neq(tg_model_save(m, to_fifo), 0);
+    cr_assert(strstr(tg_last_error(), "is a symbolic link to") && strstr(tg_last_error(), "a FIFO"), "%s",
+              tg_last_error());
+    cr_assert_eq(count_entries(dir, NULL, 0), 5, "a temporary file was left behind");
+    /* the same check, alone (what tapegrad train runs before training) */
+    cr_assert_eq(tg_check_save_path(link), 0, "%s", tg_last_error());
+    char *fresh = join_path(dir, "new.safetensors");
+    cr_assert_eq(tg_check_save_path(fresh), 0, "%s", tg_last_error());
+    cr_assert_eq(count_entries(dir, NULL, 0), 5, "the check wrote something");
+    cr_assert_neq(tg_check_save_path("/dev/null"), 0);
+    cr_assert(strstr(tg_last_error(), "/dev/null: is a character device"), "%s", tg_last_error());
+    cr_assert_neq(tg_check_save_path(to_fifo), 0);
+    cr_assert_neq(tg_check_save_path(NULL), 0);
+    free(fresh);
+    unlink(dangling);
+    unlink(to_fifo);
+    unlink(link);
+    unlink(target);
+    unlink(fifo);
+    free(dangling);
+    free(to_fifo);
+    free(link);
+    free(target);
+    free(fifo);
+    tg_model_free(m);
+    remove_dir(dir);
 }

@@ -7,6 +7,8 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef TAPEGRAD_SOURCE_DIR
@@ -674,4 +677,337 @@ Test(cli, options_a_command_does_not_take_are_refused)
     expect_one_error_line("unknown option", "--quiet");
     cr_assert_eq(run("predict x.safetensors '%s'", SRC "/examples/iris.json"), 2);
     expect_one_error_line("predict takes a CSV", "not a config");
+}
+
+/* ---- interruption and resume ---- */
+
+/* Logistic regression on digits for 600 epochs (about a second): long enough to interrupt. */
+static const char *long_run_config(void)
+{
+    char text[1024];
+    int n = snprintf(text, sizeof text,
+                     "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"validation_split\": 0.1},"
+                     " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 10}]},"
+                     " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9},"
+                     " \"train\": {\"epochs\": 600, \"batch_size\": 16}, \"seed\": 2}",
+                     DIGITS_CSV);
+    cr_assert(n > 0 && (size_t)n < sizeof text);
+    write_text(in_dir("long.json"), text, (size_t)n);
+    static char path[256]; /* in_dir's buffers are reused */
+    snprintf(path, sizeof path, "%s", in_dir("long.json"));
+    return path;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Starts "tapegrad train CONFIG --out OUT --threads 1 EXTRA" in the folder, stdout and stderr to .out and
+ * .err there; returns its pid once its stdout shows `needle` (training is under way). */
+static pid_t start_training(const char *config, const char *out, const char *extra, const char *needle)
+{
+    char out_log[128], err_log[128];
+    snprintf(out_log, sizeof out_log, "%s/.out", dir);
+    snprintf(err_log, sizeof err_log, "%s/.err", dir);
+    unlink(out_log); /* not the last run's */
+    unlink(err_log);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        int fo = open(out_log, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0 || chdir(dir) != 0)
+            _exit(99);
+        if (extra)
+            execl(TAPEGRAD_CLI, TAPEGRAD_CLI, "train", config, "--out", out, "--threads", "1", extra, (char *)NULL);
+        else
+            execl(TAPEGRAD_CLI, TAPEGRAD_CLI, "train", config, "--out", out, "--threads", "1", (char *)NULL);
+        _exit(98);
+    }
+    for (int waited = 0; waited < 30000; waited += 2) {
+        char *text = read_text(out_log, NULL), *errors = read_text(err_log, NULL); /* --json: progress on stderr */
+        bool seen = (text && strstr(text, needle)) || (errors && strstr(errors, needle));
+        free(text);
+        free(errors);
+        if (seen)
+            return pid;
+        pause_ms(2);
+    }
+    kill(pid, SIGKILL);
+    cr_assert_fail("training did not print \"%s\" within 30 s", needle);
+    return -1;
+}
+
+/* Waits for pid (unless status already holds its end); returns its exit status (asserting it exited
+ * rather than died of a signal), its stderr in err_text. */
+static int finish_with(pid_t pid, int status, bool reaped)
+{
+    if (!reaped)
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "tapegrad died of signal %d instead of exiting", WTERMSIG(status));
+    char err_log[128];
+    snprintf(err_log, sizeof err_log, "%s/.err", dir);
+    free(err_text);
+    err_text = read_text(err_log, NULL);
+    cr_assert_not_null(err_text);
+    return WEXITSTATUS(status);
+}
+
+static int finish(pid_t pid)
+{
+    return finish_with(pid, 0, false);
+}
+
+static void expect_no_temporary_files(void)
+{
+    char names[4096];
+    list_dir(names, sizeof names);
+    cr_assert_null(strstr(names, ".tmp."), "a temporary file was left behind:\n%s", names);
+}
+
+static void expect_same_bytes(const char *a, const char *b)
+{
+    long na, nb;
+    char *ta = read_text(a, &na), *tb = read_text(b, &nb);
+    cr_assert(ta && tb);
+    cr_assert_eq(na, nb, "%s and %s differ in size", a, b);
+    cr_assert_eq(memcmp(ta, tb, (size_t)na), 0, "%s and %s differ", a, b);
+    free(ta);
+    free(tb);
+}
+
+Test(cli, sigint_saves_a_training_checkpoint_and_the_resumed_run_is_bit_identical)
+{
+    const char *config = long_run_config();
+    pid_t pid = start_training(config, "run.safetensors", NULL, "epoch  20/");
+    cr_assert_eq(kill(pid, SIGINT), 0);
+    cr_assert_eq(finish(pid), 130, "stderr: %s", err_text);
+    cr_assert_eq(count(err_text, "\n"), 1, "not one line:\n%s", err_text);
+    cr_assert(strstr(err_text, "interrupted by SIGINT") && strstr(err_text, "epoch") &&
+                  strstr(err_text, "saved a training checkpoint to run.safetensors") && strstr(err_text, "--resume"),
+              "%s", err_text);
+    expect_no_temporary_files();
+    /* the checkpoint is a model file too */
+    cr_assert_eq(run("eval run.safetensors '%s'", config), 0, "%s", err_text);
+    /* resumed to the end over the same file, it equals a run never interrupted */
+    cr_assert_eq(run("train '%s' --resume run.safetensors --out run.safetensors --threads 1 --quiet", config), 0, "%s",
+                 err_text);
+    cr_assert_eq(run("train '%s' --out whole.safetensors --threads 1 --quiet", config), 0, "%s", err_text);
+    expect_same_bytes(in_dir("run.safetensors"), in_dir("whole.safetensors"));
+    expect_no_temporary_files();
+}
+
+Test(cli, sigterm_exits_143_with_a_checkpoint_and_json_says_where)
+{
+    const char *config = long_run_config();
+    pid_t pid = start_training(config, "run.safetensors", "--json", "epoch  10/");
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    cr_assert_eq(finish(pid), 143, "stderr: %s", err_text);
+    cr_assert(strstr(err_text, "interrupted by SIGTERM"), "%s", err_text);
+    char out_log[128];
+    snprintf(out_log, sizeof out_log, "%s/.out", dir);
+    char *json_text = read_text(out_log, NULL);
+    cJSON *json = cJSON_Parse(json_text);
+    cr_assert_not_null(json, "stdout is not JSON: %s", json_text);
+    const cJSON *stop = cJSON_GetObjectItem(json, "interrupted");
+    cr_assert_str_eq(cJSON_GetObjectItem(stop, "signal")->valuestring, "SIGTERM");
+    cr_assert_geq(cJSON_GetObjectItem(stop, "epochs_run")->valueint, 10);
+    cr_assert_str_eq(cJSON_GetObjectItem(json, "checkpoint")->valuestring, "run.safetensors");
+    cJSON_Delete(json);
+    free(json_text);
+    expect_no_temporary_files();
+}
+
+/* A second signal exits at once, or, when a save is under way, as soon as it is in place: whatever the
+ * timing, the folder never holds a temporary file, and --out is either absent or a whole checkpoint. */
+Test(cli, repeated_signals_never_leave_a_temporary_or_partial_file)
+{
+    const char *config = long_run_config();
+    for (int trial = 0; trial < 6; trial++) {
+        unlink(in_dir("run.safetensors"));
+        pid_t pid = start_training(config, "run.safetensors", NULL, "epoch   3/");
+        kill(pid, SIGINT);
+        pause_ms(trial); /* 0 to 5 ms between the signals */
+        int status = 0;
+        bool reaped = false;
+        for (int k = 0; k < 5000 && !reaped; k++) {
+            kill(pid, SIGINT); /* until it is gone */
+            pause_ms(1);
+            reaped = waitpid(pid, &status, WNOHANG) == pid;
+        }
+        status = finish_with(pid, status, reaped);
+        cr_assert_eq(status, 130, "trial %d: exit %d, stderr: %s", trial, status, err_text);
+        if (strstr(err_text, "after the save under way finished")) /* what was saved is said first */
+            cr_assert(strstr(err_text, "saved a training checkpoint to run.safetensors"), "%s", err_text);
+        cr_log_info("trial %d: %s", trial, err_text);
+        expect_no_temporary_files();
+        if (file_exists(in_dir("run.safetensors")))
+            cr_assert_eq(run("eval run.safetensors '%s'", config), 0, "trial %d: the checkpoint does not load: %s",
+                         trial, err_text);
+    }
+}
+
+Test(cli, checkpoint_every_survives_sigkill_and_resumes_bit_identical)
+{
+    const char *config = long_run_config();
+    pid_t pid = start_training(config, "run.safetensors", "--checkpoint-every=25", "epoch  60/");
+    kill(pid, SIGKILL); /* no handler runs: only the periodic checkpoints are left */
+    waitpid(pid, NULL, 0);
+    /* (a SIGKILL that lands inside a save may leave its .tmp. file; the renamed checkpoint is whole) */
+    cr_assert(file_exists(in_dir("run.safetensors")));
+    cr_assert_eq(run("train '%s' --resume run.safetensors --out resumed.safetensors --threads 1 --quiet", config), 0,
+                 "%s", err_text);
+    cr_assert_eq(run("train '%s' --out whole.safetensors --threads 1 --quiet", config), 0, "%s", err_text);
+    expect_same_bytes(in_dir("resumed.safetensors"), in_dir("whole.safetensors"));
+    cr_assert_eq(run("train '%s' --checkpoint-every 0", config), 2);
+    expect_one_error_line("--checkpoint-every 0", "whole number");
+}
+
+Test(cli, a_resume_with_another_config_names_the_difference)
+{
+    const char *config = long_run_config();
+    pid_t pid = start_training(config, "run.safetensors", NULL, "epoch   5/");
+    kill(pid, SIGINT);
+    cr_assert_eq(finish(pid), 130, "%s", err_text);
+    char *text = read_text(config, NULL);
+    char *lr = strstr(text, "\"lr\": 0.05");
+    cr_assert_not_null(lr);
+    memcpy(lr, "\"lr\": 0.04", 10);
+    write_text(in_dir("other.json"), text, strlen(text));
+    free(text);
+    cr_assert_eq(run("train '%s' --resume run.safetensors --out run.safetensors", in_dir("other.json")), 1);
+    expect_one_error_line("optimizer.lr 0.05 but the config gives 0.04", "run.safetensors");
+    cr_assert_eq(run("train '%s' --resume missing.safetensors", config), 2);
+    expect_one_error_line("--resume missing.safetensors", "No such file");
+}
+
+/* ---- outputs: regular files or new paths; symbolic links followed ---- */
+
+Test(cli, devices_fifos_and_folders_are_refused_as_outputs_before_training)
+{
+    const char *config = long_run_config();
+    cr_assert_eq(mkfifo(in_dir("fifo"), 0644), 0);
+    cr_assert_eq(mkdir(in_dir("folder"), 0755), 0);
+    const struct {
+        const char *option, *path, *kind;
+    } cases[] = {
+        { "--out", "/dev/null", "a character device" }, { "--plot", "/dev/null", "a character device" },
+        { "--out", "fifo", "a FIFO" },                  { "--plot", "fifo", "a FIFO" },
+        { "--out", "folder", "a folder" },
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        cr_assert_eq(run("train '%s' %s %s", config, cases[k].option, cases[k].path), 2, "%s %s: %s", cases[k].option,
+                     cases[k].path, err_text);
+        expect_one_error_line(cases[k].path, cases[k].kind);
+        cr_assert_null(strstr(out_text, "epoch"), "trained before refusing");
+    }
+    struct stat st;
+    cr_assert(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode), "/dev/null was replaced");
+    cr_assert(stat(in_dir("fifo"), &st) == 0 && S_ISFIFO(st.st_mode));
+    unlink(in_dir("fifo"));
+    rmdir(in_dir("folder"));
+}
+
+Test(cli, a_symbolic_link_output_is_followed_and_kept)
+{
+    write_text(in_dir("target.safetensors"), "old", 3);
+    write_text(in_dir("target.svg"), "old", 3);
+    cr_assert_eq(symlink("target.safetensors", in_dir("link.safetensors")), 0);
+    cr_assert_eq(symlink("target.svg", in_dir("link.svg")), 0);
+    cr_assert_eq(run("train '%s' --out link.safetensors --plot link.svg --quiet", IRIS_JSON), 0, "%s", err_text);
+    struct stat st;
+    cr_assert(lstat(in_dir("link.safetensors"), &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced");
+    cr_assert(lstat(in_dir("link.svg"), &st) == 0 && S_ISLNK(st.st_mode), "the plot's link was replaced");
+    char *svg = read_text(in_dir("target.svg"), NULL);
+    cr_assert(svg && strstr(svg, "<svg"), "the plot's target was not written");
+    free(svg);
+    unlink(in_dir("link.svg"));
+    long size;
+    char *bytes = read_text(in_dir("target.safetensors"), &size);
+    cr_assert_gt(size, 8, "the target was not replaced");
+    free(bytes);
+    cr_assert_eq(run("eval link.safetensors '%s'", IRIS_CSV), 0, "%s", err_text);
+    /* a link to nothing is refused before training */
+    cr_assert_eq(symlink("missing/nothing.safetensors", in_dir("dangling")), 0);
+    cr_assert_eq(run("train '%s' --out dangling", IRIS_JSON), 2);
+    expect_one_error_line("dangling", "symbolic link");
+    cr_assert_eq(symlink("/dev/null", in_dir("to_null")), 0);
+    cr_assert_eq(run("train '%s' --out to_null", IRIS_JSON), 2);
+    expect_one_error_line("a symbolic link to /dev/null", "a character device");
+    unlink(in_dir("dangling"));
+    unlink(in_dir("to_null"));
+    unlink(in_dir("link.safetensors"));
+}
+
+Test(cli, a_failed_plot_says_the_model_was_saved)
+{
+    const char *config = long_run_config();
+    cr_assert_eq(mkdir(in_dir("plots"), 0755), 0);
+    pid_t pid = start_training(config, "run.safetensors", "--plot=plots/curves.svg", "epoch   2/");
+    cr_assert_eq(rmdir(in_dir("plots")), 0); /* the plot's folder goes while training runs */
+    cr_assert_eq(finish(pid), 1, "%s", err_text);
+    cr_assert(strstr(err_text, "the model was saved to run.safetensors, but writing the plot plots/curves.svg failed"),
+              "%s", err_text);
+    cr_assert(file_exists(in_dir("run.safetensors")));
+    cr_assert_eq(run("eval run.safetensors '%s'", config), 0, "%s", err_text);
+}
+
+/* ---- divergence with a finite loss ---- */
+
+static const char *digits_config(const char *name, const char *model, const char *optimizer, bool standardize)
+{
+    char text[1024];
+    int n = snprintf(text, sizeof text,
+                     "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"standardize\": %s},"
+                     " \"model\": {\"layers\": %s}, \"optimizer\": %s, \"train\": {\"epochs\": 10, \"batch_size\": 32},"
+                     " \"seed\": 1}",
+                     DIGITS_CSV, standardize ? "true" : "false", model, optimizer);
+    cr_assert(n > 0 && (size_t)n < sizeof text);
+    write_text(in_dir(name), text, (size_t)n);
+    static char path[256];
+    snprintf(path, sizeof path, "%s", in_dir(name));
+    return path;
+}
+
+Test(cli, a_run_whose_loss_explodes_warns_with_a_hint)
+{
+    const char *config = digits_config("lr1e6.json", "[{\"type\": \"linear\", \"out\": 10}]",
+                                       "{\"type\": \"sgd\", \"lr\": 1e6}", true);
+    cr_assert_eq(run("train '%s' --quiet --json --out m.safetensors", config), 0, "%s", err_text);
+    cr_assert_eq(count(err_text, "warning: training diverged"), 1, "%s", err_text);
+    cr_assert(strstr(err_text, "lower optimizer.lr (now 1e+06)"), "%s", err_text);
+    cr_assert_null(strstr(err_text, "not standardized"), "standardized data blamed: %s", err_text);
+    cJSON *json = cJSON_Parse(out_text);
+    const cJSON *warnings = cJSON_GetObjectItem(json, "warnings");
+    cr_assert(cJSON_IsArray(warnings) && cJSON_GetArraySize(warnings) == 1, "%s", out_text);
+    cr_assert(strstr(warnings->child->valuestring, "training diverged"));
+    cJSON_Delete(json);
+    /* a healthy run has none */
+    cr_assert_eq(run("train '%s' --quiet --json --out m.safetensors", IRIS_JSON), 0, "%s", err_text);
+    json = cJSON_Parse(out_text);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(json, "warnings")), 0, "%s", out_text);
+    cr_assert_null(strstr(err_text, "warning"), "%s", err_text);
+    cJSON_Delete(json);
+}
+
+Test(cli, a_run_below_chance_warns_and_looks_at_the_inputs_scale)
+{
+    const char *config =
+        digits_config("mlp.json", "[{\"type\": \"linear\", \"out\": 32}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"out\": 10}]",
+                      "{\"type\": \"sgd\", \"lr\": 10}", false);
+    cr_assert_eq(run("train '%s' --quiet --out m.safetensors", config), 0, "%s", err_text);
+    cr_assert(strstr(err_text, "warning: the test accuracy") && strstr(err_text, "no better than chance"), "%s",
+              err_text);
+    cr_assert(strstr(err_text, "not standardized and reach |x| = 16"), "%s", err_text);
+}
+
+Test(cli, a_nan_loss_on_unscaled_inputs_blames_the_scale_too)
+{
+    const char *config =
+        digits_config("nan.json", "[{\"type\": \"linear\", \"out\": 32}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"out\": 10}]",
+                      "{\"type\": \"sgd\", \"lr\": 1e30}", false);
+    cr_assert_eq(run("train '%s' --quiet --out m.safetensors", config), 1, "%s", err_text);
+    expect_one_error_line("loss became", "the inputs are not standardized and reach |x| = 16");
+    cr_assert(strstr(err_text, "lower optimizer.lr"), "%s", err_text);
 }

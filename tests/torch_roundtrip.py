@@ -6,7 +6,9 @@
 1. Reads MODEL.safetensors (written by tg_model_save), builds the equivalent
    torch.nn.Sequential from its __metadata__ "layers", "inputs" and "dtype",
    and loads the tensors with load_state_dict(strict=True): the names and
-   shapes must match PyTorch's exactly.
+   shapes must match PyTorch's exactly. A training checkpoint (written by
+   tg_training_save: __metadata__ has "training") loads with strict=False:
+   nothing may be missing, and every unexpected key must be a "training." one.
 2. Runs the network on the inputs in CASES.csv and compares with the logits
    tapegrad computed. CASES.csv has one row per example: the network's inputs
    (already standardized, as fed to tg_model_forward) followed by the expected
@@ -35,7 +37,7 @@ try:
 except ImportError:  # the plain reader and writer below do the same
     safe_open = save_file = None
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64}
+DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64}
 DTYPE_NAMES = {torch.float32: "F32", torch.float64: "F64"}
 MAX_HEADER = 100_000_000
 
@@ -66,7 +68,7 @@ def read_safetensors(path):
         begin, stop = info["data_offsets"]
         dtype = DTYPES.get(info["dtype"])
         if dtype is None:
-            raise Bad(f"{path}: tensor {name!r} has dtype {info['dtype']!r}, expected F32 or F64")
+            raise Bad(f"{path}: tensor {name!r} has dtype {info['dtype']!r}, expected F32, F64 or I64")
         shape = info["shape"]
         size = math.prod(shape) * torch.tensor([], dtype=dtype).element_size()
         if begin != end or stop - begin != size:
@@ -157,7 +159,15 @@ def main():
     try:
         tensors, metadata = read_safetensors(args.model)
         model, inputs, classes, dtype = build_model(metadata)
-        model.load_state_dict(tensors, strict=True)
+        if "training" in metadata:
+            result = model.load_state_dict(tensors, strict=False)
+            extra = [k for k in result.unexpected_keys if not k.startswith("training.")]
+            if result.missing_keys or extra or not result.unexpected_keys:
+                raise Bad(f"strict=False load: missing {result.missing_keys}, unexpected non-training keys {extra}")
+            print(f"{args.model}: a training checkpoint; load_state_dict(strict=False) ignored "
+                  f"{len(result.unexpected_keys)} training.* tensors")
+        else:
+            model.load_state_dict(tensors, strict=True)
         x, expected = read_cases(args.cases, inputs, classes, dtype)
     except (Bad, OSError, ValueError, KeyError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -3,6 +3,8 @@
  *                                          (DIR/m_<dtype>.safetensors) and its logits on 50 rows
  *                                          (DIR/cases_<dtype>.csv: inputs, then logits); the same with a
  *                                          one-output binary head (DIR/m_binary_<dtype>.safetensors, ...)
+ *                                          and a training checkpoint of a run stopped mid-epoch
+ *                                          (DIR/m_training.safetensors, with its cases_training.csv)
  *   torch_roundtrip_model same A B         loads both checkpoints and exits 0 when every parameter,
  *                                          label and standardization value is bit-identical */
 #include <tapegrad.h>
@@ -59,6 +61,70 @@ static int write_model(const char *dir, tg_dtype dtype, const char *name, int bi
     return 0;
 }
 
+static int stop_mid_epoch(const tg_progress *p, void *ctx)
+{
+    (void)ctx;
+    return p->epoch == 3 && p->step == 2;
+}
+
+/* A training checkpoint: an MLP trained with Adam on 120 seeded rows, stopped mid-epoch 3. */
+static int write_training(const char *dir)
+{
+    enum { INPUTS = 5, ROWS = 120, CASES = 20 };
+    char path[4096], json[8192];
+    snprintf(path, sizeof path, "%s/train.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return fprintf(stderr, "torch_roundtrip_model: cannot write %s\n", path), 1;
+    tg_rng rng;
+    tg_rng_seed(&rng, 7);
+    for (int r = 0; r < ROWS; r++) {
+        double sum = 0;
+        for (int c = 0; c < INPUTS; c++) {
+            double v = 4 * tg_rng_uniform(&rng) - 2;
+            sum += v * (c + 1);
+            fprintf(f, "%.6f,", v);
+        }
+        fprintf(f, "%d\n", sum > 1 ? 2 : sum > -1 ? 1 : 0);
+    }
+    if (fclose(f) != 0)
+        return 1;
+    snprintf(json, sizeof json,
+             "{\"data\": {\"train\": \"%s\", \"test_split\": 0.2, \"validation_split\": 0.2},"
+             " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 8}, {\"type\": \"tanh\"},"
+             " {\"type\": \"linear\", \"out\": 3}]}, \"optimizer\": {\"type\": \"adam\", \"lr\": 0.01},"
+             " \"train\": {\"epochs\": 10, \"batch_size\": 16, \"early_stopping\": {\"patience\": 3}}, \"seed\": 5}",
+             path);
+    tg_config *cfg = tg_config_parse(json, NULL);
+    tg_train_opts opts = { .progress = stop_mid_epoch };
+    tg_training *t = cfg ? tg_train_config_opts(cfg, &opts) : NULL;
+    tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){ CASES, INPUTS });
+    tg_tape *tape = tg_tape_new();
+    if (!t || !x || !tape)
+        return fail("training");
+    tg_rng_fill_uniform(&rng, x, -2, 2);
+    tg_tape_set_recording(tape, 0);
+    tg_tensor *logits = tg_model_forward(t->model, tape, x);
+    snprintf(path, sizeof path, "%s/m_training.safetensors", dir);
+    if (!logits || tg_training_save(t, path))
+        return fail(path);
+    snprintf(path, sizeof path, "%s/cases_training.csv", dir);
+    if (!(f = fopen(path, "w")))
+        return 1;
+    for (int r = 0; r < CASES; r++) {
+        for (int c = 0; c < INPUTS; c++)
+            fprintf(f, "%.17g,", tg_get(x, r * INPUTS + c));
+        for (int k = 0; k < 3; k++)
+            fprintf(f, k < 2 ? "%.17g," : "%.17g\n", tg_get(logits, r * 3 + k));
+    }
+    int rc = fclose(f) != 0;
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_training_free(t);
+    tg_config_free(cfg);
+    return rc;
+}
+
 static int same(const char *a_path, const char *b_path)
 {
     tg_model *a = tg_model_load(a_path), *b = tg_model_load(b_path);
@@ -84,7 +150,8 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "write") == 0)
         return write_model(argv[2], TG_F32, "float32", 0) || write_model(argv[2], TG_F64, "float64", 0) ||
-               write_model(argv[2], TG_F32, "float32", 1) || write_model(argv[2], TG_F64, "float64", 1);
+               write_model(argv[2], TG_F32, "float32", 1) || write_model(argv[2], TG_F64, "float64", 1) ||
+               write_training(argv[2]);
     if (argc == 4 && strcmp(argv[1], "same") == 0)
         return same(argv[2], argv[3]);
     fprintf(stderr, "usage: %s write DIR | same A.safetensors B.safetensors\n", argv[0]);

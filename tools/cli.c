@@ -1,4 +1,5 @@
 /* What every command of the tapegrad tool shares: its name in messages and one way to fail. */
+#define _XOPEN_SOURCE 700 /* realpath, lstat */
 #include "cli.h"
 
 #include <errno.h>
@@ -47,6 +48,10 @@ int parse_options(int argc, char **argv, int max_positional, int allowed, option
             value = &o->folds;
         else if ((allowed & OPT_CV) && strncmp(a, "--metric", 8) == 0 && (a[8] == 0 || a[8] == '='))
             value = &o->metric;
+        else if ((allowed & OPT_RESUME) && strncmp(a, "--resume", 8) == 0 && (a[8] == 0 || a[8] == '='))
+            value = &o->resume;
+        else if ((allowed & OPT_RESUME) && strncmp(a, "--checkpoint-every", 18) == 0 && (a[18] == 0 || a[18] == '='))
+            value = &o->checkpoint_every;
         else if ((allowed & OPT_CV) && strncmp(a, "--grid", 6) == 0 && (a[6] == 0 || a[6] == '=')) {
             if (o->n_grid == CLI_MAX_GRID)
                 return fail("at most %d --grid options", CLI_MAX_GRID), 2;
@@ -124,6 +129,19 @@ double wall_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* One line per solver iteration (optimizer lbfgs): in place on a terminal, every 10th otherwise. */
+static int print_solver_iteration(progress_state *s, const tg_progress *p)
+{
+    if (s->live)
+        fprintf(s->out, "\r\033[Kiteration %4d/%d  objective/(C n) %.10g  %.2fs", p->epoch, p->epochs, p->train_loss,
+                p->seconds);
+    else if (p->epoch % 10 == 0)
+        fprintf(s->out, "iteration %4d/%d  objective/(C n) %.10g  %.2fs\n", p->epoch, p->epochs, p->train_loss,
+                p->seconds);
+    fflush(s->out);
+    return 0;
+}
+
 int on_progress(const tg_progress *p, void *ctx)
 {
     progress_state *s = ctx;
@@ -141,6 +159,8 @@ int on_progress(const tg_progress *p, void *ctx)
         fflush(s->out);
         return 0;
     }
+    if (p->full_batch)
+        return print_solver_iteration(s, p);
     if (s->live)
         fprintf(s->out, "\r\033[K");
     fprintf(s->out, "epoch %3d/%d  train loss %.4f", p->epoch, p->epochs, p->train_loss);
@@ -192,8 +212,21 @@ int check_output(const char *option, const char *path, const char *const *inputs
     for (size_t i = 0; i < n_inputs; i++)
         if (inputs[i] && (strcmp(path, inputs[i]) == 0 || same_file(path, inputs[i])))
             return fail("%s %s names %s, an input of this run; it would be overwritten", option, path, inputs[i]), 2;
+    /* A device, FIFO, socket or folder is refused (the rename would replace the node); a symbolic link is
+     * followed, so its target's folder is the one that must take a new file. */
+    if (tg_check_save_path(path)) {
+        const char *error = tg_last_error();
+        size_t n = strlen(path); /* the library's message starts with the path */
+        return fail("%s %s: cannot write there: it %s", option, path,
+                    strncmp(error, path, n) == 0 && error[n] == ':' ? error + n + 2 : error),
+               2;
+    }
+    struct stat st;
+    char *target = lstat(path, &st) == 0 && S_ISLNK(st.st_mode) ? realpath(path, NULL) : NULL;
     const char *why = NULL;
-    if (!folder_takes_new_file(path, &why))
+    bool ok = folder_takes_new_file(target ? target : path, &why);
+    free(target);
+    if (!ok)
         return fail("%s %s: cannot write there: %s", option, path, why), 2;
     return 0;
 }

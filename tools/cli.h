@@ -26,12 +26,21 @@ typedef struct {
     const char *out, *plot, *threads;
     bool json, quiet, help, proba;
     const char *folds, *metric; /* cv */
+    const char *resume, *checkpoint_every; /* train */
     const char *grid[CLI_MAX_GRID]; /* cv: each --grid KEY=V1,V2,... */
     int n_grid;
 } options;
 
 /* The options a command takes besides --help and --threads. */
-enum { OPT_JSON = 1, OPT_QUIET = 2, OPT_OUT = 4, OPT_PLOT = 8, OPT_PROBA = 16, OPT_CV = 32 /* --folds, --grid, --metric */ };
+enum {
+    OPT_JSON = 1,
+    OPT_QUIET = 2,
+    OPT_OUT = 4,
+    OPT_PLOT = 8,
+    OPT_PROBA = 16,
+    OPT_CV = 32 /* --folds, --grid, --metric */,
+    OPT_RESUME = 64 /* --resume, --checkpoint-every */
+};
 
 /* Parses a command's options (at most max_positional positional arguments); sets the thread budget from
  * --threads. 0, or 2 after printing a usage error. */
@@ -60,8 +69,9 @@ int on_progress(const tg_progress *p, void *ctx);
 bool same_file(const char *a, const char *b);
 /* Whether a new file can be made in path's folder (and path is not a folder); *why says why not. */
 bool folder_takes_new_file(const char *path, const char **why);
-/* Before a run: option's path (NULL: not given) must not be one of the inputs (NULL entries skipped) and
- * its folder must take a new file. 0, or 2 after the message. */
+/* Before a run: option's path (NULL: not given) must not be one of the inputs (NULL entries skipped), must
+ * be a regular file or a new path (tg_check_save_path: symbolic links followed) and its folder must take a
+ * new file. 0, or 2 after the message. */
 int check_output(const char *option, const char *path, const char *const *inputs, size_t n_inputs);
 
 /* tapegrad cv (tools/cv.c). */

@@ -4,6 +4,7 @@
  * bottom), and an evaluation's ROC curves and reliability diagram. One panel
  * type draws every frame, axis name and bottom tick; one writer makes every
  * file. */
+#define _XOPEN_SOURCE 700 /* realpath, lstat */
 #include "cli.h"
 
 #include <errno.h>
@@ -324,7 +325,19 @@ static void write_eval_plot(FILE *f, const void *ctx)
 
 /* ---- writing a file safely ---- */
 
+static int write_svg_at(const char *path, void (*draw)(FILE *, const void *), const void *ctx, const char **why);
+
 static int write_svg_file(const char *path, void (*draw)(FILE *, const void *), const void *ctx, const char **why)
+{
+    /* A symbolic link is followed, as tg_model_save does: its target is replaced and the link kept. */
+    struct stat link;
+    char *target = lstat(path, &link) == 0 && S_ISLNK(link.st_mode) ? realpath(path, NULL) : NULL;
+    int rc = write_svg_at(target ? target : path, draw, ctx, why);
+    free(target);
+    return rc;
+}
+
+static int write_svg_at(const char *path, void (*draw)(FILE *, const void *), const void *ctx, const char **why)
 {
     size_t n = strlen(path);
     char *tmp = malloc(n + 16);

@@ -13,7 +13,7 @@ _tapegrad()
     fi
     local options
     case ${COMP_WORDS[1]} in
-        train) options="--out --plot --json --quiet --threads --help" ;;
+        train) options="--out --plot --json --quiet --resume --checkpoint-every --threads --help" ;;
         eval) options="--json --plot --threads --help" ;;
         predict) options="--proba --threads --help" ;;
         cv) options="--folds --grid --metric --out --json --quiet --threads --help" ;;
@@ -21,7 +21,12 @@ _tapegrad()
         *) return ;;
     esac
     case $prev in
-        --threads | --folds | --grid) return ;; # a number; KEY=VALUES
+        --threads | --folds | --grid | --checkpoint-every) return ;; # a number; KEY=VALUES
+        --resume)
+            compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -f -X '!*.safetensors' -- "$cur"; compgen -d -- "$cur")
+            return
+            ;;
         --metric)
             mapfile -t COMPREPLY < <(compgen -W "accuracy balanced_accuracy log_loss brier roc_auc average_precision f1_macro f1_weighted precision_macro recall_macro precision_weighted recall_weighted" -- "$cur")
             return

@@ -621,8 +621,9 @@ static int parse_binary_loss(const parser *p, section s, tg_config *cfg)
 
 static int parse_loss(const parser *p, const cJSON *item, tg_config *cfg)
 {
-    static const char *const keys[] = { "type",         "label_smoothing", "weight", "class_weight",
-                                        "positive_class", "pos_weight",      NULL };
+    static const char *const keys[] = { "type",           "label_smoothing", "weight", "class_weight",
+                                        "positive_class", "pos_weight",      "penalty", "C",
+                                        "l1_ratio",       NULL };
     static const char *const types[] = { "cross_entropy", "binary_cross_entropy", NULL };
     section s;
     int type = 0;
@@ -657,10 +658,82 @@ static int check_lazy(const parser *p, const tg_optim_opts *o)
     return 0;
 }
 
+/* optimizer.type "lbfgs": the full-batch solver's keys (PyTorch's LBFGS names where it has them). */
+static int parse_lbfgs(const parser *p, section s, tg_config *cfg)
+{
+    static const char *const keys[] = { "type", "history_size", "max_iter", "tolerance_grad", "tolerance_change",
+                                        "max_linesearch", "block_rows", NULL };
+    cfg->optimizer = (tg_optim_opts){ .type = TG_OPTIM_LBFGS, .lr = 1.0 };
+    cfg->lbfgs.opts = TG_LBFGS_OPTS_DEFAULT;
+    cfg->lbfgs.block_rows = 512; /* 512 rows of 784 float64 features stay in cache through forward and backward */
+    tg_lbfgs_opts *o = &cfg->lbfgs.opts;
+    return check_keys(p, s, keys, "for type \"lbfgs\"") || get_int(p, s, "history_size", 1, &o->history_size) ||
+                   get_int(p, s, "max_iter", 0, &o->max_iter) ||
+                   get_int(p, s, "max_linesearch", 1, &o->max_linesearch) ||
+                   get_number(p, s, "tolerance_grad", AT_LEAST_0, &o->tolerance_grad) ||
+                   get_number(p, s, "tolerance_change", AT_LEAST_0, &o->tolerance_change) ||
+                   get_integer(p, s, "block_rows", 1, MAX_EXACT, &cfg->lbfgs.block_rows)
+               ? -1
+               : 0;
+}
+
+/* loss.penalty, loss.C, loss.l1_ratio: scikit-learn's meaning. Read after the
+ * optimizer: the default is "none", except under lbfgs where it is
+ * scikit-learn's ("l2", C 1), and an L1 part needs a solver that can make
+ * coefficients exactly zero (OWL-QN, optimizer lbfgs). */
+static int parse_penalty(const parser *p, const cJSON *item, tg_config *cfg)
+{
+    static const char *const names[] = { "none", "l2", "l1", "elasticnet", NULL };
+    static const tg_penalty_type types[] = { TG_PENALTY_NONE, TG_PENALTY_L2, TG_PENALTY_L1, TG_PENALTY_ELASTICNET };
+    tg_penalty *pen = &cfg->loss.penalty;
+    bool full_batch = cfg->optimizer.type == TG_OPTIM_LBFGS;
+    *pen = TG_PENALTY_DEFAULT;
+    int type = full_batch ? 1 : 0;
+    section s = { NULL, "loss" };
+    if (item && as_section(p, item, "loss", &s))
+        return -1;
+    if (item && (get_choice(p, s, "penalty", names, &type) || get_number(p, s, "C", ABOVE_0, &pen->C)))
+        return -1;
+    pen->type = types[type];
+    const cJSON *ratio = item ? member(s, "l1_ratio") : NULL;
+    if (ratio && pen->type != TG_PENALTY_ELASTICNET)
+        return fail(p, "loss.l1_ratio", "is used only with loss.penalty \"elasticnet\", not \"%s\"", names[type]);
+    if (!ratio && pen->type == TG_PENALTY_ELASTICNET)
+        return fail(p, "loss.l1_ratio", "required with loss.penalty \"elasticnet\" (a number in [0, 1])");
+    if (ratio && number_value(p, ratio, "loss.l1_ratio", UNIT, &pen->l1_ratio))
+        return -1;
+    if (item && member(s, "C") && pen->type == TG_PENALTY_NONE)
+        return fail(p, "loss.C", "has no effect with loss.penalty \"none\"; set loss.penalty to \"l2\", \"l1\" or "
+                                 "\"elasticnet\"");
+    if ((pen->type == TG_PENALTY_L1 || pen->type == TG_PENALTY_ELASTICNET) && !full_batch)
+        return fail(p, "loss.penalty",
+                    "\"%s\" needs optimizer.type \"lbfgs\" (OWL-QN, which makes coefficients exactly zero); "
+                    "sgd, adam and adamw cannot honour an L1 term exactly",
+                    names[type]);
+    return 0;
+}
+
+/* Under lbfgs the train section's minibatch keys mean nothing: refused rather than ignored. */
+static int check_full_batch_train(const parser *p, const cJSON *item, const tg_config *cfg)
+{
+    static const char *const minibatch_keys[] = { "epochs", "batch_size", "lr_schedule", "clip_grad_norm",
+                                                  "early_stopping", NULL };
+    char path[PATH_LEN];
+    if (!item || cfg->optimizer.type != TG_OPTIM_LBFGS)
+        return 0;
+    section s = { item, "train" };
+    for (int i = 0; minibatch_keys[i]; i++)
+        if (member(s, minibatch_keys[i]))
+            return fail(p, key_path(path, "train", minibatch_keys[i]),
+                        "not used by optimizer.type \"lbfgs\" (one full-batch solve: set optimizer.max_iter, "
+                        "optimizer.tolerance_grad)");
+    return 0;
+}
+
 static int parse_optimizer(const parser *p, const cJSON *item, tg_config *cfg)
 {
-    static const char *const types[] = { "sgd", "adam", "adamw", NULL };
-    static const tg_optim_type kinds[] = { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_ADAMW };
+    static const char *const types[] = { "sgd", "adam", "adamw", "lbfgs", NULL };
+    static const tg_optim_type kinds[] = { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_ADAMW, TG_OPTIM_LBFGS };
     static const char *const sgd_keys[] = { "type", "lr", "momentum", "dampening", "nesterov", "weight_decay", "lazy",
                                             NULL };
     static const char *const adam_keys[] = { "type", "lr", "betas", "eps", "weight_decay", "lazy", NULL };
@@ -677,6 +750,7 @@ static int parse_optimizer(const parser *p, const cJSON *item, tg_config *cfg)
     case TG_OPTIM_SGD: *o = TG_SGD_DEFAULT(1e-3); break;
     case TG_OPTIM_ADAM: *o = TG_ADAM_DEFAULT(1e-3); break;
     case TG_OPTIM_ADAMW: *o = TG_ADAMW_DEFAULT(1e-3); break;
+    case TG_OPTIM_LBFGS: return parse_lbfgs(p, s, cfg);
     }
     if (check_keys(p, s, o->type == TG_OPTIM_SGD ? sgd_keys : adam_keys, for_type) ||
         get_number(p, s, "lr", ABOVE_0, &o->lr) || get_number(p, s, "weight_decay", AT_LEAST_0, &o->weight_decay) ||
@@ -792,7 +866,8 @@ static int parse_root(const parser *p, const cJSON *root, tg_config *cfg)
      * the validation split. */
     if (check_keys(p, s, keys, NULL) || get_seed(p, s, "seed", &cfg->seed) ||
         parse_data(p, member(s, "data"), cfg) || parse_model(p, member(s, "model"), cfg) ||
-        parse_loss(p, member(s, "loss"), cfg) || parse_optimizer(p, member(s, "optimizer"), cfg))
+        parse_loss(p, member(s, "loss"), cfg) || parse_optimizer(p, member(s, "optimizer"), cfg) ||
+        parse_penalty(p, member(s, "loss"), cfg) || check_full_batch_train(p, member(s, "train"), cfg))
         return -1;
     return parse_train(p, member(s, "train"), cfg);
 }

@@ -306,21 +306,38 @@ int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std)
     int64_t rows = ds->rows, features = ds->features;
     if (!ds->x)
         return sparse_moments(ds, mean, std);
-    for (int64_t f = 0; f < features; f++) {
-        /* Two passes in double: the mean, then the squared deviations from it. */
-        double sum = 0.0;
-        for (int64_t r = 0; r < rows; r++)
-            sum += ds->x[r * features + f];
-        double mu = sum / (double)rows, squares = 0.0;
-        for (int64_t r = 0; r < rows; r++) {
-            double d = ds->x[r * features + f] - mu;
-            squares += d * d;
+    /* Two passes in double: the mean, then the squared deviations from it. Rows
+     * are read in order (each feature's sum adds its rows in row order, as a
+     * column walk would), so the data are streamed once per pass, not once per feature. */
+    double *sum = tg_alloc_zeroed((size_t)features * sizeof *sum);
+    double *squares = tg_alloc_zeroed((size_t)features * sizeof *squares);
+    if (!sum || !squares) {
+        tg_dealloc(sum);
+        tg_dealloc(squares);
+        return -1;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = ds->x + r * features;
+        for (int64_t f = 0; f < features; f++)
+            sum[f] += x[f];
+    }
+    for (int64_t f = 0; f < features; f++)
+        sum[f] /= (double)rows; /* now the mean */
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = ds->x + r * features;
+        for (int64_t f = 0; f < features; f++) {
+            double d = x[f] - sum[f];
+            squares[f] += d * d;
         }
-        mean[f] = (float)mu;
-        std[f] = (float)sqrt(squares / (double)rows);
+    }
+    for (int64_t f = 0; f < features; f++) {
+        mean[f] = (float)sum[f];
+        std[f] = (float)sqrt(squares[f] / (double)rows);
         if (std[f] == 0.0f) /* a constant column passes through centred */
             std[f] = 1.0f;
     }
+    tg_dealloc(sum);
+    tg_dealloc(squares);
     return 0;
 }
 

@@ -80,5 +80,28 @@ typedef enum {
     TG_NUMBER_NO_MEMORY
 } tg_number_kind;
 tg_number_kind tg_parse_number(const char *s, double *value);
+/* ---- training checkpoints (src/io/safetensors.c), written and read by src/train/train_state.c ---- */
+
+/* A training checkpoint's extra tensors are named with this prefix; the reader accepts them (and I64
+ * among them) only when __metadata__ has a "training" entry. */
+#define TG_TRAINING_PREFIX "training."
+typedef struct {
+    const char *name;
+    const tg_tensor *tensor;
+} tg_named_tensor;
+/* tg_model_save with weights[i] written in place of the model's parameter i (NULL: the model's own),
+ * then the extra tensors, and training_meta (or NULL) as __metadata__ "training". */
+int tg_checkpoint_save(const tg_model *model, const tg_tensor *const *weights, const tg_named_tensor *extras,
+                       int n_extras, const char *training_meta, const char *path);
+typedef struct {
+    int n;
+    char **names; /* [n], each starting with TG_TRAINING_PREFIX */
+    tg_tensor **tensors; /* [n], caller-owned */
+    char *meta; /* __metadata__ "training" */
+} tg_checkpoint_extras;
+/* tg_model_load that also reads a training checkpoint's extra tensors and metadata into *extras (refusing
+ * a file without them). On failure *extras is left empty. */
+tg_model *tg_checkpoint_load(const char *path, tg_checkpoint_extras *extras);
+void tg_checkpoint_extras_free(tg_checkpoint_extras *extras);
 
 #endif

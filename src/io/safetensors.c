@@ -6,7 +6,7 @@
  * config) rides along in __metadata__ as strings, as the format requires.
  * The reader trusts nothing: every length, offset and shape is checked against
  * the file before anything is allocated or copied. See docs/checkpoint.md. */
-#define _POSIX_C_SOURCE 200809L /* mkstemp, fsync, fdopen, fseeko, XSI strerror_r */
+#define _XOPEN_SOURCE 700 /* mkstemp, fsync, fdopen, fseeko, realpath, XSI strerror_r */
 #define _FILE_OFFSET_BITS 64
 
 #include "io/io_internal.h"
@@ -70,7 +70,12 @@ static void swap_bytes(unsigned char *p, size_t n, size_t size)
 
 static const char *safetensors_dtype(tg_dtype dtype)
 {
-    return dtype == TG_F32 ? "F32" : "F64";
+    return dtype == TG_F32 ? "F32" : dtype == TG_F64 ? "F64" : "I64";
+}
+
+static bool is_training_name(const char *name)
+{
+    return strncmp(name, TG_TRAINING_PREFIX, sizeof TG_TRAINING_PREFIX - 1) == 0;
 }
 
 
@@ -199,9 +204,42 @@ fail:
     return NULL;
 }
 
-/* The header JSON, padded with spaces to a multiple of 8 bytes. */
-static char *build_header(const tg_model *m, size_t *length)
+/* Adds one tensor entry per tensor at *offset onwards. */
+static bool add_entries(cJSON *root, int n, const tg_tensor *const *tensors, const char *const *names,
+                        uint64_t *offset)
 {
+    for (int i = 0; i < n; i++) {
+        const tg_tensor *t = tensors[i];
+        uint64_t bytes = (uint64_t)t->numel * tg_dtype_size(t->dtype);
+        if (bytes > (uint64_t)MAX_JSON_INTEGER - *offset) {
+            tg_error("the tensors exceed 2^53 bytes");
+            return false;
+        }
+        cJSON *entry = tensor_json(t, *offset, *offset + bytes);
+        if (!entry || !cJSON_AddItemToObject(root, names[i], entry)) {
+            cJSON_Delete(entry);
+            return false;
+        }
+        *offset += bytes;
+    }
+    return true;
+}
+
+/* What a save writes: the model's description, its weights (the model's own or others of the same
+ * shapes), and for a training checkpoint the extra tensors and the "training" metadata. */
+typedef struct {
+    const tg_model *model;
+    const tg_tensor *const *weights; /* [model->n_params] */
+    const tg_tensor *const *extras;
+    const char *const *extra_names;
+    int n_extras;
+    const char *training_meta;
+} save_content;
+
+/* The header JSON, padded with spaces to a multiple of 8 bytes. */
+static char *build_header(const save_content *c, size_t *length)
+{
+    const tg_model *m = c->model;
     char *padded = NULL, *json = NULL, *layers = NULL, *labels = NULL, *mean = NULL, *std = NULL;
     cJSON *root = cJSON_CreateObject();
     cJSON *meta = root ? cJSON_AddObjectToObject(root, "__metadata__") : NULL;
@@ -233,22 +271,12 @@ static char *build_header(const tg_model *m, size_t *length)
         if (!add_meta(meta, "config", m->config_json))
             goto fail;
     }
-
+    if (c->training_meta && !add_meta(meta, "training", c->training_meta))
+        goto fail;
     uint64_t offset = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        const tg_tensor *t = m->params[i];
-        uint64_t bytes = (uint64_t)t->numel * tg_dtype_size(t->dtype);
-        if (bytes > (uint64_t)MAX_JSON_INTEGER - offset) {
-            tg_error("the parameters exceed 2^53 bytes");
-            goto fail;
-        }
-        cJSON *entry = tensor_json(t, offset, offset + bytes);
-        if (!entry || !cJSON_AddItemToObject(root, m->param_names[i], entry)) {
-            cJSON_Delete(entry);
-            goto fail;
-        }
-        offset += bytes;
-    }
+    if (!add_entries(root, m->n_params, c->weights, (const char *const *)m->param_names, &offset) ||
+        !add_entries(root, c->n_extras, c->extras, c->extra_names, &offset))
+        goto fail;
     if (!(json = cJSON_PrintUnformatted(root)))
         goto fail;
     size_t used = strlen(json), total = (used + 7) / 8 * 8;
@@ -308,75 +336,141 @@ static void sync_directory_of(const char *path)
     tg_dealloc(dir);
 }
 
-int tg_model_save(const tg_model *model, const char *path)
+static int save_target(const char *path, char **target);
+
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a folder"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a regular file";
+}
+
+/* The file a save replaces: path itself, or the file a symbolic link there points to. The link is
+ * followed (as torch.save and a shell's > do) so that it survives and its target gets the new bytes;
+ * renaming over the link would silently turn it into a regular file. Anything that exists and is not a
+ * regular file (a device, FIFO, socket or folder) is refused: the rename would replace the node itself.
+ * A link to a missing file is refused too. Caller frees *target with tg_dealloc. */
+int tg_check_save_path(const char *path)
+{
+    if (!path || !path[0]) {
+        tg_error("save path: NULL or empty");
+        return -1;
+    }
+    char *target = NULL;
+    int rc = save_target(path, &target);
+    tg_dealloc(target);
+    if (rc)
+        name_the_file(path);
+    return rc;
+}
+
+static int save_target(const char *path, char **target)
 {
     char why[128];
-    char *header = NULL, *tmp = NULL;
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT)
+            return tg_error("cannot stat: %s", errno_text(errno, why, sizeof why)), -1;
+        return (*target = tg_strdup(path)) ? 0 : -1;
+    }
+    if (!S_ISLNK(st.st_mode)) {
+        if (!S_ISREG(st.st_mode))
+            return tg_error("is %s; only a regular file or a new path is written",
+                            file_kind(st.st_mode)),
+                   -1;
+        return (*target = tg_strdup(path)) ? 0 : -1;
+    }
+    char *resolved = realpath(path, NULL); /* the C library's malloc */
+    if (!resolved)
+        return tg_error("is a symbolic link whose target cannot be reached (%s); refusing to replace the link",
+                        errno_text(errno, why, sizeof why)),
+               -1;
+    int rc = 0;
+    if (stat(resolved, &st) != 0 || !S_ISREG(st.st_mode))
+        rc = (tg_error("is a symbolic link to %s, which is %s; only a regular file or a new path is written",
+                       resolved, file_kind(st.st_mode)),
+              -1);
+    else if (!(*target = tg_strdup(resolved)))
+        rc = -1;
+    free(resolved);
+    return rc;
+}
+
+/* Writes the length, header and every tensor's bytes to f. */
+static bool write_content(FILE *f, const save_content *c, const char *header, size_t header_len)
+{
+    unsigned char length[8];
+    for (int i = 0; i < 8; i++)
+        length[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
+    bool written = tg_io_write(length, 1, 8, f) == 8 && tg_io_write(header, 1, header_len, f) == header_len;
+    for (int i = 0; written && i < c->model->n_params + c->n_extras; i++) {
+        const tg_tensor *t = i < c->model->n_params ? c->weights[i] : c->extras[i - c->model->n_params];
+        written = write_little_endian(f, t->data, (size_t)t->numel, tg_dtype_size(t->dtype));
+    }
+    return written;
+}
+
+/* A temporary file next to target, flushed, synced and renamed over it: the old file survives any
+ * failure, and no temporary file is left behind on any path that returns. */
+static int save_file(const save_content *c, const char *path)
+{
+    char why[128];
+    char *header = NULL, *tmp = NULL, *target = NULL;
     FILE *f = NULL;
     int fd = -1;
     bool created = false;
-    if (!model || !path || !path[0]) {
-        tg_error("model save: %s is NULL or empty", !model ? "model" : "path");
-        return -1;
-    }
     tg_json_begin();
     size_t header_len = 0;
-    if (!(header = build_header(model, &header_len)))
+    if (save_target(path, &target) || !(header = build_header(c, &header_len)))
         goto fail;
-
     static const char suffix[] = ".tmp.XXXXXX";
-    size_t path_len = strlen(path);
-    if (!(tmp = tg_alloc(path_len + sizeof suffix)))
+    size_t target_len = strlen(target);
+    if (!(tmp = tg_alloc(target_len + sizeof suffix)))
         goto fail;
-    memcpy(tmp, path, path_len);
-    memcpy(tmp + path_len, suffix, sizeof suffix);
+    memcpy(tmp, target, target_len);
+    memcpy(tmp + target_len, suffix, sizeof suffix);
     if ((fd = mkstemp(tmp)) < 0) {
-        tg_error("%s: cannot create a temporary file next to it: %s", path, errno_text(errno, why, sizeof why));
+        tg_error("cannot create a temporary file next to it: %s", errno_text(errno, why, sizeof why));
         goto fail;
     }
     created = true;
     /* mkstemp makes the file 0600; keep the mode of the file being replaced, else 0644. */
     struct stat old;
-    mode_t mode = stat(path, &old) == 0 ? (old.st_mode & 07777) : 0644;
+    mode_t mode = stat(target, &old) == 0 ? (old.st_mode & 07777) : 0644;
     if (fchmod(fd, mode) != 0) {
-        tg_error("%s: cannot set the mode of %s: %s", path, tmp, errno_text(errno, why, sizeof why));
+        tg_error("cannot set the mode of %s: %s", tmp, errno_text(errno, why, sizeof why));
         goto fail;
     }
     if (!(f = fdopen(fd, "wb"))) {
-        tg_error("%s: cannot open %s for writing: %s", path, tmp, errno_text(errno, why, sizeof why));
+        tg_error("cannot open %s for writing: %s", tmp, errno_text(errno, why, sizeof why));
         goto fail;
     }
     fd = -1; /* f owns it now */
-
-    unsigned char length[8];
-    for (int i = 0; i < 8; i++)
-        length[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
-    bool written = tg_io_write(length, 1, 8, f) == 8 && tg_io_write(header, 1, header_len, f) == header_len;
-    for (int i = 0; written && i < model->n_params; i++) {
-        const tg_tensor *t = model->params[i];
-        written = write_little_endian(f, t->data, (size_t)t->numel, tg_dtype_size(t->dtype));
-    }
-    if (!written || tg_io_flush(f) != 0 || ferror(f)) {
-        tg_error("%s: writing %s failed: %s", path, tmp, errno_text(errno, why, sizeof why));
+    if (!write_content(f, c, header, header_len) || tg_io_flush(f) != 0 || ferror(f)) {
+        tg_error("writing %s failed: %s", tmp, errno_text(errno, why, sizeof why));
         goto fail;
     }
     if (tg_io_sync(fileno(f)) != 0) {
-        tg_error("%s: fsync of %s failed: %s", path, tmp, errno_text(errno, why, sizeof why));
+        tg_error("fsync of %s failed: %s", tmp, errno_text(errno, why, sizeof why));
         goto fail;
     }
     int closed = fclose(f);
     f = NULL;
     if (closed != 0) {
-        tg_error("%s: closing %s failed: %s", path, tmp, errno_text(errno, why, sizeof why));
+        tg_error("closing %s failed: %s", tmp, errno_text(errno, why, sizeof why));
         goto fail;
     }
-    if (tg_io_rename(tmp, path) != 0) {
-        tg_error("%s: cannot rename %s over it: %s", path, tmp, errno_text(errno, why, sizeof why));
+    if (tg_io_rename(tmp, target) != 0) {
+        tg_error("cannot rename %s over it: %s", tmp, errno_text(errno, why, sizeof why));
         goto fail;
     }
-    sync_directory_of(path);
+    sync_directory_of(target);
     tg_dealloc(header);
     tg_dealloc(tmp);
+    tg_dealloc(target);
     return 0;
 fail:
     name_the_file(path);
@@ -388,7 +482,46 @@ fail:
         unlink(tmp);
     tg_dealloc(header);
     tg_dealloc(tmp);
+    tg_dealloc(target);
     return -1;
+}
+
+int tg_model_save(const tg_model *model, const char *path)
+{
+    if (!model || !path || !path[0]) {
+        tg_error("model save: %s is NULL or empty", !model ? "model" : "path");
+        return -1;
+    }
+    save_content c = { .model = model, .weights = (const tg_tensor *const *)model->params };
+    return save_file(&c, path);
+}
+
+int tg_checkpoint_save(const tg_model *model, const tg_tensor *const *weights, const tg_named_tensor *extras,
+                       int n_extras, const char *training_meta, const char *path)
+{
+    if (!model || !path || !path[0]) {
+        tg_error("checkpoint save: %s is NULL or empty", !model ? "model" : "path");
+        return -1;
+    }
+    const tg_tensor **tensors = tg_alloc((size_t)(n_extras + 1) * sizeof *tensors);
+    const char **names = tg_alloc((size_t)(n_extras + 1) * sizeof *names);
+    int rc = -1;
+    if (tensors && names) {
+        for (int i = 0; i < n_extras; i++) {
+            tensors[i] = extras[i].tensor;
+            names[i] = extras[i].name;
+        }
+        save_content c = { .model = model,
+                           .weights = weights ? weights : (const tg_tensor *const *)model->params,
+                           .extras = tensors,
+                           .extra_names = names,
+                           .n_extras = n_extras,
+                           .training_meta = training_meta };
+        rc = save_file(&c, path);
+    }
+    tg_dealloc(tensors);
+    tg_dealloc(names);
+    return rc;
 }
 
 /* ======================================================================== */
@@ -462,6 +595,8 @@ static int parse_entry(const char *path, const cJSON *item, entry *e)
         e->dtype = TG_F32;
     else if (strcmp(dtype->valuestring, "F64") == 0)
         e->dtype = TG_F64;
+    else if (strcmp(dtype->valuestring, "I64") == 0 && is_training_name(e->name))
+        e->dtype = TG_I64; /* a training checkpoint's row order and step counts */
     else
         return tg_error("%s: tensor '%s' has dtype '%.40s', expected F32 or F64", path, e->name, dtype->valuestring),
                -1;
@@ -530,12 +665,19 @@ static entry *parse_entries(const char *path, const cJSON *root, uint64_t data_b
             tg_error("%s: tensor '%s' appears more than once", path, entries[i].name);
             goto fail;
         }
-    for (i = 1; i < n; i++)
-        if (entries[i].dtype != entries[0].dtype) {
+    /* The model's tensors share one dtype; a training checkpoint's extra tensors may differ. */
+    const entry *first = NULL;
+    for (i = 0; i < n; i++) {
+        if (is_training_name(entries[i].name))
+            continue;
+        if (!first)
+            first = &entries[i];
+        else if (entries[i].dtype != first->dtype) {
             tg_error("%s: tensor '%s' is %s but tensor '%s' is %s, expected one dtype", path, entries[i].name,
-                     safetensors_dtype(entries[i].dtype), entries[0].name, safetensors_dtype(entries[0].dtype));
+                     safetensors_dtype(entries[i].dtype), first->name, safetensors_dtype(first->dtype));
             goto fail;
         }
+    }
     for (i = 0; i < n; i++)
         order[i] = &entries[i];
     qsort(order, (size_t)n, sizeof *order, by_offset);
@@ -836,7 +978,7 @@ fail:
 }
 
 /* Checks names and shapes against the model before copying any byte. */
-static int match_parameters(const char *path, const tg_model *m, const entry *entries, int n)
+static int match_parameters(const char *path, const tg_model *m, const entry *entries, int n, bool training)
 {
     char want[TG_SHAPE_BUF], got[TG_SHAPE_BUF];
     for (int i = 0; i < m->n_params; i++) {
@@ -853,7 +995,10 @@ static int match_parameters(const char *path, const tg_model *m, const entry *en
                             tg_shape_str(want, sizeof want, t->ndim, t->shape)),
                    -1;
     }
-    if (n == m->n_params)
+    int others = 0; /* a training checkpoint's extra tensors, when its metadata says it is one */
+    for (int k = 0; training && k < n; k++)
+        others += is_training_name(entries[k].name);
+    if (n == m->n_params + others)
         return 0;
     /* Every parameter was found once, so some entry is not a parameter: name the first. */
     bool *matched = tg_alloc_zeroed((size_t)n * sizeof *matched);
@@ -864,7 +1009,7 @@ static int match_parameters(const char *path, const tg_model *m, const entry *en
         matched[(const entry *)bsearch(&key, entries, (size_t)n, sizeof *entries, by_name) - entries] = true;
     }
     int k = 0;
-    while (matched[k])
+    while (matched[k] || (training && is_training_name(entries[k].name)))
         k++;
     tg_dealloc(matched);
     tg_error("%s: tensor '%s' is not a parameter of the model in __metadata__ (which has %d)", path, entries[k].name,
@@ -893,7 +1038,62 @@ static int read_parameters(const char *path, FILE *f, uint64_t data_start, tg_mo
     return 0;
 }
 
+void tg_checkpoint_extras_free(tg_checkpoint_extras *x)
+{
+    if (!x)
+        return;
+    for (int i = 0; i < x->n; i++) {
+        tg_dealloc(x->names[i]);
+        tg_tensor_free(x->tensors[i]);
+    }
+    tg_dealloc(x->names);
+    tg_dealloc(x->tensors);
+    tg_dealloc(x->meta);
+    memset(x, 0, sizeof *x);
+}
+
+/* Reads every training tensor (names starting TG_TRAINING_PREFIX) into x, and the "training" metadata. */
+static int read_extras(const char *path, FILE *f, uint64_t data_start, const cJSON *meta, const entry *entries,
+                       int n, tg_checkpoint_extras *x)
+{
+    char why[128];
+    const char *text = meta_text(meta, "training");
+    if (!text)
+        return tg_error("%s: not a training checkpoint (no __metadata__ 'training'; a plain model cannot be "
+                        "resumed)",
+                        path),
+               -1;
+    if (!(x->meta = tg_strdup(text)) || !(x->names = tg_alloc_zeroed((size_t)(n + 1) * sizeof *x->names)) ||
+        !(x->tensors = tg_alloc_zeroed((size_t)(n + 1) * sizeof *x->tensors)))
+        return -1;
+    for (int i = 0; i < n; i++) {
+        const entry *e = &entries[i];
+        if (!is_training_name(e->name))
+            continue;
+        tg_tensor *t = tg_tensor_new(e->dtype, e->ndim, e->shape);
+        if (!t || !(x->names[x->n] = tg_strdup(e->name))) {
+            tg_tensor_free(t);
+            return -1;
+        }
+        x->tensors[x->n++] = t;
+        size_t count = (size_t)t->numel, size = tg_dtype_size(t->dtype);
+        if (fseeko(f, (off_t)(data_start + (uint64_t)e->begin), SEEK_SET) != 0 ||
+            fread(t->data, size, count, f) != count)
+            return tg_error("%s: reading tensor '%s' failed: %s", path, e->name,
+                            ferror(f) ? errno_text(errno, why, sizeof why) : "the file ended early"),
+                   -1;
+        if (!host_is_little_endian())
+            swap_bytes(t->data, count, size);
+    }
+    return 0;
+}
+
 tg_model *tg_model_load(const char *path)
+{
+    return tg_checkpoint_load(path, NULL);
+}
+
+tg_model *tg_checkpoint_load(const char *path, tg_checkpoint_extras *extras)
 {
     char why[128];
     FILE *f = NULL;
@@ -901,6 +1101,8 @@ tg_model *tg_model_load(const char *path)
     cJSON *root = NULL;
     entry *entries = NULL;
     tg_model *m = NULL;
+    if (extras)
+        memset(extras, 0, sizeof *extras);
     if (!path || !path[0])
         return tg_error("model load: path is NULL or empty");
     if (!(f = fopen(path, "rb"))) {
@@ -1002,9 +1204,14 @@ tg_model *tg_model_load(const char *path)
                  fault_at + 8);
         goto fail;
     }
-    if (!(m = model_from_metadata(path, meta, n ? entries[0].dtype : TG_F32, n, data_bytes)))
+    bool training = meta && meta_text(meta, "training");
+    int first = 0; /* the first of the model's tensors (the training ones may have other dtypes) */
+    while (training && first < n && is_training_name(entries[first].name))
+        first++;
+    if (!(m = model_from_metadata(path, meta, first < n ? entries[first].dtype : TG_F32, n - first, data_bytes)))
         goto fail;
-    if (match_parameters(path, m, entries, n) || read_parameters(path, f, data_start, m, entries, n))
+    if (match_parameters(path, m, entries, n, training) || read_parameters(path, f, data_start, m, entries, n) ||
+        (extras && read_extras(path, f, data_start, meta, entries, n, extras)))
         goto fail;
     fclose(f);
     tg_dealloc(header);
@@ -1019,5 +1226,6 @@ fail:
     tg_dealloc(entries);
     cJSON_Delete(root);
     tg_model_free(m);
+    tg_checkpoint_extras_free(extras);
     return NULL;
 }

@@ -127,3 +127,16 @@ const int64_t *tg_batcher_rows(const tg_batcher *b, int64_t *n)
         *n = end - start;
     return b->order + start;
 }
+
+/* ---- for training checkpoints (src/train/train_state.c) ---- */
+
+int64_t *batcher_order(tg_batcher *b)
+{
+    return b->order;
+}
+
+void batcher_seek(tg_batcher *b, int64_t batch)
+{
+    int64_t row = batch * b->buffers.size;
+    b->next_row = row < b->ds->rows ? row : b->ds->rows;
+}

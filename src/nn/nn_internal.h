@@ -58,6 +58,21 @@ void gather_standardized(const float *mean, const float *std, const tg_dataset *
                          tg_tensor *x, tg_tensor *y);
 
 
+/* The optimizer's state, for training checkpoints (src/nn/optim.c): buffer k of parameter i (k 0: SGD's
+ * momentum buffer or Adam's first moment; 1: Adam's second moment), the parameter's dtype and numel, or
+ * NULL when the optimizer keeps none; and the per-parameter step counts [n_params]. */
+void *optimizer_buffer(const tg_optimizer *o, int k, int i);
+int64_t *optimizer_steps(const tg_optimizer *o);
+
+/* The batcher's row order [rows], for training checkpoints, and a seek to batch `batch` of the
+ * current epoch (src/nn/batcher.c). */
+int64_t *batcher_order(tg_batcher *b);
+void batcher_seek(tg_batcher *b, int64_t batch);
+
+
+/* optimizer.type lbfgs: the full-batch objective minimised by tg_lbfgs_minimize
+ * on t->model over t->train (src/nn/full_batch.c). 0 on success. */
+int train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started);
 /* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or
  * loss.class_weight ("balanced" or a label map, checked against the data's labels), as a new
  * caller-owned [classes] tensor of dtype; *out stays NULL when the config gives none. */

@@ -4,7 +4,7 @@
  * standardized on the way with the model's own mean and std, so a saved model
  * carries everything it needs to score new data. Nothing allocates inside the
  * step loop. */
-#include "io/io_internal.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <string.h>
@@ -48,17 +48,20 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, tg_model *
     return 0;
 }
 
-/* Copies every parameter of the model into (save) or out of (restore) snapshot. */
-static void copy_params(tg_model *m, double *snapshot, bool save)
+/* dst[i]'s values = src[i]'s, for the n parameters (same shapes and dtypes). */
+static void copy_weights(tg_tensor *const *dst, tg_tensor *const *src, int n)
+{
+    for (int i = 0; i < n; i++)
+        memcpy(dst[i]->data, src[i]->data, (size_t)src[i]->numel * tg_dtype_size(src[i]->dtype));
+}
+
+/* Exchanges the values of the model's parameters and best (pointers only: nothing is copied). */
+static void swap_weights(tg_model *m, tg_tensor **best)
 {
     for (int i = 0; i < m->n_params; i++) {
-        tg_tensor *p = m->params[i];
-        for (int64_t k = 0; k < p->numel; k++) {
-            if (save)
-                *snapshot++ = tg_get(p, k);
-            else
-                tg_set(p, k, *snapshot++);
-        }
+        void *data = m->params[i]->data;
+        m->params[i]->data = best[i]->data;
+        best[i]->data = data;
     }
 }
 
@@ -66,6 +69,7 @@ void tg_training_free(tg_training *t)
 {
     if (!t)
         return;
+    train_state_free(t->state);
     tg_model_free(t->model);
     tg_dataset_free(t->train);
     tg_dataset_free(t->validation);
@@ -76,27 +80,19 @@ void tg_training_free(tg_training *t)
     tg_dealloc(t);
 }
 
-/* One training run: the model, its data, and the state that carries from step to step. */
+/* One training run: the model, its data, and the state that carries from step to step (st, which the
+ * tg_training keeps so a stopped run can be saved and resumed). */
 typedef struct {
     const tg_config *cfg;
-    tg_training *t; /* what the caller gets: model, splits, curves */
-    tg_progress_fn progress;
-    void *ctx;
+    const tg_train_opts *opts;
+    tg_training *t; /* what the caller gets: model, splits, curves, state */
+    struct tg_train_state *st; /* t->state */
     double started;
-    tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
     const tg_dataset *given_train, *given_validation; /* tg_train_on_data: copied instead of loading the config's */
     tg_tape *tape;
-    tg_optimizer *opt;
-    tg_batcher *batches; /* the training rows in the epoch's order, standardized with the model's mean and std */
-    int64_t steps; /* per epoch */
     tg_tensor *class_weight;
     tg_ce_opts ce;
     binary_targets bce; /* binary_cross_entropy only */
-    /* early stopping: the best validation loss so far and its weights */
-    bool early;
-    double best_val;
-    int since_best;
-    double *best;
 } trainer;
 
 /* A caller-owned copy of every row of ds (an empty set with train's classes when ds is NULL). */
@@ -123,7 +119,7 @@ static int trainer_open_data(trainer *tr)
             !(tr->t->test = copy_rows(NULL, tr->given_train)))
             return -1;
     } else {
-        if (load_and_split(tr->cfg, &tr->shuffle, &d)) {
+        if (load_and_split(tr->cfg, &tr->st->shuffle, &d)) {
             split_data_free(&d);
             return -1;
         }
@@ -137,31 +133,50 @@ static int trainer_open_data(trainer *tr)
     return build_model(tr->cfg, tr->t->train, &tr->t->model);
 }
 
+/* The largest |x| of the data: what the hint for a diverging run looks at when inputs are not standardized. */
+static double largest_magnitude(const tg_dataset *ds)
+{
+    double largest = 0;
+    for (int64_t k = 0; k < ds->rows * ds->features; k++)
+        largest = fabs(ds->x[k]) > largest ? fabs(ds->x[k]) : largest;
+    return largest;
+}
+
+/* Early stopping's copy of the weights, one tensor per parameter. */
+static int trainer_open_best(trainer *tr)
+{
+    tg_model *m = tr->t->model;
+    if (!(tr->st->best = tg_alloc_zeroed((size_t)(m->n_params + 1) * sizeof *tr->st->best))) /* NULL-ended */
+        return -1;
+    for (int i = 0; i < m->n_params; i++)
+        if (!(tr->st->best[i] = tg_tensor_clone(m->params[i])))
+            return -1;
+    return 0;
+}
+
 /* Everything the step loop uses, allocated once before it. */
 static int trainer_open_buffers(trainer *tr)
 {
     const tg_config *cfg = tr->cfg;
     tg_training *t = tr->t;
+    struct tg_train_state *st = tr->st;
     tg_model *m = t->model;
     int epochs = cfg->train.epochs;
     int64_t rows = t->train->rows, batch = cfg->train.batch_size < rows ? cfg->train.batch_size : rows;
-    int64_t n_params_total = 0;
-    for (int i = 0; i < m->n_params; i++)
-        n_params_total += m->params[i]->numel;
-    tr->early = cfg->train.patience > 0 && t->validation && t->validation->rows > 0;
-    tr->best_val = INFINITY;
+    st->rows = rows;
+    st->early = cfg->train.patience > 0 && t->validation && t->validation->rows > 0;
+    st->best_val = INFINITY;
+    t->input_scale = cfg->data.standardize ? 0 : largest_magnitude(t->train);
     tr->tape = tg_tape_new();
-    tr->opt = tg_optimizer_new(&cfg->optimizer, m->n_params, m->params);
-    tr->batches = tg_batcher_new(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
+    st->opt = tg_optimizer_new(&cfg->optimizer, m->n_params, m->params);
+    st->batches = tg_batcher_new(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
     t->train_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)epochs * sizeof(double));
-    if (tr->early)
-        tr->best = tg_alloc((size_t)n_params_total * sizeof *tr->best);
-    if (!tr->tape || !tr->opt || !tr->batches || !t->train_loss || !t->val_loss || !t->val_accuracy ||
-        (tr->early && !tr->best))
+    if (!tr->tape || !st->opt || !st->batches || !t->train_loss || !t->val_loss || !t->val_accuracy ||
+        (st->early && trainer_open_best(tr)) || train_state_describe(t, cfg))
         return -1;
-    tr->steps = tg_batcher_batches(tr->batches);
+    t->steps_per_epoch = tg_batcher_batches(st->batches);
     tr->ce = TG_CE_OPTS_DEFAULT;
     tr->ce.label_smoothing = cfg->loss.label_smoothing;
     if (tg_loss_weight_tensor(cfg, t->train, m->dtype, &tr->class_weight))
@@ -175,23 +190,31 @@ static int trainer_open_buffers(trainer *tr)
 
 static void trainer_close(trainer *tr)
 {
-    tg_dealloc(tr->best);
-    tg_batcher_free(tr->batches);
     tg_tensor_free(tr->class_weight);
     binary_targets_free(&tr->bce);
-    tg_optimizer_free(tr->opt);
     tg_tape_free(tr->tape);
 }
 
 /* A fresh Fisher-Yates shuffle of the row order each epoch, from the data seed. */
-static void trainer_shuffle(trainer *tr) { tg_batcher_reset(tr->batches, &tr->shuffle); }
+static void trainer_shuffle(trainer *tr) { tg_batcher_reset(tr->st->batches, &tr->st->shuffle); }
+
+/* The error for a loss that stopped being finite, with a hint at its likely cause. */
+static void diverged(const trainer *tr, double value, int epoch, int64_t s)
+{
+    char scale[160] = "";
+    if (tr->t->input_scale >= TG_LARGE_INPUT)
+        snprintf(scale, sizeof scale,
+                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to true", tr->t->input_scale);
+    tg_error("loss became %s at epoch %d, step %lld (lower optimizer.lr or set train.clip_grad_norm%s)",
+             isnan(value) ? "NaN" : "infinite", epoch + 1, (long long)s + 1, scale);
+}
 
 /* One optimizer step on batch s of the epoch's order; its loss in *value. */
 static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
 {
     tg_model *m = tr->t->model;
     tg_tensor *x, *y;
-    if (tg_batcher_next(tr->batches, &x, &y) != 1) {
+    if (tg_batcher_next(tr->st->batches, &x, &y) != 1) {
         tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
         return -1;
     }
@@ -208,32 +231,38 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
         return -1;
     *value = tg_get(loss, 0);
     if (!isfinite(*value)) {
-        tg_error("loss became %s at epoch %d, step %lld (lower optimizer.lr or set train.clip_grad_norm)",
-                 isnan(*value) ? "NaN" : "infinite", epoch + 1, (long long)s + 1);
+        diverged(tr, *value, epoch, s);
         return -1;
     }
-    tg_optimizer_zero_grad(tr->opt);
+    tg_optimizer_zero_grad(tr->st->opt);
     if (tg_backward(tr->tape, loss))
+        return -1;
+    /* The penalty's gradient per step, scaled as the mean loss is: R / (C n) */
+    const tg_penalty *pen = &tr->cfg->loss.penalty;
+    if (pen->type != TG_PENALTY_NONE &&
+        tg_penalty_add_grad(pen, m, 1.0 / (pen->C * (double)tr->t->train->rows)))
         return -1;
     if (tr->cfg->train.clip_grad_norm > 0 &&
         tg_clip_grad_norm(m->params, m->n_params, tr->cfg->train.clip_grad_norm) < 0)
         return -1;
-    return tg_optimizer_step(tr->opt);
+    return tg_optimizer_step(tr->st->opt);
 }
 
-/* The epoch's steps, reporting progress after each; 1 when the callback asked to stop. */
+/* The epoch's steps from t->steps_done on, reporting progress after each; 1 when the callback asked to
+ * stop (t->steps_done and st->loss_sum then say where, for a resume). */
 static int trainer_epoch(trainer *tr, int epoch, tg_progress *p)
 {
-    double loss_sum = 0;
-    for (int64_t s = 0; s < tr->steps; s++) {
+    tg_training *t = tr->t;
+    for (int64_t s = t->steps_done; s < t->steps_per_epoch; s++) {
         double value;
         if (trainer_step(tr, epoch, s, &value))
             return -1;
-        loss_sum += value;
+        tr->st->loss_sum += value;
+        t->steps_done = s + 1;
         p->step = s + 1;
-        p->train_loss = loss_sum / (double)(s + 1);
+        p->train_loss = tr->st->loss_sum / (double)(s + 1);
         p->seconds = tg_now_seconds() - tr->started;
-        if (tr->progress && s + 1 < tr->steps && tr->progress(p, tr->ctx))
+        if (tr->opts->progress && s + 1 < t->steps_per_epoch && tr->opts->progress(p, tr->opts->ctx))
             return 1;
     }
     return 0;
@@ -256,58 +285,127 @@ static int trainer_validate(trainer *tr, tg_progress *p)
 /* Keeps the weights of the best validation loss; true when patience has run out. */
 static bool trainer_patience_out(trainer *tr, double val_loss)
 {
-    if (!tr->early)
+    struct tg_train_state *st = tr->st;
+    if (!st->early)
         return false;
-    if (val_loss < tr->best_val - tr->cfg->train.min_delta) {
-        tr->best_val = val_loss;
-        tr->since_best = 0;
-        copy_params(tr->t->model, tr->best, true);
+    if (val_loss < st->best_val - tr->cfg->train.min_delta) {
+        st->best_val = val_loss;
+        st->since_best = 0;
+        copy_weights(st->best, tr->t->model->params, tr->t->model->n_params);
         return false;
     }
-    return ++tr->since_best >= tr->cfg->train.patience;
+    return ++st->since_best >= tr->cfg->train.patience;
+}
+
+/* A training checkpoint every opts->checkpoint_every epochs, while there are epochs left. */
+static int trainer_checkpoint(trainer *tr)
+{
+    const tg_train_opts *o = tr->opts;
+    if (o->checkpoint_every <= 0 || tr->t->finished || tr->t->epochs_run % o->checkpoint_every != 0 ||
+        (!o->checkpoint && !o->checkpoint_path))
+        return 0;
+    tg_clear_error();
+    if (!o->checkpoint)
+        return tg_training_save(tr->t, o->checkpoint_path);
+    if (!o->checkpoint(tr->t, o->ctx))
+        return 0;
+    if (!tg_last_error()[0])
+        tg_error("train: the checkpoint callback failed after epoch %d", tr->t->epochs_run);
+    return -1;
+}
+
+/* An epoch's end: its curves, the callback, early stopping; 1 when training stops. */
+static int trainer_end_epoch(trainer *tr, int epoch, tg_progress *p, bool asked)
+{
+    tg_training *t = tr->t;
+    t->train_loss[epoch] = p->train_loss;
+    t->val_loss[epoch] = p->val_loss;
+    t->val_accuracy[epoch] = p->val_accuracy;
+    t->epochs_run = epoch + 1;
+    t->steps_done = 0;
+    tr->st->loss_sum = 0;
+    p->finished = 1;
+    p->seconds = tg_now_seconds() - tr->started;
+    const tg_train_opts *o = tr->opts;
+    bool caller_stops = asked || (o->progress && o->progress(p, o->ctx));
+    bool patience_out = trainer_patience_out(tr, p->val_loss); /* also when the caller stops */
+    t->stopped_by_caller = caller_stops;
+    t->stopped_early = patience_out && !caller_stops;
+    t->finished = patience_out || t->epochs_run == tr->cfg->train.epochs;
+    if (trainer_checkpoint(tr))
+        return -1;
+    return caller_stops || patience_out;
 }
 
 static int trainer_run(trainer *tr)
 {
     tg_training *t = tr->t;
     int epochs = tr->cfg->train.epochs;
-    for (int epoch = 0; epoch < epochs; epoch++) {
+    for (int epoch = t->epochs_run; epoch < epochs; epoch++) {
         double lr = tg_config_lr_at(tr->cfg, epoch);
-        if (tg_optimizer_set_lr(tr->opt, lr)) /* a schedule that reached an invalid rate: say so, do not go on */
+        if (tg_optimizer_set_lr(tr->st->opt, lr)) /* a schedule that reached an invalid rate: say so, do not go on */
             return -1;
-        trainer_shuffle(tr);
-        tg_progress p = { .epoch = epoch + 1, .epochs = epochs, .steps_per_epoch = tr->steps, .lr = lr,
+        if (t->steps_done == 0)
+            trainer_shuffle(tr); /* a resumed run that stopped mid-epoch keeps that epoch's order */
+        tg_progress p = { .epoch = epoch + 1, .epochs = epochs, .steps_per_epoch = t->steps_per_epoch, .lr = lr,
                           .val_loss = NAN, .val_accuracy = NAN };
+        if (t->steps_done > 0)
+            p.train_loss = tr->st->loss_sum / (double)t->steps_done;
         int asked = trainer_epoch(tr, epoch, &p);
-        if (asked < 0 || trainer_validate(tr, &p))
+        if (asked < 0)
             return -1;
-        t->train_loss[epoch] = p.train_loss;
-        t->val_loss[epoch] = p.val_loss;
-        t->val_accuracy[epoch] = p.val_accuracy;
-        t->epochs_run = epoch + 1;
-        p.finished = 1;
-        p.seconds = tg_now_seconds() - tr->started;
-        bool caller_stops = asked || (tr->progress && tr->progress(&p, tr->ctx));
-        bool patience_out = trainer_patience_out(tr, p.val_loss); /* also when the caller stops */
-        t->stopped_by_caller = caller_stops;
-        t->stopped_early = patience_out && !caller_stops;
-        if (caller_stops || patience_out)
+        if (asked) {
+            t->stopped_by_caller = 1; /* mid-epoch: the epoch's end comes when the run resumes */
             break;
+        }
+        int stops = trainer_validate(tr, &p) ? -1 : trainer_end_epoch(tr, epoch, &p, false);
+        if (stops)
+            return stops < 0 ? -1 : 0;
     }
-    if (tr->early && isfinite(tr->best_val))
-        copy_params(t->model, tr->best, false); /* keep the weights of the best validation loss */
     return 0;
+}
+
+/* The weights the caller gets: the best validation loss's under early stopping (the last ones stay in
+ * st->best, for a training checkpoint). */
+static void trainer_finish(trainer *tr)
+{
+    if (tr->st->early && isfinite(tr->st->best_val)) {
+        swap_weights(tr->t->model, tr->st->best);
+        tr->st->swapped = true;
+    }
 }
 
 static tg_training *trainer_train(trainer tr)
 {
     const tg_config *cfg = tr.cfg;
-    if (!(tr.t = tg_alloc_zeroed(sizeof *tr.t)))
+    if (!(tr.t = tg_alloc_zeroed(sizeof *tr.t)) || !(tr.t->state = tg_alloc_zeroed(sizeof *tr.t->state))) {
+        tg_dealloc(tr.t);
         return NULL;
-    tg_rng_seed(&tr.shuffle, cfg->data.shuffle_seed);
+    }
+    tr.st = tr.t->state;
+    tg_rng_seed(&tr.st->shuffle, cfg->data.shuffle_seed);
     int status = trainer_open_data(&tr);
+    if (!status && cfg->optimizer.type == TG_OPTIM_LBFGS) {
+        /* A solver that fails on the way (line search, NaN) returns the last good
+         * weights with solver.status saying why; any other failure returns NULL. */
+        tg_lbfgs_status why;
+        if (tr.opts->resume || tr.opts->checkpoint_every > 0) {
+            tg_training_free(tr.t);
+            return tg_error("train: optimizer.type lbfgs (the full-batch solver) keeps no training checkpoints: it "
+                            "cannot resume or save one every N epochs");
+        }
+        tr.t->finished = 1; /* a solver run is not resumable: a stop ends it */
+        if (train_full_batch(cfg, tr.t, tr.opts->progress, tr.opts->ctx, tr.started) &&
+            (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE) {
+            tg_training_free(tr.t);
+            return NULL;
+        }
+        return tr.t;
+    }
     if (!status)
         status = trainer_open_buffers(&tr);
+    if (!status && tr.opts->resume)
+        status = trainer_restore_state(tr.t, cfg, tr.opts->resume);
     if (!status)
         status = trainer_run(&tr);
     trainer_close(&tr);
@@ -315,14 +413,22 @@ static tg_training *trainer_train(trainer tr)
         tg_training_free(tr.t);
         return NULL;
     }
+    trainer_finish(&tr);
     return tr.t;
+}
+
+tg_training *tg_train_config_opts(const tg_config *cfg, const tg_train_opts *opts)
+{
+    static const tg_train_opts none = { 0 };
+    if (!cfg)
+        return tg_error("train: config is NULL");
+    return trainer_train((trainer){ .cfg = cfg, .opts = opts ? opts : &none, .started = tg_now_seconds() });
 }
 
 tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx)
 {
-    if (!cfg)
-        return tg_error("train: config is NULL");
-    return trainer_train((trainer){ .cfg = cfg, .progress = progress, .ctx = ctx, .started = tg_now_seconds() });
+    tg_train_opts opts = { .progress = progress, .ctx = ctx };
+    return tg_train_config_opts(cfg, &opts);
 }
 
 tg_training *tg_train_on_data(const tg_config *cfg, const tg_dataset *train, const tg_dataset *validation,
@@ -336,6 +442,7 @@ tg_training *tg_train_on_data(const tg_config *cfg, const tg_dataset *train, con
         return tg_error("train: the validation set has %lld features and %lld classes, the training set %lld and %lld",
                         (long long)validation->features, (long long)validation->classes, (long long)train->features,
                         (long long)train->classes);
-    return trainer_train((trainer){ .cfg = cfg, .progress = progress, .ctx = ctx, .started = tg_now_seconds(),
-                                    .given_train = train, .given_validation = validation });
+    tg_train_opts opts = { .progress = progress, .ctx = ctx };
+    return trainer_train((trainer){ .cfg = cfg, .opts = &opts, .started = tg_now_seconds(), .given_train = train,
+                                    .given_validation = validation });
 }

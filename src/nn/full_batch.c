@@ -1,0 +1,276 @@
+/* Full-batch training (optimizer.type "lbfgs"): the penalized objective over
+ * the whole training set, minimised by tg_lbfgs_minimize (OWL-QN under an L1
+ * part). The objective is computed in float64 whatever the model's dtype, in
+ * blocks of rows gathered into one reused batch, so no tape is the size of
+ * the data set. With T threads (the thread budget), thread t takes blocks t,
+ * t + T, ... on its own float64 copy of the model, tape and batch; the
+ * threads' losses (reduction sum) and gradients are added in thread order, so
+ * a result is the same bits for a given thread count and depends on the block
+ * size and the thread count only through rounding.
+ * The solver sees f = (sum_i w_y(i) loss_i + R(W) / C) / n, scikit-learn's
+ * objective divided by C n: the same minimiser, a gradient of order 1. */
+#include "nn/nn_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* One thread's share of the objective: its blocks, on its own model copy, tape and batch. */
+typedef struct {
+    tg_model *model; /* float64, the trained model's layers */
+    tg_tape *tape;
+    batch_buffers blocks;
+    binary_targets bce; /* binary_cross_entropy: float targets and row weights */
+    double loss; /* the sum over its blocks */
+    char error[256]; /* tg_last_error of a failure (errors are per thread) */
+} worker;
+
+typedef struct {
+    const tg_config *cfg;
+    const tg_model *source; /* standardization and dtype of the trained model */
+    const tg_dataset *train;
+    worker *workers;
+    int n_workers;
+    int64_t n_blocks, block;
+    tg_tensor *class_weight;
+    tg_ce_opts ce;
+    double l2; /* the L2 part's weight divided by C n */
+    unsigned char *mask; /* 1 on weights, 0 on biases */
+    int64_t n; /* parameters */
+    tg_training *t;
+    tg_progress_fn progress;
+    void *ctx;
+    double started;
+    double objective; /* the last evaluation's f (mean scale) */
+} full_batch;
+
+static void params_from(tg_model *m, const double *w)
+{
+    for (int i = 0; i < m->n_params; i++) {
+        tg_tensor *p = m->params[i];
+        memcpy(p->data, w, (size_t)p->numel * sizeof(double));
+        w += p->numel;
+    }
+}
+
+/* Worker id's blocks at w: a forward and a backward with reduction sum each. 0 on success. */
+static int worker_blocks(full_batch *fb, int id, const double *w)
+{
+    worker *wk = &fb->workers[id];
+    tg_model *m = wk->model;
+    int64_t rows = fb->train->rows;
+    params_from(m, w);
+    for (int i = 0; i < m->n_params; i++)
+        tg_zero_grad(m->params[i]);
+    wk->loss = 0;
+    for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers) {
+        int64_t start = b * fb->block, n = rows - start < fb->block ? rows - start : fb->block;
+        batch_tensors bt = batch_buffers_for(&wk->blocks, n);
+        gather_rows(fb->source, fb->train, NULL, start, bt.x, bt.y);
+        tg_tape_reset(wk->tape);
+        tg_tensor *logits = tg_model_forward(m, wk->tape, bt.x), *loss;
+        if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
+            tg_bce_opts bce;
+            tg_tensor *target = binary_targets_fill(&wk->bce, bt.y, fb->class_weight, &bce);
+            bce.reduction = TG_SUM;
+            loss = tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
+        } else {
+            loss = tg_cross_entropy(wk->tape, logits, bt.y, &fb->ce);
+        }
+        if (!loss || tg_backward(wk->tape, loss)) {
+            snprintf(wk->error, sizeof wk->error, "%s", tg_last_error());
+            return -1;
+        }
+        wk->loss += tg_get(loss, 0);
+    }
+    return 0;
+}
+
+/* f and its gradient at w: the workers in parallel, their sums added in worker order. */
+static int objective(int64_t n, const double *w, double *f, double *grad, void *ctx)
+{
+    full_batch *fb = ctx;
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(fb->n_workers) schedule(static, 1) reduction(| : failed) if (fb->n_workers > 1)
+#endif
+    for (int id = 0; id < fb->n_workers; id++)
+        failed |= worker_blocks(fb, id, w) != 0;
+    for (int id = 0; id < fb->n_workers && failed; id++)
+        if (fb->workers[id].error[0]) {
+            tg_error("%s", fb->workers[id].error);
+            return -1;
+        }
+    double inv_rows = 1.0 / (double)fb->train->rows, sum = 0, squares = 0;
+    memset(grad, 0, (size_t)n * sizeof *grad);
+    for (int id = 0; id < fb->n_workers; id++) {
+        const tg_model *m = fb->workers[id].model;
+        double *g = grad;
+        sum += fb->workers[id].loss;
+        for (int i = 0; i < m->n_params; i++) {
+            const tg_tensor *p = m->params[i];
+            const double *pg = p->grad ? p->grad->data : NULL;
+            for (int64_t k = 0; pg && k < p->numel; k++)
+                g[k] += pg[k];
+            g += p->numel;
+        }
+    }
+    for (int64_t k = 0; k < n; k++) {
+        grad[k] *= inv_rows;
+        if (fb->mask[k]) {
+            grad[k] += fb->l2 * w[k];
+            squares += w[k] * w[k];
+        }
+    }
+    *f = fb->objective = sum * inv_rows + 0.5 * fb->l2 * squares;
+    return 0;
+}
+
+/* Each iteration is one point of the curves (train_loss: the objective f). */
+static int on_iteration(int iteration, double value, double grad_norm, void *ctx)
+{
+    (void)grad_norm;
+    full_batch *fb = ctx;
+    tg_training *t = fb->t;
+    t->train_loss[iteration - 1] = value;
+    t->val_loss[iteration - 1] = NAN;
+    t->val_accuracy[iteration - 1] = NAN;
+    t->epochs_run = iteration;
+    if (!fb->progress)
+        return 0;
+    tg_progress p = { .epoch = iteration,
+                      .epochs = fb->cfg->lbfgs.opts.max_iter,
+                      .step = 1,
+                      .steps_per_epoch = 1,
+                      .train_loss = value,
+                      .val_loss = NAN,
+                      .val_accuracy = NAN,
+                      .lr = NAN,
+                      .seconds = tg_now_seconds() - fb->started,
+                      .finished = 1,
+                      .full_batch = 1 };
+    return fb->progress(&p, fb->ctx);
+}
+
+static int open_workers(full_batch *fb, const tg_model *m)
+{
+    int64_t rows = fb->train->rows;
+    fb->block = fb->cfg->lbfgs.block_rows < rows ? fb->cfg->lbfgs.block_rows : rows;
+    fb->n_blocks = (rows + fb->block - 1) / fb->block;
+    int threads = tg_num_threads();
+    fb->n_workers = (int)(fb->n_blocks < threads ? fb->n_blocks : threads);
+    if (!(fb->workers = tg_alloc_zeroed((size_t)fb->n_workers * sizeof *fb->workers)))
+        return -1;
+    for (int id = 0; id < fb->n_workers; id++) {
+        worker *wk = &fb->workers[id];
+        tg_rng unused; /* the weights are overwritten from w at each evaluation */
+        tg_rng_seed(&unused, 0);
+        wk->model = tg_model_new(TG_F64, m->inputs, m->n_layers, m->layers, &unused);
+        wk->tape = tg_tape_new();
+        if (!wk->model || !wk->tape || batch_buffers_init(&wk->blocks, TG_F64, m->inputs, fb->block, rows, true))
+            return -1;
+        if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
+            binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL, fb->cfg->loss.pos_weight))
+            return -1;
+    }
+    return 0;
+}
+
+static int open_full_batch(full_batch *fb, tg_model *m)
+{
+    const tg_config *cfg = fb->cfg;
+    int max_iter = cfg->lbfgs.opts.max_iter > 0 ? cfg->lbfgs.opts.max_iter : 1;
+    if (tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) || open_workers(fb, m))
+        return -1;
+    for (int i = 0; i < m->n_params; i++)
+        fb->n += m->params[i]->numel;
+    fb->mask = tg_alloc_zeroed((size_t)fb->n);
+    tg_training *t = fb->t;
+    t->train_loss = tg_alloc((size_t)max_iter * sizeof(double));
+    t->val_loss = tg_alloc((size_t)max_iter * sizeof(double));
+    t->val_accuracy = tg_alloc((size_t)max_iter * sizeof(double));
+    if (!fb->mask || !t->train_loss || !t->val_loss || !t->val_accuracy)
+        return -1;
+    unsigned char *mask = fb->mask;
+    for (int i = 0; i < m->n_params; i++) {
+        memset(mask, m->params[i]->ndim == 2, (size_t)m->params[i]->numel); /* weights are [out, in], biases [out] */
+        mask += m->params[i]->numel;
+    }
+    fb->ce = TG_CE_OPTS_DEFAULT;
+    fb->ce.reduction = TG_SUM;
+    fb->ce.label_smoothing = cfg->loss.label_smoothing;
+    fb->ce.weight = fb->class_weight;
+    double l1, l2, scale = 1.0 / (cfg->loss.penalty.C * (double)fb->train->rows);
+    tg_penalty_parts(&cfg->loss.penalty, &l1, &l2);
+    fb->l2 = l2 * scale;
+    return 0;
+}
+
+static void close_full_batch(full_batch *fb)
+{
+    for (int id = 0; fb->workers && id < fb->n_workers; id++) {
+        tg_model_free(fb->workers[id].model);
+        batch_buffers_free(&fb->workers[id].blocks);
+        binary_targets_free(&fb->workers[id].bce);
+        tg_tape_free(fb->workers[id].tape);
+    }
+    tg_dealloc(fb->workers);
+    tg_tensor_free(fb->class_weight);
+    tg_dealloc(fb->mask);
+}
+
+/* The solver from the model's initial weights; the model keeps the last good weights even on failure. */
+static int solve(full_batch *fb, tg_model *m)
+{
+    const tg_config *cfg = fb->cfg;
+    double *w = tg_alloc((size_t)fb->n * sizeof *w);
+    if (!w)
+        return -1;
+    double *p = w;
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t k = 0; k < m->params[i]->numel; k++)
+            *p++ = tg_get(m->params[i], k);
+    tg_lbfgs_opts o = cfg->lbfgs.opts;
+    double l1;
+    tg_penalty_parts(&cfg->loss.penalty, &l1, NULL);
+    o.l1 = l1 / (cfg->loss.penalty.C * (double)fb->train->rows);
+    o.l1_mask = fb->mask;
+    o.progress = on_iteration;
+    int status = tg_lbfgs_minimize(fb->n, w, objective, fb, &o, &fb->t->solver);
+    p = w;
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t k = 0; k < m->params[i]->numel; k++)
+            tg_set(m->params[i], k, *p++);
+    tg_dealloc(w);
+    fb->t->stopped_by_caller = fb->t->solver.status == TG_LBFGS_STOPPED;
+    fb->t->objective = fb->t->solver.objective * cfg->loss.penalty.C * (double)fb->train->rows;
+    return status;
+}
+
+/* The model's final validation loss and accuracy go on the curves' last point. */
+static int validate_last(tg_training *t)
+{
+    if (!t->validation || t->validation->rows == 0 || t->epochs_run == 0)
+        return 0;
+    tg_eval ev;
+    if (tg_evaluate(t->model, t->validation, &ev))
+        return -1;
+    t->val_loss[t->epochs_run - 1] = ev.loss;
+    t->val_accuracy[t->epochs_run - 1] = ev.accuracy;
+    tg_eval_clear(&ev);
+    return 0;
+}
+
+int train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started)
+{
+    tg_model *m = t->model;
+    full_batch fb = {
+        .cfg = cfg, .source = m, .train = t->train, .t = t, .progress = progress, .ctx = ctx, .started = started
+    };
+    t->full_batch = 1;
+    int status = open_full_batch(&fb, m);
+    if (!status)
+        status = solve(&fb, m);
+    close_full_batch(&fb);
+    return status ? -1 : validate_last(t);
+}

@@ -1,0 +1,31 @@
+/* What the trainer's files (src/train/) share: the state that carries a run from step to step, which
+ * trainer.c runs and train_state.c saves and restores. */
+#ifndef TAPEGRAD_TRAIN_H
+#define TAPEGRAD_TRAIN_H
+
+#include "io/io_internal.h"
+
+/* What carries a run from one step to the next, beyond the model and curves: owned by the tg_training
+ * (t->state) so that a stopped run can be saved (tg_training_save) and resumed. */
+struct tg_train_state {
+    tg_optimizer *opt;
+    tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
+    int64_t rows; /* training rows */
+    tg_batcher *batches; /* the training rows in the epoch's order (each epoch reshuffles the last) */
+    double loss_sum; /* the losses of the t->steps_done steps taken in the current epoch */
+    bool early; /* early stopping is on */
+    double best_val; /* the best validation loss so far (inf before the first) */
+    int since_best; /* epochs since it */
+    tg_tensor **best; /* [n_params] when early: the best weights; after the run, when swapped, the last ones */
+    bool swapped; /* the model holds the best weights and best the last ones (the run has ended) */
+    uint64_t data_hash; /* of the training and validation rows, once hashed */
+    bool hashed;
+    char *settings; /* JSON: what a resumed run's config must repeat (train_state.c) */
+};
+/* Fills what train_state.c derives from the config (the settings a resume must repeat). */
+int train_state_describe(tg_training *t, const tg_config *cfg);
+void train_state_free(struct tg_train_state *st);
+/* Continues t (opened from cfg, not yet trained) from the training checkpoint at path. */
+int trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path);
+
+#endif

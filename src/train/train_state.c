@@ -1,0 +1,520 @@
+/* Training checkpoints: a stopped run saved with everything that carries it
+ * from one step to the next, and restored so that the resumed run computes
+ * exactly what the uninterrupted one would have. The file is the model's
+ * safetensors file plus "training.*" tensors (optimizer state under PyTorch's
+ * names, the row order, step counts, curves, the last weights under early
+ * stopping) and a "training" metadata entry (position, random state, and the
+ * settings a resume must repeat). See docs/checkpoint.md. */
+#include "train/train.h"
+
+#include <cjson/cJSON.h>
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRAINING_FORMAT 1
+
+void train_state_free(struct tg_train_state *st)
+{
+    if (!st)
+        return;
+    tg_optimizer_free(st->opt);
+    tg_batcher_free(st->batches);
+    for (int i = 0; st->best && st->best[i]; i++)
+        tg_tensor_free(st->best[i]);
+    tg_dealloc(st->best);
+    tg_dealloc(st->settings);
+    tg_dealloc(st);
+}
+
+/* ---- what a resume must repeat ---- */
+
+/* FNV-1a, 64 bits, over a data set's rows and labels. */
+static uint64_t hash_rows(uint64_t h, const tg_dataset *ds)
+{
+    if (!ds)
+        return h;
+    const unsigned char *x = (const unsigned char *)ds->x, *y = (const unsigned char *)ds->y;
+    for (size_t k = 0; k < (size_t)(ds->rows * ds->features) * sizeof *ds->x; k++)
+        h = (h ^ x[k]) * 0x100000001b3u;
+    for (size_t k = 0; k < (size_t)ds->rows * sizeof *ds->y; k++)
+        h = (h ^ y[k]) * 0x100000001b3u;
+    return h;
+}
+
+static bool add_hex(cJSON *o, const char *key, uint64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%016" PRIx64, v);
+    return cJSON_AddStringToObject(o, key, text) != NULL;
+}
+
+/* A seed as a decimal string (JSON numbers lose integers above 2^53). */
+static bool add_seed(cJSON *o, const char *key, uint64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, v);
+    return cJSON_AddStringToObject(o, key, text) != NULL;
+}
+
+/* "linear 64, relu, linear 10 no-bias" */
+static bool add_layers(cJSON *o, const tg_config *cfg)
+{
+    char text[1024] = "";
+    size_t used = 0;
+    for (int i = 0; i < cfg->model.n_layers && used < sizeof text; i++) {
+        const tg_layer_spec *l = &cfg->model.layers[i];
+        int n = l->type == TG_LAYER_LINEAR
+                    ? snprintf(text + used, sizeof text - used, "%s%s %lld%s", i ? ", " : "",
+                               tg_layer_type_name(l->type), (long long)l->out, l->bias ? "" : " no-bias")
+                    : snprintf(text + used, sizeof text - used, "%s%s", i ? ", " : "", tg_layer_type_name(l->type));
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return cJSON_AddStringToObject(o, "model.layers", text) != NULL;
+}
+
+/* The config's settings that shape the run, named as in the config file. */
+static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
+{
+    static const char *const optimizers[] = { "sgd", "adam", "adamw" };
+    static const char *const schedules[] = { "constant", "step", "cosine" };
+    const tg_optim_opts *o = &cfg->optimizer;
+    cJSON *s = cJSON_CreateObject();
+    cJSON *weights = cfg->loss.class_weights
+                         ? cJSON_CreateDoubleArray(cfg->loss.class_weights, (int)cfg->loss.n_class_weights)
+                         : cJSON_CreateNull();
+    if (!s || !weights || !cJSON_AddItemToObject(s, "loss.weight", weights)) {
+        cJSON_Delete(weights);
+        cJSON_Delete(s);
+        return NULL;
+    }
+    cJSON *by_label = cfg->loss.class_weight_balanced ? cJSON_CreateString("balanced") : cJSON_CreateObject();
+    for (int64_t k = 0; by_label && !cfg->loss.class_weight_balanced && k < cfg->loss.n_class_weight_labels; k++)
+        if (!cJSON_AddNumberToObject(by_label, cfg->loss.class_weight_labels[k], cfg->loss.class_weight_values[k])) {
+            cJSON_Delete(by_label);
+            by_label = NULL;
+        }
+    if (!by_label || !cJSON_AddItemToObject(s, "loss.class_weight", by_label)) {
+        cJSON_Delete(by_label);
+        cJSON_Delete(s);
+        return NULL;
+    }
+    bool ok = add_seed(s, "seed", cfg->seed) && add_seed(s, "data.shuffle_seed", cfg->data.shuffle_seed) &&
+              cJSON_AddNumberToObject(s, "data.test_split", cfg->data.test ? 0 : cfg->data.test_split) &&
+              cJSON_AddNumberToObject(s, "data.validation_split", cfg->data.validation_split) &&
+              cJSON_AddBoolToObject(s, "data.standardize", cfg->data.standardize) &&
+              cJSON_AddNumberToObject(s, "training rows", (double)t->train->rows) &&
+              cJSON_AddNumberToObject(s, "features", (double)t->train->features) &&
+              cJSON_AddNumberToObject(s, "classes", (double)t->train->classes) &&
+              cJSON_AddStringToObject(s, "model.dtype", tg_dtype_name(cfg->model.dtype)) && add_layers(s, cfg) &&
+              cJSON_AddNumberToObject(s, "loss.label_smoothing", cfg->loss.label_smoothing) &&
+              cJSON_AddStringToObject(s, "loss.type",
+                                      cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY ? "binary_cross_entropy"
+                                                                                     : "cross_entropy") &&
+              cJSON_AddStringToObject(s, "loss.positive_class",
+                                      cfg->loss.positive_class ? cfg->loss.positive_class : "(default)") &&
+              cJSON_AddNumberToObject(s, "loss.pos_weight", cfg->loss.pos_weight) &&
+              cJSON_AddStringToObject(s, "optimizer.type", optimizers[o->type]) &&
+              cJSON_AddNumberToObject(s, "optimizer.lr", o->lr) &&
+              cJSON_AddNumberToObject(s, "optimizer.momentum", o->momentum) &&
+              cJSON_AddNumberToObject(s, "optimizer.dampening", o->dampening) &&
+              cJSON_AddBoolToObject(s, "optimizer.nesterov", o->nesterov) &&
+              cJSON_AddNumberToObject(s, "optimizer.weight_decay", o->weight_decay) &&
+              cJSON_AddNumberToObject(s, "optimizer.beta1", o->beta1) &&
+              cJSON_AddNumberToObject(s, "optimizer.beta2", o->beta2) &&
+              cJSON_AddNumberToObject(s, "optimizer.eps", o->eps) &&
+              cJSON_AddNumberToObject(s, "train.epochs", cfg->train.epochs) &&
+              cJSON_AddNumberToObject(s, "train.batch_size", (double)cfg->train.batch_size) &&
+              cJSON_AddStringToObject(s, "train.lr_schedule", schedules[cfg->train.schedule]) &&
+              cJSON_AddNumberToObject(s, "train.lr_schedule.step_size", cfg->train.step_size) &&
+              cJSON_AddNumberToObject(s, "train.lr_schedule.gamma", cfg->train.gamma) &&
+              cJSON_AddNumberToObject(s, "train.lr_schedule.min_lr", cfg->train.min_lr) &&
+              cJSON_AddNumberToObject(s, "train.clip_grad_norm", cfg->train.clip_grad_norm) &&
+              cJSON_AddNumberToObject(s, "train.early_stopping.patience", cfg->train.patience) &&
+              cJSON_AddNumberToObject(s, "train.early_stopping.min_delta", cfg->train.min_delta);
+    if (!ok) {
+        cJSON_Delete(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The hash of the training and validation rows, computed on first use (a save or a resume), not by
+ * every run: it reads every byte of the data. */
+static uint64_t data_hash(const tg_training *t)
+{
+    struct tg_train_state *st = t->state;
+    if (!st->hashed) {
+        st->data_hash = hash_rows(hash_rows(0xcbf29ce484222325u, t->train), t->validation);
+        st->hashed = true;
+    }
+    return st->data_hash;
+}
+
+int train_state_describe(tg_training *t, const tg_config *cfg)
+{
+    struct tg_train_state *st = t->state;
+    tg_json_begin();
+    cJSON *s = settings_of(cfg, t);
+    char *text = s ? cJSON_PrintUnformatted(s) : NULL;
+    cJSON_Delete(s);
+    st->settings = text ? tg_strdup(text) : NULL;
+    cJSON_free(text);
+    return st->settings ? 0 : -1;
+}
+
+/* ---- saving ---- */
+
+/* The metadata entry "training": position, random state, data hash and settings. */
+static char *training_meta(const tg_training *t)
+{
+    const struct tg_train_state *st = t->state;
+    char *text = NULL;
+    cJSON *o = cJSON_CreateObject(), *rng = o ? cJSON_AddArrayToObject(o, "rng") : NULL;
+    bool ok = rng && cJSON_AddNumberToObject(o, "format", TRAINING_FORMAT) &&
+              cJSON_AddNumberToObject(o, "epochs_run", t->epochs_run) &&
+              cJSON_AddNumberToObject(o, "steps_done", (double)t->steps_done) &&
+              cJSON_AddNumberToObject(o, "steps_per_epoch", (double)t->steps_per_epoch) &&
+              cJSON_AddNumberToObject(o, "since_best", st->since_best) &&
+              cJSON_AddBoolToObject(o, "stopped_early", t->stopped_early) &&
+              cJSON_AddBoolToObject(o, "finished", t->finished) && add_hex(o, "data_hash", data_hash(t));
+    for (int k = 0; ok && k < 4; k++) {
+        char word[24];
+        snprintf(word, sizeof word, "%016" PRIx64, st->shuffle.s[k]);
+        cJSON *item = cJSON_CreateString(word);
+        ok = item && cJSON_AddItemToArray(rng, item);
+    }
+    cJSON *settings = ok ? cJSON_Parse(st->settings) : NULL;
+    if (settings && cJSON_AddItemToObject(o, "settings", settings))
+        text = cJSON_PrintUnformatted(o);
+    else
+        cJSON_Delete(settings);
+    cJSON_Delete(o);
+    return text;
+}
+
+/* The extra tensors: headers over the state's own memory (nothing is copied) and their names. */
+typedef struct {
+    int n;
+    tg_named_tensor *named;
+    tg_tensor *headers;
+    char **names;
+    double scalars[2]; /* loss_sum, best_val */
+} extra_list;
+
+static void extra_list_free(extra_list *x)
+{
+    for (int i = 0; x->names && i < x->n; i++)
+        tg_dealloc(x->names[i]);
+    tg_dealloc(x->names);
+    tg_dealloc(x->named);
+    tg_dealloc(x->headers);
+}
+
+/* Appends "training.<what><suffix>" over data (dtype, shape [n] or like's shape). */
+static bool add_extra(extra_list *x, const char *what, const char *suffix, tg_dtype dtype, int64_t n,
+                      const tg_tensor *like, void *data)
+{
+    size_t size = strlen(TG_TRAINING_PREFIX) + strlen(what) + strlen(suffix) + 1;
+    char *name = tg_alloc(size);
+    if (!name)
+        return false;
+    snprintf(name, size, "%s%s%s", TG_TRAINING_PREFIX, what, suffix);
+    tg_tensor *h = &x->headers[x->n];
+    if (like)
+        tg_tensor_init(h, dtype, like->ndim, like->shape, like->numel, TG_OWNED_BY_CALLER);
+    else
+        tg_tensor_init(h, dtype, 1, (int64_t[]){ n }, n, TG_OWNED_BY_CALLER);
+    h->data = data;
+    x->names[x->n] = name;
+    x->named[x->n] = (tg_named_tensor){ name, h };
+    x->n++;
+    return true;
+}
+
+/* PyTorch's names for an optimizer's state buffers (k 0 and 1 of optimizer_buffer). */
+static const char *const sgd_buffers[2] = { "optimizer.momentum_buffer.", NULL };
+static const char *const adam_buffers[2] = { "optimizer.exp_avg.", "optimizer.exp_avg_sq." };
+
+static const char *const *buffer_names(const tg_optimizer *opt)
+{
+    return optimizer_buffer(opt, 1, 0) ? adam_buffers : sgd_buffers;
+}
+
+/* Every extra tensor of t; current is the last weights when they differ from the model file's. */
+static int list_extras(const tg_training *t, tg_tensor *const *current, extra_list *x)
+{
+    const struct tg_train_state *st = t->state;
+    const tg_model *m = t->model;
+    int cap = 7 + 3 * m->n_params;
+    x->named = tg_alloc((size_t)cap * sizeof *x->named);
+    x->headers = tg_alloc((size_t)cap * sizeof *x->headers);
+    x->names = tg_alloc_zeroed((size_t)cap * sizeof *x->names);
+    if (!x->named || !x->headers || !x->names)
+        return -1;
+    x->scalars[0] = st->loss_sum;
+    x->scalars[1] = st->best_val;
+    int64_t epochs = t->epochs_run;
+    bool ok = add_extra(x, "order", "", TG_I64, st->rows, NULL, batcher_order(st->batches)) &&
+              add_extra(x, "optimizer.steps", "", TG_I64, m->n_params, NULL, optimizer_steps(st->opt)) &&
+              add_extra(x, "loss_sum", "", TG_F64, 1, NULL, &x->scalars[0]) &&
+              add_extra(x, "best_val_loss", "", TG_F64, 1, NULL, &x->scalars[1]) &&
+              add_extra(x, "train_loss", "", TG_F64, epochs, NULL, t->train_loss) &&
+              add_extra(x, "val_loss", "", TG_F64, epochs, NULL, t->val_loss) &&
+              add_extra(x, "val_accuracy", "", TG_F64, epochs, NULL, t->val_accuracy);
+    const char *const *buffers = buffer_names(st->opt);
+    for (int i = 0; ok && i < m->n_params; i++) {
+        const tg_tensor *p = m->params[i];
+        for (int k = 0; ok && k < 2; k++)
+            if (optimizer_buffer(st->opt, k, i))
+                ok = add_extra(x, buffers[k], m->param_names[i], p->dtype, 0, p, optimizer_buffer(st->opt, k, i));
+        if (ok && current)
+            ok = add_extra(x, "current.", m->param_names[i], p->dtype, 0, p, current[i]->data);
+    }
+    return ok ? 0 : -1;
+}
+
+int tg_training_save(const tg_training *t, const char *path)
+{
+    if (!t || !t->state || !t->model || !path || !path[0]) {
+        tg_error("training save: %s is NULL or empty", !t                       ? "training"
+                                                       : !t->state || !t->model ? "training (not from tg_train_config)"
+                                                                                : "path");
+        return -1;
+    }
+    if (t->full_batch || !t->state->opt) {
+        tg_error("training save: a full-batch (lbfgs) run keeps no training state; save its model with "
+                 "tg_model_save");
+        return -1;
+    }
+    const struct tg_train_state *st = t->state;
+    const tg_model *m = t->model;
+    /* The model file holds what training would return now: the best weights under early stopping. */
+    bool has_best = st->early && isfinite(st->best_val);
+    tg_tensor *const *weights = has_best && !st->swapped ? st->best : m->params;
+    tg_tensor *const *current = !has_best ? NULL : st->swapped ? st->best : m->params;
+    extra_list x = { 0 };
+    tg_json_begin();
+    char *meta = training_meta(t);
+    int rc = -1;
+    if (meta && !list_extras(t, current, &x))
+        rc = tg_checkpoint_save(m, (const tg_tensor *const *)weights, x.named, x.n, meta, path);
+    cJSON_free(meta);
+    extra_list_free(&x);
+    return rc;
+}
+
+/* ---- restoring ---- */
+
+/* The extra tensor "training.<what><suffix>" with like's dtype and shape (or dtype and [n]); NULL with
+ * the error set when it is missing or differs. */
+static tg_tensor *find_extra(const char *path, const tg_checkpoint_extras *x, const char *what, const char *suffix,
+                             tg_dtype dtype, int64_t n, const tg_tensor *like)
+{
+    char name[512], want[TG_SHAPE_BUF], got[TG_SHAPE_BUF];
+    snprintf(name, sizeof name, "%s%s%s", TG_TRAINING_PREFIX, what, suffix);
+    int ndim = like ? like->ndim : 1;
+    const int64_t *shape = like ? like->shape : (int64_t[]){ n };
+    for (int i = 0; i < x->n; i++) {
+        if (strcmp(x->names[i], name) != 0)
+            continue;
+        tg_tensor *e = x->tensors[i];
+        if (e->dtype == dtype && e->ndim == ndim && memcmp(e->shape, shape, (size_t)ndim * sizeof *shape) == 0)
+            return e;
+        return tg_error("%s: tensor '%s' is %s %s, expected %s %s", path, name, tg_dtype_name(e->dtype),
+                        tg_shape_str(got, sizeof got, e->ndim, e->shape), tg_dtype_name(dtype),
+                        tg_shape_str(want, sizeof want, ndim, shape));
+    }
+    return tg_error("%s: tensor '%s' is missing (a training checkpoint has it)", path, name);
+}
+
+static void copy_into(tg_tensor *dst, const tg_tensor *src)
+{
+    memcpy(dst->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
+}
+
+/* Refuses a checkpoint made with other settings or data, or one with nothing left to run. */
+static int check_same_run(const char *path, const cJSON *meta, const tg_training *t)
+{
+    const struct tg_train_state *st = t->state;
+    const cJSON *saved = cJSON_GetObjectItemCaseSensitive(meta, "settings");
+    cJSON *now = cJSON_Parse(st->settings);
+    int rc = now ? 0 : -1;
+    for (const cJSON *item = now ? now->child : NULL; item && !rc; item = item->next) {
+        const cJSON *then = cJSON_GetObjectItemCaseSensitive(saved, item->string);
+        char *a = cJSON_PrintUnformatted(item), *b = then ? cJSON_PrintUnformatted(then) : NULL;
+        if (!a || (then && !b))
+            rc = (tg_error("%s: out of memory comparing the settings", path), -1);
+        else if (!b || strcmp(a, b) != 0)
+            rc = (tg_error("%s: the run was started with %s %s but the config gives %s; a run resumes only with "
+                           "the config it started with",
+                           path, item->string, b ? b : "(not recorded)", a),
+                  -1);
+        cJSON_free(a);
+        cJSON_free(b);
+    }
+    cJSON_Delete(now);
+    const cJSON *hash = cJSON_GetObjectItemCaseSensitive(meta, "data_hash");
+    char want[24];
+    snprintf(want, sizeof want, "%016" PRIx64, data_hash(t));
+    if (!rc && (!cJSON_IsString(hash) || strcmp(hash->valuestring, want) != 0))
+        rc = (tg_error("%s: the training or validation rows differ from those the run was started with (same "
+                       "shape, other values)",
+                       path),
+              -1);
+    if (!rc && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "finished")))
+        rc = (tg_error("%s: the run has finished (every epoch ran, or early stopping ended it): nothing to resume",
+                       path),
+              -1);
+    return rc;
+}
+
+/* An integer in [lo, hi] from the metadata. */
+static int meta_int(const char *path, const cJSON *meta, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) ||
+        v->valuedouble != floor(v->valuedouble))
+        return tg_error("%s: __metadata__ 'training' %s is missing or not an integer in [%lld, %lld]", path, key,
+                        (long long)lo, (long long)hi),
+               -1;
+    *out = (int64_t)v->valuedouble;
+    return 0;
+}
+
+/* Epoch, step, early-stopping counters and the shuffle stream's state. */
+static int restore_position(const char *path, const cJSON *meta, tg_training *t, int epochs)
+{
+    struct tg_train_state *st = t->state;
+    int64_t epochs_run, steps_done, steps, since_best;
+    if (meta_int(path, meta, "epochs_run", 0, epochs - 1, &epochs_run) ||
+        meta_int(path, meta, "steps_per_epoch", t->steps_per_epoch, t->steps_per_epoch, &steps) ||
+        meta_int(path, meta, "steps_done", 0, steps - 1, &steps_done) ||
+        meta_int(path, meta, "since_best", 0, epochs, &since_best))
+        return -1;
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(meta, "rng");
+    const cJSON *word = cJSON_IsArray(rng) && cJSON_GetArraySize(rng) == 4 ? rng->child : NULL;
+    for (int k = 0; k < 4; k++, word = word ? word->next : NULL) {
+        char *end = NULL;
+        if (cJSON_IsString(word))
+            st->shuffle.s[k] = (uint64_t)strtoull(word->valuestring, &end, 16);
+        if (!end || *end || end == word->valuestring)
+            return tg_error("%s: __metadata__ 'training' rng must be 4 hexadecimal words", path), -1;
+    }
+    t->epochs_run = (int)epochs_run;
+    t->steps_done = steps_done;
+    st->since_best = (int)since_best;
+    return 0;
+}
+
+/* The row order: a permutation of the training rows (checked, as everything read from a file); the
+ * batcher continues at the step where the run stopped. */
+static int restore_order(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st, int64_t steps_done)
+{
+    const tg_tensor *order = find_extra(path, x, "order", "", TG_I64, st->rows, NULL);
+    bool *seen = order ? tg_alloc_zeroed((size_t)st->rows * sizeof *seen) : NULL;
+    if (!seen)
+        return -1;
+    const int64_t *rows = order->data;
+    int64_t bad = -1;
+    for (int64_t r = 0; r < st->rows && bad < 0; r++) {
+        if (rows[r] < 0 || rows[r] >= st->rows || seen[rows[r]])
+            bad = r;
+        else
+            seen[rows[r]] = true;
+    }
+    tg_dealloc(seen);
+    if (bad >= 0)
+        return tg_error("%s: tensor 'training.order' entry %lld is %lld, not a permutation of the %lld rows", path,
+                        (long long)bad, (long long)rows[bad], (long long)st->rows),
+               -1;
+    memcpy(batcher_order(st->batches), rows, (size_t)st->rows * sizeof *rows);
+    batcher_seek(st->batches, steps_done);
+    return 0;
+}
+
+/* Weights (the last ones, and the best under early stopping), optimizer buffers and step counts. */
+static int restore_tensors(const char *path, const tg_checkpoint_extras *x, const tg_model *saved, tg_training *t)
+{
+    struct tg_train_state *st = t->state;
+    tg_model *m = t->model;
+    const char *const *buffers = buffer_names(st->opt);
+    bool has_best = st->early && isfinite(st->best_val);
+    if (saved->n_params != m->n_params)
+        return tg_error("%s: the model has %d parameters but the config's has %d", path, saved->n_params, m->n_params),
+               -1;
+    const tg_tensor *steps = find_extra(path, x, "optimizer.steps", "", TG_I64, m->n_params, NULL);
+    if (!steps)
+        return -1;
+    for (int i = 0; i < m->n_params; i++) {
+        tg_tensor *p = m->params[i];
+        if (saved->params[i]->numel != p->numel || saved->params[i]->dtype != p->dtype)
+            return tg_error("%s: tensor '%s' does not match the config's model", path, m->param_names[i]), -1;
+        const tg_tensor *current =
+            has_best ? find_extra(path, x, "current.", m->param_names[i], p->dtype, 0, p) : saved->params[i];
+        if (!current)
+            return -1;
+        copy_into(p, current);
+        if (has_best)
+            copy_into(st->best[i], saved->params[i]);
+        for (int k = 0; k < 2; k++) {
+            if (!optimizer_buffer(st->opt, k, i))
+                continue;
+            const tg_tensor *b = find_extra(path, x, buffers[k], m->param_names[i], p->dtype, 0, p);
+            if (!b)
+                return -1;
+            memcpy(optimizer_buffer(st->opt, k, i), b->data, (size_t)p->numel * tg_dtype_size(p->dtype));
+        }
+        int64_t count = ((const int64_t *)steps->data)[i];
+        if (count < 0)
+            return tg_error("%s: tensor 'training.optimizer.steps' entry %d is negative", path, i), -1;
+        optimizer_steps(st->opt)[i] = count;
+    }
+    return 0;
+}
+
+/* The running loss, best validation loss and the curves of the epochs run. */
+static int restore_curves(const char *path, const tg_checkpoint_extras *x, tg_training *t)
+{
+    struct tg_train_state *st = t->state;
+    int64_t n = t->epochs_run;
+    const tg_tensor *loss_sum = find_extra(path, x, "loss_sum", "", TG_F64, 1, NULL);
+    const tg_tensor *best = loss_sum ? find_extra(path, x, "best_val_loss", "", TG_F64, 1, NULL) : NULL;
+    const tg_tensor *train = best ? find_extra(path, x, "train_loss", "", TG_F64, n, NULL) : NULL;
+    const tg_tensor *val = train ? find_extra(path, x, "val_loss", "", TG_F64, n, NULL) : NULL;
+    const tg_tensor *acc = val ? find_extra(path, x, "val_accuracy", "", TG_F64, n, NULL) : NULL;
+    if (!acc)
+        return -1;
+    st->loss_sum = *(const double *)loss_sum->data;
+    st->best_val = *(const double *)best->data;
+    memcpy(t->train_loss, train->data, (size_t)n * sizeof(double));
+    memcpy(t->val_loss, val->data, (size_t)n * sizeof(double));
+    memcpy(t->val_accuracy, acc->data, (size_t)n * sizeof(double));
+    return 0;
+}
+
+int trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path)
+{
+    tg_checkpoint_extras x;
+    tg_model *saved = tg_checkpoint_load(path, &x);
+    if (!saved)
+        return -1;
+    tg_json_begin();
+    cJSON *meta = cJSON_Parse(x.meta);
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(meta, "format");
+    int rc = -1;
+    if (!cJSON_IsObject(meta) || !cJSON_IsNumber(format) || format->valuedouble != TRAINING_FORMAT)
+        tg_error("%s: __metadata__ 'training' is not a training state this version reads (format %d)", path,
+                 TRAINING_FORMAT);
+    else if (!check_same_run(path, meta, t) && !restore_position(path, meta, t, cfg->train.epochs) &&
+             !restore_order(path, &x, t->state, t->steps_done) && !restore_curves(path, &x, t) &&
+             !restore_tensors(path, &x, saved, t))
+        rc = 0;
+    cJSON_Delete(meta);
+    tg_checkpoint_extras_free(&x);
+    tg_model_free(saved);
+    return rc;
+}

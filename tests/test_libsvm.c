@@ -364,7 +364,8 @@ Test(libsvm, evaluate_and_predict_take_sparse_data)
     tg_dataset dense = { .rows = 4, .features = 3, .classes = 2, .x = dense_x, .y = ds->y };
     tg_rng rng;
     tg_rng_seed(&rng, 1);
-    tg_layer_spec layers[] = { { .type = TG_LAYER_LINEAR, .out = 5, .bias = 1 }, { .type = TG_LAYER_TANH },
+    tg_layer_spec layers[] = { { .type = TG_LAYER_LINEAR, .out = 5, .bias = 1 },
+                               { .type = TG_LAYER_TANH },
                                { .type = TG_LAYER_LINEAR, .out = 2, .bias = 1 } };
     tg_model *m = tg_model_new(TG_F64, 3, 3, layers, &rng);
     cr_assert_not_null(m);

@@ -92,7 +92,8 @@ int cmd_eval(int argc, char **argv)
     if (o.help)
         return fputs(usage_eval, stdout), 0;
     if (o.n_positional != 2)
-        return fprintf(stderr, "%s", usage_eval), 2;
+        return fail("expected MODEL and DATA, got %d argument%s", o.n_positional, o.n_positional == 1 ? "" : "s"),
+               fprintf(stderr, "%s", usage_eval), 2;
     if ((rc = check_output("--plot", o.plot, o.positional, 2)))
         return rc;
     tg_model *m = tg_model_load(o.positional[0]);

@@ -83,7 +83,8 @@ int cmd_predict(int argc, char **argv)
     if (o.help)
         return fputs(usage_predict, stdout), 0;
     if (o.n_positional != 2)
-        return fprintf(stderr, "%s", usage_predict), 2;
+        return fail("expected MODEL and DATA, got %d argument%s", o.n_positional, o.n_positional == 1 ? "" : "s"),
+               fprintf(stderr, "%s", usage_predict), 2;
     if (ends_with(o.positional[1], ".json"))
         return fail("%s: predict takes a CSV of rows to label, not a config", o.positional[1]), 2;
     tg_model *m = tg_model_load(o.positional[0]);

@@ -387,7 +387,7 @@ int cmd_train(int argc, char **argv)
     if (o.help)
         return fputs(usage_train, stdout), 0;
     if (o.n_positional != 1)
-        return fprintf(stderr, "%s", usage_train), 2;
+        return fail("expected one CONFIG.json"), fprintf(stderr, "%s", usage_train), 2;
     int every;
     if ((rc = parse_checkpoint_every(o.checkpoint_every, &every)))
         return rc;

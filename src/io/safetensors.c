@@ -1115,6 +1115,10 @@ static char *read_header(const char *path, FILE **f, uint64_t *file_size, uint64
     for (int i = 0; i < 8; i++)
         n |= (uint64_t)length_bytes[i] << (8 * i);
     *header_len = n;
+    if (n >= MAX_HEADER_BYTES && length_bytes[0] == '{')
+        return tg_error("%s: this is JSON text (a config?), not a safetensors checkpoint, which starts with an "
+                        "8-byte header length",
+                        path);
     if (n >= MAX_HEADER_BYTES)
         return tg_error("%s: header length %llu, expected less than %u (not a safetensors file?)", path,
                         (unsigned long long)n, MAX_HEADER_BYTES);

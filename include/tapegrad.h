@@ -1,10 +1,14 @@
 /*
  * tapegrad — a small reverse-mode autograd library for classifiers in C.
  *
- * Read this header top to bottom: tensors, the tape, ops, backward, gradient
- * checking, ops of your own; then the classifier toolkit (data, layers and
- * models, optimizers, configs, checkpoints, training); then errors,
- * allocation, threads and I/O hooks.
+ * Read this header top to bottom: tensors, random numbers, the tape, ops
+ * (elementwise, products, reductions, softmax, the losses), backward, ops of
+ * your own, gradient checking; then the classifier toolkit: data (CSV, IDX,
+ * libsvm), minibatches, layers and models, optimizers, penalties, the
+ * full-batch L-BFGS / OWL-QN solver, configs, checkpoints, training and
+ * evaluation, interrupting and resuming, metrics; then errors, allocation,
+ * threads and I/O hooks. Every function here carries TG_API; nothing else is
+ * exported.
  *
  * Ownership in one paragraph: tensors made with tg_tensor_new / tg_tensor_from
  * are the caller's and are freed with tg_tensor_free (parameters, inputs,
@@ -804,7 +808,7 @@ TG_API tg_model *tg_model_load(const char *path);
  * new path is written") otherwise. Checks the path's kind only, not the folder's permissions. */
 TG_API int tg_check_save_path(const char *path);
 
-/* ---- Training and evaluation (src/nn/trainer.c, evaluate.c, load_data.c) ---- */
+/* ---- Training and evaluation (src/train/trainer.c, src/nn/evaluate.c, src/io/load_data.c) ---- */
 
 typedef struct {
     int epoch; /* 1-based */

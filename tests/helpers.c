@@ -89,3 +89,12 @@ tg_config *config_from_text(const char *single_quoted, const char *data_path)
     cr_assert_not_null(cfg, "%s\n%s", tg_last_error(), text);
     return cfg;
 }
+
+void assert_error(const char *what, const tg_tensor *result, const char *const *needles)
+{
+    cr_assert_null(result, "%s: expected NULL", what);
+    const char *msg = tg_last_error();
+    for (int i = 0; needles[i]; i++)
+        cr_assert_not_null(strstr(msg, needles[i]), "%s: error \"%s\" lacks \"%s\"", what, msg, needles[i]);
+    tg_clear_error();
+}

@@ -11,6 +11,10 @@ tg_tensor *random_tensor(tg_dtype dtype, int ndim, const int64_t *shape, uint64_
 tg_tensor *random_labels(int64_t n, int64_t classes, uint64_t seed);
 /* Criterion-friendly: |a - b| <= tol (both NaN counts as equal). */
 int close_enough(double a, double b, double tol);
+/* result must be NULL and tg_last_error() must contain every one of the NULL-terminated needles
+ * (then the error is cleared). ASSERT_ERROR takes the needles as arguments. */
+void assert_error(const char *what, const tg_tensor *result, const char *const *needles);
+#define ASSERT_ERROR(WHAT, RESULT, ...) assert_error(WHAT, RESULT, (const char *const[]){ __VA_ARGS__, NULL })
 
 /* A config from text written with single quotes (turned into JSON's double quotes); a %s in it becomes
  * data_path. Asserts (Criterion) that it parses. */

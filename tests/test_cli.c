@@ -193,6 +193,32 @@ Test(cli, no_arguments_exit_2_with_usage_on_stderr)
     cr_assert_str_eq(out_text, "");
 }
 
+/* A missing argument says what is missing before the usage (a new user's report: usage alone left them guessing). */
+Test(cli, a_missing_argument_is_named_before_the_usage)
+{
+    static const struct {
+        const char *args, *says, *usage;
+    } cases[] = {
+        { "train", "expected one CONFIG.json", "usage: tapegrad train" },
+        { "eval", "expected MODEL and DATA, got 0 arguments", "usage: tapegrad eval" },
+        { "predict model.safetensors", "expected MODEL and DATA, got 1 argument", "usage: tapegrad predict" },
+        { "cv " IRIS_JSON, "--folds K is required", "usage: tapegrad cv" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cr_assert_eq(run("%s", cases[i].args), 2, "tapegrad %s", cases[i].args);
+        cr_assert_eq(count(err_text, "error:"), 1, "tapegrad %s: %s", cases[i].args, err_text);
+        cr_assert(strstr(err_text, cases[i].says), "tapegrad %s: %s", cases[i].args, err_text);
+        cr_assert(strstr(err_text, cases[i].usage), "tapegrad %s: %s", cases[i].args, err_text);
+    }
+}
+
+/* eval CONFIG DATA (the arguments swapped): the message says the file is JSON, not a checkpoint. */
+Test(cli, a_config_given_as_the_model_is_named_as_json)
+{
+    cr_assert_eq(run("eval '%s' '%s'", IRIS_JSON, IRIS_CSV), 1);
+    cr_assert(strstr(err_text, "this is JSON text (a config?), not a safetensors checkpoint"), "%s", err_text);
+}
+
 Test(cli, an_unknown_command_exits_2_with_one_message)
 {
     cr_assert_eq(run("frobnicate"), 2);

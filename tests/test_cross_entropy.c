@@ -856,18 +856,6 @@ static void error_teardown(error_fixture *f)
     tg_tensor_free(f->w);
 }
 
-/* result must be NULL and tg_last_error() must contain every one of the NULL-terminated needles */
-static void assert_error(const char *what, const tg_tensor *result, const char *const *needles)
-{
-    cr_assert_null(result, "%s: expected NULL", what);
-    const char *msg = tg_last_error();
-    for (int i = 0; needles[i]; i++)
-        cr_assert_not_null(strstr(msg, needles[i]), "%s: error \"%s\" lacks \"%s\"", what, msg, needles[i]);
-    tg_clear_error();
-}
-
-#define ASSERT_ERROR(WHAT, RESULT, ...) assert_error(WHAT, RESULT, (const char *const[]){ __VA_ARGS__, NULL })
-
 Test(cross_entropy_errors, target_out_of_range_names_row_and_value)
 {
     error_fixture f = error_setup();

@@ -507,18 +507,6 @@ Test(loss_nd_misc, trailing_axes_of_one_are_the_2d_loss)
 
 /* ================================================================ errors */
 
-/* result must be NULL and tg_last_error() must contain every one of the NULL-terminated needles */
-static void assert_error(const char *what, const tg_tensor *result, const char *const *needles)
-{
-    cr_assert_null(result, "%s: expected NULL", what);
-    const char *msg = tg_last_error();
-    for (int i = 0; needles[i]; i++)
-        cr_assert_not_null(strstr(msg, needles[i]), "%s: error \"%s\" lacks \"%s\"", what, msg, needles[i]);
-    tg_clear_error();
-}
-
-#define ASSERT_ERROR(WHAT, RESULT, ...) assert_error(WHAT, RESULT, (const char *const[]){ __VA_ARGS__, NULL })
-
 Test(loss_nd_errors, target_shape)
 {
     tg_tape *tape = tg_tape_new();

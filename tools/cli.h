@@ -77,6 +77,31 @@ int check_output(const char *option, const char *path, const char *const *inputs
 /* tapegrad cv (tools/cv.c). */
 int cmd_cv(int argc, char **argv);
 
+/* The other commands, one file each: argc/argv after the command's name; the exit code. */
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_gradcheck(int argc, char **argv);
+
+/* ---- results (tools/report.c), shared by train and eval ---- */
+
+/* The per-class precision / recall table and the confusion matrix (shaded when colour). */
+void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool colour);
+/* F1, the averages, balanced accuracy, log-loss, Brier, ROC-AUC and AP lines. */
+void print_metrics(FILE *f, const tg_model *m, const tg_metrics *mt);
+/* The evaluation as a JSON object (rows, accuracy, loss, per-class, confusion). */
+cJSON *eval_json(const tg_model *m, const tg_eval *ev);
+/* The metrics' keys added to eval_json's object (NaN prints as null). */
+void add_metrics_json(cJSON *o, const tg_model *m, const tg_metrics *mt);
+
+/* ---- data for a saved model (tools/eval.c), shared by eval and predict ---- */
+
+bool ends_with(const char *s, const char *suffix);
+/* A CSV file, or a config whose test split (rebuilt with the config's seed) is wanted. */
+tg_dataset *load_eval_data(const tg_model *m, const char *path);
+/* Every row's class probabilities [rows, classes]; NULL with the message printed. Caller frees. */
+double *predict_all(tg_model *m, const tg_dataset *ds, const char *path);
+
 /* tapegrad gradcheck: every op's analytic gradient against central differences,
  * or a config's model parameter by parameter (tools/gradcheck.c). */
 int run_gradcheck(const char *config_path, bool json);

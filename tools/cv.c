@@ -553,7 +553,8 @@ int cmd_cv(int argc, char **argv)
     if (o.help)
         return fputs(usage_cv, stdout), 0;
     if (o.n_positional != 1 || !o.folds)
-        return fprintf(stderr, "%s", usage_cv), 2;
+        return fail("%s", o.n_positional != 1 ? "expected one CONFIG.json" : "--folds K is required"),
+               fprintf(stderr, "%s", usage_cv), 2;
     char *end;
     long folds = strtol(o.folds, &end, 10);
     if (*end || folds < 2 || folds > 1000000)

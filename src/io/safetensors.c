@@ -1093,117 +1093,131 @@ tg_model *tg_model_load(const char *path)
     return tg_checkpoint_load(path, NULL);
 }
 
-tg_model *tg_checkpoint_load(const char *path, tg_checkpoint_extras *extras)
+/* Opens path (a regular file) and reads its 8-byte length and the header after it, NUL-terminated,
+ * checked for size, UTF-8 and the '{' it must start with. */
+static char *read_header(const char *path, FILE **f, uint64_t *file_size, uint64_t *header_len)
 {
     char why[128];
-    FILE *f = NULL;
-    char *header = NULL;
-    cJSON *root = NULL;
-    entry *entries = NULL;
-    tg_model *m = NULL;
-    if (extras)
-        memset(extras, 0, sizeof *extras);
-    if (!path || !path[0])
-        return tg_error("model load: path is NULL or empty");
-    if (!(f = fopen(path, "rb"))) {
-        tg_error("%s: cannot open: %s", path, errno_text(errno, why, sizeof why));
-        goto fail;
-    }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        tg_error("%s: cannot stat: %s", path, errno_text(errno, why, sizeof why));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        tg_error("%s: %s, expected a safetensors file", path,
-                 S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file");
-        goto fail;
-    }
-    uint64_t file_size = (uint64_t)st.st_size;
     unsigned char length_bytes[8];
-    if (file_size < 8 || fread(length_bytes, 1, 8, f) != 8) {
-        tg_error("%s: %llu bytes, too short for the 8-byte header length", path, (unsigned long long)file_size);
-        goto fail;
-    }
-    uint64_t header_len = 0;
+    if (!(*f = fopen(path, "rb")))
+        return tg_error("%s: cannot open: %s", path, errno_text(errno, why, sizeof why));
+    if (fstat(fileno(*f), &st) != 0)
+        return tg_error("%s: cannot stat: %s", path, errno_text(errno, why, sizeof why));
+    if (!S_ISREG(st.st_mode))
+        return tg_error("%s: %s, expected a safetensors file", path,
+                        S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file");
+    *file_size = (uint64_t)st.st_size;
+    if (*file_size < 8 || fread(length_bytes, 1, 8, *f) != 8)
+        return tg_error("%s: %llu bytes, too short for the 8-byte header length", path,
+                        (unsigned long long)*file_size);
+    uint64_t n = 0;
     for (int i = 0; i < 8; i++)
-        header_len |= (uint64_t)length_bytes[i] << (8 * i);
-    if (header_len >= MAX_HEADER_BYTES) {
-        tg_error("%s: header length %llu, expected less than %u (not a safetensors file?)", path,
-                 (unsigned long long)header_len, MAX_HEADER_BYTES);
-        goto fail;
+        n |= (uint64_t)length_bytes[i] << (8 * i);
+    *header_len = n;
+    if (n >= MAX_HEADER_BYTES && length_bytes[0] == '{')
+        return tg_error("%s: this is JSON text (a config?), not a safetensors checkpoint, which starts with an "
+                        "8-byte header length",
+                        path);
+    if (n >= MAX_HEADER_BYTES)
+        return tg_error("%s: header length %llu, expected less than %u (not a safetensors file?)", path,
+                        (unsigned long long)n, MAX_HEADER_BYTES);
+    if (n > *file_size - 8)
+        return tg_error("%s: header length %llu but only %llu bytes follow it (truncated?)", path,
+                        (unsigned long long)n, (unsigned long long)(*file_size - 8));
+    char *header = tg_alloc((size_t)n + 1);
+    if (!header)
+        return NULL;
+    if (fread(header, 1, (size_t)n, *f) != n) {
+        tg_error("%s: reading the %llu-byte header failed: %s", path, (unsigned long long)n,
+                 ferror(*f) ? errno_text(errno, why, sizeof why) : "the file ended early");
+        tg_dealloc(header);
+        return NULL;
     }
-    if (header_len > file_size - 8) {
-        tg_error("%s: header length %llu but only %llu bytes follow it (truncated?)", path,
-                 (unsigned long long)header_len, (unsigned long long)(file_size - 8));
-        goto fail;
-    }
-    if (!(header = tg_alloc((size_t)header_len + 1)))
-        goto fail;
-    if (fread(header, 1, (size_t)header_len, f) != header_len) {
-        tg_error("%s: reading the %llu-byte header failed: %s", path, (unsigned long long)header_len,
-                 ferror(f) ? errno_text(errno, why, sizeof why) : "the file ended early");
-        goto fail;
-    }
-    header[header_len] = '\0';
-    if (header_len == 0 || header[0] != '{' || memchr(header, '\0', (size_t)header_len)) {
+    header[n] = '\0';
+    const char *bad = n == 0 || header[0] != '{' || memchr(header, '\0', (size_t)n) ? header : NULL;
+    if (bad)
         tg_error("%s: the header is not a JSON object (it must start with '{' and hold no NUL byte)", path);
-        goto fail;
-    }
-    const char *bad = tg_utf8_first_invalid(header);
-    if (bad) {
+    else if ((bad = tg_utf8_first_invalid(header)))
         tg_error("%s: the header is not valid UTF-8 (byte %lld of the file)", path, (long long)(bad - header) + 8);
-        goto fail;
+    if (bad) {
+        tg_dealloc(header);
+        return NULL;
     }
+    return header;
+}
+
+/* The header as cJSON reads it: one object, only white space after it. */
+static cJSON *parse_header(const char *path, const char *header, uint64_t header_len)
+{
     const char *end = NULL;
     tg_json_begin();
-    root = cJSON_ParseWithLengthOpts(header, (size_t)header_len, &end, 0);
-    if (!root && tg_json_out_of_memory()) {
-        tg_error("%s: out of memory parsing the %llu-byte header", path, (unsigned long long)header_len);
-        goto fail;
-    }
-    if (!root) {
-        tg_error("%s: the header is not valid JSON (at byte %lld of the header)", path,
-                 (long long)(end ? end - header : 0));
-        goto fail;
-    }
+    cJSON *root = cJSON_ParseWithLengthOpts(header, (size_t)header_len, &end, 0);
+    if (!root && tg_json_out_of_memory())
+        return tg_error("%s: out of memory parsing the %llu-byte header", path, (unsigned long long)header_len);
+    if (!root)
+        return tg_error("%s: the header is not valid JSON (at byte %lld of the header)", path,
+                        (long long)(end ? end - header : 0));
     for (const char *p = end; p < header + header_len; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             tg_error("%s: unexpected text after the header's JSON object, at byte %lld of the header", path,
                      (long long)(p - header));
-            goto fail;
+            cJSON_Delete(root);
+            return NULL;
         }
     if (!cJSON_IsObject(root)) {
         tg_error("%s: the header is %s, expected a JSON object", path, json_type_name(root));
-        goto fail;
+        cJSON_Delete(root);
+        return NULL;
     }
-    uint64_t data_start = 8 + header_len, data_bytes = file_size - data_start;
-    int n = 0;
-    const cJSON *meta = NULL;
-    if (!(entries = parse_entries(path, root, data_bytes, &n, &meta)))
-        goto fail;
-    /* cJSON (above) is more lenient than the reference reader: what it let through that the reference
-     * refuses (a repeated key, a raw control character, 2e0 for an integer, \\u0000) is refused here,
-     * after the checks that can name the tensor, before anything is sized from the header. */
+    return root;
+}
+
+/* cJSON is more lenient than the reference reader: what it let through that the reference refuses
+ * (a repeated key, a raw control character, 2e0 for an integer, \\u0000) is refused here, after the
+ * checks that can name the tensor, before anything is sized from the header. */
+static int check_header_strictly(const char *path, const char *header, uint64_t header_len)
+{
     size_t fault_at = 0;
     switch (tg_json_strict_object(header, (size_t)header_len, true, &fault_at)) {
-    case JSON_OK: break;
-    case JSON_NO_MEMORY: goto fail; /* the error is set */
-    case JSON_DUPLICATE_KEY:
-        tg_error("%s: the header repeats a key at byte %zu of the file", path, fault_at + 8);
-        goto fail;
+    case JSON_OK: return 0;
+    case JSON_NO_MEMORY: return -1; /* the error is set */
+    case JSON_DUPLICATE_KEY: tg_error("%s: the header repeats a key at byte %zu of the file", path, fault_at + 8); break;
     case JSON_NOT_UNSIGNED:
         tg_error("%s: a shape or data_offsets entry at byte %zu of the file is not an unsigned integer", path,
                  fault_at + 8);
-        goto fail;
+        break;
     case JSON_NUL_IN_STRING:
         tg_error("%s: a string in the header holds \\u0000 (byte %zu of the file)", path, fault_at + 8);
-        goto fail;
+        break;
     case JSON_SYNTAX:
         tg_error("%s: the header is not JSON as the safetensors reference reads it, at byte %zu of the file", path,
                  fault_at + 8);
-        goto fail;
+        break;
     }
+    return -1;
+}
+
+tg_model *tg_checkpoint_load(const char *path, tg_checkpoint_extras *extras)
+{
+    FILE *f = NULL;
+    cJSON *root = NULL;
+    entry *entries = NULL;
+    tg_model *m = NULL;
+    uint64_t file_size = 0, header_len = 0;
+    if (extras)
+        memset(extras, 0, sizeof *extras);
+    if (!path || !path[0])
+        return tg_error("model load: path is NULL or empty");
+    char *header = read_header(path, &f, &file_size, &header_len);
+    if (!header || !(root = parse_header(path, header, header_len)))
+        goto fail;
+    uint64_t data_start = 8 + header_len, data_bytes = file_size - data_start;
+    int n = 0;
+    const cJSON *meta = NULL;
+    if (!(entries = parse_entries(path, root, data_bytes, &n, &meta)) ||
+        check_header_strictly(path, header, header_len))
+        goto fail;
     bool training = meta && meta_text(meta, "training");
     int first = 0; /* the first of the model's tensors (the training ones may have other dtypes) */
     while (training && first < n && is_training_name(entries[first].name))

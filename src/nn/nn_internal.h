@@ -70,9 +70,6 @@ int64_t *batcher_order(tg_batcher *b);
 void batcher_seek(tg_batcher *b, int64_t batch);
 
 
-/* optimizer.type lbfgs: the full-batch objective minimised by tg_lbfgs_minimize
- * on t->model over t->train (src/nn/full_batch.c). 0 on success. */
-int train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started);
 /* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or
  * loss.class_weight ("balanced" or a label map, checked against the data's labels), as a new
  * caller-owned [classes] tensor of dtype; *out stays NULL when the config gives none. */

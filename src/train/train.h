@@ -22,6 +22,9 @@ struct tg_train_state {
     bool hashed;
     char *settings; /* JSON: what a resumed run's config must repeat (train_state.c) */
 };
+/* optimizer.type lbfgs: the full-batch objective minimised by tg_lbfgs_minimize
+ * on t->model over t->train (src/train/full_batch.c). 0 on success. */
+int train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started);
 /* Fills what train_state.c derives from the config (the settings a resume must repeat). */
 int train_state_describe(tg_training *t, const tg_config *cfg);
 void train_state_free(struct tg_train_state *st);

@@ -9,7 +9,7 @@
  * size and the thread count only through rounding.
  * The solver sees f = (sum_i w_y(i) loss_i + R(W) / C) / n, scikit-learn's
  * objective divided by C n: the same minimiser, a gradient of order 1. */
-#include "nn/nn_internal.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -789,7 +789,7 @@ TG_API void tg_config_free(tg_config *cfg);
 /* The learning rate of epoch (0-based) under the config's schedule. */
 TG_API double tg_config_lr_at(const tg_config *cfg, int epoch);
 
-/* ---- Checkpoints (src/io/safetensors.c; docs/checkpoint.md) ---- */
+/* ---- Checkpoints (src/io/safetensors_write.c, safetensors_read.c; docs/checkpoint.md) ---- */
 
 /* Saves the model as safetensors: tensors named as the state_dict of the
  * equivalent torch.nn.Sequential, metadata (layers, labels, standardization,

@@ -80,7 +80,7 @@ typedef enum {
     TG_NUMBER_NO_MEMORY
 } tg_number_kind;
 tg_number_kind tg_parse_number(const char *s, double *value);
-/* ---- training checkpoints (src/io/safetensors.c), written and read by src/train/train_state.c ---- */
+/* ---- training checkpoints (src/io/safetensors_*.c), written and read by src/train/train_state.c ---- */
 
 /* A training checkpoint's extra tensors are named with this prefix; the reader accepts them (and I64
  * among them) only when __metadata__ has a "training" entry. */

@@ -15,4 +15,15 @@ if ! diff -u --label header "$header" --label "nm -D $(basename "$lib")" "$expor
   echo "check-exports: the library's exported symbols differ from the header's TG_API functions" >&2
   exit 1
 fi
-echo "check-exports: $(wc -l <"$exported") symbols, exactly the header's"
+# The static library cannot hide its internal symbols: they all carry the tg_ prefix, so none can
+# collide with a name in the program that links it.
+archive="${1}/libtapegrad.a"
+if [ -f "$archive" ]; then
+  stray=$(nm --defined-only "$archive" 2>/dev/null | awk '$2 ~ /^[TDBRVW]$/ { print $3 }' | grep -v '^tg_' | sort -u || true)
+  if [ -n "$stray" ]; then
+    echo "check-exports: libtapegrad.a defines symbols without the tg_ prefix:" >&2
+    echo "$stray" >&2
+    exit 1
+  fi
+fi
+echo "check-exports: $(wc -l <"$exported") symbols, exactly the header's; every static-library symbol is tg_"

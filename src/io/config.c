@@ -6,7 +6,7 @@
  * PyTorch's wherever PyTorch has the option. The schema is docs/config.md. */
 #define _POSIX_C_SOURCE 200809L /* fstat, fileno: to tell a folder from a file */
 
-#include "io/io_internal.h"
+#include "io/config_reader.h"
 
 #include <cjson/cJSON.h>
 
@@ -18,320 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define PATH_LEN 160 /* a JSON path in a message; a longer one is cut */
-#define MAX_EXACT TG_JSON_MAX_INTEGER
 #define WHITE_SPACE " \t\r\n" /* JSON's */
 #define MAX_CONFIG_BYTES ((size_t)16 << 20) /* a config is a few hundred bytes; this stops a wrong file early */
-
-/* ------------------------------------------------------------------------ */
-/* Messages                                                                  */
-/* ------------------------------------------------------------------------ */
-
-typedef struct {
-    const char *file; /* named first in every message; NULL for text */
-    const char *base_dir; /* relative data paths resolve against it; NULL or "": kept as written */
-} parser;
-
-/* Sets the error "file: path: message" (either part left out when NULL); returns -1. */
-static int fail(const parser *p, const char *path, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static int fail(const parser *p, const char *path, const char *fmt, ...)
-{
-    char message[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    if (p->file && path)
-        tg_error("%s: %s: %s", p->file, path, message);
-    else if (p->file || path)
-        tg_error("%s: %s", p->file ? p->file : path, message);
-    else
-        tg_error("config: %s", message);
-    return -1;
-}
-
-/* What a value is, for "expected X, got Y". */
-static const char *describe(const cJSON *item, char *buf, size_t size)
-{
-    if (cJSON_IsString(item))
-        snprintf(buf, size, "a string (\"%.40s%s\")", item->valuestring, strlen(item->valuestring) > 40 ? "..." : "");
-    else if (cJSON_IsNumber(item))
-        snprintf(buf, size, "a number (%.15g)", item->valuedouble);
-    else if (cJSON_IsBool(item))
-        snprintf(buf, size, "%s", cJSON_IsTrue(item) ? "true" : "false");
-    else if (cJSON_IsNull(item))
-        snprintf(buf, size, "null");
-    else
-        snprintf(buf, size, "%s", cJSON_IsArray(item) ? "an array" : "an object");
-    return buf;
-}
-
-/* names (NULL-terminated) joined by ", ", each between quote marks. */
-static const char *list_names(const char *const *names, const char *quote, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; names[i] && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s%s%s", i ? ", " : "", quote, names[i], quote);
-    return buf;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Values                                                                    */
-/* ------------------------------------------------------------------------ */
-
-/* Allowed numbers: lo and hi, each included or not; hi may be INFINITY. */
-typedef struct {
-    double lo, hi;
-    bool lo_open, hi_open;
-} range;
-static const range AT_LEAST_0 = { 0, INFINITY, false, true };
-static const range ABOVE_0 = { 0, INFINITY, true, true };
-static const range FRACTION = { 0, 1, false, true }; /* [0, 1) */
-static const range UNIT = { 0, 1, false, false }; /* [0, 1] */
-
-static int number_value(const parser *p, const cJSON *item, const char *path, range r, double *out)
-{
-    char seen[64];
-    if (!cJSON_IsNumber(item))
-        return fail(p, path, "expected a number, got %s", describe(item, seen, sizeof seen));
-    double v = item->valuedouble;
-    if (!isfinite(v))
-        return fail(p, path, "must be a finite number; this one is too large for a double");
-    if ((r.lo_open ? v <= r.lo : v < r.lo) || (r.hi_open ? v >= r.hi : v > r.hi)) {
-        if (isinf(r.hi))
-            return fail(p, path, "must be %s %g, got %.15g", r.lo_open ? ">" : ">=", r.lo, v);
-        return fail(p, path, "must be in %c%g, %g%c, got %.15g", r.lo_open ? '(' : '[', r.lo, r.hi,
-                    r.hi_open ? ')' : ']', v);
-    }
-    *out = v;
-    return 0;
-}
-
-/* An integer in [lo, hi], read from valuedouble: cJSON's valueint saturates. */
-static int integer_value(const parser *p, const cJSON *item, const char *path, double lo, double hi, int64_t *out)
-{
-    char seen[64];
-    if (!cJSON_IsNumber(item))
-        return fail(p, path, "expected an integer, got %s", describe(item, seen, sizeof seen));
-    double v = item->valuedouble;
-    if (!isfinite(v))
-        return fail(p, path, "expected an integer, got a number too large for a double");
-    if (v != floor(v))
-        return fail(p, path, "expected an integer, got %.17g", v);
-    if (v < lo)
-        return fail(p, path, "must be >= %.0f, got %.15g", lo, v);
-    if (v > hi)
-        return fail(p, path, "must be at most %.0f%s, got %.15g", hi,
-                    hi == MAX_EXACT ? " (larger integers are not exact in a JSON number)" : "", v);
-    *out = (int64_t)v;
-    return 0;
-}
-
-static int bool_value(const parser *p, const cJSON *item, const char *path, int *out)
-{
-    char seen[64];
-    if (!cJSON_IsBool(item))
-        return fail(p, path, "expected true or false, got %s", describe(item, seen, sizeof seen));
-    *out = cJSON_IsTrue(item) ? 1 : 0;
-    return 0;
-}
-
-static int string_value(const parser *p, const cJSON *item, const char *path, const char **out)
-{
-    char seen[64];
-    if (!cJSON_IsString(item))
-        return fail(p, path, "expected a string, got %s", describe(item, seen, sizeof seen));
-    if (!item->valuestring[0])
-        return fail(p, path, "must not be empty");
-    *out = item->valuestring;
-    return 0;
-}
-
-/* The index in choices (NULL-terminated) of the string at path. */
-static int choice_value(const parser *p, const cJSON *item, const char *path, const char *const *choices, int *index)
-{
-    const char *s = NULL;
-    if (string_value(p, item, path, &s))
-        return -1;
-    for (int i = 0; choices[i]; i++) {
-        if (strcmp(s, choices[i]) == 0) {
-            *index = i;
-            return 0;
-        }
-    }
-    char expected[160];
-    return fail(p, path, "expected one of %s, got \"%.40s\"", list_names(choices, "\"", expected, sizeof expected), s);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Objects                                                                   */
-/* ------------------------------------------------------------------------ */
-
-/* A JSON object and its path ("" for the top level). */
-typedef struct {
-    const cJSON *obj;
-    const char *path;
-} section;
-
-/* The member named key. Names compare case-exactly (cJSON_GetObjectItem does not). */
-static const cJSON *member(section s, const char *key)
-{
-    for (const cJSON *c = s.obj->child; c; c = c->next)
-        if (c->string && strcmp(c->string, key) == 0)
-            return c;
-    return NULL;
-}
-
-static const char *key_path(char *buf, const char *parent, const char *key)
-{
-    int n = parent[0] ? snprintf(buf, PATH_LEN, "%s.%s", parent, key) : snprintf(buf, PATH_LEN, "%s", key);
-    if (n >= PATH_LEN) /* a very long key: show that it was cut */
-        memcpy(buf + PATH_LEN - 4, "...", 4);
-    return buf;
-}
-
-static int as_section(const parser *p, const cJSON *item, const char *path, section *out)
-{
-    char seen[64];
-    if (!cJSON_IsObject(item))
-        return fail(p, path, "expected an object, got %s", describe(item, seen, sizeof seen));
-    *out = (section){ item, path };
-    return 0;
-}
-
-/* Refuses a member whose name is not in allowed (NULL-terminated) or repeats
- * an earlier one. for_what qualifies the message ("for type \"adam\""), or NULL.
- * Each member is compared with those before it, so a repeat is found within
- * the first few members and the cost stays linear. */
-static int check_keys(const parser *p, section s, const char *const *allowed, const char *for_what)
-{
-    char path[PATH_LEN], expected[256];
-    for (const cJSON *c = s.obj->child; c; c = c->next) {
-        const char *name = c->string ? c->string : "";
-        bool known = false;
-        for (int i = 0; allowed[i] && !known; i++)
-            known = strcmp(name, allowed[i]) == 0;
-        key_path(path, s.path, name);
-        if (!known)
-            return fail(p, path, "unknown key%s%s; expected one of %s", for_what ? " " : "",
-                        for_what ? for_what : "", list_names(allowed, "", expected, sizeof expected));
-        for (const cJSON *before = s.obj->child; before != c; before = before->next)
-            if (before->string && strcmp(before->string, name) == 0)
-                return fail(p, path, "duplicate key");
-    }
-    return 0;
-}
-
-static int required(const parser *p, section s, const char *key)
-{
-    char path[PATH_LEN];
-    return member(s, key) ? 0 : fail(p, key_path(path, s.path, key), "required");
-}
-
-/* The getters leave *out as it was (the default) when the key is absent. */
-
-static int get_number(const parser *p, section s, const char *key, range r, double *out)
-{
-    char path[PATH_LEN];
-    const cJSON *item = member(s, key);
-    return item ? number_value(p, item, key_path(path, s.path, key), r, out) : 0;
-}
-
-static int get_integer(const parser *p, section s, const char *key, double lo, double hi, int64_t *out)
-{
-    char path[PATH_LEN];
-    const cJSON *item = member(s, key);
-    return item ? integer_value(p, item, key_path(path, s.path, key), lo, hi, out) : 0;
-}
-
-static int get_int(const parser *p, section s, const char *key, int lo, int *out)
-{
-    int64_t v = *out;
-    if (get_integer(p, s, key, lo, INT_MAX, &v))
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int get_seed(const parser *p, section s, const char *key, uint64_t *out)
-{
-    int64_t v = (int64_t)*out;
-    if (get_integer(p, s, key, 0, MAX_EXACT, &v))
-        return -1;
-    *out = (uint64_t)v;
-    return 0;
-}
-
-static int get_bool(const parser *p, section s, const char *key, int *out)
-{
-    char path[PATH_LEN];
-    const cJSON *item = member(s, key);
-    return item ? bool_value(p, item, key_path(path, s.path, key), out) : 0;
-}
-
-static int get_string(const parser *p, section s, const char *key, const char **out)
-{
-    char path[PATH_LEN];
-    const cJSON *item = member(s, key);
-    return item ? string_value(p, item, key_path(path, s.path, key), out) : 0;
-}
-
-static int get_choice(const parser *p, section s, const char *key, const char *const *choices, int *index)
-{
-    char path[PATH_LEN];
-    const cJSON *item = member(s, key);
-    return item ? choice_value(p, item, key_path(path, s.path, key), choices, index) : 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Paths                                                                     */
-/* ------------------------------------------------------------------------ */
-
-/* written resolved against base: an absolute path, or a NULL or empty base, keeps it as written. */
-static char *resolve(const char *base, const char *written)
-{
-    if (written[0] == '/' || !base || !base[0])
-        return tg_strdup(written);
-    size_t nb = strlen(base), nw = strlen(written);
-    bool has_slash = base[nb - 1] == '/';
-    char *out = tg_alloc(nb + !has_slash + nw + 1);
-    if (!out)
-        return NULL;
-    memcpy(out, base, nb);
-    if (!has_slash)
-        out[nb++] = '/';
-    memcpy(out + nb, written, nw + 1);
-    return out;
-}
-
-/* The folder part of path: "" for a bare file name, "/" for a file at the root. */
-static char *folder_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    size_t n = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
-    char *out = tg_alloc(n + 1);
-    if (out) {
-        memcpy(out, path, n);
-        out[n] = '\0';
-    }
-    return out;
-}
-
-static int get_path(const parser *p, section s, const char *key, char **out)
-{
-    const char *written = NULL;
-    if (get_string(p, s, key, &written))
-        return -1;
-    if (written && !(*out = resolve(p->base_dir, written)))
-        return -1;
-    return 0;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The sections                                                              */
@@ -348,20 +36,20 @@ static int parse_columns(const parser *p, const cJSON *list, tg_config *cfg)
 {
     char path[PATH_LEN], seen[64];
     if (!cJSON_IsArray(list))
-        return fail(p, "data.columns", "expected an array of column indices, got %s",
-                    describe(list, seen, sizeof seen));
+        return tg_cfg_fail(p, "data.columns", "expected an array of column indices, got %s",
+                    tg_cfg_describe(list, seen, sizeof seen));
     int n = cJSON_GetArraySize(list);
     if (n == 0)
-        return fail(p, "data.columns", "must list at least one feature column");
+        return tg_cfg_fail(p, "data.columns", "must list at least one feature column");
     if (!(cfg->data.columns = tg_alloc((size_t)n * sizeof *cfg->data.columns)))
         return -1;
     for (const cJSON *item = list->child; item; item = item->next) {
         int64_t column = 0;
         snprintf(path, sizeof path, "data.columns[%lld]", (long long)cfg->data.n_columns);
-        if (integer_value(p, item, path, 0, MAX_EXACT, &column))
+        if (tg_cfg_integer_value(p, item, path, 0, MAX_EXACT, &column))
             return -1;
         if (!cfg->data.label_name && column == cfg->data.label_column)
-            return fail(p, path, "column %lld is the label column (data.label_column)", (long long)column);
+            return tg_cfg_fail(p, path, "column %lld is the label column (data.label_column)", (long long)column);
         cfg->data.columns[cfg->data.n_columns++] = column;
     }
     /* Repeats: sort a copy, then name the second place the repeated column appears. */
@@ -382,7 +70,7 @@ static int parse_columns(const parser *p, const cJSON *list, tg_config *cfg)
         if (cfg->data.columns[i] == repeated && ++count == 2)
             second = i;
     snprintf(path, sizeof path, "data.columns[%lld]", (long long)second);
-    return fail(p, path, "column %lld is listed twice", (long long)repeated);
+    return tg_cfg_fail(p, path, "column %lld is listed twice", (long long)repeated);
 }
 
 static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
@@ -396,63 +84,63 @@ static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
     section s;
     int format = 0;
     if (!item)
-        return fail(p, "data", "required");
-    if (as_section(p, item, "data", &s) || get_choice(p, s, "format", formats, &format))
+        return tg_cfg_fail(p, "data", "required");
+    if (tg_cfg_as_section(p, item, "data", &s) || tg_cfg_get_choice(p, s, "format", formats, &format))
         return -1;
     bool idx = strcmp(formats[format], "idx") == 0;
-    if (check_keys(p, s, idx ? idx_keys : csv_keys, idx ? "for format \"idx\"" : "for format \"csv\""))
+    if (tg_cfg_check_keys(p, s, idx ? idx_keys : csv_keys, idx ? "for format \"idx\"" : "for format \"csv\""))
         return -1;
     if (!(cfg->data.format = tg_strdup(formats[format])))
         return -1;
-    if (required(p, s, "train") || get_path(p, s, "train", &cfg->data.train) || get_path(p, s, "test", &cfg->data.test))
+    if (tg_cfg_required(p, s, "train") || tg_cfg_get_path(p, s, "train", &cfg->data.train) || tg_cfg_get_path(p, s, "test", &cfg->data.test))
         return -1;
     if (idx) {
-        if (required(p, s, "train_labels") || get_path(p, s, "train_labels", &cfg->data.train_labels))
+        if (tg_cfg_required(p, s, "train_labels") || tg_cfg_get_path(p, s, "train_labels", &cfg->data.train_labels))
             return -1;
-        if (cfg->data.test && (required(p, s, "test_labels") || get_path(p, s, "test_labels", &cfg->data.test_labels)))
+        if (cfg->data.test && (tg_cfg_required(p, s, "test_labels") || tg_cfg_get_path(p, s, "test_labels", &cfg->data.test_labels)))
             return -1;
-        if (!cfg->data.test && member(s, "test_labels"))
-            return fail(p, "data.test_labels", "given without data.test (the test images)");
+        if (!cfg->data.test && tg_cfg_member(s, "test_labels"))
+            return tg_cfg_fail(p, "data.test_labels", "given without data.test (the test images)");
     }
 
     cfg->data.test_split = cfg->data.test ? 0.0 : 0.2;
-    if (cfg->data.test && member(s, "test_split"))
-        return fail(p, "data.test_split", "cannot be used together with data.test: the test set is that file");
+    if (cfg->data.test && tg_cfg_member(s, "test_split"))
+        return tg_cfg_fail(p, "data.test_split", "cannot be used together with data.test: the test set is that file");
     cfg->data.validation_split = 0.1;
-    if (get_number(p, s, "test_split", FRACTION, &cfg->data.test_split) ||
-        get_number(p, s, "validation_split", FRACTION, &cfg->data.validation_split))
+    if (tg_cfg_get_number(p, s, "test_split", FRACTION, &cfg->data.test_split) ||
+        tg_cfg_get_number(p, s, "validation_split", FRACTION, &cfg->data.validation_split))
         return -1;
 
     cfg->data.standardize = !idx;
     cfg->data.scale = 1.0 / 255.0;
     cfg->data.header = -1;
     cfg->data.label_column = -1;
-    if (get_bool(p, s, "standardize", &cfg->data.standardize) || get_number(p, s, "scale", ABOVE_0, &cfg->data.scale))
+    if (tg_cfg_get_bool(p, s, "standardize", &cfg->data.standardize) || tg_cfg_get_number(p, s, "scale", ABOVE_0, &cfg->data.scale))
         return -1;
-    const cJSON *header = member(s, "header");
+    const cJSON *header = tg_cfg_member(s, "header");
     if (header && cJSON_IsBool(header))
         cfg->data.header = cJSON_IsTrue(header) ? 1 : 0;
     else if (header && !(cJSON_IsString(header) && strcmp(header->valuestring, "auto") == 0))
-        return fail(p, "data.header", "expected true, false or \"auto\", got %s", describe(header, seen, sizeof seen));
+        return tg_cfg_fail(p, "data.header", "expected true, false or \"auto\", got %s", tg_cfg_describe(header, seen, sizeof seen));
 
-    const cJSON *label_column = member(s, "label_column");
+    const cJSON *label_column = tg_cfg_member(s, "label_column");
     if (label_column && cJSON_IsString(label_column))
-        return fail(p, "data.label_column", "expected an integer, got %s; name a column with data.label instead",
-                    describe(label_column, seen, sizeof seen));
-    if (get_integer(p, s, "label_column", -MAX_EXACT, MAX_EXACT, &cfg->data.label_column))
+        return tg_cfg_fail(p, "data.label_column", "expected an integer, got %s; name a column with data.label instead",
+                    tg_cfg_describe(label_column, seen, sizeof seen));
+    if (tg_cfg_get_integer(p, s, "label_column", -MAX_EXACT, MAX_EXACT, &cfg->data.label_column))
         return -1;
     const char *label = NULL;
-    if (get_string(p, s, "label", &label))
+    if (tg_cfg_get_string(p, s, "label", &label))
         return -1;
     if (label && label_column)
-        return fail(p, "data.label", "cannot be used together with data.label_column; give one of them");
+        return tg_cfg_fail(p, "data.label", "cannot be used together with data.label_column; give one of them");
     if (label && !(cfg->data.label_name = tg_strdup(label)))
         return -1;
-    const cJSON *columns = member(s, "columns");
+    const cJSON *columns = tg_cfg_member(s, "columns");
     if (columns && parse_columns(p, columns, cfg))
         return -1;
     cfg->data.shuffle_seed = cfg->seed;
-    return get_seed(p, s, "shuffle_seed", &cfg->data.shuffle_seed);
+    return tg_cfg_get_seed(p, s, "shuffle_seed", &cfg->data.shuffle_seed);
 }
 
 static int parse_layer(const parser *p, const cJSON *item, int index, tg_layer_spec *layer)
@@ -463,14 +151,14 @@ static int parse_layer(const parser *p, const cJSON *item, int index, tg_layer_s
     section s;
     int type = 0, bias = 1;
     snprintf(path, sizeof path, "model.layers[%d]", index);
-    if (as_section(p, item, path, &s) || required(p, s, "type") || get_choice(p, s, "type", tg_layer_names, &type))
+    if (tg_cfg_as_section(p, item, path, &s) || tg_cfg_required(p, s, "type") || tg_cfg_get_choice(p, s, "type", tg_layer_names, &type))
         return -1;
     snprintf(for_type, sizeof for_type, "for type \"%s\"", tg_layer_names[type]);
     layer->type = (tg_layer_type)type;
     if (layer->type != TG_LAYER_LINEAR)
-        return check_keys(p, s, activation_keys, for_type);
-    if (check_keys(p, s, linear_keys, for_type) || required(p, s, "out") ||
-        get_integer(p, s, "out", 1, MAX_EXACT, &layer->out) || get_bool(p, s, "bias", &bias))
+        return tg_cfg_check_keys(p, s, activation_keys, for_type);
+    if (tg_cfg_check_keys(p, s, linear_keys, for_type) || tg_cfg_required(p, s, "out") ||
+        tg_cfg_get_integer(p, s, "out", 1, MAX_EXACT, &layer->out) || tg_cfg_get_bool(p, s, "bias", &bias))
         return -1;
     layer->bias = bias;
     return 0;
@@ -485,19 +173,19 @@ static int parse_model(const parser *p, const cJSON *item, tg_config *cfg)
     section s;
     int dtype = 0;
     if (!item)
-        return fail(p, "model", "required");
-    if (as_section(p, item, "model", &s) || check_keys(p, s, keys, NULL) ||
-        get_choice(p, s, "dtype", dtype_names, &dtype))
+        return tg_cfg_fail(p, "model", "required");
+    if (tg_cfg_as_section(p, item, "model", &s) || tg_cfg_check_keys(p, s, keys, NULL) ||
+        tg_cfg_get_choice(p, s, "dtype", dtype_names, &dtype))
         return -1;
     cfg->model.dtype = dtypes[dtype];
-    if (required(p, s, "layers"))
+    if (tg_cfg_required(p, s, "layers"))
         return -1;
-    const cJSON *layers = member(s, "layers");
+    const cJSON *layers = tg_cfg_member(s, "layers");
     if (!cJSON_IsArray(layers))
-        return fail(p, "model.layers", "expected an array of layers, got %s", describe(layers, seen, sizeof seen));
+        return tg_cfg_fail(p, "model.layers", "expected an array of layers, got %s", tg_cfg_describe(layers, seen, sizeof seen));
     int n = cJSON_GetArraySize(layers);
     if (n == 0)
-        return fail(p, "model.layers", "needs at least one layer, the last one linear");
+        return tg_cfg_fail(p, "model.layers", "needs at least one layer, the last one linear");
     if (!(cfg->model.layers = tg_alloc_zeroed((size_t)n * sizeof *cfg->model.layers)))
         return -1;
     for (const cJSON *layer = layers->child; layer; layer = layer->next) {
@@ -509,7 +197,7 @@ static int parse_model(const parser *p, const cJSON *item, tg_config *cfg)
     if (last != TG_LAYER_LINEAR) {
         char path[PATH_LEN];
         snprintf(path, sizeof path, "model.layers[%d]", n - 1);
-        return fail(p, path, "the last layer must be linear (its outputs are the class scores), got \"%s\"",
+        return tg_cfg_fail(p, path, "the last layer must be linear (its outputs are the class scores), got \"%s\"",
                     tg_layer_type_name(last));
     }
     return 0;
@@ -520,13 +208,13 @@ static int parse_class_weights(const parser *p, const cJSON *list, tg_config *cf
 {
     char path[PATH_LEN], seen[64];
     if (!cJSON_IsArray(list))
-        return fail(p, "loss.weight", "expected an array of per-class weights, got %s",
-                    describe(list, seen, sizeof seen));
+        return tg_cfg_fail(p, "loss.weight", "expected an array of per-class weights, got %s",
+                    tg_cfg_describe(list, seen, sizeof seen));
     int n = cJSON_GetArraySize(list);
     const tg_layer_spec *last = &cfg->model.layers[cfg->model.n_layers - 1];
     int64_t classes = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY ? 2 : last->out; /* one output, two classes */
     if (n != classes)
-        return fail(p, "loss.weight", "has %d weights but the model has %lld classes (model.layers[%d].out)", n,
+        return tg_cfg_fail(p, "loss.weight", "has %d weights but the model has %lld classes (model.layers[%d].out)", n,
                     (long long)classes, cfg->model.n_layers - 1);
     if (!(cfg->loss.class_weights = tg_alloc((size_t)n * sizeof *cfg->loss.class_weights)))
         return -1;
@@ -534,12 +222,12 @@ static int parse_class_weights(const parser *p, const cJSON *list, tg_config *cf
     for (const cJSON *item = list->child; item; item = item->next) {
         double *w = &cfg->loss.class_weights[cfg->loss.n_class_weights];
         snprintf(path, sizeof path, "loss.weight[%lld]", (long long)cfg->loss.n_class_weights);
-        if (number_value(p, item, path, AT_LEAST_0, w))
+        if (tg_cfg_number_value(p, item, path, AT_LEAST_0, w))
             return -1;
         total += *w;
         cfg->loss.n_class_weights++;
     }
-    return total > 0 ? 0 : fail(p, "loss.weight", "every weight is 0; at least one class must count");
+    return total > 0 ? 0 : tg_cfg_fail(p, "loss.weight", "every weight is 0; at least one class must count");
 }
 
 /* loss.class_weight: "balanced", or an object from label to a non-negative weight. The labels are checked
@@ -549,17 +237,17 @@ static int parse_class_weight_map(const parser *p, const cJSON *item, tg_config 
     char path[PATH_LEN], seen[64];
     if (cJSON_IsString(item)) {
         if (strcmp(item->valuestring, "balanced") != 0)
-            return fail(p, "loss.class_weight", "expected \"balanced\" or an object of per-label weights, got \"%s\"",
+            return tg_cfg_fail(p, "loss.class_weight", "expected \"balanced\" or an object of per-label weights, got \"%s\"",
                         item->valuestring);
         cfg->loss.class_weight_balanced = 1;
         return 0;
     }
     if (!cJSON_IsObject(item))
-        return fail(p, "loss.class_weight", "expected \"balanced\" or an object of per-label weights, got %s",
-                    describe(item, seen, sizeof seen));
+        return tg_cfg_fail(p, "loss.class_weight", "expected \"balanced\" or an object of per-label weights, got %s",
+                    tg_cfg_describe(item, seen, sizeof seen));
     int n = cJSON_GetArraySize(item);
     if (n == 0)
-        return fail(p, "loss.class_weight", "is empty; name at least one label");
+        return tg_cfg_fail(p, "loss.class_weight", "is empty; name at least one label");
     cfg->loss.class_weight_labels = tg_alloc_zeroed((size_t)n * sizeof *cfg->loss.class_weight_labels);
     cfg->loss.class_weight_values = tg_alloc((size_t)n * sizeof *cfg->loss.class_weight_values);
     if (!cfg->loss.class_weight_labels || !cfg->loss.class_weight_values)
@@ -567,11 +255,11 @@ static int parse_class_weight_map(const parser *p, const cJSON *item, tg_config 
     for (const cJSON *w = item->child; w; w = w->next) {
         int64_t k = cfg->loss.n_class_weight_labels;
         snprintf(path, sizeof path, "loss.class_weight.%s", w->string);
-        if (number_value(p, w, path, AT_LEAST_0, &cfg->loss.class_weight_values[k]))
+        if (tg_cfg_number_value(p, w, path, AT_LEAST_0, &cfg->loss.class_weight_values[k]))
             return -1;
         for (int64_t j = 0; j < k; j++)
             if (strcmp(cfg->loss.class_weight_labels[j], w->string) == 0)
-                return fail(p, path, "duplicate key");
+                return tg_cfg_fail(p, path, "duplicate key");
         if (!(cfg->loss.class_weight_labels[k] = tg_strdup(w->string)))
             return -1;
         cfg->loss.n_class_weight_labels++;
@@ -585,22 +273,22 @@ static int parse_binary_loss(const parser *p, section s, tg_config *cfg)
 {
     int last = cfg->model.n_layers - 1;
     int64_t out = cfg->model.layers[last].out;
-    const cJSON *positive = member(s, "positive_class");
+    const cJSON *positive = tg_cfg_member(s, "positive_class");
     char seen[64];
     cfg->loss.pos_weight = 1;
     if (cfg->loss.type != TG_LOSS_BINARY_CROSS_ENTROPY) {
-        const char *binary_only = positive ? "loss.positive_class" : member(s, "pos_weight") ? "loss.pos_weight" : NULL;
+        const char *binary_only = positive ? "loss.positive_class" : tg_cfg_member(s, "pos_weight") ? "loss.pos_weight" : NULL;
         if (binary_only)
-            return fail(p, binary_only, "applies to \"type\": \"binary_cross_entropy\" only");
+            return tg_cfg_fail(p, binary_only, "applies to \"type\": \"binary_cross_entropy\" only");
         return 0;
     }
     if (out != 1)
-        return fail(p, "loss.type",
+        return tg_cfg_fail(p, "loss.type",
                     "binary_cross_entropy scores one output: the last layer needs \"out\": 1 (model.layers[%d].out "
                     "is %lld; for one output per class use cross_entropy)",
                     last, (long long)out);
-    if (member(s, "label_smoothing"))
-        return fail(p, "loss.label_smoothing", "applies to cross_entropy only");
+    if (tg_cfg_member(s, "label_smoothing"))
+        return tg_cfg_fail(p, "loss.label_smoothing", "applies to cross_entropy only");
     if (positive) {
         if (cJSON_IsString(positive) && positive->valuestring[0])
             cfg->loss.positive_class = tg_strdup(positive->valuestring);
@@ -610,13 +298,13 @@ static int parse_binary_loss(const parser *p, section s, tg_config *cfg)
             snprintf(text, sizeof text, "%.0f", positive->valuedouble);
             cfg->loss.positive_class = tg_strdup(text);
         } else {
-            return fail(p, "loss.positive_class", "expected a label (a string or a whole number), got %s",
-                        describe(positive, seen, sizeof seen));
+            return tg_cfg_fail(p, "loss.positive_class", "expected a label (a string or a whole number), got %s",
+                        tg_cfg_describe(positive, seen, sizeof seen));
         }
         if (!cfg->loss.positive_class)
             return -1;
     }
-    return get_number(p, s, "pos_weight", ABOVE_0, &cfg->loss.pos_weight);
+    return tg_cfg_get_number(p, s, "pos_weight", ABOVE_0, &cfg->loss.pos_weight);
 }
 
 static int parse_loss(const parser *p, const cJSON *item, tg_config *cfg)
@@ -630,15 +318,15 @@ static int parse_loss(const parser *p, const cJSON *item, tg_config *cfg)
     cfg->loss.pos_weight = 1;
     if (!item)
         return 0;
-    if (as_section(p, item, "loss", &s) || check_keys(p, s, keys, NULL) || get_choice(p, s, "type", types, &type) ||
-        get_number(p, s, "label_smoothing", FRACTION, &cfg->loss.label_smoothing))
+    if (tg_cfg_as_section(p, item, "loss", &s) || tg_cfg_check_keys(p, s, keys, NULL) || tg_cfg_get_choice(p, s, "type", types, &type) ||
+        tg_cfg_get_number(p, s, "label_smoothing", FRACTION, &cfg->loss.label_smoothing))
         return -1;
     cfg->loss.type = type == 1 ? TG_LOSS_BINARY_CROSS_ENTROPY : TG_LOSS_CROSS_ENTROPY;
     if (parse_binary_loss(p, s, cfg))
         return -1;
-    const cJSON *weight = member(s, "weight"), *class_weight = member(s, "class_weight");
+    const cJSON *weight = tg_cfg_member(s, "weight"), *class_weight = tg_cfg_member(s, "class_weight");
     if (weight && class_weight)
-        return fail(p, "loss.class_weight", "give loss.weight (a list) or loss.class_weight, not both");
+        return tg_cfg_fail(p, "loss.class_weight", "give loss.weight (a list) or loss.class_weight, not both");
     if (class_weight)
         return parse_class_weight_map(p, class_weight, cfg);
     return weight ? parse_class_weights(p, weight, cfg) : 0;
@@ -651,9 +339,9 @@ static int check_lazy(const parser *p, const tg_optim_opts *o)
     if (!o->lazy)
         return 0;
     if (o->type == TG_OPTIM_ADAMW)
-        return fail(p, "optimizer.lazy", "is for \"sgd\" and \"adam\", not \"adamw\" (its decay moves every weight)");
+        return tg_cfg_fail(p, "optimizer.lazy", "is for \"sgd\" and \"adam\", not \"adamw\" (its decay moves every weight)");
     if (o->weight_decay != 0)
-        return fail(p, "optimizer.lazy", "takes no weight_decay (it moves every weight each step), got %g",
+        return tg_cfg_fail(p, "optimizer.lazy", "takes no weight_decay (it moves every weight each step), got %g",
                     o->weight_decay);
     return 0;
 }
@@ -667,12 +355,12 @@ static int parse_lbfgs(const parser *p, section s, tg_config *cfg)
     cfg->lbfgs.opts = TG_LBFGS_OPTS_DEFAULT;
     cfg->lbfgs.block_rows = 512; /* 512 rows of 784 float64 features stay in cache through forward and backward */
     tg_lbfgs_opts *o = &cfg->lbfgs.opts;
-    return check_keys(p, s, keys, "for type \"lbfgs\"") || get_int(p, s, "history_size", 1, &o->history_size) ||
-                   get_int(p, s, "max_iter", 0, &o->max_iter) ||
-                   get_int(p, s, "max_linesearch", 1, &o->max_linesearch) ||
-                   get_number(p, s, "tolerance_grad", AT_LEAST_0, &o->tolerance_grad) ||
-                   get_number(p, s, "tolerance_change", AT_LEAST_0, &o->tolerance_change) ||
-                   get_integer(p, s, "block_rows", 1, MAX_EXACT, &cfg->lbfgs.block_rows)
+    return tg_cfg_check_keys(p, s, keys, "for type \"lbfgs\"") || tg_cfg_get_int(p, s, "history_size", 1, &o->history_size) ||
+                   tg_cfg_get_int(p, s, "max_iter", 0, &o->max_iter) ||
+                   tg_cfg_get_int(p, s, "max_linesearch", 1, &o->max_linesearch) ||
+                   tg_cfg_get_number(p, s, "tolerance_grad", AT_LEAST_0, &o->tolerance_grad) ||
+                   tg_cfg_get_number(p, s, "tolerance_change", AT_LEAST_0, &o->tolerance_change) ||
+                   tg_cfg_get_integer(p, s, "block_rows", 1, MAX_EXACT, &cfg->lbfgs.block_rows)
                ? -1
                : 0;
 }
@@ -690,23 +378,23 @@ static int parse_penalty(const parser *p, const cJSON *item, tg_config *cfg)
     *pen = TG_PENALTY_DEFAULT;
     int type = full_batch ? 1 : 0;
     section s = { NULL, "loss" };
-    if (item && as_section(p, item, "loss", &s))
+    if (item && tg_cfg_as_section(p, item, "loss", &s))
         return -1;
-    if (item && (get_choice(p, s, "penalty", names, &type) || get_number(p, s, "C", ABOVE_0, &pen->C)))
+    if (item && (tg_cfg_get_choice(p, s, "penalty", names, &type) || tg_cfg_get_number(p, s, "C", ABOVE_0, &pen->C)))
         return -1;
     pen->type = types[type];
-    const cJSON *ratio = item ? member(s, "l1_ratio") : NULL;
+    const cJSON *ratio = item ? tg_cfg_member(s, "l1_ratio") : NULL;
     if (ratio && pen->type != TG_PENALTY_ELASTICNET)
-        return fail(p, "loss.l1_ratio", "is used only with loss.penalty \"elasticnet\", not \"%s\"", names[type]);
+        return tg_cfg_fail(p, "loss.l1_ratio", "is used only with loss.penalty \"elasticnet\", not \"%s\"", names[type]);
     if (!ratio && pen->type == TG_PENALTY_ELASTICNET)
-        return fail(p, "loss.l1_ratio", "required with loss.penalty \"elasticnet\" (a number in [0, 1])");
-    if (ratio && number_value(p, ratio, "loss.l1_ratio", UNIT, &pen->l1_ratio))
+        return tg_cfg_fail(p, "loss.l1_ratio", "required with loss.penalty \"elasticnet\" (a number in [0, 1])");
+    if (ratio && tg_cfg_number_value(p, ratio, "loss.l1_ratio", UNIT, &pen->l1_ratio))
         return -1;
-    if (item && member(s, "C") && pen->type == TG_PENALTY_NONE)
-        return fail(p, "loss.C", "has no effect with loss.penalty \"none\"; set loss.penalty to \"l2\", \"l1\" or "
+    if (item && tg_cfg_member(s, "C") && pen->type == TG_PENALTY_NONE)
+        return tg_cfg_fail(p, "loss.C", "has no effect with loss.penalty \"none\"; set loss.penalty to \"l2\", \"l1\" or "
                                  "\"elasticnet\"");
     if ((pen->type == TG_PENALTY_L1 || pen->type == TG_PENALTY_ELASTICNET) && !full_batch)
-        return fail(p, "loss.penalty",
+        return tg_cfg_fail(p, "loss.penalty",
                     "\"%s\" needs optimizer.type \"lbfgs\" (OWL-QN, which makes coefficients exactly zero); "
                     "sgd, adam and adamw cannot honour an L1 term exactly",
                     names[type]);
@@ -723,8 +411,8 @@ static int check_full_batch_train(const parser *p, const cJSON *item, const tg_c
         return 0;
     section s = { item, "train" };
     for (int i = 0; minibatch_keys[i]; i++)
-        if (member(s, minibatch_keys[i]))
-            return fail(p, key_path(path, "train", minibatch_keys[i]),
+        if (tg_cfg_member(s, minibatch_keys[i]))
+            return tg_cfg_fail(p, tg_cfg_key_path(path, "train", minibatch_keys[i]),
                         "not used by optimizer.type \"lbfgs\" (one full-batch solve: set optimizer.max_iter, "
                         "optimizer.tolerance_grad)");
     return 0;
@@ -741,8 +429,8 @@ static int parse_optimizer(const parser *p, const cJSON *item, tg_config *cfg)
     section s;
     int type = 0;
     if (!item)
-        return fail(p, "optimizer", "required");
-    if (as_section(p, item, "optimizer", &s) || required(p, s, "type") || get_choice(p, s, "type", types, &type))
+        return tg_cfg_fail(p, "optimizer", "required");
+    if (tg_cfg_as_section(p, item, "optimizer", &s) || tg_cfg_required(p, s, "type") || tg_cfg_get_choice(p, s, "type", types, &type))
         return -1;
     snprintf(for_type, sizeof for_type, "for type \"%s\"", types[type]);
     tg_optim_opts *o = &cfg->optimizer;
@@ -752,35 +440,35 @@ static int parse_optimizer(const parser *p, const cJSON *item, tg_config *cfg)
     case TG_OPTIM_ADAMW: *o = TG_ADAMW_DEFAULT(1e-3); break;
     case TG_OPTIM_LBFGS: return parse_lbfgs(p, s, cfg);
     }
-    if (check_keys(p, s, o->type == TG_OPTIM_SGD ? sgd_keys : adam_keys, for_type) ||
-        get_number(p, s, "lr", ABOVE_0, &o->lr) || get_number(p, s, "weight_decay", AT_LEAST_0, &o->weight_decay) ||
-        get_bool(p, s, "lazy", &o->lazy) || check_lazy(p, o))
+    if (tg_cfg_check_keys(p, s, o->type == TG_OPTIM_SGD ? sgd_keys : adam_keys, for_type) ||
+        tg_cfg_get_number(p, s, "lr", ABOVE_0, &o->lr) || tg_cfg_get_number(p, s, "weight_decay", AT_LEAST_0, &o->weight_decay) ||
+        tg_cfg_get_bool(p, s, "lazy", &o->lazy) || check_lazy(p, o))
         return -1;
     if (o->type == TG_OPTIM_SGD) {
-        if (get_number(p, s, "momentum", AT_LEAST_0, &o->momentum) ||
-            get_number(p, s, "dampening", UNIT, &o->dampening) || get_bool(p, s, "nesterov", &o->nesterov))
+        if (tg_cfg_get_number(p, s, "momentum", AT_LEAST_0, &o->momentum) ||
+            tg_cfg_get_number(p, s, "dampening", UNIT, &o->dampening) || tg_cfg_get_bool(p, s, "nesterov", &o->nesterov))
             return -1;
         if (o->lazy && o->momentum != 0)
-            return fail(p, "optimizer.lazy", "takes no momentum (it moves every weight each step), got %g", o->momentum);
+            return tg_cfg_fail(p, "optimizer.lazy", "takes no momentum (it moves every weight each step), got %g", o->momentum);
         if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
-            return fail(p, "optimizer.nesterov",
+            return tg_cfg_fail(p, "optimizer.nesterov",
                         "requires momentum > 0 and dampening 0 (as in PyTorch), got momentum %g, dampening %g",
                         o->momentum, o->dampening);
         return 0;
     }
-    if (get_number(p, s, "eps", ABOVE_0, &o->eps))
+    if (tg_cfg_get_number(p, s, "eps", ABOVE_0, &o->eps))
         return -1;
-    const cJSON *betas = member(s, "betas");
+    const cJSON *betas = tg_cfg_member(s, "betas");
     if (!betas)
         return 0;
     if (!cJSON_IsArray(betas))
-        return fail(p, "optimizer.betas", "expected an array of 2 numbers [beta1, beta2], got %s",
-                    describe(betas, seen, sizeof seen));
+        return tg_cfg_fail(p, "optimizer.betas", "expected an array of 2 numbers [beta1, beta2], got %s",
+                    tg_cfg_describe(betas, seen, sizeof seen));
     if (cJSON_GetArraySize(betas) != 2)
-        return fail(p, "optimizer.betas", "expected an array of 2 numbers [beta1, beta2], got %d of them",
+        return tg_cfg_fail(p, "optimizer.betas", "expected an array of 2 numbers [beta1, beta2], got %d of them",
                     cJSON_GetArraySize(betas));
-    if (number_value(p, betas->child, "optimizer.betas[0]", FRACTION, &o->beta1) ||
-        number_value(p, betas->child->next, "optimizer.betas[1]", FRACTION, &o->beta2))
+    if (tg_cfg_number_value(p, betas->child, "optimizer.betas[0]", FRACTION, &o->beta1) ||
+        tg_cfg_number_value(p, betas->child->next, "optimizer.betas[1]", FRACTION, &o->beta2))
         return -1;
     return 0;
 }
@@ -796,22 +484,22 @@ static int parse_schedule(const parser *p, const cJSON *item, tg_config *cfg)
     char for_type[48];
     section s;
     int type = 0;
-    if (as_section(p, item, "train.lr_schedule", &s) || required(p, s, "type") ||
-        get_choice(p, s, "type", types, &type))
+    if (tg_cfg_as_section(p, item, "train.lr_schedule", &s) || tg_cfg_required(p, s, "type") ||
+        tg_cfg_get_choice(p, s, "type", types, &type))
         return -1;
     snprintf(for_type, sizeof for_type, "for type \"%s\"", types[type]);
-    if (check_keys(p, s, keys[type], for_type))
+    if (tg_cfg_check_keys(p, s, keys[type], for_type))
         return -1;
     cfg->train.schedule = schedules[type];
     if (cfg->train.schedule == TG_SCHEDULE_STEP &&
-        (required(p, s, "step_size") || get_int(p, s, "step_size", 1, &cfg->train.step_size) ||
-         get_number(p, s, "gamma", ABOVE_0, &cfg->train.gamma)))
+        (tg_cfg_required(p, s, "step_size") || tg_cfg_get_int(p, s, "step_size", 1, &cfg->train.step_size) ||
+         tg_cfg_get_number(p, s, "gamma", ABOVE_0, &cfg->train.gamma)))
         return -1;
     if (cfg->train.schedule == TG_SCHEDULE_COSINE) {
-        if (get_number(p, s, "min_lr", AT_LEAST_0, &cfg->train.min_lr))
+        if (tg_cfg_get_number(p, s, "min_lr", AT_LEAST_0, &cfg->train.min_lr))
             return -1;
         if (cfg->train.min_lr > cfg->optimizer.lr)
-            return fail(p, "train.lr_schedule.min_lr", "must be at most optimizer.lr (%g), got %g", cfg->optimizer.lr,
+            return tg_cfg_fail(p, "train.lr_schedule.min_lr", "must be at most optimizer.lr (%g), got %g", cfg->optimizer.lr,
                         cfg->train.min_lr);
     }
     return 0;
@@ -821,12 +509,12 @@ static int parse_early_stopping(const parser *p, const cJSON *item, tg_config *c
 {
     static const char *const keys[] = { "patience", "min_delta", NULL };
     section s;
-    if (as_section(p, item, "train.early_stopping", &s) || check_keys(p, s, keys, NULL) ||
-        required(p, s, "patience") || get_int(p, s, "patience", 0, &cfg->train.patience) ||
-        get_number(p, s, "min_delta", AT_LEAST_0, &cfg->train.min_delta))
+    if (tg_cfg_as_section(p, item, "train.early_stopping", &s) || tg_cfg_check_keys(p, s, keys, NULL) ||
+        tg_cfg_required(p, s, "patience") || tg_cfg_get_int(p, s, "patience", 0, &cfg->train.patience) ||
+        tg_cfg_get_number(p, s, "min_delta", AT_LEAST_0, &cfg->train.min_delta))
         return -1;
     if (cfg->train.patience > 0 && cfg->data.validation_split == 0)
-        return fail(p, "train.early_stopping", "needs a validation set, but data.validation_split is 0");
+        return tg_cfg_fail(p, "train.early_stopping", "needs a validation set, but data.validation_split is 0");
     return 0;
 }
 
@@ -842,12 +530,12 @@ static int parse_train(const parser *p, const cJSON *item, tg_config *cfg)
     cfg->train.gamma = 0.1; /* StepLR's */
     if (!item)
         return 0;
-    if (as_section(p, item, "train", &s) || check_keys(p, s, keys, NULL) ||
-        get_int(p, s, "epochs", 1, &cfg->train.epochs) ||
-        get_integer(p, s, "batch_size", 1, MAX_EXACT, &cfg->train.batch_size) ||
-        get_number(p, s, "clip_grad_norm", AT_LEAST_0, &cfg->train.clip_grad_norm))
+    if (tg_cfg_as_section(p, item, "train", &s) || tg_cfg_check_keys(p, s, keys, NULL) ||
+        tg_cfg_get_int(p, s, "epochs", 1, &cfg->train.epochs) ||
+        tg_cfg_get_integer(p, s, "batch_size", 1, MAX_EXACT, &cfg->train.batch_size) ||
+        tg_cfg_get_number(p, s, "clip_grad_norm", AT_LEAST_0, &cfg->train.clip_grad_norm))
         return -1;
-    const cJSON *schedule = member(s, "lr_schedule"), *early = member(s, "early_stopping");
+    const cJSON *schedule = tg_cfg_member(s, "lr_schedule"), *early = tg_cfg_member(s, "early_stopping");
     if (schedule && parse_schedule(p, schedule, cfg))
         return -1;
     return early ? parse_early_stopping(p, early, cfg) : 0;
@@ -858,18 +546,18 @@ static int parse_root(const parser *p, const cJSON *root, tg_config *cfg)
     static const char *const keys[] = { "data", "model", "loss", "optimizer", "train", "seed", NULL };
     char seen[64];
     if (!cJSON_IsObject(root))
-        return fail(p, NULL, "the top level must be a JSON object, got %s", describe(root, seen, sizeof seen));
+        return tg_cfg_fail(p, NULL, "the top level must be a JSON object, got %s", tg_cfg_describe(root, seen, sizeof seen));
     section s = { root, "" };
     cfg->seed = 42;
     /* In dependency order: data's shuffle_seed defaults to seed, loss.weight
      * needs the class count, the schedule needs lr, early stopping needs
      * the validation split. */
-    if (check_keys(p, s, keys, NULL) || get_seed(p, s, "seed", &cfg->seed) ||
-        parse_data(p, member(s, "data"), cfg) || parse_model(p, member(s, "model"), cfg) ||
-        parse_loss(p, member(s, "loss"), cfg) || parse_optimizer(p, member(s, "optimizer"), cfg) ||
-        parse_penalty(p, member(s, "loss"), cfg) || check_full_batch_train(p, member(s, "train"), cfg))
+    if (tg_cfg_check_keys(p, s, keys, NULL) || tg_cfg_get_seed(p, s, "seed", &cfg->seed) ||
+        parse_data(p, tg_cfg_member(s, "data"), cfg) || parse_model(p, tg_cfg_member(s, "model"), cfg) ||
+        parse_loss(p, tg_cfg_member(s, "loss"), cfg) || parse_optimizer(p, tg_cfg_member(s, "optimizer"), cfg) ||
+        parse_penalty(p, tg_cfg_member(s, "loss"), cfg) || check_full_batch_train(p, tg_cfg_member(s, "train"), cfg))
         return -1;
-    return parse_train(p, member(s, "train"), cfg);
+    return parse_train(p, tg_cfg_member(s, "train"), cfg);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -897,9 +585,9 @@ static int parse_json(const parser *p, const char *text, cJSON **root)
     if ((*root = cJSON_ParseWithOpts(text, &end, 1)))
         return 0;
     if (tg_json_out_of_memory())
-        return fail(p, NULL, "out of memory while parsing the JSON");
+        return tg_cfg_fail(p, NULL, "out of memory while parsing the JSON");
     if (text[strspn(text, WHITE_SPACE)] == '\0')
-        return fail(p, NULL, "no JSON value, only white space");
+        return tg_cfg_fail(p, NULL, "no JSON value, only white space");
     int line, column;
     /* Parsed without the end check it succeeds: a value followed by more text. */
     const char *value_end = NULL;
@@ -908,19 +596,19 @@ static int parse_json(const parser *p, const char *text, cJSON **root)
     if (value) {
         value_end += strspn(value_end, WHITE_SPACE);
         locate(text, value_end, &line, &column);
-        return fail(p, NULL, "unexpected text after the JSON value at line %d, column %d: \"%.20s\"", line, column,
+        return tg_cfg_fail(p, NULL, "unexpected text after the JSON value at line %d, column %d: \"%.20s\"", line, column,
                     value_end);
     }
     if (tg_json_out_of_memory())
-        return fail(p, NULL, "out of memory while parsing the JSON");
+        return tg_cfg_fail(p, NULL, "out of memory while parsing the JSON");
     if (!end)
         end = text;
     locate(text, end, &line, &column);
     if (end[strspn(end, WHITE_SPACE)] == '\0')
-        return fail(p, NULL, "invalid JSON: the text ends at line %d, column %d before the value is complete", line,
+        return tg_cfg_fail(p, NULL, "invalid JSON: the text ends at line %d, column %d before the value is complete", line,
                     column);
     int shown = (int)strcspn(end, "\r\n");
-    return fail(p, NULL, "invalid JSON at line %d, column %d, near \"%.*s\"", line, column, shown < 20 ? shown : 20,
+    return tg_cfg_fail(p, NULL, "invalid JSON at line %d, column %d, near \"%.*s\"", line, column, shown < 20 ? shown : 20,
                 end);
 }
 
@@ -938,7 +626,7 @@ static tg_config *parse_config(const parser *p, char *text, const char *path)
         goto fail;
     const char *bad = tg_utf8_first_invalid(text);
     if (bad) { /* it would train, then fail to be saved: checkpoint metadata is UTF-8 */
-        fail(p, NULL, "not valid UTF-8 at byte %lld (is the file in another encoding?)", (long long)(bad - text));
+        tg_cfg_fail(p, NULL, "not valid UTF-8 at byte %lld (is the file in another encoding?)", (long long)(bad - text));
         goto fail;
     }
     if (parse_json(p, text, &root) || parse_root(p, root, cfg))
@@ -977,7 +665,7 @@ tg_config *tg_config_load(const char *path)
 {
     if (!path || !path[0])
         return tg_error("tg_config_load: the path is %s", path ? "empty" : "NULL");
-    char *folder = folder_of(path);
+    char *folder = tg_cfg_folder_of(path);
     if (!folder)
         return NULL;
     char *text = read_text(path);

@@ -45,8 +45,8 @@ json_fault tg_json_strict_object(const char *text, size_t n, bool checkpoint, si
 typedef struct {
     tg_dataset *train, *validation, *test;
 } split_data;
-int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d);
-void split_data_free(split_data *d);
+int tg_load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d);
+void tg_split_data_free(split_data *d);
 
 /* Text labels to class ids, shared by the CSV and libsvm loaders (src/io/csv.c):
  * distinct texts in order of first appearance, with the line each first appeared on. */

@@ -74,7 +74,7 @@ static tg_dataset *load_one(const tg_config *cfg, const char *path, const char *
 
 /* Splits in place: the loaded set becomes the training set, so the data are held once (plus the
  * test and validation rows), not once per split. */
-int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d)
+int tg_load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d)
 {
     if (!(d->train = load_one(cfg, cfg->data.train, cfg->data.train_labels, NULL)))
         return -1;
@@ -99,7 +99,7 @@ int load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d)
     return 0;
 }
 
-void split_data_free(split_data *d)
+void tg_split_data_free(split_data *d)
 {
     tg_dataset_free(d->train);
     tg_dataset_free(d->validation);
@@ -114,9 +114,9 @@ int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **v
     tg_rng shuffle;
     tg_rng_seed(&shuffle, cfg->data.shuffle_seed);
     split_data d = { 0 };
-    if (load_and_split(cfg, &shuffle, &d) || (cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
-                                               binary_orient(cfg, d.train, d.validation, d.test))) {
-        split_data_free(&d);
+    if (tg_load_and_split(cfg, &shuffle, &d) || (cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
+                                               tg_binary_orient(cfg, d.train, d.validation, d.test))) {
+        tg_split_data_free(&d);
         return -1;
     }
     *train = d.train;

@@ -10,11 +10,11 @@
 #define MAX_HEADER_BYTES 100000000u
 #define MAX_JSON_INTEGER TG_JSON_MAX_INTEGER
 
-const char *st_errno_text(int err, char *buf, size_t size);
-void st_name_the_file(const char *path);
-bool st_host_is_little_endian(void);
-void st_swap_bytes(unsigned char *p, size_t n, size_t size);
-const char *st_safetensors_dtype(tg_dtype dtype);
-bool st_is_training_name(const char *name);
+const char *tg_st_errno_text(int err, char *buf, size_t size);
+void tg_st_name_the_file(const char *path);
+bool tg_st_host_is_little_endian(void);
+void tg_st_swap_bytes(unsigned char *p, size_t n, size_t size);
+const char *tg_st_safetensors_dtype(tg_dtype dtype);
+bool tg_st_is_training_name(const char *name);
 
 #endif

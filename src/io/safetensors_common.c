@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *st_errno_text(int err, char *buf, size_t size)
+const char *tg_st_errno_text(int err, char *buf, size_t size)
 {
     if (strerror_r(err, buf, size) != 0)
         snprintf(buf, size, "error %d", err);
@@ -32,7 +32,7 @@ const char *st_errno_text(int err, char *buf, size_t size)
 
 /* Prefixes the error with the file's name unless it has it (allocation
  * failures and messages from below do not). */
-void st_name_the_file(const char *path)
+void tg_st_name_the_file(const char *path)
 {
     size_t n = strlen(path);
     const char *error = tg_last_error();
@@ -43,7 +43,7 @@ void st_name_the_file(const char *path)
     tg_error("%s: %s", path, what);
 }
 
-bool st_host_is_little_endian(void)
+bool tg_st_host_is_little_endian(void)
 {
     const uint16_t one = 1;
     unsigned char first;
@@ -52,7 +52,7 @@ bool st_host_is_little_endian(void)
 }
 
 /* Reverses the bytes of each of n elements of `size` bytes (big-endian hosts only). */
-void st_swap_bytes(unsigned char *p, size_t n, size_t size)
+void tg_st_swap_bytes(unsigned char *p, size_t n, size_t size)
 {
     for (size_t i = 0; i < n; i++, p += size)
         for (size_t a = 0, b = size - 1; a < b; a++, b--) {
@@ -62,12 +62,12 @@ void st_swap_bytes(unsigned char *p, size_t n, size_t size)
         }
 }
 
-const char *st_safetensors_dtype(tg_dtype dtype)
+const char *tg_st_safetensors_dtype(tg_dtype dtype)
 {
     return dtype == TG_F32 ? "F32" : dtype == TG_F64 ? "F64" : "I64";
 }
 
-bool st_is_training_name(const char *name)
+bool tg_st_is_training_name(const char *name)
 {
     return strncmp(name, TG_TRAINING_PREFIX, sizeof TG_TRAINING_PREFIX - 1) == 0;
 }

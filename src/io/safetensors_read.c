@@ -89,7 +89,7 @@ static int parse_entry(const char *path, const cJSON *item, entry *e)
         e->dtype = TG_F32;
     else if (strcmp(dtype->valuestring, "F64") == 0)
         e->dtype = TG_F64;
-    else if (strcmp(dtype->valuestring, "I64") == 0 && st_is_training_name(e->name))
+    else if (strcmp(dtype->valuestring, "I64") == 0 && tg_st_is_training_name(e->name))
         e->dtype = TG_I64; /* a training checkpoint's row order and step counts */
     else
         return tg_error("%s: tensor '%s' has dtype '%.40s', expected F32 or F64", path, e->name, dtype->valuestring),
@@ -162,13 +162,13 @@ static entry *parse_entries(const char *path, const cJSON *root, uint64_t data_b
     /* The model's tensors share one dtype; a training checkpoint's extra tensors may differ. */
     const entry *first = NULL;
     for (i = 0; i < n; i++) {
-        if (st_is_training_name(entries[i].name))
+        if (tg_st_is_training_name(entries[i].name))
             continue;
         if (!first)
             first = &entries[i];
         else if (entries[i].dtype != first->dtype) {
             tg_error("%s: tensor '%s' is %s but tensor '%s' is %s, expected one dtype", path, entries[i].name,
-                     st_safetensors_dtype(entries[i].dtype), first->name, st_safetensors_dtype(first->dtype));
+                     tg_st_safetensors_dtype(entries[i].dtype), first->name, tg_st_safetensors_dtype(first->dtype));
             goto fail;
         }
     }
@@ -430,7 +430,7 @@ static tg_model *model_from_metadata(const char *path, const cJSON *meta, tg_dty
         return tg_error("%s: __metadata__ 'dtype' is '%.40s', expected float32 or float64", path, dtype_text);
     if (n_entries > 0 && file_dtype != dtype)
         return tg_error("%s: __metadata__ 'dtype' is %s but the tensors are %s", path, dtype_text,
-                        st_safetensors_dtype(file_dtype));
+                        tg_st_safetensors_dtype(file_dtype));
     int64_t inputs;
     if (!parse_int64_text(meta_text(meta, "inputs"), &inputs) || inputs < 1)
         return tg_error("%s: __metadata__ 'inputs' is '%.40s', expected a positive integer", path,
@@ -491,7 +491,7 @@ static int match_parameters(const char *path, const tg_model *m, const entry *en
     }
     int others = 0; /* a training checkpoint's extra tensors, when its metadata says it is one */
     for (int k = 0; training && k < n; k++)
-        others += st_is_training_name(entries[k].name);
+        others += tg_st_is_training_name(entries[k].name);
     if (n == m->n_params + others)
         return 0;
     /* Every parameter was found once, so some entry is not a parameter: name the first. */
@@ -503,7 +503,7 @@ static int match_parameters(const char *path, const tg_model *m, const entry *en
         matched[(const entry *)bsearch(&key, entries, (size_t)n, sizeof *entries, by_name) - entries] = true;
     }
     int k = 0;
-    while (matched[k] || (training && st_is_training_name(entries[k].name)))
+    while (matched[k] || (training && tg_st_is_training_name(entries[k].name)))
         k++;
     tg_dealloc(matched);
     tg_error("%s: tensor '%s' is not a parameter of the model in __metadata__ (which has %d)", path, entries[k].name,
@@ -520,14 +520,14 @@ static int read_parameters(const char *path, FILE *f, uint64_t data_start, tg_mo
         const entry *e = bsearch(&key, entries, (size_t)n, sizeof *entries, by_name);
         size_t count = (size_t)t->numel, size = tg_dtype_size(t->dtype);
         if (fseeko(f, (off_t)(data_start + (uint64_t)e->begin), SEEK_SET) != 0)
-            return tg_error("%s: cannot seek to tensor '%s': %s", path, key.name, st_errno_text(errno, why, sizeof why)),
+            return tg_error("%s: cannot seek to tensor '%s': %s", path, key.name, tg_st_errno_text(errno, why, sizeof why)),
                    -1;
         if (fread(t->data, size, count, f) != count)
             return tg_error("%s: reading tensor '%s' failed: %s", path, key.name,
-                            ferror(f) ? st_errno_text(errno, why, sizeof why) : "the file ended early"),
+                            ferror(f) ? tg_st_errno_text(errno, why, sizeof why) : "the file ended early"),
                    -1;
-        if (!st_host_is_little_endian())
-            st_swap_bytes(t->data, count, size);
+        if (!tg_st_host_is_little_endian())
+            tg_st_swap_bytes(t->data, count, size);
     }
     return 0;
 }
@@ -562,7 +562,7 @@ static int read_extras(const char *path, FILE *f, uint64_t data_start, const cJS
         return -1;
     for (int i = 0; i < n; i++) {
         const entry *e = &entries[i];
-        if (!st_is_training_name(e->name))
+        if (!tg_st_is_training_name(e->name))
             continue;
         tg_tensor *t = tg_tensor_new(e->dtype, e->ndim, e->shape);
         if (!t || !(x->names[x->n] = tg_strdup(e->name))) {
@@ -574,10 +574,10 @@ static int read_extras(const char *path, FILE *f, uint64_t data_start, const cJS
         if (fseeko(f, (off_t)(data_start + (uint64_t)e->begin), SEEK_SET) != 0 ||
             fread(t->data, size, count, f) != count)
             return tg_error("%s: reading tensor '%s' failed: %s", path, e->name,
-                            ferror(f) ? st_errno_text(errno, why, sizeof why) : "the file ended early"),
+                            ferror(f) ? tg_st_errno_text(errno, why, sizeof why) : "the file ended early"),
                    -1;
-        if (!st_host_is_little_endian())
-            st_swap_bytes(t->data, count, size);
+        if (!tg_st_host_is_little_endian())
+            tg_st_swap_bytes(t->data, count, size);
     }
     return 0;
 }
@@ -595,9 +595,9 @@ static char *read_header(const char *path, FILE **f, uint64_t *file_size, uint64
     struct stat st;
     unsigned char length_bytes[8];
     if (!(*f = fopen(path, "rb")))
-        return tg_error("%s: cannot open: %s", path, st_errno_text(errno, why, sizeof why));
+        return tg_error("%s: cannot open: %s", path, tg_st_errno_text(errno, why, sizeof why));
     if (fstat(fileno(*f), &st) != 0)
-        return tg_error("%s: cannot stat: %s", path, st_errno_text(errno, why, sizeof why));
+        return tg_error("%s: cannot stat: %s", path, tg_st_errno_text(errno, why, sizeof why));
     if (!S_ISREG(st.st_mode))
         return tg_error("%s: %s, expected a safetensors file", path,
                         S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file");
@@ -624,7 +624,7 @@ static char *read_header(const char *path, FILE **f, uint64_t *file_size, uint64
         return NULL;
     if (fread(header, 1, (size_t)n, *f) != n) {
         tg_error("%s: reading the %llu-byte header failed: %s", path, (unsigned long long)n,
-                 ferror(*f) ? st_errno_text(errno, why, sizeof why) : "the file ended early");
+                 ferror(*f) ? tg_st_errno_text(errno, why, sizeof why) : "the file ended early");
         tg_dealloc(header);
         return NULL;
     }
@@ -714,7 +714,7 @@ tg_model *tg_checkpoint_load(const char *path, tg_checkpoint_extras *extras)
         goto fail;
     bool training = meta && meta_text(meta, "training");
     int first = 0; /* the first of the model's tensors (the training ones may have other dtypes) */
-    while (training && first < n && st_is_training_name(entries[first].name))
+    while (training && first < n && tg_st_is_training_name(entries[first].name))
         first++;
     if (!(m = model_from_metadata(path, meta, first < n ? entries[first].dtype : TG_F32, n - first, data_bytes)))
         goto fail;
@@ -727,7 +727,7 @@ tg_model *tg_checkpoint_load(const char *path, tg_checkpoint_extras *extras)
     cJSON_Delete(root);
     return m;
 fail:
-    st_name_the_file(path);
+    tg_st_name_the_file(path);
     if (f)
         fclose(f);
     tg_dealloc(header);

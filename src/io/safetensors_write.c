@@ -121,7 +121,7 @@ static bool add_meta(cJSON *meta, const char *key, const char *value)
 static cJSON *tensor_json(const tg_tensor *t, uint64_t begin, uint64_t end)
 {
     cJSON *entry = cJSON_CreateObject(), *shape = NULL;
-    if (!entry || !cJSON_AddStringToObject(entry, "dtype", st_safetensors_dtype(t->dtype)) ||
+    if (!entry || !cJSON_AddStringToObject(entry, "dtype", tg_st_safetensors_dtype(t->dtype)) ||
         !(shape = cJSON_AddArrayToObject(entry, "shape")))
         goto fail;
     for (int d = 0; d < t->ndim; d++) {
@@ -238,7 +238,7 @@ fail: /* every failure above set the error (cJSON allocates through tg_alloc) */
 /* Writes n elements of `size` bytes in little-endian order. */
 static bool write_little_endian(FILE *f, const void *data, size_t n, size_t size)
 {
-    if (st_host_is_little_endian())
+    if (tg_st_host_is_little_endian())
         return tg_io_write(data, size, n, f) == n;
     unsigned char chunk[4096];
     const unsigned char *p = data;
@@ -246,7 +246,7 @@ static bool write_little_endian(FILE *f, const void *data, size_t n, size_t size
     while (n) {
         size_t k = n < per_chunk ? n : per_chunk;
         memcpy(chunk, p, k * size);
-        st_swap_bytes(chunk, k, size);
+        tg_st_swap_bytes(chunk, k, size);
         if (tg_io_write(chunk, size, k, f) != k)
             return false;
         p += k * size;
@@ -302,7 +302,7 @@ int tg_check_save_path(const char *path)
     int rc = save_target(path, &target);
     tg_dealloc(target);
     if (rc)
-        st_name_the_file(path);
+        tg_st_name_the_file(path);
     return rc;
 }
 
@@ -312,7 +312,7 @@ static int save_target(const char *path, char **target)
     struct stat st;
     if (lstat(path, &st) != 0) {
         if (errno != ENOENT)
-            return tg_error("cannot stat: %s", st_errno_text(errno, why, sizeof why)), -1;
+            return tg_error("cannot stat: %s", tg_st_errno_text(errno, why, sizeof why)), -1;
         return (*target = tg_strdup(path)) ? 0 : -1;
     }
     if (!S_ISLNK(st.st_mode)) {
@@ -325,7 +325,7 @@ static int save_target(const char *path, char **target)
     char *resolved = realpath(path, NULL); /* the C library's malloc */
     if (!resolved)
         return tg_error("is a symbolic link whose target cannot be reached (%s); refusing to replace the link",
-                        st_errno_text(errno, why, sizeof why)),
+                        tg_st_errno_text(errno, why, sizeof why)),
                -1;
     int rc = 0;
     if (stat(resolved, &st) != 0 || !S_ISREG(st.st_mode))
@@ -372,7 +372,7 @@ static int save_file(const save_content *c, const char *path)
     memcpy(tmp, target, target_len);
     memcpy(tmp + target_len, suffix, sizeof suffix);
     if ((fd = mkstemp(tmp)) < 0) {
-        tg_error("cannot create a temporary file next to it: %s", st_errno_text(errno, why, sizeof why));
+        tg_error("cannot create a temporary file next to it: %s", tg_st_errno_text(errno, why, sizeof why));
         goto fail;
     }
     created = true;
@@ -380,30 +380,30 @@ static int save_file(const save_content *c, const char *path)
     struct stat old;
     mode_t mode = stat(target, &old) == 0 ? (old.st_mode & 07777) : 0644;
     if (fchmod(fd, mode) != 0) {
-        tg_error("cannot set the mode of %s: %s", tmp, st_errno_text(errno, why, sizeof why));
+        tg_error("cannot set the mode of %s: %s", tmp, tg_st_errno_text(errno, why, sizeof why));
         goto fail;
     }
     if (!(f = fdopen(fd, "wb"))) {
-        tg_error("cannot open %s for writing: %s", tmp, st_errno_text(errno, why, sizeof why));
+        tg_error("cannot open %s for writing: %s", tmp, tg_st_errno_text(errno, why, sizeof why));
         goto fail;
     }
     fd = -1; /* f owns it now */
     if (!write_content(f, c, header, header_len) || tg_io_flush(f) != 0 || ferror(f)) {
-        tg_error("writing %s failed: %s", tmp, st_errno_text(errno, why, sizeof why));
+        tg_error("writing %s failed: %s", tmp, tg_st_errno_text(errno, why, sizeof why));
         goto fail;
     }
     if (tg_io_sync(fileno(f)) != 0) {
-        tg_error("fsync of %s failed: %s", tmp, st_errno_text(errno, why, sizeof why));
+        tg_error("fsync of %s failed: %s", tmp, tg_st_errno_text(errno, why, sizeof why));
         goto fail;
     }
     int closed = fclose(f);
     f = NULL;
     if (closed != 0) {
-        tg_error("closing %s failed: %s", tmp, st_errno_text(errno, why, sizeof why));
+        tg_error("closing %s failed: %s", tmp, tg_st_errno_text(errno, why, sizeof why));
         goto fail;
     }
     if (tg_io_rename(tmp, target) != 0) {
-        tg_error("cannot rename %s over it: %s", tmp, st_errno_text(errno, why, sizeof why));
+        tg_error("cannot rename %s over it: %s", tmp, tg_st_errno_text(errno, why, sizeof why));
         goto fail;
     }
     sync_directory_of(target);
@@ -412,7 +412,7 @@ static int save_file(const save_content *c, const char *path)
     tg_dealloc(target);
     return 0;
 fail:
-    st_name_the_file(path);
+    tg_st_name_the_file(path);
     if (f)
         fclose(f);
     else if (fd >= 0)

@@ -18,19 +18,19 @@ static int batch_tensors_init(batch_tensors *t, tg_dtype dtype, int64_t features
     return t->x && (t->y || !labels) ? 0 : -1;
 }
 
-int batch_buffers_init(batch_buffers *b, tg_dtype dtype, int64_t features, int64_t size, int64_t rows, bool labels)
+int tg_batch_buffers_init(batch_buffers *b, tg_dtype dtype, int64_t features, int64_t size, int64_t rows, bool labels)
 {
     *b = (batch_buffers){ .size = size };
     int64_t tail = size > 0 ? rows % size : 0;
     if (batch_tensors_init(&b->full, dtype, features, size, labels) ||
         (tail && batch_tensors_init(&b->last, dtype, features, tail, labels))) {
-        batch_buffers_free(b);
+        tg_batch_buffers_free(b);
         return -1;
     }
     return 0;
 }
 
-void batch_buffers_free(batch_buffers *b)
+void tg_batch_buffers_free(batch_buffers *b)
 {
     tg_tensor_free(b->full.x);
     tg_tensor_free(b->full.y);
@@ -39,18 +39,18 @@ void batch_buffers_free(batch_buffers *b)
     *b = (batch_buffers){ 0 };
 }
 
-batch_tensors batch_buffers_for(const batch_buffers *b, int64_t n)
+batch_tensors tg_batch_buffers_for(const batch_buffers *b, int64_t n)
 {
     return n == b->size || !b->last.x ? b->full : b->last;
 }
 
-void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
+void tg_gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
                  tg_tensor *y)
 {
-    gather_standardized(m->mean, m->std, ds, idx, start, x, y);
+    tg_gather_standardized(m->mean, m->std, ds, idx, start, x, y);
 }
 
-void gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
+void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
                          tg_tensor *x, tg_tensor *y)
 {
     int64_t f = ds->features, n = x->shape[0];

@@ -44,7 +44,7 @@ tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch_size, tg_dtype dt
         b->std = tg_alloc(bytes);
     }
     if (!b->order || (mean && (!b->mean || !b->std)) ||
-        batch_buffers_init(&b->buffers, dtype, ds->features, size, ds->rows, true)) {
+        tg_batch_buffers_init(&b->buffers, dtype, ds->features, size, ds->rows, true)) {
         tg_batcher_free(b);
         return NULL;
     }
@@ -61,7 +61,7 @@ void tg_batcher_free(tg_batcher *b)
 {
     if (!b)
         return;
-    batch_buffers_free(&b->buffers);
+    tg_batch_buffers_free(&b->buffers);
     tg_dealloc(b->order);
     tg_dealloc(b->mean);
     tg_dealloc(b->std);
@@ -99,8 +99,8 @@ int tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y)
     if (start >= rows)
         return 0;
     int64_t n = rows - start < size ? rows - start : size;
-    batch_tensors t = batch_buffers_for(&b->buffers, n);
-    gather_standardized(b->mean, b->std, b->ds, b->order + start, 0, t.x, y ? t.y : NULL);
+    batch_tensors t = tg_batch_buffers_for(&b->buffers, n);
+    tg_gather_standardized(b->mean, b->std, b->ds, b->order + start, 0, t.x, y ? t.y : NULL);
     b->next_row = start + n;
     *x = t.x;
     if (y)
@@ -130,12 +130,12 @@ const int64_t *tg_batcher_rows(const tg_batcher *b, int64_t *n)
 
 /* ---- for training checkpoints (src/train/train_state.c) ---- */
 
-int64_t *batcher_order(tg_batcher *b)
+int64_t *tg_batcher_order(tg_batcher *b)
 {
     return b->order;
 }
 
-void batcher_seek(tg_batcher *b, int64_t batch)
+void tg_batcher_seek(tg_batcher *b, int64_t batch)
 {
     int64_t row = batch * b->buffers.size;
     b->next_row = row < b->ds->rows ? row : b->ds->rows;

@@ -37,7 +37,7 @@ static void swap_classes(tg_dataset *ds)
         ds->y[r] = 1 - ds->y[r];
 }
 
-int binary_orient(const tg_config *cfg, tg_dataset *train, tg_dataset *validation, tg_dataset *test)
+int tg_binary_orient(const tg_config *cfg, tg_dataset *train, tg_dataset *validation, tg_dataset *test)
 {
     char prefix[512], labels[256];
     int last = cfg->model.n_layers - 1;
@@ -66,7 +66,7 @@ int binary_orient(const tg_config *cfg, tg_dataset *train, tg_dataset *validatio
     return 0;
 }
 
-int binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t rows, bool weighted, double pos_weight)
+int tg_binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t rows, bool weighted, double pos_weight)
 {
     memset(b, 0, sizeof *b);
     int64_t sizes[2] = { size, rows % size };
@@ -85,11 +85,11 @@ int binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t
     }
     return 0;
 fail:
-    binary_targets_free(b);
+    tg_binary_targets_free(b);
     return -1;
 }
 
-void binary_targets_free(binary_targets *b)
+void tg_binary_targets_free(binary_targets *b)
 {
     for (int i = 0; i < 2; i++) {
         tg_tensor_free(b->target[i]);
@@ -99,7 +99,7 @@ void binary_targets_free(binary_targets *b)
     memset(b, 0, sizeof *b);
 }
 
-tg_tensor *binary_targets_fill(binary_targets *b, const tg_tensor *y, const tg_tensor *class_weight, tg_bce_opts *opts)
+tg_tensor *tg_binary_targets_fill(binary_targets *b, const tg_tensor *y, const tg_tensor *class_weight, tg_bce_opts *opts)
 {
     int64_t n = y->shape[0];
     int i = b->target[0] && b->target[0]->shape[0] == n ? 0 : 1;

@@ -57,7 +57,7 @@ static int for_each_sparse_chunk(const tg_model *m, const tg_dataset *ds, chunk_
                 val[k] = (T)((float)val[k] / m->std[x->col[k]]); /* in float32, as the dense gather does */
         });
         memcpy(y->data, ds->y + start, (size_t)n * sizeof(int64_t));
-        tg_tensor *logits = model_forward_sparse(m, tape, x, m->params);
+        tg_tensor *logits = tg_model_forward_sparse(m, tape, x, m->params);
         if (!logits)
             goto done;
         fn(ctx, logits, y, start);
@@ -79,15 +79,15 @@ static int for_each_chunk(const tg_model *m, const tg_dataset *ds, chunk_fn fn, 
         return for_each_sparse_chunk(m, ds, fn, ctx, chunk);
     batch_buffers buffers;
     tg_tape *tape = tg_tape_new();
-    if (!tape || batch_buffers_init(&buffers, m->dtype, ds->features, chunk, ds->rows, true)) {
+    if (!tape || tg_batch_buffers_init(&buffers, m->dtype, ds->features, chunk, ds->rows, true)) {
         tg_tape_free(tape);
         return -1;
     }
     tg_tape_set_recording(tape, 0);
     for (int64_t start = 0; start < ds->rows; start += chunk) {
-        batch_tensors b = batch_buffers_for(&buffers, ds->rows - start < chunk ? ds->rows - start : chunk);
+        batch_tensors b = tg_batch_buffers_for(&buffers, ds->rows - start < chunk ? ds->rows - start : chunk);
         tg_tape_reset(tape);
-        gather_rows(m, ds, NULL, start, b.x, b.y);
+        tg_gather_rows(m, ds, NULL, start, b.x, b.y);
         tg_tensor *logits = tg_model_forward_with(m, tape, b.x, m->params);
         if (!logits)
             goto done;
@@ -95,7 +95,7 @@ static int for_each_chunk(const tg_model *m, const tg_dataset *ds, chunk_fn fn, 
     }
     status = 0;
 done:
-    batch_buffers_free(&buffers);
+    tg_batch_buffers_free(&buffers);
     tg_tape_free(tape);
     return status;
 }

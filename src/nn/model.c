@@ -185,7 +185,7 @@ tg_tensor *tg_model_forward_with(const tg_model *m, tg_tape *tape, tg_tensor *x,
 }
 
 /* The first linear layer over sparse rows (tg_sparse_linear), then the other layers as above. */
-tg_tensor *model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sparse_csr *x, tg_tensor *const *params)
+tg_tensor *tg_model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sparse_csr *x, tg_tensor *const *params)
 {
     if (m->n_layers < 1 || m->layers[0].type != TG_LAYER_LINEAR)
         return tg_error("model forward: sparse input needs a linear first layer");

@@ -41,33 +41,33 @@ typedef struct {
 } batch_buffers;
 
 /* 0 on success; on failure nothing is left allocated. */
-int batch_buffers_init(batch_buffers *b, tg_dtype dtype, int64_t features, int64_t size, int64_t rows, bool labels);
-void batch_buffers_free(batch_buffers *b);
+int tg_batch_buffers_init(batch_buffers *b, tg_dtype dtype, int64_t features, int64_t size, int64_t rows, bool labels);
+void tg_batch_buffers_free(batch_buffers *b);
 /* The pair whose first dimension is n (size, or the final batch's rows). */
-batch_tensors batch_buffers_for(const batch_buffers *b, int64_t n);
+batch_tensors tg_batch_buffers_for(const batch_buffers *b, int64_t n);
 /* x[r] = standardized ds row idx[r] (or start + r when idx is NULL), in x's
  * dtype; y likewise when not NULL. x has exactly n rows. */
-void gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
+void tg_gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
                  tg_tensor *y);
 /* The model over sparse rows (src/nn/model.c): its linear first layer through tg_sparse_linear, then the
  * rest of its layers as tg_model_forward_with runs them. */
-tg_tensor *model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sparse_csr *x, tg_tensor *const *params);
+tg_tensor *tg_model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sparse_csr *x, tg_tensor *const *params);
 /* The same with the standardization given (mean and std NULL: rows as they are):
  * the one gathering loop, under both gather_rows and tg_batcher_next. */
-void gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
+void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
                          tg_tensor *x, tg_tensor *y);
 
 
 /* The optimizer's state, for training checkpoints (src/nn/optim.c): buffer k of parameter i (k 0: SGD's
  * momentum buffer or Adam's first moment; 1: Adam's second moment), the parameter's dtype and numel, or
  * NULL when the optimizer keeps none; and the per-parameter step counts [n_params]. */
-void *optimizer_buffer(const tg_optimizer *o, int k, int i);
-int64_t *optimizer_steps(const tg_optimizer *o);
+void *tg_optimizer_buffer(const tg_optimizer *o, int k, int i);
+int64_t *tg_optimizer_steps(const tg_optimizer *o);
 
 /* The batcher's row order [rows], for training checkpoints, and a seek to batch `batch` of the
  * current epoch (src/nn/batcher.c). */
-int64_t *batcher_order(tg_batcher *b);
-void batcher_seek(tg_batcher *b, int64_t batch);
+int64_t *tg_batcher_order(tg_batcher *b);
+void tg_batcher_seek(tg_batcher *b, int64_t batch);
 
 
 /* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or
@@ -81,16 +81,16 @@ const char *tg_config_file_prefix(const tg_config *cfg, char *buf, size_t size);
 /* Binary models (src/nn/binary.c). Turns the data so that the positive class (loss.positive_class, else the
  * label that sorts second, as scikit-learn) is class 1 in all three sets (validation and test may be NULL);
  * refuses training data without exactly two classes, or a positive_class that is not one of its labels. */
-int binary_orient(const tg_config *cfg, tg_dataset *train, tg_dataset *validation, tg_dataset *test);
+int tg_binary_orient(const tg_config *cfg, tg_dataset *train, tg_dataset *validation, tg_dataset *test);
 /* Float targets [n, 1] (and per-row class weights) for batches of size rows and for the final shorter one,
  * allocated once; pos_weight as a [1] tensor when it is not 1. */
 typedef struct {
     tg_tensor *target[2], *weight[2], *pos_weight;
 } binary_targets;
-int binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t rows, bool weighted, double pos_weight);
-void binary_targets_free(binary_targets *b);
+int tg_binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t rows, bool weighted, double pos_weight);
+void tg_binary_targets_free(binary_targets *b);
 /* The target of the batch whose classes are y (1.0 for class 1), and opts with its weights set. */
-tg_tensor *binary_targets_fill(binary_targets *b, const tg_tensor *y, const tg_tensor *class_weight, tg_bce_opts *opts);
+tg_tensor *tg_binary_targets_fill(binary_targets *b, const tg_tensor *y, const tg_tensor *class_weight, tg_bce_opts *opts);
 
 /* Seconds on the monotonic clock. */
 double tg_now_seconds(void);

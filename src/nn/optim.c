@@ -300,12 +300,12 @@ double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm
 
 /* ---- the state a training checkpoint keeps (src/train/train_state.c) ---- */
 
-void *optimizer_buffer(const tg_optimizer *o, int k, int i)
+void *tg_optimizer_buffer(const tg_optimizer *o, int k, int i)
 {
     return k == 0 ? o->first[i] : o->second[i];
 }
 
-int64_t *optimizer_steps(const tg_optimizer *o)
+int64_t *tg_optimizer_steps(const tg_optimizer *o)
 {
     return o->steps;
 }

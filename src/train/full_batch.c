@@ -65,13 +65,13 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
     wk->loss = 0;
     for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers) {
         int64_t start = b * fb->block, n = rows - start < fb->block ? rows - start : fb->block;
-        batch_tensors bt = batch_buffers_for(&wk->blocks, n);
-        gather_rows(fb->source, fb->train, NULL, start, bt.x, bt.y);
+        batch_tensors bt = tg_batch_buffers_for(&wk->blocks, n);
+        tg_gather_rows(fb->source, fb->train, NULL, start, bt.x, bt.y);
         tg_tape_reset(wk->tape);
         tg_tensor *logits = tg_model_forward(m, wk->tape, bt.x), *loss;
         if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
             tg_bce_opts bce;
-            tg_tensor *target = binary_targets_fill(&wk->bce, bt.y, fb->class_weight, &bce);
+            tg_tensor *target = tg_binary_targets_fill(&wk->bce, bt.y, fb->class_weight, &bce);
             bce.reduction = TG_SUM;
             loss = tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
         } else {
@@ -167,10 +167,10 @@ static int open_workers(full_batch *fb, const tg_model *m)
         tg_rng_seed(&unused, 0);
         wk->model = tg_model_new(TG_F64, m->inputs, m->n_layers, m->layers, &unused);
         wk->tape = tg_tape_new();
-        if (!wk->model || !wk->tape || batch_buffers_init(&wk->blocks, TG_F64, m->inputs, fb->block, rows, true))
+        if (!wk->model || !wk->tape || tg_batch_buffers_init(&wk->blocks, TG_F64, m->inputs, fb->block, rows, true))
             return -1;
         if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
-            binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL, fb->cfg->loss.pos_weight))
+            tg_binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL, fb->cfg->loss.pos_weight))
             return -1;
     }
     return 0;
@@ -210,8 +210,8 @@ static void close_full_batch(full_batch *fb)
 {
     for (int id = 0; fb->workers && id < fb->n_workers; id++) {
         tg_model_free(fb->workers[id].model);
-        batch_buffers_free(&fb->workers[id].blocks);
-        binary_targets_free(&fb->workers[id].bce);
+        tg_batch_buffers_free(&fb->workers[id].blocks);
+        tg_binary_targets_free(&fb->workers[id].bce);
         tg_tape_free(fb->workers[id].tape);
     }
     tg_dealloc(fb->workers);
@@ -261,7 +261,7 @@ static int validate_last(tg_training *t)
     return 0;
 }
 
-int train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started)
+int tg_train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started)
 {
     tg_model *m = t->model;
     full_batch fb = {

@@ -24,11 +24,11 @@ struct tg_train_state {
 };
 /* optimizer.type lbfgs: the full-batch objective minimised by tg_lbfgs_minimize
  * on t->model over t->train (src/train/full_batch.c). 0 on success. */
-int train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started);
+int tg_train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started);
 /* Fills what train_state.c derives from the config (the settings a resume must repeat). */
-int train_state_describe(tg_training *t, const tg_config *cfg);
-void train_state_free(struct tg_train_state *st);
+int tg_train_state_describe(tg_training *t, const tg_config *cfg);
+void tg_train_state_free(struct tg_train_state *st);
 /* Continues t (opened from cfg, not yet trained) from the training checkpoint at path. */
-int trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path);
+int tg_trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path);
 
 #endif

@@ -17,7 +17,7 @@
 
 #define TRAINING_FORMAT 1
 
-void train_state_free(struct tg_train_state *st)
+void tg_train_state_free(struct tg_train_state *st)
 {
     if (!st)
         return;
@@ -154,7 +154,7 @@ static uint64_t data_hash(const tg_training *t)
     return st->data_hash;
 }
 
-int train_state_describe(tg_training *t, const tg_config *cfg)
+int tg_train_state_describe(tg_training *t, const tg_config *cfg)
 {
     struct tg_train_state *st = t->state;
     tg_json_begin();
@@ -241,7 +241,7 @@ static const char *const adam_buffers[2] = { "optimizer.exp_avg.", "optimizer.ex
 
 static const char *const *buffer_names(const tg_optimizer *opt)
 {
-    return optimizer_buffer(opt, 1, 0) ? adam_buffers : sgd_buffers;
+    return tg_optimizer_buffer(opt, 1, 0) ? adam_buffers : sgd_buffers;
 }
 
 /* Every extra tensor of t; current is the last weights when they differ from the model file's. */
@@ -258,8 +258,8 @@ static int list_extras(const tg_training *t, tg_tensor *const *current, extra_li
     x->scalars[0] = st->loss_sum;
     x->scalars[1] = st->best_val;
     int64_t epochs = t->epochs_run;
-    bool ok = add_extra(x, "order", "", TG_I64, st->rows, NULL, batcher_order(st->batches)) &&
-              add_extra(x, "optimizer.steps", "", TG_I64, m->n_params, NULL, optimizer_steps(st->opt)) &&
+    bool ok = add_extra(x, "order", "", TG_I64, st->rows, NULL, tg_batcher_order(st->batches)) &&
+              add_extra(x, "optimizer.steps", "", TG_I64, m->n_params, NULL, tg_optimizer_steps(st->opt)) &&
               add_extra(x, "loss_sum", "", TG_F64, 1, NULL, &x->scalars[0]) &&
               add_extra(x, "best_val_loss", "", TG_F64, 1, NULL, &x->scalars[1]) &&
               add_extra(x, "train_loss", "", TG_F64, epochs, NULL, t->train_loss) &&
@@ -269,8 +269,8 @@ static int list_extras(const tg_training *t, tg_tensor *const *current, extra_li
     for (int i = 0; ok && i < m->n_params; i++) {
         const tg_tensor *p = m->params[i];
         for (int k = 0; ok && k < 2; k++)
-            if (optimizer_buffer(st->opt, k, i))
-                ok = add_extra(x, buffers[k], m->param_names[i], p->dtype, 0, p, optimizer_buffer(st->opt, k, i));
+            if (tg_optimizer_buffer(st->opt, k, i))
+                ok = add_extra(x, buffers[k], m->param_names[i], p->dtype, 0, p, tg_optimizer_buffer(st->opt, k, i));
         if (ok && current)
             ok = add_extra(x, "current.", m->param_names[i], p->dtype, 0, p, current[i]->data);
     }
@@ -431,8 +431,8 @@ static int restore_order(const char *path, const tg_checkpoint_extras *x, struct
         return tg_error("%s: tensor 'training.order' entry %lld is %lld, not a permutation of the %lld rows", path,
                         (long long)bad, (long long)rows[bad], (long long)st->rows),
                -1;
-    memcpy(batcher_order(st->batches), rows, (size_t)st->rows * sizeof *rows);
-    batcher_seek(st->batches, steps_done);
+    memcpy(tg_batcher_order(st->batches), rows, (size_t)st->rows * sizeof *rows);
+    tg_batcher_seek(st->batches, steps_done);
     return 0;
 }
 
@@ -461,17 +461,17 @@ static int restore_tensors(const char *path, const tg_checkpoint_extras *x, cons
         if (has_best)
             copy_into(st->best[i], saved->params[i]);
         for (int k = 0; k < 2; k++) {
-            if (!optimizer_buffer(st->opt, k, i))
+            if (!tg_optimizer_buffer(st->opt, k, i))
                 continue;
             const tg_tensor *b = find_extra(path, x, buffers[k], m->param_names[i], p->dtype, 0, p);
             if (!b)
                 return -1;
-            memcpy(optimizer_buffer(st->opt, k, i), b->data, (size_t)p->numel * tg_dtype_size(p->dtype));
+            memcpy(tg_optimizer_buffer(st->opt, k, i), b->data, (size_t)p->numel * tg_dtype_size(p->dtype));
         }
         int64_t count = ((const int64_t *)steps->data)[i];
         if (count < 0)
             return tg_error("%s: tensor 'training.optimizer.steps' entry %d is negative", path, i), -1;
-        optimizer_steps(st->opt)[i] = count;
+        tg_optimizer_steps(st->opt)[i] = count;
     }
     return 0;
 }
@@ -496,7 +496,7 @@ static int restore_curves(const char *path, const tg_checkpoint_extras *x, tg_tr
     return 0;
 }
 
-int trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path)
+int tg_trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path)
 {
     tg_checkpoint_extras x;
     tg_model *saved = tg_checkpoint_load(path, &x);

@@ -69,7 +69,7 @@ void tg_training_free(tg_training *t)
 {
     if (!t)
         return;
-    train_state_free(t->state);
+    tg_train_state_free(t->state);
     tg_model_free(t->model);
     tg_dataset_free(t->train);
     tg_dataset_free(t->validation);
@@ -119,8 +119,8 @@ static int trainer_open_data(trainer *tr)
             !(tr->t->test = copy_rows(NULL, tr->given_train)))
             return -1;
     } else {
-        if (load_and_split(tr->cfg, &tr->st->shuffle, &d)) {
-            split_data_free(&d);
+        if (tg_load_and_split(tr->cfg, &tr->st->shuffle, &d)) {
+            tg_split_data_free(&d);
             return -1;
         }
         tr->t->train = d.train;
@@ -128,7 +128,7 @@ static int trainer_open_data(trainer *tr)
         tr->t->test = d.test;
     }
     if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
-        binary_orient(tr->cfg, tr->t->train, tr->t->validation, tr->t->test))
+        tg_binary_orient(tr->cfg, tr->t->train, tr->t->validation, tr->t->test))
         return -1;
     return build_model(tr->cfg, tr->t->train, &tr->t->model);
 }
@@ -174,7 +174,7 @@ static int trainer_open_buffers(trainer *tr)
     t->val_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)epochs * sizeof(double));
     if (!tr->tape || !st->opt || !st->batches || !t->train_loss || !t->val_loss || !t->val_accuracy ||
-        (st->early && trainer_open_best(tr)) || train_state_describe(t, cfg))
+        (st->early && trainer_open_best(tr)) || tg_train_state_describe(t, cfg))
         return -1;
     t->steps_per_epoch = tg_batcher_batches(st->batches);
     tr->ce = TG_CE_OPTS_DEFAULT;
@@ -183,7 +183,7 @@ static int trainer_open_buffers(trainer *tr)
         return -1;
     tr->ce.weight = tr->class_weight;
     if (cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
-        binary_targets_init(&tr->bce, m->dtype, batch, rows, tr->class_weight != NULL, cfg->loss.pos_weight))
+        tg_binary_targets_init(&tr->bce, m->dtype, batch, rows, tr->class_weight != NULL, cfg->loss.pos_weight))
         return -1;
     return 0;
 }
@@ -191,7 +191,7 @@ static int trainer_open_buffers(trainer *tr)
 static void trainer_close(trainer *tr)
 {
     tg_tensor_free(tr->class_weight);
-    binary_targets_free(&tr->bce);
+    tg_binary_targets_free(&tr->bce);
     tg_tape_free(tr->tape);
 }
 
@@ -222,7 +222,7 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
     tg_tensor *logits = tg_model_forward(m, tr->tape, x), *loss;
     if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
         tg_bce_opts bce;
-        tg_tensor *target = binary_targets_fill(&tr->bce, y, tr->class_weight, &bce);
+        tg_tensor *target = tg_binary_targets_fill(&tr->bce, y, tr->class_weight, &bce);
         loss = tg_binary_cross_entropy_with_logits(tr->tape, logits, target, &bce);
     } else {
         loss = tg_cross_entropy(tr->tape, logits, y, &tr->ce);
@@ -395,7 +395,7 @@ static tg_training *trainer_train(trainer tr)
                             "cannot resume or save one every N epochs");
         }
         tr.t->finished = 1; /* a solver run is not resumable: a stop ends it */
-        if (train_full_batch(cfg, tr.t, tr.opts->progress, tr.opts->ctx, tr.started) &&
+        if (tg_train_full_batch(cfg, tr.t, tr.opts->progress, tr.opts->ctx, tr.started) &&
             (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE) {
             tg_training_free(tr.t);
             return NULL;
@@ -405,7 +405,7 @@ static tg_training *trainer_train(trainer tr)
     if (!status)
         status = trainer_open_buffers(&tr);
     if (!status && tr.opts->resume)
-        status = trainer_restore_state(tr.t, cfg, tr.opts->resume);
+        status = tg_trainer_restore_state(tr.t, cfg, tr.opts->resume);
     if (!status)
         status = trainer_run(&tr);
     trainer_close(&tr);

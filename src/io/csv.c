@@ -491,16 +491,12 @@ static int add_given_names(csv_load *s, const tg_csv_opts *o)
     return 0;
 }
 
-/* From the first non-blank line (number `line`, n cells): the label and
- * feature columns, whether the line is a header, and the buffers for the rows. */
-static int setup(csv_load *s, const tg_csv_opts *o, int64_t n, int64_t nonblank_lines, int64_t line)
+/* The label's column on the first non-blank line (number ln, n cells): none for data to predict, by
+ * header name, or by index (negative counts from the end). */
+static int find_label_column(csv_load *s, const tg_csv_opts *o, int64_t n, long long ln)
 {
     const char *path = s->path;
-    long long ln = (long long)line, nn = (long long)n;
-    const char *plural = n == 1 ? "" : "s";
     char names[320];
-    s->n_fields = n;
-    bool header = o->header == 1 || (o->label_name && o->unlabeled != 1); /* a label found by name implies a header */
     if (o->unlabeled == 1) {
         s->label_col = -1; /* data to predict: every column is a feature */
     } else if (o->label_name) {
@@ -521,11 +517,18 @@ static int setup(csv_load *s, const tg_csv_opts *o, int64_t n, int64_t nonblank_
     } else {
         if (o->label_column < -n || o->label_column >= n)
             return tg_error("%s:%lld: label column %lld is out of range: line %lld has %lld column%s", path, ln,
-                            (long long)o->label_column, ln, nn, plural),
+                            (long long)o->label_column, ln, (long long)n, n == 1 ? "" : "s"),
                    -1;
         s->label_col = o->label_column < 0 ? o->label_column + n : o->label_column;
     }
+    return 0;
+}
 
+/* The feature columns: opts->columns (checked: in range, not the label, none twice), or every column
+ * but the label. */
+static int find_feature_columns(csv_load *s, const tg_csv_opts *o, int64_t n, long long ln)
+{
+    const char *path = s->path;
     s->features = o->columns ? o->n_columns : s->label_col < 0 ? n : n - 1;
     if (s->features == 0)
         return tg_error("%s:%lld: no feature columns: line %lld has only the label column", path, ln, ln), -1;
@@ -541,7 +544,7 @@ static int setup(csv_load *s, const tg_csv_opts *o, int64_t n, int64_t nonblank_
         long long given = (long long)o->columns[f];
         if (o->columns[f] < -n || o->columns[f] >= n)
             return tg_error("%s:%lld: feature column %lld (columns[%lld]) is out of range: line %lld has %lld column%s",
-                            path, ln, given, (long long)f, ln, nn, plural),
+                            path, ln, given, (long long)f, ln, (long long)n, n == 1 ? "" : "s"),
                    -1;
         int64_t c = o->columns[f] < 0 ? o->columns[f] + n : o->columns[f];
         if (c == s->label_col)
@@ -556,31 +559,49 @@ static int setup(csv_load *s, const tg_csv_opts *o, int64_t n, int64_t nonblank_
                        -1;
         s->cols[f] = c;
     }
+    return 0;
+}
 
-    for (int64_t f = 0; o->header == -1 && !header && f < s->features; f++) {
+/* Whether the first line is a header (asked for, implied by a label name, or detected: a feature cell
+ * that is not a number); a header keeps a copy of its cells, as the line's buffer is reused. */
+static int read_header_line(csv_load *s, const tg_csv_opts *o, int64_t n, bool *header)
+{
+    *header = o->header == 1 || (o->label_name && o->unlabeled != 1); /* a label found by name implies a header */
+    for (int64_t f = 0; o->header == -1 && !*header && f < s->features; f++) {
         double unused;
         cell_kind kind = parse_number(s->fields[s->cols[f]], &unused);
         if (kind == CELL_NO_MEMORY)
             return -1;
-        header = kind == CELL_NOT_NUMBER;
+        *header = kind == CELL_NOT_NUMBER;
     }
-    if (header) {
-        /* The line's buffer is reused for the next lines: the header keeps a copy of its cells. */
-        size_t bytes = 0;
-        for (int64_t c = 0; c < n; c++)
-            bytes += strlen(s->fields[c]) + 1;
-        s->header = tg_alloc((size_t)n * sizeof(char *));
-        s->header_text = s->header ? tg_alloc(bytes) : NULL;
-        if (!s->header_text)
-            return -1;
-        char *p = s->header_text;
-        for (int64_t c = 0; c < n; c++) {
-            size_t cell = strlen(s->fields[c]) + 1;
-            s->header[c] = memcpy(p, s->fields[c], cell);
-            p += cell;
-        }
+    if (!*header)
+        return 0;
+    size_t bytes = 0;
+    for (int64_t c = 0; c < n; c++)
+        bytes += strlen(s->fields[c]) + 1;
+    s->header = tg_alloc((size_t)n * sizeof(char *));
+    s->header_text = s->header ? tg_alloc(bytes) : NULL;
+    if (!s->header_text)
+        return -1;
+    char *p = s->header_text;
+    for (int64_t c = 0; c < n; c++) {
+        size_t cell = strlen(s->fields[c]) + 1;
+        s->header[c] = memcpy(p, s->fields[c], cell);
+        p += cell;
     }
+    return 0;
+}
 
+/* From the first non-blank line (number `line`, n cells): the label and
+ * feature columns, whether the line is a header, and the buffers for the rows. */
+static int setup(csv_load *s, const tg_csv_opts *o, int64_t n, int64_t nonblank_lines, int64_t line)
+{
+    const char *path = s->path;
+    long long ln = (long long)line;
+    bool header;
+    s->n_fields = n;
+    if (find_label_column(s, o, n, ln) || find_feature_columns(s, o, n, ln) || read_header_line(s, o, n, &header))
+        return -1;
     s->rows = nonblank_lines - (header ? 1 : 0);
     if (s->rows == 0)
         return tg_error("%s: no data rows: line %lld is a header and no row follows", path, ln), -1;
@@ -696,6 +717,81 @@ static int count_nonblank(csv_load *s, int64_t *count)
     return got < 0 ? -1 : reader_start(&s->reader);
 }
 
+/* Every line after the count: the first non-blank one sets up columns and buffers, the rest are rows. */
+static int read_rows(csv_load *s, const tg_csv_opts *o, int64_t nonblank)
+{
+    const char *path = s->path;
+    char *text;
+    size_t len;
+    int got;
+    int64_t line = 0, row = 0;
+    bool first = true;
+    while ((got = reader_next(&s->reader, &text, &len)) == 1) {
+        line++;
+        if (is_blank(text, len))
+            continue;
+        int64_t n;
+        switch (split_line(text, s->delim, &s->fields, &s->fields_cap, &n)) {
+        case SPLIT_OK: break;
+        case SPLIT_NO_MEMORY: return -1;
+        case SPLIT_UNTERMINATED:
+            return tg_error("%s:%lld:%lld: line %lld, column %lld: a quoted cell has no closing quote", path,
+                            (long long)line, (long long)n + 1, (long long)line, (long long)n + 1),
+                   -1;
+        case SPLIT_TEXT_AFTER_QUOTE:
+            return tg_error("%s:%lld:%lld: line %lld, column %lld: text after a closing quote", path, (long long)line,
+                            (long long)n + 1, (long long)line, (long long)n + 1),
+                   -1;
+        }
+        if (first) {
+            first = false;
+            if (setup(s, o, n, nonblank, line))
+                return -1;
+            if (s->header)
+                continue;
+        }
+        if (row == s->rows)
+            return tg_error("%s:%lld: the file grew while it was read (%lld rows counted)", path, (long long)line,
+                            (long long)s->rows),
+                   -1;
+        if (parse_row(s, line, n, row++))
+            return -1;
+    }
+    if (got < 0)
+        return -1;
+    if (row != s->rows)
+        return tg_error("%s: the file shrank while it was read (%lld of %lld rows)", path, (long long)row,
+                        (long long)s->rows),
+               -1;
+    return 0;
+}
+
+/* The dataset from what read_rows filled: labels, feature names from the header, and the buffers. */
+static tg_dataset *make_dataset(csv_load *s)
+{
+    tg_dataset *ds = tg_alloc_zeroed(sizeof *ds);
+    if (!ds || finish_labels(s, ds))
+        goto fail;
+    ds->rows = s->rows;
+    ds->features = s->features;
+    if (s->header) {
+        ds->feature_names = tg_alloc_zeroed((size_t)s->features * sizeof(char *));
+        if (!ds->feature_names)
+            goto fail;
+        for (int64_t f = 0; f < s->features; f++)
+            if (!(ds->feature_names[f] = tg_strdup(s->header[s->cols[f]])))
+                goto fail;
+    }
+    ds->x = s->x;
+    ds->y = s->y;
+    s->x = NULL;
+    s->y = NULL;
+    return ds;
+fail:
+    tg_dataset_free(ds);
+    return NULL;
+}
+
 tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts)
 {
     tg_csv_opts defaults = TG_CSV_OPTS_DEFAULT;
@@ -706,85 +802,18 @@ tg_dataset *tg_csv_load(const char *path, const tg_csv_opts *opts)
         return tg_error("csv: path is NULL");
     if (check_opts(path, o))
         return NULL;
-    if (o->label_names && add_given_names(&s, o))
-        goto fail;
-    if (reader_open(&s.reader, path))
-        goto fail;
-    int64_t nonblank;
-    if (count_nonblank(&s, &nonblank))
-        goto fail;
+    int64_t nonblank = 0;
+    if ((o->label_names && add_given_names(&s, o)) || reader_open(&s.reader, path) || count_nonblank(&s, &nonblank))
+        goto done;
     if (nonblank == 0) {
         tg_error("%s: the file is empty", path);
-        goto fail;
+        goto done;
     }
-
-    char *text;
-    size_t len;
-    int got;
-    int64_t line = 0, row = 0;
-    bool first = true;
-    while ((got = reader_next(&s.reader, &text, &len)) == 1) {
-        line++;
-        if (is_blank(text, len))
-            continue;
-        int64_t n;
-        switch (split_line(text, s.delim, &s.fields, &s.fields_cap, &n)) {
-        case SPLIT_OK: break;
-        case SPLIT_NO_MEMORY: goto fail;
-        case SPLIT_UNTERMINATED:
-            tg_error("%s:%lld:%lld: line %lld, column %lld: a quoted cell has no closing quote", path, (long long)line,
-                     (long long)n + 1, (long long)line, (long long)n + 1);
-            goto fail;
-        case SPLIT_TEXT_AFTER_QUOTE:
-            tg_error("%s:%lld:%lld: line %lld, column %lld: text after a closing quote", path, (long long)line,
-                     (long long)n + 1, (long long)line, (long long)n + 1);
-            goto fail;
-        }
-        if (first) {
-            first = false;
-            if (setup(&s, o, n, nonblank, line))
-                goto fail;
-            if (s.header)
-                continue;
-        }
-        if (row == s.rows) {
-            tg_error("%s:%lld: the file grew while it was read (%lld rows counted)", path, (long long)line,
-                     (long long)s.rows);
-            goto fail;
-        }
-        if (parse_row(&s, line, n, row++))
-            goto fail;
-    }
-    if (got < 0)
-        goto fail;
-    if (row != s.rows) {
-        tg_error("%s: the file shrank while it was read (%lld of %lld rows)", path, (long long)row, (long long)s.rows);
-        goto fail;
-    }
-
-    ds = tg_alloc_zeroed(sizeof *ds);
-    if (!ds || finish_labels(&s, ds))
-        goto fail;
-    ds->rows = s.rows;
-    ds->features = s.features;
-    if (s.header) {
-        ds->feature_names = tg_alloc_zeroed((size_t)s.features * sizeof(char *));
-        if (!ds->feature_names)
-            goto fail;
-        for (int64_t f = 0; f < s.features; f++)
-            if (!(ds->feature_names[f] = tg_strdup(s.header[s.cols[f]])))
-                goto fail;
-    }
-    ds->x = s.x;
-    ds->y = s.y;
-    s.x = NULL;
-    s.y = NULL;
+    if (!read_rows(&s, o, nonblank))
+        ds = make_dataset(&s);
+done:
     load_free(&s);
     return ds;
-fail:
-    tg_dataset_free(ds);
-    load_free(&s);
-    return NULL;
 }
 
 int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns)

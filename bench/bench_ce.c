@@ -80,8 +80,8 @@ int main(int argc, char **argv)
         double t0 = bench_now();
         for (int64_t i = 0; i < per_block; i++)
             call(tape, logits, target);
-        printf("{\"sample\": \"call\", \"block\": %d, \"calls\": %lld, \"seconds\": %.12f}\n", b,
-               (long long)per_block, (bench_now() - t0) / (double)per_block);
+        printf("{\"sample\": \"call\", \"block\": %d, \"calls\": %lld, \"seconds\": %.12f}\n", b, (long long)per_block,
+               (bench_now() - t0) / (double)per_block);
     }
     printf("{\"result\": \"ce\", \"rows\": %lld, \"classes\": %lld, \"spatial\": %lld, "
            "\"allocator_calls_after_first_step\": %llu}\n",

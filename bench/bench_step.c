@@ -29,7 +29,7 @@ typedef struct {
 
 static tg_tensor *param(tg_dtype dtype, int ndim, int64_t rows, int64_t cols, tg_rng *rng)
 {
-    tg_tensor *t = tg_tensor_new(dtype, ndim, (int64_t[]){rows, cols});
+    tg_tensor *t = tg_tensor_new(dtype, ndim, (int64_t[]){ rows, cols });
     if (!t)
         bench_fail("making a parameter");
     tg_rng_fill_uniform(rng, t, -0.05, 0.05);
@@ -118,8 +118,8 @@ int main(int argc, char **argv)
         m.w[l] = form ? param(dtype, 2, fan_in, fan_out, &rng) : param(dtype, 2, fan_out, fan_in, &rng);
         m.b[l] = param(dtype, 1, fan_out, 0, &rng);
     }
-    tg_tensor *x = tg_tensor_new(dtype, 2, (int64_t[]){batch, in});
-    tg_tensor *y = tg_tensor_new(TG_I64, 1, (int64_t[]){batch});
+    tg_tensor *x = tg_tensor_new(dtype, 2, (int64_t[]){ batch, in });
+    tg_tensor *y = tg_tensor_new(TG_I64, 1, (int64_t[]){ batch });
     tg_tape *tape = tg_tape_new();
     if (!x || !y || !tape)
         bench_fail("setting up");

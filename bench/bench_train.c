@@ -201,8 +201,7 @@ static tg_tensor *textbook_forward(const textbook *tb, tg_tape *tape, tg_tensor 
 }
 
 /* One training step, the same five calls as the PyTorch loop. */
-static void train_step(tg_model *m, const textbook *tb, tg_tape *tape, tg_optimizer *opt, tg_tensor *x,
-                       tg_tensor *y)
+static void train_step(tg_model *m, const textbook *tb, tg_tape *tape, tg_optimizer *opt, tg_tensor *x, tg_tensor *y)
 {
     tg_tape_reset(tape);
     tg_tensor *logits = tb ? textbook_forward(tb, tape, x) : tg_model_forward(m, tape, x);

@@ -35,8 +35,7 @@ static void write_csv(const tg_dataset *ds, const char *prefix, const char *part
     }
 }
 
-static void write_svm(const tg_dataset *ds, const float *mean, const float *std, const char *prefix,
-                      const char *part)
+static void write_svm(const tg_dataset *ds, const float *mean, const float *std, const char *prefix, const char *part)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s_%s.svm", prefix, part);

@@ -114,12 +114,14 @@ TG_API void tg_zero_grad(tg_tensor *t);
 
 /* xoshiro256** seeded through splitmix64. No global state: the caller keeps it.
  * A NULL rng is an error: 0 from the integer draws, NaN from the real ones. */
-typedef struct { uint64_t s[4]; } tg_rng;
+typedef struct {
+    uint64_t s[4];
+} tg_rng;
 TG_API void tg_rng_seed(tg_rng *rng, uint64_t seed);
 TG_API uint64_t tg_rng_next(tg_rng *rng);
-TG_API double tg_rng_uniform(tg_rng *rng);              /* [0, 1), 53 random bits */
-TG_API double tg_rng_normal(tg_rng *rng);               /* mean 0, variance 1 (Box-Muller) */
-TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);  /* uniform in [0, n), unbiased; n = 0: 0 and an error */
+TG_API double tg_rng_uniform(tg_rng *rng); /* [0, 1), 53 random bits */
+TG_API double tg_rng_normal(tg_rng *rng); /* mean 0, variance 1 (Box-Muller) */
+TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n); /* uniform in [0, n), unbiased; n = 0: 0 and an error */
 /* Fills t with uniform values in [lo, hi). */
 TG_API void tg_rng_fill_uniform(tg_rng *rng, tg_tensor *t, double lo, double hi);
 
@@ -208,7 +210,7 @@ typedef struct {
                              outside [0, C) too); PyTorch's default -100 */
     double label_smoothing; /* finite, in [0, 1] */
 } tg_ce_opts;
-#define TG_CE_OPTS_DEFAULT \
+#define TG_CE_OPTS_DEFAULT                                                                                             \
     ((tg_ce_opts){ .reduction = TG_MEAN, .weight = NULL, .ignore_index = -100, .label_smoothing = 0.0 })
 
 /* Fused softmax + cross-entropy over logits [K, C], [C] for one row, or
@@ -304,7 +306,7 @@ typedef struct {
 /* Runs op->forward and records the op on the tape. ctx must outlive the tape's
  * next reset. At most 8 inputs. */
 TG_API tg_tensor *tg_custom(tg_tape *tape, const tg_custom_op *op, int n_inputs, tg_tensor *const *inputs, int out_ndim,
-                     const int64_t *out_shape, void *ctx);
+                            const int64_t *out_shape, void *ctx);
 
 /* ------------------------------------------------------------------------ */
 /* Gradient checking                                                         */
@@ -330,7 +332,7 @@ typedef struct {
  * rtol |n|), 1 when one does not (report names the worst), -1 on error.
  * report may be NULL. */
 TG_API int tg_gradcheck(tg_fn fn, int n_inputs, tg_tensor *const *inputs, void *ctx, const tg_gradcheck_opts *opts,
-                 tg_gradcheck_report *report);
+                        tg_gradcheck_report *report);
 
 /* ======================================================================== */
 /* The classifier toolkit: data, layers, optimizers, configs, checkpoints    */
@@ -415,7 +417,8 @@ TG_API void tg_dataset_free(tg_dataset *ds);
 TG_API tg_dataset *tg_dataset_subset(const tg_dataset *ds, const int64_t *idx, int64_t n);
 /* Shuffles the row order with rng and splits off the last round(fraction * rows)
  * rows into *second, the rest into *first. Both caller-owned. 0 on success. */
-TG_API int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **first, tg_dataset **second);
+TG_API int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, tg_dataset **first,
+                            tg_dataset **second);
 /* Per-feature mean and standard deviation (population, as sklearn's StandardScaler;
  * a zero deviation is stored as 1 so constant columns pass through centred).
  * Sparse data: scaling only, as StandardScaler(with_mean=False): std is the
@@ -430,7 +433,6 @@ TG_API int tg_balanced_class_weights(const tg_dataset *ds, double *weights);
  * the data stays sparse. */
 TG_API void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std);
 
-
 /* ---- Sparse inputs (src/tensor/sparse.c, src/ops/sparse_linear.c; docs/ops.md) ---- */
 
 /* A batch of sparse rows in CSR form: row offsets int64, column indices int32
@@ -443,15 +445,14 @@ typedef struct tg_sparse_csr tg_sparse_csr;
  * nnz, non-decreasing; col [nnz] in [0, cols), increasing within each row;
  * values [nnz] of dtype (finite not required). rows and nnz may be 0 (then the
  * arrays may be NULL): an empty buffer for tg_sparse_csr_gather. */
-TG_API tg_sparse_csr *tg_sparse_csr_new(tg_dtype dtype, int64_t rows, int64_t cols, int64_t nnz,
-                                        const int64_t *row_ptr, const int32_t *col, const void *values);
+TG_API tg_sparse_csr *tg_sparse_csr_new(tg_dtype dtype, int64_t rows, int64_t cols, int64_t nnz, const int64_t *row_ptr,
+                                        const int32_t *col, const void *values);
 TG_API void tg_sparse_csr_free(tg_sparse_csr *s);
 /* Fills dst with rows idx[0..n) of a sparse data set (idx NULL: rows first ..
  * first + n), values converted to dst's dtype, cols = ds->features. dst's
  * buffers grow when a batch needs more and are kept: after the largest batch
  * has been seen, a gather allocates nothing. 0 on success. */
-TG_API int tg_sparse_csr_gather(tg_sparse_csr *dst, const tg_dataset *ds, const int64_t *idx, int64_t first,
-                                int64_t n);
+TG_API int tg_sparse_csr_gather(tg_sparse_csr *dst, const tg_dataset *ds, const int64_t *idx, int64_t first, int64_t n);
 TG_API int64_t tg_sparse_csr_rows(const tg_sparse_csr *s);
 TG_API int64_t tg_sparse_csr_cols(const tg_sparse_csr *s);
 TG_API int64_t tg_sparse_csr_nnz(const tg_sparse_csr *s);
@@ -544,7 +545,7 @@ typedef struct {
 } tg_linear_layer;
 /* rng NULL: the weights stay zero. */
 TG_API int tg_linear_layer_init(tg_linear_layer *layer, tg_dtype dtype, int64_t in, int64_t out, int bias, int he,
-                         tg_rng *rng);
+                                tg_rng *rng);
 TG_API void tg_linear_layer_free(tg_linear_layer *layer);
 
 /* A feed-forward classifier: layers in order, logits out. Owns its parameters,
@@ -610,14 +611,14 @@ typedef struct {
     int lazy;
 } tg_optim_opts;
 #define TG_SGD_DEFAULT(learning_rate) ((tg_optim_opts){ .type = TG_OPTIM_SGD, .lr = (learning_rate) })
-#define TG_ADAM_DEFAULT(learning_rate)                                                                         \
+#define TG_ADAM_DEFAULT(learning_rate)                                                                                 \
     ((tg_optim_opts){ .type = TG_OPTIM_ADAM, .lr = (learning_rate), .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8 })
-#define TG_ADAMW_DEFAULT(learning_rate)                                                                        \
-    ((tg_optim_opts){ .type = TG_OPTIM_ADAMW,                                                                  \
-                      .lr = (learning_rate),                                                                   \
-                      .beta1 = 0.9,                                                                            \
-                      .beta2 = 0.999,                                                                          \
-                      .eps = 1e-8,                                                                             \
+#define TG_ADAMW_DEFAULT(learning_rate)                                                                                \
+    ((tg_optim_opts){ .type = TG_OPTIM_ADAMW,                                                                          \
+                      .lr = (learning_rate),                                                                           \
+                      .beta1 = 0.9,                                                                                    \
+                      .beta2 = 0.999,                                                                                  \
+                      .eps = 1e-8,                                                                                     \
                       .weight_decay = 0.01 })
 
 typedef struct tg_optimizer tg_optimizer;
@@ -678,12 +679,9 @@ typedef struct {
     /* Called after each iteration with ctx; non-zero stops the run (status TG_LBFGS_STOPPED). */
     int (*progress)(int iteration, double objective, double grad_norm, void *ctx);
 } tg_lbfgs_opts;
-#define TG_LBFGS_OPTS_DEFAULT                                                                                  \
-    ((tg_lbfgs_opts){ .history_size = 10,                                                                      \
-                      .max_iter = 1000,                                                                        \
-                      .max_linesearch = 40,                                                                    \
-                      .tolerance_grad = 1e-8,                                                                  \
-                      .tolerance_change = 0.0 })
+#define TG_LBFGS_OPTS_DEFAULT                                                                                          \
+    ((tg_lbfgs_opts){                                                                                                  \
+        .history_size = 10, .max_iter = 1000, .max_linesearch = 40, .tolerance_grad = 1e-8, .tolerance_change = 0.0 })
 typedef enum {
     TG_LBFGS_RUNNING,
     TG_LBFGS_CONVERGED_GRAD,

@@ -4,7 +4,8 @@
 #      rsvg-convert and validate them with xmllint), the examples, an install check
 #      from a private prefix, every C program in README.md and docs/ compiled and run
 #      against that install, the Debian packages built, installed, checked and purged,
-#      the exported-symbol check (only the header's TG_API functions),
+#      the exported-symbol check (only the header's TG_API functions), the one-way include
+#      order (scripts/check-layers.sh), the formatting (scripts/check-format.sh),
 #      and checkpoints through PyTorch and back (Debian's python3-torch)
 #   2. clang, Debug, AddressSanitizer + UndefinedBehaviorSanitizer, plain-C kernels
 #      (TAPEGRAD_BLAS=OFF, so both matrix-product paths are tested)
@@ -43,6 +44,7 @@ bash scripts/check-snippets.sh build-release
 if [ "$(id -u)" -eq 0 ]; then bash scripts/check-deb.sh build-deb; else echo "check-deb: skipped (dpkg -i needs root)"; fi
 bash scripts/check-exports.sh build-release
 bash scripts/check-layers.sh
+bash scripts/check-format.sh
 bash scripts/torch-roundtrip.sh build-release
 summary=$(mktemp)
 ./build-release/tapegrad_tests --jobs "$jobs" 2>&1 | tee "$summary"

@@ -213,8 +213,8 @@ void sweep_teardown(sweep_fixture *f)
     tg_tape_free(f->tape);
     if (f->out)
         fclose(f->out);
-    const char *files[] = { "images.idx", "labels.idx", "config.json", "model.safetensors", "saved.safetensors",
-                            "data.svm" };
+    const char *files[] = { "images.idx",        "labels.idx",        "config.json",
+                            "model.safetensors", "saved.safetensors", "data.svm" };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char *p = join_path(f->dir, files[i]);
         remove(p);

@@ -29,10 +29,10 @@
 enum { LIVE_SLOTS = 1 << 16 }; /* open addressing; the scenario's peak is a few hundred blocks */
 
 static struct {
-    long attempts;   /* malloc and realloc calls, failed ones included */
-    long fail_at;    /* the attempt (1-based) that fails; 0: none */
+    long attempts; /* malloc and realloc calls, failed ones included */
+    long fail_at; /* the attempt (1-based) that fails; 0: none */
     bool fail_after; /* mode B: fail_at and every later attempt fail */
-    long failed;     /* attempts that were failed */
+    long failed; /* attempts that were failed */
     long live;
     long foreign_frees; /* frees (or reallocs) of a pointer the hooks never returned */
     void *slots[LIVE_SLOTS];
@@ -197,14 +197,14 @@ static const char config_text[] =
     "}\n";
 
 enum { STAGE_CONFIG, STAGE_TRAIN, STAGE_SAVE, STAGE_LOAD, STAGES };
-static const char *const stage_names[STAGES] = {"config load", "training", "save", "load"};
+static const char *const stage_names[STAGES] = { "config load", "training", "save", "load" };
 
 typedef struct {
-    int rc;                      /* 0: the whole scenario succeeded */
-    int stage;                   /* where it stopped (STAGES when it did not) */
-    bool saved;                  /* tg_model_save returned 0 */
+    int rc; /* 0: the whole scenario succeeded */
+    int stage; /* where it stopped (STAGES when it did not) */
+    bool saved; /* tg_model_save returned 0 */
     long attempts_after[STAGES]; /* hooks.attempts at the end of each stage reached */
-    double *params;              /* the loaded model's parameters (plain malloc), on success */
+    double *params; /* the loaded model's parameters (plain malloc), on success */
     int64_t n_values;
 } outcome;
 
@@ -224,7 +224,7 @@ static double *copy_params(const tg_model *m, int64_t *n)
 
 static outcome run_scenario(const char *config_path, const char *model_path)
 {
-    outcome o = {.rc = -1, .stage = STAGE_CONFIG};
+    outcome o = { .rc = -1, .stage = STAGE_CONFIG };
     tg_training *run = NULL;
     tg_model *back = NULL;
     tg_clear_error();
@@ -271,7 +271,7 @@ static unsigned char *old_checkpoint(const char *dir, size_t *size)
     char *path = join_path(dir, "old.safetensors");
     tg_rng rng;
     tg_rng_seed(&rng, 99);
-    tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 3, 1}};
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 3, 1 } };
     tg_model *m = tg_model_new(TG_F32, 4, 1, layers, &rng);
     cr_assert_not_null(m, "%s", tg_last_error());
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
@@ -284,7 +284,7 @@ static unsigned char *old_checkpoint(const char *dir, size_t *size)
 
 typedef struct {
     long runs, errors, recovered;
-    char recovered_at[512];  /* "k (stage), ..." */
+    char recovered_at[512]; /* "k (stage), ..." */
     char first_unclear[700]; /* the first error without "out of memory" */
 } walk_tally;
 
@@ -367,7 +367,7 @@ Test(alloc_walk, every_allocation_of_config_train_save_load)
     /* Enough allocations to be a real walk: cJSON's nodes alone are dozens. */
     cr_assert_gt(clean.attempts_after[STAGE_CONFIG], 40, "config load: %ld", clean.attempts_after[STAGE_CONFIG]);
 
-    walk_tally a = {0}, b = {0};
+    walk_tally a = { 0 }, b = { 0 };
     walk(false, &clean, dir, config_path, model_path, old, old_size, saved, saved_size, &a);
     walk(true, &clean, dir, config_path, model_path, old, old_size, saved, saved_size, &b);
     tg_set_allocator(NULL, NULL, NULL);
@@ -394,12 +394,12 @@ Test(alloc_walk, every_allocation_of_config_train_save_load)
 /* ---- the save's I/O calls ---- */
 
 enum { IO_WRITE, IO_FLUSH, IO_SYNC, IO_RENAME, IO_KINDS };
-static const char *const io_names[IO_KINDS] = {"write", "flush", "fsync", "rename"};
+static const char *const io_names[IO_KINDS] = { "write", "flush", "fsync", "rename" };
 
 static struct {
     long calls[IO_KINDS];
     int fail_kind; /* -1: none */
-    long fail_at;  /* the call of that kind (1-based) that fails */
+    long fail_at; /* the call of that kind (1-based) that fails */
 } io;
 
 static bool io_fails(int kind)
@@ -464,7 +464,7 @@ Test(alloc_walk, every_io_call_of_a_save)
     cr_assert_not_null(run, "%s", tg_last_error());
     long live_before = hooks.live;
 
-    static const tg_io_hooks failing = {failing_write, failing_flush, failing_sync, failing_rename};
+    static const tg_io_hooks failing = { failing_write, failing_flush, failing_sync, failing_rename };
     tg_set_io_hooks(&failing);
     write_bytes(model_path, old, old_size);
     io_arm(-1, 0);
@@ -475,9 +475,9 @@ Test(alloc_walk, every_io_call_of_a_save)
     for (int kind = IO_FLUSH; kind < IO_KINDS; kind++)
         cr_assert_eq(clean_calls[kind], 1, "%s: %ld calls", io_names[kind], clean_calls[kind]);
 
-    static const char *const expected[IO_KINDS] = {"No space left on device", "Input/output error",
-                                                   "Input/output error", "Invalid cross-device link"};
-    static const char *const verb[IO_KINDS] = {"writing", "writing", "fsync", "cannot rename"};
+    static const char *const expected[IO_KINDS] = { "No space left on device", "Input/output error",
+                                                    "Input/output error", "Invalid cross-device link" };
+    static const char *const verb[IO_KINDS] = { "writing", "writing", "fsync", "cannot rename" };
     long points = 0;
     for (int kind = 0; kind < IO_KINDS; kind++)
         for (long at = 1; at <= clean_calls[kind]; at++) {
@@ -583,8 +583,8 @@ Test(alloc_walk, every_allocation_of_a_training_save_and_resume)
         tg_training_free(t);
         cr_assert_eq(hooks.live, with_whole, "resume, allocation %ld: %ld blocks leaked", k, hooks.live - with_whole);
     }
-    cr_log_info("alloc_walk: training save %ld allocations, resume %ld (%ld recovered)", save_attempts,
-                resume_attempts, recovered);
+    cr_log_info("alloc_walk: training save %ld allocations, resume %ld (%ld recovered)", save_attempts, resume_attempts,
+                recovered);
     tg_training_free(whole);
     free(saved);
     tg_training_free(part);

@@ -113,7 +113,7 @@ static void expect_refused(const char *path, const char *needle)
 /* 3 inputs -> linear(2, bias): "0.weight" [2, 3] at [0, 24), "0.bias" [2] at [24, 32). */
 static tg_model *tiny_model(void)
 {
-    tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 2, 1}};
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 2, 1 } };
     tg_rng rng;
     tg_rng_seed(&rng, 5);
     tg_model *m = tg_model_new(TG_F32, 3, 1, layers, &rng);
@@ -152,7 +152,7 @@ static cJSON *tensor_entry(cJSON *root, const char *name)
 static void set_offsets(cJSON *root, const char *name, double begin, double end)
 {
     cJSON *e = tensor_entry(root, name);
-    cJSON_ReplaceItemInObjectCaseSensitive(e, "data_offsets", cJSON_CreateDoubleArray((double[]){begin, end}, 2));
+    cJSON_ReplaceItemInObjectCaseSensitive(e, "data_offsets", cJSON_CreateDoubleArray((double[]){ begin, end }, 2));
 }
 
 static void set_meta(cJSON *root, const char *key, const char *value)
@@ -168,22 +168,22 @@ static void set_meta(cJSON *root, const char *key, const char *value)
 Test(checkpoint, round_trip_keeps_weights_labels_standardization_and_config)
 {
     char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "model.safetensors");
-    tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 5, 1},
-                              {TG_LAYER_RELU, 0, 0},
-                              {TG_LAYER_LINEAR, 4, 0},
-                              {TG_LAYER_TANH, 0, 0},
-                              {TG_LAYER_LINEAR, 3, 1}};
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 5, 1 },
+                               { TG_LAYER_RELU, 0, 0 },
+                               { TG_LAYER_LINEAR, 4, 0 },
+                               { TG_LAYER_TANH, 0, 0 },
+                               { TG_LAYER_LINEAR, 3, 1 } };
     tg_rng rng;
     tg_rng_seed(&rng, 42);
     tg_model *m = tg_model_new(TG_F32, 4, 5, layers, &rng);
     cr_assert_not_null(m, "%s", tg_last_error());
-    tg_set(tg_model_param(m, 1), 0, -0.0);  /* the sign of zero survives too */
+    tg_set(tg_model_param(m, 1), 0, -0.0); /* the sign of zero survives too */
     tg_set(tg_model_param(m, 1), 1, 1e-40); /* a subnormal float */
-    char *labels[] = {"setosa", "versi,color \"quoted\"", "virgínica\n"};
+    char *labels[] = { "setosa", "versi,color \"quoted\"", "virgínica\n" };
     cr_assert_eq(tg_model_set_labels(m, 3, labels), 0, "%s", tg_last_error());
     /* values whose shortest decimal needs all 9 digits */
-    const float mean[4] = {0.1f, -3.33333325f, 16777217.0f, 1.17549435e-38f};
-    const float std[4] = {1.0f, 0.3f, 2.5e-7f, 3.40282347e+38f};
+    const float mean[4] = { 0.1f, -3.33333325f, 16777217.0f, 1.17549435e-38f };
+    const float std[4] = { 1.0f, 0.3f, 2.5e-7f, 3.40282347e+38f };
     cr_assert_eq(tg_model_set_standardization(m, mean, std), 0);
     const char *config = "{\"seed\": 7, \"model\": {\"layers\": [\"ü\"]}}\n";
     cr_assert_eq(tg_model_set_config_json(m, config), 0);
@@ -228,7 +228,7 @@ Test(checkpoint, round_trip_keeps_weights_labels_standardization_and_config)
 Test(checkpoint, float64_model_without_extras_round_trips)
 {
     char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "m64.safetensors");
-    tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 3, 0}, {TG_LAYER_SIGMOID, 0, 0}, {TG_LAYER_LINEAR, 2, 1}};
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 3, 0 }, { TG_LAYER_SIGMOID, 0, 0 }, { TG_LAYER_LINEAR, 2, 1 } };
     tg_rng rng;
     tg_rng_seed(&rng, 7);
     tg_model *m = tg_model_new(TG_F64, 2, 3, layers, &rng);
@@ -257,12 +257,12 @@ Test(checkpoint, float64_model_without_extras_round_trips)
 Test(checkpoint, bytes_follow_the_safetensors_layout)
 {
     char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "layout.safetensors");
-    tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 3, 1}, {TG_LAYER_RELU, 0, 0}, {TG_LAYER_LINEAR, 2, 1}};
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 3, 1 }, { TG_LAYER_RELU, 0, 0 }, { TG_LAYER_LINEAR, 2, 1 } };
     tg_rng rng;
     tg_rng_seed(&rng, 1);
     tg_model *m = tg_model_new(TG_F32, 4, 3, layers, &rng);
     cr_assert_not_null(m);
-    char *names[] = {"no", "yes"};
+    char *names[] = { "no", "yes" };
     cr_assert_eq(tg_model_set_labels(m, 2, names), 0);
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
 
@@ -295,9 +295,9 @@ Test(checkpoint, bytes_follow_the_safetensors_layout)
     cr_assert_null(cJSON_GetObjectItemCaseSensitive(meta, "standardize_mean"));
 
     /* then the tensors in state_dict order, contiguous from 0 */
-    const char *expect_name[] = {"0.weight", "0.bias", "2.weight", "2.bias"};
-    const int64_t expect_shape[][2] = {{3, 4}, {3, 0}, {2, 3}, {2, 0}};
-    const int expect_ndim[] = {2, 1, 2, 1};
+    const char *expect_name[] = { "0.weight", "0.bias", "2.weight", "2.bias" };
+    const int64_t expect_shape[][2] = { { 3, 4 }, { 3, 0 }, { 2, 3 }, { 2, 0 } };
+    const int expect_ndim[] = { 2, 1, 2, 1 };
     double offset = 0;
     int k = 0;
     for (cJSON *e = meta->next; e; e = e->next, k++) {
@@ -341,7 +341,8 @@ Test(checkpoint, standardization_is_printed_with_nine_digits)
 {
     char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "std.safetensors");
     tg_model *m = tiny_model();
-    cr_assert_eq(tg_model_set_standardization(m, (float[]){0.1f, -2.0f, 2.5e-7f}, (float[]){1.0f, 0.3f, 1e-30f}), 0);
+    cr_assert_eq(tg_model_set_standardization(m, (float[]){ 0.1f, -2.0f, 2.5e-7f }, (float[]){ 1.0f, 0.3f, 1e-30f }),
+                 0);
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
     size_t size, start;
     unsigned char *bytes = read_bytes(path, &size);
@@ -390,7 +391,8 @@ Test(checkpoint, loads_tensors_in_any_order_like_other_writers)
 
 Test(checkpoint, truncated_files_are_refused)
 {
-    char *dir = make_temp_dir("tapegrad-checkpoint"), *good = join_path(dir, "good.safetensors"), *path = join_path(dir, "cut.safetensors");
+    char *dir = make_temp_dir("tapegrad-checkpoint"), *good = join_path(dir, "good.safetensors"),
+         *path = join_path(dir, "cut.safetensors");
     tg_model *m = tiny_model();
     cr_assert_eq(tg_model_save(m, good), 0, "%s", tg_last_error());
     size_t size;
@@ -400,13 +402,13 @@ Test(checkpoint, truncated_files_are_refused)
         size_t keep;
         const char *needle;
     } cuts[] = {
-        {0, "too short"},
-        {5, "too short"},
-        {8, "only 0 bytes follow"},
-        {8 + n / 2, "truncated"},
-        {8 + n, "data_offsets end at byte 32 but the file has 0 bytes"},
-        {8 + n + 13, "data_offsets end at byte 32 but the file has 13 bytes"},
-        {size - 1, "but the file has 31 bytes"},
+        { 0, "too short" },
+        { 5, "too short" },
+        { 8, "only 0 bytes follow" },
+        { 8 + n / 2, "truncated" },
+        { 8 + n, "data_offsets end at byte 32 but the file has 0 bytes" },
+        { 8 + n + 13, "data_offsets end at byte 32 but the file has 13 bytes" },
+        { size - 1, "but the file has 31 bytes" },
     };
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
         write_bytes(path, bytes, cuts[i].keep);
@@ -466,7 +468,7 @@ Test(checkpoint, wrong_dtype_strings_are_refused)
     char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "dtype.safetensors");
     unsigned char *data;
     size_t data_len;
-    const char *wrong[] = {"F16", "float32", "f32", "BF16", "I64"};
+    const char *wrong[] = { "F16", "float32", "f32", "BF16", "I64" };
     for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
         cJSON *root = tiny_checkpoint(dir, &data, &data_len);
         cJSON_ReplaceItemInObjectCaseSensitive(tensor_entry(root, "0.bias"), "dtype", cJSON_CreateString(wrong[i]));
@@ -479,7 +481,7 @@ Test(checkpoint, wrong_dtype_strings_are_refused)
     }
     /* F64 tensors with float32 metadata: the sizes fit, the dtypes do not */
     cJSON *root = tiny_checkpoint(dir, &data, &data_len);
-    unsigned char twice[64] = {0};
+    unsigned char twice[64] = { 0 };
     cJSON_ReplaceItemInObjectCaseSensitive(tensor_entry(root, "0.weight"), "dtype", cJSON_CreateString("F64"));
     cJSON_ReplaceItemInObjectCaseSensitive(tensor_entry(root, "0.bias"), "dtype", cJSON_CreateString("F64"));
     set_offsets(root, "0.weight", 0, 48);
@@ -502,7 +504,7 @@ Test(checkpoint, holes_and_overlaps_are_refused)
     char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "offsets.safetensors");
     unsigned char *data;
     size_t data_len;
-    unsigned char padded[64] = {0};
+    unsigned char padded[64] = { 0 };
 
     cJSON *root = tiny_checkpoint(dir, &data, &data_len);
     set_offsets(root, "0.bias", 28, 36); /* 4 unused bytes between the tensors */
@@ -544,31 +546,31 @@ Test(checkpoint, shape_and_size_mismatches_are_refused)
     cJSON *root = tiny_checkpoint(dir, &data, &data_len);
     cJSON *entry = tensor_entry(root, "0.weight");
 
-    cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape", cJSON_CreateIntArray((int[]){2, 4}, 2));
+    cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape", cJSON_CreateIntArray((int[]){ 2, 4 }, 2));
     write_json(path, root, data, data_len);
     expect_refused(path, "tensor '0.weight' data_offsets [0, 24] but shape [2, 4] float32 needs 32 bytes");
 
     /* the right size in the wrong shape: the layers decide */
-    cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape", cJSON_CreateIntArray((int[]){3, 2}, 2));
+    cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape", cJSON_CreateIntArray((int[]){ 3, 2 }, 2));
     write_json(path, root, data, data_len);
     expect_refused(path, "tensor '0.weight' has shape [3, 2] but the layers in __metadata__ need [2, 3]");
 
-    cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape", cJSON_CreateIntArray((int[]){6}, 1));
+    cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape", cJSON_CreateIntArray((int[]){ 6 }, 1));
     write_json(path, root, data, data_len);
     expect_refused(path, "has shape [6] but the layers in __metadata__ need [2, 3]");
 
-    cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape", cJSON_CreateDoubleArray((double[]){2, 1.5, 2}, 3));
+    cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape", cJSON_CreateDoubleArray((double[]){ 2, 1.5, 2 }, 3));
     write_json(path, root, data, data_len);
     expect_refused(path, "shape entry 1 is not a non-negative integer");
 
     /* a product that overflows int64 cannot pass as a small size */
     cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape",
-                                           cJSON_CreateDoubleArray((double[]){4294967296.0, 4294967296.0, 4.0}, 3));
+                                           cJSON_CreateDoubleArray((double[]){ 4294967296.0, 4294967296.0, 4.0 }, 3));
     write_json(path, root, data, data_len);
     expect_refused(path, "needs more than");
 
     /* the layers ask for more than the file holds (before anything is allocated) */
-    cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape", cJSON_CreateIntArray((int[]){2, 3}, 2));
+    cJSON_ReplaceItemInObjectCaseSensitive(entry, "shape", cJSON_CreateIntArray((int[]){ 2, 3 }, 2));
     set_meta(root, "layers", "[{\"type\":\"linear\",\"out\":1000000000000,\"bias\":true}]");
     write_json(path, root, data, data_len);
     expect_refused(path, "need 16000000000000 bytes of parameters but the file holds 32");
@@ -601,8 +603,8 @@ Test(checkpoint, wrong_missing_extra_and_duplicate_names_are_refused)
     root = tiny_checkpoint(dir, &data, &data_len);
     cJSON *extra = cJSON_AddObjectToObject(root, "extra");
     cJSON_AddStringToObject(extra, "dtype", "F32");
-    cJSON_AddItemToObject(extra, "shape", cJSON_CreateIntArray((int[]){0}, 1));
-    cJSON_AddItemToObject(extra, "data_offsets", cJSON_CreateIntArray((int[]){32, 32}, 2));
+    cJSON_AddItemToObject(extra, "shape", cJSON_CreateIntArray((int[]){ 0 }, 1));
+    cJSON_AddItemToObject(extra, "data_offsets", cJSON_CreateIntArray((int[]){ 32, 32 }, 2));
     write_json(path, root, data, data_len);
     expect_refused(path, "tensor 'extra' is not a parameter");
 
@@ -623,23 +625,23 @@ Test(checkpoint, missing_or_wrong_metadata_is_refused)
     struct {
         const char *key, *value, *needle;
     } cases[] = {
-        {"layers", NULL, "__metadata__ has no 'layers'"},
-        {"inputs", NULL, "__metadata__ has no 'inputs'"},
-        {"dtype", NULL, "__metadata__ has no 'dtype'"},
-        {"inputs", "3.0", "'inputs' is '3.0', expected a positive integer"},
-        {"inputs", "4", "the layers in __metadata__ need 40 bytes of parameters but the file holds 32"},
-        {"dtype", "int64", "'dtype' is 'int64', expected float32 or float64"},
-        {"layers", "[{\"type\":\"gelu\"}]", "entry 0 has type 'gelu'"},
-        {"layers", "[{\"type\":\"linear\",\"out\":2}]", "'bias' must be true or false"},
-        {"layers", "[{\"type\":\"linear\",\"out\":0,\"bias\":true}]", "'out' must be a positive integer"},
-        {"layers", "[{\"type\":\"linear\",\"out\":2,\"bias\":true},{\"type\":\"relu\"}]",
-         "the last layer is relu, expected linear"},
-        {"layers", "[{\"type\":\"linear\"", "'layers' is not valid JSON"},
-        {"layers", "[]", "'layers' has 0 entries"},
-        {"classes", "3", "'classes' is '3' but the layers give 2"},
-        {"labels", "[\"a\"]", "'labels' has 1 names for 2 classes"},
-        {"labels", "[\"a\", 2]", "'labels' entry 1 is a number, expected a string"},
-        {"standardize_mean", "[0, 0, 0]", "has 'standardize_mean' without 'standardize_std'"},
+        { "layers", NULL, "__metadata__ has no 'layers'" },
+        { "inputs", NULL, "__metadata__ has no 'inputs'" },
+        { "dtype", NULL, "__metadata__ has no 'dtype'" },
+        { "inputs", "3.0", "'inputs' is '3.0', expected a positive integer" },
+        { "inputs", "4", "the layers in __metadata__ need 40 bytes of parameters but the file holds 32" },
+        { "dtype", "int64", "'dtype' is 'int64', expected float32 or float64" },
+        { "layers", "[{\"type\":\"gelu\"}]", "entry 0 has type 'gelu'" },
+        { "layers", "[{\"type\":\"linear\",\"out\":2}]", "'bias' must be true or false" },
+        { "layers", "[{\"type\":\"linear\",\"out\":0,\"bias\":true}]", "'out' must be a positive integer" },
+        { "layers", "[{\"type\":\"linear\",\"out\":2,\"bias\":true},{\"type\":\"relu\"}]",
+          "the last layer is relu, expected linear" },
+        { "layers", "[{\"type\":\"linear\"", "'layers' is not valid JSON" },
+        { "layers", "[]", "'layers' has 0 entries" },
+        { "classes", "3", "'classes' is '3' but the layers give 2" },
+        { "labels", "[\"a\"]", "'labels' has 1 names for 2 classes" },
+        { "labels", "[\"a\", 2]", "'labels' entry 1 is a number, expected a string" },
+        { "standardize_mean", "[0, 0, 0]", "has 'standardize_mean' without 'standardize_std'" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         cJSON *root = tiny_checkpoint(dir, &data, &data_len);
@@ -724,8 +726,8 @@ Test(checkpoint, failed_saves_leave_the_old_file_and_nothing_else)
 
     /* a failure before the file is touched: NaN has no JSON spelling. tg_model_set_standardization
      * refuses NaN, so it is written into the model's own array, as a bug in a caller could. */
-    cr_assert_neq(tg_model_set_standardization(m, (float[]){0, NAN, 0}, (float[]){1, 1, 1}), 0);
-    cr_assert_eq(tg_model_set_standardization(m, (float[]){0, 0, 0}, (float[]){1, 1, 1}), 0);
+    cr_assert_neq(tg_model_set_standardization(m, (float[]){ 0, NAN, 0 }, (float[]){ 1, 1, 1 }), 0);
+    cr_assert_eq(tg_model_set_standardization(m, (float[]){ 0, 0, 0 }, (float[]){ 1, 1, 1 }), 0);
     ((float *)tg_model_mean(m))[1] = NAN;
     tg_set(tg_model_param(m, 0), 0, 99.0);
     cr_assert_neq(tg_model_save(m, path), 0);
@@ -800,9 +802,9 @@ Test(checkpoint, allocation_failures_fail_cleanly_at_every_step)
     tg_set_allocator(counting_malloc, counting_realloc, counting_free);
     char *dir = make_temp_dir("tapegrad-checkpoint"), *path = join_path(dir, "model.safetensors");
     tg_model *m = tiny_model();
-    char *labels[] = {"a", "b"};
+    char *labels[] = { "a", "b" };
     cr_assert_eq(tg_model_set_labels(m, 2, labels), 0);
-    cr_assert_eq(tg_model_set_standardization(m, (float[]){1, 2, 3}, (float[]){4, 5, 6}), 0);
+    cr_assert_eq(tg_model_set_standardization(m, (float[]){ 1, 2, 3 }, (float[]){ 4, 5, 6 }), 0);
     cr_assert_eq(tg_model_set_config_json(m, "{}"), 0);
     cr_assert_eq(tg_model_save(m, path), 0, "%s", tg_last_error());
     size_t good_size, size;

@@ -8,8 +8,8 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,11 +174,11 @@ static void train_iris(const char *model)
 
 Test(cli, help_prints_usage_and_exits_0)
 {
-    const char *const commands[] = {"--help",          "-h", "train --help", "eval --help", "predict --help",
-                                    "gradcheck --help", "cv --help"};
-    const char *const usage[] = {"usage: tapegrad <command>", "usage: tapegrad <command>", "usage: tapegrad train",
-                                 "usage: tapegrad eval",      "usage: tapegrad predict",   "usage: tapegrad gradcheck",
-                                 "usage: tapegrad cv"};
+    const char *const commands[] = { "--help",           "-h",       "train --help", "eval --help", "predict --help",
+                                     "gradcheck --help", "cv --help" };
+    const char *const usage[] = { "usage: tapegrad <command>", "usage: tapegrad <command>", "usage: tapegrad train",
+                                  "usage: tapegrad eval",      "usage: tapegrad predict",   "usage: tapegrad gradcheck",
+                                  "usage: tapegrad cv" };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         cr_assert_eq(run("%s", commands[i]), 0, "tapegrad %s", commands[i]);
         cr_assert(strstr(out_text, usage[i]), "tapegrad %s printed: %s", commands[i], out_text);
@@ -309,7 +309,7 @@ Test(cli, predict_prints_a_label_and_probability_per_row)
     cr_assert_eq(run("eval '%s' '%s' --json", model, IRIS_CSV), 0, "%s", err_text);
     cJSON *ev = cJSON_Parse(out_text);
     cr_assert_not_null(ev);
-    int predicted_by_eval[3] = {0};
+    int predicted_by_eval[3] = { 0 };
     for (int r = 0; r < 3; r++)
         for (int k = 0; k < 3; k++)
             predicted_by_eval[k] +=
@@ -319,8 +319,8 @@ Test(cli, predict_prints_a_label_and_probability_per_row)
     int rc = run("predict '%s' '%s'", model, IRIS_CSV);
     cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
     cr_assert_eq(strncmp(out_text, "label,probability\n", 18), 0, "header: %.40s", out_text);
-    const char *labels[3] = {"setosa", "versicolor", "virginica"};
-    int rows = 0, per_label[3] = {0};
+    const char *labels[3] = { "setosa", "versicolor", "virginica" };
+    int rows = 0, per_label[3] = { 0 };
     char *save = NULL;
     for (char *line = strtok_r(out_text + 18, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         rows++;
@@ -349,9 +349,18 @@ Test(cli, eval_adds_the_metrics_after_the_existing_lines_and_plots_roc_and_relia
     train_iris("iris.safetensors");
     cr_assert_eq(run("eval '%s' '%s' --plot '%s'", model, IRIS_CSV, svg), 0, "%s", err_text);
     cr_assert_eq(strncmp(out_text, "accuracy ", 9), 0, "%s", out_text);
-    const char *order[] = { "confusion matrix", "precision    recall   support", "f1\n", "macro", "weighted",
-                            "balanced accuracy", "log-loss", "Brier score", "ROC-AUC", "average precision",
-                            "(one-vs-rest, macro)", "wrote " };
+    const char *order[] = { "confusion matrix",
+                            "precision    recall   support",
+                            "f1\n",
+                            "macro",
+                            "weighted",
+                            "balanced accuracy",
+                            "log-loss",
+                            "Brier score",
+                            "ROC-AUC",
+                            "average precision",
+                            "(one-vs-rest, macro)",
+                            "wrote " };
     const char *at = out_text;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         const char *next = strstr(at, order[i]);
@@ -367,13 +376,15 @@ Test(cli, eval_adds_the_metrics_after_the_existing_lines_and_plots_roc_and_relia
     cr_assert_eq(run("eval '%s' '%s' --json", model, IRIS_CSV), 0, "%s", err_text);
     cJSON *ev = cJSON_Parse(out_text);
     cr_assert_not_null(ev, "%s", out_text);
-    const char *keys[] = { "accuracy", "loss", "balanced_accuracy", "log_loss", "brier", "roc_auc",
-                           "average_precision" };
+    const char *keys[] = {
+        "accuracy", "loss", "balanced_accuracy", "log_loss", "brier", "roc_auc", "average_precision"
+    };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const cJSON *v = cJSON_GetObjectItem(ev, keys[i]);
         cr_assert(cJSON_IsNumber(v), "%s", keys[i]);
-        cr_assert(v->valuedouble >= 0 && (v->valuedouble <= 1 || strcmp(keys[i], "loss") == 0 ||
-                                          strcmp(keys[i], "log_loss") == 0), "%s = %g", keys[i], v->valuedouble);
+        cr_assert(v->valuedouble >= 0 &&
+                      (v->valuedouble <= 1 || strcmp(keys[i], "loss") == 0 || strcmp(keys[i], "log_loss") == 0),
+                  "%s = %g", keys[i], v->valuedouble);
     }
     cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "macro"), "f1")));
     cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "weighted"), "recall")));
@@ -456,16 +467,17 @@ Test(cli, cv_reports_mean_and_std_per_grid_point_and_refits_the_best)
             sum += cJSON_GetArrayItem(scores, f)->valuedouble;
         long double mean = sum / 4;
         for (int f = 0; f < 4; f++)
-            sq += (cJSON_GetArrayItem(scores, f)->valuedouble - mean) * (cJSON_GetArrayItem(scores, f)->valuedouble - mean);
+            sq += (cJSON_GetArrayItem(scores, f)->valuedouble - mean) *
+                  (cJSON_GetArrayItem(scores, f)->valuedouble - mean);
         cr_expect_float_eq(cJSON_GetObjectItem(p, "mean")->valuedouble, (double)mean, 1e-12);
         cr_expect_float_eq(cJSON_GetObjectItem(p, "std")->valuedouble, (double)sqrtl(sq / 4), 1e-12, "numpy.std");
         if ((double)mean > best_mean)
             best_mean = (double)mean, best = i;
     }
     /* the first axis varies slowest */
-    cr_expect_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(points, 1), "params"), "train.epochs")
-                     ->valuedouble,
-                 40.0);
+    cr_expect_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(points, 1), "params"), "train.epochs")->valuedouble,
+        40.0);
     cr_expect_eq(cJSON_GetObjectItem(cv, "best")->valueint, best);
     cJSON_Delete(cv);
     cr_assert(file_exists(model));
@@ -538,8 +550,9 @@ Test(cli, a_one_output_model_evaluates_predicts_and_cross_validates)
     cr_expect_eq(strncmp(out_text, "malignant\n", 10), 0, "%.40s", out_text);
     cr_assert_eq(run("predict '%s' '%s'", model, CANCER_CSV), 0, "%s", err_text);
     cr_expect_eq(strncmp(out_text, "label,probability\nmalignant,", 28), 0, "%.60s", out_text);
-    cr_assert_eq(run("cv '%s' --folds 3 --metric roc_auc --grid loss.pos_weight=1,2 --json --quiet", CANCER_BINARY_JSON),
-                 0, "%s", err_text);
+    cr_assert_eq(
+        run("cv '%s' --folds 3 --metric roc_auc --grid loss.pos_weight=1,2 --json --quiet", CANCER_BINARY_JSON), 0,
+        "%s", err_text);
     cJSON *cv = cJSON_Parse(out_text);
     cr_assert_not_null(cv, "%s", out_text);
     cr_expect_gt(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cv, "points"), 0), "mean")->valuedouble,
@@ -683,9 +696,8 @@ Test(cli, outputs_are_checked_before_training)
     expect_one_error_line("no/such/folder", "cannot write there");
     cr_assert_null(strstr(out_text, "epoch"), "trained before refusing:\n%s", out_text);
 
-    cr_assert_eq(run("train '%s' --out '%s' --plot '%s'", in_dir("iris.json"), in_dir("m.safetensors"),
-                     in_dir("iris.json")),
-                 2);
+    cr_assert_eq(
+        run("train '%s' --out '%s' --plot '%s'", in_dir("iris.json"), in_dir("m.safetensors"), in_dir("iris.json")), 2);
     expect_one_error_line("--plot", "input of this run");
     char *after = read_text(in_dir("iris.json"), NULL);
     cr_assert_str_eq(after, edited, "the config was overwritten");
@@ -711,12 +723,13 @@ Test(cli, options_a_command_does_not_take_are_refused)
 static const char *long_run_config(void)
 {
     char text[1024];
-    int n = snprintf(text, sizeof text,
-                     "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"validation_split\": 0.1},"
-                     " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 10}]},"
-                     " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9},"
-                     " \"train\": {\"epochs\": 600, \"batch_size\": 16}, \"seed\": 2}",
-                     DIGITS_CSV);
+    int n =
+        snprintf(text, sizeof text,
+                 "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"validation_split\": 0.1},"
+                 " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 10}]},"
+                 " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9},"
+                 " \"train\": {\"epochs\": 600, \"batch_size\": 16}, \"seed\": 2}",
+                 DIGITS_CSV);
     cr_assert(n > 0 && (size_t)n < sizeof text);
     write_text(in_dir("long.json"), text, (size_t)n);
     static char path[256]; /* in_dir's buffers are reused */
@@ -742,7 +755,8 @@ static pid_t start_training(const char *config, const char *out, const char *ext
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
-        int fo = open(out_log, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fo = open(out_log, O_WRONLY | O_CREAT | O_TRUNC, 0644),
+            fe = open(err_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0 || chdir(dir) != 0)
             _exit(99);
         if (extra)
@@ -780,10 +794,7 @@ static int finish_with(pid_t pid, int status, bool reaped)
     return WEXITSTATUS(status);
 }
 
-static int finish(pid_t pid)
-{
-    return finish_with(pid, 0, false);
-}
+static int finish(pid_t pid) { return finish_with(pid, 0, false); }
 
 static void expect_no_temporary_files(void)
 {
@@ -918,8 +929,10 @@ Test(cli, devices_fifos_and_folders_are_refused_as_outputs_before_training)
     const struct {
         const char *option, *path, *kind;
     } cases[] = {
-        { "--out", "/dev/null", "a character device" }, { "--plot", "/dev/null", "a character device" },
-        { "--out", "fifo", "a FIFO" },                  { "--plot", "fifo", "a FIFO" },
+        { "--out", "/dev/null", "a character device" },
+        { "--plot", "/dev/null", "a character device" },
+        { "--out", "fifo", "a FIFO" },
+        { "--plot", "fifo", "a FIFO" },
         { "--out", "folder", "a folder" },
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
@@ -998,8 +1011,8 @@ static const char *digits_config(const char *name, const char *model, const char
 
 Test(cli, a_run_whose_loss_explodes_warns_with_a_hint)
 {
-    const char *config = digits_config("lr1e6.json", "[{\"type\": \"linear\", \"out\": 10}]",
-                                       "{\"type\": \"sgd\", \"lr\": 1e6}", true);
+    const char *config =
+        digits_config("lr1e6.json", "[{\"type\": \"linear\", \"out\": 10}]", "{\"type\": \"sgd\", \"lr\": 1e6}", true);
     cr_assert_eq(run("train '%s' --quiet --json --out m.safetensors", config), 0, "%s", err_text);
     cr_assert_eq(count(err_text, "warning: training diverged"), 1, "%s", err_text);
     cr_assert(strstr(err_text, "lower optimizer.lr (now 1e+06)"), "%s", err_text);
@@ -1019,9 +1032,9 @@ Test(cli, a_run_whose_loss_explodes_warns_with_a_hint)
 
 Test(cli, a_run_below_chance_warns_and_looks_at_the_inputs_scale)
 {
-    const char *config =
-        digits_config("mlp.json", "[{\"type\": \"linear\", \"out\": 32}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"out\": 10}]",
-                      "{\"type\": \"sgd\", \"lr\": 10}", false);
+    const char *config = digits_config(
+        "mlp.json", "[{\"type\": \"linear\", \"out\": 32}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"out\": 10}]",
+        "{\"type\": \"sgd\", \"lr\": 10}", false);
     cr_assert_eq(run("train '%s' --quiet --out m.safetensors", config), 0, "%s", err_text);
     cr_assert(strstr(err_text, "warning: the test accuracy") && strstr(err_text, "no better than chance"), "%s",
               err_text);
@@ -1030,9 +1043,9 @@ Test(cli, a_run_below_chance_warns_and_looks_at_the_inputs_scale)
 
 Test(cli, a_nan_loss_on_unscaled_inputs_blames_the_scale_too)
 {
-    const char *config =
-        digits_config("nan.json", "[{\"type\": \"linear\", \"out\": 32}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"out\": 10}]",
-                      "{\"type\": \"sgd\", \"lr\": 1e30}", false);
+    const char *config = digits_config(
+        "nan.json", "[{\"type\": \"linear\", \"out\": 32}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"out\": 10}]",
+        "{\"type\": \"sgd\", \"lr\": 1e30}", false);
     cr_assert_eq(run("train '%s' --quiet --out m.safetensors", config), 1, "%s", err_text);
     expect_one_error_line("loss became", "the inputs are not standardized and reach |x| = 16");
     cr_assert(strstr(err_text, "lower optimizer.lr"), "%s", err_text);

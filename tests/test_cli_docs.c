@@ -154,9 +154,9 @@ static char *complete(const char *words, const char *cur)
 {
     char command[1024];
     int n = snprintf(command, sizeof command,
-             "bash -c 'source \"%s/tools/tapegrad.bash\" && COMP_WORDS=(tapegrad %s \"%s\") && "
-             "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)) && _tapegrad && printf \"%%s\\n\" \"${COMPREPLY[@]}\"'",
-             SRC, words, cur);
+                     "bash -c 'source \"%s/tools/tapegrad.bash\" && COMP_WORDS=(tapegrad %s \"%s\") && "
+                     "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)) && _tapegrad && printf \"%%s\\n\" \"${COMPREPLY[@]}\"'",
+                     SRC, words, cur);
     cr_assert(n > 0 && (size_t)n < sizeof command);
     return capture(command);
 }

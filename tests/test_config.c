@@ -228,8 +228,8 @@ Test(config, optimizer_defaults_are_pytorchs)
 
 Test(config, idx_data_defaults)
 {
-    tg_config *cfg = parse("{'data': {'format': 'idx', 'train': 'i', 'train_labels': 'l'}, " MODEL ", " OPTIM "}",
-                           NULL);
+    tg_config *cfg =
+        parse("{'data': {'format': 'idx', 'train': 'i', 'train_labels': 'l'}, " MODEL ", " OPTIM "}", NULL);
     cr_assert_not_null(cfg, "%s", tg_last_error());
     cr_assert_eq(cfg->data.standardize, 0);
     cr_assert_eq(cfg->data.scale, 1.0 / 255.0);
@@ -240,9 +240,8 @@ Test(config, idx_data_defaults)
 
 Test(config, label_by_name_and_header_auto)
 {
-    tg_config *cfg = parse("{'data': {'train': 'd.csv', 'label': 'species', 'header': 'auto'}, " MODEL ", " OPTIM
-                           ", 'seed': 7}",
-                           NULL);
+    tg_config *cfg = parse(
+        "{'data': {'train': 'd.csv', 'label': 'species', 'header': 'auto'}, " MODEL ", " OPTIM ", 'seed': 7}", NULL);
     cr_assert_not_null(cfg, "%s", tg_last_error());
     cr_assert_str_eq(cfg->data.label_name, "species");
     cr_assert_eq(cfg->data.header, -1);
@@ -342,11 +341,9 @@ Test(config_errors, other_values_out_of_range)
     refuse("{" DATA ", " MODEL ", " OPTIM ", 'train': {'batch_size': 0}}", "train.batch_size: must be >= 1", NULL);
     refuse("{" DATA ", " MODEL ", " OPTIM ", 'seed': -1}", "seed: must be >= 0", NULL);
     refuse("{" DATA ", " MODEL ", 'loss': {'label_smoothing': 1}, " OPTIM "}", "loss.label_smoothing", NULL);
-    refuse("{" DATA ", " MODEL ", 'loss': {'weight': [1, -1, 1]}, " OPTIM "}", "loss.weight[1]: must be >= 0",
-           NULL);
+    refuse("{" DATA ", " MODEL ", 'loss': {'weight': [1, -1, 1]}, " OPTIM "}", "loss.weight[1]: must be >= 0", NULL);
     refuse("{" DATA ", " MODEL ", 'loss': {'weight': [0, 0, 0]}, " OPTIM "}", "loss.weight: every weight is 0", NULL);
-    refuse("{" DATA ", " MODEL ", 'loss': {'weight': [1, 1]}, " OPTIM "}", "loss.weight: has 2 weights",
-           "3 classes");
+    refuse("{" DATA ", " MODEL ", 'loss': {'weight': [1, 1]}, " OPTIM "}", "loss.weight: has 2 weights", "3 classes");
     refuse("{" DATA ", 'model': {'layers': [{'type': 'linear', 'out': 0}]}, " OPTIM "}",
            "model.layers[0].out: must be >= 1", NULL);
     refuse("{" DATA ", " MODEL ", " OPTIM ", 'train': {'lr_schedule': {'type': 'cosine', 'min_lr': 0.5}}}",
@@ -398,8 +395,7 @@ Test(config_errors, keys_of_the_other_data_format)
            "data.scale: unknown key for format \"csv\"", NULL);
     refuse("{'data': {'format': 'idx', 'train': 'i', 'train_labels': 'l', 'label': 'y'}, " MODEL ", " OPTIM "}",
            "data.label: unknown key for format \"idx\"", NULL);
-    refuse("{'data': {'format': 'idx', 'train': 'i', 'train_labels': 'l', 'test_labels': 't'}, " MODEL ", " OPTIM
-           "}",
+    refuse("{'data': {'format': 'idx', 'train': 'i', 'train_labels': 'l', 'test_labels': 't'}, " MODEL ", " OPTIM "}",
            "data.test_labels: given without data.test", NULL);
 }
 

@@ -17,10 +17,7 @@ static void assert_close(double got, double want, double tol, const char *what, 
               got, want, tol);
 }
 
-static tg_tensor *scalar(double v)
-{
-    return tg_tensor_from(TG_F64, 0, (int64_t[]){ 1 }, (double[]){ v });
-}
+static tg_tensor *scalar(double v) { return tg_tensor_from(TG_F64, 0, (int64_t[]){ 1 }, (double[]){ v }); }
 
 /* Runs backward from loss: seeded with 1 for a scalar, with upstream for a TG_NONE loss. */
 static void backward(tg_tape *tape, tg_tensor *loss, const tg_tensor *upstream)
@@ -42,10 +39,7 @@ typedef struct {
     uint64_t seed;
 } compose_case;
 
-static const char *reduction_name(tg_reduction r)
-{
-    return r == TG_MEAN ? "mean" : r == TG_SUM ? "sum" : "none";
-}
+static const char *reduction_name(tg_reduction r) { return r == TG_MEAN ? "mean" : r == TG_SUM ? "sum" : "none"; }
 
 /* The loss from ops that know nothing of cross-entropy:
  *   q = w * ((1 - eps) y + eps / C)                       (probabilities y)
@@ -892,7 +886,8 @@ Test(cross_entropy_errors, wrong_target_shape)
     ASSERT_ERROR("nll labels [3]", tg_nll_loss(f.tape, f.x, short_labels, NULL), "nll_loss", "expected [4]");
     tg_tensor *x3 = tg_tensor_new(TG_F64, 3, (int64_t[]){ 2, 2, 3 });
     /* [N, C, d] logits take targets [N, d] */
-    ASSERT_ERROR("3-D logits, target [4]", tg_cross_entropy(f.tape, x3, f.labels, NULL), "[2, 2, 3]", "expected [2, 3]");
+    ASSERT_ERROR("3-D logits, target [4]", tg_cross_entropy(f.tape, x3, f.labels, NULL), "[2, 2, 3]",
+                 "expected [2, 3]");
     tg_tensor_free(x3);
     tg_tensor_free(short_labels);
     tg_tensor_free(labels_2d);

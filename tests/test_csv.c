@@ -352,7 +352,9 @@ Test(csv, crlf_and_trailing_lines)
     tg_dataset_free(ds);
 
     /* a UTF-8 byte order mark is not part of the first name */
-    ds = load_text("\xEF\xBB\xBF" "a,b,label\n1,2,x\n", NULL);
+    ds = load_text("\xEF\xBB\xBF"
+                   "a,b,label\n1,2,x\n",
+                   NULL);
     cr_assert_not_null(ds, "%s", tg_last_error());
     cr_assert_str_eq(ds->feature_names[0], "a");
     tg_dataset_free(ds);

@@ -68,10 +68,7 @@ static tg_tensor *cube(tg_tape *tape, const tg_custom_op *op, tg_tensor *x)
     return x ? tg_custom(tape, op, 1, &x, tg_ndim(x), tg_shape(x), NULL) : NULL;
 }
 
-static tg_tensor *cube_fn(tg_tape *tape, tg_tensor *const *inputs, void *ctx)
-{
-    return cube(tape, ctx, inputs[0]);
-}
+static tg_tensor *cube_fn(tg_tape *tape, tg_tensor *const *inputs, void *ctx) { return cube(tape, ctx, inputs[0]); }
 
 /* sum(cube(tanh(x)) * w): the custom op between built-in ops, w broadcast over rows */
 static tg_tensor *cube_in_a_graph(tg_tape *tape, tg_tensor *const *inputs, void *ctx)

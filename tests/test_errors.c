@@ -5,9 +5,9 @@
 #include <criterion/criterion.h>
 
 #include <math.h>
-#include <stdlib.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -21,10 +21,7 @@
                                fragments_[i_], tg_last_error());                                                       \
     } while (0)
 
-static tg_tensor *f64(int ndim, const int64_t *shape)
-{
-    return tg_tensor_new(TG_F64, ndim, shape);
-}
+static tg_tensor *f64(int ndim, const int64_t *shape) { return tg_tensor_new(TG_F64, ndim, shape); }
 
 Test(errors, add_shape_mismatch_names_op_and_both_shapes)
 {

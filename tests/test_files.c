@@ -78,13 +78,13 @@ static void expect_message(const void *result, const char *what, const char *nam
 /* 3 inputs -> linear 4 -> tanh -> linear 2, float32, with labels, standardization and config text. */
 static tg_model *small_model(void)
 {
-    tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 4, 1}, {TG_LAYER_TANH, 0, 0}, {TG_LAYER_LINEAR, 2, 1}};
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 4, 1 }, { TG_LAYER_TANH, 0, 0 }, { TG_LAYER_LINEAR, 2, 1 } };
     tg_rng rng;
     tg_rng_seed(&rng, 17);
     tg_model *m = tg_model_new(TG_F32, 3, 3, layers, &rng);
     cr_assert_not_null(m, "%s", tg_last_error());
-    cr_assert_eq(tg_model_set_labels(m, 2, (char *[]){"no", "yes"}), 0);
-    cr_assert_eq(tg_model_set_standardization(m, (float[]){1, 2, 3}, (float[]){0.5f, 1, 2}), 0);
+    cr_assert_eq(tg_model_set_labels(m, 2, (char *[]){ "no", "yes" }), 0);
+    cr_assert_eq(tg_model_set_standardization(m, (float[]){ 1, 2, 3 }, (float[]){ 0.5f, 1, 2 }), 0);
     cr_assert_eq(tg_model_set_config_json(m, "{\"seed\": 1}"), 0);
     return m;
 }
@@ -103,7 +103,7 @@ static bool utf8_valid(const unsigned char *p, size_t n)
                 return false;
             cp = cp << 6 | (p[i + (size_t)k] & 0x3F);
         }
-        static const uint32_t smallest[4] = {0, 0x80, 0x800, 0x10000};
+        static const uint32_t smallest[4] = { 0, 0x80, 0x800, 0x10000 };
         if (cp < smallest[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             return false;
         i += (size_t)extra + 1;
@@ -254,8 +254,8 @@ static void write_idx(const char *path, uint32_t magic, int ndim, const uint32_t
 
 #define IDX_IMAGES 0x00000803u
 #define IDX_LABELS 0x00000801u
-static const unsigned char pixels[8] = {0, 255, 10, 20, 30, 40, 50, 60}; /* two 2x2 images */
-static const unsigned char digit_labels[2] = {1, 0};
+static const unsigned char pixels[8] = { 0, 255, 10, 20, 30, 40, 50, 60 }; /* two 2x2 images */
+static const unsigned char digit_labels[2] = { 1, 0 };
 
 static const char iris_rows[] = "sepal_length,sepal_width,petal_length,petal_width,species\n"
                                 "5.1,3.5,1.4,0.2,setosa\n4.9,3.0,1.4,0.2,setosa\n4.7,3.2,1.3,0.2,setosa\n"
@@ -312,8 +312,8 @@ Test(files, paths_with_spaces_and_unicode)
 
     /* IDX, plain and gzipped, under such names */
     char *images = join_path(dir, "images à l'été.idx"), *labels = join_path(dir, "étiquettes.idx.gz");
-    write_idx(images, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 0, false);
-    write_idx(labels, IDX_LABELS, 1, (uint32_t[]){2}, digit_labels, 2, 0, true);
+    write_idx(images, IDX_IMAGES, 3, (uint32_t[]){ 2, 2, 2 }, pixels, 8, 0, false);
+    write_idx(labels, IDX_LABELS, 1, (uint32_t[]){ 2 }, digit_labels, 2, 0, true);
     ds = tg_idx_load(images, labels, 1.0 / 255);
     cr_assert_not_null(ds, "%s", tg_last_error());
     cr_assert_eq(ds->rows, 2);
@@ -341,9 +341,10 @@ Test(files, paths_with_spaces_and_unicode)
 
 Test(files, a_directory_where_a_file_is_expected)
 {
-    char *dir = make_temp_dir("tapegrad-files"), *folder = join_path(dir, "a folder"), *images = join_path(dir, "images.idx");
+    char *dir = make_temp_dir("tapegrad-files"), *folder = join_path(dir, "a folder"),
+         *images = join_path(dir, "images.idx");
     cr_assert_eq(mkdir(folder, 0755), 0);
-    write_idx(images, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 0, false);
+    write_idx(images, IDX_IMAGES, 3, (uint32_t[]){ 2, 2, 2 }, pixels, 8, 0, false);
 
     tg_clear_error();
     expect_message(tg_config_load(folder), "config is a folder", folder, "is a directory, expected a JSON config file");
@@ -426,8 +427,8 @@ Test(files, unreadable_files_say_permission_denied)
                          " \"out\": 3}]}, \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}}";
     write_bytes(config_path, config, strlen(config));
     write_bytes(csv_path, iris_rows, strlen(iris_rows));
-    write_idx(images, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 0, false);
-    write_idx(labels, IDX_LABELS, 1, (uint32_t[]){2}, digit_labels, 2, 0, false);
+    write_idx(images, IDX_IMAGES, 3, (uint32_t[]){ 2, 2, 2 }, pixels, 8, 0, false);
+    write_idx(labels, IDX_LABELS, 1, (uint32_t[]){ 2 }, digit_labels, 2, 0, false);
     tg_model *m = small_model();
     cr_assert_eq(tg_model_save(m, model_path), 0, "%s", tg_last_error());
     /* a readable config that names the locked CSV */
@@ -435,7 +436,7 @@ Test(files, unreadable_files_say_permission_denied)
     write_bytes(open_config, config, strlen(config));
     cr_assert_eq(chmod(open_config, 0644), 0);
     cr_assert_eq(chmod(labels, 0644), 0);
-    const char *locked[] = {config_path, csv_path, images, model_path};
+    const char *locked[] = { config_path, csv_path, images, model_path };
     for (size_t i = 0; i < sizeof locked / sizeof *locked; i++)
         cr_assert_eq(chmod(locked[i], 0), 0);
 
@@ -458,7 +459,7 @@ Test(files, unreadable_files_say_permission_denied)
 
     tg_model_free(m);
     chmod(read_only, 0755);
-    const char *all[] = {config_path, csv_path, images, labels, model_path, open_config, new_model, read_only};
+    const char *all[] = { config_path, csv_path, images, labels, model_path, open_config, new_model, read_only };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         free((void *)all[i]);
     remove_tree(dir);
@@ -478,7 +479,7 @@ Test(files, checkpoint_with_trailing_bytes_is_refused)
     unsigned char *longer = calloc(size + 4096, 1);
     cr_assert_not_null(longer);
     memcpy(longer, bytes, size);
-    static const size_t extras[] = {1, 4, 8, 4096};
+    static const size_t extras[] = { 1, 4, 8, 4096 };
     for (size_t i = 0; i < sizeof extras / sizeof *extras; i++) {
         write_bytes(path, longer, size + extras[i]);
         tg_clear_error();
@@ -496,17 +497,18 @@ Test(files, checkpoint_with_trailing_bytes_is_refused)
 
 Test(files, idx_with_trailing_bytes_is_refused)
 {
-    char *dir = make_temp_dir("tapegrad-files"), *images = join_path(dir, "images.idx"), *labels = join_path(dir, "labels.idx");
+    char *dir = make_temp_dir("tapegrad-files"), *images = join_path(dir, "images.idx"),
+         *labels = join_path(dir, "labels.idx");
     for (int gz = 0; gz < 2; gz++) {
         /* images with one byte too many, then labels with one byte too many */
-        write_idx(images, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 1, gz);
-        write_idx(labels, IDX_LABELS, 1, (uint32_t[]){2}, digit_labels, 2, 0, gz);
+        write_idx(images, IDX_IMAGES, 3, (uint32_t[]){ 2, 2, 2 }, pixels, 8, 1, gz);
+        write_idx(labels, IDX_LABELS, 1, (uint32_t[]){ 2 }, digit_labels, 2, 0, gz);
         tg_clear_error();
         expect_message(tg_idx_load(images, labels, 1.0),
                        gz ? "gzipped IDX images with a trailing byte" : "IDX images with a trailing byte", images,
                        "unexpected bytes after the 8-byte payload");
-        write_idx(images, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 0, gz);
-        write_idx(labels, IDX_LABELS, 1, (uint32_t[]){2}, digit_labels, 2, 3, gz);
+        write_idx(images, IDX_IMAGES, 3, (uint32_t[]){ 2, 2, 2 }, pixels, 8, 0, gz);
+        write_idx(labels, IDX_LABELS, 1, (uint32_t[]){ 2 }, digit_labels, 2, 3, gz);
         tg_clear_error();
         expect_message(tg_idx_load(images, labels, 1.0),
                        gz ? "gzipped IDX labels with trailing bytes" : "IDX labels with trailing bytes", labels,
@@ -525,11 +527,11 @@ Test(files, idx_truncated_at_every_offset_is_refused)
 {
     char *dir = make_temp_dir("tapegrad-files"), *whole = join_path(dir, "whole.idx"), *cut = join_path(dir, "cut.idx"),
          *labels = join_path(dir, "labels.idx");
-    write_idx(labels, IDX_LABELS, 1, (uint32_t[]){2}, digit_labels, 2, 0, false);
+    write_idx(labels, IDX_LABELS, 1, (uint32_t[]){ 2 }, digit_labels, 2, 0, false);
     tg_set_allocator(counting_malloc, counting_realloc, counting_free);
     long refused = 0;
     for (int gz = 0; gz < 2; gz++) {
-        write_idx(whole, IDX_IMAGES, 3, (uint32_t[]){2, 2, 2}, pixels, 8, 0, gz);
+        write_idx(whole, IDX_IMAGES, 3, (uint32_t[]){ 2, 2, 2 }, pixels, 8, 0, gz);
         size_t size;
         unsigned char *bytes = read_bytes(whole, &size);
         for (size_t n = 0; n < size; n++) {
@@ -560,7 +562,8 @@ Test(files, idx_truncated_at_every_offset_is_refused)
  * never train to the end and then fail to save. */
 Test(files, labels_that_are_not_utf8_are_refused_before_training)
 {
-    char *dir = make_temp_dir("tapegrad-files"), *csv_path = join_path(dir, "latin1.csv"), *model_path = join_path(dir, "latin1.safetensors");
+    char *dir = make_temp_dir("tapegrad-files"), *csv_path = join_path(dir, "latin1.csv"),
+         *model_path = join_path(dir, "latin1.safetensors");
     const char rows[] = "x,saison\n1,\351t\351\n2,hiver\n3,\351t\351\n4,hiver\n";
     write_bytes(csv_path, rows, strlen(rows));
     const char *json = "{\"data\": {\"train\": \"latin1.csv\", \"test_split\": 0, \"validation_split\": 0},"

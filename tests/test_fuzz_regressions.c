@@ -45,10 +45,7 @@ static void counting_free(void *p)
     free(p);
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static uint8_t *read_input(const char *path, size_t *size)
 {
@@ -131,27 +128,12 @@ static void replay(const char *target, fuzz_run run)
     cr_expect_gt(seeds, 0, "tests/fuzz/corpus/%s holds no seed", target);
 }
 
-Test(fuzz_regressions, config)
-{
-    replay("config", fuzz_config);
-}
+Test(fuzz_regressions, config) { replay("config", fuzz_config); }
 
-Test(fuzz_regressions, csv)
-{
-    replay("csv", fuzz_csv);
-}
+Test(fuzz_regressions, csv) { replay("csv", fuzz_csv); }
 
-Test(fuzz_regressions, idx)
-{
-    replay("idx", fuzz_idx);
-}
+Test(fuzz_regressions, idx) { replay("idx", fuzz_idx); }
 
-Test(fuzz_regressions, safetensors)
-{
-    replay("safetensors", fuzz_safetensors);
-}
+Test(fuzz_regressions, safetensors) { replay("safetensors", fuzz_safetensors); }
 
-Test(fuzz_regressions, libsvm)
-{
-    replay("libsvm", fuzz_libsvm);
-}
+Test(fuzz_regressions, libsvm) { replay("libsvm", fuzz_libsvm); }

@@ -20,9 +20,9 @@ static long double at(const tg_tensor *t, int64_t i) { return (long double)tg_ge
 ParameterizedTestParameters(gemm, linear_matches_long_double)
 {
     static gemm_case cases[] = {
-        { 7, 37, 10, TG_F32 },   { 7, 37, 10, TG_F64 },   { 1, 784, 10, TG_F32 },  { 128, 784, 10, TG_F32 },
-        { 5, 33, 16, TG_F64 },   { 3, 100, 17, TG_F32 },  { 3, 100, 17, TG_F64 },  { 2, 15, 1, TG_F32 },
-        { 64, 256, 10, TG_F64 }, { 9, 64, 300, TG_F32 },  { 33, 17, 16, TG_F32 },  { 4, 8, 3, TG_F64 },
+        { 7, 37, 10, TG_F32 },   { 7, 37, 10, TG_F64 },  { 1, 784, 10, TG_F32 }, { 128, 784, 10, TG_F32 },
+        { 5, 33, 16, TG_F64 },   { 3, 100, 17, TG_F32 }, { 3, 100, 17, TG_F64 }, { 2, 15, 1, TG_F32 },
+        { 64, 256, 10, TG_F64 }, { 9, 64, 300, TG_F32 }, { 33, 17, 16, TG_F32 }, { 4, 8, 3, TG_F64 },
         { 3, 1500, 10, TG_F32 }, { 10, 9, 9, TG_F64 },
     };
     return cr_make_param_array(gemm_case, cases, sizeof cases / sizeof cases[0]);
@@ -135,8 +135,10 @@ ParameterizedTest(matmul_case *c, gemm, matmul_matches_long_double)
             long double ref = 0; /* dW = x^T G */
             for (int64_t i = 0; i < c->m; i++)
                 ref += at(x, i * c->in + p) * at(g, i * c->out + o);
-            cr_assert(fabs(tg_get(tg_grad(w), p * c->out + o) - (double)ref) <= gtol, "dW[%lld,%lld] = %.10g, "
-                      "expected %.10g", (long long)p, (long long)o, tg_get(tg_grad(w), p * c->out + o), (double)ref);
+            cr_assert(fabs(tg_get(tg_grad(w), p * c->out + o) - (double)ref) <= gtol,
+                      "dW[%lld,%lld] = %.10g, "
+                      "expected %.10g",
+                      (long long)p, (long long)o, tg_get(tg_grad(w), p * c->out + o), (double)ref);
         }
     for (int64_t o = 0; o < c->out; o++) {
         long double ref = 0; /* db = column sums of G */

@@ -323,10 +323,7 @@ static void expect_gradcheck_passes(const char *name, tg_fn fn, int n, tg_tensor
               "%s: worst_input %d is not an input that requires a gradient", name, report.worst_input);
 }
 
-ParameterizedTestParameters(gradcheck_ops, float64)
-{
-    return cr_make_param_array(op_case, cases, N_CASES);
-}
+ParameterizedTestParameters(gradcheck_ops, float64) { return cr_make_param_array(op_case, cases, N_CASES); }
 
 ParameterizedTest(op_case *c, gradcheck_ops, float64)
 {

@@ -69,14 +69,14 @@ static int quadratic_fg(int64_t n, const double *w, double *f, double *g, void *
 
 static quadratic example(void)
 {
-    return (quadratic){.a = {1, 2, 4, 0.5, 3, 1}, .c = {3, -0.2, 0.1, -2, 0.3, -0.45}};
+    return (quadratic){ .a = { 1, 2, 4, 0.5, 3, 1 }, .c = { 3, -0.2, 0.1, -2, 0.3, -0.45 } };
 }
 
 Test(lbfgs, owlqn_soft_thresholds_with_exact_zeros)
 {
     quadratic q = example();
-    double w[6] = {0};
-    unsigned char mask[6] = {1, 1, 1, 1, 1, 0}; /* the last coordinate is free, like a bias */
+    double w[6] = { 0 };
+    unsigned char mask[6] = { 1, 1, 1, 1, 1, 0 }; /* the last coordinate is free, like a bias */
     tg_lbfgs_opts o = TG_LBFGS_OPTS_DEFAULT;
     o.l1 = 0.5;
     o.l1_mask = mask;
@@ -97,7 +97,7 @@ Test(lbfgs, owlqn_soft_thresholds_with_exact_zeros)
 
 Test(lbfgs, stops_at_max_iter_with_a_warning_status)
 {
-    double w[10] = {-1.2, 1, -1.2, 1, -1.2, 1, -1.2, 1, -1.2, 1};
+    double w[10] = { -1.2, 1, -1.2, 1, -1.2, 1, -1.2, 1, -1.2, 1 };
     tg_lbfgs_opts o = TG_LBFGS_OPTS_DEFAULT;
     o.max_iter = 3;
     tg_lbfgs_result r;
@@ -110,7 +110,7 @@ Test(lbfgs, nan_stops_and_keeps_the_last_good_point)
 {
     quadratic q = example();
     q.nan_after = 3;
-    double w[6] = {0};
+    double w[6] = { 0 };
     tg_lbfgs_result r;
     cr_assert_eq(tg_lbfgs_minimize(6, w, quadratic_fg, &q, NULL, &r), -1);
     cr_expect_eq(r.status, TG_LBFGS_NOT_FINITE, "%s", tg_lbfgs_status_text(r.status));
@@ -128,7 +128,7 @@ Test(lbfgs, failing_callback_is_an_error)
 {
     quadratic q = example();
     q.fail_after = 2;
-    double w[6] = {0};
+    double w[6] = { 0 };
     tg_lbfgs_result r;
     cr_assert_eq(tg_lbfgs_minimize(6, w, quadratic_fg, &q, NULL, &r), -1);
     cr_expect_eq(r.status, TG_LBFGS_CALLBACK_FAILED);
@@ -136,7 +136,7 @@ Test(lbfgs, failing_callback_is_an_error)
 
 Test(lbfgs, refuses_bad_options)
 {
-    double w[2] = {0};
+    double w[2] = { 0 };
     tg_lbfgs_opts o = TG_LBFGS_OPTS_DEFAULT;
     o.history_size = 0;
     cr_expect_eq(tg_lbfgs_minimize(2, w, rosenbrock, NULL, &o, NULL), -1);
@@ -162,7 +162,7 @@ static void *counting_realloc(void *p, size_t n)
 
 static long allocations_for(int max_iter)
 {
-    double w[10] = {-1.2, 1, -1.2, 1, -1.2, 1, -1.2, 1, -1.2, 1};
+    double w[10] = { -1.2, 1, -1.2, 1, -1.2, 1, -1.2, 1, -1.2, 1 };
     tg_lbfgs_opts o = TG_LBFGS_OPTS_DEFAULT;
     o.max_iter = max_iter;
     allocations = 0;

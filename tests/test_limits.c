@@ -58,7 +58,8 @@ static run_result run_limited(const char *dir, long as_mb, long stack_mb, char *
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
-        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644), err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644),
+            err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
             _exit(99);
         if (stack_mb) {
@@ -110,10 +111,9 @@ static void assert_ours(const run_result *r, long as_mb, const char *what, const
         cr_assert(strstr(r->out, expected_out), "%s under %ld MB: exit 0 without \"%s\" in stdout: %s", what, as_mb,
                   expected_out, r->out);
     } else {
-        cr_assert(code == 1 || code == 2, "%s under %ld MB: exit %d (not ours); stderr: %s", what, as_mb, code,
-                  r->err);
-        cr_assert(strncmp(r->err, "tapegrad", 8) == 0, "%s under %ld MB: exit %d without a message of ours: %s",
-                  what, as_mb, code, r->err);
+        cr_assert(code == 1 || code == 2, "%s under %ld MB: exit %d (not ours); stderr: %s", what, as_mb, code, r->err);
+        cr_assert(strncmp(r->err, "tapegrad", 8) == 0, "%s under %ld MB: exit %d without a message of ours: %s", what,
+                  as_mb, code, r->err);
     }
 }
 
@@ -173,7 +173,8 @@ Test(limits, commands_run_where_threads_cannot_start, .timeout = 120)
      * cannot map: pthread_create fails while the process itself has room. */
     char *dir = make_temp_dir("tapegrad-threads"), *model = join_path(dir, "model.safetensors");
     char config[] = TAPEGRAD_SOURCE_DIR "/examples/digits.json";
-    run_result r = run_limited(dir, 600, 1024, (char *[]){ "tapegrad", "train", config, "--quiet", "--out", model, NULL });
+    run_result r =
+        run_limited(dir, 600, 1024, (char *[]){ "tapegrad", "train", config, "--quiet", "--out", model, NULL });
     assert_ours(&r, 600, "train digits without threads", "test accuracy");
     free_result(&r);
     remove(model);

@@ -58,8 +58,8 @@ static void check_torch_case(const nd_torch_case *c, tg_dtype dtype, double tol)
     int64_t tshape[5], classes = c->shape[1];
     int tndim = target_shape(c->ndim, c->shape, tshape);
     tg_tensor *x = from_doubles(dtype, c->ndim, c->shape, c->x);
-    tg_tensor *target = c->labels ? tg_tensor_from(TG_I64, tndim, tshape, c->labels)
-                                  : from_doubles(dtype, c->ndim, c->shape, c->probs);
+    tg_tensor *target =
+        c->labels ? tg_tensor_from(TG_I64, tndim, tshape, c->labels) : from_doubles(dtype, c->ndim, c->shape, c->probs);
     tg_tensor *weight = c->weight ? from_doubles(dtype, 1, &classes, c->weight) : NULL;
     tg_tensor *upstream = from_doubles(dtype, tndim, tshape, c->upstream);
     tg_set_requires_grad(x, 1);
@@ -168,7 +168,7 @@ typedef struct {
 
 /* k = 0..3, batch 1 and more */
 static const nd_shape grad_shapes[] = {
-    { 2, { 3, 4 } },    { 2, { 1, 3 } },          { 3, { 2, 3, 4 } },          { 3, { 1, 4, 3 } },
+    { 2, { 3, 4 } },       { 2, { 1, 3 } },       { 3, { 2, 3, 4 } },       { 3, { 1, 4, 3 } },
     { 4, { 2, 3, 2, 2 } }, { 4, { 1, 3, 3, 2 } }, { 5, { 2, 3, 2, 1, 2 } }, { 5, { 1, 2, 2, 2, 2 } },
 };
 
@@ -188,9 +188,9 @@ typedef enum {
     N_VARIANTS
 } variant;
 
-static const char *const variant_names[] = { "plain",          "weight",        "ignore",     "ignore in range",
-                                             "ignore high",    "ignore -1",     "all ignored", "smoothing",
-                                             "probabilities", "prob smoothing", "nll",        "nll ignore" };
+static const char *const variant_names[] = { "plain",         "weight",         "ignore",      "ignore in range",
+                                             "ignore high",   "ignore -1",      "all ignored", "smoothing",
+                                             "probabilities", "prob smoothing", "nll",         "nll ignore" };
 
 typedef struct {
     const tg_tensor *labels; /* NULL: inputs[1] holds probability targets */
@@ -237,8 +237,10 @@ static tg_tensor *variant_labels(const nd_shape *s, variant v, uint64_t seed, in
     int64_t *t = tg_data(labels);
     *ignore_index = v == V_IGNORE_IN_RANGE ? 1 : v == V_IGNORE_HIGH ? classes + 2 : v == V_IGNORE_NEGATIVE ? -1 : -100;
     for (int64_t i = 0; i < positions; i++) {
-        bool ignored = v == V_ALL_IGNORED || ((v == V_IGNORE || v == V_IGNORE_HIGH || v == V_IGNORE_NEGATIVE ||
-                                               v == V_SMOOTH || v == V_NLL_IGNORE) && i % 3 == 1);
+        bool ignored =
+            v == V_ALL_IGNORED ||
+            ((v == V_IGNORE || v == V_IGNORE_HIGH || v == V_IGNORE_NEGATIVE || v == V_SMOOTH || v == V_NLL_IGNORE) &&
+             i % 3 == 1);
         if (ignored)
             t[i] = *ignore_index;
     }
@@ -271,8 +273,10 @@ static void gradcheck_case(const nd_shape *s, variant v, tg_reduction reduction,
     int rc = tg_gradcheck(loss_fn, prob ? 2 : 1, inputs, &c, NULL, &report);
     cr_assert_eq(rc, 0, "ndim %d [%lld, %lld, ...] %s %s: input %d [%lld] analytic %g numeric %g (%s)", s->ndim,
                  (long long)s->shape[0], (long long)s->shape[1], variant_names[v],
-                 reduction == TG_MEAN ? "mean" : reduction == TG_SUM ? "sum" : "none", report.worst_input,
-                 (long long)report.worst_index, report.analytic, report.numeric, tg_last_error());
+                 reduction == TG_MEAN  ? "mean"
+                 : reduction == TG_SUM ? "sum"
+                                       : "none",
+                 report.worst_input, (long long)report.worst_index, report.analytic, report.numeric, tg_last_error());
     tg_tensor_free(inputs[0]);
     tg_tensor_free(inputs[1]);
     tg_tensor_free(weight);
@@ -397,10 +401,9 @@ static void check_composed(const compose_case *k, uint64_t seed)
     tg_set(denom, 0, denominator);
     tg_set_requires_grad(x, 1);
     tg_set_requires_grad(x_composed, 1);
-    tg_ce_opts opts = { .reduction = k->reduction,
-                        .weight = k->weighted ? w : NULL,
-                        .ignore_index = -100,
-                        .label_smoothing = eps };
+    tg_ce_opts opts = {
+        .reduction = k->reduction, .weight = k->weighted ? w : NULL, .ignore_index = -100, .label_smoothing = eps
+    };
     char what[128];
     snprintf(what, sizeof what, "%s [%lld, %lld, ...] (%d axes) %s", tg_dtype_name(k->dtype), (long long)s.shape[0],
              (long long)classes, s.ndim, k->probabilities ? "probabilities" : "indices");

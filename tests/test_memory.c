@@ -16,8 +16,8 @@
 #include <zlib.h>
 
 static struct {
-    int64_t attempts;    /* calls to malloc or realloc, failed ones included */
-    int64_t fail_at;     /* the attempt (1-based) that fails; 0: none */
+    int64_t attempts; /* calls to malloc or realloc, failed ones included */
+    int64_t fail_at; /* the attempt (1-based) that fails; 0: none */
     int64_t allocations; /* successful mallocs and realloc(NULL, ...) */
     int64_t frees;
     int64_t live;
@@ -139,15 +139,9 @@ static void train_without_allocating(tg_dtype dtype)
     tg_set_allocator(NULL, NULL, NULL);
 }
 
-Test(memory, training_loop_allocates_only_in_its_first_step_float64)
-{
-    train_without_allocating(TG_F64);
-}
+Test(memory, training_loop_allocates_only_in_its_first_step_float64) { train_without_allocating(TG_F64); }
 
-Test(memory, training_loop_allocates_only_in_its_first_step_float32)
-{
-    train_without_allocating(TG_F32);
-}
+Test(memory, training_loop_allocates_only_in_its_first_step_float32) { train_without_allocating(TG_F32); }
 
 /* ---- failure injection ---- */
 
@@ -462,8 +456,9 @@ Test(memory, dev_zero_as_a_data_file_fails_fast_naming_it)
               tg_last_error());
     tg_clear_error();
     cr_assert_null(tg_idx_load("/dev/zero", "/dev/zero", 1.0 / 255));
-    cr_assert(strstr(tg_last_error(), "/dev/zero: not a regular file (a character device), expected an IDX images file"),
-              "%s", tg_last_error());
+    cr_assert(
+        strstr(tg_last_error(), "/dev/zero: not a regular file (a character device), expected an IDX images file"),
+        "%s", tg_last_error());
     /* A config is read whole: a device gives at most 64 MiB before the reader stops. */
     tg_clear_error();
     cr_assert_null(tg_config_load("/dev/zero"));

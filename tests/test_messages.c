@@ -43,9 +43,10 @@ Test(messages, an_empty_test_set_says_the_split_rounded_to_no_row)
          *out = join_path(dir, "one.safetensors");
     const char data[] = "a,b,label\n1,2,x\n";
     write_bytes(csv, data, sizeof data - 1);
-    const char config[] = "{\"data\": {\"train\": \"one.csv\", \"test_split\": 0.4}, \"model\": {\"layers\": [{\"type\": "
-                          "\"linear\", \"out\": 1}]}, \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}, \"train\": "
-                          "{\"epochs\": 1, \"batch_size\": 4}, \"seed\": 1}";
+    const char config[] =
+        "{\"data\": {\"train\": \"one.csv\", \"test_split\": 0.4}, \"model\": {\"layers\": [{\"type\": "
+        "\"linear\", \"out\": 1}]}, \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}, \"train\": "
+        "{\"epochs\": 1, \"batch_size\": 4}, \"seed\": 1}";
     write_bytes(cfg, config, sizeof config - 1);
     char command[1024];
     snprintf(command, sizeof command, "'%s' train '%s' --quiet --out '%s' 2>&1", TAPEGRAD_CLI, cfg, out);

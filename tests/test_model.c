@@ -27,7 +27,7 @@
 #define SIGMOID { .type = TG_LAYER_SIGMOID }
 // clang-format on
 
-static const tg_layer_spec mlp[] = {LINEAR(16), RELU, LINEAR(8), TANH, LINEAR(3)};
+static const tg_layer_spec mlp[] = { LINEAR(16), RELU, LINEAR(8), TANH, LINEAR(3) };
 enum { MLP_INPUTS = 4, MLP_LAYERS = 5 };
 
 static tg_model *seeded_model(tg_dtype dtype, int64_t inputs, int n, const tg_layer_spec *layers, uint64_t seed)
@@ -68,8 +68,8 @@ Test(model, parameters_follow_the_sequential_state_dict)
 {
     tg_model *m = seeded_model(TG_F32, MLP_INPUTS, MLP_LAYERS, mlp, 1);
     const param_info want[] = {
-        {"0.weight", 2, {16, 4}}, {"0.bias", 1, {16}},     {"2.weight", 2, {8, 16}},
-        {"2.bias", 1, {8}},       {"4.weight", 2, {3, 8}}, {"4.bias", 1, {3}},
+        { "0.weight", 2, { 16, 4 } }, { "0.bias", 1, { 16 } },     { "2.weight", 2, { 8, 16 } },
+        { "2.bias", 1, { 8 } },       { "4.weight", 2, { 3, 8 } }, { "4.bias", 1, { 3 } },
     };
     expect_params(m, 6, want);
     cr_assert_eq(tg_model_inputs(m), 4);
@@ -86,9 +86,9 @@ Test(model, parameters_follow_the_sequential_state_dict)
 
 Test(model, a_layer_without_bias_has_no_bias_parameter)
 {
-    const tg_layer_spec layers[] = {LINEAR_NO_BIAS(5), SIGMOID, LINEAR(2)};
+    const tg_layer_spec layers[] = { LINEAR_NO_BIAS(5), SIGMOID, LINEAR(2) };
     tg_model *m = seeded_model(TG_F64, 4, 3, layers, 1);
-    const param_info want[] = {{"0.weight", 2, {5, 4}}, {"2.weight", 2, {2, 5}}, {"2.bias", 1, {2}}};
+    const param_info want[] = { { "0.weight", 2, { 5, 4 } }, { "2.weight", 2, { 2, 5 } }, { "2.bias", 1, { 2 } } };
     expect_params(m, 3, want);
     cr_assert_eq(tg_model_classes(m), 2);
     tg_model_free(m);
@@ -96,9 +96,9 @@ Test(model, a_layer_without_bias_has_no_bias_parameter)
 
 Test(model, one_linear_layer_is_logistic_regression)
 {
-    const tg_layer_spec layers[] = {LINEAR(10)};
+    const tg_layer_spec layers[] = { LINEAR(10) };
     tg_model *m = seeded_model(TG_F32, 64, 1, layers, 1);
-    const param_info want[] = {{"0.weight", 2, {10, 64}}, {"0.bias", 1, {10}}};
+    const param_info want[] = { { "0.weight", 2, { 10, 64 } }, { "0.bias", 1, { 10 } } };
     expect_params(m, 2, want);
     tg_model_free(m);
 }
@@ -119,7 +119,7 @@ Test(model, weights_stay_within_glorot_or_he_bounds_and_biases_start_at_zero)
     /* 0.weight feeds a ReLU: He, sqrt(6 / in); 2.weight feeds tanh and 4.weight
      * gives the logits: Glorot, sqrt(6 / (in + out)). */
     const double he0 = sqrt(6.0 / 4), glorot0 = sqrt(6.0 / (4 + 16));
-    const double bound[3] = {he0, sqrt(6.0 / (16 + 8)), sqrt(6.0 / (8 + 3))};
+    const double bound[3] = { he0, sqrt(6.0 / (16 + 8)), sqrt(6.0 / (8 + 3)) };
     for (int layer = 0; layer < 3; layer++) {
         const tg_tensor *w = tg_model_param(m, 2 * layer), *b = tg_model_param(m, 2 * layer + 1);
         double most = max_abs(w);
@@ -157,16 +157,16 @@ static void expect_uniform_variance(const tg_tensor *w, double bound)
 
 Test(model, large_layers_have_the_uniform_variance_of_their_bound)
 {
-    const tg_layer_spec layers[] = {LINEAR(300), RELU, LINEAR(200)};
+    const tg_layer_spec layers[] = { LINEAR(300), RELU, LINEAR(200) };
     tg_model *m = seeded_model(TG_F32, 200, 3, layers, 11);
-    expect_uniform_variance(tg_model_param(m, 0), sqrt(6.0 / 200));         /* He: in 200 */
+    expect_uniform_variance(tg_model_param(m, 0), sqrt(6.0 / 200)); /* He: in 200 */
     expect_uniform_variance(tg_model_param(m, 2), sqrt(6.0 / (300 + 200))); /* Glorot: 300 -> 200 */
     tg_model_free(m);
 }
 
 Test(model, sigmoid_and_tanh_layers_use_glorot)
 {
-    const tg_layer_spec layers[] = {LINEAR(300), SIGMOID, LINEAR(200), TANH, LINEAR(2)};
+    const tg_layer_spec layers[] = { LINEAR(300), SIGMOID, LINEAR(200), TANH, LINEAR(2) };
     tg_model *m = seeded_model(TG_F64, 200, 5, layers, 12);
     expect_uniform_variance(tg_model_param(m, 0), sqrt(6.0 / (200 + 300)));
     expect_uniform_variance(tg_model_param(m, 2), sqrt(6.0 / (300 + 200)));
@@ -177,7 +177,7 @@ Test(model, linear_layer_init_uses_the_bound_it_is_asked_for)
 {
     tg_rng rng;
     tg_rng_seed(&rng, 5);
-    tg_linear_layer he = {0}, glorot = {0}, bare = {0};
+    tg_linear_layer he = { 0 }, glorot = { 0 }, bare = { 0 };
     cr_assert_eq(tg_linear_layer_init(&he, TG_F64, 250, 240, 1, 1, &rng), 0, "%s", tg_last_error());
     cr_assert_eq(tg_linear_layer_init(&glorot, TG_F64, 250, 240, 1, 0, &rng), 0, "%s", tg_last_error());
     cr_assert_eq(tg_linear_layer_init(&bare, TG_F32, 3, 2, 0, 0, &rng), 0, "%s", tg_last_error());
@@ -232,30 +232,27 @@ static void set_values(tg_tensor *t, int n, const double *v)
         tg_set(t, k, v[k]);
 }
 
-static long double sigmoidl(long double z)
-{
-    return 1 / (1 + expl(-z));
-}
+static long double sigmoidl(long double z) { return 1 / (1 + expl(-z)); }
 
 static void forward_by_hand(tg_dtype dtype, double tol)
 {
     /* x [2, 2] -> linear 3 -> relu -> linear 2 (no bias) -> sigmoid -> linear 2 */
-    const tg_layer_spec layers[] = {LINEAR(3), RELU, LINEAR_NO_BIAS(2), SIGMOID, LINEAR(2)};
+    const tg_layer_spec layers[] = { LINEAR(3), RELU, LINEAR_NO_BIAS(2), SIGMOID, LINEAR(2) };
     tg_model *m = seeded_model(dtype, 2, 5, layers, 1);
     cr_assert_eq(tg_model_n_params(m), 5);
-    set_values(tg_model_param(m, 0), 6, (double[]){1, 2, -1, 0.5, 0.5, -3}); /* 0.weight [3, 2] */
-    set_values(tg_model_param(m, 1), 3, (double[]){0.5, -1, 0});             /* 0.bias */
-    set_values(tg_model_param(m, 2), 6, (double[]){1, 0, -0.5, 0.25, 1, 1}); /* 2.weight [2, 3] */
-    set_values(tg_model_param(m, 3), 4, (double[]){2, -1, 0, 1});            /* 4.weight [2, 2] */
-    set_values(tg_model_param(m, 4), 2, (double[]){0.1, -0.2});              /* 4.bias */
-    tg_tensor *x = tg_tensor_new(dtype, 2, (int64_t[]){2, 2});
-    set_values(x, 4, (double[]){1, 1, 2, -1});
+    set_values(tg_model_param(m, 0), 6, (double[]){ 1, 2, -1, 0.5, 0.5, -3 }); /* 0.weight [3, 2] */
+    set_values(tg_model_param(m, 1), 3, (double[]){ 0.5, -1, 0 }); /* 0.bias */
+    set_values(tg_model_param(m, 2), 6, (double[]){ 1, 0, -0.5, 0.25, 1, 1 }); /* 2.weight [2, 3] */
+    set_values(tg_model_param(m, 3), 4, (double[]){ 2, -1, 0, 1 }); /* 4.weight [2, 2] */
+    set_values(tg_model_param(m, 4), 2, (double[]){ 0.1, -0.2 }); /* 4.bias */
+    tg_tensor *x = tg_tensor_new(dtype, 2, (int64_t[]){ 2, 2 });
+    set_values(x, 4, (double[]){ 1, 1, 2, -1 });
     /* Row 1: W0 x + b0 = [1+2+0.5, -1+0.5-1, 0.5-3] = [3.5, -1.5, -2.5] -> relu [3.5, 0, 0]
      *        W2 h = [3.5, 0.25*3.5] = [3.5, 0.875]
      * Row 2: W0 x + b0 = [2-2+0.5, -2-0.5-1, 1+3] = [0.5, -3.5, 4] -> relu [0.5, 0, 4]
      *        W2 h = [0.5 - 2, 0.125 + 4] = [-1.5, 4.125]
      * logits = [2 s0 - s1 + 0.1, s1 - 0.2] with s = sigmoid(W2 h). */
-    const long double z[2][2] = {{3.5L, 0.875L}, {-1.5L, 4.125L}};
+    const long double z[2][2] = { { 3.5L, 0.875L }, { -1.5L, 4.125L } };
     tg_tape *tape = tg_tape_new();
     tg_tensor *logits = tg_model_forward(m, tape, x);
     cr_assert_not_null(logits, "%s", tg_last_error());
@@ -265,7 +262,7 @@ static void forward_by_hand(tg_dtype dtype, double tol)
     cr_assert_eq(tg_dtype_of(logits), dtype);
     for (int r = 0; r < 2; r++) {
         long double s0 = sigmoidl(z[r][0]), s1 = sigmoidl(z[r][1]);
-        long double want[2] = {2 * s0 - s1 + 0.1L, s1 - 0.2L};
+        long double want[2] = { 2 * s0 - s1 + 0.1L, s1 - 0.2L };
         for (int k = 0; k < 2; k++)
             cr_assert(close_enough(tg_get(logits, 2 * r + k), (double)want[k], tol),
                       "%s logit [%d, %d]: %.17g vs %.17Lg", tg_dtype_name(dtype), r, k, tg_get(logits, 2 * r + k),
@@ -285,12 +282,12 @@ Test(model, forward_equals_a_hand_computation)
 Test(model, forward_through_tanh_equals_a_hand_computation)
 {
     /* x = 0.5 -> [0.5, -2 * 0.5 + 0.5] = [0.5, -0.5] -> tanh -> 2 tanh(0.5) + tanh(-0.5) = tanh(0.5) */
-    const tg_layer_spec layers[] = {LINEAR(2), TANH, LINEAR_NO_BIAS(1)};
+    const tg_layer_spec layers[] = { LINEAR(2), TANH, LINEAR_NO_BIAS(1) };
     tg_model *m = seeded_model(TG_F64, 1, 3, layers, 1);
-    set_values(tg_model_param(m, 0), 2, (double[]){1, -2});
-    set_values(tg_model_param(m, 1), 2, (double[]){0, 0.5});
-    set_values(tg_model_param(m, 2), 2, (double[]){2, 1});
-    tg_tensor *x = tg_tensor_from(TG_F64, 2, (int64_t[]){1, 1}, (double[]){0.5});
+    set_values(tg_model_param(m, 0), 2, (double[]){ 1, -2 });
+    set_values(tg_model_param(m, 1), 2, (double[]){ 0, 0.5 });
+    set_values(tg_model_param(m, 2), 2, (double[]){ 2, 1 });
+    tg_tensor *x = tg_tensor_from(TG_F64, 2, (int64_t[]){ 1, 1 }, (double[]){ 0.5 });
     tg_tape *tape = tg_tape_new();
     tg_tensor *logits = tg_model_forward(m, tape, x);
     cr_assert_not_null(logits, "%s", tg_last_error());
@@ -317,12 +314,12 @@ static tg_tensor *model_loss(tg_tape *tape, tg_tensor *const *inputs, void *ctx)
 Test(model, gradients_of_every_parameter_pass_gradcheck)
 {
     tg_model *m = seeded_model(TG_F64, MLP_INPUTS, MLP_LAYERS, mlp, 9);
-    tg_tensor *x = random_tensor(TG_F64, 2, (int64_t[]){6, MLP_INPUTS}, 10, -2, 2);
+    tg_tensor *x = random_tensor(TG_F64, 2, (int64_t[]){ 6, MLP_INPUTS }, 10, -2, 2);
     tg_tensor *y = random_labels(6, 3, 11);
     tg_tensor *params[6];
     for (int i = 0; i < 6; i++)
         params[i] = tg_model_param(m, i);
-    loss_ctx ctx = {m, x, y};
+    loss_ctx ctx = { m, x, y };
     tg_gradcheck_report report;
     int status = tg_gradcheck(model_loss, 6, params, &ctx, NULL, &report);
     cr_assert_eq(status, 0, "input %d [%lld]: analytic %.10g numeric %.10g (%s)", report.worst_input,
@@ -342,7 +339,7 @@ Test(model, extras_are_copied_and_checked)
     cr_assert_null(tg_model_mean(m));
     cr_assert_null(tg_model_config_json(m));
     char a[] = "cat", b[] = "dog", c[] = "eel";
-    char *names[3] = {a, b, c};
+    char *names[3] = { a, b, c };
     cr_assert_neq(tg_model_set_labels(m, 2, names), 0, "two names for three classes accepted");
     cr_assert(strstr(tg_last_error(), "2") && strstr(tg_last_error(), "3"), "%s", tg_last_error());
     cr_assert_eq(tg_model_set_labels(m, 3, names), 0);
@@ -351,7 +348,7 @@ Test(model, extras_are_copied_and_checked)
     cr_assert_str_eq(tg_model_label(m, 2), "eel");
     cr_assert_null(tg_model_label(m, 3));
     cr_assert_null(tg_model_label(m, -1));
-    float mean[4] = {1, 2, 3, 4}, std[4] = {0.5f, 1, 2, 4};
+    float mean[4] = { 1, 2, 3, 4 }, std[4] = { 0.5f, 1, 2, 4 };
     cr_assert_eq(tg_model_set_standardization(m, mean, std), 0);
     mean[0] = 99;
     cr_assert_eq(tg_model_mean(m)[0], 1.0f);
@@ -388,19 +385,19 @@ Test(model, zero_layers_are_refused)
 
 Test(model, a_last_layer_that_is_not_linear_is_refused)
 {
-    const tg_layer_spec layers[] = {LINEAR(3), RELU};
+    const tg_layer_spec layers[] = { LINEAR(3), RELU };
     refused(TG_F32, 4, 2, layers, "last layer", "relu");
-    const tg_layer_spec only_tanh[] = {TANH};
+    const tg_layer_spec only_tanh[] = { TANH };
     refused(TG_F32, 4, 1, only_tanh, "last layer", "tanh");
 }
 
 Test(model, a_linear_layer_with_out_zero_is_refused)
 {
-    const tg_layer_spec first[] = {LINEAR(0), RELU, LINEAR(3)};
+    const tg_layer_spec first[] = { LINEAR(0), RELU, LINEAR(3) };
     refused(TG_F32, 4, 3, first, "layer 0", "out 0");
-    const tg_layer_spec last[] = {LINEAR(8), RELU, LINEAR(0)};
+    const tg_layer_spec last[] = { LINEAR(8), RELU, LINEAR(0) };
     refused(TG_F32, 4, 3, last, "layer 2", "out 0");
-    const tg_layer_spec negative[] = {LINEAR(-3)};
+    const tg_layer_spec negative[] = { LINEAR(-3) };
     refused(TG_F32, 4, 1, negative, "layer 0", "out -3");
 }
 
@@ -408,18 +405,18 @@ Test(model, other_bad_models_are_refused)
 {
     refused(TG_F32, 0, MLP_LAYERS, mlp, "0 inputs", NULL);
     refused(TG_I64, 4, MLP_LAYERS, mlp, "int64", NULL);
-    const tg_layer_spec unknown[] = {{.type = (tg_layer_type)9}, LINEAR(3)};
+    const tg_layer_spec unknown[] = { { .type = (tg_layer_type)9 }, LINEAR(3) };
     refused(TG_F32, 4, 2, unknown, "layer 0", "unknown type");
 }
 
 Test(model, forward_refuses_an_input_of_the_wrong_width)
 {
     tg_model *m = seeded_model(TG_F32, MLP_INPUTS, MLP_LAYERS, mlp, 1);
-    tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){2, 5});
+    tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){ 2, 5 });
     tg_tape *tape = tg_tape_new();
     cr_assert_null(tg_model_forward(m, tape, x));
     cr_assert(strstr(tg_last_error(), "[2, 5]") && strstr(tg_last_error(), "4"), "%s", tg_last_error());
-    tg_tensor *x64 = tg_tensor_new(TG_F64, 2, (int64_t[]){2, 4}); /* float32 model, float64 input */
+    tg_tensor *x64 = tg_tensor_new(TG_F64, 2, (int64_t[]){ 2, 4 }); /* float32 model, float64 input */
     cr_assert_null(tg_model_forward(m, tape, x64));
     tg_tape_free(tape);
     tg_tensor_free(x);
@@ -432,7 +429,9 @@ Test(model, layer_type_names_round_trip_and_unknowns_are_refused)
     static const struct {
         tg_layer_type type;
         const char *name;
-    } names[] = { { TG_LAYER_LINEAR, "linear" }, { TG_LAYER_RELU, "relu" }, { TG_LAYER_SIGMOID, "sigmoid" },
+    } names[] = { { TG_LAYER_LINEAR, "linear" },
+                  { TG_LAYER_RELU, "relu" },
+                  { TG_LAYER_SIGMOID, "sigmoid" },
                   { TG_LAYER_TANH, "tanh" } };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         cr_assert_str_eq(tg_layer_type_name(names[i].type), names[i].name);

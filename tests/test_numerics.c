@@ -33,7 +33,7 @@ static tg_tensor *values(tg_dtype dtype, int ndim, const int64_t *shape, const d
 
 static tg_tensor *labels(int64_t n, const int64_t *y)
 {
-    tg_tensor *t = tg_tensor_from(TG_I64, 1, (int64_t[]){n}, y);
+    tg_tensor *t = tg_tensor_from(TG_I64, 1, (int64_t[]){ n }, y);
     cr_assert_not_null(t, "%s", tg_last_error());
     return t;
 }
@@ -48,10 +48,7 @@ static bool matches(double got, double want, double rtol)
     return fabs(got - want) <= rtol * fmax(1.0, fabs(want));
 }
 
-static double tolerance(tg_dtype dtype)
-{
-    return dtype == TG_F32 ? 2e-6 : 1e-14;
-}
+static double tolerance(tg_dtype dtype) { return dtype == TG_F32 ? 2e-6 : 1e-14; }
 
 static void assert_values(const tg_tensor *t, const double *want, double rtol, const char *what)
 {
@@ -68,7 +65,7 @@ static void assert_all_exactly_zero(const tg_tensor *t, const char *what)
         cr_assert(tg_get(t, i) == 0.0, "%s[%lld] = %.17g, expected exactly 0", what, (long long)i, tg_get(t, i));
 }
 
-static const tg_dtype both_dtypes[2] = {TG_F32, TG_F64};
+static const tg_dtype both_dtypes[2] = { TG_F32, TG_F64 };
 
 /* ---- the smallest shapes ---- */
 
@@ -78,14 +75,15 @@ static const tg_dtype both_dtypes[2] = {TG_F32, TG_F64};
  *   l = 0.24131129665715703, x.grad = [[0.1752903921400367, 0.03911257327068745, -0.21440296541072412]] */
 Test(numerics, batch_of_one)
 {
-    static const double x[3] = {0.5, -1.0, 2.0}, loss = 0.24131129665715703;
-    static const double grad[3] = {0.1752903921400367, 0.03911257327068745, -0.21440296541072412};
+    static const double x[3] = { 0.5, -1.0, 2.0 }, loss = 0.24131129665715703;
+    static const double grad[3] = { 0.1752903921400367, 0.03911257327068745, -0.21440296541072412 };
     for (int d = 0; d < 2; d++)
         for (int ndim = 1; ndim <= 2; ndim++) { /* [1, 3] and the one-row form [3] */
             tg_dtype dtype = both_dtypes[d];
-            const int64_t *shape = ndim == 2 ? (int64_t[]){1, 3} : (int64_t[]){3};
+            const int64_t *shape = ndim == 2 ? (int64_t[]){ 1, 3 } : (int64_t[]){ 3 };
             tg_tensor *logits = values(dtype, ndim, shape, x);
-            tg_tensor *target = ndim == 2 ? labels(1, (int64_t[]){2}) : tg_tensor_from(TG_I64, 0, NULL, (int64_t[]){2});
+            tg_tensor *target =
+                ndim == 2 ? labels(1, (int64_t[]){ 2 }) : tg_tensor_from(TG_I64, 0, NULL, (int64_t[]){ 2 });
             cr_assert_not_null(target, "%s", tg_last_error());
             tg_set_requires_grad(logits, 1);
             tg_tape *tape = tg_tape_new();
@@ -114,12 +112,12 @@ Test(numerics, one_class)
 {
     for (int d = 0; d < 2; d++) {
         tg_dtype dtype = both_dtypes[d];
-        tg_tensor *logits = values(dtype, 2, (int64_t[]){2, 1}, (double[]){3.0, -2.0});
-        tg_tensor *target = labels(2, (int64_t[]){0, 0});
+        tg_tensor *logits = values(dtype, 2, (int64_t[]){ 2, 1 }, (double[]){ 3.0, -2.0 });
+        tg_tensor *target = labels(2, (int64_t[]){ 0, 0 });
         tg_set_requires_grad(logits, 1);
         tg_tape *tape = tg_tape_new();
-        assert_values(tg_softmax(tape, logits, 1), (double[]){1, 1}, 0, "softmax");
-        assert_values(tg_log_softmax(tape, logits, 1), (double[]){0, 0}, 0, "log_softmax");
+        assert_values(tg_softmax(tape, logits, 1), (double[]){ 1, 1 }, 0, "softmax");
+        assert_values(tg_log_softmax(tape, logits, 1), (double[]){ 0, 0 }, 0, "log_softmax");
         tg_tensor *l = tg_cross_entropy(tape, logits, target, NULL);
         cr_assert_not_null(l, "%s", tg_last_error());
         cr_assert(tg_get(l, 0) == 0.0, "loss %.17g", tg_get(l, 0));
@@ -139,15 +137,15 @@ static tg_tensor *one_feature_loss(tg_tape *tape, tg_tensor *const *in, void *ct
 
 Test(numerics, one_feature)
 {
-    tg_tensor *x = random_tensor(TG_F64, 2, (int64_t[]){5, 1}, 1, -2, 2);
-    tg_tensor *w = random_tensor(TG_F64, 2, (int64_t[]){3, 1}, 2, -1, 1);
-    tg_tensor *b = random_tensor(TG_F64, 1, (int64_t[]){3}, 3, -1, 1);
-    tg_tensor *y = labels(5, (int64_t[]){0, 2, 1, 2, 0});
+    tg_tensor *x = random_tensor(TG_F64, 2, (int64_t[]){ 5, 1 }, 1, -2, 2);
+    tg_tensor *w = random_tensor(TG_F64, 2, (int64_t[]){ 3, 1 }, 2, -1, 1);
+    tg_tensor *b = random_tensor(TG_F64, 1, (int64_t[]){ 3 }, 3, -1, 1);
+    tg_tensor *y = labels(5, (int64_t[]){ 0, 2, 1, 2, 0 });
     tg_set_requires_grad(x, 1);
     tg_set_requires_grad(w, 1);
     tg_set_requires_grad(b, 1);
     tg_gradcheck_report report;
-    int rc = tg_gradcheck(one_feature_loss, 3, (tg_tensor *[]){x, w, b}, y, NULL, &report);
+    int rc = tg_gradcheck(one_feature_loss, 3, (tg_tensor *[]){ x, w, b }, y, NULL, &report);
     cr_assert_eq(rc, 0, "gradcheck: %s (input %d [%lld]: analytic %g, numeric %g)", tg_last_error(), report.worst_input,
                  (long long)report.worst_index, report.analytic, report.numeric);
     tg_tensor_free(x);
@@ -165,14 +163,14 @@ Test(numerics, one_feature)
  *             [-0.2222222222222222, 0.1111111111111111, 0.1111111111111111]] */
 Test(numerics, class_absent_from_the_batch)
 {
-    static const double x[9] = {1.0, 2.0, 0.5, 0.3, -1.0, 2.0, 0.0, 0.0, 0.0};
-    static const double grad[9] = {-0.256258700792617,  0.20951057307058746,  0.04674812772202949,
-                                   0.04940848762807404, 0.013465383724377847, -0.06287387135245184,
-                                   -0.2222222222222222, 0.1111111111111111,   0.1111111111111111};
+    static const double x[9] = { 1.0, 2.0, 0.5, 0.3, -1.0, 2.0, 0.0, 0.0, 0.0 };
+    static const double grad[9] = { -0.256258700792617,  0.20951057307058746,  0.04674812772202949,
+                                    0.04940848762807404, 0.013465383724377847, -0.06287387135245184,
+                                    -0.2222222222222222, 0.1111111111111111,   0.1111111111111111 };
     for (int d = 0; d < 2; d++) {
         tg_dtype dtype = both_dtypes[d];
-        tg_tensor *logits = values(dtype, 2, (int64_t[]){3, 3}, x);
-        tg_tensor *target = labels(3, (int64_t[]){0, 2, 0});
+        tg_tensor *logits = values(dtype, 2, (int64_t[]){ 3, 3 }, x);
+        tg_tensor *target = labels(3, (int64_t[]){ 0, 2, 0 });
         tg_set_requires_grad(logits, 1);
         tg_tape *tape = tg_tape_new();
         tg_tensor *l = tg_cross_entropy(tape, logits, target, NULL);
@@ -192,9 +190,9 @@ Test(numerics, class_absent_from_the_batch)
 Test(numerics, labels_at_the_edges)
 {
     /* 0 and C-1 are classes; -1 and C are not (unless -1 is the ignore_index). */
-    tg_tensor *logits = values(TG_F64, 2, (int64_t[]){2, 4}, (double[]){0.1, 0.2, 0.3, 0.4, 1, -1, 2, -2});
+    tg_tensor *logits = values(TG_F64, 2, (int64_t[]){ 2, 4 }, (double[]){ 0.1, 0.2, 0.3, 0.4, 1, -1, 2, -2 });
     tg_tape *tape = tg_tape_new();
-    tg_tensor *edges = labels(2, (int64_t[]){0, 3});
+    tg_tensor *edges = labels(2, (int64_t[]){ 0, 3 });
     tg_tensor *l = tg_cross_entropy(tape, logits, edges, NULL);
     cr_assert_not_null(l, "%s", tg_last_error());
     /* by hand: row 0: lse - 0.1, row 1: lse - (-2) */
@@ -202,10 +200,11 @@ Test(numerics, labels_at_the_edges)
     long double lse1 = logl(expl(1.0L) + expl(-1.0L) + expl(2.0L) + expl(-2.0L));
     cr_assert(matches(tg_get(l, 0), (double)(((lse0 - 0.1L) + (lse1 + 2.0L)) / 2), 1e-15), "%.17g", tg_get(l, 0));
 
-    static const int64_t outside[2][2] = {{4, 0}, {0, -1}};
+    static const int64_t outside[2][2] = { { 4, 0 }, { 0, -1 } };
     static const char *const messages[2] = {
         "cross_entropy: target[0] = 4 is out of range for 4 classes (expected 0 to 3, or -100 to ignore)",
-        "cross_entropy: target[1] = -1 is out of range for 4 classes (expected 0 to 3, or -100 to ignore)"};
+        "cross_entropy: target[1] = -1 is out of range for 4 classes (expected 0 to 3, or -100 to ignore)"
+    };
     for (int k = 0; k < 2; k++) {
         tg_tensor *bad = labels(2, outside[k]);
         tg_clear_error();
@@ -230,12 +229,12 @@ Test(numerics, labels_at_the_edges)
  *   and x.grad = zeros after l.sum().backward() for all three. */
 Test(numerics, ignore_index_covers_the_whole_batch)
 {
-    static const double x[6] = {1.0, 2.0, 0.5, 0.3, -1.0, 2.0};
+    static const double x[6] = { 1.0, 2.0, 0.5, 0.3, -1.0, 2.0 };
     for (int d = 0; d < 2; d++)
         for (int r = 0; r < 3; r++) {
             tg_dtype dtype = both_dtypes[d];
-            tg_tensor *logits = values(dtype, 2, (int64_t[]){2, 3}, x);
-            tg_tensor *target = labels(2, (int64_t[]){-100, -100});
+            tg_tensor *logits = values(dtype, 2, (int64_t[]){ 2, 3 }, x);
+            tg_tensor *target = labels(2, (int64_t[]){ -100, -100 });
             tg_set_requires_grad(logits, 1);
             tg_tape *tape = tg_tape_new();
             tg_ce_opts opts = TG_CE_OPTS_DEFAULT;
@@ -263,15 +262,15 @@ Test(numerics, nan_in_an_ignored_row)
 {
     for (int d = 0; d < 2; d++) {
         tg_dtype dtype = both_dtypes[d];
-        tg_tensor *logits = values(dtype, 2, (int64_t[]){2, 2}, (double[]){NAN, 0, 1, 2});
-        tg_tensor *target = labels(2, (int64_t[]){-100, 1});
+        tg_tensor *logits = values(dtype, 2, (int64_t[]){ 2, 2 }, (double[]){ NAN, 0, 1, 2 });
+        tg_tensor *target = labels(2, (int64_t[]){ -100, 1 });
         tg_set_requires_grad(logits, 1);
         tg_tape *tape = tg_tape_new();
         tg_tensor *l = tg_cross_entropy(tape, logits, target, NULL);
         cr_assert_not_null(l, "%s", tg_last_error());
         cr_assert(matches(tg_get(l, 0), 0.31326168751822286, tolerance(dtype)), "%.17g", tg_get(l, 0));
         cr_assert_eq(tg_backward(tape, l), 0, "%s", tg_last_error());
-        assert_values(tg_grad(logits), (double[]){0, 0, 0.2689414213699951, -0.2689414213699951}, tolerance(dtype),
+        assert_values(tg_grad(logits), (double[]){ 0, 0, 0.2689414213699951, -0.2689414213699951 }, tolerance(dtype),
                       "gradient");
         tg_tape_free(tape);
         tg_tensor_free(logits);
@@ -305,13 +304,13 @@ Test(numerics, zero_class_weights_are_refused_by_the_config_loader)
  * kept row carries any weight: the one place it departs from PyTorch's NaN. */
 Test(numerics, zero_class_weights_in_cross_entropy)
 {
-    static const double x[6] = {1.0, 2.0, 0.5, 0.3, -1.0, 2.0};
+    static const double x[6] = { 1.0, 2.0, 0.5, 0.3, -1.0, 2.0 };
     for (int d = 0; d < 2; d++)
         for (int r = 0; r < 3; r++) {
             tg_dtype dtype = both_dtypes[d];
-            tg_tensor *logits = values(dtype, 2, (int64_t[]){2, 3}, x);
-            tg_tensor *weight = values(dtype, 1, (int64_t[]){3}, (double[]){0, 0, 0});
-            tg_tensor *target = labels(2, (int64_t[]){0, 2});
+            tg_tensor *logits = values(dtype, 2, (int64_t[]){ 2, 3 }, x);
+            tg_tensor *weight = values(dtype, 1, (int64_t[]){ 3 }, (double[]){ 0, 0, 0 });
+            tg_tensor *target = labels(2, (int64_t[]){ 0, 2 });
             tg_set_requires_grad(logits, 1);
             tg_tape *tape = tg_tape_new();
             tg_ce_opts opts = TG_CE_OPTS_DEFAULT;
@@ -416,7 +415,7 @@ static int compare(char *report, size_t size, const char *name, const char *what
 
 static void check_extremes(extreme_op op, tg_dtype dtype)
 {
-    static const char *const op_names[] = {"softmax", "log_softmax", "cross_entropy"};
+    static const char *const op_names[] = { "softmax", "log_softmax", "cross_entropy" };
     char report[4096] = "";
     int bad = 0;
     double rtol = tolerance(dtype);
@@ -425,7 +424,7 @@ static void check_extremes(extreme_op op, tg_dtype dtype)
         for (int variant = 0; variant < 2; variant++) { /* softmax: d/dx of output 0; CE: target 0 or 1 */
             if (op != OP_CROSS_ENTROPY && variant == 1)
                 break;
-            tg_tensor *x = values(dtype, 1, (int64_t[]){2}, e->x);
+            tg_tensor *x = values(dtype, 1, (int64_t[]){ 2 }, e->x);
             tg_set_requires_grad(x, 1);
             tg_tape *tape = tg_tape_new();
             cr_assert_not_null(tape);
@@ -436,18 +435,18 @@ static void check_extremes(extreme_op op, tg_dtype dtype)
                 y = tg_softmax(tape, x, 0);
                 want_y = e->softmax;
                 want_grad = e->dsoftmax0;
-                seed = values(dtype, 1, (int64_t[]){2}, (double[]){1, 0});
+                seed = values(dtype, 1, (int64_t[]){ 2 }, (double[]){ 1, 0 });
             } else if (op == OP_LOG_SOFTMAX) {
                 y = tg_log_softmax(tape, x, 0);
                 want_y = e->log_softmax;
                 want_grad = e->dlog_softmax1;
-                seed = values(dtype, 1, (int64_t[]){2}, (double[]){0, 1});
+                seed = values(dtype, 1, (int64_t[]){ 2 }, (double[]){ 0, 1 });
             } else {
-                target = tg_tensor_from(TG_I64, 0, NULL, (int64_t[]){variant});
+                target = tg_tensor_from(TG_I64, 0, NULL, (int64_t[]){ variant });
                 y = tg_cross_entropy(tape, x, target, NULL);
                 want_y = &e->ce[variant];
                 want_grad = e->ce_grad[variant];
-                seed = values(dtype, 0, NULL, (double[]){1});
+                seed = values(dtype, 0, NULL, (double[]){ 1 });
             }
             char what[64];
             snprintf(what, sizeof what, op == OP_CROSS_ENTROPY ? "loss (target %d)" : "value", variant);
@@ -472,30 +471,12 @@ static void check_extremes(extreme_op op, tg_dtype dtype)
     cr_assert_eq(bad, 0, "%s %s: %d values differ from PyTorch's:%s", op_names[op], tg_dtype_name(dtype), bad, report);
 }
 
-Test(numerics, softmax_extreme_logits_float32)
-{
-    check_extremes(OP_SOFTMAX, TG_F32);
-}
-Test(numerics, softmax_extreme_logits_float64)
-{
-    check_extremes(OP_SOFTMAX, TG_F64);
-}
-Test(numerics, log_softmax_extreme_logits_float32)
-{
-    check_extremes(OP_LOG_SOFTMAX, TG_F32);
-}
-Test(numerics, log_softmax_extreme_logits_float64)
-{
-    check_extremes(OP_LOG_SOFTMAX, TG_F64);
-}
-Test(numerics, cross_entropy_extreme_logits_float32)
-{
-    check_extremes(OP_CROSS_ENTROPY, TG_F32);
-}
-Test(numerics, cross_entropy_extreme_logits_float64)
-{
-    check_extremes(OP_CROSS_ENTROPY, TG_F64);
-}
+Test(numerics, softmax_extreme_logits_float32) { check_extremes(OP_SOFTMAX, TG_F32); }
+Test(numerics, softmax_extreme_logits_float64) { check_extremes(OP_SOFTMAX, TG_F64); }
+Test(numerics, log_softmax_extreme_logits_float32) { check_extremes(OP_LOG_SOFTMAX, TG_F32); }
+Test(numerics, log_softmax_extreme_logits_float64) { check_extremes(OP_LOG_SOFTMAX, TG_F64); }
+Test(numerics, cross_entropy_extreme_logits_float32) { check_extremes(OP_CROSS_ENTROPY, TG_F32); }
+Test(numerics, cross_entropy_extreme_logits_float64) { check_extremes(OP_CROSS_ENTROPY, TG_F64); }
 
 /* ---- log of 0 and of negatives ---- */
 
@@ -503,12 +484,12 @@ Test(numerics, cross_entropy_extreme_logits_float64)
  *   values -inf, -inf, nan, 0.6931471805599453 and gradients (1/x) inf, -inf, -1.0, 0.5 */
 Test(numerics, log_of_zero_and_negatives)
 {
-    static const double x[4] = {0.0, -0.0, -1.0, 2.0};
-    static const double want[4] = {-INFINITY, -INFINITY, NAN, LN2};
-    static const double grad[4] = {INFINITY, -INFINITY, -1.0, 0.5};
+    static const double x[4] = { 0.0, -0.0, -1.0, 2.0 };
+    static const double want[4] = { -INFINITY, -INFINITY, NAN, LN2 };
+    static const double grad[4] = { INFINITY, -INFINITY, -1.0, 0.5 };
     for (int d = 0; d < 2; d++) {
         tg_dtype dtype = both_dtypes[d];
-        tg_tensor *t = values(dtype, 1, (int64_t[]){4}, x);
+        tg_tensor *t = values(dtype, 1, (int64_t[]){ 4 }, x);
         tg_set_requires_grad(t, 1);
         tg_tape *tape = tg_tape_new();
         tg_tensor *y = tg_log(tape, t);

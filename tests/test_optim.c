@@ -40,9 +40,9 @@
 
 enum { N = 3, STEPS = 3 };
 
-static const double P0[N] = {0.5, -1.0, 2.0};
+static const double P0[N] = { 0.5, -1.0, 2.0 };
 /* The gradient of step t is C[t]: the loss of step t is sum(p * C[t]). */
-static const double C[STEPS][N] = {{0.3, -0.2, 1.5}, {-0.1, 0.4, 0.25}, {0.7, 0.05, -0.6}};
+static const double C[STEPS][N] = { { 0.3, -0.2, 1.5 }, { -0.1, 0.4, 0.25 }, { 0.7, 0.05, -0.6 } };
 
 typedef struct {
     const char *name;
@@ -56,7 +56,7 @@ typedef struct {
  * values of C, as PyTorch's would be. */
 static void reference(const tg_optim_opts *o, int float32, long double out[STEPS][N])
 {
-    long double p[N], buf[N] = {0}, m[N] = {0}, v[N] = {0};
+    long double p[N], buf[N] = { 0 }, m[N] = { 0 }, v[N] = { 0 };
     for (int k = 0; k < N; k++)
         p[k] = P0[k];
     for (int t = 1; t <= STEPS; t++) {
@@ -90,7 +90,7 @@ static void reference(const tg_optim_opts *o, int float32, long double out[STEPS
 /* Fills tg_grad(p) with c through a backward of sum(p * c) (after zeroing it). */
 static void set_gradient(tg_optimizer *opt, tg_tape *tape, tg_tensor *p, const double *c)
 {
-    tg_tensor *ct = tg_tensor_new(tg_dtype_of(p), 1, (int64_t[]){N});
+    tg_tensor *ct = tg_tensor_new(tg_dtype_of(p), 1, (int64_t[]){ N });
     cr_assert_not_null(ct);
     for (int k = 0; k < N; k++)
         tg_set(ct, k, c[k]);
@@ -112,7 +112,7 @@ static void check_case(const optim_case *c, tg_dtype dtype)
     double tol = float32 ? 1e-6 : 1e-14;
     long double want[STEPS][N];
     reference(&c->opts, float32, want);
-    tg_tensor *p = tg_tensor_new(dtype, 1, (int64_t[]){N});
+    tg_tensor *p = tg_tensor_new(dtype, 1, (int64_t[]){ N });
     cr_assert_not_null(p);
     for (int k = 0; k < N; k++)
         tg_set(p, k, P0[k]); /* exact in float32 too */
@@ -142,90 +142,90 @@ static const optim_case optim_cases[] = {
     /* sgd_plain */
     {
         "sgd",
-        {.type = TG_OPTIM_SGD, .lr = 0.1},
-        {{0.46999999999999997, -0.97999999999999998, 1.8500000000000001},
-         {0.47999999999999998, -1.02, 1.8250000000000002},
-         {0.40999999999999998, -1.0249999999999999, 1.8850000000000002}},
-        {{0.4699999988079071, -0.98000001907348633, 1.8500000238418579},
-         {0.47999998927116394, -1.0199999809265137, 1.8250000476837158},
-         {0.40999999642372131, -1.0249999761581421, 1.8850001096725464}},
+        { .type = TG_OPTIM_SGD, .lr = 0.1 },
+        { { 0.46999999999999997, -0.97999999999999998, 1.8500000000000001 },
+          { 0.47999999999999998, -1.02, 1.8250000000000002 },
+          { 0.40999999999999998, -1.0249999999999999, 1.8850000000000002 } },
+        { { 0.4699999988079071, -0.98000001907348633, 1.8500000238418579 },
+          { 0.47999998927116394, -1.0199999809265137, 1.8250000476837158 },
+          { 0.40999999642372131, -1.0249999761581421, 1.8850001096725464 } },
     },
     /* sgd_momentum */
     {
         "sgd momentum 0.9",
-        {.type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9},
-        {{0.46999999999999997, -0.97999999999999998, 1.8500000000000001},
-         {0.45299999999999996, -1.002, 1.6900000000000002},
-         {0.36769999999999997, -1.0267999999999999, 1.6060000000000001}},
-        {{0.4699999988079071, -0.98000001907348633, 1.8500000238418579},
-         {0.45300000905990601, -1.0019999742507935, 1.690000057220459},
-         {0.3677000105381012, -1.0267999172210693, 1.6060000658035278}},
+        { .type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9 },
+        { { 0.46999999999999997, -0.97999999999999998, 1.8500000000000001 },
+          { 0.45299999999999996, -1.002, 1.6900000000000002 },
+          { 0.36769999999999997, -1.0267999999999999, 1.6060000000000001 } },
+        { { 0.4699999988079071, -0.98000001907348633, 1.8500000238418579 },
+          { 0.45300000905990601, -1.0019999742507935, 1.690000057220459 },
+          { 0.3677000105381012, -1.0267999172210693, 1.6060000658035278 } },
     },
     /* sgd_dampening */
     {
         "sgd momentum 0.9 dampening 0.5",
-        {.type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .dampening = 0.5},
-        {{0.46999999999999997, -0.97999999999999998, 1.8500000000000001},
-         {0.44799999999999995, -0.98199999999999998, 1.7025000000000001},
-         {0.39319999999999994, -0.98629999999999995, 1.59975}},
-        {{0.4699999988079071, -0.98000001907348633, 1.8500000238418579},
-         {0.4479999840259552, -0.98199999332427979, 1.7024999856948853},
-         {0.39319998025894165, -0.98629999160766602, 1.5997500419616699}},
+        { .type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .dampening = 0.5 },
+        { { 0.46999999999999997, -0.97999999999999998, 1.8500000000000001 },
+          { 0.44799999999999995, -0.98199999999999998, 1.7025000000000001 },
+          { 0.39319999999999994, -0.98629999999999995, 1.59975 } },
+        { { 0.4699999988079071, -0.98000001907348633, 1.8500000238418579 },
+          { 0.4479999840259552, -0.98199999332427979, 1.7024999856948853 },
+          { 0.39319998025894165, -0.98629999160766602, 1.5997500419616699 } },
     },
     /* sgd_nesterov */
     {
         "sgd nesterov",
-        {.type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .nesterov = 1},
-        {{0.443, -0.96199999999999997, 1.7150000000000001},
-         {0.43769999999999998, -1.0218, 1.546},
-         {0.29092999999999997, -1.0491200000000001, 1.5304}},
-        {{0.44299998879432678, -0.96200001239776611, 1.7150000333786011},
-         {0.43769997358322144, -1.0218000411987305, 1.5460000038146973},
-         {0.29092997312545776, -1.0491200685501099, 1.5304000377655029}},
+        { .type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .nesterov = 1 },
+        { { 0.443, -0.96199999999999997, 1.7150000000000001 },
+          { 0.43769999999999998, -1.0218, 1.546 },
+          { 0.29092999999999997, -1.0491200000000001, 1.5304 } },
+        { { 0.44299998879432678, -0.96200001239776611, 1.7150000333786011 },
+          { 0.43769997358322144, -1.0218000411987305, 1.5460000038146973 },
+          { 0.29092997312545776, -1.0491200685501099, 1.5304000377655029 } },
     },
     /* sgd_weight_decay */
     {
         "sgd momentum 0.9 weight_decay 0.1",
-        {.type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .weight_decay = 0.1},
-        {{0.46500000000000002, -0.96999999999999997, 1.8300000000000001},
-         {0.43885000000000002, -0.97329999999999994, 1.6337000000000002},
-         {0.34092650000000002, -0.97153699999999998, 1.5006930000000001}},
-        {{0.46500000357627869, -0.96999996900558472, 1.8300000429153442},
-         {0.43884998559951782, -0.97329998016357422, 1.6337000131607056},
-         {0.34092649817466736, -0.97153699398040771, 1.5006929636001587}},
+        { .type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .weight_decay = 0.1 },
+        { { 0.46500000000000002, -0.96999999999999997, 1.8300000000000001 },
+          { 0.43885000000000002, -0.97329999999999994, 1.6337000000000002 },
+          { 0.34092650000000002, -0.97153699999999998, 1.5006930000000001 } },
+        { { 0.46500000357627869, -0.96999996900558472, 1.8300000429153442 },
+          { 0.43884998559951782, -0.97329998016357422, 1.6337000131607056 },
+          { 0.34092649817466736, -0.97153699398040771, 1.5006929636001587 } },
     },
     /* adam */
     {
         "adam",
-        {.type = TG_OPTIM_ADAM, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}, /* TG_ADAM_DEFAULT(0.01) */
-        {{0.4900000003333333, -0.99000000050000003, 1.9900000000666667},
-         {0.48599781479280807, -0.99366103565460373, 1.9821667266569332},
-         {0.47890257503390987, -0.99718369601785839, 1.9788814993377339}},
-        {{0.49000000953674316, -0.99000000953674316, 1.9900000095367432},
-         {0.48599782586097717, -0.99366104602813721, 1.9821667671203613},
-         {0.47890257835388184, -0.99718368053436279, 1.9788815975189209}},
+        { .type = TG_OPTIM_ADAM, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8 }, /* TG_ADAM_DEFAULT(0.01) */
+        { { 0.4900000003333333, -0.99000000050000003, 1.9900000000666667 },
+          { 0.48599781479280807, -0.99366103565460373, 1.9821667266569332 },
+          { 0.47890257503390987, -0.99718369601785839, 1.9788814993377339 } },
+        { { 0.49000000953674316, -0.99000000953674316, 1.9900000095367432 },
+          { 0.48599782586097717, -0.99366104602813721, 1.9821667671203613 },
+          { 0.47890257835388184, -0.99718368053436279, 1.9788815975189209 } },
     },
     /* adam_weight_decay */
     {
         "adam weight_decay 0.1",
-        {.type = TG_OPTIM_ADAM, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1},
-        {{0.49000000028571428, -0.99000000033333335, 1.9900000000588236},
-         {0.48444301749677032, -0.99054295383576552, 1.9816206574207635},
-         {0.47683242993536384, -0.990226828228018, 1.9767310569382097}},
-        {{0.49000000953674316, -0.99000000953674316, 1.9900000095367432},
-         {0.48444303870201111, -0.9905429482460022, 1.9816206693649292},
-         {0.47683244943618774, -0.99022680521011353, 1.9767310619354248}},
+        { .type = TG_OPTIM_ADAM, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1 },
+        { { 0.49000000028571428, -0.99000000033333335, 1.9900000000588236 },
+          { 0.48444301749677032, -0.99054295383576552, 1.9816206574207635 },
+          { 0.47683242993536384, -0.990226828228018, 1.9767310569382097 } },
+        { { 0.49000000953674316, -0.99000000953674316, 1.9900000095367432 },
+          { 0.48444303870201111, -0.9905429482460022, 1.9816206693649292 },
+          { 0.47683244943618774, -0.99022680521011353, 1.9767310619354248 } },
     },
     /* adamw */
     {
         "adamw weight_decay 0.01",
-        {.type = TG_OPTIM_ADAMW, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01},
-        {{0.4899500003333333, -0.98990000050000004, 1.9898000000666667},
-         {0.48589881979277477, -0.99346204565455376, 1.9817677466569266},
-         {0.47875499015189732, -0.996885359813243, 1.9782843425630616}},
-        {{0.48995000123977661, -0.98989999294281006, 1.989799976348877},
-         {0.48589882254600525, -0.99346202611923218, 1.9817677736282349},
-         {0.47875496745109558, -0.99688529968261719, 1.9782843589782715}},
+        { .type = TG_OPTIM_ADAMW, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01 },
+        { { 0.4899500003333333, -0.98990000050000004, 1.9898000000666667 },
+          { 0.48589881979277477, -0.99346204565455376, 1.9817677466569266 },
+          { 0.47875499015189732, -0.996885359813243, 1.9782843425630616 } },
+        { { 0.48995000123977661, -0.98989999294281006, 1.989799976348877 },
+          { 0.48589882254600525, -0.99346202611923218, 1.9817677736282349 },
+          { 0.47875496745109558, -0.99688529968261719, 1.9782843589782715 } },
     },
 };
 
@@ -245,7 +245,7 @@ Test(optim, every_setting_matches_torch_in_both_dtypes)
  * m_hat = g and v_hat = g^2 after one step. A check that needs no formula. */
 Test(optim, first_adam_step_moves_each_element_by_lr)
 {
-    tg_tensor *p = tg_tensor_from(TG_F64, 1, (int64_t[]){N}, P0);
+    tg_tensor *p = tg_tensor_from(TG_F64, 1, (int64_t[]){ N }, P0);
     tg_set_requires_grad(p, 1);
     tg_tape *tape = tg_tape_new();
     tg_optim_opts o = TG_ADAM_DEFAULT(0.01);
@@ -268,7 +268,7 @@ Test(optim, first_adam_step_moves_each_element_by_lr)
 
 Test(optim, set_lr_applies_to_the_next_step)
 {
-    tg_tensor *p = tg_tensor_from(TG_F64, 1, (int64_t[]){N}, P0);
+    tg_tensor *p = tg_tensor_from(TG_F64, 1, (int64_t[]){ N }, P0);
     tg_set_requires_grad(p, 1);
     tg_tape *tape = tg_tape_new();
     tg_optim_opts o = TG_SGD_DEFAULT(0.1);
@@ -292,7 +292,7 @@ Test(optim, set_lr_applies_to_the_next_step)
 
 Test(optim, zero_grad_zeroes_every_gradient)
 {
-    tg_tensor *p = tg_tensor_from(TG_F64, 1, (int64_t[]){N}, P0);
+    tg_tensor *p = tg_tensor_from(TG_F64, 1, (int64_t[]){ N }, P0);
     tg_set_requires_grad(p, 1);
     tg_tape *tape = tg_tape_new();
     tg_optim_opts o = TG_SGD_DEFAULT(0.1);
@@ -313,11 +313,11 @@ Test(optim, zero_grad_zeroes_every_gradient)
 
 Test(optim, a_parameter_without_a_gradient_is_left_alone)
 {
-    tg_tensor *used = tg_tensor_from(TG_F64, 1, (int64_t[]){N}, P0);
-    tg_tensor *unused = tg_tensor_from(TG_F64, 1, (int64_t[]){N}, P0);
+    tg_tensor *used = tg_tensor_from(TG_F64, 1, (int64_t[]){ N }, P0);
+    tg_tensor *unused = tg_tensor_from(TG_F64, 1, (int64_t[]){ N }, P0);
     tg_set_requires_grad(used, 1);
     tg_set_requires_grad(unused, 1);
-    tg_tensor *params[2] = {used, unused};
+    tg_tensor *params[2] = { used, unused };
     tg_tape *tape = tg_tape_new();
     tg_optim_opts o = TG_ADAM_DEFAULT(0.01);
     tg_optimizer *opt = tg_optimizer_new(&o, 2, params);
@@ -358,12 +358,12 @@ Test(optim, a_parameter_without_a_gradient_is_left_alone)
  * b = 1 - 0.1 * 0.5 - 0.1 * 0.7 = 0.88. */
 static void late_parameter(const tg_optim_opts *o, double want_a, double want_b)
 {
-    tg_tensor *a = tg_tensor_from(TG_F64, 1, (int64_t[]){1}, (double[]){1.0});
-    tg_tensor *b = tg_tensor_from(TG_F64, 1, (int64_t[]){1}, (double[]){1.0});
-    tg_tensor *half = tg_tensor_from(TG_F64, 1, (int64_t[]){1}, (double[]){0.5});
+    tg_tensor *a = tg_tensor_from(TG_F64, 1, (int64_t[]){ 1 }, (double[]){ 1.0 });
+    tg_tensor *b = tg_tensor_from(TG_F64, 1, (int64_t[]){ 1 }, (double[]){ 1.0 });
+    tg_tensor *half = tg_tensor_from(TG_F64, 1, (int64_t[]){ 1 }, (double[]){ 0.5 });
     tg_set_requires_grad(a, 1);
     tg_set_requires_grad(b, 1);
-    tg_tensor *params[2] = {a, b};
+    tg_tensor *params[2] = { a, b };
     tg_tape *tape = tg_tape_new();
     tg_optimizer *opt = tg_optimizer_new(o, 2, params);
     cr_assert_not_null(opt, "%s", tg_last_error());
@@ -395,7 +395,7 @@ Test(optim, adam_counts_steps_per_parameter_like_torch)
 
 Test(optim, sgd_momentum_buffer_starts_at_a_parameters_first_update_like_torch)
 {
-    tg_optim_opts o = {.type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .dampening = 0.5};
+    tg_optim_opts o = { .type = TG_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .dampening = 0.5 };
     late_parameter(&o, 0.79200000000000004, 0.88);
 }
 
@@ -410,10 +410,10 @@ typedef struct {
 static clip_fixture clip_setup(tg_dtype dtype)
 {
     clip_fixture f;
-    f.a = tg_tensor_new(dtype, 1, (int64_t[]){2});
-    f.b = tg_tensor_new(dtype, 1, (int64_t[]){1});
-    f.idle = tg_tensor_new(dtype, 1, (int64_t[]){2}); /* never gets a gradient */
-    tg_tensor *ca = tg_tensor_new(dtype, 1, (int64_t[]){2}), *cb = tg_tensor_new(dtype, 1, (int64_t[]){1});
+    f.a = tg_tensor_new(dtype, 1, (int64_t[]){ 2 });
+    f.b = tg_tensor_new(dtype, 1, (int64_t[]){ 1 });
+    f.idle = tg_tensor_new(dtype, 1, (int64_t[]){ 2 }); /* never gets a gradient */
+    tg_tensor *ca = tg_tensor_new(dtype, 1, (int64_t[]){ 2 }), *cb = tg_tensor_new(dtype, 1, (int64_t[]){ 1 });
     tg_set(ca, 0, 3);
     tg_set(ca, 1, 4);
     tg_set(cb, 0, 12);
@@ -440,8 +440,8 @@ static void clip_teardown(clip_fixture *f)
 /* tol is relative to the expected value */
 static void expect_grads(const clip_fixture *f, long double scale, double tol)
 {
-    const double base[3] = {3, 4, 12};
-    double got[3] = {tg_get(tg_grad(f->a), 0), tg_get(tg_grad(f->a), 1), tg_get(tg_grad(f->b), 0)};
+    const double base[3] = { 3, 4, 12 };
+    double got[3] = { tg_get(tg_grad(f->a), 0), tg_get(tg_grad(f->a), 1), tg_get(tg_grad(f->b), 0) };
     for (int k = 0; k < 3; k++)
         cr_assert(close_enough(got[k], (double)(base[k] * scale), tol * base[k]), "gradient %d: %.17g, expected %.17Lg",
                   k, got[k], base[k] * scale);
@@ -451,7 +451,7 @@ static void expect_grads(const clip_fixture *f, long double scale, double tol)
 Test(optim, clip_grad_norm_scales_down_to_max_norm)
 {
     clip_fixture f = clip_setup(TG_F64);
-    tg_tensor *params[3] = {f.a, f.idle, f.b};
+    tg_tensor *params[3] = { f.a, f.idle, f.b };
     double norm = tg_clip_grad_norm(params, 3, 6.5);
     cr_assert_eq(norm, 13.0, "returns the norm before clipping: %.17g", norm);
     /* clip_coef = max_norm / (total_norm + 1e-6) */
@@ -465,7 +465,7 @@ Test(optim, clip_grad_norm_scales_down_to_max_norm)
 Test(optim, clip_grad_norm_leaves_gradients_below_max_norm_unchanged)
 {
     clip_fixture f = clip_setup(TG_F64);
-    tg_tensor *params[3] = {f.a, f.b, f.idle};
+    tg_tensor *params[3] = { f.a, f.b, f.idle };
     cr_assert_eq(tg_clip_grad_norm(params, 3, 20.0), 13.0);
     expect_grads(&f, 1.0L, 0.0); /* bit for bit */
     clip_teardown(&f);
@@ -476,7 +476,7 @@ Test(optim, clip_grad_norm_leaves_gradients_below_max_norm_unchanged)
 Test(optim, clip_grad_norm_at_max_norm_uses_torchs_coefficient)
 {
     clip_fixture f = clip_setup(TG_F64);
-    tg_tensor *params[2] = {f.a, f.b};
+    tg_tensor *params[2] = { f.a, f.b };
     cr_assert_eq(tg_clip_grad_norm(params, 2, 13.0), 13.0);
     expect_grads(&f, 13.0L / (13.0L + 1e-6L), 1e-15);
     clip_teardown(&f);
@@ -485,7 +485,7 @@ Test(optim, clip_grad_norm_at_max_norm_uses_torchs_coefficient)
 Test(optim, clip_grad_norm_float32)
 {
     clip_fixture f = clip_setup(TG_F32);
-    tg_tensor *params[3] = {f.a, f.b, f.idle};
+    tg_tensor *params[3] = { f.a, f.b, f.idle };
     cr_assert_eq(tg_clip_grad_norm(params, 3, 1.3), 13.0);
     expect_grads(&f, 1.3L / (13.0L + 1e-6L), 2e-7);
     clip_teardown(&f);
@@ -496,7 +496,7 @@ Test(optim, clip_grad_norm_of_zero_gradients_is_zero_and_changes_nothing)
     clip_fixture f = clip_setup(TG_F64);
     tg_zero_grad(f.a);
     tg_zero_grad(f.b);
-    tg_tensor *params[3] = {f.a, f.b, f.idle};
+    tg_tensor *params[3] = { f.a, f.b, f.idle };
     cr_assert_eq(tg_clip_grad_norm(params, 3, 1.0), 0.0);
     for (int k = 0; k < 2; k++)
         cr_assert_eq(tg_get(tg_grad(f.a), k), 0.0);
@@ -508,7 +508,7 @@ Test(optim, clip_grad_norm_of_zero_gradients_is_zero_and_changes_nothing)
 
 static void refused(tg_optim_opts o, const char *fragment)
 {
-    tg_tensor *p = tg_tensor_from(TG_F64, 1, (int64_t[]){N}, P0);
+    tg_tensor *p = tg_tensor_from(TG_F64, 1, (int64_t[]){ N }, P0);
     tg_set_requires_grad(p, 1);
     tg_clear_error();
     tg_optimizer *opt = tg_optimizer_new(&o, 1, &p);
@@ -532,8 +532,8 @@ Test(optim, bad_learning_rates_are_refused)
 
 Test(optim, nesterov_needs_momentum_and_no_dampening)
 {
-    refused((tg_optim_opts){.type = TG_OPTIM_SGD, .lr = 0.1, .nesterov = 1}, "nesterov");
-    refused((tg_optim_opts){.type = TG_OPTIM_SGD, .lr = 0.1, .nesterov = 1, .momentum = 0.9, .dampening = 0.5},
+    refused((tg_optim_opts){ .type = TG_OPTIM_SGD, .lr = 0.1, .nesterov = 1 }, "nesterov");
+    refused((tg_optim_opts){ .type = TG_OPTIM_SGD, .lr = 0.1, .nesterov = 1, .momentum = 0.9, .dampening = 0.5 },
             "nesterov");
 }
 
@@ -558,14 +558,14 @@ Test(optim, other_bad_options_are_refused)
     tg_optim_opts o = TG_ADAM_DEFAULT(0.01);
     o.eps = 0;
     refused(o, "eps");
-    refused((tg_optim_opts){.type = TG_OPTIM_SGD, .lr = 0.1, .weight_decay = -0.1}, "weight_decay");
-    refused((tg_optim_opts){.type = TG_OPTIM_SGD, .lr = 0.1, .momentum = -0.9}, "momentum");
-    refused((tg_optim_opts){.type = (tg_optim_type)7, .lr = 0.1}, "type");
+    refused((tg_optim_opts){ .type = TG_OPTIM_SGD, .lr = 0.1, .weight_decay = -0.1 }, "weight_decay");
+    refused((tg_optim_opts){ .type = TG_OPTIM_SGD, .lr = 0.1, .momentum = -0.9 }, "momentum");
+    refused((tg_optim_opts){ .type = (tg_optim_type)7, .lr = 0.1 }, "type");
 }
 
 Test(optim, a_label_tensor_is_not_a_parameter)
 {
-    tg_tensor *labels = tg_tensor_new(TG_I64, 1, (int64_t[]){3});
+    tg_tensor *labels = tg_tensor_new(TG_I64, 1, (int64_t[]){ 3 });
     tg_optim_opts o = TG_SGD_DEFAULT(0.1);
     cr_assert_null(tg_optimizer_new(&o, 1, &labels));
     cr_assert(strstr(tg_last_error(), "parameter 0"), "%s", tg_last_error());

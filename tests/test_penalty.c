@@ -140,7 +140,7 @@ Test(penalty, full_batch_optimum_equals_scikit_learns)
                       ref->data, ref->penalty, ref->C, bce ? t->objective : (double)objective, ref->objective,
                       relative);
         cr_expect(bce || fabs(t->objective - (double)objective) <= 1e-9 * fabs(ref->objective),
-                      "the objective train reports: %.15g, recomputed %.15Lg", t->objective, objective);
+                  "the objective train reports: %.15g, recomputed %.15Lg", t->objective, objective);
         if (l1) {
             const tg_tensor *w = tg_model_param(t->model, 0);
             for (int64_t k = 0; k < tg_numel(w); k++)
@@ -165,8 +165,8 @@ Test(penalty, block_size_changes_only_rounding)
     tg_training *a = tg_train_config(small, NULL, NULL), *b = tg_train_config(whole, NULL, NULL);
     cr_assert(a && b, "%s", tg_last_error());
     cr_expect_eq(a->solver.iterations, 20);
-    cr_expect(close_enough(a->objective, b->objective, 1e-12 * fabs(b->objective)), "%.17g vs %.17g",
-              a->objective, b->objective);
+    cr_expect(close_enough(a->objective, b->objective, 1e-12 * fabs(b->objective)), "%.17g vs %.17g", a->objective,
+              b->objective);
     for (int i = 0; i < 2; i++) {
         tg_tensor *wa = tg_model_param(a->model, i), *wb = tg_model_param(b->model, i);
         double worst = 0;
@@ -231,16 +231,17 @@ Test(penalty, value_and_gradient_by_hand)
 {
     tg_rng rng;
     tg_rng_seed(&rng, 1);
-    tg_layer_spec layers[] = {{TG_LAYER_LINEAR, 2, 1}, {TG_LAYER_RELU, 0, 0}, {TG_LAYER_LINEAR, 2, 1}};
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 2, 1 }, { TG_LAYER_RELU, 0, 0 }, { TG_LAYER_LINEAR, 2, 1 } };
     tg_model *m = tg_model_new(TG_F64, 2, 3, layers, &rng);
     cr_assert_not_null(m);
-    const double w0[] = {1, -2, 0.5, 0}, w1[] = {-3, 0.25, 1, 2};
+    const double w0[] = { 1, -2, 0.5, 0 }, w1[] = { -3, 0.25, 1, 2 };
     memcpy(tg_data(tg_model_param(m, 0)), w0, sizeof w0);
     memcpy(tg_data(tg_model_param(m, 2)), w1, sizeof w1);
     tg_fill(tg_model_param(m, 1), 7); /* biases: never penalized */
     tg_fill(tg_model_param(m, 3), -7);
     /* |W| = 3.5 + 6.25 = 9.75; |W|^2 / 2 = (1 + 4 + 0.25 + 9 + 0.0625 + 1 + 4) / 2 = 9.65625 */
-    tg_penalty l1 = {TG_PENALTY_L1, 1.0, 0}, l2 = {TG_PENALTY_L2, 1.0, 0}, en = {TG_PENALTY_ELASTICNET, 1.0, 0.25};
+    tg_penalty l1 = { TG_PENALTY_L1, 1.0, 0 }, l2 = { TG_PENALTY_L2, 1.0, 0 },
+               en = { TG_PENALTY_ELASTICNET, 1.0, 0.25 };
     cr_expect_eq(tg_penalty_value(&l1, m), 9.75);
     cr_expect_eq(tg_penalty_value(&l2, m), 9.65625);
     cr_expect_eq(tg_penalty_value(&en, m), 0.25 * 9.75 + 0.75 * 9.65625);
@@ -251,7 +252,7 @@ Test(penalty, value_and_gradient_by_hand)
     }
     cr_expect_null(tg_grad(tg_model_param(m, 1)), "the bias gets no penalty gradient");
     cr_expect_eq(tg_penalty_add_grad(&l1, m, 1.0), -1, "an L1 term has no gradient to add");
-    tg_penalty bad = {TG_PENALTY_L2, 0.0, 0};
+    tg_penalty bad = { TG_PENALTY_L2, 0.0, 0 };
     cr_expect(isnan(tg_penalty_value(&bad, m)));
     tg_model_free(m);
 }
@@ -262,21 +263,21 @@ Test(penalty, config_refusals_name_the_path)
     static const struct {
         const char *loss, *optimizer, *train, *expect;
     } cases[] = {
-        {"\"penalty\": \"l2\", \"C\": 0", "\"type\": \"lbfgs\"", NULL, "loss.C: must be > 0"},
-        {"\"penalty\": \"l2\", \"C\": -1", "\"type\": \"lbfgs\"", NULL, "loss.C: must be > 0"},
-        {"\"penalty\": \"l2\", \"C\": 1e999", "\"type\": \"lbfgs\"", NULL, "loss.C: must be a finite number"},
-        {"\"penalty\": \"elasticnet\", \"l1_ratio\": 1.5", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: must be in"},
-        {"\"penalty\": \"elasticnet\"", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: required"},
-        {"\"penalty\": \"l2\", \"l1_ratio\": 0.5", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: is used only"},
-        {"\"penalty\": \"none\", \"C\": 2", "\"type\": \"lbfgs\"", NULL, "loss.C: has no effect"},
-        {"\"penalty\": \"l1\"", "\"type\": \"sgd\", \"lr\": 0.1", NULL, "loss.penalty: \"l1\" needs optimizer.type"},
-        {"\"penalty\": \"elasticnet\", \"l1_ratio\": 0.5", "\"type\": \"adam\"", NULL,
-         "loss.penalty: \"elasticnet\" needs"},
-        {"\"penalty\": \"l3\"", "\"type\": \"lbfgs\"", NULL, "loss.penalty"},
-        {"\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"history_size\": 0", NULL, "optimizer.history_size"},
-        {"\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"tolerance_grad\": -1", NULL, "optimizer.tolerance_grad"},
-        {"\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"lr\": 1", NULL, "optimizer.lr: unknown key for type"},
-        {"\"penalty\": \"l2\"", "\"type\": \"lbfgs\"", "\"epochs\": 5", "train.epochs: not used by optimizer.type"},
+        { "\"penalty\": \"l2\", \"C\": 0", "\"type\": \"lbfgs\"", NULL, "loss.C: must be > 0" },
+        { "\"penalty\": \"l2\", \"C\": -1", "\"type\": \"lbfgs\"", NULL, "loss.C: must be > 0" },
+        { "\"penalty\": \"l2\", \"C\": 1e999", "\"type\": \"lbfgs\"", NULL, "loss.C: must be a finite number" },
+        { "\"penalty\": \"elasticnet\", \"l1_ratio\": 1.5", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: must be in" },
+        { "\"penalty\": \"elasticnet\"", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: required" },
+        { "\"penalty\": \"l2\", \"l1_ratio\": 0.5", "\"type\": \"lbfgs\"", NULL, "loss.l1_ratio: is used only" },
+        { "\"penalty\": \"none\", \"C\": 2", "\"type\": \"lbfgs\"", NULL, "loss.C: has no effect" },
+        { "\"penalty\": \"l1\"", "\"type\": \"sgd\", \"lr\": 0.1", NULL, "loss.penalty: \"l1\" needs optimizer.type" },
+        { "\"penalty\": \"elasticnet\", \"l1_ratio\": 0.5", "\"type\": \"adam\"", NULL,
+          "loss.penalty: \"elasticnet\" needs" },
+        { "\"penalty\": \"l3\"", "\"type\": \"lbfgs\"", NULL, "loss.penalty" },
+        { "\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"history_size\": 0", NULL, "optimizer.history_size" },
+        { "\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"tolerance_grad\": -1", NULL, "optimizer.tolerance_grad" },
+        { "\"penalty\": \"l2\"", "\"type\": \"lbfgs\", \"lr\": 1", NULL, "optimizer.lr: unknown key for type" },
+        { "\"penalty\": \"l2\"", "\"type\": \"lbfgs\"", "\"epochs\": 5", "train.epochs: not used by optimizer.type" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[1024];

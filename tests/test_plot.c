@@ -58,8 +58,7 @@ static char *train_and_plot(const char *name, size_t *size)
     snprintf(config, sizeof config, "%s/examples/%s.json", TAPEGRAD_SOURCE_DIR, name);
     snprintf(svg, sizeof svg, "%s/curves.svg", dir);
     char command[1024];
-    snprintf(command, sizeof command, "cd '%s' && '%s' train '%%s' --quiet --plot '%%s' >/dev/null", dir,
-             TAPEGRAD_CLI);
+    snprintf(command, sizeof command, "cd '%s' && '%s' train '%%s' --quiet --plot '%%s' >/dev/null", dir, TAPEGRAD_CLI);
     cr_assert_eq(sh(command, config, svg), 0, "training %s failed", name);
     return read_text(svg, size);
 }

@@ -150,7 +150,6 @@ Test(log_softmax, float32_large_logits_stay_finite)
 
 /* ---------------------------------------------------------------- softmax */
 
-
 Test(softmax, known_values_by_hand)
 {
     /* softmax([0, ln 2, ln 3, ln 4]) = [1, 2, 3, 4] / 10 */
@@ -231,8 +230,6 @@ Test(softmax, minus_infinity_is_a_mask)
     tg_tape_free(tape);
     tg_tensor_free(x);
 }
-
-
 
 Test(softmax, errors)
 {
@@ -408,8 +405,6 @@ Test(softmax_jacobian, float32)
 
 /* ------------------------------------------------------------ log_softmax */
 
-
-
 Test(log_softmax, finite_where_log_of_softmax_is_minus_inf)
 {
     /* x = [1e4, -1e4, 0]: lse(x) = 1e4 + log(1 + e^-1e4 + e^-2e4) = 1e4 in double,
@@ -441,7 +436,6 @@ Test(log_softmax, finite_where_log_of_softmax_is_minus_inf)
     tg_tensor_free(x);
     tg_tensor_free(g);
 }
-
 
 /* ------------------------------------------------------------- gradcheck */
 

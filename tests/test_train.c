@@ -30,10 +30,7 @@ static tg_config *load_config(const char *path)
 
 /* A config from text with single quotes (turned into JSON's double quotes);
  * the text may name IRIS_CSV through a %s. */
-static tg_config *parse_config(const char *single_quoted)
-{
-    return config_from_text(single_quoted, IRIS_CSV);
-}
+static tg_config *parse_config(const char *single_quoted) { return config_from_text(single_quoted, IRIS_CSV); }
 
 static tg_training *train(const tg_config *cfg, tg_progress_fn progress, void *ctx)
 {
@@ -111,7 +108,7 @@ Test(train, splits_have_the_configured_sizes_and_config_load_data_repeats_them)
     cr_assert_eq(t->train->rows, 108);
     tg_dataset *tr, *val, *test;
     cr_assert_eq(tg_config_load_data(cfg, &tr, &val, &test), 0, "%s", tg_last_error());
-    const tg_dataset *mine[3] = {t->train, t->validation, t->test}, *again[3] = {tr, val, test};
+    const tg_dataset *mine[3] = { t->train, t->validation, t->test }, *again[3] = { tr, val, test };
     for (int s = 0; s < 3; s++) {
         cr_assert_eq(mine[s]->rows, again[s]->rows);
         cr_assert_eq(memcmp(mine[s]->x, again[s]->x, (size_t)(mine[s]->rows * 4) * sizeof(float)), 0, "split %d", s);
@@ -232,7 +229,7 @@ static void expect_schedule(const char *config, int epochs, const long double *w
     for (int e = 0; e < epochs; e++)
         cr_assert(close_enough(tg_config_lr_at(cfg, e), (double)want[e], 1e-15),
                   "tg_config_lr_at(%d) = %.17g, expected %.17Lg", e, tg_config_lr_at(cfg, e), want[e]);
-    progress_log log = {0};
+    progress_log log = { 0 };
     tg_training *t = train(cfg, log_progress, &log);
     /* 108 training rows in batches of 32: 4 steps, so 3 step calls and one at the epoch's end */
     cr_assert_eq(log.steps_per_epoch, 4);
@@ -250,7 +247,7 @@ static void expect_schedule(const char *config, int epochs, const long double *w
 Test(train, step_schedule_halves_the_lr_every_three_epochs)
 {
     /* StepLR: lr gamma^floor(e / step_size) */
-    const long double want[7] = {0.1L, 0.1L, 0.1L, 0.05L, 0.05L, 0.05L, 0.025L};
+    const long double want[7] = { 0.1L, 0.1L, 0.1L, 0.05L, 0.05L, 0.05L, 0.025L };
     expect_schedule("{'data': {'train': '%s'}, 'model': {'layers': [{'type': 'linear', 'out': 3}]},"
                     " 'optimizer': {'type': 'sgd', 'lr': 0.1},"
                     " 'train': {'epochs': 7, 'batch_size': 32,"
@@ -262,8 +259,8 @@ Test(train, cosine_schedule_follows_cosine_annealing)
 {
     /* CosineAnnealingLR, T_max 6: 0.01 + 0.09 (1 + cos(pi e / 6)) / 2, with cos(pi/6) = sqrt(3)/2 */
     const long double h = sqrtl(3.0L) / 2;
-    const long double want[6] = {0.1L,   0.01L + 0.045L * (1 + h), 0.01L + 0.045L * 1.5L,
-                                 0.055L, 0.01L + 0.045L * 0.5L,    0.01L + 0.045L * (1 - h)};
+    const long double want[6] = { 0.1L,   0.01L + 0.045L * (1 + h), 0.01L + 0.045L * 1.5L,
+                                  0.055L, 0.01L + 0.045L * 0.5L,    0.01L + 0.045L * (1 - h) };
     expect_schedule("{'data': {'train': '%s'}, 'model': {'layers': [{'type': 'linear', 'out': 3}]},"
                     " 'optimizer': {'type': 'adam', 'lr': 0.1},"
                     " 'train': {'epochs': 6, 'batch_size': 32, 'lr_schedule': {'type': 'cosine', 'min_lr': 0.01}}}",
@@ -272,7 +269,7 @@ Test(train, cosine_schedule_follows_cosine_annealing)
 
 Test(train, constant_schedule_keeps_the_lr)
 {
-    const long double want[3] = {0.05L, 0.05L, 0.05L};
+    const long double want[3] = { 0.05L, 0.05L, 0.05L };
     expect_schedule("{'data': {'train': '%s'}, 'model': {'layers': [{'type': 'linear', 'out': 3}]},"
                     " 'optimizer': {'type': 'sgd', 'lr': 0.05}, 'train': {'epochs': 3, 'batch_size': 32}}",
                     3, want);
@@ -304,7 +301,7 @@ Test(train, a_diverging_run_fails_naming_the_epoch)
 Test(train, a_callback_returning_non_zero_mid_epoch_stops_training)
 {
     tg_config *cfg = parse_config(IRIS_LOGISTIC);
-    progress_log log = {.stop_at_call = 3}; /* the third step of the first epoch */
+    progress_log log = { .stop_at_call = 3 }; /* the third step of the first epoch */
     tg_training *t = train(cfg, log_progress, &log);
     cr_assert_eq(log.calls, 3, "called %d times after asking to stop", log.calls);
     /* the partial epoch is not counted: it ends (validation, curves) when the run is resumed */
@@ -320,7 +317,7 @@ Test(train, a_callback_returning_non_zero_mid_epoch_stops_training)
 Test(train, a_callback_returning_non_zero_at_an_epochs_end_stops_training)
 {
     tg_config *cfg = parse_config(IRIS_LOGISTIC);
-    progress_log log = {.stop_at_call = 8}; /* the end of epoch 2 (4 calls per epoch) */
+    progress_log log = { .stop_at_call = 8 }; /* the end of epoch 2 (4 calls per epoch) */
     tg_training *t = train(cfg, log_progress, &log);
     cr_assert_eq(log.calls, 8);
     cr_assert_eq(t->epochs_run, 2);
@@ -366,7 +363,7 @@ Test(train, evaluation_adds_up_and_agrees_with_prediction)
     double *probs = malloc(150 * 3 * sizeof *probs);
     cr_assert_eq(tg_predict(t->model, ds, probs), 0, "%s", tg_last_error());
 
-    int64_t total = 0, trace = 0, row_sum[3] = {0}, truth[3] = {0}, predicted[3] = {0}, column_sum[3] = {0};
+    int64_t total = 0, trace = 0, row_sum[3] = { 0 }, truth[3] = { 0 }, predicted[3] = { 0 }, column_sum[3] = { 0 };
     long double nll = 0;
     for (int64_t r = 0; r < 150; r++) {
         long double sum = 0;

@@ -22,8 +22,12 @@ static int fail(const char *what)
 static int write_model(const char *dir, tg_dtype dtype, const char *name, int binary)
 {
     enum { INPUTS = 6, ROWS = 50 };
-    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 12, 1 }, { TG_LAYER_RELU, 0, 0 },  { TG_LAYER_LINEAR, 9, 0 },
-                               { TG_LAYER_TANH, 0, 0 },    { TG_LAYER_LINEAR, 7, 1 }, { TG_LAYER_SIGMOID, 0, 0 },
+    tg_layer_spec layers[] = { { TG_LAYER_LINEAR, 12, 1 },
+                               { TG_LAYER_RELU, 0, 0 },
+                               { TG_LAYER_LINEAR, 9, 0 },
+                               { TG_LAYER_TANH, 0, 0 },
+                               { TG_LAYER_LINEAR, 7, 1 },
+                               { TG_LAYER_SIGMOID, 0, 0 },
                                { TG_LAYER_LINEAR, binary ? 1 : 4, 1 } };
     char *labels[] = { "cat", "dog", "crème brûlée", "a,b" };
     int64_t classes = binary ? 2 : 4, outs = binary ? 1 : 4;

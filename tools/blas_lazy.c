@@ -55,8 +55,10 @@ static void load(void)
     }
     if (!blas.sgemm || !blas.dgemm) {
         const char *why = lib ? "cblas_sgemm or cblas_dgemm is missing" : dlerror();
-        fprintf(stderr, "tapegrad: warning: OpenBLAS could not be loaded (%s); matrix products use the built-in "
-                        "loop, slower\n", why ? why : "unknown reason");
+        fprintf(stderr,
+                "tapegrad: warning: OpenBLAS could not be loaded (%s); matrix products use the built-in "
+                "loop, slower\n",
+                why ? why : "unknown reason");
         blas.sgemm = NULL;
         blas.dgemm = NULL;
         blas.set_threads = NULL;
@@ -64,33 +66,33 @@ static void load(void)
 }
 
 /* C = alpha op(A) op(B) + beta C, row-major; column-major is the same product transposed. */
-#define PLAIN_GEMM(T, order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)                                  \
-    do {                                                                                                         \
-        if ((order) == CblasColMajor) {                                                                          \
-            plain_##T(CblasRowMajor, tb, ta, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);                      \
-            return;                                                                                              \
-        }                                                                                                        \
-        for (blasint i = 0; i < (m); i++)                                                                        \
-            for (blasint j = 0; j < (n); j++) {                                                                  \
-                T sum = 0;                                                                                       \
-                for (blasint p = 0; p < (k); p++)                                                                \
-                    sum += ((ta) == CblasNoTrans ? (a)[i * (lda) + p] : (a)[p * (lda) + i]) *                    \
-                           ((tb) == CblasNoTrans ? (b)[p * (ldb) + j] : (b)[j * (ldb) + p]);                     \
-                T *out = &(c)[i * (ldc) + j];                                                                    \
-                *out = (alpha) * sum + ((beta) == 0 ? 0 : (beta) * *out);                                        \
-            }                                                                                                    \
+#define PLAIN_GEMM(T, order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)                                     \
+    do {                                                                                                               \
+        if ((order) == CblasColMajor) {                                                                                \
+            plain_##T(CblasRowMajor, tb, ta, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);                            \
+            return;                                                                                                    \
+        }                                                                                                              \
+        for (blasint i = 0; i < (m); i++)                                                                              \
+            for (blasint j = 0; j < (n); j++) {                                                                        \
+                T sum = 0;                                                                                             \
+                for (blasint p = 0; p < (k); p++)                                                                      \
+                    sum += ((ta) == CblasNoTrans ? (a)[i * (lda) + p] : (a)[p * (lda) + i]) *                          \
+                           ((tb) == CblasNoTrans ? (b)[p * (ldb) + j] : (b)[j * (ldb) + p]);                           \
+                T *out = &(c)[i * (ldc) + j];                                                                          \
+                *out = (alpha)*sum + ((beta) == 0 ? 0 : (beta) * *out);                                                \
+            }                                                                                                          \
     } while (0)
 
-static void plain_float(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, blasint m,
-                        blasint n, blasint k, float alpha, const float *a, blasint lda, const float *b, blasint ldb,
-                        float beta, float *c, blasint ldc)
+static void plain_float(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, blasint m, blasint n,
+                        blasint k, float alpha, const float *a, blasint lda, const float *b, blasint ldb, float beta,
+                        float *c, blasint ldc)
 {
     PLAIN_GEMM(float, order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-static void plain_double(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, blasint m,
-                         blasint n, blasint k, double alpha, const double *a, blasint lda, const double *b,
-                         blasint ldb, double beta, double *c, blasint ldc)
+static void plain_double(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, blasint m, blasint n,
+                         blasint k, double alpha, const double *a, blasint lda, const double *b, blasint ldb,
+                         double beta, double *c, blasint ldc)
 {
     PLAIN_GEMM(double, order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

@@ -66,7 +66,7 @@ static int write_eval_plot(const char *path, const tg_model *m, const tg_dataset
                            int64_t positive)
 {
     int64_t c = tg_model_classes(m);
-    char (*bufs)[32] = malloc((size_t)c * sizeof *bufs);
+    char(*bufs)[32] = malloc((size_t)c * sizeof *bufs);
     const char **names = malloc((size_t)c * sizeof *names);
     const char *why = "out of memory";
     int rc = 1;
@@ -126,8 +126,8 @@ int cmd_eval(int argc, char **argv)
                 cJSON_AddStringToObject(root, "plot", o.plot);
             print_json(root);
         } else {
-            printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)ev.correct,
-                   (long long)ev.rows, ev.loss);
+            printf("accuracy %.4f (%lld of %lld)  loss %.4f\n", ev.accuracy, (long long)ev.correct, (long long)ev.rows,
+                   ev.loss);
             print_report(stdout, m, &ev, isatty(fileno(stdout)));
             if (scored)
                 print_metrics(stdout, m, &mt);

@@ -20,28 +20,96 @@ typedef struct {
 
 static tg_tensor *in0(tg_tensor *const *in) { return in[0]; }
 
-static tg_tensor *f_add(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_add(t, in0(in), in[1]); }
-static tg_tensor *f_sub(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_sub(t, in0(in), in[1]); }
-static tg_tensor *f_mul(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_mul(t, in0(in), in[1]); }
-static tg_tensor *f_div(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_div(t, in0(in), in[1]); }
-static tg_tensor *f_neg(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_neg(t, in0(in)); }
-static tg_tensor *f_exp(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_exp(t, in0(in)); }
-static tg_tensor *f_log(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_log(t, in0(in)); }
-static tg_tensor *f_relu(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_relu(t, in0(in)); }
-static tg_tensor *f_sigmoid(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_sigmoid(t, in0(in)); }
-static tg_tensor *f_tanh(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_tanh(t, in0(in)); }
-static tg_tensor *f_matmul(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_matmul(t, in0(in), in[1]); }
-static tg_tensor *f_linear(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_linear(t, in0(in), in[1], in[2]); }
-static tg_tensor *f_sum(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_sum(t, in0(in), 1); }
-static tg_tensor *f_mean(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_mean(t, in0(in), -1); }
+static tg_tensor *f_add(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_add(t, in0(in), in[1]);
+}
+static tg_tensor *f_sub(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_sub(t, in0(in), in[1]);
+}
+static tg_tensor *f_mul(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_mul(t, in0(in), in[1]);
+}
+static tg_tensor *f_div(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_div(t, in0(in), in[1]);
+}
+static tg_tensor *f_neg(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_neg(t, in0(in));
+}
+static tg_tensor *f_exp(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_exp(t, in0(in));
+}
+static tg_tensor *f_log(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_log(t, in0(in));
+}
+static tg_tensor *f_relu(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_relu(t, in0(in));
+}
+static tg_tensor *f_sigmoid(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_sigmoid(t, in0(in));
+}
+static tg_tensor *f_tanh(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_tanh(t, in0(in));
+}
+static tg_tensor *f_matmul(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_matmul(t, in0(in), in[1]);
+}
+static tg_tensor *f_linear(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_linear(t, in0(in), in[1], in[2]);
+}
+static tg_tensor *f_sum(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_sum(t, in0(in), 1);
+}
+static tg_tensor *f_mean(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_mean(t, in0(in), -1);
+}
 static tg_tensor *f_reshape(tg_tape *t, tg_tensor *const *in, void *c)
 {
     (void)c;
     return tg_reshape(t, in0(in), 2, (int64_t[]){ -1, 2 });
 }
-static tg_tensor *f_transpose(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_transpose(t, in0(in), 0, 2); }
-static tg_tensor *f_softmax(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_softmax(t, in0(in), 1); }
-static tg_tensor *f_log_softmax(tg_tape *t, tg_tensor *const *in, void *c) { (void)c; return tg_log_softmax(t, in0(in), -1); }
+static tg_tensor *f_transpose(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_transpose(t, in0(in), 0, 2);
+}
+static tg_tensor *f_softmax(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_softmax(t, in0(in), 1);
+}
+static tg_tensor *f_log_softmax(tg_tape *t, tg_tensor *const *in, void *c)
+{
+    (void)c;
+    return tg_log_softmax(t, in0(in), -1);
+}
 static tg_tensor *f_cross_entropy(tg_tape *t, tg_tensor *const *in, void *c)
 {
     (void)c;
@@ -283,7 +351,8 @@ static int fill_rows(model_check *c)
             tg_set(c->target, r, (double)train->y[r]);
     }
     if (c->cfg->loss.class_weights &&
-        !(c->weight = tg_tensor_from(TG_F64, 1, (int64_t[]){ c->cfg->loss.n_class_weights }, c->cfg->loss.class_weights)))
+        !(c->weight =
+              tg_tensor_from(TG_F64, 1, (int64_t[]){ c->cfg->loss.n_class_weights }, c->cfg->loss.class_weights)))
         return -1;
     return 0;
 }
@@ -301,8 +370,9 @@ static int check_param(const model_check *c, int i, int64_t *picked, check_row *
     for (int64_t j = 0; j < k; j++)
         tg_set(values, j, tg_get(param, picked[j]));
     tg_set_requires_grad(values, 1);
-    model_ctx ctx = { c->model, i, picked, c->x, c->y, c->weight, c->cfg->loss.label_smoothing, c->target,
-                      c->pos_weight };
+    model_ctx ctx = {
+        c->model, i, picked, c->x, c->y, c->weight, c->cfg->loss.label_smoothing, c->target, c->pos_weight
+    };
     row->name = tg_model_param_name(c->model, i);
     row->elements = total;
     row->status = tg_gradcheck(model_loss, 1, &values, &ctx, NULL, &row->report);

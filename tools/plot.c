@@ -188,8 +188,7 @@ static void draw_curve(FILE *f, const grid *g, const curve *c, int n)
     for (int e = 0; e < n; e++)
         if (isfinite(c->values[e]))
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", x_of(e + 1, n),
-                    y_at(c->accuracy ? accuracy_fraction(g, c->values[e]) : loss_fraction(g, c->values[e])),
-                    c->colour);
+                    y_at(c->accuracy ? accuracy_fraction(g, c->values[e]) : loss_fraction(g, c->values[e])), c->colour);
 }
 
 static bool any_finite(const double *values, int n)
@@ -207,8 +206,8 @@ static void draw_grid(FILE *f, const grid *g, bool accuracy)
     for (int k = 0; k <= g->rows; k++) {
         double y = y_at((double)k / g->rows);
         if (k > 0 && k < g->rows)
-            fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", LEFT, y,
-                    LEFT + plot_w, y);
+            fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", LEFT, y, LEFT + plot_w,
+                    y);
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#444\"/>\n", LEFT - 5, y, LEFT, y);
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", LEFT - 8, y + 4,
                 g->lo * pow(g->ratio, k));

@@ -9,18 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *usage_predict =
-    "usage: tapegrad predict MODEL.safetensors DATA.csv [--proba]\n"
-    "\n"
-    "Writes 'label,probability' for each row of DATA.csv to stdout, as CSV with a\n"
-    "header. DATA.csv holds the model's feature columns, with or without a label\n"
-    "column after them (a label column is ignored).\n"
-    "\n"
-    "  --proba       every class's probability instead, one column per class named\n"
-    "                by its label (scikit-learn's predict_proba); a two-class model\n"
-    "                prints P(positive) alone, the positive class being the label\n"
-    "                that sorts second\n"
-    "  --threads N   threads for the library and BLAS\n";
+static const char *usage_predict = "usage: tapegrad predict MODEL.safetensors DATA.csv [--proba]\n"
+                                   "\n"
+                                   "Writes 'label,probability' for each row of DATA.csv to stdout, as CSV with a\n"
+                                   "header. DATA.csv holds the model's feature columns, with or without a label\n"
+                                   "column after them (a label column is ignored).\n"
+                                   "\n"
+                                   "  --proba       every class's probability instead, one column per class named\n"
+                                   "                by its label (scikit-learn's predict_proba); a two-class model\n"
+                                   "                prints P(positive) alone, the positive class being the label\n"
+                                   "                that sorts second\n"
+                                   "  --threads N   threads for the library and BLAS\n";
 
 static void put_csv_field(const char *text)
 {

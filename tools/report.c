@@ -24,8 +24,9 @@ static int label_width(const tg_model *m, int64_t classes)
 /* A blue background whose depth follows the cell's share of its row. */
 static const char *shade(double share)
 {
-    static const char *codes[] = { "", "\033[48;5;195m", "\033[48;5;153m", "\033[48;5;111m", "\033[48;5;69m",
-                                   "\033[48;5;27m\033[97m" };
+    static const char *codes[] = {
+        "", "\033[48;5;195m", "\033[48;5;153m", "\033[48;5;111m", "\033[48;5;69m", "\033[48;5;27m\033[97m"
+    };
     if (!(share > 0))
         return codes[0];
     int level = 1 + (int)(share * 4.999);
@@ -45,10 +46,9 @@ static class_stats stats_of(const tg_eval *ev, int64_t k)
         predicted += ev->confusion[j * c + k];
         actual += ev->confusion[k * c + j];
     }
-    return (class_stats){ predicted ? (double)hit / (double)predicted : 0.0, actual ? (double)hit / (double)actual : 0.0,
-                          actual };
+    return (class_stats){ predicted ? (double)hit / (double)predicted : 0.0,
+                          actual ? (double)hit / (double)actual : 0.0, actual };
 }
-
 
 void print_report(FILE *f, const tg_model *m, const tg_eval *ev, bool colour)
 {
@@ -98,8 +98,7 @@ void print_metrics(FILE *f, const tg_model *m, const tg_metrics *mt)
         fprintf(f, "ROC-AUC %.4f  average precision %.4f  (positive class %s)\n", mt->roc_auc, mt->average_precision,
                 label_of(m, mt->positive, buf, sizeof buf));
     else
-        fprintf(f, "ROC-AUC %.4f  average precision %.4f  (one-vs-rest, macro)\n", mt->roc_auc,
-                mt->average_precision);
+        fprintf(f, "ROC-AUC %.4f  average precision %.4f  (one-vs-rest, macro)\n", mt->roc_auc, mt->average_precision);
 }
 
 static void add_averages(cJSON *o, const char *name, double precision, double recall, double f1)

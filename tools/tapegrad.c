@@ -7,24 +7,23 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *usage_main =
-    "usage: tapegrad <command> [options]\n"
-    "\n"
-    "Train, evaluate and check small classifiers described by JSON configs.\n"
-    "\n"
-    "commands:\n"
-    "  train CONFIG.json       train a model, print test results, save it\n"
-    "  eval MODEL DATA         accuracy, loss and confusion matrix of a saved model\n"
-    "                          (DATA: a CSV, or a config for its test set)\n"
-    "  predict MODEL DATA.csv  one predicted label and its probability per row (CSV);\n"
-    "                          --proba: every class's probability\n"
-    "  cv CONFIG.json --folds K  stratified K-fold cross-validation over a --grid of\n"
-    "                          config values; --out refits the best and saves it\n"
-    "  gradcheck [CONFIG.json] check analytic gradients against finite differences\n"
-    "\n"
-    "Run 'tapegrad <command> --help' for a command's options. Every command takes\n"
-    "--threads N (default: TAPEGRAD_NUM_THREADS, else the number of cores).\n"
-    "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
+static const char *usage_main = "usage: tapegrad <command> [options]\n"
+                                "\n"
+                                "Train, evaluate and check small classifiers described by JSON configs.\n"
+                                "\n"
+                                "commands:\n"
+                                "  train CONFIG.json       train a model, print test results, save it\n"
+                                "  eval MODEL DATA         accuracy, loss and confusion matrix of a saved model\n"
+                                "                          (DATA: a CSV, or a config for its test set)\n"
+                                "  predict MODEL DATA.csv  one predicted label and its probability per row (CSV);\n"
+                                "                          --proba: every class's probability\n"
+                                "  cv CONFIG.json --folds K  stratified K-fold cross-validation over a --grid of\n"
+                                "                          config values; --out refits the best and saves it\n"
+                                "  gradcheck [CONFIG.json] check analytic gradients against finite differences\n"
+                                "\n"
+                                "Run 'tapegrad <command> --help' for a command's options. Every command takes\n"
+                                "--threads N (default: TAPEGRAD_NUM_THREADS, else the number of cores).\n"
+                                "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
 
 int main(int argc, char **argv)
 {

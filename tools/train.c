@@ -5,14 +5,14 @@
 #include "cli.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
-#include <limits.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -205,8 +205,10 @@ static void divergence_hint(const tg_config *cfg, const tg_training *t, char *hi
 {
     int n = snprintf(hint, size, "lower optimizer.lr (now %g) or set train.clip_grad_norm", cfg->optimizer.lr);
     if (t->input_scale >= TG_LARGE_INPUT && n > 0 && (size_t)n < size)
-        snprintf(hint + n, size - (size_t)n, "; the inputs are not standardized and reach |x| = %.3g: set "
-                 "data.standardize to true", t->input_scale);
+        snprintf(hint + n, size - (size_t)n,
+                 "; the inputs are not standardized and reach |x| = %.3g: set "
+                 "data.standardize to true",
+                 t->input_scale);
 }
 
 /* The accuracy of always predicting ds's most common class (chance, for an accuracy). */
@@ -237,19 +239,26 @@ static int divergence_warnings(const tg_config *cfg, const tg_training *t, const
         lowest = t->train_loss[e] < lowest ? t->train_loss[e] : lowest;
     double final = t->train_loss[last];
     if (final > DIVERGED_RATIO * lowest && last > 0)
-        snprintf(warnings[n++], 512, "training diverged: the last epoch's train loss %.3g is %.0f times the lowest "
-                 "(%.3g); %s", final, final / lowest, lowest, hint);
+        snprintf(warnings[n++], 512,
+                 "training diverged: the last epoch's train loss %.3g is %.0f times the lowest "
+                 "(%.3g); %s",
+                 final, final / lowest, lowest, hint);
     else if (final > DIVERGED_UNIFORM * uniform)
-        snprintf(warnings[n++], 512, "training diverged: the last epoch's train loss %.3g is over %g times that of "
-                 "a uniform guess (log %lld = %.3g); %s", final, DIVERGED_UNIFORM, (long long)t->train->classes,
-                 uniform, hint);
+        snprintf(warnings[n++], 512,
+                 "training diverged: the last epoch's train loss %.3g is over %g times that of "
+                 "a uniform guess (log %lld = %.3g); %s",
+                 final, DIVERGED_UNIFORM, (long long)t->train->classes, uniform, hint);
     double test_chance = majority_rate(t->test), val_chance = majority_rate(t->validation);
     if (test->accuracy <= test_chance)
-        snprintf(warnings[n++], 512, "the test accuracy %.4f is no better than chance (always predicting the most "
-                 "common class scores %.4f): the model learned nothing useful; %s", test->accuracy, test_chance, hint);
+        snprintf(warnings[n++], 512,
+                 "the test accuracy %.4f is no better than chance (always predicting the most "
+                 "common class scores %.4f): the model learned nothing useful; %s",
+                 test->accuracy, test_chance, hint);
     else if (!isnan(t->val_accuracy[last]) && t->val_accuracy[last] <= val_chance)
-        snprintf(warnings[n++], 512, "the last validation accuracy %.4f is no better than chance (always predicting "
-                 "the most common class scores %.4f); %s", t->val_accuracy[last], val_chance, hint);
+        snprintf(warnings[n++], 512,
+                 "the last validation accuracy %.4f is no better than chance (always predicting "
+                 "the most common class scores %.4f); %s",
+                 t->val_accuracy[last], val_chance, hint);
     return n;
 }
 
@@ -267,9 +276,10 @@ static int report_interrupted(const options *o, const tg_training *t, const char
     else
         snprintf(where, sizeof where, "after epoch %d", t->epochs_run);
     char line[2048];
-    snprintf(line, sizeof line, "%s: interrupted by %s %s: saved a training checkpoint to %s (continue with: "
-             "tapegrad train %s --resume %s --out %s)\n", command, signal_name(sig), where, out, o->positional[0], out,
-             out);
+    snprintf(line, sizeof line,
+             "%s: interrupted by %s %s: saved a training checkpoint to %s (continue with: "
+             "tapegrad train %s --resume %s --out %s)\n",
+             command, signal_name(sig), where, out, o->positional[0], out, out);
     begin_save();
     int saved = tg_training_save(t, out);
     end_save(saved == 0 ? line : NULL);
@@ -312,9 +322,10 @@ static void print_train_json(const options *o, const tg_training *t, const tg_ev
         cJSON *solver = cJSON_AddObjectToObject(root, "solver");
         cJSON_AddStringToObject(solver, "type", "lbfgs");
         cJSON_AddStringToObject(solver, "status", tg_lbfgs_status_text(t->solver.status));
-        cJSON_AddBoolToObject(solver, "converged", t->solver.status == TG_LBFGS_CONVERGED_GRAD ||
-                                                       t->solver.status == TG_LBFGS_CONVERGED_CHANGE ||
-                                                       t->solver.status == TG_LBFGS_CONVERGED_ROUNDING);
+        cJSON_AddBoolToObject(solver, "converged",
+                              t->solver.status == TG_LBFGS_CONVERGED_GRAD ||
+                                  t->solver.status == TG_LBFGS_CONVERGED_CHANGE ||
+                                  t->solver.status == TG_LBFGS_CONVERGED_ROUNDING);
         cJSON_AddNumberToObject(solver, "iterations", t->solver.iterations);
         cJSON_AddNumberToObject(solver, "evaluations", t->solver.evaluations);
         cJSON_AddNumberToObject(solver, "objective", t->objective);
@@ -404,7 +415,10 @@ int cmd_train(int argc, char **argv)
     train_progress tp = { .ps = { .quiet = o.quiet, .out = o.json ? stderr : stdout }, .model_path = out };
     progress_state *ps = &tp.ps;
     ps->live = isatty(fileno(ps->out));
-    tg_train_opts opts = { .progress = on_train_progress, .ctx = &tp, .resume = o.resume, .checkpoint_every = every,
+    tg_train_opts opts = { .progress = on_train_progress,
+                           .ctx = &tp,
+                           .resume = o.resume,
+                           .checkpoint_every = every,
                            .checkpoint = save_checkpoint };
     catch_signals();
     tg_training *t = tg_train_config_opts(cfg, &opts);
@@ -421,8 +435,7 @@ int cmd_train(int argc, char **argv)
         if (ps->live && !ps->quiet)
             fputs("\r\033[K", ps->out), fflush(ps->out); /* the message does not land on the live bar's line */
         rc = report_interrupted(&o, t, out);
-    }
-    else
+    } else
         rc = report_finished(&o, cfg, t, out);
     if (rc == 0 && stop_signal) /* the signal came after the last step: the run is complete, and says so */
         rc = 128 + stop_signal;

@@ -111,8 +111,12 @@ static int numeric_pass(tg_fn fn, tg_tape *tape, tg_tensor *const *inputs, int i
             r->passed = 0;
         if (r->worst_input < 0 || score > *worst_score) {
             *worst_score = score;
-            *r = (tg_gradcheck_report){ .passed = r->passed, .checked = r->checked, .worst_input = i,
-                                        .worst_index = j, .analytic = analytic, .numeric = numeric,
+            *r = (tg_gradcheck_report){ .passed = r->passed,
+                                        .checked = r->checked,
+                                        .worst_input = i,
+                                        .worst_index = j,
+                                        .analytic = analytic,
+                                        .numeric = numeric,
                                         .abs_err = abs_err };
         }
         r->checked++;

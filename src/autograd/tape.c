@@ -150,7 +150,6 @@ static void *arena_alloc(arena *a, size_t bytes)
 
 void *tg_tape_alloc(tg_tape *tape, size_t bytes) { return arena_alloc(&tape->data, bytes); }
 
-
 /* The op whose inputs were checked last on this thread: the tape's messages (a shape too large, out
  * of memory) name it. Ops pass string literals, custom ops the name the tape keeps anyway. */
 static _Thread_local const char *current_op;

@@ -42,15 +42,15 @@ uint64_t tg_physical_memory(void);
 /* ---- dtypes ---- */
 
 /* Runs the statements once with T typedef'd to the element type of a float dtype. */
-#define TG_FLOAT_DISPATCH(dtype, T, ...)                                                                           \
-    do {                                                                                                         \
-        if ((dtype) == TG_F32) {                                                                                 \
-            typedef float T;                                                                                     \
-            __VA_ARGS__                                                                                          \
-        } else {                                                                                                 \
-            typedef double T;                                                                                    \
-            __VA_ARGS__                                                                                          \
-        }                                                                                                        \
+#define TG_FLOAT_DISPATCH(dtype, T, ...)                                                                               \
+    do {                                                                                                               \
+        if ((dtype) == TG_F32) {                                                                                       \
+            typedef float T;                                                                                           \
+            __VA_ARGS__                                                                                                \
+        } else {                                                                                                       \
+            typedef double T;                                                                                          \
+            __VA_ARGS__                                                                                                \
+        }                                                                                                              \
     } while (0)
 
 /* ---- threads (src/core/threads.c) ---- */
@@ -62,23 +62,23 @@ int tg_threads_for(int64_t work);
 /* for (int64_t I = 0; I < N; I++) BODY, split over `threads` threads when there are several. One
  * thread runs a plain loop: entering an OpenMP region costs a team set-up (a malloc) even for one. */
 #ifdef _OPENMP
-#define TG_FOR_ROWS(threads, I, N, ...)                                                                             \
-    do {                                                                                                         \
-        if ((threads) > 1) {                                                                                     \
-            TG_PRAGMA(omp parallel for num_threads(threads) schedule(static))                                    \
-            for (int64_t I = 0; I < (N); I++)                                                                    \
-                __VA_ARGS__                                                                                      \
-        } else {                                                                                                 \
-            for (int64_t I = 0; I < (N); I++)                                                                    \
-                __VA_ARGS__                                                                                      \
-        }                                                                                                        \
+#define TG_FOR_ROWS(threads, I, N, ...)                                                                                \
+    do {                                                                                                               \
+        if ((threads) > 1) {                                                                                           \
+            TG_PRAGMA(omp parallel for num_threads(threads) schedule(static))                                          \
+            for (int64_t I = 0; I < (N); I++)                                                                          \
+                __VA_ARGS__                                                                                            \
+        } else {                                                                                                       \
+            for (int64_t I = 0; I < (N); I++)                                                                          \
+                __VA_ARGS__                                                                                            \
+        }                                                                                                              \
     } while (0)
 #else
-#define TG_FOR_ROWS(threads, I, N, ...)                                                                             \
-    do {                                                                                                         \
-        (void)(threads);                                                                                         \
-        for (int64_t I = 0; I < (N); I++)                                                                        \
-            __VA_ARGS__                                                                                          \
+#define TG_FOR_ROWS(threads, I, N, ...)                                                                                \
+    do {                                                                                                               \
+        (void)(threads);                                                                                               \
+        for (int64_t I = 0; I < (N); I++)                                                                              \
+            __VA_ARGS__                                                                                                \
     } while (0)
 #endif
 

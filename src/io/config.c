@@ -37,7 +37,7 @@ static int parse_columns(const parser *p, const cJSON *list, tg_config *cfg)
     char path[PATH_LEN], seen[64];
     if (!cJSON_IsArray(list))
         return tg_cfg_fail(p, "data.columns", "expected an array of column indices, got %s",
-                    tg_cfg_describe(list, seen, sizeof seen));
+                           tg_cfg_describe(list, seen, sizeof seen));
     int n = cJSON_GetArraySize(list);
     if (n == 0)
         return tg_cfg_fail(p, "data.columns", "must list at least one feature column");
@@ -76,10 +76,13 @@ static int parse_columns(const parser *p, const cJSON *list, tg_config *cfg)
 static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
 {
     static const char *const formats[] = { "csv", "idx", NULL };
-    static const char *const csv_keys[] = { "format", "train", "test", "test_split", "validation_split", "header",
-                                            "label_column", "label", "columns", "standardize", "shuffle_seed", NULL };
-    static const char *const idx_keys[] = { "format", "train", "train_labels", "test", "test_labels", "test_split",
-                                            "validation_split", "standardize", "scale", "shuffle_seed", NULL };
+    static const char *const csv_keys[] = { "format",           "train",       "test",         "test_split",
+                                            "validation_split", "header",      "label_column", "label",
+                                            "columns",          "standardize", "shuffle_seed", NULL };
+    static const char *const idx_keys[] = {
+        "format",           "train",       "train_labels", "test",         "test_labels", "test_split",
+        "validation_split", "standardize", "scale",        "shuffle_seed", NULL
+    };
     char seen[64];
     section s;
     int format = 0;
@@ -92,12 +95,14 @@ static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
         return -1;
     if (!(cfg->data.format = tg_strdup(formats[format])))
         return -1;
-    if (tg_cfg_required(p, s, "train") || tg_cfg_get_path(p, s, "train", &cfg->data.train) || tg_cfg_get_path(p, s, "test", &cfg->data.test))
+    if (tg_cfg_required(p, s, "train") || tg_cfg_get_path(p, s, "train", &cfg->data.train) ||
+        tg_cfg_get_path(p, s, "test", &cfg->data.test))
         return -1;
     if (idx) {
         if (tg_cfg_required(p, s, "train_labels") || tg_cfg_get_path(p, s, "train_labels", &cfg->data.train_labels))
             return -1;
-        if (cfg->data.test && (tg_cfg_required(p, s, "test_labels") || tg_cfg_get_path(p, s, "test_labels", &cfg->data.test_labels)))
+        if (cfg->data.test &&
+            (tg_cfg_required(p, s, "test_labels") || tg_cfg_get_path(p, s, "test_labels", &cfg->data.test_labels)))
             return -1;
         if (!cfg->data.test && tg_cfg_member(s, "test_labels"))
             return tg_cfg_fail(p, "data.test_labels", "given without data.test (the test images)");
@@ -115,18 +120,20 @@ static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
     cfg->data.scale = 1.0 / 255.0;
     cfg->data.header = -1;
     cfg->data.label_column = -1;
-    if (tg_cfg_get_bool(p, s, "standardize", &cfg->data.standardize) || tg_cfg_get_number(p, s, "scale", ABOVE_0, &cfg->data.scale))
+    if (tg_cfg_get_bool(p, s, "standardize", &cfg->data.standardize) ||
+        tg_cfg_get_number(p, s, "scale", ABOVE_0, &cfg->data.scale))
         return -1;
     const cJSON *header = tg_cfg_member(s, "header");
     if (header && cJSON_IsBool(header))
         cfg->data.header = cJSON_IsTrue(header) ? 1 : 0;
     else if (header && !(cJSON_IsString(header) && strcmp(header->valuestring, "auto") == 0))
-        return tg_cfg_fail(p, "data.header", "expected true, false or \"auto\", got %s", tg_cfg_describe(header, seen, sizeof seen));
+        return tg_cfg_fail(p, "data.header", "expected true, false or \"auto\", got %s",
+                           tg_cfg_describe(header, seen, sizeof seen));
 
     const cJSON *label_column = tg_cfg_member(s, "label_column");
     if (label_column && cJSON_IsString(label_column))
         return tg_cfg_fail(p, "data.label_column", "expected an integer, got %s; name a column with data.label instead",
-                    tg_cfg_describe(label_column, seen, sizeof seen));
+                           tg_cfg_describe(label_column, seen, sizeof seen));
     if (tg_cfg_get_integer(p, s, "label_column", -MAX_EXACT, MAX_EXACT, &cfg->data.label_column))
         return -1;
     const char *label = NULL;
@@ -151,7 +158,8 @@ static int parse_layer(const parser *p, const cJSON *item, int index, tg_layer_s
     section s;
     int type = 0, bias = 1;
     snprintf(path, sizeof path, "model.layers[%d]", index);
-    if (tg_cfg_as_section(p, item, path, &s) || tg_cfg_required(p, s, "type") || tg_cfg_get_choice(p, s, "type", tg_layer_names, &type))
+    if (tg_cfg_as_section(p, item, path, &s) || tg_cfg_required(p, s, "type") ||
+        tg_cfg_get_choice(p, s, "type", tg_layer_names, &type))
         return -1;
     snprintf(for_type, sizeof for_type, "for type \"%s\"", tg_layer_names[type]);
     layer->type = (tg_layer_type)type;
@@ -182,7 +190,8 @@ static int parse_model(const parser *p, const cJSON *item, tg_config *cfg)
         return -1;
     const cJSON *layers = tg_cfg_member(s, "layers");
     if (!cJSON_IsArray(layers))
-        return tg_cfg_fail(p, "model.layers", "expected an array of layers, got %s", tg_cfg_describe(layers, seen, sizeof seen));
+        return tg_cfg_fail(p, "model.layers", "expected an array of layers, got %s",
+                           tg_cfg_describe(layers, seen, sizeof seen));
     int n = cJSON_GetArraySize(layers);
     if (n == 0)
         return tg_cfg_fail(p, "model.layers", "needs at least one layer, the last one linear");
@@ -198,7 +207,7 @@ static int parse_model(const parser *p, const cJSON *item, tg_config *cfg)
         char path[PATH_LEN];
         snprintf(path, sizeof path, "model.layers[%d]", n - 1);
         return tg_cfg_fail(p, path, "the last layer must be linear (its outputs are the class scores), got \"%s\"",
-                    tg_layer_type_name(last));
+                           tg_layer_type_name(last));
     }
     return 0;
 }
@@ -209,13 +218,13 @@ static int parse_class_weights(const parser *p, const cJSON *list, tg_config *cf
     char path[PATH_LEN], seen[64];
     if (!cJSON_IsArray(list))
         return tg_cfg_fail(p, "loss.weight", "expected an array of per-class weights, got %s",
-                    tg_cfg_describe(list, seen, sizeof seen));
+                           tg_cfg_describe(list, seen, sizeof seen));
     int n = cJSON_GetArraySize(list);
     const tg_layer_spec *last = &cfg->model.layers[cfg->model.n_layers - 1];
     int64_t classes = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY ? 2 : last->out; /* one output, two classes */
     if (n != classes)
         return tg_cfg_fail(p, "loss.weight", "has %d weights but the model has %lld classes (model.layers[%d].out)", n,
-                    (long long)classes, cfg->model.n_layers - 1);
+                           (long long)classes, cfg->model.n_layers - 1);
     if (!(cfg->loss.class_weights = tg_alloc((size_t)n * sizeof *cfg->loss.class_weights)))
         return -1;
     double total = 0;
@@ -237,14 +246,15 @@ static int parse_class_weight_map(const parser *p, const cJSON *item, tg_config 
     char path[PATH_LEN], seen[64];
     if (cJSON_IsString(item)) {
         if (strcmp(item->valuestring, "balanced") != 0)
-            return tg_cfg_fail(p, "loss.class_weight", "expected \"balanced\" or an object of per-label weights, got \"%s\"",
-                        item->valuestring);
+            return tg_cfg_fail(p, "loss.class_weight",
+                               "expected \"balanced\" or an object of per-label weights, got \"%s\"",
+                               item->valuestring);
         cfg->loss.class_weight_balanced = 1;
         return 0;
     }
     if (!cJSON_IsObject(item))
         return tg_cfg_fail(p, "loss.class_weight", "expected \"balanced\" or an object of per-label weights, got %s",
-                    tg_cfg_describe(item, seen, sizeof seen));
+                           tg_cfg_describe(item, seen, sizeof seen));
     int n = cJSON_GetArraySize(item);
     if (n == 0)
         return tg_cfg_fail(p, "loss.class_weight", "is empty; name at least one label");
@@ -277,16 +287,19 @@ static int parse_binary_loss(const parser *p, section s, tg_config *cfg)
     char seen[64];
     cfg->loss.pos_weight = 1;
     if (cfg->loss.type != TG_LOSS_BINARY_CROSS_ENTROPY) {
-        const char *binary_only = positive ? "loss.positive_class" : tg_cfg_member(s, "pos_weight") ? "loss.pos_weight" : NULL;
+        const char *binary_only = positive                         ? "loss.positive_class"
+                                  : tg_cfg_member(s, "pos_weight") ? "loss.pos_weight"
+                                                                   : NULL;
         if (binary_only)
             return tg_cfg_fail(p, binary_only, "applies to \"type\": \"binary_cross_entropy\" only");
         return 0;
     }
     if (out != 1)
-        return tg_cfg_fail(p, "loss.type",
-                    "binary_cross_entropy scores one output: the last layer needs \"out\": 1 (model.layers[%d].out "
-                    "is %lld; for one output per class use cross_entropy)",
-                    last, (long long)out);
+        return tg_cfg_fail(
+            p, "loss.type",
+            "binary_cross_entropy scores one output: the last layer needs \"out\": 1 (model.layers[%d].out "
+            "is %lld; for one output per class use cross_entropy)",
+            last, (long long)out);
     if (tg_cfg_member(s, "label_smoothing"))
         return tg_cfg_fail(p, "loss.label_smoothing", "applies to cross_entropy only");
     if (positive) {
@@ -299,7 +312,7 @@ static int parse_binary_loss(const parser *p, section s, tg_config *cfg)
             cfg->loss.positive_class = tg_strdup(text);
         } else {
             return tg_cfg_fail(p, "loss.positive_class", "expected a label (a string or a whole number), got %s",
-                        tg_cfg_describe(positive, seen, sizeof seen));
+                               tg_cfg_describe(positive, seen, sizeof seen));
         }
         if (!cfg->loss.positive_class)
             return -1;
@@ -309,16 +322,16 @@ static int parse_binary_loss(const parser *p, section s, tg_config *cfg)
 
 static int parse_loss(const parser *p, const cJSON *item, tg_config *cfg)
 {
-    static const char *const keys[] = { "type",           "label_smoothing", "weight", "class_weight",
-                                        "positive_class", "pos_weight",      "penalty", "C",
-                                        "l1_ratio",       NULL };
+    static const char *const keys[] = { "type",       "label_smoothing", "weight", "class_weight", "positive_class",
+                                        "pos_weight", "penalty",         "C",      "l1_ratio",     NULL };
     static const char *const types[] = { "cross_entropy", "binary_cross_entropy", NULL };
     section s;
     int type = 0;
     cfg->loss.pos_weight = 1;
     if (!item)
         return 0;
-    if (tg_cfg_as_section(p, item, "loss", &s) || tg_cfg_check_keys(p, s, keys, NULL) || tg_cfg_get_choice(p, s, "type", types, &type) ||
+    if (tg_cfg_as_section(p, item, "loss", &s) || tg_cfg_check_keys(p, s, keys, NULL) ||
+        tg_cfg_get_choice(p, s, "type", types, &type) ||
         tg_cfg_get_number(p, s, "label_smoothing", FRACTION, &cfg->loss.label_smoothing))
         return -1;
     cfg->loss.type = type == 1 ? TG_LOSS_BINARY_CROSS_ENTROPY : TG_LOSS_CROSS_ENTROPY;
@@ -339,23 +352,26 @@ static int check_lazy(const parser *p, const tg_optim_opts *o)
     if (!o->lazy)
         return 0;
     if (o->type == TG_OPTIM_ADAMW)
-        return tg_cfg_fail(p, "optimizer.lazy", "is for \"sgd\" and \"adam\", not \"adamw\" (its decay moves every weight)");
+        return tg_cfg_fail(p, "optimizer.lazy",
+                           "is for \"sgd\" and \"adam\", not \"adamw\" (its decay moves every weight)");
     if (o->weight_decay != 0)
         return tg_cfg_fail(p, "optimizer.lazy", "takes no weight_decay (it moves every weight each step), got %g",
-                    o->weight_decay);
+                           o->weight_decay);
     return 0;
 }
 
 /* optimizer.type "lbfgs": the full-batch solver's keys (PyTorch's LBFGS names where it has them). */
 static int parse_lbfgs(const parser *p, section s, tg_config *cfg)
 {
-    static const char *const keys[] = { "type", "history_size", "max_iter", "tolerance_grad", "tolerance_change",
-                                        "max_linesearch", "block_rows", NULL };
+    static const char *const keys[] = {
+        "type", "history_size", "max_iter", "tolerance_grad", "tolerance_change", "max_linesearch", "block_rows", NULL
+    };
     cfg->optimizer = (tg_optim_opts){ .type = TG_OPTIM_LBFGS, .lr = 1.0 };
     cfg->lbfgs.opts = TG_LBFGS_OPTS_DEFAULT;
     cfg->lbfgs.block_rows = 512; /* 512 rows of 784 float64 features stay in cache through forward and backward */
     tg_lbfgs_opts *o = &cfg->lbfgs.opts;
-    return tg_cfg_check_keys(p, s, keys, "for type \"lbfgs\"") || tg_cfg_get_int(p, s, "history_size", 1, &o->history_size) ||
+    return tg_cfg_check_keys(p, s, keys, "for type \"lbfgs\"") ||
+                   tg_cfg_get_int(p, s, "history_size", 1, &o->history_size) ||
                    tg_cfg_get_int(p, s, "max_iter", 0, &o->max_iter) ||
                    tg_cfg_get_int(p, s, "max_linesearch", 1, &o->max_linesearch) ||
                    tg_cfg_get_number(p, s, "tolerance_grad", AT_LEAST_0, &o->tolerance_grad) ||
@@ -385,27 +401,29 @@ static int parse_penalty(const parser *p, const cJSON *item, tg_config *cfg)
     pen->type = types[type];
     const cJSON *ratio = item ? tg_cfg_member(s, "l1_ratio") : NULL;
     if (ratio && pen->type != TG_PENALTY_ELASTICNET)
-        return tg_cfg_fail(p, "loss.l1_ratio", "is used only with loss.penalty \"elasticnet\", not \"%s\"", names[type]);
+        return tg_cfg_fail(p, "loss.l1_ratio", "is used only with loss.penalty \"elasticnet\", not \"%s\"",
+                           names[type]);
     if (!ratio && pen->type == TG_PENALTY_ELASTICNET)
         return tg_cfg_fail(p, "loss.l1_ratio", "required with loss.penalty \"elasticnet\" (a number in [0, 1])");
     if (ratio && tg_cfg_number_value(p, ratio, "loss.l1_ratio", UNIT, &pen->l1_ratio))
         return -1;
     if (item && tg_cfg_member(s, "C") && pen->type == TG_PENALTY_NONE)
-        return tg_cfg_fail(p, "loss.C", "has no effect with loss.penalty \"none\"; set loss.penalty to \"l2\", \"l1\" or "
-                                 "\"elasticnet\"");
+        return tg_cfg_fail(p, "loss.C",
+                           "has no effect with loss.penalty \"none\"; set loss.penalty to \"l2\", \"l1\" or "
+                           "\"elasticnet\"");
     if ((pen->type == TG_PENALTY_L1 || pen->type == TG_PENALTY_ELASTICNET) && !full_batch)
         return tg_cfg_fail(p, "loss.penalty",
-                    "\"%s\" needs optimizer.type \"lbfgs\" (OWL-QN, which makes coefficients exactly zero); "
-                    "sgd, adam and adamw cannot honour an L1 term exactly",
-                    names[type]);
+                           "\"%s\" needs optimizer.type \"lbfgs\" (OWL-QN, which makes coefficients exactly zero); "
+                           "sgd, adam and adamw cannot honour an L1 term exactly",
+                           names[type]);
     return 0;
 }
 
 /* Under lbfgs the train section's minibatch keys mean nothing: refused rather than ignored. */
 static int check_full_batch_train(const parser *p, const cJSON *item, const tg_config *cfg)
 {
-    static const char *const minibatch_keys[] = { "epochs", "batch_size", "lr_schedule", "clip_grad_norm",
-                                                  "early_stopping", NULL };
+    static const char *const minibatch_keys[] = { "epochs",         "batch_size",     "lr_schedule",
+                                                  "clip_grad_norm", "early_stopping", NULL };
     char path[PATH_LEN];
     if (!item || cfg->optimizer.type != TG_OPTIM_LBFGS)
         return 0;
@@ -413,8 +431,8 @@ static int check_full_batch_train(const parser *p, const cJSON *item, const tg_c
     for (int i = 0; minibatch_keys[i]; i++)
         if (tg_cfg_member(s, minibatch_keys[i]))
             return tg_cfg_fail(p, tg_cfg_key_path(path, "train", minibatch_keys[i]),
-                        "not used by optimizer.type \"lbfgs\" (one full-batch solve: set optimizer.max_iter, "
-                        "optimizer.tolerance_grad)");
+                               "not used by optimizer.type \"lbfgs\" (one full-batch solve: set optimizer.max_iter, "
+                               "optimizer.tolerance_grad)");
     return 0;
 }
 
@@ -422,15 +440,16 @@ static int parse_optimizer(const parser *p, const cJSON *item, tg_config *cfg)
 {
     static const char *const types[] = { "sgd", "adam", "adamw", "lbfgs", NULL };
     static const tg_optim_type kinds[] = { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_ADAMW, TG_OPTIM_LBFGS };
-    static const char *const sgd_keys[] = { "type", "lr", "momentum", "dampening", "nesterov", "weight_decay", "lazy",
-                                            NULL };
+    static const char *const sgd_keys[] = { "type",     "lr",           "momentum", "dampening",
+                                            "nesterov", "weight_decay", "lazy",     NULL };
     static const char *const adam_keys[] = { "type", "lr", "betas", "eps", "weight_decay", "lazy", NULL };
     char seen[64], for_type[48];
     section s;
     int type = 0;
     if (!item)
         return tg_cfg_fail(p, "optimizer", "required");
-    if (tg_cfg_as_section(p, item, "optimizer", &s) || tg_cfg_required(p, s, "type") || tg_cfg_get_choice(p, s, "type", types, &type))
+    if (tg_cfg_as_section(p, item, "optimizer", &s) || tg_cfg_required(p, s, "type") ||
+        tg_cfg_get_choice(p, s, "type", types, &type))
         return -1;
     snprintf(for_type, sizeof for_type, "for type \"%s\"", types[type]);
     tg_optim_opts *o = &cfg->optimizer;
@@ -441,19 +460,22 @@ static int parse_optimizer(const parser *p, const cJSON *item, tg_config *cfg)
     case TG_OPTIM_LBFGS: return parse_lbfgs(p, s, cfg);
     }
     if (tg_cfg_check_keys(p, s, o->type == TG_OPTIM_SGD ? sgd_keys : adam_keys, for_type) ||
-        tg_cfg_get_number(p, s, "lr", ABOVE_0, &o->lr) || tg_cfg_get_number(p, s, "weight_decay", AT_LEAST_0, &o->weight_decay) ||
+        tg_cfg_get_number(p, s, "lr", ABOVE_0, &o->lr) ||
+        tg_cfg_get_number(p, s, "weight_decay", AT_LEAST_0, &o->weight_decay) ||
         tg_cfg_get_bool(p, s, "lazy", &o->lazy) || check_lazy(p, o))
         return -1;
     if (o->type == TG_OPTIM_SGD) {
         if (tg_cfg_get_number(p, s, "momentum", AT_LEAST_0, &o->momentum) ||
-            tg_cfg_get_number(p, s, "dampening", UNIT, &o->dampening) || tg_cfg_get_bool(p, s, "nesterov", &o->nesterov))
+            tg_cfg_get_number(p, s, "dampening", UNIT, &o->dampening) ||
+            tg_cfg_get_bool(p, s, "nesterov", &o->nesterov))
             return -1;
         if (o->lazy && o->momentum != 0)
-            return tg_cfg_fail(p, "optimizer.lazy", "takes no momentum (it moves every weight each step), got %g", o->momentum);
+            return tg_cfg_fail(p, "optimizer.lazy", "takes no momentum (it moves every weight each step), got %g",
+                               o->momentum);
         if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
             return tg_cfg_fail(p, "optimizer.nesterov",
-                        "requires momentum > 0 and dampening 0 (as in PyTorch), got momentum %g, dampening %g",
-                        o->momentum, o->dampening);
+                               "requires momentum > 0 and dampening 0 (as in PyTorch), got momentum %g, dampening %g",
+                               o->momentum, o->dampening);
         return 0;
     }
     if (tg_cfg_get_number(p, s, "eps", ABOVE_0, &o->eps))
@@ -463,10 +485,10 @@ static int parse_optimizer(const parser *p, const cJSON *item, tg_config *cfg)
         return 0;
     if (!cJSON_IsArray(betas))
         return tg_cfg_fail(p, "optimizer.betas", "expected an array of 2 numbers [beta1, beta2], got %s",
-                    tg_cfg_describe(betas, seen, sizeof seen));
+                           tg_cfg_describe(betas, seen, sizeof seen));
     if (cJSON_GetArraySize(betas) != 2)
         return tg_cfg_fail(p, "optimizer.betas", "expected an array of 2 numbers [beta1, beta2], got %d of them",
-                    cJSON_GetArraySize(betas));
+                           cJSON_GetArraySize(betas));
     if (tg_cfg_number_value(p, betas->child, "optimizer.betas[0]", FRACTION, &o->beta1) ||
         tg_cfg_number_value(p, betas->child->next, "optimizer.betas[1]", FRACTION, &o->beta2))
         return -1;
@@ -499,8 +521,8 @@ static int parse_schedule(const parser *p, const cJSON *item, tg_config *cfg)
         if (tg_cfg_get_number(p, s, "min_lr", AT_LEAST_0, &cfg->train.min_lr))
             return -1;
         if (cfg->train.min_lr > cfg->optimizer.lr)
-            return tg_cfg_fail(p, "train.lr_schedule.min_lr", "must be at most optimizer.lr (%g), got %g", cfg->optimizer.lr,
-                        cfg->train.min_lr);
+            return tg_cfg_fail(p, "train.lr_schedule.min_lr", "must be at most optimizer.lr (%g), got %g",
+                               cfg->optimizer.lr, cfg->train.min_lr);
     }
     return 0;
 }
@@ -520,8 +542,9 @@ static int parse_early_stopping(const parser *p, const cJSON *item, tg_config *c
 
 static int parse_train(const parser *p, const cJSON *item, tg_config *cfg)
 {
-    static const char *const keys[] = { "epochs", "batch_size", "lr_schedule", "clip_grad_norm", "early_stopping",
-                                        NULL };
+    static const char *const keys[] = {
+        "epochs", "batch_size", "lr_schedule", "clip_grad_norm", "early_stopping", NULL
+    };
     section s;
     cfg->train.epochs = 10;
     cfg->train.batch_size = 32;
@@ -546,7 +569,8 @@ static int parse_root(const parser *p, const cJSON *root, tg_config *cfg)
     static const char *const keys[] = { "data", "model", "loss", "optimizer", "train", "seed", NULL };
     char seen[64];
     if (!cJSON_IsObject(root))
-        return tg_cfg_fail(p, NULL, "the top level must be a JSON object, got %s", tg_cfg_describe(root, seen, sizeof seen));
+        return tg_cfg_fail(p, NULL, "the top level must be a JSON object, got %s",
+                           tg_cfg_describe(root, seen, sizeof seen));
     section s = { root, "" };
     cfg->seed = 42;
     /* In dependency order: data's shuffle_seed defaults to seed, loss.weight
@@ -596,8 +620,8 @@ static int parse_json(const parser *p, const char *text, cJSON **root)
     if (value) {
         value_end += strspn(value_end, WHITE_SPACE);
         locate(text, value_end, &line, &column);
-        return tg_cfg_fail(p, NULL, "unexpected text after the JSON value at line %d, column %d: \"%.20s\"", line, column,
-                    value_end);
+        return tg_cfg_fail(p, NULL, "unexpected text after the JSON value at line %d, column %d: \"%.20s\"", line,
+                           column, value_end);
     }
     if (tg_json_out_of_memory())
         return tg_cfg_fail(p, NULL, "out of memory while parsing the JSON");
@@ -605,11 +629,11 @@ static int parse_json(const parser *p, const char *text, cJSON **root)
         end = text;
     locate(text, end, &line, &column);
     if (end[strspn(end, WHITE_SPACE)] == '\0')
-        return tg_cfg_fail(p, NULL, "invalid JSON: the text ends at line %d, column %d before the value is complete", line,
-                    column);
+        return tg_cfg_fail(p, NULL, "invalid JSON: the text ends at line %d, column %d before the value is complete",
+                           line, column);
     int shown = (int)strcspn(end, "\r\n");
-    return tg_cfg_fail(p, NULL, "invalid JSON at line %d, column %d, near \"%.*s\"", line, column, shown < 20 ? shown : 20,
-                end);
+    return tg_cfg_fail(p, NULL, "invalid JSON at line %d, column %d, near \"%.*s\"", line, column,
+                       shown < 20 ? shown : 20, end);
 }
 
 /* Takes text over: it becomes cfg->json, or is freed on failure. */
@@ -626,7 +650,8 @@ static tg_config *parse_config(const parser *p, char *text, const char *path)
         goto fail;
     const char *bad = tg_utf8_first_invalid(text);
     if (bad) { /* it would train, then fail to be saved: checkpoint metadata is UTF-8 */
-        tg_cfg_fail(p, NULL, "not valid UTF-8 at byte %lld (is the file in another encoding?)", (long long)(bad - text));
+        tg_cfg_fail(p, NULL, "not valid UTF-8 at byte %lld (is the file in another encoding?)",
+                    (long long)(bad - text));
         goto fail;
     }
     if (parse_json(p, text, &root) || parse_root(p, root, cfg))

@@ -63,7 +63,6 @@ const char *tg_cfg_list_names(const char *const *names, const char *quote, char 
 /* Values                                                                    */
 /* ------------------------------------------------------------------------ */
 
-
 int tg_cfg_number_value(const parser *p, const cJSON *item, const char *path, range r, double *out)
 {
     char seen[64];
@@ -76,7 +75,7 @@ int tg_cfg_number_value(const parser *p, const cJSON *item, const char *path, ra
         if (isinf(r.hi))
             return tg_cfg_fail(p, path, "must be %s %g, got %.15g", r.lo_open ? ">" : ">=", r.lo, v);
         return tg_cfg_fail(p, path, "must be in %c%g, %g%c, got %.15g", r.lo_open ? '(' : '[', r.lo, r.hi,
-                    r.hi_open ? ')' : ']', v);
+                           r.hi_open ? ')' : ']', v);
     }
     *out = v;
     return 0;
@@ -97,7 +96,7 @@ int tg_cfg_integer_value(const parser *p, const cJSON *item, const char *path, d
         return tg_cfg_fail(p, path, "must be >= %.0f, got %.15g", lo, v);
     if (v > hi)
         return tg_cfg_fail(p, path, "must be at most %.0f%s, got %.15g", hi,
-                    hi == MAX_EXACT ? " (larger integers are not exact in a JSON number)" : "", v);
+                           hi == MAX_EXACT ? " (larger integers are not exact in a JSON number)" : "", v);
     *out = (int64_t)v;
     return 0;
 }
@@ -135,13 +134,13 @@ int tg_cfg_choice_value(const parser *p, const cJSON *item, const char *path, co
         }
     }
     char expected[160];
-    return tg_cfg_fail(p, path, "expected one of %s, got \"%.40s\"", tg_cfg_list_names(choices, "\"", expected, sizeof expected), s);
+    return tg_cfg_fail(p, path, "expected one of %s, got \"%.40s\"",
+                       tg_cfg_list_names(choices, "\"", expected, sizeof expected), s);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Objects                                                                   */
 /* ------------------------------------------------------------------------ */
-
 
 /* The member named key. Names compare case-exactly (cJSON_GetObjectItem does not). */
 const cJSON *tg_cfg_member(section s, const char *key)
@@ -184,7 +183,7 @@ int tg_cfg_check_keys(const parser *p, section s, const char *const *allowed, co
         tg_cfg_key_path(path, s.path, name);
         if (!known)
             return tg_cfg_fail(p, path, "unknown key%s%s; expected one of %s", for_what ? " " : "",
-                        for_what ? for_what : "", tg_cfg_list_names(allowed, "", expected, sizeof expected));
+                               for_what ? for_what : "", tg_cfg_list_names(allowed, "", expected, sizeof expected));
         for (const cJSON *before = s.obj->child; before != c; before = before->next)
             if (before->string && strcmp(before->string, name) == 0)
                 return tg_cfg_fail(p, path, "duplicate key");

@@ -462,8 +462,7 @@ static int check_opts(const char *path, const tg_csv_opts *o)
     if (o->label_name && o->header == 0)
         return tg_error("%s: label_name '%s' needs a header, but header is 0", path, o->label_name), -1;
     if (o->columns && o->n_columns <= 0)
-        return tg_error("%s: columns is given with n_columns %lld, expected at least 1", path,
-                        (long long)o->n_columns),
+        return tg_error("%s: columns is given with n_columns %lld, expected at least 1", path, (long long)o->n_columns),
                -1;
     if (o->label_names && o->n_label_names <= 0)
         return tg_error("%s: label_names is given with n_label_names %lld, expected at least 1", path,
@@ -481,8 +480,8 @@ static int add_given_names(csv_load *s, const tg_csv_opts *o)
             return tg_error("%s: label_names[%lld] is empty", s->path, (long long)i), -1;
         int64_t id = table_find(&s->labels, name);
         if (id >= 0)
-            return tg_error("%s: label_names has '%.*s%s' twice (entries %lld and %lld)", s->path,
-                            PREVIEW_ARGS(name), (long long)id, (long long)i),
+            return tg_error("%s: label_names has '%.*s%s' twice (entries %lld and %lld)", s->path, PREVIEW_ARGS(name),
+                            (long long)id, (long long)i),
                    -1;
         if (table_add(&s->labels, name, 0) < 0)
             return -1;

@@ -158,8 +158,7 @@ static int idx_close(idx_file *f)
 /* Reads f's payload in chunks into *out: int64 labels (scale ignored) or
  * float pixels times scale. *out grows only as bytes arrive, up to the
  * declared size; then nothing may follow the payload. */
-static int read_payload(idx_file *f, unsigned char *chunk, void **out, bool labels, double scale,
-                        int64_t *max_label)
+static int read_payload(idx_file *f, unsigned char *chunk, void **out, bool labels, double scale, int64_t *max_label)
 {
     size_t elem = labels ? sizeof(int64_t) : sizeof(float);
     uint64_t total = f->payload, done = 0, cap = 0;
@@ -237,9 +236,8 @@ tg_dataset *tg_idx_load(const char *images_path, const char *labels_path, double
         char n[32], m[32];
         tg_error("idx: %s and %s declare %u images of %u x %u pixels: %s as float32 pixels and int64 labels, more than "
                  "this machine's %s of memory",
-                 images_path, labels_path, (unsigned)images.dims[0], (unsigned)images.dims[1],
-                 (unsigned)images.dims[2], tg_bytes_str(n, sizeof n, (double)need),
-                 tg_bytes_str(m, sizeof m, (double)memory));
+                 images_path, labels_path, (unsigned)images.dims[0], (unsigned)images.dims[1], (unsigned)images.dims[2],
+                 tg_bytes_str(n, sizeof n, (double)need), tg_bytes_str(m, sizeof m, (double)memory));
         goto fail;
     }
     int64_t max_label = -1;

@@ -38,7 +38,14 @@ int tg_dataset_split_off(tg_dataset *ds, double fraction, tg_rng *rng, tg_datase
 /* A safetensors header read as strictly as the reference reader (src/io/json_strict.c): one JSON
  * object with only white space after it; checkpoint rules add: no duplicate key in any object, no
  * \u0000 in a string, shape and data_offsets as bare unsigned integers. */
-typedef enum { JSON_OK, JSON_SYNTAX, JSON_DUPLICATE_KEY, JSON_NOT_UNSIGNED, JSON_NUL_IN_STRING, JSON_NO_MEMORY } json_fault;
+typedef enum {
+    JSON_OK,
+    JSON_SYNTAX,
+    JSON_DUPLICATE_KEY,
+    JSON_NOT_UNSIGNED,
+    JSON_NUL_IN_STRING,
+    JSON_NO_MEMORY
+} json_fault;
 json_fault tg_json_strict_object(const char *text, size_t n, bool checkpoint, size_t *fault_at);
 
 /* The training, validation and test sets a config names, split as training splits them. */

@@ -332,7 +332,7 @@ static bool json_value(json_reader *r, json_place place, int depth)
 /* JSON_OK when text[0..n) is one JSON object and only white space after it. */
 json_fault tg_json_strict_object(const char *text, size_t n, bool checkpoint, size_t *fault_at)
 {
-    json_reader r = {.p = text, .end = text + n, .start = text, .checkpoint = checkpoint};
+    json_reader r = { .p = text, .end = text + n, .start = text, .checkpoint = checkpoint };
     json_space(&r);
     if (r.p < r.end && *r.p != '{')
         json_fail(&r, JSON_SYNTAX);
@@ -344,4 +344,3 @@ json_fault tg_json_strict_object(const char *text, size_t n, bool checkpoint, si
     *fault_at = r.fault_at;
     return r.fault;
 }
-

@@ -110,12 +110,13 @@ void tg_split_data_free(split_data *d)
 int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **validation, tg_dataset **test)
 {
     if (!cfg || !train || !validation || !test)
-        return tg_error("config load data: %s is NULL", !cfg ? "cfg" : "an output pointer (train, validation, test)"), -1;
+        return tg_error("config load data: %s is NULL", !cfg ? "cfg" : "an output pointer (train, validation, test)"),
+               -1;
     tg_rng shuffle;
     tg_rng_seed(&shuffle, cfg->data.shuffle_seed);
     split_data d = { 0 };
-    if (tg_load_and_split(cfg, &shuffle, &d) || (cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
-                                               tg_binary_orient(cfg, d.train, d.validation, d.test))) {
+    if (tg_load_and_split(cfg, &shuffle, &d) ||
+        (cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY && tg_binary_orient(cfg, d.train, d.validation, d.test))) {
         tg_split_data_free(&d);
         return -1;
     }

@@ -61,7 +61,8 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
         if ((max_bytes && len >= max_bytes) || cap > SIZE_MAX / 2) {
             if (kind)
                 tg_error("%s: %s that gave more than %zu bytes, the limit; "
-                         "expected %s", path, kind, max_bytes, what);
+                         "expected %s",
+                         path, kind, max_bytes, what);
             else
                 tg_error("%s: larger than %zu bytes; expected %s", path, max_bytes ? max_bytes : cap, what);
             goto fail;

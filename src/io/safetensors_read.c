@@ -30,10 +30,7 @@ typedef struct {
     int64_t begin, end;
 } entry;
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
-}
+static int by_name(const void *a, const void *b) { return strcmp(((const entry *)a)->name, ((const entry *)b)->name); }
 static int by_offset(const void *a, const void *b)
 {
     const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
@@ -392,7 +389,9 @@ static int restore_standardization(const char *path, tg_model *m, const cJSON *m
                -1;
     float *mean = parse_floats(path, "standardize_mean", mean_text, m->inputs);
     float *std = mean ? parse_floats(path, "standardize_std", std_text, m->inputs) : NULL;
-    int rc = mean && std && !tg_check_standardization(path, m->inputs, mean, std) ? tg_model_set_standardization(m, mean, std) : -1;
+    int rc = mean && std && !tg_check_standardization(path, m->inputs, mean, std)
+                 ? tg_model_set_standardization(m, mean, std)
+                 : -1;
     tg_dealloc(mean);
     tg_dealloc(std);
     return rc;
@@ -415,7 +414,7 @@ static tg_model *model_from_metadata(const char *path, const cJSON *meta, tg_dty
             return tg_error("%s: __metadata__ '%s' is %s, expected a string (safetensors metadata maps strings to "
                             "strings)",
                             path, item->string, json_type_name(item));
-    static const char *const required[] = {"layers", "inputs", "dtype"};
+    static const char *const required[] = { "layers", "inputs", "dtype" };
     for (size_t k = 0; k < sizeof required / sizeof *required; k++)
         if (!meta_text(meta, required[k]))
             return tg_error("%s: __metadata__ has no '%s' (tapegrad needs layers, inputs and dtype)", path,
@@ -477,7 +476,7 @@ static int match_parameters(const char *path, const tg_model *m, const entry *en
     char want[TG_SHAPE_BUF], got[TG_SHAPE_BUF];
     for (int i = 0; i < m->n_params; i++) {
         const tg_tensor *t = m->params[i];
-        entry key = {.name = m->param_names[i]};
+        entry key = { .name = m->param_names[i] };
         const entry *e = bsearch(&key, entries, (size_t)n, sizeof *entries, by_name);
         if (!e)
             return tg_error("%s: tensor '%s' is missing (the layers in __metadata__ need it, shape %s)", path, key.name,
@@ -499,7 +498,7 @@ static int match_parameters(const char *path, const tg_model *m, const entry *en
     if (!matched)
         return -1;
     for (int i = 0; i < m->n_params; i++) {
-        entry key = {.name = m->param_names[i]};
+        entry key = { .name = m->param_names[i] };
         matched[(const entry *)bsearch(&key, entries, (size_t)n, sizeof *entries, by_name) - entries] = true;
     }
     int k = 0;
@@ -516,11 +515,12 @@ static int read_parameters(const char *path, FILE *f, uint64_t data_start, tg_mo
     char why[128];
     for (int i = 0; i < m->n_params; i++) {
         tg_tensor *t = m->params[i];
-        entry key = {.name = m->param_names[i]};
+        entry key = { .name = m->param_names[i] };
         const entry *e = bsearch(&key, entries, (size_t)n, sizeof *entries, by_name);
         size_t count = (size_t)t->numel, size = tg_dtype_size(t->dtype);
         if (fseeko(f, (off_t)(data_start + (uint64_t)e->begin), SEEK_SET) != 0)
-            return tg_error("%s: cannot seek to tensor '%s': %s", path, key.name, tg_st_errno_text(errno, why, sizeof why)),
+            return tg_error("%s: cannot seek to tensor '%s': %s", path, key.name,
+                            tg_st_errno_text(errno, why, sizeof why)),
                    -1;
         if (fread(t->data, size, count, f) != count)
             return tg_error("%s: reading tensor '%s' failed: %s", path, key.name,
@@ -547,8 +547,8 @@ void tg_checkpoint_extras_free(tg_checkpoint_extras *x)
 }
 
 /* Reads every training tensor (names starting TG_TRAINING_PREFIX) into x, and the "training" metadata. */
-static int read_extras(const char *path, FILE *f, uint64_t data_start, const cJSON *meta, const entry *entries,
-                       int n, tg_checkpoint_extras *x)
+static int read_extras(const char *path, FILE *f, uint64_t data_start, const cJSON *meta, const entry *entries, int n,
+                       tg_checkpoint_extras *x)
 {
     char why[128];
     const char *text = meta_text(meta, "training");
@@ -582,10 +582,7 @@ static int read_extras(const char *path, FILE *f, uint64_t data_start, const cJS
     return 0;
 }
 
-tg_model *tg_model_load(const char *path)
-{
-    return tg_checkpoint_load(path, NULL);
-}
+tg_model *tg_model_load(const char *path) { return tg_checkpoint_load(path, NULL); }
 
 /* Opens path (a regular file) and reads its 8-byte length and the header after it, NUL-terminated,
  * checked for size, UTF-8 and the '{' it must start with. */
@@ -603,8 +600,7 @@ static char *read_header(const char *path, FILE **f, uint64_t *file_size, uint64
                         S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file");
     *file_size = (uint64_t)st.st_size;
     if (*file_size < 8 || fread(length_bytes, 1, 8, *f) != 8)
-        return tg_error("%s: %llu bytes, too short for the 8-byte header length", path,
-                        (unsigned long long)*file_size);
+        return tg_error("%s: %llu bytes, too short for the 8-byte header length", path, (unsigned long long)*file_size);
     uint64_t n = 0;
     for (int i = 0; i < 8; i++)
         n |= (uint64_t)length_bytes[i] << (8 * i);
@@ -676,7 +672,9 @@ static int check_header_strictly(const char *path, const char *header, uint64_t 
     switch (tg_json_strict_object(header, (size_t)header_len, true, &fault_at)) {
     case JSON_OK: return 0;
     case JSON_NO_MEMORY: return -1; /* the error is set */
-    case JSON_DUPLICATE_KEY: tg_error("%s: the header repeats a key at byte %zu of the file", path, fault_at + 8); break;
+    case JSON_DUPLICATE_KEY:
+        tg_error("%s: the header repeats a key at byte %zu of the file", path, fault_at + 8);
+        break;
     case JSON_NOT_UNSIGNED:
         tg_error("%s: a shape or data_offsets entry at byte %zu of the file is not an unsigned integer", path,
                  fault_at + 8);

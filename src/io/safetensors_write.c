@@ -131,7 +131,7 @@ static cJSON *tensor_json(const tg_tensor *t, uint64_t begin, uint64_t end)
             goto fail;
         }
     }
-    const double offsets[2] = {(double)begin, (double)end};
+    const double offsets[2] = { (double)begin, (double)end };
     cJSON *range = cJSON_CreateDoubleArray(offsets, 2);
     if (!range || !cJSON_AddItemToObject(entry, "data_offsets", range)) {
         cJSON_Delete(range);
@@ -144,8 +144,7 @@ fail:
 }
 
 /* Adds one tensor entry per tensor at *offset onwards. */
-static bool add_entries(cJSON *root, int n, const tg_tensor *const *tensors, const char *const *names,
-                        uint64_t *offset)
+static bool add_entries(cJSON *root, int n, const tg_tensor *const *tensors, const char *const *names, uint64_t *offset)
 {
     for (int i = 0; i < n; i++) {
         const tg_tensor *t = tensors[i];
@@ -317,9 +316,7 @@ static int save_target(const char *path, char **target)
     }
     if (!S_ISLNK(st.st_mode)) {
         if (!S_ISREG(st.st_mode))
-            return tg_error("is %s; only a regular file or a new path is written",
-                            file_kind(st.st_mode)),
-                   -1;
+            return tg_error("is %s; only a regular file or a new path is written", file_kind(st.st_mode)), -1;
         return (*target = tg_strdup(path)) ? 0 : -1;
     }
     char *resolved = realpath(path, NULL); /* the C library's malloc */
@@ -329,8 +326,8 @@ static int save_target(const char *path, char **target)
                -1;
     int rc = 0;
     if (stat(resolved, &st) != 0 || !S_ISREG(st.st_mode))
-        rc = (tg_error("is a symbolic link to %s, which is %s; only a regular file or a new path is written",
-                       resolved, file_kind(st.st_mode)),
+        rc = (tg_error("is a symbolic link to %s, which is %s; only a regular file or a new path is written", resolved,
+                       file_kind(st.st_mode)),
               -1);
     else if (!(*target = tg_strdup(resolved)))
         rc = -1;

@@ -45,13 +45,13 @@ batch_tensors tg_batch_buffers_for(const batch_buffers *b, int64_t n)
 }
 
 void tg_gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
-                 tg_tensor *y)
+                    tg_tensor *y)
 {
     tg_gather_standardized(m->mean, m->std, ds, idx, start, x, y);
 }
 
-void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
-                         tg_tensor *x, tg_tensor *y)
+void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
+                            int64_t start, tg_tensor *x, tg_tensor *y)
 {
     int64_t f = ds->features, n = x->shape[0];
     TG_FLOAT_DISPATCH(x->dtype, T, {

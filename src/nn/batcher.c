@@ -130,10 +130,7 @@ const int64_t *tg_batcher_rows(const tg_batcher *b, int64_t *n)
 
 /* ---- for training checkpoints (src/train/train_state.c) ---- */
 
-int64_t *tg_batcher_order(tg_batcher *b)
-{
-    return b->order;
-}
+int64_t *tg_batcher_order(tg_batcher *b) { return b->order; }
 
 void tg_batcher_seek(tg_batcher *b, int64_t batch)
 {

@@ -66,7 +66,8 @@ int tg_binary_orient(const tg_config *cfg, tg_dataset *train, tg_dataset *valida
     return 0;
 }
 
-int tg_binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t rows, bool weighted, double pos_weight)
+int tg_binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t rows, bool weighted,
+                           double pos_weight)
 {
     memset(b, 0, sizeof *b);
     int64_t sizes[2] = { size, rows % size };
@@ -99,7 +100,8 @@ void tg_binary_targets_free(binary_targets *b)
     memset(b, 0, sizeof *b);
 }
 
-tg_tensor *tg_binary_targets_fill(binary_targets *b, const tg_tensor *y, const tg_tensor *class_weight, tg_bce_opts *opts)
+tg_tensor *tg_binary_targets_fill(binary_targets *b, const tg_tensor *y, const tg_tensor *class_weight,
+                                  tg_bce_opts *opts)
 {
     int64_t n = y->shape[0];
     int i = b->target[0] && b->target[0]->shape[0] == n ? 0 : 1;

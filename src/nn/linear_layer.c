@@ -4,8 +4,7 @@
 
 #include <math.h>
 
-int tg_linear_layer_init(tg_linear_layer *layer, tg_dtype dtype, int64_t in, int64_t out, int bias, int he,
-                         tg_rng *rng)
+int tg_linear_layer_init(tg_linear_layer *layer, tg_dtype dtype, int64_t in, int64_t out, int bias, int he, tg_rng *rng)
 {
     if (!layer) {
         tg_error("linear layer: layer is NULL");

@@ -34,8 +34,7 @@ static int check_layers(int64_t inputs, int n_layers, const tg_layer_spec *layer
         if (t != TG_LAYER_LINEAR && t != TG_LAYER_RELU && t != TG_LAYER_SIGMOID && t != TG_LAYER_TANH)
             return tg_error("model: layer %d has unknown type %d", i, (int)t), -1;
         if (t == TG_LAYER_LINEAR && layers[i].out <= 0)
-            return tg_error("model: layer %d (linear) has out %lld, expected at least 1", i,
-                            (long long)layers[i].out),
+            return tg_error("model: layer %d (linear) has out %lld, expected at least 1", i, (long long)layers[i].out),
                    -1;
     }
     if (layers[n_layers - 1].type != TG_LAYER_LINEAR)
@@ -152,7 +151,8 @@ tg_tensor *tg_model_forward(tg_model *m, tg_tape *tape, tg_tensor *x)
 /* The one place a model's layers are composed: training, evaluation and the
  * gradient check (with a parameter swapped for a tape tensor) all run this,
  * from layer `first` (whose first parameter is params[p]) on. */
-static tg_tensor *layers_from(const tg_model *m, tg_tape *tape, tg_tensor *h, tg_tensor *const *params, int first, int p)
+static tg_tensor *layers_from(const tg_model *m, tg_tape *tape, tg_tensor *h, tg_tensor *const *params, int first,
+                              int p)
 {
     for (int i = first; i < m->n_layers && h; i++) {
         switch (m->layers[i].type) {
@@ -308,8 +308,8 @@ int tg_check_standardization(const char *where, int64_t inputs, const float *mea
         }
         /* x / std with std <= 0 flips or blows up every input: predict would print NaN or nonsense. */
         if (!(std[i] > 0) || !isfinite(std[i])) {
-            tg_error("%s: std[%lld] is %g, expected a finite number > 0 (a standard deviation)", where,
-                     (long long)i, (double)std[i]);
+            tg_error("%s: std[%lld] is %g, expected a finite number > 0 (a standard deviation)", where, (long long)i,
+                     (double)std[i]);
             return -1;
         }
     }

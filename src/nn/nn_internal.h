@@ -48,15 +48,14 @@ batch_tensors tg_batch_buffers_for(const batch_buffers *b, int64_t n);
 /* x[r] = standardized ds row idx[r] (or start + r when idx is NULL), in x's
  * dtype; y likewise when not NULL. x has exactly n rows. */
 void tg_gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
-                 tg_tensor *y);
+                    tg_tensor *y);
 /* The model over sparse rows (src/nn/model.c): its linear first layer through tg_sparse_linear, then the
  * rest of its layers as tg_model_forward_with runs them. */
 tg_tensor *tg_model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sparse_csr *x, tg_tensor *const *params);
 /* The same with the standardization given (mean and std NULL: rows as they are):
  * the one gathering loop, under both gather_rows and tg_batcher_next. */
-void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
-                         tg_tensor *x, tg_tensor *y);
-
+void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
+                            int64_t start, tg_tensor *x, tg_tensor *y);
 
 /* The optimizer's state, for training checkpoints (src/nn/optim.c): buffer k of parameter i (k 0: SGD's
  * momentum buffer or Adam's first moment; 1: Adam's second moment), the parameter's dtype and numel, or
@@ -68,7 +67,6 @@ int64_t *tg_optimizer_steps(const tg_optimizer *o);
  * current epoch (src/nn/batcher.c). */
 int64_t *tg_batcher_order(tg_batcher *b);
 void tg_batcher_seek(tg_batcher *b, int64_t batch);
-
 
 /* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or
  * loss.class_weight ("balanced" or a label map, checked against the data's labels), as a new
@@ -87,10 +85,12 @@ int tg_binary_orient(const tg_config *cfg, tg_dataset *train, tg_dataset *valida
 typedef struct {
     tg_tensor *target[2], *weight[2], *pos_weight;
 } binary_targets;
-int tg_binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t rows, bool weighted, double pos_weight);
+int tg_binary_targets_init(binary_targets *b, tg_dtype dtype, int64_t size, int64_t rows, bool weighted,
+                           double pos_weight);
 void tg_binary_targets_free(binary_targets *b);
 /* The target of the batch whose classes are y (1.0 for class 1), and opts with its weights set. */
-tg_tensor *tg_binary_targets_fill(binary_targets *b, const tg_tensor *y, const tg_tensor *class_weight, tg_bce_opts *opts);
+tg_tensor *tg_binary_targets_fill(binary_targets *b, const tg_tensor *y, const tg_tensor *class_weight,
+                                  tg_bce_opts *opts);
 
 /* Seconds on the monotonic clock. */
 double tg_now_seconds(void);

@@ -5,8 +5,8 @@
 #include "nn/nn_internal.h"
 
 #include <float.h>
-#include <tgmath.h>
 #include <string.h>
+#include <tgmath.h>
 
 struct tg_optimizer {
     tg_optim_opts opts;
@@ -218,8 +218,7 @@ static void sgd_update(const tg_optim_opts *o, bool first_step, void *momentum, 
 /* torch.optim.Adam / AdamW: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
  * p -= lr (m / (1 - b1^t)) / (sqrt(v) / sqrt(1 - b2^t) + eps); Adam adds wd p to g,
  * AdamW first shrinks p by (1 - lr wd) */
-static void adam_update(const tg_optim_opts *o, int64_t t, void *first, void *second, tg_tensor *p,
-                        const tg_tensor *g)
+static void adam_update(const tg_optim_opts *o, int64_t t, void *first, void *second, tg_tensor *p, const tg_tensor *g)
 {
     double bias1 = 1 - pow(o->beta1, (double)t), bias2 = 1 - pow(o->beta2, (double)t);
     bool decoupled = o->type == TG_OPTIM_ADAMW;
@@ -268,7 +267,7 @@ int tg_optimizer_step(tg_optimizer *o)
 double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm)
 {
     if ((!params && n_params != 0) || n_params < 0 || !(max_norm > 0)) {
-        tg_error("clip_grad_norm: %s", n_params < 0 ? "n_params is negative"
+        tg_error("clip_grad_norm: %s", n_params < 0      ? "n_params is negative"
                                        : !(max_norm > 0) ? "max_norm must be > 0"
                                                          : "params is NULL");
         return -1;
@@ -300,12 +299,6 @@ double tg_clip_grad_norm(tg_tensor *const *params, int n_params, double max_norm
 
 /* ---- the state a training checkpoint keeps (src/train/train_state.c) ---- */
 
-void *tg_optimizer_buffer(const tg_optimizer *o, int k, int i)
-{
-    return k == 0 ? o->first[i] : o->second[i];
-}
+void *tg_optimizer_buffer(const tg_optimizer *o, int k, int i) { return k == 0 ? o->first[i] : o->second[i]; }
 
-int64_t *tg_optimizer_steps(const tg_optimizer *o)
-{
-    return o->steps;
-}
+int64_t *tg_optimizer_steps(const tg_optimizer *o) { return o->steps; }

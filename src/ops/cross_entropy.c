@@ -63,8 +63,8 @@ static double probability_target(const ce_saved *s, int64_t base, double *q)
 
 /* The semantics: position p's loss -sum_c q_c l_c (its class 0 at base, its softmax statistics already in
  * row_max / log_sum), and its target weight (w_t, 0 when ignored or for probabilities) in *weight. */
-static inline double position_loss(const ce_saved *s, const tg_tensor *logits, int64_t p, int64_t base,
-                                   double *weight, double *q)
+static inline double position_loss(const ce_saved *s, const tg_tensor *logits, int64_t p, int64_t base, double *weight,
+                                   double *q)
 {
     int64_t classes = s->shape.classes, stride = s->shape.inner;
     double max = s->row_max[p], log_sum = s->log_sum[p], eps = s->opts.label_smoothing, value = 0;
@@ -127,8 +127,7 @@ static int narrow_rows_exps(tg_tape *tape, ce_saved *s, const tg_tensor *logits,
 }
 
 /* Row i's softmax (its exps already there when narrow), max and log-sum-exp. */
-static inline void row_softmax(ce_saved *s, const tg_tensor *logits, int64_t i, bool narrow,
-                               const float *narrow_sums)
+static inline void row_softmax(ce_saved *s, const tg_tensor *logits, int64_t i, bool narrow, const float *narrow_sums)
 {
     int64_t rows = s->shape.positions, classes = s->shape.classes;
     TG_FLOAT_DISPATCH(logits->dtype, T, {
@@ -173,10 +172,7 @@ static int rows_forward(tg_tape *tape, ce_saved *s, const tg_tensor *logits, dou
 /* ------------------------------------------------------------ strided rows */
 
 /* Positions per tile: TILE_MAX or the row's length; 1 for contiguous rows. */
-static int64_t tile_width(const tg_loss_shape *shape)
-{
-    return shape->inner < TILE_MAX ? shape->inner : TILE_MAX;
-}
+static int64_t tile_width(const tg_loss_shape *shape) { return shape->inner < TILE_MAX ? shape->inner : TILE_MAX; }
 
 /* Tile k of those `width` wide: the n positions from o * inner + j0 on. */
 static ce_tile tile_at(const tg_loss_shape *shape, int64_t width, int64_t k)
@@ -426,9 +422,9 @@ static void probability_backward(const ce_saved *s, const tg_tensor *x, const tg
                 const T *probs = (const T *)s->softmax + base;
                 double r = row_scale(s, g, i), inv_sum = s->inv_sum ? s->inv_sum[i] : 1; /* x 1 is exact */
                 for (int64_t c = 0; gy && c < classes; c++)
-                    ((T *)gy->data)[base + c * stride] -= (T)(r * class_weight(s, c) * (1 - eps) *
-                                                              ((double)xs[base + c * stride] - s->row_max[i] -
-                                                               s->log_sum[i]));
+                    ((T *)gy->data)[base + c * stride] -=
+                        (T)(r * class_weight(s, c) * (1 - eps) *
+                            ((double)xs[base + c * stride] - s->row_max[i] - s->log_sum[i]));
                 double q_total = probability_target(s, base, q);
                 T *dx = gx ? (T *)gx->data + base : NULL;
                 for (int64_t c = 0; dx && c < classes; c++)

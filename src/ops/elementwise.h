@@ -18,25 +18,25 @@ typedef struct {
  * G = g[i] (the upstream gradient) in scope (backward). */
 #define TG_UNARY_BACKWARD(name, EXPR) TG_UNARY_KERNEL_(name, +=, EXPR)
 
-#define TG_UNARY_KERNEL_(name, ASSIGN, EXPR)                                                                       \
-    static void name##_f32(const float *x, const float *y, const float *g, float *out, int64_t n)                \
-    {                                                                                                            \
-        typedef float T;                                                                                         \
-        for (int64_t i = 0; i < n; i++) {                                                                        \
-            T X = x[i], Y = y ? y[i] : 0, G = g ? g[i] : 0;                                                      \
-            (void)X, (void)Y, (void)G;                                                                           \
-            out[i] ASSIGN(EXPR);                                                                                 \
-        }                                                                                                        \
-    }                                                                                                            \
-    static void name##_f64(const double *x, const double *y, const double *g, double *out, int64_t n)            \
-    {                                                                                                            \
-        typedef double T;                                                                                        \
-        for (int64_t i = 0; i < n; i++) {                                                                        \
-            T X = x[i], Y = y ? y[i] : 0, G = g ? g[i] : 0;                                                      \
-            (void)X, (void)Y, (void)G;                                                                           \
-            out[i] ASSIGN(EXPR);                                                                                 \
-        }                                                                                                        \
-    }                                                                                                            \
+#define TG_UNARY_KERNEL_(name, ASSIGN, EXPR)                                                                           \
+    static void name##_f32(const float *x, const float *y, const float *g, float *out, int64_t n)                      \
+    {                                                                                                                  \
+        typedef float T;                                                                                               \
+        for (int64_t i = 0; i < n; i++) {                                                                              \
+            T X = x[i], Y = y ? y[i] : 0, G = g ? g[i] : 0;                                                            \
+            (void)X, (void)Y, (void)G;                                                                                 \
+            out[i] ASSIGN(EXPR);                                                                                       \
+        }                                                                                                              \
+    }                                                                                                                  \
+    static void name##_f64(const double *x, const double *y, const double *g, double *out, int64_t n)                  \
+    {                                                                                                                  \
+        typedef double T;                                                                                              \
+        for (int64_t i = 0; i < n; i++) {                                                                              \
+            T X = x[i], Y = y ? y[i] : 0, G = g ? g[i] : 0;                                                            \
+            (void)X, (void)Y, (void)G;                                                                                 \
+            out[i] ASSIGN(EXPR);                                                                                       \
+        }                                                                                                              \
+    }                                                                                                                  \
     static const tg_unary_kernel name = { name##_f32, name##_f64 }
 
 /* Runs forward over x into a new tape tensor and records backward. */
@@ -50,47 +50,47 @@ int tg_unary_backward(tg_tape *tape, tg_node *node, const tg_unary_kernel *kerne
 typedef struct {
     void (*f32)(const float *a, int64_t sa, const float *b, int64_t sb, const float *y, const float *g, float *out,
                 int64_t n);
-    void (*f64)(const double *a, int64_t sa, const double *b, int64_t sb, const double *y, const double *g,
-                double *out, int64_t n);
+    void (*f64)(const double *a, int64_t sa, const double *b, int64_t sb, const double *y, const double *g, double *out,
+                int64_t n);
 } tg_binary_kernel;
 
 /* The loop of a binary kernel, with A and B read as A_AT and B_AT: the unit-stride and broadcast-scalar
  * cases get loops of their own so that the compiler vectorises them. */
-#define TG_BINARY_LOOP_(EXPR, A_AT, B_AT)                                                                        \
-    for (int64_t i = 0; i < n; i++) {                                                                            \
-        T A = A_AT, B = B_AT, Y = y ? y[i] : 0, G = g ? g[i] : 0;                                                \
-        (void)A, (void)B, (void)Y, (void)G;                                                                      \
-        out[i] = (EXPR);                                                                                         \
+#define TG_BINARY_LOOP_(EXPR, A_AT, B_AT)                                                                              \
+    for (int64_t i = 0; i < n; i++) {                                                                                  \
+        T A = A_AT, B = B_AT, Y = y ? y[i] : 0, G = g ? g[i] : 0;                                                      \
+        (void)A, (void)B, (void)Y, (void)G;                                                                            \
+        out[i] = (EXPR);                                                                                               \
     }
 
 /* Defines kernel `name` computing out[i] = EXPR over the broadcast shape, with
  * A and B (the inputs at the broadcast position), Y (the output) and G (the
  * upstream gradient) in scope; Y and G are 0 in a forward. */
-#define TG_BINARY_KERNEL(name, EXPR)                                                                             \
-    TG_BINARY_FUNCTIONS_(name, EXPR)                                                                             \
+#define TG_BINARY_KERNEL(name, EXPR)                                                                                   \
+    TG_BINARY_FUNCTIONS_(name, EXPR)                                                                                   \
     static const tg_binary_kernel name = { name##_f32, name##_f64 }
-#define TG_BINARY_FUNCTIONS_(name, EXPR)                                                                         \
-    static void name##_f32(const float *a, int64_t sa, const float *b, int64_t sb, const float *y, const float *g, \
-                           float *out, int64_t n)                                                                \
-    {                                                                                                            \
-        typedef float T;                                                                                         \
-        if (sa == 1 && sb == 1)                                                                                  \
-            TG_BINARY_LOOP_(EXPR, a[i], b[i])                                                                    \
-        else if (sa == 1 && sb == 0)                                                                             \
-            TG_BINARY_LOOP_(EXPR, a[i], b[0])                                                                    \
-        else                                                                                                     \
-            TG_BINARY_LOOP_(EXPR, a[i * sa], b[i * sb])                                                          \
-    }                                                                                                            \
-    static void name##_f64(const double *a, int64_t sa, const double *b, int64_t sb, const double *y,            \
-                           const double *g, double *out, int64_t n)                                              \
-    {                                                                                                            \
-        typedef double T;                                                                                        \
-        if (sa == 1 && sb == 1)                                                                                  \
-            TG_BINARY_LOOP_(EXPR, a[i], b[i])                                                                    \
-        else if (sa == 1 && sb == 0)                                                                             \
-            TG_BINARY_LOOP_(EXPR, a[i], b[0])                                                                    \
-        else                                                                                                     \
-            TG_BINARY_LOOP_(EXPR, a[i * sa], b[i * sb])                                                          \
+#define TG_BINARY_FUNCTIONS_(name, EXPR)                                                                               \
+    static void name##_f32(const float *a, int64_t sa, const float *b, int64_t sb, const float *y, const float *g,     \
+                           float *out, int64_t n)                                                                      \
+    {                                                                                                                  \
+        typedef float T;                                                                                               \
+        if (sa == 1 && sb == 1)                                                                                        \
+            TG_BINARY_LOOP_(EXPR, a[i], b[i])                                                                          \
+        else if (sa == 1 && sb == 0)                                                                                   \
+            TG_BINARY_LOOP_(EXPR, a[i], b[0])                                                                          \
+        else                                                                                                           \
+            TG_BINARY_LOOP_(EXPR, a[i * sa], b[i * sb])                                                                \
+    }                                                                                                                  \
+    static void name##_f64(const double *a, int64_t sa, const double *b, int64_t sb, const double *y, const double *g, \
+                           double *out, int64_t n)                                                                     \
+    {                                                                                                                  \
+        typedef double T;                                                                                              \
+        if (sa == 1 && sb == 1)                                                                                        \
+            TG_BINARY_LOOP_(EXPR, a[i], b[i])                                                                          \
+        else if (sa == 1 && sb == 0)                                                                                   \
+            TG_BINARY_LOOP_(EXPR, a[i], b[0])                                                                          \
+        else                                                                                                           \
+            TG_BINARY_LOOP_(EXPR, a[i * sa], b[i * sb])                                                                \
     }
 
 /* Checks, broadcasts, runs forward into a new tape tensor and records backward. */

@@ -45,7 +45,8 @@ static inline vf vexp(vf x)
     vf r = xc - k * 0.693359375f - k * -2.12194440e-4f;
     vf y = exp_reduced(r);
     /* 2^k as two factors 2^(k/2) and 2^(k - k/2), each a normal float for k in [-126, 128]. */
-    vi ki = __builtin_convertvector(select_f(nan, (vf){ 0 }, k), vi); /* NaN has no integer: keep the conversion defined */
+    vi ki =
+        __builtin_convertvector(select_f(nan, (vf){ 0 }, k), vi); /* NaN has no integer: keep the conversion defined */
     vi k1 = ki / 2, k2 = ki - k1;
     vf s1 = (vf)((k1 + 127) << 23), s2 = (vf)((k2 + 127) << 23);
     y = y * s1 * s2;

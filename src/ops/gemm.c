@@ -57,8 +57,8 @@ static void gemm_plain(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, in
     });
 }
 
-void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
-             const void *b, void *c, bool accumulate)
+void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a, const void *b,
+             void *c, bool accumulate)
 {
     if (m == 0 || n == 0)
         return;

@@ -39,8 +39,7 @@ static int input_layout(const char *op, const tg_tensor *input, tg_loss_shape *s
 }
 
 /* Where shape b differs from shape a first ("axis 1 is 5, expected 4"), into buf; false when they agree. */
-static bool shape_difference(char *buf, size_t size, int ndim, const int64_t *shape, int want_ndim,
-                             const int64_t *want)
+static bool shape_difference(char *buf, size_t size, int ndim, const int64_t *shape, int want_ndim, const int64_t *want)
 {
     if (ndim != want_ndim) {
         snprintf(buf, size, "%d axes, expected %d", ndim, want_ndim);
@@ -55,13 +54,14 @@ static bool shape_difference(char *buf, size_t size, int ndim, const int64_t *sh
 }
 
 /* Class indices: the input's shape without axis 1, each in [0, C) or ignore_index. */
-static int check_class_targets(const char *op, const tg_tensor *input, const tg_tensor *target,
-                               const tg_ce_opts *opts, const tg_loss_shape *shape)
+static int check_class_targets(const char *op, const tg_tensor *input, const tg_tensor *target, const tg_ce_opts *opts,
+                               const tg_loss_shape *shape)
 {
     char si[TG_SHAPE_BUF], st[TG_SHAPE_BUF], se[TG_SHAPE_BUF], diff[96], ignore[48] = "";
     if (shape_difference(diff, sizeof diff, target->ndim, target->shape, shape->out_ndim, shape->out_shape)) {
         tg_error("%s: class-index target has shape %s for input %s, expected %s (the input's shape without axis "
-                 "1): %s", op, tg_shape_str(st, sizeof st, target->ndim, target->shape),
+                 "1): %s",
+                 op, tg_shape_str(st, sizeof st, target->ndim, target->shape),
                  tg_shape_str(si, sizeof si, input->ndim, input->shape),
                  tg_shape_str(se, sizeof se, shape->out_ndim, shape->out_shape), diff);
         return -1;
@@ -90,8 +90,8 @@ static int check_options(const char *op, const tg_tensor *input, const tg_ce_opt
     const tg_tensor *w = opts->weight;
     if (w && (w->dtype != input->dtype || w->ndim != 1 || w->shape[0] != shape->classes)) {
         tg_error("%s: weight is %s %s, expected %s [%lld] (one per class, the input's dtype)", op,
-                 tg_dtype_name(w->dtype), tg_shape_str(sw, sizeof sw, w->ndim, w->shape),
-                 tg_dtype_name(input->dtype), (long long)shape->classes);
+                 tg_dtype_name(w->dtype), tg_shape_str(sw, sizeof sw, w->ndim, w->shape), tg_dtype_name(input->dtype),
+                 (long long)shape->classes);
         return -1;
     }
     if (opts->reduction != TG_MEAN && opts->reduction != TG_SUM && opts->reduction != TG_NONE) {

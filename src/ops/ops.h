@@ -17,8 +17,8 @@ bool tg_check_float_pair(const char *op, const tg_tensor *a, const tg_tensor *b)
 /* C (m x n) = op(A) op(B), or C += op(A) op(B) when accumulate. Row-major;
  * op(A) is m x k (A stored k x m when trans_a), op(B) is k x n (B stored
  * n x k when trans_b). The one place matrix products are computed. */
-void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
-             const void *b, void *c, bool accumulate);
+void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a, const void *b,
+             void *c, bool accumulate);
 /* The library's own kernels for a thin product (src/ops/gemm_thin.c): A B^T
  * with n <= TG_THIN, or A^T B with m <= TG_THIN. false when the shape is not
  * one of those (then nothing was computed). */
@@ -32,8 +32,8 @@ bool tg_gemm_thin(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t
  * change. */
 void tg_gemm_any_layout(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                         const void *b, void *c, bool accumulate);
-bool tg_gemm_thin_any_layout(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                             const void *a, const void *b, void *c, bool accumulate);
+bool tg_gemm_thin_any_layout(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                             const void *b, void *c, bool accumulate);
 
 /* out[i] = exp(x[i] - shift) over a row; returns the sum of out (src/ops/exp_kernel.c).
  * Vectorised: within 2 ulp of libm's expf / exp; results below FLT_MIN / DBL_MIN flush to 0. */

@@ -18,8 +18,8 @@ double tg_row_exps(tg_dtype dtype, const void *x, void *e, int64_t n, double *ma
             for (int64_t c = 0; c < n; c++)
                 m = xs[c] > m ? xs[c] : m;
         *max = m;
-        sum = sizeof(T) == sizeof(float) ? (double)tg_exp_row_f32(x, (float)m, e, n)
-                                         : tg_exp_row_f64(x, (double)m, e, n);
+        sum =
+            sizeof(T) == sizeof(float) ? (double)tg_exp_row_f32(x, (float)m, e, n) : tg_exp_row_f64(x, (double)m, e, n);
     });
     return sum;
 }

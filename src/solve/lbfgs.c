@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#define ARMIJO 1e-4   /* c1: sufficient decrease */
+#define ARMIJO 1e-4 /* c1: sufficient decrease */
 #define CURVATURE 0.9 /* c2: strong Wolfe, as quasi-Newton methods use */
 /* Near the optimum f's changes fall to its rounding: a step that keeps f within
  * this relative band and meets the curvature condition is accepted (Hager &
@@ -23,11 +23,11 @@ typedef struct {
     tg_lbfgs_fn fg;
     void *ctx;
     const tg_lbfgs_opts *o;
-    int m, stored, newest;       /* history: capacity, pairs held, slot of the newest */
+    int m, stored, newest; /* history: capacity, pairs held, slot of the newest */
     double *s, *y, *rho, *alpha; /* [m * n], [m * n], [m], [m] */
-    double *x0, *g0, *d, *pg;    /* the iteration's start point, its gradient, the direction, the pseudo-gradient */
-    double *x, *g;               /* the current point (the caller's w) and gradient */
-    double f, F;                 /* smooth part, and with the L1 term */
+    double *x0, *g0, *d, *pg; /* the iteration's start point, its gradient, the direction, the pseudo-gradient */
+    double *x, *g; /* the current point (the caller's w) and gradient */
+    double f, F; /* smooth part, and with the L1 term */
     int evaluations;
     bool not_finite; /* a point of this line search had a NaN or Inf objective or gradient */
 } solver;
@@ -48,10 +48,7 @@ static double max_abs(int64_t n, const double *a)
     return m;
 }
 
-static bool penalized(const solver *sv, int64_t j)
-{
-    return sv->o->l1 > 0 && (!sv->o->l1_mask || sv->o->l1_mask[j]);
-}
+static bool penalized(const solver *sv, int64_t j) { return sv->o->l1 > 0 && (!sv->o->l1_mask || sv->o->l1_mask[j]); }
 
 static double l1_term(const solver *sv, const double *x)
 {
@@ -278,7 +275,7 @@ static tg_lbfgs_status iterate(solver *sv)
     }
     memcpy(sv->x0, sv->x, (size_t)n * sizeof *sv->x);
     memcpy(sv->g0, sv->g, (size_t)n * sizeof *sv->g);
-    trial at0 = {0, sv->F, slope};
+    trial at0 = { 0, sv->F, slope };
     double f0 = sv->f;
     /* Without curvature pairs the direction is -pg: a first step of unit length. */
     double t = sv->stored ? 1.0 : fmin(1.0, 1.0 / sqrt(dot(n, sv->d, sv->d)));
@@ -340,11 +337,11 @@ const char *tg_lbfgs_status_text(tg_lbfgs_status status)
 
 static int finish(solver *sv, tg_lbfgs_status st, int iterations, tg_lbfgs_result *result)
 {
-    tg_lbfgs_result r = {.status = st,
-                         .iterations = iterations,
-                         .evaluations = sv->evaluations,
-                         .objective = sv->F,
-                         .grad_norm = sv->pg ? max_abs(sv->n, sv->pg) : NAN};
+    tg_lbfgs_result r = { .status = st,
+                          .iterations = iterations,
+                          .evaluations = sv->evaluations,
+                          .objective = sv->F,
+                          .grad_norm = sv->pg ? max_abs(sv->n, sv->pg) : NAN };
     if (result)
         *result = r;
     if (st == TG_LBFGS_LINESEARCH_FAILED || st == TG_LBFGS_NOT_FINITE)
@@ -360,7 +357,7 @@ int tg_lbfgs_minimize(int64_t n, double *w, tg_lbfgs_fn fg, void *ctx, const tg_
 {
     tg_lbfgs_opts o = opts ? *opts : TG_LBFGS_OPTS_DEFAULT;
     if (result)
-        *result = (tg_lbfgs_result){.status = TG_LBFGS_CALLBACK_FAILED, .objective = NAN, .grad_norm = NAN};
+        *result = (tg_lbfgs_result){ .status = TG_LBFGS_CALLBACK_FAILED, .objective = NAN, .grad_norm = NAN };
     if (check_opts(n, w, fg, &o))
         return -1;
     if ((uint64_t)n > SIZE_MAX / sizeof(double) / (2 * (uint64_t)o.history_size + 6))
@@ -368,7 +365,7 @@ int tg_lbfgs_minimize(int64_t n, double *w, tg_lbfgs_fn fg, void *ctx, const tg_
                         o.history_size),
                -1;
     size_t vec = (size_t)n * sizeof(double);
-    solver sv = {.n = n, .fg = fg, .ctx = ctx, .o = &o, .m = o.history_size, .newest = o.history_size - 1, .x = w};
+    solver sv = { .n = n, .fg = fg, .ctx = ctx, .o = &o, .m = o.history_size, .newest = o.history_size - 1, .x = w };
     sv.s = tg_alloc(vec * (size_t)o.history_size);
     sv.y = tg_alloc(vec * (size_t)o.history_size);
     sv.rho = tg_alloc((size_t)o.history_size * sizeof(double));

@@ -12,8 +12,8 @@ int tg_broadcast_shape(const char *op, const tg_tensor *a, const tg_tensor *b, i
         if (da != db && da != 1 && db != 1) {
             char sa[TG_SHAPE_BUF], sb[TG_SHAPE_BUF];
             tg_error("%s: shapes %s and %s do not broadcast (dimension %d: %lld vs %lld)", op,
-                     tg_shape_str(sa, sizeof sa, a->ndim, a->shape), tg_shape_str(sb, sizeof sb, b->ndim, b->shape),
-                     i, (long long)da, (long long)db);
+                     tg_shape_str(sa, sizeof sa, a->ndim, a->shape), tg_shape_str(sb, sizeof sb, b->ndim, b->shape), i,
+                     (long long)da, (long long)db);
             return -1;
         }
         shape[i] = da == 1 ? db : da;

@@ -61,7 +61,8 @@ double tg_rng_normal(tg_rng *rng)
 uint64_t tg_rng_below(tg_rng *rng, uint64_t n)
 {
     if (!rng || n == 0) {
-        tg_error(rng ? "tg_rng_below: n is 0, expected n > 0 (the range [0, n) is empty)" : "tg_rng_below: rng is NULL");
+        tg_error(rng ? "tg_rng_below: n is 0, expected n > 0 (the range [0, n) is empty)"
+                     : "tg_rng_below: rng is NULL");
         return 0;
     }
     /* Rejection keeps every value equally likely (no modulo bias). */

@@ -210,8 +210,8 @@ static bool element_in_range(const char *fn, const tg_tensor *t, int64_t i)
     }
     if (i < 0 || i >= t->numel) {
         char s[TG_SHAPE_BUF];
-        tg_error("%s: index %lld is out of range for %lld elements (shape %s)", fn, (long long)i,
-                 (long long)t->numel, tg_shape_str(s, sizeof s, t->ndim, t->shape));
+        tg_error("%s: index %lld is out of range for %lld elements (shape %s)", fn, (long long)i, (long long)t->numel,
+                 tg_shape_str(s, sizeof s, t->ndim, t->shape));
         return false;
     }
     return true;

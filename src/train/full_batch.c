@@ -170,7 +170,8 @@ static int open_workers(full_batch *fb, const tg_model *m)
         if (!wk->model || !wk->tape || tg_batch_buffers_init(&wk->blocks, TG_F64, m->inputs, fb->block, rows, true))
             return -1;
         if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
-            tg_binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL, fb->cfg->loss.pos_weight))
+            tg_binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL,
+                                   fb->cfg->loss.pos_weight))
             return -1;
     }
     return 0;

@@ -204,7 +204,8 @@ static void diverged(const trainer *tr, double value, int epoch, int64_t s)
     char scale[160] = "";
     if (tr->t->input_scale >= TG_LARGE_INPUT)
         snprintf(scale, sizeof scale,
-                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to true", tr->t->input_scale);
+                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to true",
+                 tr->t->input_scale);
     tg_error("loss became %s at epoch %d, step %lld (lower optimizer.lr or set train.clip_grad_norm%s)",
              isnan(value) ? "NaN" : "infinite", epoch + 1, (long long)s + 1, scale);
 }
@@ -239,8 +240,7 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
         return -1;
     /* The penalty's gradient per step, scaled as the mean loss is: R / (C n) */
     const tg_penalty *pen = &tr->cfg->loss.penalty;
-    if (pen->type != TG_PENALTY_NONE &&
-        tg_penalty_add_grad(pen, m, 1.0 / (pen->C * (double)tr->t->train->rows)))
+    if (pen->type != TG_PENALTY_NONE && tg_penalty_add_grad(pen, m, 1.0 / (pen->C * (double)tr->t->train->rows)))
         return -1;
     if (tr->cfg->train.clip_grad_norm > 0 &&
         tg_clip_grad_norm(m->params, m->n_params, tr->cfg->train.clip_grad_norm) < 0)
@@ -347,8 +347,12 @@ static int trainer_run(trainer *tr)
             return -1;
         if (t->steps_done == 0)
             trainer_shuffle(tr); /* a resumed run that stopped mid-epoch keeps that epoch's order */
-        tg_progress p = { .epoch = epoch + 1, .epochs = epochs, .steps_per_epoch = t->steps_per_epoch, .lr = lr,
-                          .val_loss = NAN, .val_accuracy = NAN };
+        tg_progress p = { .epoch = epoch + 1,
+                          .epochs = epochs,
+                          .steps_per_epoch = t->steps_per_epoch,
+                          .lr = lr,
+                          .val_loss = NAN,
+                          .val_accuracy = NAN };
         if (t->steps_done > 0)
             p.train_loss = tr->st->loss_sum / (double)t->steps_done;
         int asked = trainer_epoch(tr, epoch, &p);
@@ -443,6 +447,6 @@ tg_training *tg_train_on_data(const tg_config *cfg, const tg_dataset *train, con
                         (long long)validation->features, (long long)validation->classes, (long long)train->features,
                         (long long)train->classes);
     tg_train_opts opts = { .progress = progress, .ctx = ctx };
-    return trainer_train((trainer){ .cfg = cfg, .opts = &opts, .started = tg_now_seconds(), .given_train = train,
-                                    .given_validation = validation });
+    return trainer_train((trainer){
+        .cfg = cfg, .opts = &opts, .started = tg_now_seconds(), .given_train = train, .given_validation = validation });
 }

@@ -35,9 +35,8 @@ enum {
     LIBSVM_FILE,
     N_FILES
 };
-static const char *const file_names[N_FILES] = {"config.json", "data.csv",  "images.idx", "labels.idx",
-                                                "images.gz",   "labels.gz", "model.st",   "resaved.st",
-                                                "data.svm"};
+static const char *const file_names[N_FILES] = { "config.json", "data.csv", "images.idx", "labels.idx", "images.gz",
+                                                 "labels.gz",   "model.st", "resaved.st", "data.svm" };
 
 static char scratch_dir[512];
 static const char *input_name;
@@ -64,10 +63,7 @@ static void harness_fail(const char *fmt, ...)
 /* A loader accepted an input and returned something its documentation rules out. */
 #define violated(...) harness_fail("accepted but wrong: " __VA_ARGS__)
 
-void fuzz_name_input(const char *name)
-{
-    input_name = name;
-}
+void fuzz_name_input(const char *name) { input_name = name; }
 
 void fuzz_scratch_open(void)
 {
@@ -127,10 +123,7 @@ static void write_gzip_file(int file, const uint8_t *data, size_t size)
 
 /* ---- bookkeeping ---- */
 
-static void start_call(void)
-{
-    tg_clear_error();
-}
+static void start_call(void) { tg_clear_error(); }
 
 static void end_call(fuzz_outcome *o, bool accepted)
 {
@@ -176,7 +169,14 @@ static void check_strings(const char *what, char *const *names, int64_t n)
  * beyond 2^63, which serde's u64 still reads; "-0", which it reads as 0), the
  * rule is left to the regression tests. */
 
-typedef enum { JSON_OK, JSON_SYNTAX, JSON_DUPLICATE_KEY, JSON_NOT_UNSIGNED, JSON_NUL_IN_STRING, JSON_UNJUDGED } json_fault;
+typedef enum {
+    JSON_OK,
+    JSON_SYNTAX,
+    JSON_DUPLICATE_KEY,
+    JSON_NOT_UNSIGNED,
+    JSON_NUL_IN_STRING,
+    JSON_UNJUDGED
+} json_fault;
 
 static json_fault jansson_fault(const json_error_t *err)
 {
@@ -194,16 +194,18 @@ static json_fault check_unsigned_arrays(json_t *root)
 {
     const char *name;
     json_t *entry;
-    json_object_foreach(root, name, entry) {
+    json_object_foreach(root, name, entry)
+    {
         if (strcmp(name, "__metadata__") == 0 || !json_is_object(entry))
             continue;
-        static const char *const fields[] = {"shape", "data_offsets"};
+        static const char *const fields[] = { "shape", "data_offsets" };
         for (int f = 0; f < 2; f++) {
             json_t *array = json_object_get(entry, fields[f]), *v;
             size_t i;
             if (!json_is_array(array))
                 continue;
-            json_array_foreach(array, i, v) {
+            json_array_foreach(array, i, v)
+            {
                 if (!json_is_integer(v) || json_integer_value(v) < 0)
                     return JSON_NOT_UNSIGNED;
             }
@@ -282,7 +284,7 @@ static void check_config(tg_config *cfg)
 
 fuzz_outcome fuzz_config(const uint8_t *data, size_t size)
 {
-    fuzz_outcome o = {0};
+    fuzz_outcome o = { 0 };
     char *text = malloc(size + 1);
     if (!text)
         harness_fail("out of memory copying %zu bytes", size);
@@ -344,11 +346,11 @@ static void load_csv(fuzz_outcome *o, const tg_csv_opts *opts, int64_t given_cla
 
 fuzz_outcome fuzz_csv(const uint8_t *data, size_t size)
 {
-    static char *const given[] = {"a", "b", "c"};
-    static const int64_t columns[] = {0, -1};
+    static char *const given[] = { "a", "b", "c" };
+    static const int64_t columns[] = { 0, -1 };
     const tg_csv_opts defaults = TG_CSV_OPTS_DEFAULT;
     enum { VARIANTS = 6 };
-    tg_csv_opts variants[VARIANTS] = {defaults, defaults, defaults, defaults, defaults, defaults};
+    tg_csv_opts variants[VARIANTS] = { defaults, defaults, defaults, defaults, defaults, defaults };
     variants[1].label_column = 0;
     variants[1].header = 0;
     variants[2].label_name = "label";
@@ -361,7 +363,7 @@ fuzz_outcome fuzz_csv(const uint8_t *data, size_t size)
     variants[4].n_columns = 2;
     variants[5].delimiter = ';';
     variants[5].unlabeled = 1;
-    fuzz_outcome o = {0};
+    fuzz_outcome o = { 0 };
     write_file(CSV_FILE, data, size);
     for (int i = 0; i < VARIANTS; i++)
         load_csv(&o, &variants[i], variants[i].n_label_names);
@@ -405,7 +407,7 @@ static void check_sparse(const tg_dataset *ds, int64_t limit)
 /* The dataset functions on an accepted sparse data set (features kept small enough for [features] scratch). */
 static void exercise_sparse(const tg_dataset *ds)
 {
-    int64_t rows[2] = {ds->rows - 1, 0};
+    int64_t rows[2] = { ds->rows - 1, 0 };
     tg_dataset *sub = tg_dataset_subset(ds, rows, 2);
     if (!sub)
         harness_fail("dataset_subset of an accepted libsvm file: %s", tg_last_error());
@@ -442,16 +444,16 @@ static void load_libsvm(fuzz_outcome *o, const tg_libsvm_opts *opts)
 
 fuzz_outcome fuzz_libsvm(const uint8_t *data, size_t size)
 {
-    static char *const given[] = {"+1", "-1", "0", "1", "2"};
+    static char *const given[] = { "+1", "-1", "0", "1", "2" };
     enum { VARIANTS = 4 };
-    tg_libsvm_opts variants[VARIANTS] = {TG_LIBSVM_OPTS_DEFAULT, TG_LIBSVM_OPTS_DEFAULT, TG_LIBSVM_OPTS_DEFAULT,
-                                         TG_LIBSVM_OPTS_DEFAULT};
+    tg_libsvm_opts variants[VARIANTS] = { TG_LIBSVM_OPTS_DEFAULT, TG_LIBSVM_OPTS_DEFAULT, TG_LIBSVM_OPTS_DEFAULT,
+                                          TG_LIBSVM_OPTS_DEFAULT };
     variants[1].features = 8;
     variants[2].features = 8;
     variants[2].skip_unknown_features = 1;
     variants[3].label_names = given;
     variants[3].n_label_names = 5;
-    fuzz_outcome o = {0};
+    fuzz_outcome o = { 0 };
     write_file(LIBSVM_FILE, data, size);
     for (int i = 0; i < VARIANTS; i++)
         load_libsvm(&o, &variants[i]);
@@ -472,7 +474,7 @@ typedef struct {
 
 static idx_pair judge_idx(const uint8_t *labels, size_t labels_len, const uint8_t *images, size_t images_len)
 {
-    idx_pair pair = {.valid = false};
+    idx_pair pair = { .valid = false };
     if (labels_len < 8 || images_len < 16 || big_endian(labels) != 0x801 || big_endian(images) != 0x803)
         return pair;
     uint64_t count = big_endian(labels + 4), rows = big_endian(images + 8), cols = big_endian(images + 12);
@@ -480,13 +482,10 @@ static idx_pair judge_idx(const uint8_t *labels, size_t labels_len, const uint8_
     if (big_endian(images + 4) != count || labels_len - 8 != count || count == 0 || payload % count != 0 ||
         payload / count != rows * cols || payload == 0 || payload > (uint64_t)1 << 31)
         return pair;
-    return (idx_pair){true, count, rows * cols, labels + 8, images + 16};
+    return (idx_pair){ true, count, rows * cols, labels + 8, images + 16 };
 }
 
-static bool starts_gzip(const uint8_t *b, size_t n)
-{
-    return n >= 2 && b[0] == 0x1f && b[1] == 0x8b;
-}
+static bool starts_gzip(const uint8_t *b, size_t n) { return n >= 2 && b[0] == 0x1f && b[1] == 0x8b; }
 
 /* expected: what the files hold, or NULL when zlib would read them as gzip. */
 static void load_idx(fuzz_outcome *o, int images, int labels, const idx_pair *expected)
@@ -530,7 +529,7 @@ static void load_idx(fuzz_outcome *o, int images, int labels, const idx_pair *ex
 
 fuzz_outcome fuzz_idx(const uint8_t *data, size_t size)
 {
-    fuzz_outcome o = {0};
+    fuzz_outcome o = { 0 };
     size_t rest = size ? size - 1 : 0, labels_len = size ? data[0] : 0;
     const uint8_t *labels = size ? data + 1 : data;
     if (labels_len > rest)
@@ -586,7 +585,7 @@ static void check_model(tg_model *m)
 
     /* A loaded model runs: one row of zeros gives [1, classes] logits. */
     tg_tape *tape = tg_tape_new();
-    tg_tensor *x = tg_tensor_new(tg_model_dtype(m), 2, (const int64_t[]){1, inputs});
+    tg_tensor *x = tg_tensor_new(tg_model_dtype(m), 2, (const int64_t[]){ 1, inputs });
     if (!tape || !x)
         harness_fail("out of memory for a forward pass");
     tg_tensor *logits = tg_model_forward(m, tape, x);
@@ -596,10 +595,7 @@ static void check_model(tg_model *m)
     tg_tape_free(tape);
 }
 
-static bool same_text(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
+static bool same_text(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
 
 static bool same_floats(const float *a, const float *b, int64_t n)
 {
@@ -657,7 +653,7 @@ static bool utf8_valid(const unsigned char *s, size_t n)
                 return false;
             cp = cp << 6 | (s[i + k] & 0x3F);
         }
-        static const uint32_t smallest[4] = {0, 0x80, 0x800, 0x10000};
+        static const uint32_t smallest[4] = { 0, 0x80, 0x800, 0x10000 };
         if (cp < smallest[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             return false;
         i += extra + 1;
@@ -724,7 +720,7 @@ static void check_checkpoint_rules(const uint8_t *data, size_t size)
         double begin = offsets->child->valuedouble, end = offsets->child->next->valuedouble;
         if (!(begin >= 0 && end <= 9007199254740992.0))
             violated("checkpoint: tensor '%s' has data_offsets [%g, %g]", t->string, begin, end);
-        byte_range range = {(int64_t)begin, (int64_t)end};
+        byte_range range = { (int64_t)begin, (int64_t)end };
         if (range.end < range.begin || (double)(range.end - range.begin) != bytes)
             violated("checkpoint: tensor '%s' spans [%lld, %lld] for %.17g bytes", t->string, (long long)range.begin,
                      (long long)range.end, bytes);
@@ -747,7 +743,7 @@ static void check_checkpoint_rules(const uint8_t *data, size_t size)
 
 fuzz_outcome fuzz_safetensors(const uint8_t *data, size_t size)
 {
-    fuzz_outcome o = {0};
+    fuzz_outcome o = { 0 };
     write_file(MODEL_FILE, data, size);
     start_call();
     tg_model *m = tg_model_load(scratch(MODEL_FILE));

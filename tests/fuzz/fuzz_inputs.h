@@ -10,9 +10,9 @@
 /* What the loader calls made of one input. A refusal must set tg_last_error();
  * the fuzz targets do not look at the message, the regression test does. */
 typedef struct {
-    int calls;    /* loader calls made */
+    int calls; /* loader calls made */
     int accepted; /* of which returned a result (checked, then freed) */
-    int silent;   /* of which returned nothing and left tg_last_error() empty */
+    int silent; /* of which returned nothing and left tg_last_error() empty */
 } fuzz_outcome;
 
 /* The folder the inputs are written to: a new one under $TMPDIR (or /tmp),

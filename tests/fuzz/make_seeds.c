@@ -64,15 +64,15 @@ static void put(buffer *b, const void *p, size_t n)
 
 static void put_u32(buffer *b, uint32_t v)
 {
-    unsigned char be[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
-                           (unsigned char)v};
+    unsigned char be[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+                            (unsigned char)v };
     put(b, be, 4);
 }
 
 /* An IDX file: magic, dims, then payload (n bytes). */
 static buffer idx_file(uint32_t magic, int ndim, const uint32_t *dims, const unsigned char *payload, size_t n)
 {
-    buffer b = {.n = 0};
+    buffer b = { .n = 0 };
     put_u32(&b, magic);
     for (int d = 0; d < ndim; d++)
         put_u32(&b, dims[d]);
@@ -88,7 +88,7 @@ static buffer gzipped(const buffer *f, const char *tmp_dir)
     gzFile gz = gzopen(path, "wb9");
     if (!gz || gzwrite(gz, f->bytes, (unsigned)f->n) != (int)f->n || gzclose(gz) != Z_OK)
         die("cannot gzip into", path);
-    buffer b = {.n = 0};
+    buffer b = { .n = 0 };
     size_t n;
     unsigned char *bytes = read_all(path, &n);
     put(&b, bytes, n);
@@ -108,7 +108,7 @@ static buffer gzipped_idx(uint32_t magic, int ndim, const uint32_t *dims, const 
     if (!gz || gzwrite(gz, header.bytes, (unsigned)header.n) != (int)header.n ||
         gzwrite(gz, payload, (unsigned)n) != (int)n || gzclose(gz) != Z_OK)
         die("cannot gzip into", path);
-    buffer b = {.n = 0};
+    buffer b = { .n = 0 };
     size_t size;
     unsigned char *bytes = read_all(path, &size);
     put(&b, bytes, size);
@@ -121,7 +121,7 @@ static void idx_seed(const char *dir, const char *name, const buffer *images, co
 {
     if (labels->n > 255)
         die("labels file longer than 255 bytes", name);
-    buffer b = {.n = 0};
+    buffer b = { .n = 0 };
     unsigned char length = (unsigned char)labels->n;
     put(&b, &length, 1);
     put(&b, labels->bytes, labels->n);
@@ -132,20 +132,20 @@ static void idx_seed(const char *dir, const char *name, const buffer *images, co
 static void idx_seeds(const char *dir, const char *tmp_dir)
 {
     const uint32_t images_magic = 0x803, labels_magic = 0x801;
-    const unsigned char pixels[3 * 2 * 3] = {0, 255, 128, 1, 2, 3, 10, 20, 30, 40, 50, 60, 255, 254, 0, 0, 7, 9};
-    const unsigned char labels3[3] = {0, 2, 1};
-    buffer images = idx_file(images_magic, 3, (const uint32_t[]){3, 2, 3}, pixels, sizeof pixels);
-    buffer labels = idx_file(labels_magic, 1, (const uint32_t[]){3}, labels3, 3);
+    const unsigned char pixels[3 * 2 * 3] = { 0, 255, 128, 1, 2, 3, 10, 20, 30, 40, 50, 60, 255, 254, 0, 0, 7, 9 };
+    const unsigned char labels3[3] = { 0, 2, 1 };
+    buffer images = idx_file(images_magic, 3, (const uint32_t[]){ 3, 2, 3 }, pixels, sizeof pixels);
+    buffer labels = idx_file(labels_magic, 1, (const uint32_t[]){ 3 }, labels3, 3);
     idx_seed(dir, "ok-3x2x3", &images, &labels);
     buffer images_gz = gzipped(&images, tmp_dir), labels_gz = gzipped(&labels, tmp_dir);
     idx_seed(dir, "ok-3x2x3-gzip", &images_gz, &labels_gz);
     idx_seed(dir, "ok-3x2x3-gzip-images-only", &images_gz, &labels);
 
-    buffer one = idx_file(images_magic, 3, (const uint32_t[]){1, 1, 1}, (const unsigned char[]){9}, 1);
-    buffer one_label = idx_file(labels_magic, 1, (const uint32_t[]){1}, (const unsigned char[]){9}, 1);
+    buffer one = idx_file(images_magic, 3, (const uint32_t[]){ 1, 1, 1 }, (const unsigned char[]){ 9 }, 1);
+    buffer one_label = idx_file(labels_magic, 1, (const uint32_t[]){ 1 }, (const unsigned char[]){ 9 }, 1);
     idx_seed(dir, "ok-1x1x1-label9", &one, &one_label);
 
-    buffer two_labels = idx_file(labels_magic, 1, (const uint32_t[]){2}, labels3, 2);
+    buffer two_labels = idx_file(labels_magic, 1, (const uint32_t[]){ 2 }, labels3, 2);
     idx_seed(dir, "count-mismatch", &images, &two_labels);
     idx_seed(dir, "swapped", &labels, &images);
     buffer short_images = images;
@@ -154,21 +154,21 @@ static void idx_seeds(const char *dir, const char *tmp_dir)
     buffer long_labels = labels;
     put(&long_labels, "x", 1);
     idx_seed(dir, "trailing-byte", &images, &long_labels);
-    buffer huge = idx_file(images_magic, 3, (const uint32_t[]){3, 0xffffffffu, 0xffffffffu}, pixels, 4);
+    buffer huge = idx_file(images_magic, 3, (const uint32_t[]){ 3, 0xffffffffu, 0xffffffffu }, pixels, 4);
     idx_seed(dir, "huge-dims", &huge, &labels);
-    buffer empty = idx_file(images_magic, 3, (const uint32_t[]){0, 28, 28}, NULL, 0);
-    buffer no_labels = idx_file(labels_magic, 1, (const uint32_t[]){0}, NULL, 0);
+    buffer empty = idx_file(images_magic, 3, (const uint32_t[]){ 0, 28, 28 }, NULL, 0);
+    buffer no_labels = idx_file(labels_magic, 1, (const uint32_t[]){ 0 }, NULL, 0);
     idx_seed(dir, "zero-images", &empty, &no_labels);
     buffer cut_gz = images_gz;
     cut_gz.n -= 6; /* the gzip trailer and a little of the stream */
     idx_seed(dir, "truncated-gzip", &cut_gz, &labels_gz);
     /* 1 MiB and 1 KiB of pixels from 1 KB of gzip: more than one of the
      * loader's 1 MiB chunks, so its buffers grow as the stream decompresses. */
-    const uint32_t big_dims[3] = {1, 1025, 1024};
+    const uint32_t big_dims[3] = { 1, 1025, 1024 };
     unsigned char *zeros = calloc(1025 * 1024, 1);
     if (!zeros)
         die("out of memory", "seeds");
-    buffer big_labels = idx_file(labels_magic, 1, (const uint32_t[]){1}, labels3, 1);
+    buffer big_labels = idx_file(labels_magic, 1, (const uint32_t[]){ 1 }, labels3, 1);
     buffer big_labels_gz = gzipped(&big_labels, tmp_dir);
     buffer big_gz = gzipped_idx(images_magic, 3, big_dims, zeros, 1025 * 1024, tmp_dir);
     idx_seed(dir, "ok-1x1025x1024-gzip", &big_gz, &big_labels_gz);
@@ -200,25 +200,25 @@ static void safetensors_seeds(const char *dir, const char *tmp_dir)
     tg_rng_seed(&rng, 7);
     size_t n;
 
-    const tg_layer_spec linear[] = {{TG_LAYER_LINEAR, 2, 1}};
+    const tg_layer_spec linear[] = { { TG_LAYER_LINEAR, 2, 1 } };
     unsigned char *bytes = saved(tg_model_new(TG_F32, 3, 1, linear, &rng), tmp_dir, &n);
     write_seed(dir, "safetensors", "ok-linear-f32.st", bytes, n);
     free(bytes);
 
-    const tg_layer_spec activations[] = {{TG_LAYER_LINEAR, 2, 1},
-                                         {TG_LAYER_TANH, 0, 0},
-                                         {TG_LAYER_LINEAR, 2, 0},
-                                         {TG_LAYER_SIGMOID, 0, 0},
-                                         {TG_LAYER_LINEAR, 3, 1}};
+    const tg_layer_spec activations[] = { { TG_LAYER_LINEAR, 2, 1 },
+                                          { TG_LAYER_TANH, 0, 0 },
+                                          { TG_LAYER_LINEAR, 2, 0 },
+                                          { TG_LAYER_SIGMOID, 0, 0 },
+                                          { TG_LAYER_LINEAR, 3, 1 } };
     bytes = saved(tg_model_new(TG_F32, 2, 5, activations, &rng), tmp_dir, &n);
     write_seed(dir, "safetensors", "ok-tanh-sigmoid-f32.st", bytes, n);
     free(bytes);
 
     /* Everything a checkpoint can carry: labels, standardization, config text. */
-    const tg_layer_spec mlp[] = {{TG_LAYER_LINEAR, 3, 1}, {TG_LAYER_RELU, 0, 0}, {TG_LAYER_LINEAR, 2, 0}};
+    const tg_layer_spec mlp[] = { { TG_LAYER_LINEAR, 3, 1 }, { TG_LAYER_RELU, 0, 0 }, { TG_LAYER_LINEAR, 2, 0 } };
     tg_model *m = tg_model_new(TG_F64, 2, 3, mlp, &rng);
-    char *const labels[] = {"cat", "d\xc3\xb6g"};
-    const float mean[] = {0.5f, -1.25f}, std[] = {2.0f, 0.125f};
+    char *const labels[] = { "cat", "d\xc3\xb6g" };
+    const float mean[] = { 0.5f, -1.25f }, std[] = { 2.0f, 0.125f };
     if (!m || tg_model_set_labels(m, 2, labels) || tg_model_set_standardization(m, mean, std) ||
         tg_model_set_config_json(m, "{\"seed\": 1}"))
         die("cannot build the model", tg_last_error());
@@ -230,10 +230,10 @@ static void safetensors_seeds(const char *dir, const char *tmp_dir)
     const struct {
         const char *name;
         size_t len;
-    } cuts[] = {{"cut-in-length.st", 5},
-                {"cut-in-header.st", 8 + header_len / 2},
-                {"cut-after-header.st", 8 + header_len},
-                {"cut-last-byte.st", n - 1}};
+    } cuts[] = { { "cut-in-length.st", 5 },
+                 { "cut-in-header.st", 8 + header_len / 2 },
+                 { "cut-after-header.st", 8 + header_len },
+                 { "cut-last-byte.st", n - 1 } };
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++)
         write_seed(dir, "safetensors", cuts[i].name, bytes, cuts[i].len);
     unsigned char *changed = malloc(n + 1);
@@ -243,11 +243,11 @@ static void safetensors_seeds(const char *dir, const char *tmp_dir)
         const char *name;
         size_t at;
         unsigned char value;
-    } flips[] = {{"length-plus-one.st", 0, (unsigned char)(bytes[0] + 1)},
-                 {"length-high-byte.st", 4, 0x10},
-                 {"header-not-object.st", 8, '['},
-                 {"header-quote.st", 9, 'x'},
-                 {"data-byte.st", n - 1, (unsigned char)(bytes[n - 1] ^ 0x80)}};
+    } flips[] = { { "length-plus-one.st", 0, (unsigned char)(bytes[0] + 1) },
+                  { "length-high-byte.st", 4, 0x10 },
+                  { "header-not-object.st", 8, '[' },
+                  { "header-quote.st", 9, 'x' },
+                  { "data-byte.st", n - 1, (unsigned char)(bytes[n - 1] ^ 0x80) } };
     for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
         memcpy(changed, bytes, n);
         changed[flips[i].at] = flips[i].value;

@@ -68,7 +68,7 @@ int tg_backward(tg_tape *tape, tg_tensor *loss)
         return -1;
     }
     /* The seed dL/dL = 1 lives on the tape: no allocation after the first step. */
-    tg_tensor *one = tg_tape_new_tensor(tape, loss->dtype, loss->ndim, loss->shape, false);
+    tg_tensor *one = tg_tape_op_output(tape, loss->dtype, loss->ndim, loss->shape, false);
     if (!one)
         return -1;
     tg_set(one, 0, 1.0);

@@ -16,7 +16,7 @@ static int custom_backward(tg_tape *tape, tg_node *node)
     tg_tensor *scratch[TG_NODE_MAX_INPUTS] = { 0 };
     for (int i = 0; i < node->n_inputs; i++) {
         tg_tensor *in = node->inputs[i];
-        if (in->requires_grad && !(scratch[i] = tg_tape_new_tensor(tape, in->dtype, in->ndim, in->shape, true)))
+        if (in->requires_grad && !(scratch[i] = tg_tape_op_output(tape, in->dtype, in->ndim, in->shape, true)))
             return -1;
     }
     if (s->op->backward(node->inputs, node->n_inputs, node->out, node->out->grad, scratch, s->ctx) != 0) {
@@ -68,7 +68,7 @@ tg_tensor *tg_custom(tg_tape *tape, const tg_custom_op *op, int n_inputs, tg_ten
     bool record = tg_tape_should_record(tape, inputs, n_inputs);
     if (record && !op->backward)
         return tg_error("custom op %s: an input requires a gradient but op->backward is NULL", name);
-    tg_tensor *out = tg_tape_new_tensor(tape, dtype, out_ndim, out_shape, true);
+    tg_tensor *out = tg_tape_op_output(tape, dtype, out_ndim, out_shape, true);
     if (!out)
         return NULL;
     if (op->forward(inputs, n_inputs, out, ctx) != 0)

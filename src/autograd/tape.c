@@ -177,7 +177,7 @@ tg_tensor *tg_tape_new_header(tg_tape *tape, tg_dtype dtype, int ndim, const int
     return t;
 }
 
-tg_tensor *tg_tape_new_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, bool zero)
+tg_tensor *tg_tape_op_output(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, bool zero)
 {
     int64_t numel;
     const char *op = current_op ? current_op : "tape tensor";
@@ -205,7 +205,7 @@ tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t
     if (dtype != TG_F32 && dtype != TG_F64 && dtype != TG_I64)
         return tg_error("tg_tape_tensor: unknown dtype %d", (int)dtype);
     current_op = "tg_tape_tensor";
-    return tg_tape_new_tensor(tape, dtype, ndim, shape, true);
+    return tg_tape_op_output(tape, dtype, ndim, shape, true);
 }
 
 bool tg_tape_should_record(const tg_tape *tape, tg_tensor *const *inputs, int n_inputs)
@@ -245,7 +245,7 @@ tg_tensor *tg_grad_buffer(tg_tape *tape, tg_tensor *t, bool *failed)
         return NULL;
     t->grad_dense = true; /* a dense op adds into it (tg_sparse_linear puts the flag back) */
     if (!t->grad) {
-        t->grad = t->owner == TG_OWNED_BY_TAPE ? tg_tape_new_tensor(tape, t->dtype, t->ndim, t->shape, true)
+        t->grad = t->owner == TG_OWNED_BY_TAPE ? tg_tape_op_output(tape, t->dtype, t->ndim, t->shape, true)
                                                : tg_tensor_new(t->dtype, t->ndim, t->shape);
         if (!t->grad)
             *failed = true;

@@ -33,8 +33,9 @@ bool tg_check_live(const char *op, const char *which, const tg_tensor *t);
 tg_tensor *tg_tape_new_header(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, int64_t numel);
 /* Arena memory that lives until the next reset; 64-byte aligned, NULL on failure. */
 void *tg_tape_alloc(tg_tape *tape, size_t bytes);
-/* A tape tensor; data zero-filled when zero is true. */
-tg_tensor *tg_tape_new_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, bool zero);
+/* An op's output (or scratch) on the tape, data zero-filled when zero is true: the ops' own
+ * constructor, where users call the public tg_tape_tensor (always zeroed). */
+tg_tensor *tg_tape_op_output(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, bool zero);
 /* Whether an op with these inputs must be recorded: recording on and some input requires a gradient. */
 bool tg_tape_should_record(const tg_tape *tape, tg_tensor *const *inputs, int n_inputs);
 /* Appends a node for out; marks out as requiring a gradient. NULL on failure. */

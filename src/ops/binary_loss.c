@@ -97,8 +97,8 @@ tg_tensor *tg_binary_loss_output(tg_tape *tape, tg_dtype dtype, const tg_binary_
                                  tg_reduction reduction)
 {
     if (reduction == TG_NONE)
-        return tg_tape_new_tensor(tape, dtype, layout->ndim, layout->shape, false);
-    return tg_tape_new_tensor(tape, dtype, 0, NULL, false);
+        return tg_tape_op_output(tape, dtype, layout->ndim, layout->shape, false);
+    return tg_tape_op_output(tape, dtype, 0, NULL, false);
 }
 
 double tg_sum_f32_as_double(const float *x, int64_t n)

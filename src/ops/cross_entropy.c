@@ -310,8 +310,8 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *target,
     int64_t positions = s->shape.positions, classes = s->shape.classes;
     tg_tensor *inputs[2] = { logits, target }; /* a probability target can take a gradient too */
     bool record = tg_tape_should_record(tape, inputs, 2);
-    tg_tensor *loss = tg_tape_new_tensor(tape, logits->dtype, s->opts.reduction == TG_NONE ? s->shape.out_ndim : 0,
-                                         s->shape.out_shape, false);
+    tg_tensor *loss = tg_tape_op_output(tape, logits->dtype, s->opts.reduction == TG_NONE ? s->shape.out_ndim : 0,
+                                        s->shape.out_shape, false);
     double *q = s->shape.class_targets ? NULL : tg_tape_alloc(tape, (size_t)classes * sizeof *q);
     /* Every position's softmax is kept for the backward (and is each thread's scratch without one). */
     s->softmax = tg_tape_alloc(tape, (size_t)(positions * classes) * tg_dtype_size(logits->dtype));

@@ -46,7 +46,7 @@ tg_tensor *tg_unary_op(tg_tape *tape, const char *op, tg_tensor *x, const tg_una
         return tg_error("%s: tape is NULL", op);
     if (!tg_check_float_input(op, x))
         return NULL;
-    tg_tensor *y = tg_tape_new_tensor(tape, x->dtype, x->ndim, x->shape, false);
+    tg_tensor *y = tg_tape_op_output(tape, x->dtype, x->ndim, x->shape, false);
     if (!y)
         return NULL;
     run_unary(forward, x, NULL, NULL, y);
@@ -112,7 +112,7 @@ tg_tensor *tg_binary_op(tg_tape *tape, const char *op, tg_tensor *a, tg_tensor *
     int64_t shape[TG_MAX_DIMS];
     if (tg_broadcast_shape(op, a, b, &ndim, shape))
         return NULL;
-    tg_tensor *y = tg_tape_new_tensor(tape, a->dtype, ndim, shape, false);
+    tg_tensor *y = tg_tape_op_output(tape, a->dtype, ndim, shape, false);
     if (!y)
         return NULL;
     run_binary(forward, a, b, NULL, NULL, y);
@@ -141,7 +141,7 @@ int tg_binary_backward(tg_tape *tape, tg_node *node, const tg_binary_kernel *gra
             continue;
         }
         /* The partial over the broadcast shape, then summed back to the input's shape. */
-        tg_tensor *full = tg_tape_new_tensor(tape, y->dtype, y->ndim, y->shape, false);
+        tg_tensor *full = tg_tape_op_output(tape, y->dtype, y->ndim, y->shape, false);
         if (!full)
             return -1;
         run_binary(kernels[i], a, b, y, y->grad, full);

@@ -42,7 +42,7 @@ tg_tensor *tg_linear(tg_tape *tape, tg_tensor *x, tg_tensor *weight, tg_tensor *
                         tg_shape_str(sw, sizeof sw, weight->ndim, weight->shape), sb);
     }
     int64_t m = x->shape[0], in = x->shape[1], out = weight->shape[0];
-    tg_tensor *y = tg_tape_new_tensor(tape, x->dtype, 2, (int64_t[]){ m, out }, false);
+    tg_tensor *y = tg_tape_op_output(tape, x->dtype, 2, (int64_t[]){ m, out }, false);
     if (!y)
         return NULL;
     if (bias) {

@@ -42,7 +42,7 @@ tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis)
         return NULL;
     int64_t outer, n, inner;
     tg_axis_split(x, a, &outer, &n, &inner);
-    tg_tensor *y = tg_tape_new_tensor(tape, x->dtype, x->ndim, x->shape, false);
+    tg_tensor *y = tg_tape_op_output(tape, x->dtype, x->ndim, x->shape, false);
     if (!y)
         return NULL;
     TG_FLOAT_DISPATCH(x->dtype, T, {

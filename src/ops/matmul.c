@@ -29,7 +29,7 @@ tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
                         tg_shape_str(sa, sizeof sa, a->ndim, a->shape), tg_shape_str(sb, sizeof sb, b->ndim, b->shape));
     }
     int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-    tg_tensor *y = tg_tape_new_tensor(tape, a->dtype, 2, (int64_t[]){ m, n }, false);
+    tg_tensor *y = tg_tape_op_output(tape, a->dtype, 2, (int64_t[]){ m, n }, false);
     if (!y)
         return NULL;
     tg_gemm_any_layout(a->dtype, false, false, m, n, k, a->data, b->data, y->data, false);

@@ -50,8 +50,8 @@ tg_tensor *tg_nll_loss(tg_tape *tape, tg_tensor *log_probs, tg_tensor *target, c
     if (s->opts.label_smoothing != 0)
         return tg_error("nll_loss: label_smoothing is %g, expected 0 (use tg_cross_entropy for smoothing)",
                         s->opts.label_smoothing);
-    tg_tensor *loss = tg_tape_new_tensor(tape, log_probs->dtype, s->opts.reduction == TG_NONE ? s->shape.out_ndim : 0,
-                                         s->shape.out_shape, false);
+    tg_tensor *loss = tg_tape_op_output(tape, log_probs->dtype, s->opts.reduction == TG_NONE ? s->shape.out_ndim : 0,
+                                        s->shape.out_shape, false);
     if (!loss)
         return NULL;
     const int64_t *labels = target->data;

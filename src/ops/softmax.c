@@ -63,7 +63,7 @@ tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis)
         return NULL;
     int64_t outer, n, inner;
     tg_axis_split(x, a, &outer, &n, &inner);
-    tg_tensor *y = tg_tape_new_tensor(tape, x->dtype, x->ndim, x->shape, false);
+    tg_tensor *y = tg_tape_op_output(tape, x->dtype, x->ndim, x->shape, false);
     if (!y)
         return NULL;
     softmax_lines(x, y, outer, n, inner);
@@ -98,8 +98,8 @@ tg_tensor *tg_softmax_jacobian(tg_tape *tape, tg_tensor *x, int axis)
             shape[ndim++] = x->shape[i];
     shape[ndim++] = n;
     shape[ndim++] = n;
-    tg_tensor *y = tg_tape_new_tensor(tape, x->dtype, x->ndim, x->shape, false);
-    tg_tensor *jac = y ? tg_tape_new_tensor(tape, x->dtype, ndim, shape, false) : NULL;
+    tg_tensor *y = tg_tape_op_output(tape, x->dtype, x->ndim, x->shape, false);
+    tg_tensor *jac = y ? tg_tape_op_output(tape, x->dtype, ndim, shape, false) : NULL;
     if (!jac)
         return NULL;
     softmax_lines(x, y, outer, n, inner);

@@ -87,7 +87,7 @@ tg_tensor *tg_sparse_linear(tg_tape *tape, const tg_sparse_csr *x, tg_tensor *we
                         (long long)x->rows, (long long)x->cols,
                         tg_shape_str(sw, sizeof sw, weight->ndim, weight->shape), sb);
     }
-    tg_tensor *y = tg_tape_new_tensor(tape, weight->dtype, 2, (int64_t[]){ x->rows, weight->shape[0] }, false);
+    tg_tensor *y = tg_tape_op_output(tape, weight->dtype, 2, (int64_t[]){ x->rows, weight->shape[0] }, false);
     if (!y)
         return NULL;
     sparse_linear_forward(x, weight, bias, y);

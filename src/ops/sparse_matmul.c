@@ -78,7 +78,7 @@ tg_tensor *tg_sparse_matmul(tg_tape *tape, const tg_sparse_csr *x, tg_tensor *w)
         return tg_error("sparse_matmul: input [%lld, %lld] (sparse) times %s; expected [m, k] times [k, n]",
                         (long long)x->rows, (long long)x->cols, tg_shape_str(sw, sizeof sw, w->ndim, w->shape));
     }
-    tg_tensor *y = tg_tape_new_tensor(tape, w->dtype, 2, (int64_t[]){ x->rows, w->shape[1] }, false);
+    tg_tensor *y = tg_tape_op_output(tape, w->dtype, 2, (int64_t[]){ x->rows, w->shape[1] }, false);
     if (!y)
         return NULL;
     sparse_matmul_forward(x, w, y);

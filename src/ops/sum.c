@@ -50,7 +50,7 @@ tg_tensor *tg_reduce_sum(tg_tape *tape, const char *op, tg_tensor *x, int axis, 
             if (i != a)
                 shape[out_ndim++] = x->shape[i];
     }
-    tg_tensor *y = tg_tape_new_tensor(tape, x->dtype, out_ndim, shape, false);
+    tg_tensor *y = tg_tape_op_output(tape, x->dtype, out_ndim, shape, false);
     if (!y)
         return NULL;
     /* mean of nothing is NaN (0/0), as in PyTorch */

@@ -75,7 +75,7 @@ tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x, int axis0, int axis1)
     memcpy(shape, x->shape, sizeof shape);
     shape[a0] = x->shape[a1];
     shape[a1] = x->shape[a0];
-    tg_tensor *y = tg_tape_new_tensor(tape, x->dtype, x->ndim, shape, false);
+    tg_tensor *y = tg_tape_op_output(tape, x->dtype, x->ndim, shape, false);
     if (!y)
         return NULL;
     swap_axes(x, y, a0, a1, false);

@@ -98,3 +98,14 @@ void assert_error(const char *what, const tg_tensor *result, const char *const *
         cr_assert_not_null(strstr(msg, needles[i]), "%s: error \"%s\" lacks \"%s\"", what, msg, needles[i]);
     tg_clear_error();
 }
+
+void write_temp(char *path, size_t size, const char *prefix, const char *text, size_t len)
+{
+    snprintf(path, size, "/tmp/%s_XXXXXX", prefix);
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0, "mkstemp failed");
+    FILE *f = fdopen(fd, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(text, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}

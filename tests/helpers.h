@@ -24,6 +24,8 @@ tg_config *config_from_text(const char *single_quoted, const char *data_path);
 char *make_temp_dir(const char *prefix); /* a new empty folder /tmp/PREFIX-XXXXXX; caller frees the path */
 char *join_path(const char *dir, const char *name); /* "dir/name", caller frees */
 void write_bytes(const char *path, const void *bytes, size_t size);
+/* Writes len bytes to a new file /tmp/PREFIX_XXXXXX (mkstemp); path receives its name. */
+void write_temp(char *path, size_t size, const char *prefix, const char *text, size_t len);
 unsigned char *read_bytes(const char *path, size_t *size); /* the whole file and a 0 byte after it, caller frees */
 
 #endif

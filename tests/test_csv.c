@@ -29,22 +29,10 @@ static const char *data_path(char *buf, size_t size, const char *name)
     return buf;
 }
 
-/* Writes len bytes to a new file under /tmp; path receives its name. */
-static void write_temp(char *path, size_t size, const char *text, size_t len)
-{
-    snprintf(path, size, "/tmp/tg_csv_XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0, "mkstemp failed");
-    FILE *f = fdopen(fd, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(text, 1, len, f), len);
-    cr_assert_eq(fclose(f), 0);
-}
-
 /* Loads text written to a temp file; *path keeps the name for messages (the file is removed). */
 static tg_dataset *load_text_len(const char *text, size_t len, const tg_csv_opts *opts, char *path, size_t size)
 {
-    write_temp(path, size, text, len);
+    write_temp(path, size, "tg_csv", text, len);
     tg_clear_error();
     tg_dataset *ds = tg_csv_load(path, opts);
     unlink(path);
@@ -550,7 +538,7 @@ Test(csv, every_allocation_failure_is_clean)
 {
     const char *text = "a,b,label\n1,2,cat\n3,4,dog\n5,6,cat\n";
     char path[64];
-    write_temp(path, sizeof path, text, strlen(text));
+    write_temp(path, sizeof path, "tg_csv", text, strlen(text));
     tg_set_allocator(counting_malloc, counting_realloc, counting_free);
     bool succeeded = false;
     for (int64_t fail_at = 1; fail_at < 200 && !succeeded; fail_at++) {

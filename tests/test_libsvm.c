@@ -19,21 +19,9 @@
 
 #include "helpers.h"
 
-/* Writes len bytes to a new file under /tmp; path receives its name. */
-static void write_temp(char *path, size_t size, const char *text, size_t len)
-{
-    snprintf(path, size, "/tmp/tg_libsvm_XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0, "mkstemp failed");
-    FILE *f = fdopen(fd, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(text, 1, len, f), len);
-    cr_assert_eq(fclose(f), 0);
-}
-
 static tg_dataset *load_len(const char *text, size_t len, const tg_libsvm_opts *opts, char *path, size_t size)
 {
-    write_temp(path, size, text, len);
+    write_temp(path, size, "tg_libsvm", text, len);
     tg_clear_error();
     tg_dataset *ds = tg_libsvm_load(path, opts);
     unlink(path);

@@ -110,23 +110,9 @@ tg_dataset *tg_dataset_subset(const tg_dataset *ds, const int64_t *idx, int64_t 
         return tg_error("dataset_subset: %lld rows of %lld features are too many", (long long)n,
                         (long long)ds->features);
 
-    bool failed = false;
-    tg_dataset *out = tg_alloc_zeroed(sizeof *out);
-    if (!out)
-        return NULL;
-    out->rows = n;
-    out->features = ds->features;
-    out->classes = ds->classes;
     size_t row_bytes = (size_t)ds->features * sizeof(float);
-    out->x = tg_alloc((size_t)n * row_bytes);
-    out->y = tg_alloc((size_t)n * sizeof(int64_t));
-    if (!out->x || !out->y)
-        goto fail;
-    out->label_names = copy_strings(ds->label_names, ds->classes, &failed);
-    if (failed)
-        goto fail;
-    out->feature_names = copy_strings(ds->feature_names, ds->features, &failed);
-    if (failed)
+    tg_dataset *out = empty_like(ds, n);
+    if (!out || !(out->x = tg_alloc((size_t)n * row_bytes)))
         goto fail;
     for (int64_t i = 0; i < n; i++) {
         memcpy(out->x + i * ds->features, ds->x + idx[i] * ds->features, row_bytes);

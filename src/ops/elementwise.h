@@ -63,6 +63,15 @@ typedef struct {
         out[i] = (EXPR);                                                                                               \
     }
 
+/* The kernel's loop for its strides: unit-stride and broadcast-scalar b get loops of their own. */
+#define TG_BINARY_STRIDES_(EXPR)                                                                                       \
+    if (sa == 1 && sb == 1)                                                                                            \
+        TG_BINARY_LOOP_(EXPR, a[i], b[i])                                                                              \
+    else if (sa == 1 && sb == 0)                                                                                       \
+        TG_BINARY_LOOP_(EXPR, a[i], b[0])                                                                              \
+    else                                                                                                               \
+        TG_BINARY_LOOP_(EXPR, a[i * sa], b[i * sb])
+
 /* Defines kernel `name` computing out[i] = EXPR over the broadcast shape, with
  * A and B (the inputs at the broadcast position), Y (the output) and G (the
  * upstream gradient) in scope; Y and G are 0 in a forward. */
@@ -74,23 +83,13 @@ typedef struct {
                            float *out, int64_t n)                                                                      \
     {                                                                                                                  \
         typedef float T;                                                                                               \
-        if (sa == 1 && sb == 1)                                                                                        \
-            TG_BINARY_LOOP_(EXPR, a[i], b[i])                                                                          \
-        else if (sa == 1 && sb == 0)                                                                                   \
-            TG_BINARY_LOOP_(EXPR, a[i], b[0])                                                                          \
-        else                                                                                                           \
-            TG_BINARY_LOOP_(EXPR, a[i * sa], b[i * sb])                                                                \
+        TG_BINARY_STRIDES_(EXPR)                                                                                       \
     }                                                                                                                  \
     static void name##_f64(const double *a, int64_t sa, const double *b, int64_t sb, const double *y, const double *g, \
                            double *out, int64_t n)                                                                     \
     {                                                                                                                  \
         typedef double T;                                                                                              \
-        if (sa == 1 && sb == 1)                                                                                        \
-            TG_BINARY_LOOP_(EXPR, a[i], b[i])                                                                          \
-        else if (sa == 1 && sb == 0)                                                                                   \
-            TG_BINARY_LOOP_(EXPR, a[i], b[0])                                                                          \
-        else                                                                                                           \
-            TG_BINARY_LOOP_(EXPR, a[i * sa], b[i * sb])                                                                \
+        TG_BINARY_STRIDES_(EXPR)                                                                                       \
     }
 
 /* Checks, broadcasts, runs forward into a new tape tensor and records backward. */

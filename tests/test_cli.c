@@ -1086,9 +1086,10 @@ static void write_sparse_and_dense(void)
     snprintf(text, sizeof text,
              "{\"data\": {\"format\": \"libsvm\", \"train\": \"d.svm\", \"standardize\": \"scale\"}, %s", rest_text);
     write_text(in_dir("sparse.json"), text, strlen(text));
-    snprintf(text, sizeof text,
-             "{\"data\": {\"format\": \"csv\", \"train\": \"d.csv\", \"header\": false, \"standardize\": \"scale\"}, %s",
-             rest_text);
+    snprintf(
+        text, sizeof text,
+        "{\"data\": {\"format\": \"csv\", \"train\": \"d.csv\", \"header\": false, \"standardize\": \"scale\"}, %s",
+        rest_text);
     write_text(in_dir("dense.json"), text, strlen(text));
 }
 

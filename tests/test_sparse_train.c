@@ -121,7 +121,8 @@ static void expect_sparse_run_equals_dense(const char *standardize, const char *
     cr_expect(close_enough(se.loss, de.loss, tol), "test loss %.17g vs %.17g", se.loss, de.loss);
     cr_expect_eq(se.correct, de.correct);
     cr_expect_gt(se.accuracy, 0.5, "it learned something: %g", se.accuracy);
-    double *ps = malloc((size_t)(s->test->rows * 3) * sizeof *ps), *pd = malloc((size_t)(d->test->rows * 3) * sizeof *pd);
+    double *ps = malloc((size_t)(s->test->rows * 3) * sizeof *ps),
+           *pd = malloc((size_t)(d->test->rows * 3) * sizeof *pd);
     cr_assert(ps && pd);
     cr_assert_eq(tg_predict(s->model, s->test, ps), 0, "%s", tg_last_error());
     cr_assert_eq(tg_predict(d->model, d->test, pd), 0, "%s", tg_last_error());
@@ -144,16 +145,14 @@ static void expect_sparse_run_equals_dense(const char *standardize, const char *
 
 Test(sparse_train, sgd_on_libsvm_equals_the_dense_csv_run)
 {
-    expect_sparse_run_equals_dense("false", LINEAR3 ", 'optimizer': {'type': 'sgd', 'lr': 0.1}, " EPOCHS, false,
-                                   1e-12);
+    expect_sparse_run_equals_dense("false", LINEAR3 ", 'optimizer': {'type': 'sgd', 'lr': 0.1}, " EPOCHS, false, 1e-12);
 }
 
 Test(sparse_train, lazy_sgd_equals_dense_sgd_on_the_csv)
 {
     /* untouched columns have a zero gradient: plain SGD's step leaves them as lazy SGD does */
-    expect_sparse_run_equals_dense("'scale'",
-                                   LINEAR3 ", 'optimizer': {'type': 'sgd', 'lr': 0.1, 'lazy': true}, " EPOCHS, false,
-                                   1e-12);
+    expect_sparse_run_equals_dense(
+        "'scale'", LINEAR3 ", 'optimizer': {'type': 'sgd', 'lr': 0.1, 'lazy': true}, " EPOCHS, false, 1e-12);
 }
 
 Test(sparse_train, adam_with_scaling_equals_the_dense_csv_run)
@@ -173,10 +172,11 @@ Test(sparse_train, a_hidden_layer_takes_the_sparse_rows_in_its_first_layer)
 
 Test(sparse_train, a_binary_one_output_model)
 {
-    expect_sparse_run_equals_dense("false",
-                                   "'model': {'dtype': 'float64', 'layers': [{'type': 'linear', 'out': 1}]}, 'loss': "
-                                   "{'type': 'binary_cross_entropy'}, 'optimizer': {'type': 'adam', 'lr': 0.05}, " EPOCHS,
-                                   true, 1e-12);
+    expect_sparse_run_equals_dense(
+        "false",
+        "'model': {'dtype': 'float64', 'layers': [{'type': 'linear', 'out': 1}]}, 'loss': "
+        "{'type': 'binary_cross_entropy'}, 'optimizer': {'type': 'adam', 'lr': 0.05}, " EPOCHS,
+        true, 1e-12);
 }
 
 /* L-BFGS to its optimum on sparse blocks of 16 rows against the dense copy: the objective and the
@@ -209,7 +209,8 @@ Test(sparse_train, an_unseen_feature_in_the_test_file_is_refused_or_dropped)
         char text[512];
         snprintf(text, sizeof text,
                  "{'data': {'format': 'libsvm', 'train': '%s', 'test': '%s', 'validation_split': 0%s}, 'model': "
-                 "{'layers': [{'type': 'linear', 'out': 2}]}, 'optimizer': {'type': 'sgd', 'lr': 0.1}, 'train': {'epochs': 1}}",
+                 "{'layers': [{'type': 'linear', 'out': 2}]}, 'optimizer': {'type': 'sgd', 'lr': 0.1}, 'train': "
+                 "{'epochs': 1}}",
                  train, test, ignore ? ", 'unseen_features': 'ignore'" : "");
         tg_config *cfg = config_from_text(text, NULL);
         tg_dataset *tr, *va, *te;
@@ -219,8 +220,7 @@ Test(sparse_train, an_unseen_feature_in_the_test_file_is_refused_or_dropped)
             char where[96];
             snprintf(where, sizeof where, "%s:2:7", test);
             cr_expect_not_null(strstr(tg_last_error(), where), "%s", tg_last_error());
-            cr_expect_not_null(strstr(tg_last_error(), "index 7 is above the feature count 3"), "%s",
-                               tg_last_error());
+            cr_expect_not_null(strstr(tg_last_error(), "index 7 is above the feature count 3"), "%s", tg_last_error());
         } else {
             cr_assert_eq(rc, 0, "%s", tg_last_error());
             cr_expect_eq(te->features, 3);
@@ -267,7 +267,9 @@ Test(sparse_train, config_accepts_and_refuses_the_libsvm_keys)
         const data_case *c = &data_cases[i];
         char text[512];
         snprintf(text, sizeof text,
-                 "{'data': {%s, 'train': 'x.svm'}, 'model': {'layers': [{'type': 'linear', 'out': 2}]}, 'optimizer': {'type': 'sgd', 'lr': 0.1}}", c->data);
+                 "{'data': {%s, 'train': 'x.svm'}, 'model': {'layers': [{'type': 'linear', 'out': 2}]}, 'optimizer': "
+                 "{'type': 'sgd', 'lr': 0.1}}",
+                 c->data);
         for (char *p = text; *p; p++)
             if (*p == '\'')
                 *p = '"';
@@ -279,8 +281,7 @@ Test(sparse_train, config_accepts_and_refuses_the_libsvm_keys)
             continue;
         }
         cr_expect_null(cfg, "%s: accepted", c->data);
-        cr_expect_not_null(strstr(tg_last_error(), c->path), "%s: \"%s\" lacks %s", c->data, tg_last_error(),
-                           c->path);
+        cr_expect_not_null(strstr(tg_last_error(), c->path), "%s: \"%s\" lacks %s", c->data, tg_last_error(), c->path);
         if (c->words)
             cr_expect_not_null(strstr(tg_last_error(), c->words), "%s: \"%s\" lacks %s", c->data, tg_last_error(),
                                c->words);

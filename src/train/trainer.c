@@ -215,8 +215,8 @@ static void diverged(const trainer *tr, double value, int epoch, int64_t s)
     char scale[160] = "";
     if (tr->t->input_scale >= TG_LARGE_INPUT)
         snprintf(scale, sizeof scale,
-                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to true",
-                 tr->t->input_scale);
+                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to %s",
+                 tr->t->input_scale, tr->t->train->x ? "true" : "\"scale\" (sparse data are not centred)");
     tg_error("loss became %s at epoch %d, step %lld (lower optimizer.lr or set train.clip_grad_norm%s)",
              isnan(value) ? "NaN" : "infinite", epoch + 1, (long long)s + 1, scale);
 }

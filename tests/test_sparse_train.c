@@ -299,7 +299,35 @@ Test(sparse_train, config_accepts_and_refuses_the_libsvm_keys)
                            "'linear', 'out': 2}]}, 'optimizer': {'type': 'sgd', 'lr': 0.1}}",
                            NULL);
     cr_expect_eq(cfg->data.standardize, 0, "libsvm data are not standardized unless asked");
+    tg_config_free(cfg);
+    /* a penalty's gradient is dense: lazy updates would leave it in the untouched columns */
+    cr_expect_null(tg_config_parse("{\"data\": {\"format\": \"libsvm\", \"train\": \"x.svm\"}, \"model\": {\"layers\": "
+                                   "[{\"type\": \"linear\", \"out\": 2}]}, \"loss\": {\"penalty\": \"l2\"}, "
+                                   "\"optimizer\": {\"type\": \"adam\", \"lazy\": true}}",
+                                   NULL));
+    cr_expect_not_null(strstr(tg_last_error(), "loss.penalty: \"l2\" has a gradient on every weight"), "%s",
+                       tg_last_error());
+    cfg = config_from_text("{'data': {'format': 'libsvm', 'train': 'x.svm'}, 'model': {'layers': [{'type': "
+                           "'linear', 'out': 2}]}, 'optimizer': {'type': 'sgd', 'lr': 0.1}}",
+                           NULL);
     cr_expect_eq(cfg->data.features, 0);
     cr_expect_eq(cfg->data.skip_unseen_features, 0);
     tg_config_free(cfg);
+}
+
+Test(sparse_train, a_first_layer_that_is_not_linear_is_refused_by_its_json_path)
+{
+    char csv[64], svm[64];
+    write_data(csv, svm, sizeof csv, false);
+    tg_config *cfg = config_for("'format': 'libsvm'", svm,
+                                "'model': {'layers': [{'type': 'relu'}, {'type': 'linear', 'out': 3}]}, 'optimizer': "
+                                "{'type': 'sgd', 'lr': 0.1}");
+    tg_clear_error();
+    cr_expect_null(tg_train_config(cfg, NULL, NULL));
+    cr_expect_not_null(strstr(tg_last_error(), "model.layers[0] is relu, but sparse (libsvm) data needs a linear first "
+                                               "layer"),
+                       "%s", tg_last_error());
+    tg_config_free(cfg);
+    unlink(csv);
+    unlink(svm);
 }

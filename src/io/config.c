@@ -447,6 +447,11 @@ static int parse_penalty(const parser *p, const cJSON *item, tg_config *cfg)
                            "\"%s\" needs optimizer.type \"lbfgs\" (OWL-QN, which makes coefficients exactly zero); "
                            "sgd, adam and adamw cannot honour an L1 term exactly",
                            names[type]);
+    if (pen->type != TG_PENALTY_NONE && cfg->optimizer.lazy) /* a lazy step would leave it in untouched columns */
+        return tg_cfg_fail(p, "loss.penalty",
+                           "\"%s\" has a gradient on every weight, which optimizer.lazy does not apply; set "
+                           "optimizer.lazy to false",
+                           names[type]);
     return 0;
 }
 

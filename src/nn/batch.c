@@ -18,12 +18,45 @@ static int batch_tensors_init(batch_tensors *t, tg_dtype dtype, int64_t features
     return (t->x || !features) && (t->y || !labels) ? 0 : -1;
 }
 
+/* The most non-zeros any `size` rows of sparse ds hold (the sum of its `size` longest rows), from a count of
+ * the row lengths; -1 on allocation failure. */
+static int64_t largest_batch_nnz(const tg_dataset *ds, int64_t size)
+{
+    int64_t longest = 0, total = 0;
+    for (int64_t r = 0; r < ds->rows; r++)
+        longest = ds->row_ptr[r + 1] - ds->row_ptr[r] > longest ? ds->row_ptr[r + 1] - ds->row_ptr[r] : longest;
+    int64_t *rows_of_length = tg_alloc_zeroed((size_t)(longest + 1) * sizeof *rows_of_length);
+    if (!rows_of_length)
+        return -1;
+    for (int64_t r = 0; r < ds->rows; r++)
+        rows_of_length[ds->row_ptr[r + 1] - ds->row_ptr[r]]++;
+    for (int64_t length = longest; length > 0 && size > 0; length--) {
+        int64_t n = rows_of_length[length] < size ? rows_of_length[length] : size;
+        total += n * length;
+        size -= n;
+    }
+    tg_dealloc(rows_of_length);
+    return total;
+}
+
+/* A sparse batch sized for the largest batch of `size` rows: no gather allocates afterwards. */
+static tg_sparse_csr *sparse_batch_for(const tg_dataset *ds, tg_dtype dtype, int64_t size)
+{
+    int64_t nnz = largest_batch_nnz(ds, size);
+    tg_sparse_csr *x = nnz < 0 ? NULL : tg_sparse_csr_new(dtype, 0, 0, 0, NULL, NULL, NULL);
+    if (x && tg_sparse_csr_reserve(x, size, nnz)) {
+        tg_sparse_csr_free(x);
+        return NULL;
+    }
+    return x;
+}
+
 int tg_batch_buffers_init(batch_buffers *b, tg_dtype dtype, const tg_dataset *ds, int64_t size, bool labels)
 {
     *b = (batch_buffers){ .size = size };
     bool sparse = !ds->x && ds->row_ptr;
     int64_t tail = size > 0 ? ds->rows % size : 0, features = sparse ? 0 : ds->features;
-    if ((sparse && !(b->sparse = tg_sparse_csr_new(dtype, 0, 0, 0, NULL, NULL, NULL))) ||
+    if ((sparse && !(b->sparse = sparse_batch_for(ds, dtype, size))) ||
         batch_tensors_init(&b->full, dtype, features, size, labels) ||
         (tail && batch_tensors_init(&b->last, dtype, features, tail, labels))) {
         tg_batch_buffers_free(b);

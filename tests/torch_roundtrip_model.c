@@ -4,7 +4,8 @@
  *                                          (DIR/cases_<dtype>.csv: inputs, then logits); the same with a
  *                                          one-output binary head (DIR/m_binary_<dtype>.safetensors, ...)
  *                                          and a training checkpoint of a run stopped mid-epoch
- *                                          (DIR/m_training.safetensors, with its cases_training.csv)
+ *                                          (DIR/m_training.safetensors, with its cases_training.csv), and
+ *                                          a model trained on libsvm rows (DIR/m_sparse.safetensors, ...)
  *   torch_roundtrip_model same A B         loads both checkpoints and exits 0 when every parameter,
  *                                          label and standardization value is bit-identical */
 #include <tapegrad.h>
@@ -129,6 +130,67 @@ static int write_training(const char *dir)
     return rc;
 }
 
+/* A model trained from a libsvm config (sparse rows, scaled, a hidden layer): its checkpoint is the same
+ * nn.Sequential's state_dict as any other (DIR/m_sparse.safetensors, DIR/cases_sparse.csv). */
+static int write_sparse(const char *dir)
+{
+    enum { INPUTS = 7, ROWS = 90, CASES = 20 };
+    char path[4096], json[8192];
+    snprintf(path, sizeof path, "%s/train.svm", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return fprintf(stderr, "torch_roundtrip_model: cannot write %s\n", path), 1;
+    tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    for (int r = 0; r < ROWS; r++) {
+        double v[INPUTS], sum = 0;
+        for (int c = 0; c < INPUTS; c++) {
+            v[c] = c == INPUTS - 1 || tg_rng_uniform(&rng) < 0.5 ? 4 * tg_rng_uniform(&rng) - 2 : 0;
+            sum += v[c] * (c % 3 - 1);
+        }
+        fprintf(f, "%s", sum > 0.5 ? "up" : sum < -0.5 ? "down" : "flat");
+        for (int c = 0; c < INPUTS; c++)
+            if (v[c] != 0)
+                fprintf(f, " %d:%.6f", c + 1, v[c]);
+        fprintf(f, "\n");
+    }
+    if (fclose(f) != 0)
+        return 1;
+    snprintf(json, sizeof json,
+             "{\"data\": {\"format\": \"libsvm\", \"train\": \"%s\", \"standardize\": \"scale\"},"
+             " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 6}, {\"type\": \"tanh\"},"
+             " {\"type\": \"linear\", \"out\": 3}]}, \"optimizer\": {\"type\": \"adam\", \"lr\": 0.02, \"lazy\": true},"
+             " \"train\": {\"epochs\": 5, \"batch_size\": 16}, \"seed\": 5}",
+             path);
+    tg_config *cfg = tg_config_parse(json, NULL);
+    tg_training *t = cfg ? tg_train_config(cfg, NULL, NULL) : NULL;
+    tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){ CASES, INPUTS });
+    tg_tape *tape = tg_tape_new();
+    if (!t || !x || !tape)
+        return fail("training on libsvm rows");
+    tg_rng_fill_uniform(&rng, x, -2, 2);
+    tg_tape_set_recording(tape, 0);
+    tg_tensor *logits = tg_model_forward(t->model, tape, x);
+    snprintf(path, sizeof path, "%s/m_sparse.safetensors", dir);
+    if (!logits || tg_model_save(t->model, path))
+        return fail(path);
+    snprintf(path, sizeof path, "%s/cases_sparse.csv", dir);
+    if (!(f = fopen(path, "w")))
+        return 1;
+    for (int r = 0; r < CASES; r++) {
+        for (int c = 0; c < INPUTS; c++)
+            fprintf(f, "%.17g,", tg_get(x, r * INPUTS + c));
+        for (int k = 0; k < 3; k++)
+            fprintf(f, k < 2 ? "%.17g," : "%.17g\n", tg_get(logits, r * 3 + k));
+    }
+    int rc = fclose(f) != 0;
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_training_free(t);
+    tg_config_free(cfg);
+    return rc;
+}
+
 static int same(const char *a_path, const char *b_path)
 {
     tg_model *a = tg_model_load(a_path), *b = tg_model_load(b_path);
@@ -155,7 +217,7 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "write") == 0)
         return write_model(argv[2], TG_F32, "float32", 0) || write_model(argv[2], TG_F64, "float64", 0) ||
                write_model(argv[2], TG_F32, "float32", 1) || write_model(argv[2], TG_F64, "float64", 1) ||
-               write_training(argv[2]);
+               write_training(argv[2]) || write_sparse(argv[2]);
     if (argc == 4 && strcmp(argv[1], "same") == 0)
         return same(argv[2], argv[3]);
     fprintf(stderr, "usage: %s write DIR | same A.safetensors B.safetensors\n", argv[0]);

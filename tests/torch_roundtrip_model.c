@@ -66,6 +66,35 @@ static int write_model(const char *dir, tg_dtype dtype, const char *name, int bi
     return 0;
 }
 
+/* CASES rows of `inputs` uniform values in [-2, 2) and the model's logits on them (no standardization),
+ * written to DIR/cases_NAME.csv: inputs, then logits. */
+static int write_cases(const char *dir, const char *name, const tg_model *m, tg_rng *rng, int rows)
+{
+    int64_t inputs = tg_model_inputs(m), outs = tg_model_classes(m);
+    char path[4096];
+    tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){ rows, inputs });
+    tg_tape *tape = tg_tape_new();
+    if (!x || !tape)
+        return fail("the cases");
+    tg_rng_fill_uniform(rng, x, -2, 2);
+    tg_tape_set_recording(tape, 0);
+    tg_tensor *logits = tg_model_forward((tg_model *)m, tape, x);
+    snprintf(path, sizeof path, "%s/cases_%s.csv", dir, name);
+    FILE *f = logits ? fopen(path, "w") : NULL;
+    if (!f)
+        return fail(path);
+    for (int r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < inputs; c++)
+            fprintf(f, "%.17g,", tg_get(x, r * inputs + c));
+        for (int64_t k = 0; k < outs; k++)
+            fprintf(f, k < outs - 1 ? "%.17g," : "%.17g\n", tg_get(logits, r * outs + k));
+    }
+    int rc = fclose(f) != 0;
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    return rc;
+}
+
 static int stop_mid_epoch(const tg_progress *p, void *ctx)
 {
     (void)ctx;
@@ -103,28 +132,12 @@ static int write_training(const char *dir)
     tg_config *cfg = tg_config_parse(json, NULL);
     tg_train_opts opts = { .progress = stop_mid_epoch };
     tg_training *t = cfg ? tg_train_config_opts(cfg, &opts) : NULL;
-    tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){ CASES, INPUTS });
-    tg_tape *tape = tg_tape_new();
-    if (!t || !x || !tape)
+    if (!t)
         return fail("training");
-    tg_rng_fill_uniform(&rng, x, -2, 2);
-    tg_tape_set_recording(tape, 0);
-    tg_tensor *logits = tg_model_forward(t->model, tape, x);
     snprintf(path, sizeof path, "%s/m_training.safetensors", dir);
-    if (!logits || tg_training_save(t, path))
+    if (tg_training_save(t, path))
         return fail(path);
-    snprintf(path, sizeof path, "%s/cases_training.csv", dir);
-    if (!(f = fopen(path, "w")))
-        return 1;
-    for (int r = 0; r < CASES; r++) {
-        for (int c = 0; c < INPUTS; c++)
-            fprintf(f, "%.17g,", tg_get(x, r * INPUTS + c));
-        for (int k = 0; k < 3; k++)
-            fprintf(f, k < 2 ? "%.17g," : "%.17g\n", tg_get(logits, r * 3 + k));
-    }
-    int rc = fclose(f) != 0;
-    tg_tape_free(tape);
-    tg_tensor_free(x);
+    int rc = write_cases(dir, "training", t->model, &rng, CASES);
     tg_training_free(t);
     tg_config_free(cfg);
     return rc;
@@ -164,28 +177,12 @@ static int write_sparse(const char *dir)
              path);
     tg_config *cfg = tg_config_parse(json, NULL);
     tg_training *t = cfg ? tg_train_config(cfg, NULL, NULL) : NULL;
-    tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){ CASES, INPUTS });
-    tg_tape *tape = tg_tape_new();
-    if (!t || !x || !tape)
+    if (!t)
         return fail("training on libsvm rows");
-    tg_rng_fill_uniform(&rng, x, -2, 2);
-    tg_tape_set_recording(tape, 0);
-    tg_tensor *logits = tg_model_forward(t->model, tape, x);
     snprintf(path, sizeof path, "%s/m_sparse.safetensors", dir);
-    if (!logits || tg_model_save(t->model, path))
+    if (tg_model_save(t->model, path))
         return fail(path);
-    snprintf(path, sizeof path, "%s/cases_sparse.csv", dir);
-    if (!(f = fopen(path, "w")))
-        return 1;
-    for (int r = 0; r < CASES; r++) {
-        for (int c = 0; c < INPUTS; c++)
-            fprintf(f, "%.17g,", tg_get(x, r * INPUTS + c));
-        for (int k = 0; k < 3; k++)
-            fprintf(f, k < 2 ? "%.17g," : "%.17g\n", tg_get(logits, r * 3 + k));
-    }
-    int rc = fclose(f) != 0;
-    tg_tape_free(tape);
-    tg_tensor_free(x);
+    int rc = write_cases(dir, "sparse", t->model, &rng, CASES);
     tg_training_free(t);
     tg_config_free(cfg);
     return rc;

@@ -56,6 +56,9 @@ tg_tensor *tg_model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sp
  * the one gathering loop, under both gather_rows and tg_batcher_next. */
 void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
                             int64_t start, tg_tensor *x, tg_tensor *y);
+/* The same for n rows written from row `at` of x and y on (a batch gathered in parts: streaming). */
+void tg_gather_standardized_at(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
+                               int64_t start, int64_t n, tg_tensor *x, tg_tensor *y, int64_t at);
 
 /* The optimizer's state, for training checkpoints (src/nn/optim.c): buffer k of parameter i (k 0: SGD's
  * momentum buffer or Adam's first moment; 1: Adam's second moment), the parameter's dtype and numel, or

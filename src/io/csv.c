@@ -877,6 +877,8 @@ typedef struct {
     int64_t *offset, *lines_before; /* [blocks] */
     int64_t *class_of; /* [labels]: the label table's id to the class id */
     tg_dataset *header;
+    double *sum, max_abs; /* [features]: the first pass's column sums; the largest |x| */
+    uint64_t hash;
     struct stat st; /* the file when the first pass read it */
 } csv_blocks;
 
@@ -889,6 +891,7 @@ static void blocks_close(void *impl)
     tg_dealloc(b->offset);
     tg_dealloc(b->lines_before);
     tg_dealloc(b->class_of);
+    tg_dealloc(b->sum);
     tg_dataset_free(b->header);
     tg_dealloc(b);
 }
@@ -912,7 +915,22 @@ static int blocks_mark(csv_blocks *b, int64_t offset, int64_t lines_before)
     return 0;
 }
 
-/* The first pass: every row parsed (into a one-row buffer), the labels met, where each block starts. */
+/* What the first pass adds up from row x (label id y): the column sums, the largest |x|, the hash. */
+static void blocks_add_row(csv_blocks *b, const float *x, int64_t y)
+{
+    int64_t f = b->s.features;
+    tg_moments_add_sums(b->sum, x, 1, f);
+    const unsigned char *bytes = (const unsigned char *)x, *label = (const unsigned char *)&y;
+    for (size_t i = 0; i < (size_t)f * sizeof(float); i++)
+        b->hash = (b->hash ^ bytes[i]) * 0x100000001b3u;
+    for (size_t i = 0; i < sizeof y; i++)
+        b->hash = (b->hash ^ label[i]) * 0x100000001b3u;
+    for (int64_t j = 0; j < f; j++)
+        b->max_abs = fabs(x[j]) > b->max_abs ? fabs(x[j]) : b->max_abs;
+}
+
+/* The first pass: every row parsed (into a one-row buffer), the labels met, where each block starts,
+ * and the sums of blocks_add_row. */
 static int blocks_index(csv_blocks *b, const tg_csv_opts *o)
 {
     csv_load *s = &b->s;
@@ -931,7 +949,7 @@ static int blocks_index(csv_blocks *b, const tg_csv_opts *o)
             bool header;
             first = false;
             if (setup_columns(s, o, n, line, &header) || !(s->x = tg_alloc((size_t)s->features * sizeof(float))) ||
-                !(s->y = tg_alloc(sizeof(int64_t))))
+                !(s->y = tg_alloc(sizeof(int64_t))) || !(b->sum = tg_alloc_zeroed((size_t)s->features * sizeof(double))))
                 return -1;
             if (header)
                 continue;
@@ -940,6 +958,7 @@ static int blocks_index(csv_blocks *b, const tg_csv_opts *o)
             return -1;
         if (parse_row(s, line, n, 0))
             return -1;
+        blocks_add_row(b, s->x, s->y[0]);
         s->rows++;
     }
     if (got < 0)
@@ -1055,6 +1074,7 @@ int tg_csv_block_source(const char *path, const tg_csv_opts *opts, int64_t block
         return -1;
     b->s = (csv_load){ .path = path, .delim = o->delimiter ? o->delimiter : ',' };
     b->block_rows = block_rows;
+    b->hash = 0xcbf29ce484222325u; /* FNV-1a */
     if ((o->label_names && add_given_names(&b->s, o)) || reader_open(&b->s.reader, path) ||
         fstat(fileno(b->s.reader.f), &b->st) != 0 || blocks_index(b, o) || blocks_classes(b)) {
         blocks_close(b);
@@ -1064,6 +1084,9 @@ int tg_csv_block_source(const char *path, const tg_csv_opts *opts, int64_t block
                               .header = b->header,
                               .block_rows = block_rows,
                               .blocks = b->blocks,
+                              .sum = b->sum,
+                              .max_abs = b->max_abs,
+                              .hash = b->hash,
                               .read = blocks_read,
                               .unchanged = blocks_unchanged,
                               .close = blocks_close };

@@ -111,6 +111,11 @@ typedef struct {
     void *impl;
     const tg_dataset *header; /* rows, features, classes, label_names, feature_names; x and y NULL */
     int64_t block_rows, blocks;
+    /* What the first pass adds up on the way, in file order: each column's sum (tg_moments_add_sums, row
+     * by row), the largest |x|, and an FNV-1a hash of every row's values and label id. */
+    const double *sum; /* [features] */
+    double max_abs;
+    uint64_t hash;
     /* Block k's rows: x [rows, features] float32, y class ids. 0, or -1 with the error set. */
     int (*read)(void *impl, int64_t block, float *x, int64_t *y);
     /* 0 while the file is as the first pass found it (size and modification time), else -1 with the error. */
@@ -125,16 +130,16 @@ int tg_csv_block_source(const char *path, const tg_csv_opts *opts, int64_t block
  * shuffled from the same stream of random numbers, as batches of reused tensors standardized with the
  * model's mean and std. Memory is the window, the batch and a few numbers per block, never the file. */
 typedef struct tg_stream tg_stream;
-/* Opens the stream over src (which it then owns, even on failure): a pass over the blocks for the
- * hash, the largest |x| and, when standardize, the two passes of tg_dataset_moments (the same sums in
- * the same order, so the same bits). */
+/* Opens the stream over src (which it then owns, even on failure); when standardize, a second pass
+ * over the blocks for the squared deviations from the first pass's mean: tg_dataset_moments' two
+ * passes, the same sums in the same order, so the same bits. */
 tg_stream *tg_stream_open(tg_block_source src, int64_t window_blocks, bool standardize);
 void tg_stream_free(tg_stream *s);
 const tg_dataset *tg_stream_header(const tg_stream *s);
 const float *tg_stream_mean(const tg_stream *s); /* NULL without standardize */
 const float *tg_stream_std(const tg_stream *s);
 double tg_stream_max_abs(const tg_stream *s); /* the largest |x| of the file */
-uint64_t tg_stream_hash(const tg_stream *s); /* FNV-1a over every row's values and class, in file order */
+uint64_t tg_stream_hash(const tg_stream *s); /* the first pass's: FNV-1a over every row's values and label */
 /* Binary cross-entropy made the other class the positive one: class c is read as 1 - c from now on. */
 void tg_stream_swap_binary(tg_stream *s);
 /* The batches: batch_size rows (the last of an epoch fewer), in dtype, standardized with mean and std

@@ -33,8 +33,6 @@ struct tg_stream {
     bool swap; /* binary: class c is read as 1 - c */
     float *mean, *std; /* the file's moments (standardize), or NULL */
     float *batch_mean, *batch_std; /* copies of what tg_stream_start was given, or NULL */
-    double max_abs;
-    uint64_t hash;
     tg_rng *rng; /* the epoch's generator (the caller's) */
     batch_buffers buffers;
     int64_t batch, *batch_rows, batch_n; /* [batch]: the last batch's file rows */
@@ -76,43 +74,24 @@ static void shuffle_in_place(int64_t *a, int64_t n, tg_rng *rng)
     }
 }
 
-/* The first passes, in file order: the hash and largest |x|, the sums, and (standardize) the squares. */
-static int first_passes(tg_stream *s, bool standardize)
+/* tg_dataset_moments' second pass, block by block in file order, from the first pass's sums. */
+static int moments(tg_stream *s)
 {
     int64_t f = s->features;
-    double *sum = tg_alloc_zeroed((size_t)f * sizeof *sum), *squares = tg_alloc_zeroed((size_t)f * sizeof *squares);
-    int rc = sum && squares ? 0 : -1;
-    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
-    for (int64_t k = 0; !rc && k < s->n_blocks; k++) {
-        int64_t n = block_length(s, k);
-        if ((rc = s->src.read(s->src.impl, k, s->x, s->y)))
-            break;
-        tg_moments_add_sums(sum, s->x, n, f);
-        for (int64_t r = 0; r < n; r++) {
-            const unsigned char *bytes = (const unsigned char *)(s->x + r * f), *label = (const unsigned char *)&s->y[r];
-            for (size_t i = 0; i < (size_t)f * sizeof(float); i++)
-                h = (h ^ bytes[i]) * 0x100000001b3u;
-            for (size_t i = 0; i < sizeof(int64_t); i++)
-                h = (h ^ label[i]) * 0x100000001b3u;
-        }
-        for (int64_t i = 0; i < n * f; i++)
-            s->max_abs = fabs(s->x[i]) > s->max_abs ? fabs(s->x[i]) : s->max_abs;
-    }
-    s->hash = h;
-    if (!rc && standardize) {
-        for (int64_t j = 0; j < f; j++)
-            sum[j] /= (double)s->rows; /* now the mean */
-        for (int64_t k = 0; !rc && k < s->n_blocks; k++)
-            if (!(rc = s->src.read(s->src.impl, k, s->x, s->y)))
-                tg_moments_add_squares(squares, sum, s->x, block_length(s, k), f);
-        s->mean = rc ? NULL : tg_alloc((size_t)f * sizeof(float));
-        s->std = s->mean ? tg_alloc((size_t)f * sizeof(float)) : NULL;
-        if (!s->std)
-            rc = -1;
-        else
-            tg_moments_finish(sum, squares, s->rows, f, s->mean, s->std);
-    }
-    tg_dealloc(sum);
+    double *mean = tg_alloc((size_t)f * sizeof *mean), *squares = tg_alloc_zeroed((size_t)f * sizeof *squares);
+    int rc = mean && squares ? 0 : -1;
+    for (int64_t j = 0; !rc && j < f; j++)
+        mean[j] = s->src.sum[j] / (double)s->rows;
+    for (int64_t k = 0; !rc && k < s->n_blocks; k++)
+        if (!(rc = s->src.read(s->src.impl, k, s->x, s->y)))
+            tg_moments_add_squares(squares, mean, s->x, block_length(s, k), f);
+    s->mean = rc ? NULL : tg_alloc((size_t)f * sizeof(float));
+    s->std = s->mean ? tg_alloc((size_t)f * sizeof(float)) : NULL;
+    if (!s->std)
+        rc = -1;
+    else
+        tg_moments_finish(mean, squares, s->rows, f, s->mean, s->std);
+    tg_dealloc(mean);
     tg_dealloc(squares);
     return rc;
 }
@@ -157,7 +136,7 @@ tg_stream *tg_stream_open(tg_block_source src, int64_t window_blocks, bool stand
     for (int64_t k = 0; k < s->n_blocks; k++)
         s->blocks[k] = k;
     s->view = (tg_dataset){ .rows = s->cap, .features = s->features, .x = s->x, .y = s->y };
-    if (first_passes(s, standardize)) {
+    if (standardize && moments(s)) {
         tg_stream_free(s);
         return NULL;
     }
@@ -167,8 +146,8 @@ tg_stream *tg_stream_open(tg_block_source src, int64_t window_blocks, bool stand
 const tg_dataset *tg_stream_header(const tg_stream *s) { return s->src.header; }
 const float *tg_stream_mean(const tg_stream *s) { return s->mean; }
 const float *tg_stream_std(const tg_stream *s) { return s->std; }
-double tg_stream_max_abs(const tg_stream *s) { return s->max_abs; }
-uint64_t tg_stream_hash(const tg_stream *s) { return s->hash; }
+double tg_stream_max_abs(const tg_stream *s) { return s->src.max_abs; }
+uint64_t tg_stream_hash(const tg_stream *s) { return s->src.hash; }
 void tg_stream_swap_binary(tg_stream *s) { s->swap = !s->swap; }
 
 int tg_stream_start(tg_stream *s, int64_t batch_size, tg_dtype dtype, const float *mean, const float *std)

@@ -854,7 +854,9 @@ TG_API int tg_predict(const tg_model *model, const tg_dataset *ds, double *probs
 
 typedef struct {
     tg_model *model;
-    tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them */
+    tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them. With
+                                              data.stream, train describes the file (rows, features, classes,
+                                              names) with x and y NULL, and validation is empty */
     int epochs_run;
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */

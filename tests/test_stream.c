@@ -44,6 +44,29 @@ static char *write_csv(const char *dir, const char *name, int rows, int bad_row,
     return path;
 }
 
+/* A folder with the training file (ROWS rows) and a 40-row test file. */
+typedef struct {
+    char *dir, *train, *test;
+} files;
+
+static files make_files(void)
+{
+    files f = { .dir = make_temp_dir("tapegrad-stream") };
+    f.train = write_csv(f.dir, "train.csv", ROWS, -1, NULL);
+    f.test = write_csv(f.dir, "test.csv", 40, -1, NULL);
+    return f;
+}
+
+static void remove_files(files *f)
+{
+    unlink(f->train);
+    unlink(f->test);
+    free(f->train);
+    free(f->test);
+    rmdir(f->dir);
+    free(f->dir);
+}
+
 static tg_config *stream_config(const char *train, const char *test, const char *extra_data, const char *rest)
 {
     char json[2048];
@@ -104,7 +127,8 @@ static void stream_epochs(const char *path, int64_t block_rows, int64_t window, 
             int64_t n;
             const int64_t *rows = tg_stream_rows(s, &n);
             cr_assert_eq(n, tg_shape(x)[0]);
-            cr_assert(n == batch || count + n == ROWS, "a short batch (%lld rows) before the epoch's end", (long long)n);
+            cr_assert(n == batch || count + n == ROWS, "a short batch (%lld rows) before the epoch's end",
+                      (long long)n);
             for (int64_t k = 0; k < n; k++) {
                 int64_t r = rows[k];
                 cr_assert(r >= 0 && r < ROWS);
@@ -198,8 +222,8 @@ Test(stream, moments_match_long_double)
  * equals tg_dataset_moments'. */
 Test(stream, one_window_trains_as_in_memory)
 {
-    char *dir = make_temp_dir("tapegrad-stream");
-    char *train = write_csv(dir, "train.csv", ROWS, -1, NULL), *test = write_csv(dir, "test.csv", 40, -1, NULL);
+    files fs = make_files();
+    char *train = fs.train, *test = fs.test;
     const char *shapes[] = { ", \"block_rows\": 16, \"shuffle_window\": 19", ", \"block_rows\": 1000",
                              ", \"block_rows\": 7, \"shuffle_window\": 64" };
     tg_dataset *all = tg_csv_load(train, NULL);
@@ -222,19 +246,14 @@ Test(stream, one_window_trains_as_in_memory)
         tg_config_free(cfg);
     }
     tg_dataset_free(all);
-    unlink(train);
-    unlink(test);
-    free(train);
-    free(test);
-    rmdir(dir);
-    free(dir);
+    remove_files(&fs);
 }
 
 /* Windows smaller than the file: the same config and seed give the same bits; another seed other weights. */
 Test(stream, reproducible_from_the_seed)
 {
-    char *dir = make_temp_dir("tapegrad-stream");
-    char *train = write_csv(dir, "train.csv", ROWS, -1, NULL), *test = write_csv(dir, "test.csv", 40, -1, NULL);
+    files fs = make_files();
+    char *train = fs.train, *test = fs.test;
     tg_config *cfg = stream_config(train, test, ", \"block_rows\": 16, \"shuffle_window\": 3", NULL);
     tg_training *a = tg_train_config(cfg, NULL, NULL), *b = tg_train_config(cfg, NULL, NULL);
     cr_assert(a && b, "%s", tg_last_error());
@@ -247,12 +266,7 @@ Test(stream, reproducible_from_the_seed)
     tg_training_free(b);
     tg_training_free(c);
     tg_config_free(cfg);
-    unlink(train);
-    unlink(test);
-    free(train);
-    free(test);
-    rmdir(dir);
-    free(dir);
+    remove_files(&fs);
 }
 
 typedef struct {
@@ -271,8 +285,8 @@ static int stop_there(const tg_progress *p, void *ctx)
 /* Stopped mid-window (and at an epoch's end), saved and resumed: the same bits as the run never stopped. */
 Test(stream, resume_is_bit_identical)
 {
-    char *dir = make_temp_dir("tapegrad-stream");
-    char *train = write_csv(dir, "train.csv", ROWS, -1, NULL), *test = write_csv(dir, "test.csv", 40, -1, NULL);
+    files fs = make_files();
+    char *dir = fs.dir, *train = fs.train, *test = fs.test;
     char *ckpt = join_path(dir, "run.safetensors");
     tg_config *cfg = stream_config(train, test, ", \"block_rows\": 16, \"shuffle_window\": 2",
                                    "\"optimizer\": {\"type\": \"adam\", \"lr\": 0.01},"
@@ -307,21 +321,16 @@ Test(stream, resume_is_bit_identical)
     tg_training_free(whole);
     tg_config_free(cfg);
     unlink(ckpt);
-    unlink(train);
-    unlink(test);
     free(ckpt);
-    free(train);
-    free(test);
-    rmdir(dir);
-    free(dir);
+    remove_files(&fs);
 }
 
 /* A malformed row in the third block (blocks of 16 rows: rows 32..47) is found by the first pass, before
  * any step: the error names the file, line and column as the in-memory loader does, and no row is lost. */
 Test(stream, bad_row_in_block_three_names_line_and_column)
 {
-    char *dir = make_temp_dir("tapegrad-stream");
-    char *train = write_csv(dir, "bad.csv", ROWS, 40, "x1"), *test = write_csv(dir, "test.csv", 40, -1, NULL);
+    files fs = make_files();
+    char *dir = fs.dir, *test = fs.test, *train = write_csv(dir, "bad.csv", ROWS, 40, "x1");
     tg_config *cfg = stream_config(train, test, ", \"block_rows\": 16, \"shuffle_window\": 2", NULL);
     stop_point never = { 0, 0, 0 };
     tg_train_opts opts = { .progress = stop_there, .ctx = &never };
@@ -364,11 +373,8 @@ Test(stream, bad_row_in_block_three_names_line_and_column)
     free(fixed);
     tg_config_free(cfg);
     unlink(train);
-    unlink(test);
     free(train);
-    free(test);
-    rmdir(dir);
-    free(dir);
+    remove_files(&fs);
 }
 
 /* The file changes between two epochs: the next epoch refuses it instead of training on other rows. */
@@ -384,18 +390,13 @@ static int grow_file(const tg_progress *p, void *ctx)
 
 Test(stream, a_file_changed_between_epochs_is_refused)
 {
-    char *dir = make_temp_dir("tapegrad-stream");
-    char *train = write_csv(dir, "train.csv", ROWS, -1, NULL), *test = write_csv(dir, "test.csv", 40, -1, NULL);
+    files fs = make_files();
+    char *train = fs.train, *test = fs.test;
     tg_config *cfg = stream_config(train, test, ", \"block_rows\": 16", NULL);
     cr_assert_null(tg_train_config(cfg, grow_file, train));
     cr_assert(strstr(tg_last_error(), "the file changed while it was streamed"), "%s", tg_last_error());
     tg_config_free(cfg);
-    unlink(train);
-    unlink(test);
-    free(train);
-    free(test);
-    rmdir(dir);
-    free(dir);
+    remove_files(&fs);
 }
 
 Test(stream, what_a_stream_cannot_do_is_refused)
@@ -430,12 +431,13 @@ Test(stream, what_a_stream_cannot_do_is_refused)
                                    NULL));
     cr_assert(strstr(tg_last_error(), "train.early_stopping: needs a validation set"), "%s", tg_last_error());
     /* refused when training starts: what needs the rows in memory */
-    char *dir = make_temp_dir("tapegrad-stream");
-    char *train = write_csv(dir, "train.csv", ROWS, -1, NULL), *test = write_csv(dir, "test.csv", 40, -1, NULL);
+    files fs = make_files();
+    char *train = fs.train, *test = fs.test;
     const struct {
         const char *rest, *needle;
     } at_start[] = {
-        { "\"optimizer\": {\"type\": \"lbfgs\"}", "optimizer.type lbfgs (the full-batch solver) needs the training set in memory" },
+        { "\"optimizer\": {\"type\": \"lbfgs\"}",
+          "optimizer.type lbfgs (the full-batch solver) needs the training set in memory" },
         { "\"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}, \"loss\": {\"class_weight\": \"balanced\"}",
           "\"balanced\" is computed from the training labels" },
     };
@@ -445,10 +447,5 @@ Test(stream, what_a_stream_cannot_do_is_refused)
         cr_assert(strstr(tg_last_error(), at_start[k].needle), "case %zu: %s", k, tg_last_error());
         tg_config_free(cfg);
     }
-    unlink(train);
-    unlink(test);
-    free(train);
-    free(test);
-    rmdir(dir);
-    free(dir);
+    remove_files(&fs);
 }

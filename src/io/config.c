@@ -104,10 +104,11 @@ static int parse_stream(const parser *p, section s, tg_config *cfg)
 static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
 {
     static const char *const formats[] = { "csv", "idx", NULL };
-    static const char *const csv_keys[] = { "format",           "train",       "test",         "test_split",
-                                            "validation_split", "header",      "label_column", "label",
-                                            "columns",          "standardize", "shuffle_seed", "stream",
-                                            "block_rows",       "shuffle_window", NULL };
+    static const char *const csv_keys[] = {
+        "format",       "train",        "test",       "test_split",     "validation_split",
+        "header",       "label_column", "label",      "columns",        "standardize",
+        "shuffle_seed", "stream",       "block_rows", "shuffle_window", NULL
+    };
     static const char *const idx_keys[] = {
         "format",           "train",       "train_labels", "test",         "test_labels", "test_split",
         "validation_split", "standardize", "scale",        "shuffle_seed", NULL

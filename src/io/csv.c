@@ -949,7 +949,8 @@ static int blocks_index(csv_blocks *b, const tg_csv_opts *o)
             bool header;
             first = false;
             if (setup_columns(s, o, n, line, &header) || !(s->x = tg_alloc((size_t)s->features * sizeof(float))) ||
-                !(s->y = tg_alloc(sizeof(int64_t))) || !(b->sum = tg_alloc_zeroed((size_t)s->features * sizeof(double))))
+                !(s->y = tg_alloc(sizeof(int64_t))) ||
+                !(b->sum = tg_alloc_zeroed((size_t)s->features * sizeof(double))))
                 return -1;
             if (header)
                 continue;
@@ -1034,12 +1035,12 @@ static int blocks_read(void *impl, int64_t k, float *x, int64_t *y)
     s->x = NULL;
     s->y = NULL;
     if (!rc && row < n)
-        rc = got < 0 ? -1
-                     : (tg_error("%s: the file changed since it was first read: block %lld (from line %lld) ends "
-                                 "after %lld of its %lld rows",
-                                 s->path, (long long)k, (long long)b->lines_before[k] + 1, (long long)row,
-                                 (long long)n),
-                        -1);
+        rc = got < 0
+                 ? -1
+                 : (tg_error("%s: the file changed since it was first read: block %lld (from line %lld) ends "
+                             "after %lld of its %lld rows",
+                             s->path, (long long)k, (long long)b->lines_before[k] + 1, (long long)row, (long long)n),
+                    -1);
     return rc;
 }
 

@@ -64,16 +64,6 @@ static int64_t block_length(const tg_stream *s, int64_t block)
     return s->rows - first < s->block_rows ? s->rows - first : s->block_rows;
 }
 
-/* Fisher-Yates from the last entry down, one tg_rng_below(r + 1) per entry: the batcher's. */
-static void shuffle_in_place(int64_t *a, int64_t n, tg_rng *rng)
-{
-    for (int64_t r = n - 1; r > 0; r--) {
-        int64_t k = (int64_t)tg_rng_below(rng, (uint64_t)r + 1), tmp = a[r];
-        a[r] = a[k];
-        a[k] = tmp;
-    }
-}
-
 /* tg_dataset_moments' second pass, block by block in file order, from the first pass's sums. */
 static int moments(tg_stream *s)
 {
@@ -200,7 +190,7 @@ static int read_window(tg_stream *s, int64_t w, bool shuffle)
             for (int64_t r = 0; r < s->order_n; r++)
                 s->order[r] = r;
         }
-        shuffle_in_place(s->order, s->order_n, s->rng);
+        tg_shuffle_order(s->order, s->order_n, s->rng);
     }
     s->window = w;
     s->next = 0;
@@ -213,7 +203,7 @@ int tg_stream_reset(tg_stream *s, tg_rng *shuffle)
         return -1;
     s->rng = shuffle;
     if (s->n_windows > 1)
-        shuffle_in_place(s->blocks, s->n_blocks, shuffle);
+        tg_shuffle_order(s->blocks, s->n_blocks, shuffle);
     s->window = -1;
     s->next = 0;
     s->done = 0;

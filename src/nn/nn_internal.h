@@ -69,6 +69,10 @@ int64_t *tg_optimizer_steps(const tg_optimizer *o);
 /* The batcher's row order [rows], for training checkpoints, and a seek to batch `batch` of the
  * current epoch (src/nn/batcher.c). */
 int64_t *tg_batcher_order(tg_batcher *b);
+/* tg_batcher_reset's shuffle of order[0..n) in place (Fisher-Yates from the last entry down, one
+ * tg_rng_below(r + 1) each): also a stream's (src/io/stream.c), so one window holding a file is
+ * shuffled as the batcher shuffles the same rows. */
+void tg_shuffle_order(int64_t *order, int64_t n, tg_rng *rng);
 void tg_batcher_seek(tg_batcher *b, int64_t batch);
 
 /* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or

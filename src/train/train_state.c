@@ -278,7 +278,8 @@ static int list_extras(const tg_training *t, tg_tensor *const *current, extra_li
     x->scalars[0] = st->loss_sum;
     x->scalars[1] = st->best_val;
     int64_t epochs = t->epochs_run;
-    bool ok = add_order(x, st) && add_extra(x, "optimizer.steps", "", TG_I64, m->n_params, NULL, tg_optimizer_steps(st->opt)) &&
+    bool ok = add_order(x, st) &&
+              add_extra(x, "optimizer.steps", "", TG_I64, m->n_params, NULL, tg_optimizer_steps(st->opt)) &&
               add_extra(x, "loss_sum", "", TG_F64, 1, NULL, &x->scalars[0]) &&
               add_extra(x, "best_val_loss", "", TG_F64, 1, NULL, &x->scalars[1]) &&
               add_extra(x, "train_loss", "", TG_F64, epochs, NULL, t->train_loss) &&

@@ -174,7 +174,9 @@ static int trainer_open_buffers(trainer *tr)
     st->rows = rows;
     st->early = cfg->train.patience > 0 && t->validation && t->validation->rows > 0;
     st->best_val = INFINITY;
-    t->input_scale = cfg->data.standardize ? 0 : st->stream ? tg_stream_max_abs(st->stream) : largest_magnitude(t->train);
+    t->input_scale = cfg->data.standardize ? 0
+                     : st->stream          ? tg_stream_max_abs(st->stream)
+                                           : largest_magnitude(t->train);
     tr->tape = tg_tape_new();
     st->opt = tg_optimizer_new(&cfg->optimizer, m->n_params, m->params);
     if (st->stream && tg_stream_start(st->stream, batch, m->dtype, m->mean, m->std))

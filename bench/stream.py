@@ -10,7 +10,8 @@ layer, SGD, one epoch, batch 256) on each file with "stream": true under an
 address-space limit (prlimit --as, single-threaded so the limit counts data,
 not thread stacks), and once without streaming on the largest file under the
 same limit, which must fail. Prints one Markdown table: file size, rows, mode,
-peak RSS (the child's ru_maxrss), wall seconds, outcome. --quick: 64 and 256 MB
+peak RSS (the child's ru_maxrss), CPU and wall seconds (wall time counts
+other load on a shared machine; CPU time does not), outcome. --quick: 64 and 256 MB
 files under a 200 MB limit. The files are left in DIR (default
 /tmp/tapegrad-stream-bench) for a rerun; delete them when done. Figures only:
 nothing is asserted and the exit status does not depend on them.
@@ -55,17 +56,18 @@ def write_file(path, target_bytes, chunk, header):
 
 
 def run_measured(cmd, limit_bytes):
-    """Runs cmd under the limit; (exit status, stdout, stderr, seconds, peak RSS in MiB). /usr/bin/time
+    """Runs cmd under the limit; (exit status, stdout, stderr, wall seconds, CPU seconds, peak RSS in MiB). /usr/bin/time
     measures: a child forked from this interpreter would count the interpreter's pages in its peak."""
     env = dict(os.environ, TAPEGRAD_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    full = ["/usr/bin/time", "-f", "peak-kib %M", "prlimit", f"--as={limit_bytes}", "--"] + cmd
+    full = ["/usr/bin/time", "-f", "peak-kib %M %U %S", "prlimit", f"--as={limit_bytes}", "--"] + cmd
     start = time.monotonic()
     p = subprocess.run(full, capture_output=True, text=True, env=env)
     seconds = time.monotonic() - start
     lines = p.stderr.strip().splitlines()
-    peak = next((int(l.split()[1]) for l in reversed(lines) if l.startswith("peak-kib ")), 0)
+    timing = next((l.split()[1:] for l in reversed(lines) if l.startswith("peak-kib ")), ["0", "0", "0"])
+    peak, cpu = int(timing[0]), float(timing[1]) + float(timing[2])
     stderr = "\n".join(l for l in lines if not l.startswith("peak-kib ") and not l.startswith("Command exited"))
-    return p.returncode, p.stdout, stderr, seconds, peak / 1024.0
+    return p.returncode, p.stdout, stderr, seconds, cpu, peak / 1024.0
 
 
 def config(train, test, stream):
@@ -114,21 +116,22 @@ def main():
             json.dump(config(path, test, stream), f)
         print(f"training on {path} ({'stream' if stream else 'in memory'}) under {limit_mb} MiB", file=sys.stderr)
         cmd = [a.tapegrad, "train", cfg_path, "--out", os.path.join(a.dir, "model.safetensors"), "--quiet"]
-        code, out, err, seconds, rss = run_measured(cmd, limit)
+        code, out, err, seconds, cpu, rss = run_measured(cmd, limit)
         if code == 0:
             acc = next((l.split()[2] for l in out.splitlines() if l.startswith("test accuracy")), "?")
             outcome = f"trained, test accuracy {acc}"
         else:
             outcome = "failed: " + (err.strip().splitlines() or ["(no message)"])[-1][:110]
-        results.append((os.path.getsize(path) / 1e6, rows[mb], "stream" if stream else "in memory", rss, seconds, outcome))
+        mode = "stream" if stream else "in memory"
+        results.append((os.path.getsize(path) / 1e6, rows[mb], mode, rss, cpu, seconds, outcome))
 
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; one thread; "
           f"limit `prlimit --as={limit}` ({limit_mb} MiB of address space); "
           f"`tapegrad train` one epoch, block_rows 16384, shuffle_window 4, batch 256.\n")
-    print("| file (MB) | rows | mode | peak RSS (MiB) | seconds | outcome |")
-    print("|---:|---:|---|---:|---:|---|")
-    for size, n, mode, rss, seconds, outcome in results:
-        print(f"| {size:.0f} | {n:,} | {mode} | {rss:.1f} | {seconds:.1f} | {outcome} |")
+    print("| file (MB) | rows | mode | peak RSS (MiB) | CPU seconds | wall seconds | outcome |")
+    print("|---:|---:|---|---:|---:|---:|---|")
+    for size, n, mode, rss, cpu, seconds, outcome in results:
+        print(f"| {size:.0f} | {n:,} | {mode} | {rss:.1f} | {cpu:.1f} | {seconds:.1f} | {outcome} |")
 
 
 if __name__ == "__main__":

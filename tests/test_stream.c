@@ -180,6 +180,29 @@ Test(stream, every_row_once_per_epoch_with_tiny_blocks)
     free(dir);
 }
 
+/* The same rows written with a byte order mark, CRLF line ends, blank lines, quoted cells and no last
+ * newline: the block offsets land on the rows all the same. */
+Test(stream, block_offsets_survive_bom_crlf_blank_lines_and_quotes)
+{
+    char *dir = make_temp_dir("tapegrad-stream"), *path = join_path(dir, "odd.csv");
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fprintf(f, "\xEF\xBB\xBFi,u,v,label\r\n\r\n");
+    for (int r = 0; r < ROWS; r++)
+        fprintf(f, r % 5 == 0 ? "\"%d\", %g ,%g,\"%s\"%s" : "%d,%g,%g,%s%s", r, cell_u(r), cell_v(r),
+                LABELS[label_of(r)],
+                r + 1 == ROWS ? ""
+                : r % 3 == 0  ? "\r\n  \r\n"
+                              : "\r\n");
+    cr_assert_eq(fclose(f), 0);
+    stream_epochs(path, 7, 2, 16, 9, 2, NULL);
+    stream_epochs(path, 1, 300, 16, 9, 1, NULL);
+    unlink(path);
+    free(path);
+    rmdir(dir);
+    free(dir);
+}
+
 /* The moments of the generated columns, in long double (one pass for the mean, one for the squares). */
 Test(stream, moments_match_long_double)
 {

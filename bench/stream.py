@@ -8,8 +8,8 @@ Writes training CSVs of the given sizes (20 float features, 3 classes; a
 20,000-row test file into DIR, then trains logistic regression (one linear
 layer, SGD, one epoch, batch 256) on each file with "stream": true under an
 address-space limit (prlimit --as, single-threaded so the limit counts data,
-not thread stacks), and once without streaming on the largest file under the
-same limit, which must fail. Prints one Markdown table: file size, rows, mode,
+not thread stacks), then without streaming under the same limit, where the
+largest file must fail. Prints one Markdown table: file size, rows, mode,
 peak RSS (the child's ru_maxrss), CPU and wall seconds (wall time counts
 other load on a shared machine; CPU time does not), outcome. --quick: 64 and 256 MB
 files under a 200 MB limit. The files are left in DIR (default
@@ -108,7 +108,7 @@ def main():
         rows[mb] = write_file(path, mb << 20, chunk, header)
 
     results = []
-    plan = [(mb, True) for mb in sizes] + [(sizes[-1], False)]
+    plan = [(mb, True) for mb in sizes] + [(mb, False) for mb in sizes]
     for mb, stream in plan:
         path = os.path.join(a.dir, f"train-{mb}MB.csv")
         cfg_path = os.path.join(a.dir, f"{'stream' if stream else 'memory'}-{mb}.json")
@@ -121,7 +121,7 @@ def main():
             acc = next((l.split()[2] for l in out.splitlines() if l.startswith("test accuracy")), "?")
             outcome = f"trained, test accuracy {acc}"
         else:
-            outcome = "failed: " + (err.strip().splitlines() or ["(no message)"])[-1][:110]
+            outcome = "failed: " + (err.strip().splitlines() or ["(no message)"])[-1][:170]
         mode = "stream" if stream else "in memory"
         results.append((os.path.getsize(path) / 1e6, rows[mb], mode, rss, cpu, seconds, outcome))
 

@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -470,5 +471,87 @@ Test(stream, what_a_stream_cannot_do_is_refused)
         cr_assert(strstr(tg_last_error(), at_start[k].needle), "case %zu: %s", k, tg_last_error());
         tg_config_free(cfg);
     }
+    remove_files(&fs);
+}
+
+/* ---- every allocation of a streamed run failed in turn: an error with a message, nothing leaked ---- */
+
+static struct {
+    long attempts, fail_at, live;
+} walk;
+
+static void *walk_malloc(size_t n)
+{
+    if (++walk.attempts == walk.fail_at)
+        return NULL;
+    char *p = malloc(n + 16);
+    if (!p)
+        return NULL;
+    walk.live++;
+    return p + 16;
+}
+
+static void *walk_realloc(void *p, size_t n)
+{
+    if (!p)
+        return walk_malloc(n);
+    if (++walk.attempts == walk.fail_at)
+        return NULL;
+    char *q = realloc((char *)p - 16, n + 16);
+    return q ? q + 16 : NULL;
+}
+
+static void walk_free(void *p)
+{
+    if (p) {
+        walk.live--;
+        free((char *)p - 16);
+    }
+}
+
+/* Parses the config and trains it (one epoch over windows of 2 blocks, with a checkpoint's resume
+ * state saved at the end); 0 when all of it succeeded. */
+static int streamed_run(const char *json, const char *ckpt)
+{
+    tg_config *cfg = tg_config_parse(json, NULL);
+    tg_training *t = cfg ? tg_train_config(cfg, NULL, NULL) : NULL;
+    int rc = t ? tg_training_save(t, ckpt) : -1;
+    tg_training_free(t);
+    tg_config_free(cfg);
+    return rc;
+}
+
+Test(stream, every_allocation_failed_in_turn)
+{
+    files fs = make_files();
+    char *ckpt = join_path(fs.dir, "ckpt.safetensors"), json[1024];
+    snprintf(json, sizeof json,
+             "{\"data\": {\"train\": \"%s\", \"test\": \"%s\", \"stream\": true, \"block_rows\": 32, "
+             "\"shuffle_window\": 2}, \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 3}]},"
+             " \"loss\": {\"type\": \"cross_entropy\"}, \"optimizer\": {\"type\": \"adam\", \"lr\": 0.01},"
+             " \"train\": {\"epochs\": 1, \"batch_size\": 50}}",
+             fs.train, fs.test);
+    tg_set_allocator(walk_malloc, walk_realloc, walk_free);
+    walk.fail_at = 0;
+    walk.attempts = 0;
+    cr_assert_eq(streamed_run(json, ckpt), 0, "%s", tg_last_error());
+    long n = walk.attempts, errors = 0;
+    cr_assert_eq(walk.live, 0, "the clean run leaked %ld blocks", walk.live);
+    for (long k = 1; k <= n; k++) {
+        walk.attempts = 0;
+        walk.fail_at = k;
+        tg_clear_error();
+        if (streamed_run(json, ckpt) != 0) {
+            errors++;
+            cr_assert_neq(tg_last_error()[0], '\0', "allocation %ld of %ld failed without a message", k, n);
+        }
+        cr_assert_eq(walk.live, 0, "allocation %ld of %ld failed: %ld blocks leaked (%s)", k, n, walk.live,
+                     tg_last_error());
+    }
+    tg_set_allocator(NULL, NULL, NULL);
+    cr_log_info("stream alloc walk: %ld allocations, %ld ended in an error", n, errors);
+    cr_assert_gt(errors, n / 2, "only %ld of %ld failed allocations ended in an error", errors, n);
+    unlink(ckpt);
+    free(ckpt);
     remove_files(&fs);
 }

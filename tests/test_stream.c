@@ -484,29 +484,22 @@ static void *walk_malloc(size_t n)
 {
     if (++walk.attempts == walk.fail_at)
         return NULL;
-    char *p = malloc(n + 16);
-    if (!p)
-        return NULL;
-    walk.live++;
-    return p + 16;
+    void *p = malloc(n);
+    walk.live += p != NULL;
+    return p;
 }
 
 static void *walk_realloc(void *p, size_t n)
 {
     if (!p)
         return walk_malloc(n);
-    if (++walk.attempts == walk.fail_at)
-        return NULL;
-    char *q = realloc((char *)p - 16, n + 16);
-    return q ? q + 16 : NULL;
+    return ++walk.attempts == walk.fail_at ? NULL : realloc(p, n);
 }
 
 static void walk_free(void *p)
 {
-    if (p) {
-        walk.live--;
-        free((char *)p - 16);
-    }
+    walk.live -= p != NULL;
+    free(p);
 }
 
 /* Parses the config and trains it (one epoch over windows of 2 blocks, with a checkpoint's resume

@@ -181,6 +181,67 @@ Test(stream, every_row_once_per_epoch_with_tiny_blocks)
     free(dir);
 }
 
+/* The documented order, written out here from docs/data.md (not from src/io/stream.c): Fisher-Yates
+ * (from the last entry down, one tg_rng_below(r + 1) each) of the block order, persisted from epoch to
+ * epoch, when there is more than one window; then for each window in turn its rows (its blocks' rows, in
+ * block order then file order) in a Fisher-Yates order, reshuffled in place when the window has as many
+ * rows as the last one shuffled, else shuffled from the identity. */
+static void fisher_yates(int64_t *a, int64_t n, tg_rng *rng)
+{
+    for (int64_t r = n - 1; r > 0; r--) {
+        int64_t k = (int64_t)tg_rng_below(rng, (uint64_t)r + 1), t = a[r];
+        a[r] = a[k];
+        a[k] = t;
+    }
+}
+
+static void documented_order(int64_t rows, int64_t block_rows, int64_t window, uint64_t seed, int epochs, int64_t *out)
+{
+    int64_t n_blocks = (rows + block_rows - 1) / block_rows, n_windows = (n_blocks + window - 1) / window;
+    int64_t *blocks = malloc((size_t)n_blocks * sizeof *blocks), *order = malloc((size_t)rows * sizeof *order);
+    int64_t *pool = malloc((size_t)rows * sizeof *pool), order_n = 0;
+    tg_rng rng;
+    tg_rng_seed(&rng, seed);
+    for (int64_t b = 0; b < n_blocks; b++)
+        blocks[b] = b;
+    for (int e = 0; e < epochs; e++) {
+        if (n_windows > 1)
+            fisher_yates(blocks, n_blocks, &rng);
+        for (int64_t w = 0; w < n_windows; w++) {
+            int64_t n = 0;
+            for (int64_t k = w * window; k < (w + 1) * window && k < n_blocks; k++)
+                for (int64_t r = blocks[k] * block_rows; r < (blocks[k] + 1) * block_rows && r < rows; r++)
+                    pool[n++] = r;
+            if (order_n != n)
+                for (order_n = 0; order_n < n; order_n++)
+                    order[order_n] = order_n;
+            fisher_yates(order, n, &rng);
+            for (int64_t i = 0; i < n; i++)
+                *out++ = pool[order[i]];
+        }
+    }
+    free(blocks);
+    free(order);
+    free(pool);
+}
+
+Test(stream, the_order_is_the_documented_one)
+{
+    char *dir = make_temp_dir("tapegrad-stream"), *path = write_csv(dir, "rows.csv", ROWS, -1, NULL);
+    static int64_t got[3 * ROWS], want[3 * ROWS];
+    const int64_t shapes[][3] = { { 7, 3, 10 }, { 16, 2, 24 }, { 1, 5, 7 }, { 50, 100, 33 }, { 64, 1, 300 } };
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        stream_epochs(path, shapes[k][0], shapes[k][1], shapes[k][2], 11, 3, got);
+        documented_order(ROWS, shapes[k][0], shapes[k][1], 11, 3, want);
+        cr_assert_eq(memcmp(got, want, sizeof got), 0, "blocks of %lld, windows of %lld: not the documented order",
+                     (long long)shapes[k][0], (long long)shapes[k][1]);
+    }
+    unlink(path);
+    free(path);
+    rmdir(dir);
+    free(dir);
+}
+
 /* The same rows written with a byte order mark, CRLF line ends, blank lines, quoted cells and no last
  * newline: the block offsets land on the rows all the same. */
 Test(stream, block_offsets_survive_bom_crlf_blank_lines_and_quotes)

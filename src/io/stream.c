@@ -13,7 +13,6 @@
  * a tg_block_source (tg_csv_block_source). */
 #include "io/io_internal.h"
 
-#include <math.h>
 #include <string.h>
 
 struct tg_stream {

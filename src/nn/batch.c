@@ -51,18 +51,28 @@ static tg_sparse_csr *sparse_batch_for(const tg_dataset *ds, tg_dtype dtype, int
     return x;
 }
 
-int tg_batch_buffers_init(batch_buffers *b, tg_dtype dtype, const tg_dataset *ds, int64_t size, bool labels)
+int tg_batch_buffers_init(batch_buffers *b, tg_dtype dtype, int64_t features, int64_t size, int64_t rows, bool labels)
 {
     *b = (batch_buffers){ .size = size };
-    bool sparse = !ds->x && ds->row_ptr;
-    int64_t tail = size > 0 ? ds->rows % size : 0, features = sparse ? 0 : ds->features;
-    if ((sparse && !(b->sparse = sparse_batch_for(ds, dtype, size))) ||
-        batch_tensors_init(&b->full, dtype, features, size, labels) ||
+    int64_t tail = size > 0 ? rows % size : 0;
+    if (batch_tensors_init(&b->full, dtype, features, size, labels) ||
         (tail && batch_tensors_init(&b->last, dtype, features, tail, labels))) {
         tg_batch_buffers_free(b);
         return -1;
     }
     b->has_last = tail != 0;
+    return 0;
+}
+
+int tg_batch_buffers_init_data(batch_buffers *b, tg_dtype dtype, const tg_dataset *ds, int64_t size, bool labels)
+{
+    bool sparse = !ds->x && ds->row_ptr;
+    if (tg_batch_buffers_init(b, dtype, sparse ? 0 : ds->features, size, ds->rows, labels))
+        return -1;
+    if (sparse && !(b->sparse = sparse_batch_for(ds, dtype, size))) {
+        tg_batch_buffers_free(b);
+        return -1;
+    }
     b->full.sparse = b->last.sparse = b->sparse;
     return 0;
 }
@@ -91,12 +101,18 @@ int tg_gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, 
 void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
                             int64_t start, tg_tensor *x, tg_tensor *y)
 {
-    int64_t f = ds->features, n = x->shape[0];
+    tg_gather_standardized_at(mean, std, ds, idx, start, x->shape[0], x, y, 0);
+}
+
+void tg_gather_standardized_at(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
+                               int64_t start, int64_t n, tg_tensor *x, tg_tensor *y, int64_t at)
+{
+    int64_t f = ds->features;
     TG_FLOAT_DISPATCH(x->dtype, T, {
         for (int64_t r = 0; r < n; r++) {
             int64_t row = idx ? idx[r] : start + r;
             const float *src = ds->x + row * f;
-            T *dst = (T *)x->data + r * f;
+            T *dst = (T *)x->data + (at + r) * f;
             if (mean)
                 for (int64_t j = 0; j < f; j++)
                     dst[j] = (T)((src[j] - mean[j]) / std[j]);
@@ -104,7 +120,7 @@ void tg_gather_standardized(const float *mean, const float *std, const tg_datase
                 for (int64_t j = 0; j < f; j++)
                     dst[j] = (T)src[j];
             if (y)
-                ((int64_t *)y->data)[r] = ds->y[row];
+                ((int64_t *)y->data)[at + r] = ds->y[row];
         }
     });
 }

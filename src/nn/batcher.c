@@ -48,7 +48,7 @@ tg_batcher *tg_batcher_open(const tg_dataset *ds, int64_t batch_size, tg_dtype d
         b->mean = tg_alloc(bytes);
         b->std = tg_alloc(bytes);
     }
-    if (!b->order || (mean && (!b->mean || !b->std)) || tg_batch_buffers_init(&b->buffers, dtype, ds, size, true)) {
+    if (!b->order || (mean && (!b->mean || !b->std)) || tg_batch_buffers_init_data(&b->buffers, dtype, ds, size, true)) {
         tg_batcher_free(b);
         return NULL;
     }
@@ -81,9 +81,13 @@ void tg_batcher_reset(tg_batcher *b, tg_rng *shuffle)
     b->next_row = 0;
     if (!shuffle)
         return;
-    int64_t *order = b->order;
-    for (int64_t r = b->ds->rows - 1; r > 0; r--) {
-        int64_t k = (int64_t)tg_rng_below(shuffle, (uint64_t)r + 1), tmp = order[r];
+    tg_shuffle_order(b->order, b->ds->rows, shuffle);
+}
+
+void tg_shuffle_order(int64_t *order, int64_t n, tg_rng *rng)
+{
+    for (int64_t r = n - 1; r > 0; r--) {
+        int64_t k = (int64_t)tg_rng_below(rng, (uint64_t)r + 1), tmp = order[r];
         order[r] = order[k];
         order[k] = tmp;
     }

@@ -40,7 +40,7 @@ static int for_each_chunk(const tg_model *m, const tg_dataset *ds, chunk_fn fn, 
     int64_t chunk = ds->rows < EVAL_CHUNK ? (ds->rows ? ds->rows : 1) : EVAL_CHUNK;
     batch_buffers buffers;
     tg_tape *tape = tg_tape_new();
-    if (!tape || tg_batch_buffers_init(&buffers, m->dtype, ds, chunk, true)) {
+    if (!tape || tg_batch_buffers_init_data(&buffers, m->dtype, ds, chunk, true)) {
         tg_tape_free(tape);
         return -1;
     }

@@ -44,9 +44,11 @@ typedef struct {
     tg_sparse_csr *sparse; /* owned; full.sparse and last.sparse point to it */
 } batch_buffers;
 
-/* Buffers for batches of ds's rows, dense or sparse as ds is; 0 on success, and on failure nothing is left
- * allocated. */
-int tg_batch_buffers_init(batch_buffers *b, tg_dtype dtype, const tg_dataset *ds, int64_t size, bool labels);
+/* 0 on success; on failure nothing is left allocated. features 0: no x (sparse rows go elsewhere). */
+int tg_batch_buffers_init(batch_buffers *b, tg_dtype dtype, int64_t features, int64_t size, int64_t rows, bool labels);
+/* Buffers for batches of ds's rows, dense or sparse as ds is (a sparse batch sized for the `size` longest
+ * rows, so that no gather allocates). */
+int tg_batch_buffers_init_data(batch_buffers *b, tg_dtype dtype, const tg_dataset *ds, int64_t size, bool labels);
 void tg_batch_buffers_free(batch_buffers *b);
 /* The pair whose first dimension is n (size, or the final batch's rows). */
 batch_tensors tg_batch_buffers_for(const batch_buffers *b, int64_t n);
@@ -61,6 +63,9 @@ int tg_gather_batch(const float *mean, const float *std, const tg_dataset *ds, c
 /* The dense loop under tg_gather_batch: x [n, features] from rows idx (or start on), y when not NULL. */
 void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
                             int64_t start, tg_tensor *x, tg_tensor *y);
+/* The same for n rows written from row `at` of x and y on (a batch gathered in parts: streaming). */
+void tg_gather_standardized_at(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
+                               int64_t start, int64_t n, tg_tensor *x, tg_tensor *y, int64_t at);
 /* The model over sparse rows (src/nn/model.c): its linear first layer through tg_sparse_linear, then the
  * rest of its layers as tg_model_forward_with runs them. */
 tg_tensor *tg_model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sparse_csr *x, tg_tensor *const *params);
@@ -81,6 +86,10 @@ int tg_batcher_next_batch(tg_batcher *b, batch_tensors *out);
 /* The batcher's row order [rows], for training checkpoints, and a seek to batch `batch` of the
  * current epoch (src/nn/batcher.c). */
 int64_t *tg_batcher_order(tg_batcher *b);
+/* tg_batcher_reset's shuffle of order[0..n) in place (Fisher-Yates from the last entry down, one
+ * tg_rng_below(r + 1) each): also a stream's (src/io/stream.c), so one window holding a file is
+ * shuffled as the batcher shuffles the same rows. */
+void tg_shuffle_order(int64_t *order, int64_t n, tg_rng *rng);
 void tg_batcher_seek(tg_batcher *b, int64_t batch);
 
 /* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or

@@ -168,7 +168,7 @@ static int open_workers(full_batch *fb, const tg_model *m)
         tg_rng_seed(&unused, 0);
         wk->model = tg_model_new(TG_F64, m->inputs, m->n_layers, m->layers, &unused);
         wk->tape = tg_tape_new();
-        if (!wk->model || !wk->tape || tg_batch_buffers_init(&wk->blocks, TG_F64, fb->train, fb->block, true))
+        if (!wk->model || !wk->tape || tg_batch_buffers_init_data(&wk->blocks, TG_F64, fb->train, fb->block, true))
             return -1;
         if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
             tg_binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL,

@@ -23,6 +23,7 @@ void tg_train_state_free(struct tg_train_state *st)
         return;
     tg_optimizer_free(st->opt);
     tg_batcher_free(st->batches);
+    tg_stream_free(st->stream);
     for (int i = 0; st->best && st->best[i]; i++)
         tg_tensor_free(st->best[i]);
     tg_dealloc(st->best);
@@ -148,6 +149,11 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
               cJSON_AddNumberToObject(s, "train.clip_grad_norm", cfg->train.clip_grad_norm) &&
               cJSON_AddNumberToObject(s, "train.early_stopping.patience", cfg->train.patience) &&
               cJSON_AddNumberToObject(s, "train.early_stopping.min_delta", cfg->train.min_delta);
+    /* Only a streamed run records these, so the checkpoints of other runs stay as they were. */
+    if (ok && cfg->data.stream)
+        ok = cJSON_AddBoolToObject(s, "data.stream", 1) &&
+             cJSON_AddNumberToObject(s, "data.block_rows", (double)cfg->data.block_rows) &&
+             cJSON_AddNumberToObject(s, "data.shuffle_window", (double)cfg->data.shuffle_window);
     if (!ok) {
         cJSON_Delete(s);
         return NULL;
@@ -216,6 +222,7 @@ typedef struct {
     tg_tensor *headers;
     char **names;
     double scalars[2]; /* loss_sum, best_val */
+    int64_t position[4]; /* a stream's (tg_stream_state) */
 } extra_list;
 
 static void extra_list_free(extra_list *x)
@@ -257,12 +264,25 @@ static const char *const *buffer_names(const tg_optimizer *opt)
     return tg_optimizer_buffer(opt, 1, 0) ? adam_buffers : sgd_buffers;
 }
 
+/* Where the epoch stands: the batcher's row order, or a stream's block order, window order and position. */
+static bool add_order(extra_list *x, const struct tg_train_state *st)
+{
+    if (!st->stream)
+        return add_extra(x, "order", "", TG_I64, st->rows, NULL, tg_batcher_order(st->batches));
+    tg_stream_state ss;
+    tg_stream_get_state(st->stream, &ss);
+    memcpy(x->position, ss.position, sizeof x->position);
+    return add_extra(x, "stream.blocks", "", TG_I64, ss.n_blocks, NULL, ss.blocks) &&
+           add_extra(x, "stream.order", "", TG_I64, ss.n_order, NULL, ss.order) &&
+           add_extra(x, "stream.position", "", TG_I64, 4, NULL, x->position);
+}
+
 /* Every extra tensor of t; current is the last weights when they differ from the model file's. */
 static int list_extras(const tg_training *t, tg_tensor *const *current, extra_list *x)
 {
     const struct tg_train_state *st = t->state;
     const tg_model *m = t->model;
-    int cap = 7 + 3 * m->n_params;
+    int cap = 9 + 3 * m->n_params;
     x->named = tg_alloc((size_t)cap * sizeof *x->named);
     x->headers = tg_alloc((size_t)cap * sizeof *x->headers);
     x->names = tg_alloc_zeroed((size_t)cap * sizeof *x->names);
@@ -271,7 +291,7 @@ static int list_extras(const tg_training *t, tg_tensor *const *current, extra_li
     x->scalars[0] = st->loss_sum;
     x->scalars[1] = st->best_val;
     int64_t epochs = t->epochs_run;
-    bool ok = add_extra(x, "order", "", TG_I64, st->rows, NULL, tg_batcher_order(st->batches)) &&
+    bool ok = add_order(x, st) &&
               add_extra(x, "optimizer.steps", "", TG_I64, m->n_params, NULL, tg_optimizer_steps(st->opt)) &&
               add_extra(x, "loss_sum", "", TG_F64, 1, NULL, &x->scalars[0]) &&
               add_extra(x, "best_val_loss", "", TG_F64, 1, NULL, &x->scalars[1]) &&
@@ -423,10 +443,23 @@ static int restore_position(const char *path, const cJSON *meta, tg_training *t,
     return 0;
 }
 
+/* A stream's place in the epoch: its block order, window order and position (checked by the stream). */
+static int restore_stream(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st)
+{
+    tg_stream_state ss;
+    tg_stream_get_state(st->stream, &ss);
+    const tg_tensor *blocks = find_extra(path, x, "stream.blocks", "", TG_I64, ss.n_blocks, NULL);
+    const tg_tensor *order = blocks ? find_extra(path, x, "stream.order", "", TG_I64, ss.n_order, NULL) : NULL;
+    const tg_tensor *position = order ? find_extra(path, x, "stream.position", "", TG_I64, 4, NULL) : NULL;
+    return position ? tg_stream_restore(st->stream, blocks->data, order->data, position->data, &st->shuffle, path) : -1;
+}
+
 /* The row order: a permutation of the training rows (checked, as everything read from a file); the
  * batcher continues at the step where the run stopped. */
 static int restore_order(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st, int64_t steps_done)
 {
+    if (st->stream)
+        return restore_stream(path, x, st);
     const tg_tensor *order = find_extra(path, x, "order", "", TG_I64, st->rows, NULL);
     bool *seen = order ? tg_alloc_zeroed((size_t)st->rows * sizeof *seen) : NULL;
     if (!seen)

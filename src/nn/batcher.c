@@ -48,7 +48,8 @@ tg_batcher *tg_batcher_open(const tg_dataset *ds, int64_t batch_size, tg_dtype d
         b->mean = tg_alloc(bytes);
         b->std = tg_alloc(bytes);
     }
-    if (!b->order || (mean && (!b->mean || !b->std)) || tg_batch_buffers_init_data(&b->buffers, dtype, ds, size, true)) {
+    if (!b->order || (mean && (!b->mean || !b->std)) ||
+        tg_batch_buffers_init_data(&b->buffers, dtype, ds, size, true)) {
         tg_batcher_free(b);
         return NULL;
     }

@@ -2,7 +2,8 @@
  * the whole training set, minimised by tg_lbfgs_minimize (OWL-QN under an L1
  * part). The objective is computed in float64 whatever the model's dtype, in
  * blocks of rows gathered into one reused batch, so no tape is the size of
- * the data set. With T threads (the thread budget), thread t takes blocks t,
+ * the data set (sparse data: CSR slices, the first layer tg_sparse_linear,
+ * the weight dense). With T threads (the thread budget), thread t takes blocks t,
  * t + T, ... on its own float64 copy of the model, tape and batch; the
  * threads' losses (reduction sum) and gradients are added in thread order, so
  * a result is the same bits for a given thread count and depends on the block

@@ -919,6 +919,60 @@ Test(cli, a_resume_with_another_config_names_the_difference)
     expect_one_error_line("--resume missing.safetensors", "No such file");
 }
 
+/* An MLP on digits under full-batch L-BFGS for up to 3000 iterations (about 3 s, 1693 iterations). */
+static const char *lbfgs_run_config(void)
+{
+    char text[1024];
+    int n = snprintf(text, sizeof text,
+                     "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"standardize\": true},"
+                     " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 32}, {\"type\": \"tanh\"},"
+                     " {\"type\": \"linear\", \"out\": 10}]}, \"loss\": {\"penalty\": \"l2\", \"C\": 100},"
+                     " \"optimizer\": {\"type\": \"lbfgs\", \"max_iter\": 3000, \"tolerance_grad\": 0}, \"seed\": 2}",
+                     DIGITS_CSV);
+    cr_assert(n > 0 && (size_t)n < sizeof text);
+    write_text(in_dir("lbfgs.json"), text, (size_t)n);
+    static char path[256];
+    snprintf(path, sizeof path, "%s", in_dir("lbfgs.json"));
+    return path;
+}
+
+Test(cli, sigint_stops_lbfgs_at_an_iteration_and_the_resumed_run_is_bit_identical)
+{
+    const char *config = lbfgs_run_config();
+    pid_t pid = start_training(config, "run.safetensors", NULL, "iteration  200/");
+    cr_assert_eq(kill(pid, SIGINT), 0);
+    cr_assert_eq(finish(pid), 130, "stderr: %s", err_text);
+    cr_assert_eq(count(err_text, "\n"), 1, "not one line:\n%s", err_text);
+    cr_assert(strstr(err_text, "interrupted by SIGINT after lbfgs iteration") &&
+                  strstr(err_text, "saved a training checkpoint to run.safetensors") && strstr(err_text, "--resume"),
+              "%s", err_text);
+    expect_no_temporary_files();
+    cr_assert_eq(run("eval run.safetensors '%s'", config), 0, "%s", err_text);
+    cr_assert_eq(run("train '%s' --resume run.safetensors --out run.safetensors --threads 1 --quiet", config), 0, "%s",
+                 err_text);
+    cr_assert_eq(run("train '%s' --out whole.safetensors --threads 1 --quiet", config), 0, "%s", err_text);
+    expect_same_bytes(in_dir("run.safetensors"), in_dir("whole.safetensors"));
+    /* the finished run's file is a plain model: nothing to resume */
+    cr_assert_eq(run("train '%s' --resume whole.safetensors --out again.safetensors --threads 1", config), 1);
+    expect_one_error_line("whole.safetensors", "not a training checkpoint");
+}
+
+Test(cli, lbfgs_checkpoint_every_counts_iterations_survives_sigkill_and_resumes_bit_identical)
+{
+    const char *config = lbfgs_run_config();
+    pid_t pid = start_training(config, "run.safetensors", "--checkpoint-every=100", "iteration  450/");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert(file_exists(in_dir("run.safetensors")));
+    cr_assert_eq(run("train '%s' --resume run.safetensors --out resumed.safetensors --threads 1", config), 0, "%s",
+                 err_text);
+    cr_assert(strstr(out_text, "iteration  410/"), "the resumed run did not start after iteration 400:\n%.400s",
+              out_text);
+    cr_assert_null(strstr(out_text, "iteration  400/"), "the resumed run repeated iteration 400");
+    cr_assert_eq(run("train '%s' --out whole.safetensors --threads 1 --quiet", config), 0, "%s", err_text);
+    expect_same_bytes(in_dir("resumed.safetensors"), in_dir("whole.safetensors"));
+}
+
 /* ---- outputs: regular files or new paths; symbolic links followed ---- */
 
 Test(cli, devices_fifos_and_folders_are_refused_as_outputs_before_training)

@@ -5,6 +5,8 @@
  *                                          one-output binary head (DIR/m_binary_<dtype>.safetensors, ...)
  *                                          and a training checkpoint of a run stopped mid-epoch
  *                                          (DIR/m_training.safetensors, with its cases_training.csv)
+ *                                          and of a full-batch (lbfgs) run stopped after iteration 3
+ *                                          (DIR/m_training_lbfgs.safetensors, cases_training_lbfgs.csv)
  *   torch_roundtrip_model same A B         loads both checkpoints and exits 0 when every parameter,
  *                                          label and standardization value is bit-identical */
 #include <tapegrad.h>
@@ -65,14 +67,16 @@ static int write_model(const char *dir, tg_dtype dtype, const char *name, int bi
     return 0;
 }
 
+/* Mid-epoch 3, or after lbfgs's iteration 3. */
 static int stop_mid_epoch(const tg_progress *p, void *ctx)
 {
     (void)ctx;
-    return p->epoch == 3 && p->step == 2;
+    return p->epoch == 3 && (p->full_batch || p->step == 2);
 }
 
-/* A training checkpoint: an MLP trained with Adam on 120 seeded rows, stopped mid-epoch 3. */
-static int write_training(const char *dir)
+/* A training checkpoint DIR/m_<name>.safetensors: an MLP trained with the optimizer and train sections
+ * given on 120 seeded rows, stopped by stop_mid_epoch. */
+static int write_training(const char *dir, const char *name, const char *optimizer_and_train)
 {
     enum { INPUTS = 5, ROWS = 120, CASES = 20 };
     char path[4096], json[8192];
@@ -96,9 +100,8 @@ static int write_training(const char *dir)
     snprintf(json, sizeof json,
              "{\"data\": {\"train\": \"%s\", \"test_split\": 0.2, \"validation_split\": 0.2},"
              " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 8}, {\"type\": \"tanh\"},"
-             " {\"type\": \"linear\", \"out\": 3}]}, \"optimizer\": {\"type\": \"adam\", \"lr\": 0.01},"
-             " \"train\": {\"epochs\": 10, \"batch_size\": 16, \"early_stopping\": {\"patience\": 3}}, \"seed\": 5}",
-             path);
+             " {\"type\": \"linear\", \"out\": 3}]}, %s, \"seed\": 5}",
+             path, optimizer_and_train);
     tg_config *cfg = tg_config_parse(json, NULL);
     tg_train_opts opts = { .progress = stop_mid_epoch };
     tg_training *t = cfg ? tg_train_config_opts(cfg, &opts) : NULL;
@@ -109,10 +112,10 @@ static int write_training(const char *dir)
     tg_rng_fill_uniform(&rng, x, -2, 2);
     tg_tape_set_recording(tape, 0);
     tg_tensor *logits = tg_model_forward(t->model, tape, x);
-    snprintf(path, sizeof path, "%s/m_training.safetensors", dir);
+    snprintf(path, sizeof path, "%s/m_%s.safetensors", dir, name);
     if (!logits || tg_training_save(t, path))
         return fail(path);
-    snprintf(path, sizeof path, "%s/cases_training.csv", dir);
+    snprintf(path, sizeof path, "%s/cases_%s.csv", dir, name);
     if (!(f = fopen(path, "w")))
         return 1;
     for (int r = 0; r < CASES; r++) {
@@ -155,7 +158,10 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "write") == 0)
         return write_model(argv[2], TG_F32, "float32", 0) || write_model(argv[2], TG_F64, "float64", 0) ||
                write_model(argv[2], TG_F32, "float32", 1) || write_model(argv[2], TG_F64, "float64", 1) ||
-               write_training(argv[2]);
+               write_training(argv[2], "training",
+                              "\"optimizer\": {\"type\": \"adam\", \"lr\": 0.01}, \"train\": {\"epochs\": 10, "
+                              "\"batch_size\": 16, \"early_stopping\": {\"patience\": 3}}") ||
+               write_training(argv[2], "training_lbfgs", "\"optimizer\": {\"type\": \"lbfgs\", \"history_size\": 2}");
     if (argc == 4 && strcmp(argv[1], "same") == 0)
         return same(argv[2], argv[3]);
     fprintf(stderr, "usage: %s write DIR | same A.safetensors B.safetensors\n", argv[0]);

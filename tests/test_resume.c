@@ -356,9 +356,9 @@ Test(resume, a_row_order_that_is_not_a_permutation_is_refused)
 /* Softmax regression on digits (640 variables), L2 with C 0.5, float32 model: the solver's float64 point
  * must come back from the checkpoint, not the model's rounding of it. */
 #define LBFGS_MULTINOMIAL                                                                                              \
-    "{'data': {'train': '%s', 'label': 'digit', 'test_split': 0.2, 'validation_split': 0.1, 'standardize': true},"    \
+    "{'data': {'train': '%s', 'label': 'digit', 'test_split': 0.2, 'validation_split': 0.1, 'standardize': true},"     \
     " 'model': {'layers': [{'type': 'linear', 'out': 10}]},"                                                           \
-    " 'loss': {'penalty': 'l2', 'C': 0.5}, 'optimizer': {'type': 'lbfgs', 'max_iter': 60, 'history_size': 7},"        \
+    " 'loss': {'penalty': 'l2', 'C': 0.5}, 'optimizer': {'type': 'lbfgs', 'max_iter': 60, 'history_size': 7},"         \
     " 'seed': 5}"
 /* Logistic regression with one output on breast_cancer.csv, L2 and balanced class weights. */
 #define LBFGS_BINARY_WITH(optimizer_keys)                                                                              \
@@ -371,7 +371,7 @@ Test(resume, a_row_order_that_is_not_a_permutation_is_refused)
 #define LBFGS_L1                                                                                                       \
     "{'data': {'train': '%s', 'test_split': 0.2, 'standardize': true},"                                                \
     " 'model': {'layers': [{'type': 'linear', 'out': 3}]},"                                                            \
-    " 'loss': {'penalty': 'l1', 'C': 0.3}, 'optimizer': {'type': 'lbfgs', 'max_iter': 400, 'history_size': 4},"       \
+    " 'loss': {'penalty': 'l1', 'C': 0.3}, 'optimizer': {'type': 'lbfgs', 'max_iter': 400, 'history_size': 4},"        \
     " 'seed': 9}"
 
 /* The solver's report of two runs: iterations, evaluations, status, objective and gradient, same bits. */
@@ -483,8 +483,9 @@ Test(resume, lbfgs_periodic_checkpoints_count_iterations_and_resume_bit_identica
                  whole->solver.iterations);
     tg_training_free(t);
     /* stopped after iteration 10: the file holds iteration 8's state */
-    opts = (tg_train_opts){ .checkpoint_every = 4, .checkpoint_path = ckpt, .progress = stop_there,
-                            .ctx = &(stop_point){ 10, 0 } };
+    opts = (tg_train_opts){
+        .checkpoint_every = 4, .checkpoint_path = ckpt, .progress = stop_there, .ctx = &(stop_point){ 10, 0 }
+    };
     t = tg_train_config_opts(cfg, &opts);
     cr_assert_not_null(t, "%s", tg_last_error());
     tg_training_free(t);

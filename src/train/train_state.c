@@ -583,8 +583,7 @@ static int restore_lbfgs(const char *path, const cJSON *meta, const tg_checkpoin
     const cJSON *solver = cJSON_GetObjectItemCaseSensitive(meta, "lbfgs");
     int64_t variables, history, iterations, evaluations, stored, newest, epochs;
     if (!cJSON_IsObject(solver))
-        return tg_error("%s: __metadata__ 'training' has no 'lbfgs' entry: not a checkpoint of an lbfgs run", path),
-               -1;
+        return tg_error("%s: __metadata__ 'training' has no 'lbfgs' entry: not a checkpoint of an lbfgs run", path), -1;
     if (meta_int(path, solver, "variables", s->n, s->n, &variables) ||
         meta_int(path, solver, "history_size", s->m, s->m, &history) ||
         meta_int(path, solver, "iterations", 0, cfg->lbfgs.opts.max_iter, &iterations) ||
@@ -648,9 +647,8 @@ int tg_trainer_restore_state(tg_training *t, const tg_config *cfg, const char *p
         rc = -1;
     else if (t->full_batch)
         rc = restore_lbfgs(path, meta, &x, cfg, t);
-    else if (!restore_position(path, meta, t, cfg->train.epochs) &&
-             !restore_order(path, &x, t->state, t->steps_done) && !restore_curves(path, &x, t) &&
-             !restore_tensors(path, &x, saved, t))
+    else if (!restore_position(path, meta, t, cfg->train.epochs) && !restore_order(path, &x, t->state, t->steps_done) &&
+             !restore_curves(path, &x, t) && !restore_tensors(path, &x, saved, t))
         rc = 0;
     cJSON_Delete(meta);
     tg_checkpoint_extras_free(&x);

@@ -96,25 +96,48 @@ static void expect_same_files(const tg_training *a, const tg_training *b, const 
     free(pb);
 }
 
-/* Stops the run at each call in stops[] in turn (saving and resuming between), then compares the end
- * with the uninterrupted run. */
-static void expect_resume_exact(const char *config, const stop_point *stops, int n_stops)
+/* The solver's report of two full-batch runs: iterations, evaluations, status, objective and gradient. */
+static void expect_same_solver(const tg_training *a, const tg_training *b, const char *what)
 {
-    tg_config *cfg = parse_config(config);
+    cr_assert_eq(a->solver.status, b->solver.status, "%s: %s against %s", what, tg_lbfgs_status_text(a->solver.status),
+                 tg_lbfgs_status_text(b->solver.status));
+    cr_assert_eq(a->solver.iterations, b->solver.iterations, "%s", what);
+    cr_assert_eq(a->solver.evaluations, b->solver.evaluations, "%s", what);
+    cr_assert_eq(memcmp(&a->solver.objective, &b->solver.objective, sizeof(double)), 0, "%s", what);
+    cr_assert_eq(memcmp(&a->solver.grad_norm, &b->solver.grad_norm, sizeof(double)), 0, "%s", what);
+    cr_assert_eq(memcmp(&a->objective, &b->objective, sizeof(double)), 0, "%s", what);
+}
+
+/* Stops the run (config, with data for its %s) at each point of stops[] in turn, saving and resuming
+ * between, then compares the end with the uninterrupted run: weights, curves, the saved file, and a
+ * full-batch run's solver report. Under lbfgs a stop's epoch is the iteration (0 or less: counted back
+ * from the uninterrupted run's last). */
+static void expect_resume_exact_on(const char *config, const char *data, const stop_point *stops, int n_stops)
+{
+    tg_config *cfg = config_from_text(config, data);
     char *dir = make_temp_dir("tapegrad-resume"), *ckpt = join_path(dir, "run.safetensors");
     tg_training *whole = run(cfg, NEVER, NULL);
     const char *resume = NULL;
     for (int k = 0; k < n_stops; k++) {
-        tg_training *part = run(cfg, stops[k], resume);
-        cr_assert(part->stopped_by_caller, "stop %d did not stop the run", k);
-        cr_assert_eq(part->epochs_run, stops[k].step ? stops[k].epoch - 1 : stops[k].epoch);
-        cr_assert_eq(part->steps_done, stops[k].step);
+        stop_point at = stops[k];
+        if (at.epoch <= 0)
+            at.epoch += whole->epochs_run;
+        cr_assert_gt(whole->epochs_run, at.epoch - 1, "the reference run ends after %d", whole->epochs_run);
+        tg_training *part = run(cfg, at, resume);
+        cr_assert(part->stopped_by_caller && !part->finished, "stop %d did not stop the run", k);
+        cr_assert_eq(part->epochs_run, at.step ? at.epoch - 1 : at.epoch);
+        cr_assert_eq(part->steps_done, at.step);
+        if (part->full_batch)
+            cr_assert(part->solver.status == TG_LBFGS_STOPPED && part->solver.iterations == at.epoch);
         cr_assert_eq(tg_training_save(part, ckpt), 0, "%s", tg_last_error());
         tg_training_free(part);
         resume = ckpt;
     }
     tg_training *resumed = run(cfg, NEVER, resume);
+    cr_assert(resumed->finished);
     expect_same_bits(whole, resumed, config);
+    if (whole->full_batch)
+        expect_same_solver(whole, resumed, config);
     expect_same_files(whole, resumed, dir);
     tg_training_free(whole);
     tg_training_free(resumed);
@@ -123,6 +146,11 @@ static void expect_resume_exact(const char *config, const stop_point *stops, int
     rmdir(dir);
     free(dir);
     tg_config_free(cfg);
+}
+
+static void expect_resume_exact(const char *config, const stop_point *stops, int n_stops)
+{
+    expect_resume_exact_on(config, IRIS_CSV, stops, n_stops);
 }
 
 Test(resume, sgd_with_momentum_resumes_mid_epoch_bit_identical)
@@ -374,53 +402,14 @@ Test(resume, a_row_order_that_is_not_a_permutation_is_refused)
     " 'loss': {'penalty': 'l1', 'C': 0.3}, 'optimizer': {'type': 'lbfgs', 'max_iter': 400, 'history_size': 4},"        \
     " 'seed': 9}"
 
-/* The solver's report of two runs: iterations, evaluations, status, objective and gradient, same bits. */
-static void expect_same_solver(const tg_training *a, const tg_training *b, const char *what)
-{
-    cr_assert_eq(a->solver.status, b->solver.status, "%s: %s against %s", what, tg_lbfgs_status_text(a->solver.status),
-                 tg_lbfgs_status_text(b->solver.status));
-    cr_assert_eq(a->solver.iterations, b->solver.iterations, "%s", what);
-    cr_assert_eq(a->solver.evaluations, b->solver.evaluations, "%s", what);
-    cr_assert_eq(memcmp(&a->solver.objective, &b->solver.objective, sizeof(double)), 0, "%s", what);
-    cr_assert_eq(memcmp(&a->solver.grad_norm, &b->solver.grad_norm, sizeof(double)), 0, "%s", what);
-    cr_assert_eq(memcmp(&a->objective, &b->objective, sizeof(double)), 0, "%s", what);
-}
-
-/* Stops the solver after each iteration in stops[] (0 or less: counted back from the uninterrupted run's
- * last; saving and resuming between), then compares the end with the uninterrupted run: weights, curves,
- * solver report and the saved model file. */
+/* An lbfgs run stopped after each iteration of stops[] in turn (0 or less: from the end). */
 static void expect_lbfgs_resume_exact(const char *config, const char *data, const int *stops, int n_stops)
 {
-    tg_config *cfg = config_from_text(config, data);
-    char *dir = make_temp_dir("tapegrad-resume"), *ckpt = join_path(dir, "run.safetensors");
-    tg_training *whole = run(cfg, NEVER, NULL);
-    cr_assert(whole->full_batch);
-    const char *resume = NULL;
-    for (int k = 0; k < n_stops; k++) {
-        int at = stops[k] > 0 ? stops[k] : whole->solver.iterations + stops[k]; /* <= 0: from the end */
-        cr_assert_gt(whole->solver.iterations, at - 1, "the reference run ends after %d iterations",
-                     whole->solver.iterations);
-        tg_training *part = run(cfg, (stop_point){ at, 0 }, resume);
-        cr_assert(part->stopped_by_caller && !part->finished, "stop %d did not stop the run", k);
-        cr_assert_eq(part->solver.status, TG_LBFGS_STOPPED);
-        cr_assert_eq(part->epochs_run, at);
-        cr_assert_eq(part->solver.iterations, at);
-        cr_assert_eq(tg_training_save(part, ckpt), 0, "%s", tg_last_error());
-        tg_training_free(part);
-        resume = ckpt;
-    }
-    tg_training *resumed = run(cfg, NEVER, resume);
-    cr_assert(resumed->finished);
-    expect_same_bits(whole, resumed, config);
-    expect_same_solver(whole, resumed, config);
-    expect_same_files(whole, resumed, dir);
-    tg_training_free(whole);
-    tg_training_free(resumed);
-    unlink(ckpt);
-    free(ckpt);
-    rmdir(dir);
-    free(dir);
-    tg_config_free(cfg);
+    stop_point points[4];
+    cr_assert_leq(n_stops, 4);
+    for (int k = 0; k < n_stops; k++)
+        points[k] = (stop_point){ stops[k], 0 };
+    expect_resume_exact_on(config, data, points, n_stops);
 }
 
 #define DIGITS_CSV TAPEGRAD_SOURCE_DIR "/data/digits.csv"

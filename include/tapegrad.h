@@ -735,6 +735,12 @@ typedef struct {
         int standardize; /* default 1 for csv, 0 for idx */
         double scale; /* idx pixel scale, default 1/255 */
         uint64_t shuffle_seed; /* default: the top-level seed */
+        /* Data larger than memory (docs/data.md): 1 reads the training file in blocks of block_rows rows
+         * each epoch, shuffling rows within windows of shuffle_window blocks; the test set is data.test
+         * (required) and no rows are held out. csv only; default 0. */
+        int stream;
+        int64_t block_rows; /* default TG_STREAM_BLOCK_ROWS */
+        int64_t shuffle_window; /* blocks; default TG_STREAM_SHUFFLE_WINDOW */
     } data;
     struct {
         tg_dtype dtype; /* default float32 */
@@ -777,6 +783,9 @@ typedef struct {
     } train;
     uint64_t seed;
 } tg_config;
+
+#define TG_STREAM_BLOCK_ROWS 16384
+#define TG_STREAM_SHUFFLE_WINDOW 4
 
 /* Reads and validates a config; NULL with tg_last_error naming the JSON path
  * (e.g. "optimizer.lr") and what was expected. Caller owns the result. */
@@ -845,7 +854,9 @@ TG_API int tg_predict(const tg_model *model, const tg_dataset *ds, double *probs
 
 typedef struct {
     tg_model *model;
-    tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them */
+    tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them. With
+                                              data.stream, train describes the file (rows, features, classes,
+                                              names) with x and y NULL, and validation is empty */
     int epochs_run;
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */

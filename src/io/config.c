@@ -73,12 +73,42 @@ static int parse_columns(const parser *p, const cJSON *list, tg_config *cfg)
     return tg_cfg_fail(p, path, "column %lld is listed twice", (long long)repeated);
 }
 
+/* data.stream and its keys: a stream holds no rows back, so the test set is a file and there is no
+ * validation split (docs/data.md, "Data larger than memory"). */
+static int parse_stream(const parser *p, section s, tg_config *cfg)
+{
+    cfg->data.block_rows = TG_STREAM_BLOCK_ROWS;
+    cfg->data.shuffle_window = TG_STREAM_SHUFFLE_WINDOW;
+    if (tg_cfg_get_bool(p, s, "stream", &cfg->data.stream) ||
+        tg_cfg_get_integer(p, s, "block_rows", 1, MAX_EXACT, &cfg->data.block_rows) ||
+        tg_cfg_get_integer(p, s, "shuffle_window", 1, MAX_EXACT, &cfg->data.shuffle_window))
+        return -1;
+    if (!cfg->data.stream) {
+        const char *key = tg_cfg_member(s, "block_rows") ? "block_rows" : "shuffle_window";
+        char path[PATH_LEN];
+        snprintf(path, sizeof path, "data.%s", key);
+        return tg_cfg_member(s, key) ? tg_cfg_fail(p, path, "given without \"stream\": true") : 0;
+    }
+    if (!cfg->data.test)
+        return tg_cfg_fail(p, "data.stream",
+                           "needs data.test, a test file: a streamed training file holds no rows back for a test "
+                           "split");
+    if (tg_cfg_member(s, "validation_split") && cfg->data.validation_split > 0)
+        return tg_cfg_fail(p, "data.validation_split",
+                           "must be 0 with data.stream: a streamed training file holds no rows back (early stopping "
+                           "is not available)");
+    cfg->data.validation_split = 0;
+    return 0;
+}
+
 static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
 {
     static const char *const formats[] = { "csv", "idx", NULL };
-    static const char *const csv_keys[] = { "format",           "train",       "test",         "test_split",
-                                            "validation_split", "header",      "label_column", "label",
-                                            "columns",          "standardize", "shuffle_seed", NULL };
+    static const char *const csv_keys[] = {
+        "format",       "train",        "test",       "test_split",     "validation_split",
+        "header",       "label_column", "label",      "columns",        "standardize",
+        "shuffle_seed", "stream",       "block_rows", "shuffle_window", NULL
+    };
     static const char *const idx_keys[] = {
         "format",           "train",       "train_labels", "test",         "test_labels", "test_split",
         "validation_split", "standardize", "scale",        "shuffle_seed", NULL
@@ -147,7 +177,9 @@ static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
     if (columns && parse_columns(p, columns, cfg))
         return -1;
     cfg->data.shuffle_seed = cfg->seed;
-    return tg_cfg_get_seed(p, s, "shuffle_seed", &cfg->data.shuffle_seed);
+    if (tg_cfg_get_seed(p, s, "shuffle_seed", &cfg->data.shuffle_seed))
+        return -1;
+    return parse_stream(p, s, cfg);
 }
 
 static int parse_layer(const parser *p, const cJSON *item, int index, tg_layer_spec *layer)

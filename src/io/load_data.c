@@ -125,3 +125,24 @@ int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **v
     *test = d.test;
     return 0;
 }
+
+/* The CSV options a config's data section gives (labels mapped as mapping_from's, when given). */
+void tg_config_csv_opts(const tg_config *cfg, const tg_dataset *mapping_from, tg_csv_opts *o)
+{
+    *o = TG_CSV_OPTS_DEFAULT;
+    o->header = cfg->data.header;
+    o->label_column = cfg->data.label_column;
+    o->label_name = cfg->data.label_name;
+    o->columns = cfg->data.columns;
+    o->n_columns = cfg->data.n_columns;
+    if (mapping_from) {
+        o->label_names = mapping_from->label_names;
+        o->n_label_names = mapping_from->classes;
+    }
+}
+
+tg_dataset *tg_load_config_file(const tg_config *cfg, const char *path, const char *labels_path,
+                                const tg_dataset *mapping_from)
+{
+    return load_one(cfg, path, labels_path, mapping_from);
+}

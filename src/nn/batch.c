@@ -53,12 +53,18 @@ void tg_gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx,
 void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
                             int64_t start, tg_tensor *x, tg_tensor *y)
 {
-    int64_t f = ds->features, n = x->shape[0];
+    tg_gather_standardized_at(mean, std, ds, idx, start, x->shape[0], x, y, 0);
+}
+
+void tg_gather_standardized_at(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
+                               int64_t start, int64_t n, tg_tensor *x, tg_tensor *y, int64_t at)
+{
+    int64_t f = ds->features;
     TG_FLOAT_DISPATCH(x->dtype, T, {
         for (int64_t r = 0; r < n; r++) {
             int64_t row = idx ? idx[r] : start + r;
             const float *src = ds->x + row * f;
-            T *dst = (T *)x->data + r * f;
+            T *dst = (T *)x->data + (at + r) * f;
             if (mean)
                 for (int64_t j = 0; j < f; j++)
                     dst[j] = (T)((src[j] - mean[j]) / std[j]);
@@ -66,7 +72,7 @@ void tg_gather_standardized(const float *mean, const float *std, const tg_datase
                 for (int64_t j = 0; j < f; j++)
                     dst[j] = (T)src[j];
             if (y)
-                ((int64_t *)y->data)[r] = ds->y[row];
+                ((int64_t *)y->data)[at + r] = ds->y[row];
         }
     });
 }

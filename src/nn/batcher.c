@@ -77,9 +77,13 @@ void tg_batcher_reset(tg_batcher *b, tg_rng *shuffle)
     b->next_row = 0;
     if (!shuffle)
         return;
-    int64_t *order = b->order;
-    for (int64_t r = b->ds->rows - 1; r > 0; r--) {
-        int64_t k = (int64_t)tg_rng_below(shuffle, (uint64_t)r + 1), tmp = order[r];
+    tg_shuffle_order(b->order, b->ds->rows, shuffle);
+}
+
+void tg_shuffle_order(int64_t *order, int64_t n, tg_rng *rng)
+{
+    for (int64_t r = n - 1; r > 0; r--) {
+        int64_t k = (int64_t)tg_rng_below(rng, (uint64_t)r + 1), tmp = order[r];
         order[r] = order[k];
         order[k] = tmp;
     }

@@ -56,6 +56,9 @@ tg_tensor *tg_model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sp
  * the one gathering loop, under both gather_rows and tg_batcher_next. */
 void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
                             int64_t start, tg_tensor *x, tg_tensor *y);
+/* The same for n rows written from row `at` of x and y on (a batch gathered in parts: streaming). */
+void tg_gather_standardized_at(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
+                               int64_t start, int64_t n, tg_tensor *x, tg_tensor *y, int64_t at);
 
 /* The optimizer's state, for training checkpoints (src/nn/optim.c): buffer k of parameter i (k 0: SGD's
  * momentum buffer or Adam's first moment; 1: Adam's second moment), the parameter's dtype and numel, or
@@ -66,6 +69,10 @@ int64_t *tg_optimizer_steps(const tg_optimizer *o);
 /* The batcher's row order [rows], for training checkpoints, and a seek to batch `batch` of the
  * current epoch (src/nn/batcher.c). */
 int64_t *tg_batcher_order(tg_batcher *b);
+/* tg_batcher_reset's shuffle of order[0..n) in place (Fisher-Yates from the last entry down, one
+ * tg_rng_below(r + 1) each): also a stream's (src/io/stream.c), so one window holding a file is
+ * shuffled as the batcher shuffles the same rows. */
+void tg_shuffle_order(int64_t *order, int64_t n, tg_rng *rng);
 void tg_batcher_seek(tg_batcher *b, int64_t batch);
 
 /* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or

@@ -13,6 +13,7 @@ struct tg_train_state {
     tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
     int64_t rows; /* training rows */
     tg_batcher *batches; /* the training rows in the epoch's order (each epoch reshuffles the last) */
+    tg_stream *stream; /* data.stream: the training file in blocks, in place of batches (src/io/stream.c) */
     double loss_sum; /* the losses of the t->steps_done steps taken in the current epoch */
     bool early; /* early stopping is on */
     double best_val; /* the best validation loss so far (inf before the first) */
@@ -33,6 +34,9 @@ int tg_train_full_batch(const tg_config *cfg, tg_training *t, const tg_train_opt
 /* The periodic checkpoint of opts (checkpoint_path, or the checkpoint callback) for t now; 0 when
  * there is none to make or it succeeded. */
 int tg_train_checkpoint(const tg_training *t, const tg_train_opts *opts);
+/* data.stream: opens the training file as a stream (st->stream), the test file, an empty validation
+ * set, and refuses what a stream cannot do (src/train/stream_data.c). */
+int tg_train_open_stream(const tg_config *cfg, tg_training *t);
 /* Fills what train_state.c derives from the config (the settings a resume must repeat). */
 int tg_train_state_describe(tg_training *t, const tg_config *cfg);
 void tg_train_state_free(struct tg_train_state *st);

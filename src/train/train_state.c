@@ -23,6 +23,7 @@ void tg_train_state_free(struct tg_train_state *st)
         return;
     tg_optimizer_free(st->opt);
     tg_batcher_free(st->batches);
+    tg_stream_free(st->stream);
     for (int i = 0; st->best && st->best[i]; i++)
         tg_tensor_free(st->best[i]);
     tg_dealloc(st->best);
@@ -149,11 +150,19 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
               cJSON_AddNumberToObject(s, "train.lr_schedule.min_lr", cfg->train.min_lr) &&
               cJSON_AddNumberToObject(s, "train.clip_grad_norm", cfg->train.clip_grad_norm) &&
               cJSON_AddNumberToObject(s, "train.early_stopping.patience", cfg->train.patience) &&
-              cJSON_AddNumberToObject(s, "train.early_stopping.min_delta", cfg->train.min_delta) &&
-              cJSON_AddStringToObject(s, "loss.penalty", penalties[cfg->loss.penalty.type]) &&
-              cJSON_AddNumberToObject(s, "loss.C", cfg->loss.penalty.C) &&
-              cJSON_AddNumberToObject(s, "loss.l1_ratio", cfg->loss.penalty.l1_ratio) &&
-              (o->type != TG_OPTIM_LBFGS || add_lbfgs_settings(s, cfg));
+              cJSON_AddNumberToObject(s, "train.early_stopping.min_delta", cfg->train.min_delta);
+    /* Only a streamed run records these, so the checkpoints of other runs stay as they were. */
+    if (ok && cfg->data.stream)
+        ok = cJSON_AddBoolToObject(s, "data.stream", 1) &&
+             cJSON_AddNumberToObject(s, "data.block_rows", (double)cfg->data.block_rows) &&
+             cJSON_AddNumberToObject(s, "data.shuffle_window", (double)cfg->data.shuffle_window);
+    /* Likewise the penalty (when there is one) and the full-batch solver's keys. */
+    if (ok && (cfg->loss.penalty.type != TG_PENALTY_NONE || o->type == TG_OPTIM_LBFGS))
+        ok = cJSON_AddStringToObject(s, "loss.penalty", penalties[cfg->loss.penalty.type]) &&
+             cJSON_AddNumberToObject(s, "loss.C", cfg->loss.penalty.C) &&
+             cJSON_AddNumberToObject(s, "loss.l1_ratio", cfg->loss.penalty.l1_ratio);
+    if (ok && o->type == TG_OPTIM_LBFGS)
+        ok = add_lbfgs_settings(s, cfg);
     if (!ok) {
         cJSON_Delete(s);
         return NULL;
@@ -232,6 +241,7 @@ typedef struct {
     tg_tensor *headers;
     char **names;
     double scalars[3]; /* loss_sum, best_val; lbfgs: f, F, F_before */
+    int64_t position[4]; /* a stream's (tg_stream_state) */
 } extra_list;
 
 static void extra_list_free(extra_list *x)
@@ -310,6 +320,19 @@ static int list_lbfgs_extras(const tg_training *t, extra_list *x)
     return ok ? 0 : -1;
 }
 
+/* Where the epoch stands: the batcher's row order, or a stream's block order, window order and position. */
+static bool add_order(extra_list *x, const struct tg_train_state *st)
+{
+    if (!st->stream)
+        return add_extra(x, "order", "", TG_I64, st->rows, NULL, tg_batcher_order(st->batches));
+    tg_stream_state ss;
+    tg_stream_get_state(st->stream, &ss);
+    memcpy(x->position, ss.position, sizeof x->position);
+    return add_extra(x, "stream.blocks", "", TG_I64, ss.n_blocks, NULL, ss.blocks) &&
+           add_extra(x, "stream.order", "", TG_I64, ss.n_order, NULL, ss.order) &&
+           add_extra(x, "stream.position", "", TG_I64, 4, NULL, x->position);
+}
+
 /* Every extra tensor of t; current is the last weights when they differ from the model file's. */
 static int list_extras(const tg_training *t, tg_tensor *const *current, extra_list *x)
 {
@@ -317,11 +340,11 @@ static int list_extras(const tg_training *t, tg_tensor *const *current, extra_li
     const tg_model *m = t->model;
     if (t->full_batch)
         return list_lbfgs_extras(t, x);
-    if (extra_list_open(x, 7 + 3 * m->n_params))
+    if (extra_list_open(x, 9 + 3 * m->n_params))
         return -1;
     x->scalars[0] = st->loss_sum;
     x->scalars[1] = st->best_val;
-    bool ok = add_extra(x, "order", "", TG_I64, st->rows, NULL, tg_batcher_order(st->batches)) &&
+    bool ok = add_order(x, st) &&
               add_extra(x, "optimizer.steps", "", TG_I64, m->n_params, NULL, tg_optimizer_steps(st->opt)) &&
               add_extra(x, "loss_sum", "", TG_F64, 1, NULL, &x->scalars[0]) &&
               add_extra(x, "best_val_loss", "", TG_F64, 1, NULL, &x->scalars[1]) && add_curves(x, t);
@@ -469,10 +492,23 @@ static int restore_position(const char *path, const cJSON *meta, tg_training *t,
     return 0;
 }
 
+/* A stream's place in the epoch: its block order, window order and position (checked by the stream). */
+static int restore_stream(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st)
+{
+    tg_stream_state ss;
+    tg_stream_get_state(st->stream, &ss);
+    const tg_tensor *blocks = find_extra(path, x, "stream.blocks", "", TG_I64, ss.n_blocks, NULL);
+    const tg_tensor *order = blocks ? find_extra(path, x, "stream.order", "", TG_I64, ss.n_order, NULL) : NULL;
+    const tg_tensor *position = order ? find_extra(path, x, "stream.position", "", TG_I64, 4, NULL) : NULL;
+    return position ? tg_stream_restore(st->stream, blocks->data, order->data, position->data, &st->shuffle, path) : -1;
+}
+
 /* The row order: a permutation of the training rows (checked, as everything read from a file); the
  * batcher continues at the step where the run stopped. */
 static int restore_order(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st, int64_t steps_done)
 {
+    if (st->stream)
+        return restore_stream(path, x, st);
     const tg_tensor *order = find_extra(path, x, "order", "", TG_I64, st->rows, NULL);
     bool *seen = order ? tg_alloc_zeroed((size_t)st->rows * sizeof *seen) : NULL;
     if (!seen)

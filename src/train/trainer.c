@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-static int build_model(const tg_config *cfg, const tg_dataset *train, tg_model **out)
+static int build_model(const tg_config *cfg, const tg_dataset *train, const tg_stream *stream, tg_model **out)
 {
     tg_rng init;
     tg_rng_seed(&init, cfg->seed);
@@ -36,7 +36,12 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, tg_model *
     if (cfg->data.standardize) {
         size_t bytes = (size_t)train->features * sizeof(float);
         float *mean = tg_alloc(bytes), *std = tg_alloc(bytes);
-        int bad = !mean || !std || tg_dataset_moments(train, mean, std) || tg_model_set_standardization(m, mean, std);
+        int bad = !mean || !std;
+        if (!bad && stream) { /* the stream's passes over the file: tg_dataset_moments' sums, block by block */
+            memcpy(mean, tg_stream_mean(stream), bytes);
+            memcpy(std, tg_stream_std(stream), bytes);
+        }
+        bad = bad || (!stream && tg_dataset_moments(train, mean, std)) || tg_model_set_standardization(m, mean, std);
         tg_dealloc(mean);
         tg_dealloc(std);
         if (bad) {
@@ -113,6 +118,9 @@ static tg_dataset *copy_rows(const tg_dataset *ds, const tg_dataset *train)
 static int trainer_open_data(trainer *tr)
 {
     split_data d = { 0 };
+    if (!tr->given_train && tr->cfg->data.stream)
+        return tg_train_open_stream(tr->cfg, tr->t) ? -1
+                                                    : build_model(tr->cfg, tr->t->train, tr->st->stream, &tr->t->model);
     if (tr->given_train) {
         if (!(tr->t->train = copy_rows(tr->given_train, NULL)) ||
             !(tr->t->validation = copy_rows(tr->given_validation, tr->given_train)) ||
@@ -130,7 +138,7 @@ static int trainer_open_data(trainer *tr)
     if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
         tg_binary_orient(tr->cfg, tr->t->train, tr->t->validation, tr->t->test))
         return -1;
-    return build_model(tr->cfg, tr->t->train, &tr->t->model);
+    return build_model(tr->cfg, tr->t->train, NULL, &tr->t->model);
 }
 
 /* The largest |x| of the data: what the hint for a diverging run looks at when inputs are not standardized. */
@@ -166,17 +174,22 @@ static int trainer_open_buffers(trainer *tr)
     st->rows = rows;
     st->early = cfg->train.patience > 0 && t->validation && t->validation->rows > 0;
     st->best_val = INFINITY;
-    t->input_scale = cfg->data.standardize ? 0 : largest_magnitude(t->train);
+    t->input_scale = cfg->data.standardize ? 0
+                     : st->stream          ? tg_stream_max_abs(st->stream)
+                                           : largest_magnitude(t->train);
     tr->tape = tg_tape_new();
     st->opt = tg_optimizer_new(&cfg->optimizer, m->n_params, m->params);
-    st->batches = tg_batcher_new(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
+    if (st->stream && tg_stream_start(st->stream, batch, m->dtype, m->mean, m->std))
+        return -1;
+    if (!st->stream)
+        st->batches = tg_batcher_new(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
     t->train_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)epochs * sizeof(double));
-    if (!tr->tape || !st->opt || !st->batches || !t->train_loss || !t->val_loss || !t->val_accuracy ||
+    if (!tr->tape || !st->opt || !(st->batches || st->stream) || !t->train_loss || !t->val_loss || !t->val_accuracy ||
         (st->early && trainer_open_best(tr)) || tg_train_state_describe(t, cfg))
         return -1;
-    t->steps_per_epoch = tg_batcher_batches(st->batches);
+    t->steps_per_epoch = st->stream ? tg_stream_batches(st->stream) : tg_batcher_batches(st->batches);
     tr->ce = TG_CE_OPTS_DEFAULT;
     tr->ce.label_smoothing = cfg->loss.label_smoothing;
     if (tg_loss_weight_tensor(cfg, t->train, m->dtype, &tr->class_weight))
@@ -195,8 +208,15 @@ static void trainer_close(trainer *tr)
     tg_tape_free(tr->tape);
 }
 
-/* A fresh Fisher-Yates shuffle of the row order each epoch, from the data seed. */
-static void trainer_shuffle(trainer *tr) { tg_batcher_reset(tr->st->batches, &tr->st->shuffle); }
+/* A fresh Fisher-Yates shuffle of the row order each epoch, from the data seed (a stream: of the block
+ * order, the windows' rows drawn as they are read). */
+static int trainer_shuffle(trainer *tr)
+{
+    if (tr->st->stream)
+        return tg_stream_reset(tr->st->stream, &tr->st->shuffle);
+    tg_batcher_reset(tr->st->batches, &tr->st->shuffle);
+    return 0;
+}
 
 /* The error for a loss that stopped being finite, with a hint at its likely cause. */
 static void diverged(const trainer *tr, double value, int epoch, int64_t s)
@@ -215,8 +235,10 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
 {
     tg_model *m = tr->t->model;
     tg_tensor *x, *y;
-    if (tg_batcher_next(tr->st->batches, &x, &y) != 1) {
-        tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
+    int got = tr->st->stream ? tg_stream_next(tr->st->stream, &x, &y) : tg_batcher_next(tr->st->batches, &x, &y);
+    if (got != 1) {
+        if (got == 0)
+            tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
         return -1;
     }
     tg_tape_reset(tr->tape);
@@ -352,8 +374,8 @@ static int trainer_run(trainer *tr)
         double lr = tg_config_lr_at(tr->cfg, epoch);
         if (tg_optimizer_set_lr(tr->st->opt, lr)) /* a schedule that reached an invalid rate: say so, do not go on */
             return -1;
-        if (t->steps_done == 0)
-            trainer_shuffle(tr); /* a resumed run that stopped mid-epoch keeps that epoch's order */
+        if (t->steps_done == 0 && trainer_shuffle(tr)) /* a resumed run stopped mid-epoch keeps that epoch's order */
+            return -1;
         tg_progress p = { .epoch = epoch + 1,
                           .epochs = epochs,
                           .steps_per_epoch = t->steps_per_epoch,

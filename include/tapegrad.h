@@ -713,6 +713,9 @@ TG_API const char *tg_lbfgs_status_text(tg_lbfgs_status status);
 
 /* ---- Model configs (src/io/config.c; docs/config.md) ---- */
 
+/* data.standardize "scale": features divided by their deviation, not centred. */
+#define TG_STANDARDIZE_SCALE 2
+
 typedef enum { TG_SCHEDULE_CONSTANT, TG_SCHEDULE_STEP, TG_SCHEDULE_COSINE } tg_schedule_type;
 /* loss.type: softmax cross-entropy over one output per class, or binary cross-entropy with logits over one
  * output (a last linear layer with "out": 1) for two classes. */
@@ -722,7 +725,7 @@ typedef struct {
     char *path; /* the config file, and the folder relative paths are resolved against */
     char *json; /* the config's text, as read */
     struct {
-        char *format; /* "csv" (default) or "idx" */
+        char *format; /* "csv" (default), "idx" or "libsvm" */
         char *train, *test; /* resolved paths; test NULL when test_split is used */
         char *train_labels, *test_labels; /* idx only */
         double test_split; /* fraction of train held out as the test set (when no test file) */
@@ -732,9 +735,12 @@ typedef struct {
         char *label_name; /* or NULL */
         int64_t *columns; /* or NULL: all but the label */
         int64_t n_columns;
-        int standardize; /* default 1 for csv, 0 for idx */
+        int standardize; /* 1: centre and scale (default for csv); 0: off (default for idx and libsvm);
+                            TG_STANDARDIZE_SCALE: divide by the deviation only (the only scaling libsvm takes) */
         double scale; /* idx pixel scale, default 1/255 */
         uint64_t shuffle_seed; /* default: the top-level seed */
+        int64_t features; /* libsvm: the feature count (0: the largest index of the training file) */
+        int skip_unseen_features; /* libsvm, data.unseen_features "ignore": a pair above the count is dropped */
         /* Data larger than memory (docs/data.md): 1 reads the training file in blocks of block_rows rows
          * each epoch, shuffling rows within windows of shuffle_window blocks; the test set is data.test
          * (required) and no rows are held out. csv only; default 0. */

@@ -1105,6 +1105,96 @@ Test(cli, a_nan_loss_on_unscaled_inputs_blames_the_scale_too)
     cr_assert(strstr(err_text, "lower optimizer.lr"), "%s", err_text);
 }
 
+/* The same 60 rows as a libsvm file (zeros left out) and as a CSV file: a config on each trains the same
+ * model (float64, same seed, same rows), so the test scores agree; eval and predict read the libsvm file. */
+static void write_sparse_and_dense(void)
+{
+    char svm[4096], csv[4096];
+    size_t ns = 0, nc = 0;
+    for (int r = 0; r < 60; r++) {
+        int cents[5], sum = 0;
+        for (int f = 0; f < 5; f++) {
+            cents[f] = (r * 7 + f * 13) % 5 < 2 ? 0 : (r * 37 + f * 11) % 41 - 20;
+            sum += (f % 2 ? -1 : 1) * cents[f];
+        }
+        int label = sum > 0;
+        ns += (size_t)snprintf(svm + ns, sizeof svm - ns, "%s", label ? "spam" : "ham");
+        for (int f = 0; f < 5; f++) {
+            nc += (size_t)snprintf(csv + nc, sizeof csv - nc, "%d,", cents[f]);
+            if (cents[f] || (r == 0 && f == 4)) /* row 0 names the last feature, so both files have 5 */
+                ns += (size_t)snprintf(svm + ns, sizeof svm - ns, " %d:%d", f + 1, cents[f]);
+        }
+        nc += (size_t)snprintf(csv + nc, sizeof csv - nc, "%s\n", label ? "spam" : "ham");
+        ns += (size_t)snprintf(svm + ns, sizeof svm - ns, "\n");
+    }
+    cr_assert(ns < sizeof svm && nc < sizeof csv);
+    write_text(in_dir("d.svm"), svm, ns);
+    write_text(in_dir("d.csv"), csv, nc);
+    const char *rest = "\"model\": {\"dtype\": \"float64\", \"layers\": [{\"type\": \"linear\", \"out\": 2}]}, "
+                       "\"optimizer\": {\"type\": \"adam\", \"lr\": 0.05, \"lazy\": %s}, \"train\": {\"epochs\": 5, "
+                       "\"batch_size\": 8}, \"seed\": 3}";
+    char text[1024], rest_text[512];
+    snprintf(rest_text, sizeof rest_text, rest, "false");
+    snprintf(text, sizeof text,
+             "{\"data\": {\"format\": \"libsvm\", \"train\": \"d.svm\", \"standardize\": \"scale\"}, %s", rest_text);
+    write_text(in_dir("sparse.json"), text, strlen(text));
+    snprintf(
+        text, sizeof text,
+        "{\"data\": {\"format\": \"csv\", \"train\": \"d.csv\", \"header\": false, \"standardize\": \"scale\"}, %s",
+        rest_text);
+    write_text(in_dir("dense.json"), text, strlen(text));
+}
+
+static double test_number(const char *key)
+{
+    cJSON *root = cJSON_Parse(out_text);
+    cr_assert_not_null(root, "stdout is not JSON: %s", out_text);
+    const cJSON *item = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "test"), key);
+    cr_assert(cJSON_IsNumber(item), "no test.%s", key);
+    double v = item->valuedouble;
+    cJSON_Delete(root);
+    return v;
+}
+
+Test(cli, a_libsvm_config_trains_evaluates_and_predicts_as_its_csv_twin)
+{
+    write_sparse_and_dense();
+    int rc = run("train sparse.json --out s.safetensors --json --quiet");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    double sparse_loss = test_number("loss"), sparse_accuracy = test_number("accuracy");
+    rc = run("train dense.json --out d.safetensors --json --quiet");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cr_expect_eq(test_number("accuracy"), sparse_accuracy);
+    cr_expect(fabs(test_number("loss") - sparse_loss) < 1e-9, "test loss %.17g vs %.17g", test_number("loss"),
+              sparse_loss);
+    cr_expect_gt(sparse_accuracy, 0.7);
+
+    rc = run("eval s.safetensors d.svm --json");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cJSON *root = cJSON_Parse(out_text);
+    cr_assert_not_null(root);
+    cr_expect_eq(cJSON_GetObjectItem(root, "rows")->valuedouble, 60.0);
+    cJSON_Delete(root);
+    rc = run("eval s.safetensors sparse.json --json");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    root = cJSON_Parse(out_text);
+    cr_expect_eq(cJSON_GetObjectItem(root, "accuracy")->valuedouble, sparse_accuracy, "the config's test split again");
+    cJSON_Delete(root);
+    rc = run("predict s.safetensors d.svm");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cr_expect_eq(count(out_text, "\n"), 61, "a header and 60 rows: %s", out_text);
+    cr_expect(strstr(out_text, "spam,") || strstr(out_text, "ham,"), "%s", out_text);
+
+    const char *wide = "ham 1:1\nspam 2:1 9:1\n";
+    write_text(in_dir("wide.svm"), wide, strlen(wide));
+    cr_assert_eq(run("eval s.safetensors wide.svm"), 1);
+    expect_one_error_line("wide.svm:2:10", "index 9 is above the feature count 5");
+    const char *centred = "{\"data\": {\"format\": \"libsvm\", \"train\": \"d.svm\", \"standardize\": true}}";
+    write_text(in_dir("centred.json"), centred, strlen(centred));
+    cr_assert_eq(run("train centred.json --out c.safetensors"), 1);
+    expect_one_error_line("data.standardize", "\"scale\"");
+}
+
 /* ---- the full-batch solver (issue 14) ---- */
 
 Test(cli, an_lbfgs_run_says_why_it_stopped_and_saves_the_optimum)

@@ -208,8 +208,8 @@ static void divergence_hint(const tg_config *cfg, const tg_training *t, char *hi
     if (t->input_scale >= TG_LARGE_INPUT && n > 0 && (size_t)n < size)
         snprintf(hint + n, size - (size_t)n,
                  "; the inputs are not standardized and reach |x| = %.3g: set "
-                 "data.standardize to true",
-                 t->input_scale);
+                 "data.standardize to %s",
+                 t->input_scale, !t->train->row_ptr ? "true" : "\"scale\" (sparse data are not centred)");
 }
 
 /* The accuracy of always predicting ds's most common class (chance, for an accuracy). */

@@ -2,7 +2,8 @@
  * the whole training set, minimised by tg_lbfgs_minimize (OWL-QN under an L1
  * part). The objective is computed in float64 whatever the model's dtype, in
  * blocks of rows gathered into one reused batch, so no tape is the size of
- * the data set. With T threads (the thread budget), thread t takes blocks t,
+ * the data set (sparse data: CSR slices, the first layer tg_sparse_linear,
+ * the weight dense). With T threads (the thread budget), thread t takes blocks t,
  * t + T, ... on its own float64 copy of the model, tape and batch; the
  * threads' losses (reduction sum) and gradients are added in thread order, so
  * a result is the same bits for a given thread count and depends on the block
@@ -66,15 +67,16 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
     for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers) {
         int64_t start = b * fb->block, n = rows - start < fb->block ? rows - start : fb->block;
         batch_tensors bt = tg_batch_buffers_for(&wk->blocks, n);
-        tg_gather_rows(fb->source, fb->train, NULL, start, bt.x, bt.y);
         tg_tape_reset(wk->tape);
-        tg_tensor *logits = tg_model_forward(m, wk->tape, bt.x), *loss;
-        if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
+        tg_tensor *logits = NULL, *loss = NULL; /* sparse rows: a CSR slice through the sparse first layer */
+        if (!tg_gather_rows(fb->source, fb->train, NULL, start, n, bt))
+            logits = tg_model_forward_batch(m, wk->tape, bt, m->params);
+        if (logits && fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
             tg_bce_opts bce;
             tg_tensor *target = tg_binary_targets_fill(&wk->bce, bt.y, fb->class_weight, &bce);
             bce.reduction = TG_SUM;
             loss = tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
-        } else {
+        } else if (logits) {
             loss = tg_cross_entropy(wk->tape, logits, bt.y, &fb->ce);
         }
         if (!loss || tg_backward(wk->tape, loss)) {
@@ -189,7 +191,7 @@ static int open_workers(full_batch *fb, const tg_model *m)
         tg_rng_seed(&unused, 0);
         wk->model = tg_model_new(TG_F64, m->inputs, m->n_layers, m->layers, &unused);
         wk->tape = tg_tape_new();
-        if (!wk->model || !wk->tape || tg_batch_buffers_init(&wk->blocks, TG_F64, m->inputs, fb->block, rows, true))
+        if (!wk->model || !wk->tape || tg_batch_buffers_init_data(&wk->blocks, TG_F64, fb->train, fb->block, true))
             return -1;
         if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
             tg_binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL,

@@ -35,17 +35,28 @@ void tg_train_state_free(struct tg_train_state *st)
 
 /* ---- what a resume must repeat ---- */
 
-/* FNV-1a, 64 bits, over a data set's rows and labels. */
+/* FNV-1a, 64 bits, over n bytes (none when p is NULL). */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t k = 0; b && k < n; k++)
+        h = (h ^ b[k]) * 0x100000001b3u;
+    return h;
+}
+
+/* FNV-1a over a data set's rows and labels. */
 static uint64_t hash_rows(uint64_t h, const tg_dataset *ds)
 {
     if (!ds)
         return h;
-    const unsigned char *x = (const unsigned char *)ds->x, *y = (const unsigned char *)ds->y;
-    for (size_t k = 0; k < (size_t)(ds->rows * ds->features) * sizeof *ds->x; k++)
-        h = (h ^ x[k]) * 0x100000001b3u;
-    for (size_t k = 0; k < (size_t)ds->rows * sizeof *ds->y; k++)
-        h = (h ^ y[k]) * 0x100000001b3u;
-    return h;
+    if (ds->x) {
+        h = hash_bytes(h, ds->x, (size_t)(ds->rows * ds->features) * sizeof *ds->x);
+    } else if (ds->row_ptr) { /* sparse: the CSR arrays */
+        h = hash_bytes(h, ds->row_ptr, (size_t)(ds->rows + 1) * sizeof *ds->row_ptr);
+        h = hash_bytes(h, ds->col, (size_t)ds->nnz * sizeof *ds->col);
+        h = hash_bytes(h, ds->val, (size_t)ds->nnz * sizeof *ds->val);
+    }
+    return hash_bytes(h, ds->y, (size_t)ds->rows * sizeof *ds->y);
 }
 
 static bool add_hex(cJSON *o, const char *key, uint64_t v)
@@ -121,7 +132,9 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
     bool ok = add_seed(s, "seed", cfg->seed) && add_seed(s, "data.shuffle_seed", cfg->data.shuffle_seed) &&
               cJSON_AddNumberToObject(s, "data.test_split", cfg->data.test ? 0 : cfg->data.test_split) &&
               cJSON_AddNumberToObject(s, "data.validation_split", cfg->data.validation_split) &&
-              cJSON_AddBoolToObject(s, "data.standardize", cfg->data.standardize) &&
+              (cfg->data.standardize == TG_STANDARDIZE_SCALE
+                   ? cJSON_AddStringToObject(s, "data.standardize", "scale") != NULL
+                   : cJSON_AddBoolToObject(s, "data.standardize", cfg->data.standardize) != NULL) &&
               cJSON_AddNumberToObject(s, "training rows", (double)t->train->rows) &&
               cJSON_AddNumberToObject(s, "features", (double)t->train->features) &&
               cJSON_AddNumberToObject(s, "classes", (double)t->train->classes) &&

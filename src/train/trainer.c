@@ -27,6 +27,12 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, const tg_s
                  (long long)cfg->loss.n_class_weights, (long long)train->classes);
         return -1;
     }
+    if (train->row_ptr && !train->x && cfg->model.layers[0].type != TG_LAYER_LINEAR) {
+        tg_error("model.layers[0] is %s, but sparse (libsvm) data needs a linear first layer (it takes the sparse "
+                 "rows)",
+                 tg_layer_type_name(cfg->model.layers[0].type));
+        return -1;
+    }
     tg_model *m = tg_model_new(cfg->model.dtype, train->features, cfg->model.n_layers, cfg->model.layers, &init);
     if (!m || tg_model_set_labels(m, train->classes, train->label_names) ||
         (cfg->json && tg_model_set_config_json(m, cfg->json))) {
@@ -41,7 +47,10 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, const tg_s
             memcpy(mean, tg_stream_mean(stream), bytes);
             memcpy(std, tg_stream_std(stream), bytes);
         }
-        bad = bad || (!stream && tg_dataset_moments(train, mean, std)) || tg_model_set_standardization(m, mean, std);
+        bad = bad || (!stream && tg_dataset_moments(train, mean, std));
+        if (!bad && cfg->data.standardize == TG_STANDARDIZE_SCALE)
+            memset(mean, 0, bytes); /* divide by the deviation only */
+        bad = bad || tg_model_set_standardization(m, mean, std);
         tg_dealloc(mean);
         tg_dealloc(std);
         if (bad) {
@@ -144,9 +153,11 @@ static int trainer_open_data(trainer *tr)
 /* The largest |x| of the data: what the hint for a diverging run looks at when inputs are not standardized. */
 static double largest_magnitude(const tg_dataset *ds)
 {
+    const float *x = ds->x ? ds->x : ds->val; /* sparse: the stored values (the rest are zeros) */
+    int64_t n = ds->x ? ds->rows * ds->features : ds->nnz;
     double largest = 0;
-    for (int64_t k = 0; k < ds->rows * ds->features; k++)
-        largest = fabs(ds->x[k]) > largest ? fabs(ds->x[k]) : largest;
+    for (int64_t k = 0; k < n; k++)
+        largest = fabs(x[k]) > largest ? fabs(x[k]) : largest;
     return largest;
 }
 
@@ -182,7 +193,7 @@ static int trainer_open_buffers(trainer *tr)
     if (st->stream && tg_stream_start(st->stream, batch, m->dtype, m->mean, m->std))
         return -1;
     if (!st->stream)
-        st->batches = tg_batcher_new(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
+        st->batches = tg_batcher_open(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
     t->train_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)epochs * sizeof(double));
@@ -224,8 +235,8 @@ static void diverged(const trainer *tr, double value, int epoch, int64_t s)
     char scale[160] = "";
     if (tr->t->input_scale >= TG_LARGE_INPUT)
         snprintf(scale, sizeof scale,
-                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to true",
-                 tr->t->input_scale);
+                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to %s",
+                 tr->t->input_scale, !tr->t->train->row_ptr ? "true" : "\"scale\" (sparse data are not centred)");
     tg_error("loss became %s at epoch %d, step %lld (lower optimizer.lr or set train.clip_grad_norm%s)",
              isnan(value) ? "NaN" : "infinite", epoch + 1, (long long)s + 1, scale);
 }
@@ -234,15 +245,16 @@ static void diverged(const trainer *tr, double value, int epoch, int64_t s)
 static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
 {
     tg_model *m = tr->t->model;
-    tg_tensor *x, *y;
-    int got = tr->st->stream ? tg_stream_next(tr->st->stream, &x, &y) : tg_batcher_next(tr->st->batches, &x, &y);
+    batch_tensors b = { 0 };
+    int got = tr->st->stream ? tg_stream_next(tr->st->stream, &b.x, &b.y) : tg_batcher_next_batch(tr->st->batches, &b);
     if (got != 1) {
         if (got == 0)
             tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
         return -1;
     }
+    tg_tensor *y = b.y;
     tg_tape_reset(tr->tape);
-    tg_tensor *logits = tg_model_forward(m, tr->tape, x), *loss;
+    tg_tensor *logits = tg_model_forward_batch(m, tr->tape, b, m->params), *loss;
     if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
         tg_bce_opts bce;
         tg_tensor *target = tg_binary_targets_fill(&tr->bce, y, tr->class_weight, &bce);

@@ -917,16 +917,18 @@ TG_API int tg_stratified_folds(const tg_dataset *ds, int k, tg_rng *rng, int *fo
 
 /* ---- Interrupting and resuming training (src/train/train_state.c; docs/checkpoint.md) ---- */
 
-/* A run stopped by its progress callback (at a step boundary, mid-epoch or at an epoch's end) can be
- * saved with tg_training_save and continued with opts.resume: the resumed run's weights, curves and
- * files are bit-identical to those of a run that was never stopped (same config, same thread count). */
+/* A run stopped by its progress callback (at a step boundary, mid-epoch or at an epoch's end; under
+ * optimizer lbfgs, after a solver iteration) can be saved with tg_training_save and continued with
+ * opts.resume: the resumed run's weights, curves and files (and an lbfgs run's solver report) are
+ * bit-identical to those of a run that was never stopped (same config, same thread count). */
 typedef struct {
     tg_progress_fn progress; /* as for tg_train_config; non-zero stops at that step boundary */
     void *ctx;
     const char *resume; /* a training checkpoint to continue, or NULL to start afresh. The config must
                            match the one it was made with (model, optimizer, schedule, data, seeds): a
                            difference is refused, naming it */
-    int checkpoint_every; /* > 0: at the end of every this many epochs (not after the last), ... */
+    int checkpoint_every; /* > 0: at the end of every this many epochs (not after the last; under lbfgs,
+                             after every this many solver iterations, not at max_iter), ... */
     const char *checkpoint_path; /* ... save a training checkpoint here, ... */
     int (*checkpoint)(const tg_training *t, void *ctx); /* ... or call this (with ctx) instead, e.g. to
                            save with signals held; non-zero fails training (set tg_last_error) */
@@ -935,8 +937,9 @@ typedef struct {
 TG_API tg_training *tg_train_config_opts(const tg_config *cfg, const tg_train_opts *opts);
 /* Saves a training checkpoint: the model file tg_model_save writes (the weights tg_train_config would
  * return now: the best so far under early stopping), plus the optimizer state, row order, random
- * state, position, early-stopping state, last weights and curves as extra "training.*" tensors and a
- * "training" metadata entry (docs/checkpoint.md). tg_model_load, tapegrad eval / predict and PyTorch's
+ * state, position, early-stopping state, last weights and curves (under lbfgs: the solver's point,
+ * gradient, objective and history pairs) as extra "training.*" tensors and a "training" metadata
+ * entry (docs/checkpoint.md). tg_model_load, tapegrad eval / predict and PyTorch's
  * load_state_dict(strict=False) read it as a plain model. Same atomic write and path rules as
  * tg_model_save. t must come from tg_train_config(_opts). 0 on success. */
 TG_API int tg_training_save(const tg_training *t, const char *path);

@@ -721,22 +721,32 @@ Test(cli, options_a_command_does_not_take_are_refused)
 
 /* ---- interruption and resume ---- */
 
+/* Writes text (n bytes from snprintf, checked) to name in the folder; returns its path. */
+static const char *config_file(const char *name, const char *text, int n, size_t size)
+{
+    cr_assert(n > 0 && (size_t)n < size);
+    write_text(in_dir(name), text, (size_t)n);
+    static char path[256]; /* in_dir's buffers are reused */
+    snprintf(path, sizeof path, "%s", in_dir(name));
+    return path;
+}
+
+/* The config `format` (DIGITS_CSV for its %s) in name. */
+static const char *digits_run_config(const char *name, const char *format)
+{
+    char text[1024];
+    return config_file(name, text, snprintf(text, sizeof text, format, DIGITS_CSV), sizeof text);
+}
+
 /* Logistic regression on digits for 600 epochs (about a second): long enough to interrupt. */
 static const char *long_run_config(void)
 {
-    char text[1024];
-    int n =
-        snprintf(text, sizeof text,
-                 "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"validation_split\": 0.1},"
-                 " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 10}]},"
-                 " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9},"
-                 " \"train\": {\"epochs\": 600, \"batch_size\": 16}, \"seed\": 2}",
-                 DIGITS_CSV);
-    cr_assert(n > 0 && (size_t)n < sizeof text);
-    write_text(in_dir("long.json"), text, (size_t)n);
-    static char path[256]; /* in_dir's buffers are reused */
-    snprintf(path, sizeof path, "%s", in_dir("long.json"));
-    return path;
+    return digits_run_config(
+        "long.json",
+        "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"validation_split\": 0.1},"
+        " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 10}]},"
+        " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9},"
+        " \"train\": {\"epochs\": 600, \"batch_size\": 16}, \"seed\": 2}");
 }
 
 static void pause_ms(long ms)
@@ -816,14 +826,16 @@ static void expect_same_bytes(const char *a, const char *b)
     free(tb);
 }
 
-Test(cli, sigint_saves_a_training_checkpoint_and_the_resumed_run_is_bit_identical)
+/* SIGINT once training has printed `needle`: one line on stderr saying where (`where`) and what was
+ * saved; the checkpoint loads as a model, and resumed over the same file it ends as the run never
+ * interrupted, byte for byte. */
+static void expect_sigint_then_resume_exact(const char *config, const char *needle, const char *where)
 {
-    const char *config = long_run_config();
-    pid_t pid = start_training(config, "run.safetensors", NULL, "epoch  20/");
+    pid_t pid = start_training(config, "run.safetensors", NULL, needle);
     cr_assert_eq(kill(pid, SIGINT), 0);
     cr_assert_eq(finish(pid), 130, "stderr: %s", err_text);
     cr_assert_eq(count(err_text, "\n"), 1, "not one line:\n%s", err_text);
-    cr_assert(strstr(err_text, "interrupted by SIGINT") && strstr(err_text, "epoch") &&
+    cr_assert(strstr(err_text, "interrupted by SIGINT") && strstr(err_text, where) &&
                   strstr(err_text, "saved a training checkpoint to run.safetensors") && strstr(err_text, "--resume"),
               "%s", err_text);
     expect_no_temporary_files();
@@ -835,6 +847,11 @@ Test(cli, sigint_saves_a_training_checkpoint_and_the_resumed_run_is_bit_identica
     cr_assert_eq(run("train '%s' --out whole.safetensors --threads 1 --quiet", config), 0, "%s", err_text);
     expect_same_bytes(in_dir("run.safetensors"), in_dir("whole.safetensors"));
     expect_no_temporary_files();
+}
+
+Test(cli, sigint_saves_a_training_checkpoint_and_the_resumed_run_is_bit_identical)
+{
+    expect_sigint_then_resume_exact(long_run_config(), "epoch  20/", "epoch");
 }
 
 Test(cli, sigterm_exits_143_with_a_checkpoint_and_json_says_where)
@@ -921,6 +938,45 @@ Test(cli, a_resume_with_another_config_names_the_difference)
     expect_one_error_line("--resume missing.safetensors", "No such file");
 }
 
+/* An MLP on digits under full-batch L-BFGS for 600 iterations (about 1 s; it ends at max_iter). */
+static const char *lbfgs_run_config(void)
+{
+    return digits_run_config(
+        "lbfgs.json",
+        "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"standardize\": true},"
+        " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 32}, {\"type\": \"tanh\"},"
+        " {\"type\": \"linear\", \"out\": 10}]}, \"loss\": {\"penalty\": \"l2\", \"C\": 100},"
+        " \"optimizer\": {\"type\": \"lbfgs\", \"max_iter\": 600, \"tolerance_grad\": 0}, \"seed\": 2}");
+}
+
+Test(cli, sigint_stops_lbfgs_at_an_iteration_and_the_resumed_run_is_bit_identical)
+{
+    const char *config = lbfgs_run_config();
+    expect_sigint_then_resume_exact(config, "iteration  200/", "interrupted by SIGINT after lbfgs iteration");
+    /* the finished run's file is a plain model: nothing to resume */
+    cr_assert_eq(run("train '%s' --resume whole.safetensors --out again.safetensors --threads 1", config), 1);
+    expect_one_error_line("whole.safetensors", "not a training checkpoint");
+}
+
+Test(cli, lbfgs_checkpoint_every_counts_iterations_survives_sigkill_and_resumes_bit_identical)
+{
+    const char *config = lbfgs_run_config();
+    /* the checkpoint is written before the progress line, so iteration 150's is on disk */
+    pid_t pid = start_training(config, "run.safetensors", "--checkpoint-every=50", "iteration  150/");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert(file_exists(in_dir("run.safetensors")));
+    cr_assert_eq(run("train '%s' --resume run.safetensors --out resumed.safetensors --threads 1", config), 0, "%s",
+                 err_text);
+    /* the first line of the resumed run: 10 iterations after a checkpoint's (a multiple of 50, from 150) */
+    const char *line = strstr(out_text, "iteration");
+    int first = 0;
+    cr_assert(line && sscanf(line, "iteration %d/", &first) == 1, "%.400s", out_text);
+    cr_assert(first >= 160 && (first - 10) % 50 == 0, "the resumed run starts at iteration %d", first);
+    cr_assert_eq(run("train '%s' --out whole.safetensors --threads 1 --quiet", config), 0, "%s", err_text);
+    expect_same_bytes(in_dir("resumed.safetensors"), in_dir("whole.safetensors"));
+}
+
 /* ---- outputs: regular files or new paths; symbolic links followed ---- */
 
 Test(cli, devices_fifos_and_folders_are_refused_as_outputs_before_training)
@@ -1004,11 +1060,7 @@ static const char *digits_config(const char *name, const char *model, const char
                      " \"model\": {\"layers\": %s}, \"optimizer\": %s, \"train\": {\"epochs\": 10, \"batch_size\": 32},"
                      " \"seed\": 1}",
                      DIGITS_CSV, standardize ? "true" : "false", model, optimizer);
-    cr_assert(n > 0 && (size_t)n < sizeof text);
-    write_text(in_dir(name), text, (size_t)n);
-    static char path[256];
-    snprintf(path, sizeof path, "%s", in_dir(name));
-    return path;
+    return config_file(name, text, n, sizeof text);
 }
 
 Test(cli, a_run_whose_loss_explodes_warns_with_a_hint)

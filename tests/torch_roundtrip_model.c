@@ -4,8 +4,10 @@
  *                                          (DIR/cases_<dtype>.csv: inputs, then logits); the same with a
  *                                          one-output binary head (DIR/m_binary_<dtype>.safetensors, ...)
  *                                          and a training checkpoint of a run stopped mid-epoch
- *                                          (DIR/m_training.safetensors, with its cases_training.csv), and
- *                                          a model trained on libsvm rows (DIR/m_sparse.safetensors, ...)
+ *                                          (DIR/m_training.safetensors, with its cases_training.csv) and
+ *                                          of a full-batch (lbfgs) run stopped after iteration 3
+ *                                          (DIR/m_training_lbfgs.safetensors, ...), and a model trained
+ *                                          on libsvm rows (DIR/m_sparse.safetensors, ...)
  *   torch_roundtrip_model same A B         loads both checkpoints and exits 0 when every parameter,
  *                                          label and standardization value is bit-identical */
 #include <tapegrad.h>
@@ -95,14 +97,16 @@ static int write_cases(const char *dir, const char *name, const tg_model *m, tg_
     return rc;
 }
 
+/* Mid-epoch 3, or after lbfgs's iteration 3. */
 static int stop_mid_epoch(const tg_progress *p, void *ctx)
 {
     (void)ctx;
-    return p->epoch == 3 && p->step == 2;
+    return p->epoch == 3 && (p->full_batch || p->step == 2);
 }
 
-/* A training checkpoint: an MLP trained with Adam on 120 seeded rows, stopped mid-epoch 3. */
-static int write_training(const char *dir)
+/* A training checkpoint DIR/m_<name>.safetensors: an MLP trained with the optimizer and train sections
+ * given on 120 seeded rows, stopped by stop_mid_epoch. */
+static int write_training(const char *dir, const char *name, const char *optimizer_and_train)
 {
     enum { INPUTS = 5, ROWS = 120, CASES = 20 };
     char path[4096], json[8192];
@@ -126,18 +130,17 @@ static int write_training(const char *dir)
     snprintf(json, sizeof json,
              "{\"data\": {\"train\": \"%s\", \"test_split\": 0.2, \"validation_split\": 0.2},"
              " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 8}, {\"type\": \"tanh\"},"
-             " {\"type\": \"linear\", \"out\": 3}]}, \"optimizer\": {\"type\": \"adam\", \"lr\": 0.01},"
-             " \"train\": {\"epochs\": 10, \"batch_size\": 16, \"early_stopping\": {\"patience\": 3}}, \"seed\": 5}",
-             path);
+             " {\"type\": \"linear\", \"out\": 3}]}, %s, \"seed\": 5}",
+             path, optimizer_and_train);
     tg_config *cfg = tg_config_parse(json, NULL);
     tg_train_opts opts = { .progress = stop_mid_epoch };
     tg_training *t = cfg ? tg_train_config_opts(cfg, &opts) : NULL;
     if (!t)
         return fail("training");
-    snprintf(path, sizeof path, "%s/m_training.safetensors", dir);
+    snprintf(path, sizeof path, "%s/m_%s.safetensors", dir, name);
     if (tg_training_save(t, path))
         return fail(path);
-    int rc = write_cases(dir, "training", t->model, &rng, CASES);
+    int rc = write_cases(dir, name, t->model, &rng, CASES);
     tg_training_free(t);
     tg_config_free(cfg);
     return rc;
@@ -214,7 +217,11 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "write") == 0)
         return write_model(argv[2], TG_F32, "float32", 0) || write_model(argv[2], TG_F64, "float64", 0) ||
                write_model(argv[2], TG_F32, "float32", 1) || write_model(argv[2], TG_F64, "float64", 1) ||
-               write_training(argv[2]) || write_sparse(argv[2]);
+               write_training(argv[2], "training",
+                              "\"optimizer\": {\"type\": \"adam\", \"lr\": 0.01}, \"train\": {\"epochs\": 10, "
+                              "\"batch_size\": 16, \"early_stopping\": {\"patience\": 3}}") ||
+               write_training(argv[2], "training_lbfgs", "\"optimizer\": {\"type\": \"lbfgs\", \"history_size\": 2}") ||
+               write_sparse(argv[2]);
     if (argc == 4 && strcmp(argv[1], "same") == 0)
         return same(argv[2], argv[3]);
     fprintf(stderr, "usage: %s write DIR | same A.safetensors B.safetensors\n", argv[0]);

@@ -42,8 +42,8 @@ typedef struct {
     int64_t n; /* parameters */
     bool one_linear; /* dense rows into one linear layer: its products by linear_blocks.c, the loss on the tape */
     tg_training *t;
-    tg_progress_fn progress;
-    void *ctx;
+    const tg_train_opts *opts; /* progress, and checkpoints every opts->checkpoint_every iterations */
+    bool checkpoint_failed;
     double started;
     double objective; /* the last evaluation's f (mean scale) */
 } full_batch;
@@ -158,6 +158,26 @@ static int objective(int64_t n, const double *w, double *f, double *grad, void *
     return 0;
 }
 
+/* The model's weights from the solver's point (in the model's dtype). */
+static void weights_to_model(tg_model *m, const double *w)
+{
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t k = 0; k < m->params[i]->numel; k++)
+            tg_set(m->params[i], k, *w++);
+}
+
+/* A training checkpoint after every opts->checkpoint_every iterations, while max_iter is not reached;
+ * its failure stops the solver (checkpoint_failed says so). */
+static int checkpoint_after(full_batch *fb, int iteration)
+{
+    const tg_train_opts *o = fb->opts;
+    if (o->checkpoint_every <= 0 || iteration % o->checkpoint_every != 0 || iteration >= fb->cfg->lbfgs.opts.max_iter)
+        return 0;
+    weights_to_model(fb->t->model, fb->t->state->w);
+    fb->checkpoint_failed = tg_train_checkpoint(fb->t, o) != 0;
+    return fb->checkpoint_failed;
+}
+
 /* Each iteration is one point of the curves (train_loss: the objective f). */
 static int on_iteration(int iteration, double value, double grad_norm, void *ctx)
 {
@@ -168,7 +188,9 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
     t->val_loss[iteration - 1] = NAN;
     t->val_accuracy[iteration - 1] = NAN;
     t->epochs_run = iteration;
-    if (!fb->progress)
+    if (checkpoint_after(fb, iteration))
+        return 1;
+    if (!fb->opts->progress)
         return 0;
     tg_progress p = { .epoch = iteration,
                       .epochs = fb->cfg->lbfgs.opts.max_iter,
@@ -181,7 +203,7 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
                       .seconds = tg_now_seconds() - fb->started,
                       .finished = 1,
                       .full_batch = 1 };
-    return fb->progress(&p, fb->ctx);
+    return fb->opts->progress(&p, fb->opts->ctx);
 }
 
 static int open_workers(full_batch *fb, const tg_model *m)
@@ -232,8 +254,15 @@ static int open_full_batch(full_batch *fb, tg_model *m)
     t->train_loss = tg_alloc((size_t)max_iter * sizeof(double));
     t->val_loss = tg_alloc((size_t)max_iter * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)max_iter * sizeof(double));
-    if (!fb->mask || !t->train_loss || !t->val_loss || !t->val_accuracy)
+    struct tg_train_state *st = t->state;
+    st->w = tg_alloc((size_t)fb->n * sizeof *st->w);
+    if (!fb->mask || !t->train_loss || !t->val_loss || !t->val_accuracy || !st->w ||
+        tg_lbfgs_state_init(&st->lbfgs, fb->n, cfg->lbfgs.opts.history_size))
         return -1;
+    double *w = st->w;
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t k = 0; k < m->params[i]->numel; k++)
+            *w++ = tg_get(m->params[i], k);
     unsigned char *mask = fb->mask;
     for (int i = 0; i < m->n_params; i++) {
         memset(mask, m->params[i]->ndim == 2, (size_t)m->params[i]->numel); /* weights are [out, in], biases [out] */
@@ -265,30 +294,24 @@ static void close_full_batch(full_batch *fb)
     tg_dealloc(fb->mask);
 }
 
-/* The solver from the model's initial weights; the model keeps the last good weights even on failure. */
+/* The solver from the state's point (the model's initial weights, or a resumed run's); the model keeps
+ * the last good weights even on failure. */
 static int solve(full_batch *fb, tg_model *m)
 {
     const tg_config *cfg = fb->cfg;
-    double *w = tg_alloc((size_t)fb->n * sizeof *w);
-    if (!w)
-        return -1;
-    double *p = w;
-    for (int i = 0; i < m->n_params; i++)
-        for (int64_t k = 0; k < m->params[i]->numel; k++)
-            *p++ = tg_get(m->params[i], k);
+    struct tg_train_state *st = fb->t->state;
     tg_lbfgs_opts o = cfg->lbfgs.opts;
     double l1;
     tg_penalty_parts(&cfg->loss.penalty, &l1, NULL);
     o.l1 = l1 / (cfg->loss.penalty.C * (double)fb->train->rows);
     o.l1_mask = fb->mask;
     o.progress = on_iteration;
-    int status = tg_lbfgs_minimize(fb->n, w, objective, fb, &o, &fb->t->solver);
-    p = w;
-    for (int i = 0; i < m->n_params; i++)
-        for (int64_t k = 0; k < m->params[i]->numel; k++)
-            tg_set(m->params[i], k, *p++);
-    tg_dealloc(w);
+    int status = tg_lbfgs_run(fb->n, st->w, objective, fb, &o, &st->lbfgs, &fb->t->solver);
+    weights_to_model(m, st->w);
+    if (fb->checkpoint_failed)
+        return -1;
     fb->t->stopped_by_caller = fb->t->solver.status == TG_LBFGS_STOPPED;
+    fb->t->finished = !fb->t->stopped_by_caller; /* a stopped run can be saved and resumed */
     fb->t->objective = fb->t->solver.objective * cfg->loss.penalty.C * (double)fb->train->rows;
     return status;
 }
@@ -307,16 +330,16 @@ static int validate_last(tg_training *t)
     return 0;
 }
 
-int tg_train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started)
+int tg_train_full_batch(const tg_config *cfg, tg_training *t, const tg_train_opts *opts, double started)
 {
     tg_model *m = t->model;
-    full_batch fb = {
-        .cfg = cfg, .source = m, .train = t->train, .t = t, .progress = progress, .ctx = ctx, .started = started
-    };
+    full_batch fb = { .cfg = cfg, .source = m, .train = t->train, .t = t, .opts = opts, .started = started };
     t->full_batch = 1;
     int status = open_full_batch(&fb, m);
+    if (!status && opts->resume)
+        status = tg_trainer_restore_state(t, cfg, opts->resume);
     if (!status)
         status = solve(&fb, m);
     close_full_batch(&fb);
-    return status ? -1 : validate_last(t);
+    return status ? -1 : t->finished ? validate_last(t) : 0;
 }

@@ -43,9 +43,8 @@ static inline double lane_sum(vec v)
 
 /* z[i, k0 + k] = sum_j x[i, j] w[k0 + k, j] for k < kc, two rows at a time so
  * that each weight load serves both. kc is a constant in each inlined copy. */
-static inline __attribute__((always_inline)) void logits_chunk(int64_t n, int64_t d, const double *x,
-                                                               const double *w, int64_t out, int k0, int kc,
-                                                               double *z)
+static inline __attribute__((always_inline)) void logits_chunk(int64_t n, int64_t d, const double *x, const double *w,
+                                                               int64_t out, int k0, int kc, double *z)
 {
     FMA_CONTRACT
     int64_t body = d - d % LANES, i = 0;
@@ -76,9 +75,8 @@ static inline __attribute__((always_inline)) void logits_chunk(int64_t n, int64_
 
 /* gw[k0 + k, j] += sum_i g[i, k0 + k] x[i, j] for k < kc: a vector of features
  * at a time, its kc accumulators kept in registers over the block's rows. */
-static inline __attribute__((always_inline)) void weight_grad_chunk(int64_t n, int64_t d, const double *x,
-                                                                    const double *g, int64_t out, int k0, int kc,
-                                                                    double *gw)
+static inline __attribute__((always_inline)) void
+weight_grad_chunk(int64_t n, int64_t d, const double *x, const double *g, int64_t out, int k0, int kc, double *gw)
 {
     FMA_CONTRACT
     int64_t body = d - d % LANES;
@@ -121,8 +119,8 @@ static inline __attribute__((always_inline)) void weight_grad_chunk(int64_t n, i
     default: CALL(CHUNK); break;                                                                                       \
     }
 
-FMA_FUNCTION void tg_block_logits(int64_t n, int64_t d, int64_t out, const double *x, const double *w,
-                                  const double *b, double *z)
+FMA_FUNCTION void tg_block_logits(int64_t n, int64_t d, int64_t out, const double *x, const double *w, const double *b,
+                                  double *z)
 {
     for (int64_t k0 = 0; k0 < out; k0 += CHUNK) {
         int kc = (int)(out - k0 < CHUNK ? out - k0 : CHUNK), k = (int)k0;
@@ -135,8 +133,8 @@ FMA_FUNCTION void tg_block_logits(int64_t n, int64_t d, int64_t out, const doubl
             z[i * out + k] += b[k];
 }
 
-FMA_FUNCTION void tg_block_weight_grad(int64_t n, int64_t d, int64_t out, const double *x, const double *g,
-                                       double *gw, double *gb)
+FMA_FUNCTION void tg_block_weight_grad(int64_t n, int64_t d, int64_t out, const double *x, const double *g, double *gw,
+                                       double *gb)
 {
     for (int64_t k0 = 0; k0 < out; k0 += CHUNK) {
         int kc = (int)(out - k0 < CHUNK ? out - k0 : CHUNK), k = (int)k0;

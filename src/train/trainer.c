@@ -331,21 +331,28 @@ static bool trainer_patience_out(trainer *tr, double val_loss)
     return ++st->since_best >= tr->cfg->train.patience;
 }
 
+int tg_train_checkpoint(const tg_training *t, const tg_train_opts *o)
+{
+    if (!o->checkpoint && !o->checkpoint_path)
+        return 0;
+    tg_clear_error();
+    if (!o->checkpoint)
+        return tg_training_save(t, o->checkpoint_path);
+    if (!o->checkpoint(t, o->ctx))
+        return 0;
+    if (!tg_last_error()[0])
+        tg_error("train: the checkpoint callback failed after %s %d", t->full_batch ? "iteration" : "epoch",
+                 t->epochs_run);
+    return -1;
+}
+
 /* A training checkpoint every opts->checkpoint_every epochs, while there are epochs left. */
 static int trainer_checkpoint(trainer *tr)
 {
     const tg_train_opts *o = tr->opts;
-    if (o->checkpoint_every <= 0 || tr->t->finished || tr->t->epochs_run % o->checkpoint_every != 0 ||
-        (!o->checkpoint && !o->checkpoint_path))
+    if (o->checkpoint_every <= 0 || tr->t->finished || tr->t->epochs_run % o->checkpoint_every != 0)
         return 0;
-    tg_clear_error();
-    if (!o->checkpoint)
-        return tg_training_save(tr->t, o->checkpoint_path);
-    if (!o->checkpoint(tr->t, o->ctx))
-        return 0;
-    if (!tg_last_error()[0])
-        tg_error("train: the checkpoint callback failed after epoch %d", tr->t->epochs_run);
-    return -1;
+    return tg_train_checkpoint(tr->t, o);
 }
 
 /* An epoch's end: its curves, the callback, early stopping; 1 when training stops. */
@@ -427,14 +434,9 @@ static tg_training *trainer_train(trainer tr)
         /* A solver that fails on the way (line search, NaN) returns the last good
          * weights with solver.status saying why; any other failure returns NULL. */
         tg_lbfgs_status why;
-        if (tr.opts->resume || tr.opts->checkpoint_every > 0) {
-            tg_training_free(tr.t);
-            return tg_error("train: optimizer.type lbfgs (the full-batch solver) keeps no training checkpoints: it "
-                            "cannot resume or save one every N epochs");
-        }
-        tr.t->finished = 1; /* a solver run is not resumable: a stop ends it */
-        if (tg_train_full_batch(cfg, tr.t, tr.opts->progress, tr.opts->ctx, tr.started) &&
-            (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE) {
+        if (tg_train_state_describe(tr.t, cfg) ||
+            (tg_train_full_batch(cfg, tr.t, tr.opts, tr.started) &&
+             (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE)) {
             tg_training_free(tr.t);
             return NULL;
         }

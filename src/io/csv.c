@@ -29,16 +29,7 @@
 
 #define CHUNK ((size_t)1 << 20)
 
-/* A data file read line by line through one buffer: the unread bytes are buf[start, end). */
-typedef struct {
-    FILE *f;
-    const char *path;
-    char *buf;
-    size_t cap, start, end;
-    bool eof;
-    int64_t line; /* lines returned so far */
-    int64_t base; /* the file offset of buf[0]: where a line starts, for a block index (streaming) */
-} line_reader;
+typedef tg_line_reader line_reader; /* io_internal.h: shared with the libsvm stream */
 
 static void reader_close(line_reader *r)
 {
@@ -66,8 +57,9 @@ static int reader_start(line_reader *r)
     return 0;
 }
 
-/* Opens a CSV file for reading: a regular file (a device, FIFO or socket could stream forever). */
-static int reader_open(line_reader *r, const char *path)
+/* Opens a data file for reading (`what`: "a CSV file"): a regular file (a device, FIFO or socket could
+ * stream forever). */
+static int reader_open_as(line_reader *r, const char *path, const char *what)
 {
     *r = (line_reader){ .path = path };
     struct stat st;
@@ -76,15 +68,17 @@ static int reader_open(line_reader *r, const char *path)
     if (fstat(fileno(r->f), &st) != 0)
         return tg_error("%s: cannot stat: %s", path, strerror(errno)), -1;
     if (S_ISDIR(st.st_mode))
-        return tg_error("%s: is a directory, expected a CSV file", path), -1;
+        return tg_error("%s: is a directory, expected %s", path, what), -1;
     if (!S_ISREG(st.st_mode))
-        return tg_error("%s: not a regular file (%s), expected a CSV file", path, tg_file_kind(st.st_mode)), -1;
+        return tg_error("%s: not a regular file (%s), expected %s", path, tg_file_kind(st.st_mode), what), -1;
     /* A chunk, or the whole file when it is smaller; + 1 for the NUL after a last line without a newline. */
     r->cap = (uintmax_t)st.st_size < CHUNK ? (size_t)st.st_size + 64 : CHUNK + 1; /* 64: room for the mark */
     if (!(r->buf = tg_alloc(r->cap)))
         return tg_error("%s: out of memory: allocating the %zu-byte read buffer failed", path, r->cap), -1;
     return reader_start(r);
 }
+
+static int reader_open(line_reader *r, const char *path) { return reader_open_as(r, path, "a CSV file"); }
 
 /* Reads more bytes after the unread ones (moved to the front, the buffer doubled when they fill it). */
 static int reader_fill(line_reader *r)
@@ -144,6 +138,18 @@ static int reader_next(line_reader *r, char **line, size_t *len)
         if (reader_fill(r))
             return -1;
     }
+}
+
+/* Positions the reader at a line start found by an earlier pass: offset bytes in, after lines_before lines. */
+static int reader_seek(line_reader *r, int64_t offset, int64_t lines_before)
+{
+    if (fseeko(r->f, (off_t)offset, SEEK_SET) != 0)
+        return tg_error("%s: cannot seek to byte %lld: %s", r->path, (long long)offset, strerror(errno)), -1;
+    r->start = r->end = 0;
+    r->eof = false;
+    r->line = lines_before;
+    r->base = offset;
+    return 0;
 }
 
 static bool is_blank(const char *s, size_t n)
@@ -1013,12 +1019,8 @@ static int blocks_read(void *impl, int64_t k, float *x, int64_t *y)
     csv_load *s = &b->s;
     line_reader *r = &s->reader;
     int64_t first = k * b->block_rows, n = s->rows - first < b->block_rows ? s->rows - first : b->block_rows;
-    if (fseeko(r->f, (off_t)b->offset[k], SEEK_SET) != 0)
-        return tg_error("%s: cannot seek to block %lld: %s", s->path, (long long)k, strerror(errno)), -1;
-    r->start = r->end = 0;
-    r->eof = false;
-    r->line = b->lines_before[k];
-    r->base = b->offset[k];
+    if (reader_seek(r, b->offset[k], b->lines_before[k]))
+        return -1;
     s->x = x;
     s->y = y;
     int64_t row = 0, cells;
@@ -1095,6 +1097,14 @@ int tg_csv_block_source(const char *path, const tg_csv_opts *opts, int64_t block
 }
 
 /* ---- shared with the libsvm loader (src/io/libsvm.c) ---- */
+
+int tg_line_reader_open(tg_line_reader *r, const char *path, const char *what) { return reader_open_as(r, path, what); }
+int tg_line_reader_next(tg_line_reader *r, char **line, size_t *len) { return reader_next(r, line, len); }
+int tg_line_reader_seek(tg_line_reader *r, int64_t offset, int64_t lines_before)
+{
+    return reader_seek(r, offset, lines_before);
+}
+void tg_line_reader_close(tg_line_reader *r) { reader_close(r); }
 
 int64_t tg_label_find(const tg_label_table *t, const char *s) { return table_find(t, s); }
 int64_t tg_label_add(tg_label_table *t, const char *s, int64_t line) { return table_add(t, s, line); }

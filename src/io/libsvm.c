@@ -382,20 +382,22 @@ static void blocks_close(void *impl)
     tg_dealloc(b);
 }
 
-/* Grows a zero-filled int64 array (or double: same size) from *n to at least need entries, doubling. */
+/* Grows the zero-filled array of 8-byte entries at *arrayp (an int64_t * or a double *) from *n to at least
+ * need entries, doubling. The pointer is copied with memcpy: it is read and written as the type it is. */
 static int grow_zeroed(void *arrayp, int64_t *n, int64_t need)
 {
-    void **array = arrayp;
     if (need <= *n)
         return 0;
     int64_t cap = *n ? *n : 64;
     while (cap < need)
         cap *= 2;
-    char *grown = tg_realloc(*array, (size_t)cap * sizeof(int64_t));
+    void *array;
+    memcpy(&array, arrayp, sizeof array);
+    char *grown = tg_realloc(array, (size_t)cap * 8);
     if (!grown)
         return -1;
-    memset(grown + (size_t)*n * sizeof(int64_t), 0, (size_t)(cap - *n) * sizeof(int64_t));
-    *array = grown;
+    memset(grown + (size_t)*n * 8, 0, (size_t)(cap - *n) * 8);
+    memcpy(arrayp, &grown, sizeof grown);
     *n = cap;
     return 0;
 }

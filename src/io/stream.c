@@ -248,12 +248,12 @@ int tg_stream_start(tg_stream *s, int64_t batch_size, tg_dtype dtype, const floa
         return tg_error("stream: batch_size is %lld, expected a positive count", (long long)batch_size), -1;
     s->batch = batch_size < s->rows ? batch_size : s->rows;
     size_t bytes = (size_t)s->features * sizeof(float);
-    if (mean) {
-        if (!(s->batch_mean = tg_alloc(bytes)) || !(s->batch_std = tg_alloc(bytes)))
-            return -1;
+    if ((mean && !(s->batch_mean = tg_alloc(bytes))) || (std && !(s->batch_std = tg_alloc(bytes))))
+        return -1;
+    if (mean)
         memcpy(s->batch_mean, mean, bytes);
+    if (std)
         memcpy(s->batch_std, std, bytes);
-    }
     if (!(s->batch_rows = tg_alloc((size_t)s->batch * sizeof(int64_t))))
         return -1;
     if (s->sparse)

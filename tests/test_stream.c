@@ -699,8 +699,8 @@ static void svm_epochs(tg_stream *s, int64_t batch, const float *std, uint64_t s
                 for (int j = 0; j < m; j++) {
                     cr_assert_eq(x->col[a + j], col[j], "row %lld pair %d", (long long)r, j);
                     double expected = std ? (double)((float)want[j] / std[col[j]]) : (double)(float)want[j];
-                    cr_assert_eq(val[a + j], expected, "row %lld column %d: %.9g, expected %.9g", (long long)r,
-                                 col[j], val[a + j], expected);
+                    cr_assert_eq(val[a + j], expected, "row %lld column %d: %.9g, expected %.9g", (long long)r, col[j],
+                                 val[a + j], expected);
                 }
                 cr_assert_eq(((const int64_t *)tg_data(y))[k], label_of((int)r), "row %lld's class", (long long)r);
                 cr_assert_eq(seen[r], 0, "epoch %d: row %lld seen twice", e + 1, (long long)r);
@@ -786,8 +786,8 @@ Test(stream_libsvm, one_window_is_the_file_loaded_whole)
         cr_assert_eq(h->classes, ds->classes);
         for (int f = 0; f < SVM_FEATURES; f++) {
             cr_assert_eq(tg_stream_mean(s)[f], 0.0f, "scaling only: no centring");
-            cr_assert_eq(memcmp(&tg_stream_std(s)[f], &std[f], sizeof(float)), 0, "std[%d]: %.9g, loaded whole %.9g",
-                         f, tg_stream_std(s)[f], std[f]);
+            cr_assert_eq(memcmp(&tg_stream_std(s)[f], &std[f], sizeof(float)), 0, "std[%d]: %.9g, loaded whole %.9g", f,
+                         tg_stream_std(s)[f], std[f]);
         }
         cr_assert_eq(tg_stream_start(s, 32, TG_F32, tg_stream_mean(s), tg_stream_std(s)), 0, "%s", tg_last_error());
         tg_sparse_csr *whole = tg_sparse_csr_new(TG_F32, 0, 0, 0, NULL, NULL, NULL);
@@ -805,8 +805,8 @@ Test(stream_libsvm, one_window_is_the_file_loaded_whole)
             for (int64_t done = 0; tg_stream_next_sparse(s, &x, &y) == 1;) {
                 int64_t n;
                 const int64_t *rows = tg_stream_rows(s, &n);
-                cr_assert_eq(memcmp(rows, order + done, (size_t)n * sizeof *rows), 0, "epoch %d: not the batcher's order",
-                             e + 1);
+                cr_assert_eq(memcmp(rows, order + done, (size_t)n * sizeof *rows), 0,
+                             "epoch %d: not the batcher's order", e + 1);
                 cr_assert_eq(tg_sparse_csr_gather(whole, ds, rows, 0, n), 0, "%s", tg_last_error());
                 float *wv = whole->val;
                 for (int64_t k = 0; k < whole->nnz; k++)
@@ -962,7 +962,8 @@ Test(stream_libsvm, resume_mid_window_is_bit_identical)
         }
         tg_stream_state st;
         tg_stream_get_state(s, &st);
-        int64_t *blocks = malloc((size_t)st.n_blocks * sizeof *blocks), *order = malloc((size_t)st.n_order * sizeof *order);
+        int64_t *blocks = malloc((size_t)st.n_blocks * sizeof *blocks),
+                *order = malloc((size_t)st.n_order * sizeof *order);
         memcpy(blocks, st.blocks, (size_t)st.n_blocks * sizeof *blocks);
         memcpy(order, st.order, (size_t)st.n_order * sizeof *order);
         int64_t position[4];
@@ -976,14 +977,15 @@ Test(stream_libsvm, resume_mid_window_is_bit_identical)
         free(order);
         for (int e = b / PER_EPOCH; e < EPOCHS; e++) {
             for (; b < (e + 1) * PER_EPOCH; b++) {
-                cr_assert_eq(tg_stream_next_sparse(s, &x, &y), 1, "stop %d: batch %d: %s", stops[k], b, tg_last_error());
+                cr_assert_eq(tg_stream_next_sparse(s, &x, &y), 1, "stop %d: batch %d: %s", stops[k], b,
+                             tg_last_error());
                 int64_t n;
                 const int64_t *rows = tg_stream_rows(s, &n);
                 cr_assert_eq(memcmp(rows, rows_of[b], (size_t)n * sizeof(int64_t)), 0, "stop %d: batch %d's rows",
                              stops[k], b);
                 cr_assert_eq(memcmp(tg_data(y), labels_of[b], (size_t)n * sizeof(int64_t)), 0);
-                cr_assert_eq(memcmp(x->val, vals_of[b], (size_t)x->nnz * sizeof(float)), 0, "stop %d: batch %d's values",
-                             stops[k], b);
+                cr_assert_eq(memcmp(x->val, vals_of[b], (size_t)x->nnz * sizeof(float)), 0,
+                             "stop %d: batch %d's values", stops[k], b);
             }
             cr_assert_eq(tg_stream_next_sparse(s, &x, &y), 0);
             if (e + 1 < EPOCHS)

@@ -589,8 +589,8 @@ static int blocks_read_sparse(void *impl, int64_t k, int64_t *row_ptr, int32_t *
         rc = got < 0 ? -1
                      : (tg_error("%s: the file changed since it was first read: block %lld (from line %lld) holds "
                                  "%lld of its %lld rows and %lld of its %lld values",
-                                 s->path, (long long)k, (long long)b->lines_before[k] + 1, (long long)row,
-                                 (long long)n, (long long)(row_ptr[row] - row_ptr[0]), (long long)b->block_nnz[k]),
+                                 s->path, (long long)k, (long long)b->lines_before[k] + 1, (long long)row, (long long)n,
+                                 (long long)(row_ptr[row] - row_ptr[0]), (long long)b->block_nnz[k]),
                         -1);
     return rc;
 }

@@ -159,8 +159,13 @@ static int open_sparse_window(tg_stream *s, int64_t blocks)
         return tg_error("stream: out of memory: a window of %lld rows storing %lld values needs %lld bytes",
                         (long long)s->cap, (long long)s->nnz_cap, (long long)(s->cap * 32 + s->nnz_cap * 8)),
                -1;
-    s->view = (tg_dataset){ .rows = s->cap, .features = s->features, .y = s->y, .row_ptr = s->row_ptr,
-                            .col = s->col, .val = s->val, .nnz = s->nnz_cap };
+    s->view = (tg_dataset){ .rows = s->cap,
+                            .features = s->features,
+                            .y = s->y,
+                            .row_ptr = s->row_ptr,
+                            .col = s->col,
+                            .val = s->val,
+                            .nnz = s->nnz_cap };
     return 0;
 }
 

@@ -2,7 +2,8 @@
  * the whole training set, minimised by tg_lbfgs_minimize (OWL-QN under an L1
  * part). The objective is computed in float64 whatever the model's dtype, in
  * blocks of rows gathered into one reused batch, so no tape is the size of
- * the data set. With T threads (the thread budget), thread t takes blocks t,
+ * the data set (sparse data: CSR slices, the first layer tg_sparse_linear,
+ * the weight dense). With T threads (the thread budget), thread t takes blocks t,
  * t + T, ... on its own float64 copy of the model, tape and batch; the
  * threads' losses (reduction sum) and gradients are added in thread order, so
  * a result is the same bits for a given thread count and depends on the block
@@ -38,8 +39,8 @@ typedef struct {
     unsigned char *mask; /* 1 on weights, 0 on biases */
     int64_t n; /* parameters */
     tg_training *t;
-    tg_progress_fn progress;
-    void *ctx;
+    const tg_train_opts *opts; /* progress, and checkpoints every opts->checkpoint_every iterations */
+    bool checkpoint_failed;
     double started;
     double objective; /* the last evaluation's f (mean scale) */
 } full_batch;
@@ -66,15 +67,16 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
     for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers) {
         int64_t start = b * fb->block, n = rows - start < fb->block ? rows - start : fb->block;
         batch_tensors bt = tg_batch_buffers_for(&wk->blocks, n);
-        tg_gather_rows(fb->source, fb->train, NULL, start, bt.x, bt.y);
         tg_tape_reset(wk->tape);
-        tg_tensor *logits = tg_model_forward(m, wk->tape, bt.x), *loss;
-        if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
+        tg_tensor *logits = NULL, *loss = NULL; /* sparse rows: a CSR slice through the sparse first layer */
+        if (!tg_gather_rows(fb->source, fb->train, NULL, start, n, bt))
+            logits = tg_model_forward_batch(m, wk->tape, bt, m->params);
+        if (logits && fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
             tg_bce_opts bce;
             tg_tensor *target = tg_binary_targets_fill(&wk->bce, bt.y, fb->class_weight, &bce);
             bce.reduction = TG_SUM;
             loss = tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
-        } else {
+        } else if (logits) {
             loss = tg_cross_entropy(wk->tape, logits, bt.y, &fb->ce);
         }
         if (!loss || tg_backward(wk->tape, loss)) {
@@ -126,6 +128,26 @@ static int objective(int64_t n, const double *w, double *f, double *grad, void *
     return 0;
 }
 
+/* The model's weights from the solver's point (in the model's dtype). */
+static void weights_to_model(tg_model *m, const double *w)
+{
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t k = 0; k < m->params[i]->numel; k++)
+            tg_set(m->params[i], k, *w++);
+}
+
+/* A training checkpoint after every opts->checkpoint_every iterations, while max_iter is not reached;
+ * its failure stops the solver (checkpoint_failed says so). */
+static int checkpoint_after(full_batch *fb, int iteration)
+{
+    const tg_train_opts *o = fb->opts;
+    if (o->checkpoint_every <= 0 || iteration % o->checkpoint_every != 0 || iteration >= fb->cfg->lbfgs.opts.max_iter)
+        return 0;
+    weights_to_model(fb->t->model, fb->t->state->w);
+    fb->checkpoint_failed = tg_train_checkpoint(fb->t, o) != 0;
+    return fb->checkpoint_failed;
+}
+
 /* Each iteration is one point of the curves (train_loss: the objective f). */
 static int on_iteration(int iteration, double value, double grad_norm, void *ctx)
 {
@@ -136,7 +158,9 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
     t->val_loss[iteration - 1] = NAN;
     t->val_accuracy[iteration - 1] = NAN;
     t->epochs_run = iteration;
-    if (!fb->progress)
+    if (checkpoint_after(fb, iteration))
+        return 1;
+    if (!fb->opts->progress)
         return 0;
     tg_progress p = { .epoch = iteration,
                       .epochs = fb->cfg->lbfgs.opts.max_iter,
@@ -149,7 +173,7 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
                       .seconds = tg_now_seconds() - fb->started,
                       .finished = 1,
                       .full_batch = 1 };
-    return fb->progress(&p, fb->ctx);
+    return fb->opts->progress(&p, fb->opts->ctx);
 }
 
 static int open_workers(full_batch *fb, const tg_model *m)
@@ -167,7 +191,7 @@ static int open_workers(full_batch *fb, const tg_model *m)
         tg_rng_seed(&unused, 0);
         wk->model = tg_model_new(TG_F64, m->inputs, m->n_layers, m->layers, &unused);
         wk->tape = tg_tape_new();
-        if (!wk->model || !wk->tape || tg_batch_buffers_init(&wk->blocks, TG_F64, m->inputs, fb->block, rows, true))
+        if (!wk->model || !wk->tape || tg_batch_buffers_init_data(&wk->blocks, TG_F64, fb->train, fb->block, true))
             return -1;
         if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
             tg_binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL,
@@ -190,8 +214,15 @@ static int open_full_batch(full_batch *fb, tg_model *m)
     t->train_loss = tg_alloc((size_t)max_iter * sizeof(double));
     t->val_loss = tg_alloc((size_t)max_iter * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)max_iter * sizeof(double));
-    if (!fb->mask || !t->train_loss || !t->val_loss || !t->val_accuracy)
+    struct tg_train_state *st = t->state;
+    st->w = tg_alloc((size_t)fb->n * sizeof *st->w);
+    if (!fb->mask || !t->train_loss || !t->val_loss || !t->val_accuracy || !st->w ||
+        tg_lbfgs_state_init(&st->lbfgs, fb->n, cfg->lbfgs.opts.history_size))
         return -1;
+    double *w = st->w;
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t k = 0; k < m->params[i]->numel; k++)
+            *w++ = tg_get(m->params[i], k);
     unsigned char *mask = fb->mask;
     for (int i = 0; i < m->n_params; i++) {
         memset(mask, m->params[i]->ndim == 2, (size_t)m->params[i]->numel); /* weights are [out, in], biases [out] */
@@ -220,30 +251,24 @@ static void close_full_batch(full_batch *fb)
     tg_dealloc(fb->mask);
 }
 
-/* The solver from the model's initial weights; the model keeps the last good weights even on failure. */
+/* The solver from the state's point (the model's initial weights, or a resumed run's); the model keeps
+ * the last good weights even on failure. */
 static int solve(full_batch *fb, tg_model *m)
 {
     const tg_config *cfg = fb->cfg;
-    double *w = tg_alloc((size_t)fb->n * sizeof *w);
-    if (!w)
-        return -1;
-    double *p = w;
-    for (int i = 0; i < m->n_params; i++)
-        for (int64_t k = 0; k < m->params[i]->numel; k++)
-            *p++ = tg_get(m->params[i], k);
+    struct tg_train_state *st = fb->t->state;
     tg_lbfgs_opts o = cfg->lbfgs.opts;
     double l1;
     tg_penalty_parts(&cfg->loss.penalty, &l1, NULL);
     o.l1 = l1 / (cfg->loss.penalty.C * (double)fb->train->rows);
     o.l1_mask = fb->mask;
     o.progress = on_iteration;
-    int status = tg_lbfgs_minimize(fb->n, w, objective, fb, &o, &fb->t->solver);
-    p = w;
-    for (int i = 0; i < m->n_params; i++)
-        for (int64_t k = 0; k < m->params[i]->numel; k++)
-            tg_set(m->params[i], k, *p++);
-    tg_dealloc(w);
+    int status = tg_lbfgs_run(fb->n, st->w, objective, fb, &o, &st->lbfgs, &fb->t->solver);
+    weights_to_model(m, st->w);
+    if (fb->checkpoint_failed)
+        return -1;
     fb->t->stopped_by_caller = fb->t->solver.status == TG_LBFGS_STOPPED;
+    fb->t->finished = !fb->t->stopped_by_caller; /* a stopped run can be saved and resumed */
     fb->t->objective = fb->t->solver.objective * cfg->loss.penalty.C * (double)fb->train->rows;
     return status;
 }
@@ -262,16 +287,16 @@ static int validate_last(tg_training *t)
     return 0;
 }
 
-int tg_train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started)
+int tg_train_full_batch(const tg_config *cfg, tg_training *t, const tg_train_opts *opts, double started)
 {
     tg_model *m = t->model;
-    full_batch fb = {
-        .cfg = cfg, .source = m, .train = t->train, .t = t, .progress = progress, .ctx = ctx, .started = started
-    };
+    full_batch fb = { .cfg = cfg, .source = m, .train = t->train, .t = t, .opts = opts, .started = started };
     t->full_batch = 1;
     int status = open_full_batch(&fb, m);
+    if (!status && opts->resume)
+        status = tg_trainer_restore_state(t, cfg, opts->resume);
     if (!status)
         status = solve(&fb, m);
     close_full_batch(&fb);
-    return status ? -1 : validate_last(t);
+    return status ? -1 : t->finished ? validate_last(t) : 0;
 }

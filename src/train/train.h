@@ -4,6 +4,7 @@
 #define TAPEGRAD_TRAIN_H
 
 #include "io/io_internal.h"
+#include "solve/lbfgs.h"
 
 /* What carries a run from one step to the next, beyond the model and curves: owned by the tg_training
  * (t->state) so that a stopped run can be saved (tg_training_save) and resumed. */
@@ -22,17 +23,25 @@ struct tg_train_state {
     uint64_t data_hash; /* of the training and validation rows, once hashed */
     bool hashed;
     char *settings; /* JSON: what a resumed run's config must repeat (train_state.c) */
+    /* optimizer.type lbfgs (full_batch.c): the solver's point, in float64 whatever the model's dtype,
+     * and its state between iterations */
+    double *w;
+    tg_lbfgs_state lbfgs;
 };
 /* optimizer.type lbfgs: the full-batch objective minimised by tg_lbfgs_minimize
  * on t->model over t->train (src/train/full_batch.c). 0 on success. */
-int tg_train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started);
+int tg_train_full_batch(const tg_config *cfg, tg_training *t, const tg_train_opts *opts, double started);
+/* The periodic checkpoint of opts (checkpoint_path, or the checkpoint callback) for t now; 0 when
+ * there is none to make or it succeeded. */
+int tg_train_checkpoint(const tg_training *t, const tg_train_opts *opts);
 /* data.stream: opens the training file as a stream (st->stream), the test file, an empty validation
  * set, and refuses what a stream cannot do (src/train/stream_data.c). */
 int tg_train_open_stream(const tg_config *cfg, tg_training *t);
 /* Fills what train_state.c derives from the config (the settings a resume must repeat). */
 int tg_train_state_describe(tg_training *t, const tg_config *cfg);
 void tg_train_state_free(struct tg_train_state *st);
-/* Continues t (opened from cfg, not yet trained) from the training checkpoint at path. */
+/* Continues t (opened from cfg, not yet trained) from the training checkpoint at path; under lbfgs,
+ * t->state's w and lbfgs (allocated) are restored. */
 int tg_trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path);
 
 #endif

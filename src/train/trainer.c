@@ -27,6 +27,12 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, const tg_s
                  (long long)cfg->loss.n_class_weights, (long long)train->classes);
         return -1;
     }
+    if (train->row_ptr && !train->x && cfg->model.layers[0].type != TG_LAYER_LINEAR) {
+        tg_error("model.layers[0] is %s, but sparse (libsvm) data needs a linear first layer (it takes the sparse "
+                 "rows)",
+                 tg_layer_type_name(cfg->model.layers[0].type));
+        return -1;
+    }
     tg_model *m = tg_model_new(cfg->model.dtype, train->features, cfg->model.n_layers, cfg->model.layers, &init);
     if (!m || tg_model_set_labels(m, train->classes, train->label_names) ||
         (cfg->json && tg_model_set_config_json(m, cfg->json))) {
@@ -41,7 +47,10 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, const tg_s
             memcpy(mean, tg_stream_mean(stream), bytes);
             memcpy(std, tg_stream_std(stream), bytes);
         }
-        bad = bad || (!stream && tg_dataset_moments(train, mean, std)) || tg_model_set_standardization(m, mean, std);
+        bad = bad || (!stream && tg_dataset_moments(train, mean, std));
+        if (!bad && cfg->data.standardize == TG_STANDARDIZE_SCALE)
+            memset(mean, 0, bytes); /* divide by the deviation only */
+        bad = bad || tg_model_set_standardization(m, mean, std);
         tg_dealloc(mean);
         tg_dealloc(std);
         if (bad) {
@@ -144,9 +153,11 @@ static int trainer_open_data(trainer *tr)
 /* The largest |x| of the data: what the hint for a diverging run looks at when inputs are not standardized. */
 static double largest_magnitude(const tg_dataset *ds)
 {
+    const float *x = ds->x ? ds->x : ds->val; /* sparse: the stored values (the rest are zeros) */
+    int64_t n = ds->x ? ds->rows * ds->features : ds->nnz;
     double largest = 0;
-    for (int64_t k = 0; k < ds->rows * ds->features; k++)
-        largest = fabs(ds->x[k]) > largest ? fabs(ds->x[k]) : largest;
+    for (int64_t k = 0; k < n; k++)
+        largest = fabs(x[k]) > largest ? fabs(x[k]) : largest;
     return largest;
 }
 
@@ -182,7 +193,7 @@ static int trainer_open_buffers(trainer *tr)
     if (st->stream && tg_stream_start(st->stream, batch, m->dtype, m->mean, m->std))
         return -1;
     if (!st->stream)
-        st->batches = tg_batcher_new(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
+        st->batches = tg_batcher_open(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
     t->train_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)epochs * sizeof(double));
@@ -224,8 +235,8 @@ static void diverged(const trainer *tr, double value, int epoch, int64_t s)
     char scale[160] = "";
     if (tr->t->input_scale >= TG_LARGE_INPUT)
         snprintf(scale, sizeof scale,
-                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to true",
-                 tr->t->input_scale);
+                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to %s",
+                 tr->t->input_scale, !tr->t->train->row_ptr ? "true" : "\"scale\" (sparse data are not centred)");
     tg_error("loss became %s at epoch %d, step %lld (lower optimizer.lr or set train.clip_grad_norm%s)",
              isnan(value) ? "NaN" : "infinite", epoch + 1, (long long)s + 1, scale);
 }
@@ -234,15 +245,16 @@ static void diverged(const trainer *tr, double value, int epoch, int64_t s)
 static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
 {
     tg_model *m = tr->t->model;
-    tg_tensor *x, *y;
-    int got = tr->st->stream ? tg_stream_next(tr->st->stream, &x, &y) : tg_batcher_next(tr->st->batches, &x, &y);
+    batch_tensors b = { 0 };
+    int got = tr->st->stream ? tg_stream_next(tr->st->stream, &b.x, &b.y) : tg_batcher_next_batch(tr->st->batches, &b);
     if (got != 1) {
         if (got == 0)
             tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
         return -1;
     }
+    tg_tensor *y = b.y;
     tg_tape_reset(tr->tape);
-    tg_tensor *logits = tg_model_forward(m, tr->tape, x), *loss;
+    tg_tensor *logits = tg_model_forward_batch(m, tr->tape, b, m->params), *loss;
     if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
         tg_bce_opts bce;
         tg_tensor *target = tg_binary_targets_fill(&tr->bce, y, tr->class_weight, &bce);
@@ -319,21 +331,28 @@ static bool trainer_patience_out(trainer *tr, double val_loss)
     return ++st->since_best >= tr->cfg->train.patience;
 }
 
+int tg_train_checkpoint(const tg_training *t, const tg_train_opts *o)
+{
+    if (!o->checkpoint && !o->checkpoint_path)
+        return 0;
+    tg_clear_error();
+    if (!o->checkpoint)
+        return tg_training_save(t, o->checkpoint_path);
+    if (!o->checkpoint(t, o->ctx))
+        return 0;
+    if (!tg_last_error()[0])
+        tg_error("train: the checkpoint callback failed after %s %d", t->full_batch ? "iteration" : "epoch",
+                 t->epochs_run);
+    return -1;
+}
+
 /* A training checkpoint every opts->checkpoint_every epochs, while there are epochs left. */
 static int trainer_checkpoint(trainer *tr)
 {
     const tg_train_opts *o = tr->opts;
-    if (o->checkpoint_every <= 0 || tr->t->finished || tr->t->epochs_run % o->checkpoint_every != 0 ||
-        (!o->checkpoint && !o->checkpoint_path))
+    if (o->checkpoint_every <= 0 || tr->t->finished || tr->t->epochs_run % o->checkpoint_every != 0)
         return 0;
-    tg_clear_error();
-    if (!o->checkpoint)
-        return tg_training_save(tr->t, o->checkpoint_path);
-    if (!o->checkpoint(tr->t, o->ctx))
-        return 0;
-    if (!tg_last_error()[0])
-        tg_error("train: the checkpoint callback failed after epoch %d", tr->t->epochs_run);
-    return -1;
+    return tg_train_checkpoint(tr->t, o);
 }
 
 /* An epoch's end: its curves, the callback, early stopping; 1 when training stops. */
@@ -415,14 +434,9 @@ static tg_training *trainer_train(trainer tr)
         /* A solver that fails on the way (line search, NaN) returns the last good
          * weights with solver.status saying why; any other failure returns NULL. */
         tg_lbfgs_status why;
-        if (tr.opts->resume || tr.opts->checkpoint_every > 0) {
-            tg_training_free(tr.t);
-            return tg_error("train: optimizer.type lbfgs (the full-batch solver) keeps no training checkpoints: it "
-                            "cannot resume or save one every N epochs");
-        }
-        tr.t->finished = 1; /* a solver run is not resumable: a stop ends it */
-        if (tg_train_full_batch(cfg, tr.t, tr.opts->progress, tr.opts->ctx, tr.started) &&
-            (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE) {
+        if (tg_train_state_describe(tr.t, cfg) ||
+            (tg_train_full_batch(cfg, tr.t, tr.opts, tr.started) &&
+             (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE)) {
             tg_training_free(tr.t);
             return NULL;
         }

@@ -1078,3 +1078,145 @@ Test(stream_libsvm, every_allocation_failed_in_turn)
     rmdir(dir);
     free(dir);
 }
+
+/* ---- libsvm through the trainer: tapegrad train with "format": "libsvm", "stream": true ---- */
+
+static tg_config *svm_config(const char *train, const char *test, const char *extra_data, const char *rest)
+{
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"data\": {\"format\": \"libsvm\", \"train\": \"%s\", \"test\": \"%s\", \"stream\": true%s%s},"
+             " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 6}, {\"type\": \"tanh\"},"
+             "                          {\"type\": \"linear\", \"out\": 3}]},"
+             " %s, \"seed\": 5}",
+             train, test, strstr(extra_data, "standardize") ? "" : ", \"standardize\": \"scale\"", extra_data,
+             rest ? rest
+                  : "\"optimizer\": {\"type\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9},"
+                    " \"train\": {\"epochs\": 4, \"batch_size\": 24}");
+    tg_config *cfg = tg_config_parse(json, NULL);
+    cr_assert_not_null(cfg, "%s", tg_last_error());
+    return cfg;
+}
+
+/* One window holding the file: the sparse batches are those of the in-memory trainer on tg_libsvm_load's
+ * rows (tg_train_on_data), so the weights and losses are the same bits, for SGD, lazy Adam and a one-layer
+ * model without scaling. */
+Test(stream_libsvm, one_window_trains_as_in_memory)
+{
+    char *dir = make_temp_dir("tapegrad-stream"), *train = write_svm(dir, "train.svm", ROWS, -1, NULL),
+         *test = write_svm(dir, "test.svm", 40, -1, NULL);
+    tg_dataset *all = tg_libsvm_load(train, NULL);
+    cr_assert_not_null(all, "%s", tg_last_error());
+    const struct {
+        const char *data, *rest;
+    } runs[] = {
+        { ", \"block_rows\": 16, \"shuffle_window\": 19", NULL },
+        { ", \"block_rows\": 1000",
+          "\"optimizer\": {\"type\": \"adam\", \"lr\": 0.01, \"lazy\": true}, \"train\": {\"epochs\": 3, "
+          "\"batch_size\": 32}" },
+        { ", \"block_rows\": 7, \"shuffle_window\": 64, \"standardize\": false",
+          "\"optimizer\": {\"type\": \"sgd\", \"lr\": 0.01, \"lazy\": true}, \"train\": {\"epochs\": 2, "
+          "\"batch_size\": 50}" },
+    };
+    for (size_t k = 0; k < sizeof runs / sizeof *runs; k++) {
+        tg_config *cfg = svm_config(train, test, runs[k].data, runs[k].rest);
+        tg_training *streamed = tg_train_config(cfg, NULL, NULL);
+        cr_assert_not_null(streamed, "run %zu: %s", k, tg_last_error());
+        tg_training *in_memory = tg_train_on_data(cfg, all, NULL, NULL, NULL);
+        cr_assert_not_null(in_memory, "run %zu: %s", k, tg_last_error());
+        expect_same_weights(streamed->model, in_memory->model, runs[k].data);
+        for (int e = 0; e < cfg->train.epochs; e++)
+            cr_assert_eq(memcmp(&streamed->train_loss[e], &in_memory->train_loss[e], sizeof(double)), 0,
+                         "run %zu epoch %d", k, e + 1);
+        cr_assert_eq(streamed->train->rows, ROWS);
+        cr_assert_null(streamed->train->x); /* the rows stay on disk */
+        cr_assert_null(streamed->train->row_ptr);
+        cr_assert_eq(streamed->test->rows, 40);
+        tg_training_free(streamed);
+        tg_training_free(in_memory);
+        tg_config_free(cfg);
+    }
+    tg_dataset_free(all);
+    unlink(train);
+    unlink(test);
+    free(train);
+    free(test);
+    rmdir(dir);
+    free(dir);
+}
+
+/* Windows smaller than the file: the same seed the same bits, another seed other weights; stopped mid-window,
+ * saved and resumed: the bits of the run never stopped. */
+Test(stream_libsvm, reproducible_and_resumed_mid_window)
+{
+    char *dir = make_temp_dir("tapegrad-stream"), *train = write_svm(dir, "train.svm", ROWS, -1, NULL),
+         *test = write_svm(dir, "test.svm", 40, -1, NULL), *ckpt = join_path(dir, "run.safetensors");
+    const char *rest = "\"optimizer\": {\"type\": \"adam\", \"lr\": 0.01, \"lazy\": true},"
+                       " \"train\": {\"epochs\": 4, \"batch_size\": 20}";
+    tg_config *cfg = svm_config(train, test, ", \"block_rows\": 16, \"shuffle_window\": 2", rest);
+    tg_training *whole = tg_train_config(cfg, NULL, NULL), *again = tg_train_config(cfg, NULL, NULL);
+    cr_assert(whole && again, "%s", tg_last_error());
+    expect_same_weights(whole->model, again->model, "two runs");
+    tg_training_free(again);
+    tg_config *seeded =
+        svm_config(train, test, ", \"block_rows\": 16, \"shuffle_window\": 2, \"shuffle_seed\": 6", rest);
+    tg_training *other = tg_train_config(seeded, NULL, NULL);
+    cr_assert_not_null(other, "%s", tg_last_error());
+    cr_assert(!same_weights(whole->model, other->model), "another data seed gave the same weights");
+    tg_training_free(other);
+    tg_config_free(seeded);
+    const stop_point stops[] = { { 2, 5, 0 }, { 3, 0, 0 }, { 3, 11, 0 } };
+    for (int k = 0; k < 3; k++) {
+        stop_point at = stops[k];
+        tg_train_opts opts = { .progress = stop_there, .ctx = &at };
+        tg_training *part = tg_train_config_opts(cfg, &opts);
+        cr_assert_not_null(part, "%s", tg_last_error());
+        cr_assert(part->stopped_by_caller);
+        cr_assert_eq(tg_training_save(part, ckpt), 0, "%s", tg_last_error());
+        tg_training_free(part);
+        tg_train_opts resume = { .resume = ckpt };
+        tg_training *resumed = tg_train_config_opts(cfg, &resume);
+        cr_assert_not_null(resumed, "stop %d: %s", k, tg_last_error());
+        expect_same_weights(whole->model, resumed->model, "resumed");
+        for (int e = 0; e < 4; e++)
+            cr_assert_eq(memcmp(&whole->train_loss[e], &resumed->train_loss[e], sizeof(double)), 0, "stop %d", k);
+        tg_training_free(resumed);
+    }
+    tg_training_free(whole);
+    tg_config_free(cfg);
+    unlink(ckpt);
+    unlink(train);
+    unlink(test);
+    free(ckpt);
+    free(train);
+    free(test);
+    rmdir(dir);
+    free(dir);
+}
+
+/* A malformed pair in block 3 stops the run before any step, with file, line and column. */
+Test(stream_libsvm, training_stops_at_a_bad_line_in_block_three_before_any_step)
+{
+    char *dir = make_temp_dir("tapegrad-stream"), *train = write_svm(dir, "bad.svm", ROWS, 40, "30:x1"),
+         *test = write_svm(dir, "test.svm", 40, -1, NULL);
+    tg_config *cfg = svm_config(train, test, ", \"block_rows\": 16, \"shuffle_window\": 2", NULL);
+    stop_point never = { 0, 0, 0 };
+    tg_train_opts opts = { .progress = stop_there, .ctx = &never };
+    cr_assert_null(tg_train_config_opts(cfg, &opts));
+    char want[600];
+    /* row 40 is line 42 (after the comment line); "cat 1:40 2:0.75 12:2 " puts the pair at column 22 */
+    int32_t col[4];
+    double val[4];
+    cr_assert_eq(svm_pairs(40, col, val), 2);
+    snprintf(want, sizeof want, "%s:42:%d: '30:x1': the value is not a number", train,
+             5 + (int)strlen("1:40 3:") + snprintf(NULL, 0, "%g", val[1]) + 1);
+    cr_assert_str_eq(tg_last_error(), want);
+    cr_assert_eq(never.calls, 0, "training took %d steps before the error", never.calls);
+    tg_config_free(cfg);
+    unlink(train);
+    unlink(test);
+    free(train);
+    free(test);
+    rmdir(dir);
+    free(dir);
+}

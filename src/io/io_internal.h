@@ -173,6 +173,7 @@ typedef struct tg_stream tg_stream;
 tg_stream *tg_stream_open(tg_block_source src, int64_t window_blocks, bool standardize);
 void tg_stream_free(tg_stream *s);
 const tg_dataset *tg_stream_header(const tg_stream *s);
+bool tg_stream_sparse(const tg_stream *s); /* CSR batches (tg_stream_next_sparse): a libsvm file */
 const float *tg_stream_mean(const tg_stream *s); /* NULL without standardize */
 const float *tg_stream_std(const tg_stream *s);
 double tg_stream_max_abs(const tg_stream *s); /* the largest |x| of the file */

@@ -222,6 +222,7 @@ tg_stream *tg_stream_open(tg_block_source src, int64_t window_blocks, bool stand
 }
 
 const tg_dataset *tg_stream_header(const tg_stream *s) { return s->src.header; }
+bool tg_stream_sparse(const tg_stream *s) { return s->sparse; }
 const float *tg_stream_mean(const tg_stream *s) { return s->mean; }
 const float *tg_stream_std(const tg_stream *s) { return s->std; }
 double tg_stream_max_abs(const tg_stream *s) { return s->src.max_abs; }

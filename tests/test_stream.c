@@ -1220,3 +1220,32 @@ Test(stream_libsvm, training_stops_at_a_bad_line_in_block_three_before_any_step)
     rmdir(dir);
     free(dir);
 }
+
+/* The stream keys in a libsvm config: taken with stream, refused without it, and a test file required. */
+Test(stream_libsvm, config_keys)
+{
+    tg_config *cfg = tg_config_parse("{\"data\": {\"format\": \"libsvm\", \"train\": \"a.svm\", \"test\": \"b.svm\", "
+                                     "\"stream\": true, \"block_rows\": 100, \"shuffle_window\": 3}, \"model\": "
+                                     "{\"layers\": [{\"type\": \"linear\", \"out\": 2}]}, \"optimizer\": {\"type\": "
+                                     "\"sgd\", \"lr\": 0.1}}",
+                                     NULL);
+    cr_assert_not_null(cfg, "%s", tg_last_error());
+    cr_expect_eq(cfg->data.stream, 1);
+    cr_expect_eq(cfg->data.block_rows, 100);
+    cr_expect_eq(cfg->data.shuffle_window, 3);
+    cr_expect_eq(cfg->data.validation_split, 0);
+    tg_config_free(cfg);
+    const char *refused[][2] = {
+        { "\"block_rows\": 100", "data.block_rows: given without \"stream\": true" },
+        { "\"stream\": true", "data.stream: needs data.test" },
+    };
+    for (size_t k = 0; k < 2; k++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"data\": {\"format\": \"libsvm\", \"train\": \"a.svm\", %s}, \"model\": {\"layers\": [{\"type\": "
+                 "\"linear\", \"out\": 2}]}, \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}}",
+                 refused[k][0]);
+        cr_expect_null(tg_config_parse(json, NULL), "%s accepted", refused[k][0]);
+        cr_expect(strstr(tg_last_error(), refused[k][1]), "'%s' lacks '%s'", tg_last_error(), refused[k][1]);
+    }
+}

@@ -24,6 +24,18 @@ typedef struct {
     int64_t base; /* the file offset of buf[0]: where a line starts is base + (line - buf) */
 } tg_line_reader;
 int tg_line_reader_open(tg_line_reader *r, const char *path, const char *what);
+/* Where each block of rows of a text file starts (its byte offset, the lines before it, so an error in any
+ * block names the file's own line) and the file's size and modification time when the first pass read it:
+ * what the CSV and libsvm block sources share (src/io/csv.c). */
+typedef struct {
+    int64_t *offset, *lines_before; /* [blocks] */
+    int64_t blocks, cap;
+    int64_t size, mtime;
+} tg_block_index;
+int tg_block_index_mark(tg_block_index *ix, int64_t offset, int64_t lines_before); /* the next block; 0 or -1 */
+void tg_block_index_free(tg_block_index *ix);
+int tg_block_index_stamp(tg_block_index *ix, const tg_line_reader *r); /* records the file's size and time */
+int tg_block_index_unchanged(const tg_block_index *ix, const tg_line_reader *r); /* 0, or -1 with the error */
 int tg_line_reader_next(tg_line_reader *r, char **line, size_t *len);
 int tg_line_reader_seek(tg_line_reader *r, int64_t offset, int64_t lines_before);
 void tg_line_reader_close(tg_line_reader *r);
@@ -97,6 +109,9 @@ void tg_label_table_free(tg_label_table *t);
  * TG_MAX_CLASS_ID (*too_large: its id in the table, for the caller's message). */
 int tg_labels_to_classes(tg_label_table *t, bool given_names, int64_t *y, int64_t rows, tg_dataset *ds,
                          int64_t *too_large);
+/* After tg_labels_to_classes moved text labels' names into h, copies them back into the table (the blocks read
+ * later look their labels up there) and fixes the table: a label the first pass did not meet is unknown. */
+int tg_label_table_keep(tg_label_table *t, bool *given_names, const tg_dataset *h);
 /* Integer labels are class ids, and every id below the largest gets a name: ids stop here. */
 #define TG_MAX_CLASS_ID 65535
 

@@ -4,14 +4,10 @@
  * CSR arrays are allocated once (and shrunk if pairs were dropped); the second
  * splits each line in place. Values go through the CSV loader's number
  * grammar, so they never depend on the process's locale. */
-#define _POSIX_C_SOURCE 200809L /* fstat, fileno */
-
 #include "io/io_internal.h"
 
-#include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* Characters of a token quoted in an error message. */
 #define PREVIEW 40
@@ -351,15 +347,15 @@ typedef struct {
     libsvm_load s;
     tg_libsvm_opts opts; /* the caller's; after the first pass, features is the file's count */
     tg_line_reader reader;
-    int64_t block_rows, blocks, cap;
-    int64_t *offset, *lines_before, *block_nnz; /* [blocks] */
+    int64_t block_rows;
+    tg_block_index index;
+    int64_t *block_nnz; /* [index.cap]: each block's stored values */
     int64_t *class_of; /* [labels]: the label table's id to the class id */
     int64_t *rows_of_length, longest, lengths; /* [lengths >= longest + 1] */
     double *sum, max_abs; /* [columns]: the stored values' sums; the largest |value| */
     int64_t *stored, columns; /* [columns]: stored values per column; columns the arrays hold */
     uint64_t hash;
     tg_dataset *header;
-    struct stat st; /* the file when the first pass read it */
 } libsvm_blocks;
 
 static void blocks_close(void *impl)
@@ -371,8 +367,7 @@ static void blocks_close(void *impl)
     b->s.row_ptr = NULL;
     load_free(&b->s);
     tg_line_reader_close(&b->reader);
-    tg_dealloc(b->offset);
-    tg_dealloc(b->lines_before);
+    tg_block_index_free(&b->index);
     tg_dealloc(b->block_nnz);
     tg_dealloc(b->class_of);
     tg_dealloc(b->rows_of_length);
@@ -402,26 +397,19 @@ static int grow_zeroed(void *arrayp, int64_t *n, int64_t need)
     return 0;
 }
 
+/* The next block starts here: the index, and its count of stored values. */
 static int blocks_mark(libsvm_blocks *b, int64_t offset, int64_t lines_before)
 {
-    if (b->blocks == b->cap) {
-        int64_t cap = b->cap ? 2 * b->cap : 64;
-        int64_t *o = tg_realloc(b->offset, (size_t)cap * sizeof *o);
-        if (o)
-            b->offset = o;
-        int64_t *l = o ? tg_realloc(b->lines_before, (size_t)cap * sizeof *l) : NULL;
-        if (l)
-            b->lines_before = l;
-        int64_t *z = l ? tg_realloc(b->block_nnz, (size_t)cap * sizeof *z) : NULL;
-        if (!z)
+    int64_t cap = b->index.cap;
+    if (tg_block_index_mark(&b->index, offset, lines_before))
+        return -1;
+    if (b->index.cap != cap) {
+        int64_t *nnz = tg_realloc(b->block_nnz, (size_t)b->index.cap * sizeof *nnz);
+        if (!nnz)
             return -1;
-        b->block_nnz = z;
-        b->cap = cap;
+        b->block_nnz = nnz;
     }
-    b->offset[b->blocks] = offset;
-    b->lines_before[b->blocks] = lines_before;
-    b->block_nnz[b->blocks] = 0;
-    b->blocks++;
+    b->block_nnz[b->index.blocks - 1] = 0;
     return 0;
 }
 
@@ -435,7 +423,7 @@ static int blocks_add_row(libsvm_blocks *b, int64_t y)
         grow_zeroed(&b->rows_of_length, &b->lengths, n + 1))
         return -1;
     b->longest = n > b->longest ? n : b->longest;
-    b->block_nnz[b->blocks - 1] += n;
+    b->block_nnz[b->index.blocks - 1] += n;
     b->rows_of_length[n]++;
     tg_sparse_moments_add_sums(b->sum, b->stored, s->col, s->val, n);
     const unsigned char *cols = (const unsigned char *)s->col, *vals = (const unsigned char *)s->val;
@@ -534,18 +522,8 @@ static int blocks_classes(libsvm_blocks *b)
     s->y = NULL;
     s->rows = rows;
     tg_dataset *h = b->header;
-    if (status)
+    if (status || tg_label_table_keep(&s->labels, &s->given_names, h))
         return -1;
-    if (!s->labels.names) { /* text labels: the names moved into the header; the table gets them back */
-        s->labels.names = h->label_names;
-        s->labels.n = h->classes;
-        if (!(h->label_names = tg_alloc_zeroed((size_t)h->classes * sizeof(char *))))
-            return -1;
-        for (int64_t c = 0; c < h->classes; c++)
-            if (!(h->label_names[c] = tg_strdup(s->labels.names[c])))
-                return -1;
-    }
-    s->given_names = true; /* a label the first pass did not meet means the file changed */
     h->rows = rows;
     h->features = b->opts.features;
     return 0;
@@ -557,7 +535,7 @@ static int blocks_read_sparse(void *impl, int64_t k, int64_t *row_ptr, int32_t *
     libsvm_load *s = &b->s;
     tg_line_reader *r = &b->reader;
     int64_t first = k * b->block_rows, n = s->rows - first < b->block_rows ? s->rows - first : b->block_rows;
-    if (tg_line_reader_seek(r, b->offset[k], b->lines_before[k]))
+    if (tg_line_reader_seek(r, b->index.offset[k], b->index.lines_before[k]))
         return -1;
     int32_t *one_col = s->col;
     float *one_val = s->val;
@@ -589,8 +567,8 @@ static int blocks_read_sparse(void *impl, int64_t k, int64_t *row_ptr, int32_t *
         rc = got < 0 ? -1
                      : (tg_error("%s: the file changed since it was first read: block %lld (from line %lld) holds "
                                  "%lld of its %lld rows and %lld of its %lld values",
-                                 s->path, (long long)k, (long long)b->lines_before[k] + 1, (long long)row, (long long)n,
-                                 (long long)(row_ptr[row] - row_ptr[0]), (long long)b->block_nnz[k]),
+                                 s->path, (long long)k, (long long)b->index.lines_before[k] + 1, (long long)row,
+                                 (long long)n, (long long)(row_ptr[row] - row_ptr[0]), (long long)b->block_nnz[k]),
                         -1);
     return rc;
 }
@@ -598,14 +576,7 @@ static int blocks_read_sparse(void *impl, int64_t k, int64_t *row_ptr, int32_t *
 static int blocks_unchanged(void *impl)
 {
     libsvm_blocks *b = impl;
-    struct stat now;
-    if (fstat(fileno(b->reader.f), &now) != 0)
-        return tg_error("%s: cannot stat: %s", b->s.path, strerror(errno)), -1;
-    if (now.st_size != b->st.st_size || now.st_mtime != b->st.st_mtime)
-        return tg_error("%s: the file changed while it was streamed (size or modification time): restart the run",
-                        b->s.path),
-               -1;
-    return 0;
+    return tg_block_index_unchanged(&b->index, &b->reader);
 }
 
 int tg_libsvm_block_source(const char *path, const tg_libsvm_opts *opts, int64_t block_rows, tg_block_source *out)
@@ -626,7 +597,7 @@ int tg_libsvm_block_source(const char *path, const tg_libsvm_opts *opts, int64_t
     b->block_rows = block_rows;
     b->hash = 0xcbf29ce484222325u; /* FNV-1a */
     if ((b->opts.label_names && add_given_names(&b->s, &b->opts)) ||
-        tg_line_reader_open(&b->reader, path, "a libsvm file") || fstat(fileno(b->reader.f), &b->st) != 0 ||
+        tg_line_reader_open(&b->reader, path, "a libsvm file") || tg_block_index_stamp(&b->index, &b->reader) ||
         blocks_index(b) || blocks_classes(b)) {
         blocks_close(b);
         return -1;
@@ -634,7 +605,7 @@ int tg_libsvm_block_source(const char *path, const tg_libsvm_opts *opts, int64_t
     *out = (tg_block_source){ .impl = b,
                               .header = b->header,
                               .block_rows = block_rows,
-                              .blocks = b->blocks,
+                              .blocks = b->index.blocks,
                               .sum = b->sum,
                               .max_abs = b->max_abs,
                               .hash = b->hash,

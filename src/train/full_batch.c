@@ -22,6 +22,8 @@ typedef struct {
     tg_tape *tape;
     batch_buffers blocks;
     binary_targets bce; /* binary_cross_entropy: float targets and row weights */
+    tg_tensor *logits[2]; /* one dense linear layer: leaves for a full block and the last one */
+    double *grad; /* [n]: the gradient of its blocks, the parameters in order */
     double loss; /* the sum over its blocks */
     char error[256]; /* tg_last_error of a failure (errors are per thread) */
 } worker;
@@ -38,6 +40,7 @@ typedef struct {
     double l2; /* the L2 part's weight divided by C n */
     unsigned char *mask; /* 1 on weights, 0 on biases */
     int64_t n; /* parameters */
+    bool one_linear; /* dense rows into one linear layer: its products by linear_blocks.c, the loss on the tape */
     tg_training *t;
     const tg_train_opts *opts; /* progress, and checkpoints every opts->checkpoint_every iterations */
     bool checkpoint_failed;
@@ -54,7 +57,43 @@ static void params_from(tg_model *m, const double *w)
     }
 }
 
-/* Worker id's blocks at w: a forward and a backward with reduction sum each. 0 on success. */
+/* The loss of a block's logits, summed, on the worker's tape. NULL with the error set. */
+static tg_tensor *block_loss(full_batch *fb, worker *wk, tg_tensor *logits, batch_tensors bt)
+{
+    if (fb->cfg->loss.type != TG_LOSS_BINARY_CROSS_ENTROPY)
+        return tg_cross_entropy(wk->tape, logits, bt.y, &fb->ce);
+    tg_bce_opts bce;
+    tg_tensor *target = tg_binary_targets_fill(&wk->bce, bt.y, fb->class_weight, &bce);
+    bce.reduction = TG_SUM;
+    return tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
+}
+
+/* A block through the tape: the model's forward (a CSR slice goes through its sparse first layer) and backward. */
+static tg_tensor *block_on_tape(full_batch *fb, worker *wk, batch_tensors bt)
+{
+    tg_tensor *logits = tg_model_forward_batch(wk->model, wk->tape, bt, wk->model->params);
+    tg_tensor *loss = logits ? block_loss(fb, wk, logits, bt) : NULL;
+    return loss && !tg_backward(wk->tape, loss) ? loss : NULL;
+}
+
+/* A block into one dense linear layer: its logits and weight gradient by
+ * linear_blocks.c's kernels, only the loss on the tape. */
+static tg_tensor *block_one_linear(full_batch *fb, worker *wk, batch_tensors bt, int64_t n)
+{
+    const tg_model *m = wk->model;
+    tg_tensor *logits = wk->logits[n == fb->block ? 0 : 1];
+    int64_t out = m->layers[0].out, d = m->inputs;
+    const double *x = bt.x->data, *bias = m->n_params > 1 ? m->params[1]->data : NULL;
+    tg_block_logits(n, d, out, x, m->params[0]->data, bias, logits->data);
+    tg_zero_grad(logits);
+    tg_tensor *loss = block_loss(fb, wk, logits, bt);
+    if (!loss || tg_backward(wk->tape, loss))
+        return NULL;
+    tg_block_weight_grad(n, d, out, x, tg_grad(logits)->data, wk->grad, bias ? wk->grad + out * d : NULL);
+    return loss;
+}
+
+/* Worker id's blocks at w: the sum of their losses into wk->loss, of their gradients into wk->grad. 0 on success. */
 static int worker_blocks(full_batch *fb, int id, const double *w)
 {
     worker *wk = &fb->workers[id];
@@ -63,28 +102,25 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
     params_from(m, w);
     for (int i = 0; i < m->n_params; i++)
         tg_zero_grad(m->params[i]);
+    memset(wk->grad, 0, (size_t)fb->n * sizeof *wk->grad);
     wk->loss = 0;
     for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers) {
         int64_t start = b * fb->block, n = rows - start < fb->block ? rows - start : fb->block;
         batch_tensors bt = tg_batch_buffers_for(&wk->blocks, n);
         tg_tape_reset(wk->tape);
-        tg_tensor *logits = NULL, *loss = NULL; /* sparse rows: a CSR slice through the sparse first layer */
+        tg_tensor *loss = NULL;
         if (!tg_gather_rows(fb->source, fb->train, NULL, start, n, bt))
-            logits = tg_model_forward_batch(m, wk->tape, bt, m->params);
-        if (logits && fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
-            tg_bce_opts bce;
-            tg_tensor *target = tg_binary_targets_fill(&wk->bce, bt.y, fb->class_weight, &bce);
-            bce.reduction = TG_SUM;
-            loss = tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
-        } else if (logits) {
-            loss = tg_cross_entropy(wk->tape, logits, bt.y, &fb->ce);
-        }
-        if (!loss || tg_backward(wk->tape, loss)) {
+            loss = fb->one_linear ? block_one_linear(fb, wk, bt, n) : block_on_tape(fb, wk, bt);
+        if (!loss) {
             snprintf(wk->error, sizeof wk->error, "%s", tg_last_error());
             return -1;
         }
         wk->loss += tg_get(loss, 0);
     }
+    double *g = wk->grad; /* the tape's gradients, in the same flat order */
+    for (int i = 0; !fb->one_linear && i < m->n_params; g += m->params[i]->numel, i++)
+        if (m->params[i]->grad)
+            memcpy(g, m->params[i]->grad->data, (size_t)m->params[i]->numel * sizeof *g);
     return 0;
 }
 
@@ -106,16 +142,10 @@ static int objective(int64_t n, const double *w, double *f, double *grad, void *
     double inv_rows = 1.0 / (double)fb->train->rows, sum = 0, squares = 0;
     memset(grad, 0, (size_t)n * sizeof *grad);
     for (int id = 0; id < fb->n_workers; id++) {
-        const tg_model *m = fb->workers[id].model;
-        double *g = grad;
+        const double *g = fb->workers[id].grad;
         sum += fb->workers[id].loss;
-        for (int i = 0; i < m->n_params; i++) {
-            const tg_tensor *p = m->params[i];
-            const double *pg = p->grad ? p->grad->data : NULL;
-            for (int64_t k = 0; pg && k < p->numel; k++)
-                g[k] += pg[k];
-            g += p->numel;
-        }
+        for (int64_t k = 0; k < n; k++)
+            grad[k] += g[k];
     }
     for (int64_t k = 0; k < n; k++) {
         grad[k] *= inv_rows;
@@ -191,8 +221,17 @@ static int open_workers(full_batch *fb, const tg_model *m)
         tg_rng_seed(&unused, 0);
         wk->model = tg_model_new(TG_F64, m->inputs, m->n_layers, m->layers, &unused);
         wk->tape = tg_tape_new();
-        if (!wk->model || !wk->tape || tg_batch_buffers_init_data(&wk->blocks, TG_F64, fb->train, fb->block, true))
+        wk->grad = tg_alloc((size_t)fb->n * sizeof *wk->grad);
+        if (!wk->model || !wk->tape || !wk->grad ||
+            tg_batch_buffers_init_data(&wk->blocks, TG_F64, fb->train, fb->block, true))
             return -1;
+        int64_t last = rows - (fb->n_blocks - 1) * fb->block; /* the last block's rows */
+        for (int s = 0; fb->one_linear && s < 2; s++) {
+            int64_t shape[2] = { s == 0 ? fb->block : last, m->layers[0].out };
+            if (!(wk->logits[s] = tg_tensor_new(TG_F64, 2, shape)))
+                return -1;
+            tg_set_requires_grad(wk->logits[s], 1);
+        }
         if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
             tg_binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL,
                                    fb->cfg->loss.pos_weight))
@@ -205,10 +244,11 @@ static int open_full_batch(full_batch *fb, tg_model *m)
 {
     const tg_config *cfg = fb->cfg;
     int max_iter = cfg->lbfgs.opts.max_iter > 0 ? cfg->lbfgs.opts.max_iter : 1;
-    if (tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) || open_workers(fb, m))
-        return -1;
     for (int i = 0; i < m->n_params; i++)
         fb->n += m->params[i]->numel;
+    fb->one_linear = fb->train->x && m->n_layers == 1 && m->layers[0].type == TG_LAYER_LINEAR;
+    if (tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) || open_workers(fb, m))
+        return -1;
     fb->mask = tg_alloc_zeroed((size_t)fb->n);
     tg_training *t = fb->t;
     t->train_loss = tg_alloc((size_t)max_iter * sizeof(double));
@@ -245,6 +285,9 @@ static void close_full_batch(full_batch *fb)
         tg_batch_buffers_free(&fb->workers[id].blocks);
         tg_binary_targets_free(&fb->workers[id].bce);
         tg_tape_free(fb->workers[id].tape);
+        tg_tensor_free(fb->workers[id].logits[0]);
+        tg_tensor_free(fb->workers[id].logits[1]);
+        tg_dealloc(fb->workers[id].grad);
     }
     tg_dealloc(fb->workers);
     tg_tensor_free(fb->class_weight);

@@ -34,6 +34,11 @@ int tg_train_full_batch(const tg_config *cfg, tg_training *t, const tg_train_opt
 /* The periodic checkpoint of opts (checkpoint_path, or the checkpoint callback) for t now; 0 when
  * there is none to make or it succeeded. */
 int tg_train_checkpoint(const tg_training *t, const tg_train_opts *opts);
+/* The full-batch solver's kernels for one dense linear layer (src/train/linear_blocks.c), float64, row-major:
+ * z [n, out] = x [n, d] w^T (w [out, d]) + b (b may be NULL); gw [out, d] += g^T x and gb [out] += the column
+ * sums of g [n, out] (gb may be NULL). Fused multiply-adds: the same bits run to run, not tg_linear's bits. */
+void tg_block_logits(int64_t n, int64_t d, int64_t out, const double *x, const double *w, const double *b, double *z);
+void tg_block_weight_grad(int64_t n, int64_t d, int64_t out, const double *x, const double *g, double *gw, double *gb);
 /* data.stream: opens the training file as a stream (st->stream), the test file, an empty validation
  * set, and refuses what a stream cannot do (src/train/stream_data.c). */
 int tg_train_open_stream(const tg_config *cfg, tg_training *t);

@@ -405,10 +405,12 @@ static void library_loop_allocates_only_in_its_first_step_on(const char *data, c
     char json[1024], digits[256];
     snprintf(digits, sizeof digits, "\"train\": \"%s/data/digits.csv\"", TAPEGRAD_SOURCE_DIR);
     snprintf(json, sizeof json,
-             "{\"data\": {%s, \"test_split\": 0.2, \"validation_split\": 0.1},"
+             "{\"data\": {%s%s},"
              " \"model\": {\"layers\": %s}, \"optimizer\": %s,"
              " \"train\": {\"epochs\": 3, \"batch_size\": 32, \"clip_grad_norm\": 5}, \"seed\": 3}",
-             data ? data : digits, layers, optimizer);
+             data ? data : digits,
+             data && strstr(data, "\"stream\"") ? "" : ", \"test_split\": 0.2, \"validation_split\": 0.1", layers,
+             optimizer);
     install_counting_allocator();
     tg_config *cfg = tg_config_parse(json, NULL);
     cr_assert_not_null(cfg, "%s", tg_last_error());
@@ -460,6 +462,32 @@ Test(memory, train_config_steps_do_not_allocate_on_libsvm_rows_lazy_adam)
     free(text);
     char data[128];
     snprintf(data, sizeof data, "\"format\": \"libsvm\", \"train\": \"%s\", \"standardize\": \"scale\"", path);
+    library_loop_allocates_only_in_its_first_step_on(data, "[{\"type\": \"linear\", \"out\": 4}]",
+                                                     "{\"type\": \"adam\", \"lr\": 0.01, \"lazy\": true}");
+    unlink(path);
+}
+
+/* The same rows streamed (data.stream, windows of 3 blocks of 64 rows): the window and the CSR batch are sized
+ * from the first pass's counts before the first step, so no step allocates, whatever window it reads. */
+Test(memory, streamed_libsvm_steps_do_not_allocate)
+{
+    char path[64], *text = malloc(2000 * 40 * 12 + 1);
+    cr_assert_not_null(text);
+    size_t n = 0;
+    for (int r = 0; r < 2000; r++) {
+        int length = r < 1500 ? 1 + r % 7 : 1 + (r * 13) % 40;
+        n += (size_t)sprintf(text + n, "%d", r % 4);
+        for (int k = 0; k < length; k++)
+            n += (size_t)sprintf(text + n, " %d:%d.5", 1 + k * 5 + r % 5, (r + k) % 3);
+        text[n++] = '\n';
+    }
+    write_temp(path, sizeof path, "tg_memory_svm", text, n);
+    free(text);
+    char data[256];
+    snprintf(data, sizeof data,
+             "\"format\": \"libsvm\", \"train\": \"%s\", \"test\": \"%s\", \"standardize\": \"scale\", \"stream\": "
+             "true, \"block_rows\": 64, \"shuffle_window\": 3",
+             path, path);
     library_loop_allocates_only_in_its_first_step_on(data, "[{\"type\": \"linear\", \"out\": 4}]",
                                                      "{\"type\": \"adam\", \"lr\": 0.01, \"lazy\": true}");
     unlink(path);

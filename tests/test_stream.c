@@ -1249,3 +1249,63 @@ Test(stream_libsvm, config_keys)
         cr_expect(strstr(tg_last_error(), refused[k][1]), "'%s' lacks '%s'", tg_last_error(), refused[k][1]);
     }
 }
+
+/* The file changes under the stream: grown between epochs, refused by the next; rewritten in place with the same
+ * size (a pair commented out), refused by the epoch's check or by the block that no longer holds what the first
+ * pass counted. */
+static int grow_svm(const tg_progress *p, void *ctx)
+{
+    if (p->finished && p->epoch == 1) {
+        FILE *f = fopen(ctx, "a");
+        fprintf(f, "ant 1:300\n");
+        fclose(f);
+    }
+    return 0;
+}
+
+Test(stream_libsvm, a_file_changed_under_the_stream_is_refused)
+{
+    char *dir = make_temp_dir("tapegrad-stream"), *train = write_svm(dir, "train.svm", ROWS, -1, NULL),
+         *test = write_svm(dir, "test.svm", 40, -1, NULL);
+    tg_config *cfg = svm_config(train, test, ", \"block_rows\": 16", NULL);
+    cr_assert_null(tg_train_config(cfg, grow_svm, train));
+    cr_assert(strstr(tg_last_error(), "the file changed while it was streamed"), "%s", tg_last_error());
+    tg_config_free(cfg);
+    unlink(train);
+    free(train);
+
+    train = write_svm(dir, "train.svm", ROWS, -1, NULL);
+    tg_stream *s = open_svm(train, NULL, 7, 100, false);
+    cr_assert_eq(tg_stream_start(s, 10, TG_F32, NULL, NULL), 0);
+    long size;
+    FILE *f = fopen(train, "r+");
+    cr_assert_not_null(f);
+    char text[16384];
+    size = (long)fread(text, 1, sizeof text - 1, f);
+    text[size] = '\0';
+    char *pair = strstr(text, "ant 1:5 3:0.75 12:5\n"); /* row 5 (svm_pairs), in block 0 */
+    cr_assert_not_null(pair);
+    pair[strlen("ant 1:5 3:0.75")] = '#';
+    rewind(f);
+    cr_assert_eq(fwrite(text, 1, (size_t)size, f), (size_t)size);
+    cr_assert_eq(fclose(f), 0);
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_sparse_csr *x;
+    tg_tensor *y;
+    if (tg_stream_reset(s, &rng) == 0) { /* the same size and, within a second, the same time: the block says it */
+        cr_assert_eq(tg_stream_next_sparse(s, &x, &y), -1);
+        cr_assert(strstr(tg_last_error(), "the file changed since it was first read: block 0 (from line 2) holds 7 "
+                                          "of its 7 rows and"),
+                  "%s", tg_last_error());
+    } else {
+        cr_assert(strstr(tg_last_error(), "the file changed while it was streamed"), "%s", tg_last_error());
+    }
+    tg_stream_free(s);
+    unlink(train);
+    unlink(test);
+    free(train);
+    free(test);
+    rmdir(dir);
+    free(dir);
+}

@@ -445,10 +445,10 @@ Test(memory, train_config_steps_do_not_allocate_mlp_adam)
 }
 
 /* libsvm rows of 1 to 40 non-zeros (the longest late in the file, so later batches hold more than the
- * first): the reused CSR batch is sized for the largest batch before the first step. */
-Test(memory, train_config_steps_do_not_allocate_on_libsvm_rows_lazy_adam)
+ * first), written to a temporary file named in path. */
+static void write_svm_rows(char *path, size_t size)
 {
-    char path[64], *text = malloc(2000 * 40 * 12 + 1);
+    char *text = malloc(2000 * 40 * 12 + 1);
     cr_assert_not_null(text);
     size_t n = 0;
     for (int r = 0; r < 2000; r++) {
@@ -458,8 +458,15 @@ Test(memory, train_config_steps_do_not_allocate_on_libsvm_rows_lazy_adam)
             n += (size_t)sprintf(text + n, " %d:%d.5", 1 + k * 5 + r % 5, (r + k) % 3);
         text[n++] = '\n';
     }
-    write_temp(path, sizeof path, "tg_memory_svm", text, n);
+    write_temp(path, size, "tg_memory_svm", text, n);
     free(text);
+}
+
+/* libsvm rows: the reused CSR batch is sized for the largest batch before the first step. */
+Test(memory, train_config_steps_do_not_allocate_on_libsvm_rows_lazy_adam)
+{
+    char path[64];
+    write_svm_rows(path, sizeof path);
     char data[128];
     snprintf(data, sizeof data, "\"format\": \"libsvm\", \"train\": \"%s\", \"standardize\": \"scale\"", path);
     library_loop_allocates_only_in_its_first_step_on(data, "[{\"type\": \"linear\", \"out\": 4}]",
@@ -471,18 +478,8 @@ Test(memory, train_config_steps_do_not_allocate_on_libsvm_rows_lazy_adam)
  * from the first pass's counts before the first step, so no step allocates, whatever window it reads. */
 Test(memory, streamed_libsvm_steps_do_not_allocate)
 {
-    char path[64], *text = malloc(2000 * 40 * 12 + 1);
-    cr_assert_not_null(text);
-    size_t n = 0;
-    for (int r = 0; r < 2000; r++) {
-        int length = r < 1500 ? 1 + r % 7 : 1 + (r * 13) % 40;
-        n += (size_t)sprintf(text + n, "%d", r % 4);
-        for (int k = 0; k < length; k++)
-            n += (size_t)sprintf(text + n, " %d:%d.5", 1 + k * 5 + r % 5, (r + k) % 3);
-        text[n++] = '\n';
-    }
-    write_temp(path, sizeof path, "tg_memory_svm", text, n);
-    free(text);
+    char path[64];
+    write_svm_rows(path, sizeof path);
     char data[256];
     snprintf(data, sizeof data,
              "\"format\": \"libsvm\", \"train\": \"%s\", \"test\": \"%s\", \"standardize\": \"scale\", \"stream\": "

@@ -1309,3 +1309,55 @@ Test(stream_libsvm, a_file_changed_under_the_stream_is_refused)
     rmdir(dir);
     free(dir);
 }
+
+/* Two classes and a one-output model (binary cross-entropy, whose positive class may swap the labels as the
+ * stream reads them): one window is still the in-memory run's bits, with labels "no" and "yes" (text, so the
+ * swap is decided on the names). */
+Test(stream_libsvm, a_binary_model_trains_as_in_memory)
+{
+    char *dir = make_temp_dir("tapegrad-stream"), *train = join_path(dir, "binary.svm"),
+         *test = join_path(dir, "t.svm");
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(k ? test : train, "w");
+        cr_assert_not_null(f);
+        for (int r = 0; r < (k ? 40 : ROWS); r++) {
+            int32_t col[4];
+            double val[4];
+            int n = svm_pairs(r, col, val);
+            fprintf(f, "%s", (r * 7 + r / 5) % 2 ? "yes" : "no");
+            for (int j = 0; j < n; j++)
+                fprintf(f, " %d:%g", col[j] + 1, val[j]);
+            fprintf(f, "\n");
+        }
+        cr_assert_eq(fclose(f), 0);
+    }
+    tg_dataset *all = tg_libsvm_load(train, NULL);
+    cr_assert_not_null(all, "%s", tg_last_error());
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"data\": {\"format\": \"libsvm\", \"train\": \"%s\", \"test\": \"%s\", \"stream\": true, "
+             "\"standardize\": \"scale\", \"block_rows\": 32, \"shuffle_window\": 10}, \"model\": {\"layers\": "
+             "[{\"type\": \"linear\", \"out\": 1}]}, \"loss\": {\"type\": \"binary_cross_entropy\"}, \"optimizer\": "
+             "{\"type\": \"sgd\", \"lr\": 0.05, \"lazy\": true}, \"train\": {\"epochs\": 3, \"batch_size\": 16}, "
+             "\"seed\": 4}",
+             train, test);
+    tg_config *cfg = tg_config_parse(json, NULL);
+    cr_assert_not_null(cfg, "%s", tg_last_error());
+    tg_training *streamed = tg_train_config(cfg, NULL, NULL);
+    cr_assert_not_null(streamed, "%s", tg_last_error());
+    tg_training *in_memory = tg_train_on_data(cfg, all, NULL, NULL, NULL);
+    cr_assert_not_null(in_memory, "%s", tg_last_error());
+    expect_same_weights(streamed->model, in_memory->model, "binary");
+    for (int c = 0; c < 2; c++)
+        cr_assert_str_eq(streamed->train->label_names[c], in_memory->train->label_names[c]);
+    tg_training_free(streamed);
+    tg_training_free(in_memory);
+    tg_config_free(cfg);
+    tg_dataset_free(all);
+    unlink(train);
+    unlink(test);
+    free(train);
+    free(test);
+    rmdir(dir);
+    free(dir);
+}

@@ -38,8 +38,9 @@ static void check_shape(int64_t n, int64_t d, int64_t out, bool bias)
             long double s = bias ? b[k] : 0;
             for (int64_t j = 0; j < d; j++)
                 s += (long double)x[i * d + j] * w[k * d + j];
-            cr_assert(fabsl(z[i * out + k] - s) <= 1e-13L * (1 + d), "n %lld d %lld out %lld: z[%lld, %lld] %.17g vs %.17Lg",
-                      (long long)n, (long long)d, (long long)out, (long long)i, (long long)k, z[i * out + k], s);
+            cr_assert(fabsl(z[i * out + k] - s) <= 1e-13L * (1 + d),
+                      "n %lld d %lld out %lld: z[%lld, %lld] %.17g vs %.17Lg", (long long)n, (long long)d,
+                      (long long)out, (long long)i, (long long)k, z[i * out + k], s);
         }
     for (int64_t k = 0; k < out; k++) {
         for (int64_t j = 0; j < d; j++) {

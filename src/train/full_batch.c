@@ -9,6 +9,7 @@
  * size and the thread count only through rounding.
  * The solver sees f = (sum_i w_y(i) loss_i + R(W) / C) / n, scikit-learn's
  * objective divided by C n: the same minimiser, a gradient of order 1. */
+#include "dist/dist.h"
 #include "train/train.h"
 
 #include <math.h>
@@ -32,6 +33,7 @@ typedef struct {
     worker *workers;
     int n_workers;
     int64_t n_blocks, block;
+    int64_t first, end; /* this rank's rows (all of them in one process; tg_dist_share across ranks) */
     tg_tensor *class_weight;
     tg_ce_opts ce;
     double l2; /* the L2 part's weight divided by C n */
@@ -58,13 +60,12 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
 {
     worker *wk = &fb->workers[id];
     tg_model *m = wk->model;
-    int64_t rows = fb->train->rows;
     params_from(m, w);
     for (int i = 0; i < m->n_params; i++)
         tg_zero_grad(m->params[i]);
     wk->loss = 0;
     for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers) {
-        int64_t start = b * fb->block, n = rows - start < fb->block ? rows - start : fb->block;
+        int64_t start = fb->first + b * fb->block, n = fb->end - start < fb->block ? fb->end - start : fb->block;
         batch_tensors bt = tg_batch_buffers_for(&wk->blocks, n);
         tg_gather_rows(fb->source, fb->train, NULL, start, bt.x, bt.y);
         tg_tape_reset(wk->tape);
@@ -115,6 +116,8 @@ static int objective(int64_t n, const double *w, double *f, double *grad, void *
             g += p->numel;
         }
     }
+    if (tg_dist_sum(grad, n, TG_F64) || tg_dist_sum(&sum, 1, TG_F64)) /* across ranks: every rank's rows */
+        return -1;
     for (int64_t k = 0; k < n; k++) {
         grad[k] *= inv_rows;
         if (fb->mask[k]) {
@@ -154,11 +157,12 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
 
 static int open_workers(full_batch *fb, const tg_model *m)
 {
-    int64_t rows = fb->train->rows;
-    fb->block = fb->cfg->lbfgs.block_rows < rows ? fb->cfg->lbfgs.block_rows : rows;
+    tg_dist_share(fb->train->rows, &fb->first, &fb->end);
+    int64_t rows = fb->end - fb->first;
+    fb->block = fb->cfg->lbfgs.block_rows < rows ? fb->cfg->lbfgs.block_rows : rows > 0 ? rows : 1;
     fb->n_blocks = (rows + fb->block - 1) / fb->block;
     int threads = tg_num_threads();
-    fb->n_workers = (int)(fb->n_blocks < threads ? fb->n_blocks : threads);
+    fb->n_workers = (int)(fb->n_blocks < threads ? fb->n_blocks > 0 ? fb->n_blocks : 1 : threads);
     if (!(fb->workers = tg_alloc_zeroed((size_t)fb->n_workers * sizeof *fb->workers)))
         return -1;
     for (int id = 0; id < fb->n_workers; id++) {

@@ -18,11 +18,11 @@ static int64_t slice_rows(int64_t n)
 }
 
 /* The buffers of this rank's slices: of a full batch (part 0) and of the last, shorter one (part 1). */
-static int open_parts(tg_data_parallel *dp, const tg_config *cfg, int64_t rows)
+static int open_parts(tg_data_parallel *dp, const tg_config *cfg, int64_t rows, bool weighted)
 {
     int64_t sizes[2] = { slice_rows(dp->batch), rows % dp->batch ? slice_rows(rows % dp->batch) : 0 };
     binary_targets last = { 0 };
-    bool binary = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY, weighted = dp->class_weight != NULL;
+    bool binary = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY;
     for (int i = 0; i < 2; i++) {
         if (sizes[i] == 0)
             continue;
@@ -69,7 +69,8 @@ tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_mo
     for (int i = 0; i < m->n_params; i++)
         dp->n_sums += m->params[i]->numel;
     dp->n_sums++; /* the loss, last */
-    bool bad = open_parts(dp, cfg, train->rows) || !(dp->sums = tg_alloc((size_t)dp->n_sums * tg_dtype_size(m->dtype)));
+    bool bad = open_parts(dp, cfg, train->rows, class_weight != NULL) ||
+               !(dp->sums = tg_alloc((size_t)dp->n_sums * tg_dtype_size(m->dtype)));
     for (int i = 0; !bad && i < m->n_params; i++) {
         tg_tensor *p = m->params[i];
         if (!p->grad && !(p->grad = tg_tensor_new(p->dtype, p->ndim, p->shape)))

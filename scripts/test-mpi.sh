@@ -5,8 +5,9 @@
 #      cores is fine for a test) gives np 1's weights within the stated bound; -np 1 gives the same
 #      bits as the same binary run without mpirun; rank 0 alone prints (one JSON object on stdout)
 #   2. bit-reproducibility: two runs with -np 2 give the same bits
-#   3. faults: a rank that cannot load its data, and a rank killed mid-run, stop every rank within
-#      seconds with a message naming the rank; the last training checkpoint on disk still loads
+#   3. faults: a rank that cannot load its data, runs out of memory or is killed mid-run stops every
+#      rank within seconds with a message naming the rank; the last training checkpoint on disk still
+#      loads, and a run stopped by SIGTERM resumes with -np 2 to the bits of an uninterrupted run
 # usage: scripts/test-mpi.sh [BUILD_DIR]   (default build-mpi)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -137,6 +138,24 @@ else
   else
     bad "a killed rank: the checkpoint does not load: $(cat "$tmp/eval.out")"
   fi
+fi
+
+# SIGTERM to mpirun mid-run ends the job; --resume of the last checkpoint with -np 2 then gives the bits
+# of an uninterrupted -np 2 run.
+$py tests/mpi/config.py examples/digits.json "$tmp/resume.json" train.epochs=60
+"${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --out "$tmp/whole.safetensors" >/dev/null
+"${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --checkpoint-every 1 --out "$tmp/part.safetensors" \
+  >/dev/null 2>&1 &
+job=$!
+for _ in $(seq 100); do [ -e "$tmp/part.safetensors" ] && break; sleep 0.05; done
+kill -TERM $job
+wait $job || true
+if "${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --resume "$tmp/part.safetensors" \
+  --out "$tmp/resumed.safetensors" >/dev/null 2>"$tmp/resume.err" &&
+  cmp -s "$tmp/whole.safetensors" "$tmp/resumed.safetensors"; then
+  echo "SIGTERM mid-run, then --resume with -np 2: the bits of an uninterrupted -np 2 run"
+else
+  bad "--resume with -np 2 after SIGTERM: $(cat "$tmp/resume.err") (or the weights differ)"
 fi
 
 [ $failed -eq 0 ] && echo "test-mpi: all passed"

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tapegrad.h"
+
 #ifndef TAPEGRAD_SOURCE_DIR
 #define TAPEGRAD_SOURCE_DIR ".."
 #endif
@@ -1049,4 +1051,44 @@ Test(cli, a_nan_loss_on_unscaled_inputs_blames_the_scale_too)
     cr_assert_eq(run("train '%s' --quiet --out m.safetensors", config), 1, "%s", err_text);
     expect_one_error_line("loss became", "the inputs are not standardized and reach |x| = 16");
     cr_assert(strstr(err_text, "lower optimizer.lr"), "%s", err_text);
+}
+
+/* ---- the full-batch solver (issue 14) ---- */
+
+Test(cli, an_lbfgs_run_says_why_it_stopped_and_saves_the_optimum)
+{
+    char config[1024];
+    snprintf(config, sizeof config,
+             "{\"data\": {\"train\": \"%s\", \"standardize\": true}, \"model\": {\"layers\": [{\"type\": \"linear\", "
+             "\"out\": 3}]}, \"loss\": {\"penalty\": \"l2\", \"C\": 1}, \"optimizer\": {\"type\": \"lbfgs\"}, "
+             "\"seed\": 1}",
+             IRIS_CSV);
+    write_text(in_dir("lbfgs.json"), config, strlen(config));
+    cr_assert_eq(run("train lbfgs.json --out m.safetensors"), 0, "%s", err_text);
+    cr_assert(strstr(out_text, "lbfgs: converged"), "%s", out_text);
+    cr_assert(file_exists(in_dir("m.safetensors")));
+}
+
+/* Features near float32's limit make the first step's objective overflow:
+ * the line search fails, the command says so, keeps the starting weights
+ * (the last good ones) on disk and exits 1. */
+Test(cli, a_failed_line_search_exits_1_and_keeps_the_last_good_weights)
+{
+    const char *data = "a,b,label\n3e38,2,0\n-3e38,1,1\n3.3e38,-2,0\n-2e38,5,1\n2e38,3,1\n1,1,0\n";
+    write_text(in_dir("huge.csv"), data, strlen(data));
+    const char *config = "{\"data\": {\"train\": \"huge.csv\", \"validation_split\": 0, \"test_split\": 0.2, "
+                         "\"standardize\": false}, \"model\": {\"dtype\": \"float64\", \"layers\": [{\"type\": "
+                         "\"linear\", \"out\": 2}]}, \"loss\": {\"penalty\": \"l2\", \"C\": 1}, \"optimizer\": "
+                         "{\"type\": \"lbfgs\"}}";
+    write_text(in_dir("huge.json"), config, strlen(config));
+    cr_assert_eq(run("train huge.json --quiet --out m.safetensors"), 1, "%s", err_text);
+    cr_assert(strstr(err_text, "error: lbfgs: line search failed"), "%s", err_text);
+    cr_assert(strstr(err_text, "the weights are the last good ones"), "%s", err_text);
+    cr_assert(strstr(err_text, "saved the last good weights to m.safetensors"), "%s", err_text);
+    tg_model *m = tg_model_load(in_dir("m.safetensors"));
+    cr_assert_not_null(m, "%s", tg_last_error());
+    const tg_tensor *w = tg_model_param(m, 0);
+    for (int64_t k = 0; k < tg_numel(w); k++)
+        cr_assert(isfinite(tg_get(w, k)), "weight %lld is not finite", (long long)k);
+    tg_model_free(m);
 }

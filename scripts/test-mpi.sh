@@ -5,9 +5,10 @@
 #      cores is fine for a test) gives np 1's weights within the stated bound; -np 1 gives the same
 #      bits as the same binary run without mpirun; rank 0 alone prints (one JSON object on stdout)
 #   2. bit-reproducibility: two runs with -np 2 give the same bits
-#   3. faults: a rank that cannot load its data, runs out of memory or is killed mid-run stops every
-#      rank within seconds with a message naming the rank; the last training checkpoint on disk still
-#      loads, and a run stopped by SIGTERM resumes with -np 2 to the bits of an uninterrupted run
+#   3. faults: a rank that cannot load its data, was given another config, runs out of memory or is
+#      killed mid-run stops every rank within seconds with a message naming the rank; the last
+#      training checkpoint on disk still loads, and a run stopped by SIGTERM resumes with -np 2 to
+#      the bits of an uninterrupted run
 # usage: scripts/test-mpi.sh [BUILD_DIR]   (default build-mpi)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,6 +92,17 @@ else
 fi
 [ -e "$tmp/fault.safetensors" ] && bad "a failed run saved a model"
 
+# Rank 1 is given another config (another seed): it says so and ends the job instead of training apart.
+$py tests/mpi/config.py examples/digits.json "$tmp/other.json" train.epochs=1 seed=7
+rc=0
+timeout 60 "${mpi[@]}" -np 1 "$cli" train "$tmp/digits_sgd.json" --quiet --out "$tmp/fault.safetensors" : \
+  -np 1 "$cli" train "$tmp/other.json" --quiet --out "$tmp/fault.safetensors" >"$tmp/other.out" 2>&1 || rc=$?
+if [ $rc -eq 0 ] || [ $rc -eq 124 ] || ! grep -q "rank 1 of 2.*another config than rank 0" "$tmp/other.out"; then
+  bad "a rank with another config: exit status $rc, without the message: $(cat "$tmp/other.out")"
+else
+  echo "a rank with another config: stopped (exit $rc): $(grep -m1 'rank 1 of 2' "$tmp/other.out")"
+fi
+
 # Rank 1 runs out of memory (ulimit -v) loading Fashion-MNIST, which rank 0 loads and waits on.
 fashion=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 if [ -e $fashion ]; then
@@ -142,7 +154,7 @@ fi
 
 # SIGTERM to mpirun mid-run ends the job; --resume of the last checkpoint with -np 2 then gives the bits
 # of an uninterrupted -np 2 run.
-$py tests/mpi/config.py examples/digits.json "$tmp/resume.json" train.epochs=60
+$py tests/mpi/config.py examples/digits.json "$tmp/resume.json" train.epochs=300
 "${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --out "$tmp/whole.safetensors" >/dev/null
 "${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --checkpoint-every 1 --out "$tmp/part.safetensors" \
   >/dev/null 2>&1 &

@@ -16,6 +16,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef TAPEGRAD_MPI
 #include <mpi.h>
@@ -57,6 +58,23 @@ static int mpi_failed(const char *call, int code)
     return -1;
 }
 
+/* Waits for req: a busy test for the first 100 µs (a step of a small model waits a few µs), then a test
+ * every 50 µs with the core given up in between, so a rank that waits long for a slower one does not
+ * burn its core: on a shared machine the scheduler then gives the computing ranks more. */
+static int wait_for(MPI_Request *req, const char *call)
+{
+    double started = MPI_Wtime();
+    for (;;) {
+        int done = 0, code = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (code != MPI_SUCCESS)
+            return mpi_failed(call, code);
+        if (done)
+            return 0;
+        if (MPI_Wtime() - started > 1e-4)
+            nanosleep(&(struct timespec){ .tv_nsec = 50000 }, NULL);
+    }
+}
+
 int tg_dist_init(void)
 {
     if (dist_started || !launched_by_mpirun())
@@ -96,8 +114,9 @@ int tg_dist_broadcast(void *buf, size_t bytes, int root)
         return 0;
     if (bytes > INT32_MAX)
         return tg_error("dist: a broadcast of %zu bytes, more than one MPI call sends", bytes), -1;
-    int code = MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD);
-    return code == MPI_SUCCESS ? 0 : mpi_failed("MPI_Bcast", code);
+    MPI_Request req;
+    int code = MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD, &req);
+    return code == MPI_SUCCESS ? wait_for(&req, "MPI_Ibcast") : mpi_failed("MPI_Ibcast", code);
 }
 
 /* Room for 2 N slices of `slice` elements (the padded send buffer, then what the owner receives). */
@@ -144,17 +163,22 @@ int tg_dist_sum(void *buf, int64_t n, tg_dtype dtype)
     memset(send + (size_t)n * size, 0, padded - (size_t)n * size);
     int bytes = (int)((size_t)slice * size);
     /* slice r of every rank to rank r: rank r's received holds N copies of its slice, in rank order */
-    int code = MPI_Alltoall(send, bytes, MPI_BYTE, received, bytes, MPI_BYTE, MPI_COMM_WORLD);
+    MPI_Request req;
+    int code = MPI_Ialltoall(send, bytes, MPI_BYTE, received, bytes, MPI_BYTE, MPI_COMM_WORLD, &req);
     if (code != MPI_SUCCESS)
-        return mpi_failed("MPI_Alltoall", code);
+        return mpi_failed("MPI_Ialltoall", code);
+    if (wait_for(&req, "MPI_Ialltoall"))
+        return -1;
     char *mine = send + (size_t)dist_rank * (size_t)bytes;
     if (dtype == TG_F32)
         ADD_IN_RANK_ORDER(float, double, received, mine, slice, dist_size);
     else
         ADD_IN_RANK_ORDER(double, double, received, mine, slice, dist_size);
-    code = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, send, bytes, MPI_BYTE, MPI_COMM_WORLD);
+    code = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, send, bytes, MPI_BYTE, MPI_COMM_WORLD, &req);
     if (code != MPI_SUCCESS)
-        return mpi_failed("MPI_Allgather", code);
+        return mpi_failed("MPI_Iallgather", code);
+    if (wait_for(&req, "MPI_Iallgather"))
+        return -1;
     memcpy(buf, send, (size_t)n * size);
     return 0;
 }

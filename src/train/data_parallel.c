@@ -45,12 +45,50 @@ static int open_parts(tg_data_parallel *dp, const tg_config *cfg, int64_t rows, 
     return 0;
 }
 
+/* FNV-1a of a string (NULL: of nothing). */
+static uint64_t text_hash(const char *text)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *c = (const unsigned char *)text; c && *c; c++)
+        h = (h ^ *c) * 0x100000001b3u;
+    return h;
+}
+
+int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train)
+{
+    if (!tg_dist_parallel())
+        return 0;
+    uint64_t mine[4] = { text_hash(cfg->json), (uint64_t)train->rows, (uint64_t)train->features,
+                         (uint64_t)train->classes },
+             lead[4];
+    memcpy(lead, mine, sizeof lead);
+    if (tg_dist_broadcast(lead, sizeof lead, 0))
+        return -1;
+    if (mine[0] != lead[0]) {
+        tg_error("train: rank %d was given another config than rank 0: every rank must train the same one",
+                 tg_dist_rank());
+        return -1;
+    }
+    if (memcmp(mine, lead, sizeof mine) != 0) {
+        tg_error("train: rank %d loaded %llu training rows of %llu features and %llu classes, rank 0 %llu, %llu and "
+                 "%llu: every rank must read the same data",
+                 tg_dist_rank(), (unsigned long long)mine[1], (unsigned long long)mine[2], (unsigned long long)mine[3],
+                 (unsigned long long)lead[1], (unsigned long long)lead[2], (unsigned long long)lead[3]);
+        return -1;
+    }
+    return 0;
+}
+
 tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_model *m, int64_t batch,
                             const tg_tensor *class_weight, bool *failed)
 {
     *failed = false;
     if (!tg_dist_parallel())
         return NULL;
+    if (tg_dp_check_same_run(cfg, train)) {
+        *failed = true;
+        return NULL;
+    }
     if (cfg->optimizer.lazy) {
         *failed = true;
         return tg_error("train: optimizer.lazy (updates of the touched columns only) does not run across ranks "

@@ -22,6 +22,9 @@ typedef struct {
     double share; /* this step's part of the global mean: its rows' denominator over the batch's */
 } tg_data_parallel;
 
+/* Across ranks: 0 when this rank trains the config rank 0 trains (the same text) on as many rows, features
+ * and classes; else -1 with an error naming this rank, which then ends the job. 0 in one process. */
+int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train);
 /* NULL with no error when the run is one process; else the parts for batches of `batch` rows of train
  * (which every rank holds whole). Allocates the parameters' gradients, so a rank whose slice of a batch is
  * empty still has them to receive the sum into. */

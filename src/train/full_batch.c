@@ -9,7 +9,7 @@
  * size and the thread count only through rounding.
  * The solver sees f = (sum_i w_y(i) loss_i + R(W) / C) / n, scikit-learn's
  * objective divided by C n: the same minimiser, a gradient of order 1. */
-#include "dist/dist.h"
+#include "train/data_parallel.h"
 #include "train/train.h"
 
 #include <math.h>
@@ -185,7 +185,8 @@ static int open_full_batch(full_batch *fb, tg_model *m)
 {
     const tg_config *cfg = fb->cfg;
     int max_iter = cfg->lbfgs.opts.max_iter > 0 ? cfg->lbfgs.opts.max_iter : 1;
-    if (tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) || open_workers(fb, m))
+    if (tg_dp_check_same_run(cfg, fb->train) || tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) ||
+        open_workers(fb, m))
         return -1;
     for (int i = 0; i < m->n_params; i++)
         fb->n += m->params[i]->numel;

@@ -733,6 +733,17 @@ def solver_section(quick):
     return done.stdout.strip()
 
 
+def sparse_section(quick):
+    """Issue 12's rows: the Debian text corpus and 1M lazy features (bench/sparse_text.py, its own tables)."""
+    log("sparse data: bench/sparse_text.py")
+    cmd = [PY, os.path.join(ROOT, "bench", "sparse_text.py"), "--cli", CLI, "--bench-bin", BIN] + \
+        (["--quick"] if quick else [])
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # its progress goes to our stderr
+    if done.returncode != 0:
+        return f"bench/sparse_text.py failed (exit {done.returncode}); its messages are above on stderr"
+    return done.stdout.strip()
+
+
 def mpi_section(quick):
     """Issue 12's rows: mpirun -np 1 against -np 2 (bench/mpi.py; a note when there is no MPI build)."""
     log("training across processes: bench/mpi.py")
@@ -763,6 +774,7 @@ def main():
     bench.steps()
     bench.memory()
     solver = solver_section(args.quick)
+    sparse = sparse_section(args.quick)
     mpi = mpi_section(args.quick)
     took = time.perf_counter() - started
     report = "\n\n".join([
@@ -777,6 +789,7 @@ def main():
         bench.table.markdown(),
         "## Targets of issue 5, as measured in this run\n\n" + targets(bench),
         "## Logistic regression to the optimum (issue 14, bench/solver.py)\n\n" + solver,
+        "## Sparse data (issue 12, bench/sparse_text.py)\n\n" + sparse,
         "## Training across processes with MPI (issue 12, bench/mpi.py)\n\n" + mpi,
     ])
     print(report)

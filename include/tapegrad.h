@@ -713,6 +713,9 @@ TG_API const char *tg_lbfgs_status_text(tg_lbfgs_status status);
 
 /* ---- Model configs (src/io/config.c; docs/config.md) ---- */
 
+/* data.standardize "scale": features divided by their deviation, not centred. */
+#define TG_STANDARDIZE_SCALE 2
+
 typedef enum { TG_SCHEDULE_CONSTANT, TG_SCHEDULE_STEP, TG_SCHEDULE_COSINE } tg_schedule_type;
 /* loss.type: softmax cross-entropy over one output per class, or binary cross-entropy with logits over one
  * output (a last linear layer with "out": 1) for two classes. */
@@ -722,7 +725,7 @@ typedef struct {
     char *path; /* the config file, and the folder relative paths are resolved against */
     char *json; /* the config's text, as read */
     struct {
-        char *format; /* "csv" (default) or "idx" */
+        char *format; /* "csv" (default), "idx" or "libsvm" */
         char *train, *test; /* resolved paths; test NULL when test_split is used */
         char *train_labels, *test_labels; /* idx only */
         double test_split; /* fraction of train held out as the test set (when no test file) */
@@ -732,9 +735,18 @@ typedef struct {
         char *label_name; /* or NULL */
         int64_t *columns; /* or NULL: all but the label */
         int64_t n_columns;
-        int standardize; /* default 1 for csv, 0 for idx */
+        int standardize; /* 1: centre and scale (default for csv); 0: off (default for idx and libsvm);
+                            TG_STANDARDIZE_SCALE: divide by the deviation only (the only scaling libsvm takes) */
         double scale; /* idx pixel scale, default 1/255 */
         uint64_t shuffle_seed; /* default: the top-level seed */
+        int64_t features; /* libsvm: the feature count (0: the largest index of the training file) */
+        int skip_unseen_features; /* libsvm, data.unseen_features "ignore": a pair above the count is dropped */
+        /* Data larger than memory (docs/data.md): 1 reads the training file in blocks of block_rows rows
+         * each epoch, shuffling rows within windows of shuffle_window blocks; the test set is data.test
+         * (required) and no rows are held out. csv only; default 0. */
+        int stream;
+        int64_t block_rows; /* default TG_STREAM_BLOCK_ROWS */
+        int64_t shuffle_window; /* blocks; default TG_STREAM_SHUFFLE_WINDOW */
     } data;
     struct {
         tg_dtype dtype; /* default float32 */
@@ -777,6 +789,9 @@ typedef struct {
     } train;
     uint64_t seed;
 } tg_config;
+
+#define TG_STREAM_BLOCK_ROWS 16384
+#define TG_STREAM_SHUFFLE_WINDOW 4
 
 /* Reads and validates a config; NULL with tg_last_error naming the JSON path
  * (e.g. "optimizer.lr") and what was expected. Caller owns the result. */
@@ -845,7 +860,9 @@ TG_API int tg_predict(const tg_model *model, const tg_dataset *ds, double *probs
 
 typedef struct {
     tg_model *model;
-    tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them */
+    tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them. With
+                                              data.stream, train describes the file (rows, features, classes,
+                                              names) with x and y NULL, and validation is empty */
     int epochs_run;
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */
@@ -900,16 +917,18 @@ TG_API int tg_stratified_folds(const tg_dataset *ds, int k, tg_rng *rng, int *fo
 
 /* ---- Interrupting and resuming training (src/train/train_state.c; docs/checkpoint.md) ---- */
 
-/* A run stopped by its progress callback (at a step boundary, mid-epoch or at an epoch's end) can be
- * saved with tg_training_save and continued with opts.resume: the resumed run's weights, curves and
- * files are bit-identical to those of a run that was never stopped (same config, same thread count). */
+/* A run stopped by its progress callback (at a step boundary, mid-epoch or at an epoch's end; under
+ * optimizer lbfgs, after a solver iteration) can be saved with tg_training_save and continued with
+ * opts.resume: the resumed run's weights, curves and files (and an lbfgs run's solver report) are
+ * bit-identical to those of a run that was never stopped (same config, same thread count). */
 typedef struct {
     tg_progress_fn progress; /* as for tg_train_config; non-zero stops at that step boundary */
     void *ctx;
     const char *resume; /* a training checkpoint to continue, or NULL to start afresh. The config must
                            match the one it was made with (model, optimizer, schedule, data, seeds): a
                            difference is refused, naming it */
-    int checkpoint_every; /* > 0: at the end of every this many epochs (not after the last), ... */
+    int checkpoint_every; /* > 0: at the end of every this many epochs (not after the last; under lbfgs,
+                             after every this many solver iterations, not at max_iter), ... */
     const char *checkpoint_path; /* ... save a training checkpoint here, ... */
     int (*checkpoint)(const tg_training *t, void *ctx); /* ... or call this (with ctx) instead, e.g. to
                            save with signals held; non-zero fails training (set tg_last_error) */
@@ -918,8 +937,9 @@ typedef struct {
 TG_API tg_training *tg_train_config_opts(const tg_config *cfg, const tg_train_opts *opts);
 /* Saves a training checkpoint: the model file tg_model_save writes (the weights tg_train_config would
  * return now: the best so far under early stopping), plus the optimizer state, row order, random
- * state, position, early-stopping state, last weights and curves as extra "training.*" tensors and a
- * "training" metadata entry (docs/checkpoint.md). tg_model_load, tapegrad eval / predict and PyTorch's
+ * state, position, early-stopping state, last weights and curves (under lbfgs: the solver's point,
+ * gradient, objective and history pairs) as extra "training.*" tensors and a "training" metadata
+ * entry (docs/checkpoint.md). tg_model_load, tapegrad eval / predict and PyTorch's
  * load_state_dict(strict=False) read it as a plain model. Same atomic write and path rules as
  * tg_model_save. t must come from tg_train_config(_opts). 0 on success. */
 TG_API int tg_training_save(const tg_training *t, const char *path);

@@ -523,26 +523,21 @@ Test(alloc_walk, every_io_call_of_a_save)
 
 /* ---- a training checkpoint: its save and its resume ---- */
 
+/* Mid-epoch 2, or after lbfgs's iteration 2. */
 static int stop_in_epoch_2(const tg_progress *p, void *ctx)
 {
     (void)ctx;
-    return p->epoch == 2 && p->step == 2;
+    return p->epoch == 2 && (p->full_batch || p->step == 2);
 }
 
 /* Each allocation of tg_training_save, then of a resume, failed in turn (mode A): every run ends in an
  * error with a message (or succeeds), gives back every block, and a failed save leaves the last
  * checkpoint byte-identical with no temporary file beside it. */
-Test(alloc_walk, every_allocation_of_a_training_save_and_resume)
+static void walk_save_and_resume(const char *config)
 {
     tg_set_allocator(walk_malloc, walk_realloc, walk_free);
     char *dir = make_temp_dir("tapegrad-walk"), *path = join_path(dir, "run.safetensors");
-    tg_config *cfg = config_from_text("{'data': {'train': '%s', 'test_split': 0.2, 'validation_split': 0.2},"
-                                      " 'model': {'layers': [{'type': 'linear', 'out': 4}, {'type': 'tanh'},"
-                                      "                      {'type': 'linear', 'out': 3}]},"
-                                      " 'optimizer': {'type': 'adam', 'lr': 0.01},"
-                                      " 'train': {'epochs': 3, 'batch_size': 32, 'early_stopping': {'patience': 2}},"
-                                      " 'seed': 3}",
-                                      TAPEGRAD_SOURCE_DIR "/data/iris.csv");
+    tg_config *cfg = config_from_text(config, TAPEGRAD_SOURCE_DIR "/data/iris.csv");
     tg_training *part = tg_train_config_opts(cfg, &(tg_train_opts){ .progress = stop_in_epoch_2 });
     cr_assert_not_null(part, "%s", tg_last_error());
     long baseline = hooks.live; /* part and cfg */
@@ -593,4 +588,21 @@ Test(alloc_walk, every_allocation_of_a_training_save_and_resume)
     tg_set_allocator(NULL, NULL, NULL);
     free(path);
     remove_dir(dir);
+}
+
+Test(alloc_walk, every_allocation_of_a_training_save_and_resume)
+{
+    walk_save_and_resume("{'data': {'train': '%s', 'test_split': 0.2, 'validation_split': 0.2},"
+                         " 'model': {'layers': [{'type': 'linear', 'out': 4}, {'type': 'tanh'},"
+                         "                      {'type': 'linear', 'out': 3}]},"
+                         " 'optimizer': {'type': 'adam', 'lr': 0.01},"
+                         " 'train': {'epochs': 3, 'batch_size': 32, 'early_stopping': {'patience': 2}},"
+                         " 'seed': 3}");
+}
+
+Test(alloc_walk, every_allocation_of_an_lbfgs_training_save_and_resume)
+{
+    walk_save_and_resume("{'data': {'train': '%s', 'test_split': 0.2, 'validation_split': 0.2},"
+                         " 'model': {'layers': [{'type': 'linear', 'out': 3}]}, 'loss': {'penalty': 'l1'},"
+                         " 'optimizer': {'type': 'lbfgs', 'max_iter': 5, 'history_size': 3}, 'seed': 3}");
 }

@@ -721,22 +721,32 @@ Test(cli, options_a_command_does_not_take_are_refused)
 
 /* ---- interruption and resume ---- */
 
+/* Writes text (n bytes from snprintf, checked) to name in the folder; returns its path. */
+static const char *config_file(const char *name, const char *text, int n, size_t size)
+{
+    cr_assert(n > 0 && (size_t)n < size);
+    write_text(in_dir(name), text, (size_t)n);
+    static char path[256]; /* in_dir's buffers are reused */
+    snprintf(path, sizeof path, "%s", in_dir(name));
+    return path;
+}
+
+/* The config `format` (DIGITS_CSV for its %s) in name. */
+static const char *digits_run_config(const char *name, const char *format)
+{
+    char text[1024];
+    return config_file(name, text, snprintf(text, sizeof text, format, DIGITS_CSV), sizeof text);
+}
+
 /* Logistic regression on digits for 600 epochs (about a second): long enough to interrupt. */
 static const char *long_run_config(void)
 {
-    char text[1024];
-    int n =
-        snprintf(text, sizeof text,
-                 "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"validation_split\": 0.1},"
-                 " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 10}]},"
-                 " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9},"
-                 " \"train\": {\"epochs\": 600, \"batch_size\": 16}, \"seed\": 2}",
-                 DIGITS_CSV);
-    cr_assert(n > 0 && (size_t)n < sizeof text);
-    write_text(in_dir("long.json"), text, (size_t)n);
-    static char path[256]; /* in_dir's buffers are reused */
-    snprintf(path, sizeof path, "%s", in_dir("long.json"));
-    return path;
+    return digits_run_config(
+        "long.json",
+        "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"validation_split\": 0.1},"
+        " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 10}]},"
+        " \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9},"
+        " \"train\": {\"epochs\": 600, \"batch_size\": 16}, \"seed\": 2}");
 }
 
 static void pause_ms(long ms)
@@ -816,14 +826,16 @@ static void expect_same_bytes(const char *a, const char *b)
     free(tb);
 }
 
-Test(cli, sigint_saves_a_training_checkpoint_and_the_resumed_run_is_bit_identical)
+/* SIGINT once training has printed `needle`: one line on stderr saying where (`where`) and what was
+ * saved; the checkpoint loads as a model, and resumed over the same file it ends as the run never
+ * interrupted, byte for byte. */
+static void expect_sigint_then_resume_exact(const char *config, const char *needle, const char *where)
 {
-    const char *config = long_run_config();
-    pid_t pid = start_training(config, "run.safetensors", NULL, "epoch  20/");
+    pid_t pid = start_training(config, "run.safetensors", NULL, needle);
     cr_assert_eq(kill(pid, SIGINT), 0);
     cr_assert_eq(finish(pid), 130, "stderr: %s", err_text);
     cr_assert_eq(count(err_text, "\n"), 1, "not one line:\n%s", err_text);
-    cr_assert(strstr(err_text, "interrupted by SIGINT") && strstr(err_text, "epoch") &&
+    cr_assert(strstr(err_text, "interrupted by SIGINT") && strstr(err_text, where) &&
                   strstr(err_text, "saved a training checkpoint to run.safetensors") && strstr(err_text, "--resume"),
               "%s", err_text);
     expect_no_temporary_files();
@@ -835,6 +847,11 @@ Test(cli, sigint_saves_a_training_checkpoint_and_the_resumed_run_is_bit_identica
     cr_assert_eq(run("train '%s' --out whole.safetensors --threads 1 --quiet", config), 0, "%s", err_text);
     expect_same_bytes(in_dir("run.safetensors"), in_dir("whole.safetensors"));
     expect_no_temporary_files();
+}
+
+Test(cli, sigint_saves_a_training_checkpoint_and_the_resumed_run_is_bit_identical)
+{
+    expect_sigint_then_resume_exact(long_run_config(), "epoch  20/", "epoch");
 }
 
 Test(cli, sigterm_exits_143_with_a_checkpoint_and_json_says_where)
@@ -921,6 +938,45 @@ Test(cli, a_resume_with_another_config_names_the_difference)
     expect_one_error_line("--resume missing.safetensors", "No such file");
 }
 
+/* An MLP on digits under full-batch L-BFGS for 600 iterations (about 1 s; it ends at max_iter). */
+static const char *lbfgs_run_config(void)
+{
+    return digits_run_config(
+        "lbfgs.json",
+        "{\"data\": {\"train\": \"%s\", \"label\": \"digit\", \"test_split\": 0.2, \"standardize\": true},"
+        " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 32}, {\"type\": \"tanh\"},"
+        " {\"type\": \"linear\", \"out\": 10}]}, \"loss\": {\"penalty\": \"l2\", \"C\": 100},"
+        " \"optimizer\": {\"type\": \"lbfgs\", \"max_iter\": 600, \"tolerance_grad\": 0}, \"seed\": 2}");
+}
+
+Test(cli, sigint_stops_lbfgs_at_an_iteration_and_the_resumed_run_is_bit_identical)
+{
+    const char *config = lbfgs_run_config();
+    expect_sigint_then_resume_exact(config, "iteration  200/", "interrupted by SIGINT after lbfgs iteration");
+    /* the finished run's file is a plain model: nothing to resume */
+    cr_assert_eq(run("train '%s' --resume whole.safetensors --out again.safetensors --threads 1", config), 1);
+    expect_one_error_line("whole.safetensors", "not a training checkpoint");
+}
+
+Test(cli, lbfgs_checkpoint_every_counts_iterations_survives_sigkill_and_resumes_bit_identical)
+{
+    const char *config = lbfgs_run_config();
+    /* the checkpoint is written before the progress line, so iteration 150's is on disk */
+    pid_t pid = start_training(config, "run.safetensors", "--checkpoint-every=50", "iteration  150/");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert(file_exists(in_dir("run.safetensors")));
+    cr_assert_eq(run("train '%s' --resume run.safetensors --out resumed.safetensors --threads 1", config), 0, "%s",
+                 err_text);
+    /* the first line of the resumed run: 10 iterations after a checkpoint's (a multiple of 50, from 150) */
+    const char *line = strstr(out_text, "iteration");
+    int first = 0;
+    cr_assert(line && sscanf(line, "iteration %d/", &first) == 1, "%.400s", out_text);
+    cr_assert(first >= 160 && (first - 10) % 50 == 0, "the resumed run starts at iteration %d", first);
+    cr_assert_eq(run("train '%s' --out whole.safetensors --threads 1 --quiet", config), 0, "%s", err_text);
+    expect_same_bytes(in_dir("resumed.safetensors"), in_dir("whole.safetensors"));
+}
+
 /* ---- outputs: regular files or new paths; symbolic links followed ---- */
 
 Test(cli, devices_fifos_and_folders_are_refused_as_outputs_before_training)
@@ -1004,11 +1060,7 @@ static const char *digits_config(const char *name, const char *model, const char
                      " \"model\": {\"layers\": %s}, \"optimizer\": %s, \"train\": {\"epochs\": 10, \"batch_size\": 32},"
                      " \"seed\": 1}",
                      DIGITS_CSV, standardize ? "true" : "false", model, optimizer);
-    cr_assert(n > 0 && (size_t)n < sizeof text);
-    write_text(in_dir(name), text, (size_t)n);
-    static char path[256];
-    snprintf(path, sizeof path, "%s", in_dir(name));
-    return path;
+    return config_file(name, text, n, sizeof text);
 }
 
 Test(cli, a_run_whose_loss_explodes_warns_with_a_hint)
@@ -1051,6 +1103,96 @@ Test(cli, a_nan_loss_on_unscaled_inputs_blames_the_scale_too)
     cr_assert_eq(run("train '%s' --quiet --out m.safetensors", config), 1, "%s", err_text);
     expect_one_error_line("loss became", "the inputs are not standardized and reach |x| = 16");
     cr_assert(strstr(err_text, "lower optimizer.lr"), "%s", err_text);
+}
+
+/* The same 60 rows as a libsvm file (zeros left out) and as a CSV file: a config on each trains the same
+ * model (float64, same seed, same rows), so the test scores agree; eval and predict read the libsvm file. */
+static void write_sparse_and_dense(void)
+{
+    char svm[4096], csv[4096];
+    size_t ns = 0, nc = 0;
+    for (int r = 0; r < 60; r++) {
+        int cents[5], sum = 0;
+        for (int f = 0; f < 5; f++) {
+            cents[f] = (r * 7 + f * 13) % 5 < 2 ? 0 : (r * 37 + f * 11) % 41 - 20;
+            sum += (f % 2 ? -1 : 1) * cents[f];
+        }
+        int label = sum > 0;
+        ns += (size_t)snprintf(svm + ns, sizeof svm - ns, "%s", label ? "spam" : "ham");
+        for (int f = 0; f < 5; f++) {
+            nc += (size_t)snprintf(csv + nc, sizeof csv - nc, "%d,", cents[f]);
+            if (cents[f] || (r == 0 && f == 4)) /* row 0 names the last feature, so both files have 5 */
+                ns += (size_t)snprintf(svm + ns, sizeof svm - ns, " %d:%d", f + 1, cents[f]);
+        }
+        nc += (size_t)snprintf(csv + nc, sizeof csv - nc, "%s\n", label ? "spam" : "ham");
+        ns += (size_t)snprintf(svm + ns, sizeof svm - ns, "\n");
+    }
+    cr_assert(ns < sizeof svm && nc < sizeof csv);
+    write_text(in_dir("d.svm"), svm, ns);
+    write_text(in_dir("d.csv"), csv, nc);
+    const char *rest = "\"model\": {\"dtype\": \"float64\", \"layers\": [{\"type\": \"linear\", \"out\": 2}]}, "
+                       "\"optimizer\": {\"type\": \"adam\", \"lr\": 0.05, \"lazy\": %s}, \"train\": {\"epochs\": 5, "
+                       "\"batch_size\": 8}, \"seed\": 3}";
+    char text[1024], rest_text[512];
+    snprintf(rest_text, sizeof rest_text, rest, "false");
+    snprintf(text, sizeof text,
+             "{\"data\": {\"format\": \"libsvm\", \"train\": \"d.svm\", \"standardize\": \"scale\"}, %s", rest_text);
+    write_text(in_dir("sparse.json"), text, strlen(text));
+    snprintf(
+        text, sizeof text,
+        "{\"data\": {\"format\": \"csv\", \"train\": \"d.csv\", \"header\": false, \"standardize\": \"scale\"}, %s",
+        rest_text);
+    write_text(in_dir("dense.json"), text, strlen(text));
+}
+
+static double test_number(const char *key)
+{
+    cJSON *root = cJSON_Parse(out_text);
+    cr_assert_not_null(root, "stdout is not JSON: %s", out_text);
+    const cJSON *item = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "test"), key);
+    cr_assert(cJSON_IsNumber(item), "no test.%s", key);
+    double v = item->valuedouble;
+    cJSON_Delete(root);
+    return v;
+}
+
+Test(cli, a_libsvm_config_trains_evaluates_and_predicts_as_its_csv_twin)
+{
+    write_sparse_and_dense();
+    int rc = run("train sparse.json --out s.safetensors --json --quiet");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    double sparse_loss = test_number("loss"), sparse_accuracy = test_number("accuracy");
+    rc = run("train dense.json --out d.safetensors --json --quiet");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cr_expect_eq(test_number("accuracy"), sparse_accuracy);
+    cr_expect(fabs(test_number("loss") - sparse_loss) < 1e-9, "test loss %.17g vs %.17g", test_number("loss"),
+              sparse_loss);
+    cr_expect_gt(sparse_accuracy, 0.7);
+
+    rc = run("eval s.safetensors d.svm --json");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cJSON *root = cJSON_Parse(out_text);
+    cr_assert_not_null(root);
+    cr_expect_eq(cJSON_GetObjectItem(root, "rows")->valuedouble, 60.0);
+    cJSON_Delete(root);
+    rc = run("eval s.safetensors sparse.json --json");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    root = cJSON_Parse(out_text);
+    cr_expect_eq(cJSON_GetObjectItem(root, "accuracy")->valuedouble, sparse_accuracy, "the config's test split again");
+    cJSON_Delete(root);
+    rc = run("predict s.safetensors d.svm");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cr_expect_eq(count(out_text, "\n"), 61, "a header and 60 rows: %s", out_text);
+    cr_expect(strstr(out_text, "spam,") || strstr(out_text, "ham,"), "%s", out_text);
+
+    const char *wide = "ham 1:1\nspam 2:1 9:1\n";
+    write_text(in_dir("wide.svm"), wide, strlen(wide));
+    cr_assert_eq(run("eval s.safetensors wide.svm"), 1);
+    expect_one_error_line("wide.svm:2:10", "index 9 is above the feature count 5");
+    const char *centred = "{\"data\": {\"format\": \"libsvm\", \"train\": \"d.svm\", \"standardize\": true}}";
+    write_text(in_dir("centred.json"), centred, strlen(centred));
+    cr_assert_eq(run("train centred.json --out c.safetensors"), 1);
+    expect_one_error_line("data.standardize", "\"scale\"");
 }
 
 /* ---- the full-batch solver (issue 14) ---- */

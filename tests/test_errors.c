@@ -526,6 +526,65 @@ static int copy_forward(tg_tensor *const *in, int n, tg_tensor *out, void *ctx)
     return 0;
 }
 
+/* sum(x^2) after `extra` pairs of neg ops that cancel: a step of 2 + 2 extra tape tensors. */
+static tg_tensor *square_sum_after(tg_tape *tape, tg_tensor *x, int extra)
+{
+    tg_tensor *y = x;
+    for (int k = 0; k < extra; k++)
+        y = tg_neg(tape, tg_neg(tape, y));
+    return square_sum(tape, y);
+}
+
+typedef struct {
+    int extra, distance; /* the step's extra neg pairs; how many resets back the loss is */
+} stale_case;
+
+/* The tape's header arena once came back to the same addresses every 16 resets: a loss kept from 16, 32,
+ * ... resets back, with the very same step replayed in between, sat on the live loss's header and passed
+ * as current. Every multiple of 16 up to 1024 resets back, and a few others, for a step of 2 tape
+ * tensors; and for a step of 20, every distance up to 1375 resets that is a multiple of 16 or around
+ * a lap of the header arena (86 steps of 20 headers). */
+Test(errors, a_stale_loss_is_refused_at_every_multiple_of_16_resets_back)
+{
+    tg_tensor *x = tg_tensor_from(TG_F64, 1, (int64_t[]){ 3 }, (double[]){ 1, 2, 3 });
+    tg_set_requires_grad(x, 1);
+    tg_tape *tape = tg_tape_new();
+    stale_case cases[400];
+    int n = 0;
+    for (int d = 16; d <= 1024; d += 16)
+        cases[n++] = (stale_case){ 0, d };
+    cases[n++] = (stale_case){ 0, 17 };
+    cases[n++] = (stale_case){ 0, 255 };
+    cases[n++] = (stale_case){ 0, 257 };
+    for (int d = 16; d <= 1375; d += 16)
+        cases[n++] = (stale_case){ 9, d };
+    for (int lap = 1; lap < 16; lap++)
+        for (int d = 86 * lap - 1; d <= 86 * lap + 1; d++)
+            cases[n++] = (stale_case){ 9, d };
+    cases[n++] = (stale_case){ 9, 1375 };
+    for (int k = 0; k < n; k++) {
+        tg_tape_reset(tape);
+        tg_tensor *old = square_sum_after(tape, x, cases[k].extra), *fresh = NULL;
+        cr_assert_not_null(old);
+        for (int r = 0; r < cases[k].distance; r++) {
+            tg_tape_reset(tape);
+            fresh = square_sum_after(tape, x, cases[k].extra);
+        }
+        tg_clear_error();
+        cr_assert_neq(tg_backward(tape, old), 0, "a loss %d resets back (a step of %d tensors) passed as current",
+                      cases[k].distance, 2 + 2 * cases[k].extra);
+        assert_error_mentions("tg_backward", "the loss", "before the last tg_tape_reset");
+        tg_clear_error();
+        cr_assert_null(tg_neg(tape, old), "an op took a tensor %d resets back", cases[k].distance);
+        assert_error_mentions("neg", "before the last tg_tape_reset");
+        tg_zero_grad(x);
+        cr_assert_eq(tg_backward(tape, fresh), 0, "%s", tg_last_error());
+        cr_assert_eq(tg_get(tg_grad(x), 2), 6.0); /* d/dx sum x^2 = 2x */
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
 Test(errors, a_custom_op_given_a_stale_input_names_it)
 {
     tg_tensor *x = tg_tensor_from(TG_F64, 1, (int64_t[]){ 2 }, (double[]){ 1, 2 });

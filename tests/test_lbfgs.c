@@ -188,3 +188,73 @@ Test(lbfgs, same_bits_every_run)
     cr_assert_eq(tg_lbfgs_minimize(10, b, rosenbrock, NULL, NULL, NULL), 0);
     cr_expect_eq(memcmp(a, b, sizeof a), 0);
 }
+
+/* ---- continuing a stopped run from the solver's state (src/solve/lbfgs.h: training checkpoints) ---- */
+
+#include "solve/lbfgs.h"
+
+static int stop_at(int iteration, double objective, double grad_norm, void *ctx)
+{
+    (void)objective, (void)grad_norm;
+    return iteration == *(int *)ctx;
+}
+
+/* Rosenbrock with an L1 term (OWL-QN) on 10 variables, history 3 so the ring wraps: stopped after
+ * iteration `at` and continued on a copy of the state (as a checkpoint would restore it), it ends with
+ * the bits, report and iteration count of the run that never stopped. */
+static void expect_continued_run_exact(double l1, int at)
+{
+    tg_lbfgs_opts o = TG_LBFGS_OPTS_DEFAULT;
+    o.history_size = 3;
+    o.l1 = l1;
+    o.tolerance_change = 1e-12;
+    double whole[10], part[10];
+    for (int k = 0; k < 10; k++)
+        whole[k] = part[k] = k % 2 ? 1.0 : -1.2;
+    tg_lbfgs_result a, b;
+    cr_assert_eq(tg_lbfgs_minimize(10, whole, rosenbrock, NULL, &o, &a), 0, "%s", tg_last_error());
+    cr_assert_gt(a.iterations, at, "the run ends after %d iterations", a.iterations);
+    tg_lbfgs_state st, copy;
+    cr_assert_eq(tg_lbfgs_state_init(&st, 10, 3), 0);
+    cr_assert_eq(tg_lbfgs_state_init(&copy, 10, 3), 0);
+    tg_lbfgs_opts stopping = o;
+    stopping.progress = stop_at;
+    cr_assert_eq(tg_lbfgs_run(10, part, rosenbrock, &at, &stopping, &st, &b), 0);
+    cr_assert_eq(b.status, TG_LBFGS_STOPPED);
+    cr_assert_eq(st.iterations, at);
+    /* what a checkpoint restores: the buffers and scalars, into another state */
+    double *s = copy.s, *y = copy.y, *rho = copy.rho, *g = copy.g;
+    memcpy(s, st.s, sizeof(double) * 30);
+    memcpy(y, st.y, sizeof(double) * 30);
+    memcpy(rho, st.rho, sizeof(double) * 3);
+    memcpy(g, st.g, sizeof(double) * 10);
+    copy = st;
+    copy.s = s, copy.y = y, copy.rho = rho, copy.g = g;
+    tg_lbfgs_state_free(&st);
+    cr_assert_eq(tg_lbfgs_run(10, part, rosenbrock, NULL, &o, &copy, &b), 0, "%s", tg_last_error());
+    tg_lbfgs_state_free(&copy);
+    cr_expect_eq(memcmp(whole, part, sizeof whole), 0, "l1 %g, stopped at %d: other weights", l1, at);
+    cr_expect_eq(a.status, b.status, "%s against %s", tg_lbfgs_status_text(a.status), tg_lbfgs_status_text(b.status));
+    cr_expect_eq(a.iterations, b.iterations);
+    cr_expect_eq(a.evaluations, b.evaluations);
+    cr_expect_eq(memcmp(&a.objective, &b.objective, sizeof a.objective), 0);
+}
+
+Test(lbfgs, a_run_continued_from_its_state_ends_with_the_same_bits)
+{
+    for (int at = 1; at <= 25; at += 4) {
+        expect_continued_run_exact(0, at);
+        expect_continued_run_exact(0.05, at);
+    }
+}
+
+Test(lbfgs, a_state_of_another_size_is_refused)
+{
+    double w[4] = { 0 };
+    tg_lbfgs_state st;
+    cr_assert_eq(tg_lbfgs_state_init(&st, 4, 2), 0);
+    tg_lbfgs_opts o = TG_LBFGS_OPTS_DEFAULT; /* history 10 */
+    cr_expect_eq(tg_lbfgs_run(4, w, rosenbrock, NULL, &o, &st, NULL), -1);
+    cr_expect(strstr(tg_last_error(), "history_size 10") != NULL, "%s", tg_last_error());
+    tg_lbfgs_state_free(&st);
+}

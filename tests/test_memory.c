@@ -398,14 +398,17 @@ static int watch_steps(const tg_progress *p, void *ctx)
     return 0;
 }
 
-static void library_loop_allocates_only_in_its_first_step(const char *layers, const char *optimizer)
+/* data: the data section's keys; NULL for digits.csv. */
+static void library_loop_allocates_only_in_its_first_step_on(const char *data, const char *layers,
+                                                             const char *optimizer)
 {
-    char json[1024];
+    char json[1024], digits[256];
+    snprintf(digits, sizeof digits, "\"train\": \"%s/data/digits.csv\"", TAPEGRAD_SOURCE_DIR);
     snprintf(json, sizeof json,
-             "{\"data\": {\"train\": \"%s/data/digits.csv\", \"test_split\": 0.2, \"validation_split\": 0.1},"
+             "{\"data\": {%s, \"test_split\": 0.2, \"validation_split\": 0.1},"
              " \"model\": {\"layers\": %s}, \"optimizer\": %s,"
              " \"train\": {\"epochs\": 3, \"batch_size\": 32, \"clip_grad_norm\": 5}, \"seed\": 3}",
-             TAPEGRAD_SOURCE_DIR, layers, optimizer);
+             data ? data : digits, layers, optimizer);
     install_counting_allocator();
     tg_config *cfg = tg_config_parse(json, NULL);
     cr_assert_not_null(cfg, "%s", tg_last_error());
@@ -421,6 +424,11 @@ static void library_loop_allocates_only_in_its_first_step(const char *layers, co
     tg_set_allocator(NULL, NULL, NULL);
 }
 
+static void library_loop_allocates_only_in_its_first_step(const char *layers, const char *optimizer)
+{
+    library_loop_allocates_only_in_its_first_step_on(NULL, layers, optimizer);
+}
+
 Test(memory, train_config_steps_do_not_allocate_logistic_regression_sgd)
 {
     library_loop_allocates_only_in_its_first_step("[{\"type\": \"linear\", \"out\": 10}]",
@@ -432,6 +440,29 @@ Test(memory, train_config_steps_do_not_allocate_mlp_adam)
     library_loop_allocates_only_in_its_first_step(
         "[{\"type\": \"linear\", \"out\": 32}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"out\": 10}]",
         "{\"type\": \"adam\", \"lr\": 0.001}");
+}
+
+/* libsvm rows of 1 to 40 non-zeros (the longest late in the file, so later batches hold more than the
+ * first): the reused CSR batch is sized for the largest batch before the first step. */
+Test(memory, train_config_steps_do_not_allocate_on_libsvm_rows_lazy_adam)
+{
+    char path[64], *text = malloc(2000 * 40 * 12 + 1);
+    cr_assert_not_null(text);
+    size_t n = 0;
+    for (int r = 0; r < 2000; r++) {
+        int length = r < 1500 ? 1 + r % 7 : 1 + (r * 13) % 40;
+        n += (size_t)sprintf(text + n, "%d", r % 4);
+        for (int k = 0; k < length; k++)
+            n += (size_t)sprintf(text + n, " %d:%d.5", 1 + k * 5 + r % 5, (r + k) % 3);
+        text[n++] = '\n';
+    }
+    write_temp(path, sizeof path, "tg_memory_svm", text, n);
+    free(text);
+    char data[128];
+    snprintf(data, sizeof data, "\"format\": \"libsvm\", \"train\": \"%s\", \"standardize\": \"scale\"", path);
+    library_loop_allocates_only_in_its_first_step_on(data, "[{\"type\": \"linear\", \"out\": 4}]",
+                                                     "{\"type\": \"adam\", \"lr\": 0.01, \"lazy\": true}");
+    unlink(path);
 }
 
 /* ---- issue 10: memory bounded and named ---- */

@@ -96,25 +96,48 @@ static void expect_same_files(const tg_training *a, const tg_training *b, const 
     free(pb);
 }
 
-/* Stops the run at each call in stops[] in turn (saving and resuming between), then compares the end
- * with the uninterrupted run. */
-static void expect_resume_exact(const char *config, const stop_point *stops, int n_stops)
+/* The solver's report of two full-batch runs: iterations, evaluations, status, objective and gradient. */
+static void expect_same_solver(const tg_training *a, const tg_training *b, const char *what)
 {
-    tg_config *cfg = parse_config(config);
+    cr_assert_eq(a->solver.status, b->solver.status, "%s: %s against %s", what, tg_lbfgs_status_text(a->solver.status),
+                 tg_lbfgs_status_text(b->solver.status));
+    cr_assert_eq(a->solver.iterations, b->solver.iterations, "%s", what);
+    cr_assert_eq(a->solver.evaluations, b->solver.evaluations, "%s", what);
+    cr_assert_eq(memcmp(&a->solver.objective, &b->solver.objective, sizeof(double)), 0, "%s", what);
+    cr_assert_eq(memcmp(&a->solver.grad_norm, &b->solver.grad_norm, sizeof(double)), 0, "%s", what);
+    cr_assert_eq(memcmp(&a->objective, &b->objective, sizeof(double)), 0, "%s", what);
+}
+
+/* Stops the run (config, with data for its %s) at each point of stops[] in turn, saving and resuming
+ * between, then compares the end with the uninterrupted run: weights, curves, the saved file, and a
+ * full-batch run's solver report. Under lbfgs a stop's epoch is the iteration (0 or less: counted back
+ * from the uninterrupted run's last). */
+static void expect_resume_exact_on(const char *config, const char *data, const stop_point *stops, int n_stops)
+{
+    tg_config *cfg = config_from_text(config, data);
     char *dir = make_temp_dir("tapegrad-resume"), *ckpt = join_path(dir, "run.safetensors");
     tg_training *whole = run(cfg, NEVER, NULL);
     const char *resume = NULL;
     for (int k = 0; k < n_stops; k++) {
-        tg_training *part = run(cfg, stops[k], resume);
-        cr_assert(part->stopped_by_caller, "stop %d did not stop the run", k);
-        cr_assert_eq(part->epochs_run, stops[k].step ? stops[k].epoch - 1 : stops[k].epoch);
-        cr_assert_eq(part->steps_done, stops[k].step);
+        stop_point at = stops[k];
+        if (at.epoch <= 0)
+            at.epoch += whole->epochs_run;
+        cr_assert_gt(whole->epochs_run, at.epoch - 1, "the reference run ends after %d", whole->epochs_run);
+        tg_training *part = run(cfg, at, resume);
+        cr_assert(part->stopped_by_caller && !part->finished, "stop %d did not stop the run", k);
+        cr_assert_eq(part->epochs_run, at.step ? at.epoch - 1 : at.epoch);
+        cr_assert_eq(part->steps_done, at.step);
+        if (part->full_batch)
+            cr_assert(part->solver.status == TG_LBFGS_STOPPED && part->solver.iterations == at.epoch);
         cr_assert_eq(tg_training_save(part, ckpt), 0, "%s", tg_last_error());
         tg_training_free(part);
         resume = ckpt;
     }
     tg_training *resumed = run(cfg, NEVER, resume);
+    cr_assert(resumed->finished);
     expect_same_bits(whole, resumed, config);
+    if (whole->full_batch)
+        expect_same_solver(whole, resumed, config);
     expect_same_files(whole, resumed, dir);
     tg_training_free(whole);
     tg_training_free(resumed);
@@ -123,6 +146,11 @@ static void expect_resume_exact(const char *config, const stop_point *stops, int
     rmdir(dir);
     free(dir);
     tg_config_free(cfg);
+}
+
+static void expect_resume_exact(const char *config, const stop_point *stops, int n_stops)
+{
+    expect_resume_exact_on(config, IRIS_CSV, stops, n_stops);
 }
 
 Test(resume, sgd_with_momentum_resumes_mid_epoch_bit_identical)
@@ -345,6 +373,153 @@ Test(resume, a_row_order_that_is_not_a_permutation_is_refused)
     expect_resume_refused(SGD_MOMENTUM, ckpt, "not a permutation");
     free(header);
     free(bytes);
+    unlink(ckpt);
+    free(ckpt);
+    rmdir(dir);
+    free(dir);
+}
+
+/* ---- the full-batch solver (optimizer.type lbfgs): stopped at an iteration, resumed ---- */
+
+/* Softmax regression on digits (640 variables), L2 with C 0.5, float32 model: the solver's float64 point
+ * must come back from the checkpoint, not the model's rounding of it. */
+#define LBFGS_MULTINOMIAL                                                                                              \
+    "{'data': {'train': '%s', 'label': 'digit', 'test_split': 0.2, 'validation_split': 0.1, 'standardize': true},"     \
+    " 'model': {'layers': [{'type': 'linear', 'out': 10}]},"                                                           \
+    " 'loss': {'penalty': 'l2', 'C': 0.5}, 'optimizer': {'type': 'lbfgs', 'max_iter': 60, 'history_size': 7},"         \
+    " 'seed': 5}"
+/* Logistic regression with one output on breast_cancer.csv, L2 and balanced class weights. */
+#define LBFGS_BINARY_WITH(optimizer_keys)                                                                              \
+    "{'data': {'train': '%s', 'test_split': 0.25, 'standardize': true},"                                               \
+    " 'model': {'layers': [{'type': 'linear', 'out': 1}], 'dtype': 'float64'},"                                        \
+    " 'loss': {'type': 'binary_cross_entropy', 'class_weight': 'balanced', 'penalty': 'l2', 'C': 2},"                  \
+    " 'optimizer': {'type': 'lbfgs', 'max_iter': 200, 'block_rows': 100" optimizer_keys "}, 'seed': 1}"
+#define LBFGS_BINARY LBFGS_BINARY_WITH("")
+/* OWL-QN: L1 on iris, with a history of 4 pairs, so that the ring has wrapped when the run stops. */
+#define LBFGS_L1                                                                                                       \
+    "{'data': {'train': '%s', 'test_split': 0.2, 'standardize': true},"                                                \
+    " 'model': {'layers': [{'type': 'linear', 'out': 3}]},"                                                            \
+    " 'loss': {'penalty': 'l1', 'C': 0.3}, 'optimizer': {'type': 'lbfgs', 'max_iter': 400, 'history_size': 4},"        \
+    " 'seed': 9}"
+
+/* An lbfgs run stopped after each iteration of stops[] in turn (0 or less: from the end). */
+static void expect_lbfgs_resume_exact(const char *config, const char *data, const int *stops, int n_stops)
+{
+    stop_point points[4];
+    cr_assert_leq(n_stops, 4);
+    for (int k = 0; k < n_stops; k++)
+        points[k] = (stop_point){ stops[k], 0 };
+    expect_resume_exact_on(config, data, points, n_stops);
+}
+
+#define DIGITS_CSV TAPEGRAD_SOURCE_DIR "/data/digits.csv"
+#define BREAST_CANCER_CSV TAPEGRAD_SOURCE_DIR "/data/breast_cancer.csv"
+
+Test(resume, lbfgs_l2_multinomial_resumes_bit_identical)
+{
+    expect_lbfgs_resume_exact(LBFGS_MULTINOMIAL, DIGITS_CSV, (int[]){ 13 }, 1);
+}
+
+Test(resume, lbfgs_l2_multinomial_stopped_twice_and_at_the_first_iteration_resumes_bit_identical)
+{
+    expect_lbfgs_resume_exact(LBFGS_MULTINOMIAL, DIGITS_CSV, (int[]){ 1, 9 }, 2);
+}
+
+Test(resume, lbfgs_l2_binary_resumes_bit_identical)
+{
+    expect_lbfgs_resume_exact(LBFGS_BINARY, BREAST_CANCER_CSV, (int[]){ 6 }, 1);
+}
+
+/* Stopped at the very iteration where the objective's change fell below tolerance_change: the resumed
+ * run ends there too (the test that followed the stop runs first), not one iteration later. */
+Test(resume, lbfgs_stopped_at_its_last_iteration_ends_there_when_resumed)
+{
+    const char *config = LBFGS_BINARY_WITH(", 'tolerance_change': 1e-7");
+    tg_config *cfg = config_from_text(config, BREAST_CANCER_CSV);
+    tg_training *whole = run(cfg, NEVER, NULL);
+    cr_assert_eq(whole->solver.status, TG_LBFGS_CONVERGED_CHANGE, "%s", tg_lbfgs_status_text(whole->solver.status));
+    tg_training_free(whole);
+    tg_config_free(cfg);
+    expect_lbfgs_resume_exact(config, BREAST_CANCER_CSV, (int[]){ 0 }, 1);
+}
+
+Test(resume, lbfgs_l1_owlqn_resumes_bit_identical_after_the_history_wrapped)
+{
+    expect_lbfgs_resume_exact(LBFGS_L1, IRIS_CSV, (int[]){ 11 }, 1);
+    /* the run did reach exact zeros through OWL-QN: the resume kept them */
+    tg_config *cfg = config_from_text(LBFGS_L1, IRIS_CSV);
+    tg_training *t = run(cfg, NEVER, NULL);
+    const tg_tensor *w = tg_model_param(t->model, 0);
+    int zeros = 0;
+    for (int64_t k = 0; k < tg_numel(w); k++)
+        zeros += tg_get(w, k) == 0.0;
+    cr_assert_gt(zeros, 0, "no weight is exactly 0 under L1");
+    tg_training_free(t);
+    tg_config_free(cfg);
+}
+
+/* Checkpoints every 4 iterations: the last one resumes to the same bits; the file loads as a model. */
+Test(resume, lbfgs_periodic_checkpoints_count_iterations_and_resume_bit_identical)
+{
+    tg_config *cfg = config_from_text(LBFGS_MULTINOMIAL, DIGITS_CSV);
+    char *dir = make_temp_dir("tapegrad-resume"), *ckpt = join_path(dir, "every.safetensors");
+    tg_training *whole = run(cfg, NEVER, NULL);
+    int calls = 0;
+    tg_train_opts opts = { .checkpoint_every = 4, .checkpoint = count_checkpoints, .ctx = &calls };
+    tg_training *t = tg_train_config_opts(cfg, &opts);
+    cr_assert_not_null(t, "%s", tg_last_error());
+    cr_assert_eq(calls, (whole->solver.iterations - 1) / 4, "%d checkpoints in %d iterations", calls,
+                 whole->solver.iterations);
+    tg_training_free(t);
+    /* stopped after iteration 10: the file holds iteration 8's state */
+    opts = (tg_train_opts){
+        .checkpoint_every = 4, .checkpoint_path = ckpt, .progress = stop_there, .ctx = &(stop_point){ 10, 0 }
+    };
+    t = tg_train_config_opts(cfg, &opts);
+    cr_assert_not_null(t, "%s", tg_last_error());
+    tg_training_free(t);
+    tg_model *back = tg_model_load(ckpt);
+    cr_assert_not_null(back, "a training checkpoint of lbfgs does not load as a model: %s", tg_last_error());
+    tg_model_free(back);
+    tg_training *resumed = run(cfg, NEVER, ckpt);
+    expect_same_bits(whole, resumed, "resumed from iteration 8's checkpoint");
+    expect_same_solver(whole, resumed, "resumed from iteration 8's checkpoint");
+    tg_training_free(resumed);
+    tg_training_free(whole);
+    unlink(ckpt);
+    free(ckpt);
+    rmdir(dir);
+    free(dir);
+    tg_config_free(cfg);
+}
+
+Test(resume, lbfgs_resume_with_other_solver_settings_or_a_finished_run_is_refused)
+{
+    char *dir = make_temp_dir("tapegrad-resume"), *ckpt = join_path(dir, "run.safetensors");
+    tg_config *cfg = config_from_text(LBFGS_L1, IRIS_CSV);
+    tg_training *part = run(cfg, (stop_point){ 5, 0 }, NULL);
+    cr_assert_eq(tg_training_save(part, ckpt), 0, "%s", tg_last_error());
+    tg_training_free(part);
+    char config[2048];
+    snprintf(config, sizeof config, "%s", LBFGS_L1);
+    memcpy(strstr(config, "'C': 0.3"), "'C': 0.4", 8);
+    tg_config *other = config_from_text(config, IRIS_CSV);
+    tg_train_opts opts = { .resume = ckpt };
+    cr_assert_null(tg_train_config_opts(other, &opts));
+    cr_assert(strstr(tg_last_error(), "loss.C 0.3 but the config gives 0.4"), "%s", tg_last_error());
+    tg_config_free(other);
+    snprintf(config, sizeof config, "%s", LBFGS_L1);
+    memcpy(strstr(config, "'history_size': 4"), "'history_size': 5", 17);
+    other = config_from_text(config, IRIS_CSV);
+    cr_assert_null(tg_train_config_opts(other, &opts));
+    cr_assert(strstr(tg_last_error(), "optimizer.history_size 4 but the config gives 5"), "%s", tg_last_error());
+    tg_config_free(other);
+    tg_training *whole = run(cfg, NEVER, NULL);
+    cr_assert_eq(tg_training_save(whole, ckpt), 0, "%s", tg_last_error());
+    cr_assert_null(tg_train_config_opts(cfg, &opts));
+    cr_assert(strstr(tg_last_error(), "nothing to resume"), "%s", tg_last_error());
+    tg_training_free(whole);
+    tg_config_free(cfg);
     unlink(ckpt);
     free(ckpt);
     rmdir(dir);

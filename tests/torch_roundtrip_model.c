@@ -4,7 +4,10 @@
  *                                          (DIR/cases_<dtype>.csv: inputs, then logits); the same with a
  *                                          one-output binary head (DIR/m_binary_<dtype>.safetensors, ...)
  *                                          and a training checkpoint of a run stopped mid-epoch
- *                                          (DIR/m_training.safetensors, with its cases_training.csv)
+ *                                          (DIR/m_training.safetensors, with its cases_training.csv) and
+ *                                          of a full-batch (lbfgs) run stopped after iteration 3
+ *                                          (DIR/m_training_lbfgs.safetensors, ...), and a model trained
+ *                                          on libsvm rows (DIR/m_sparse.safetensors, ...)
  *   torch_roundtrip_model same A B         loads both checkpoints and exits 0 when every parameter,
  *                                          label and standardization value is bit-identical */
 #include <tapegrad.h>
@@ -65,14 +68,45 @@ static int write_model(const char *dir, tg_dtype dtype, const char *name, int bi
     return 0;
 }
 
+/* CASES rows of `inputs` uniform values in [-2, 2) and the model's logits on them (no standardization),
+ * written to DIR/cases_NAME.csv: inputs, then logits. */
+static int write_cases(const char *dir, const char *name, const tg_model *m, tg_rng *rng, int rows)
+{
+    int64_t inputs = tg_model_inputs(m), outs = tg_model_classes(m);
+    char path[4096];
+    tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){ rows, inputs });
+    tg_tape *tape = tg_tape_new();
+    if (!x || !tape)
+        return fail("the cases");
+    tg_rng_fill_uniform(rng, x, -2, 2);
+    tg_tape_set_recording(tape, 0);
+    tg_tensor *logits = tg_model_forward((tg_model *)m, tape, x);
+    snprintf(path, sizeof path, "%s/cases_%s.csv", dir, name);
+    FILE *f = logits ? fopen(path, "w") : NULL;
+    if (!f)
+        return fail(path);
+    for (int r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < inputs; c++)
+            fprintf(f, "%.17g,", tg_get(x, r * inputs + c));
+        for (int64_t k = 0; k < outs; k++)
+            fprintf(f, k < outs - 1 ? "%.17g," : "%.17g\n", tg_get(logits, r * outs + k));
+    }
+    int rc = fclose(f) != 0;
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    return rc;
+}
+
+/* Mid-epoch 3, or after lbfgs's iteration 3. */
 static int stop_mid_epoch(const tg_progress *p, void *ctx)
 {
     (void)ctx;
-    return p->epoch == 3 && p->step == 2;
+    return p->epoch == 3 && (p->full_batch || p->step == 2);
 }
 
-/* A training checkpoint: an MLP trained with Adam on 120 seeded rows, stopped mid-epoch 3. */
-static int write_training(const char *dir)
+/* A training checkpoint DIR/m_<name>.safetensors: an MLP trained with the optimizer and train sections
+ * given on 120 seeded rows, stopped by stop_mid_epoch. */
+static int write_training(const char *dir, const char *name, const char *optimizer_and_train)
 {
     enum { INPUTS = 5, ROWS = 120, CASES = 20 };
     char path[4096], json[8192];
@@ -96,34 +130,62 @@ static int write_training(const char *dir)
     snprintf(json, sizeof json,
              "{\"data\": {\"train\": \"%s\", \"test_split\": 0.2, \"validation_split\": 0.2},"
              " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 8}, {\"type\": \"tanh\"},"
-             " {\"type\": \"linear\", \"out\": 3}]}, \"optimizer\": {\"type\": \"adam\", \"lr\": 0.01},"
-             " \"train\": {\"epochs\": 10, \"batch_size\": 16, \"early_stopping\": {\"patience\": 3}}, \"seed\": 5}",
-             path);
+             " {\"type\": \"linear\", \"out\": 3}]}, %s, \"seed\": 5}",
+             path, optimizer_and_train);
     tg_config *cfg = tg_config_parse(json, NULL);
     tg_train_opts opts = { .progress = stop_mid_epoch };
     tg_training *t = cfg ? tg_train_config_opts(cfg, &opts) : NULL;
-    tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){ CASES, INPUTS });
-    tg_tape *tape = tg_tape_new();
-    if (!t || !x || !tape)
+    if (!t)
         return fail("training");
-    tg_rng_fill_uniform(&rng, x, -2, 2);
-    tg_tape_set_recording(tape, 0);
-    tg_tensor *logits = tg_model_forward(t->model, tape, x);
-    snprintf(path, sizeof path, "%s/m_training.safetensors", dir);
-    if (!logits || tg_training_save(t, path))
+    snprintf(path, sizeof path, "%s/m_%s.safetensors", dir, name);
+    if (tg_training_save(t, path))
         return fail(path);
-    snprintf(path, sizeof path, "%s/cases_training.csv", dir);
-    if (!(f = fopen(path, "w")))
-        return 1;
-    for (int r = 0; r < CASES; r++) {
+    int rc = write_cases(dir, name, t->model, &rng, CASES);
+    tg_training_free(t);
+    tg_config_free(cfg);
+    return rc;
+}
+
+/* A model trained from a libsvm config (sparse rows, scaled, a hidden layer): its checkpoint is the same
+ * nn.Sequential's state_dict as any other (DIR/m_sparse.safetensors, DIR/cases_sparse.csv). */
+static int write_sparse(const char *dir)
+{
+    enum { INPUTS = 7, ROWS = 90, CASES = 20 };
+    char path[4096], json[8192];
+    snprintf(path, sizeof path, "%s/train.svm", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return fprintf(stderr, "torch_roundtrip_model: cannot write %s\n", path), 1;
+    tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    for (int r = 0; r < ROWS; r++) {
+        double v[INPUTS], sum = 0;
+        for (int c = 0; c < INPUTS; c++) {
+            v[c] = c == INPUTS - 1 || tg_rng_uniform(&rng) < 0.5 ? 4 * tg_rng_uniform(&rng) - 2 : 0;
+            sum += v[c] * (c % 3 - 1);
+        }
+        fprintf(f, "%s", sum > 0.5 ? "up" : sum < -0.5 ? "down" : "flat");
         for (int c = 0; c < INPUTS; c++)
-            fprintf(f, "%.17g,", tg_get(x, r * INPUTS + c));
-        for (int k = 0; k < 3; k++)
-            fprintf(f, k < 2 ? "%.17g," : "%.17g\n", tg_get(logits, r * 3 + k));
+            if (v[c] != 0)
+                fprintf(f, " %d:%.6f", c + 1, v[c]);
+        fprintf(f, "\n");
     }
-    int rc = fclose(f) != 0;
-    tg_tape_free(tape);
-    tg_tensor_free(x);
+    if (fclose(f) != 0)
+        return 1;
+    snprintf(json, sizeof json,
+             "{\"data\": {\"format\": \"libsvm\", \"train\": \"%s\", \"standardize\": \"scale\"},"
+             " \"model\": {\"layers\": [{\"type\": \"linear\", \"out\": 6}, {\"type\": \"tanh\"},"
+             " {\"type\": \"linear\", \"out\": 3}]}, \"optimizer\": {\"type\": \"adam\", \"lr\": 0.02, \"lazy\": true},"
+             " \"train\": {\"epochs\": 5, \"batch_size\": 16}, \"seed\": 5}",
+             path);
+    tg_config *cfg = tg_config_parse(json, NULL);
+    tg_training *t = cfg ? tg_train_config(cfg, NULL, NULL) : NULL;
+    if (!t)
+        return fail("training on libsvm rows");
+    snprintf(path, sizeof path, "%s/m_sparse.safetensors", dir);
+    if (tg_model_save(t->model, path))
+        return fail(path);
+    int rc = write_cases(dir, "sparse", t->model, &rng, CASES);
     tg_training_free(t);
     tg_config_free(cfg);
     return rc;
@@ -155,7 +217,11 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "write") == 0)
         return write_model(argv[2], TG_F32, "float32", 0) || write_model(argv[2], TG_F64, "float64", 0) ||
                write_model(argv[2], TG_F32, "float32", 1) || write_model(argv[2], TG_F64, "float64", 1) ||
-               write_training(argv[2]);
+               write_training(argv[2], "training",
+                              "\"optimizer\": {\"type\": \"adam\", \"lr\": 0.01}, \"train\": {\"epochs\": 10, "
+                              "\"batch_size\": 16, \"early_stopping\": {\"patience\": 3}}") ||
+               write_training(argv[2], "training_lbfgs", "\"optimizer\": {\"type\": \"lbfgs\", \"history_size\": 2}") ||
+               write_sparse(argv[2]);
     if (argc == 4 && strcmp(argv[1], "same") == 0)
         return same(argv[2], argv[3]);
     fprintf(stderr, "usage: %s write DIR | same A.safetensors B.safetensors\n", argv[0]);

@@ -305,6 +305,10 @@ static int open_check(model_check *c, const char *config_path)
 {
     if (!(c->cfg = tg_config_load(config_path)) || tg_config_load_data(c->cfg, &c->train, &c->val, &c->test))
         return -1;
+    if (!c->train->x)
+        return fail("%s: data.format is \"libsvm\": this check takes dense data (it builds the rows it checks "
+                    "densely)",
+                    config_path);
     c->binary = c->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY;
     tg_rng rng;
     tg_rng_seed(&rng, c->cfg->seed);
@@ -335,7 +339,8 @@ static int fill_rows(model_check *c)
         ((int64_t *)tg_data(c->y))[r] = train->y[r];
         for (int64_t f = 0; f < train->features; f++) {
             double v = train->x[r * train->features + f];
-            tg_set(c->x, r * train->features + f, c->cfg->data.standardize ? (v - mean[f]) / std[f] : v);
+            double centre = c->cfg->data.standardize == TG_STANDARDIZE_SCALE ? 0 : mean[f];
+            tg_set(c->x, r * train->features + f, c->cfg->data.standardize ? (v - centre) / std[f] : v);
         }
     }
     free(mean);

@@ -31,12 +31,13 @@ static const char *usage_train =
     "  --resume CKPT continue the run saved in CKPT (an interrupted run's --out) with the\n"
     "                same config; the result is bit-identical to an uninterrupted run\n"
     "  --checkpoint-every N\n"
-    "                save a training checkpoint to --out every N epochs\n"
+    "                save a training checkpoint to --out every N epochs (optimizer lbfgs:\n"
+    "                every N solver iterations)\n"
     "  --json        print the results as one JSON object on stdout (progress goes to stderr)\n"
     "  --quiet       no progress lines\n"
     "  --threads N   threads for the library and BLAS (see docs/performance.md)\n"
     "\n"
-    "Ctrl-C (SIGINT) or SIGTERM stops training at the next step, saves a training\n"
+    "Ctrl-C (SIGINT) or SIGTERM stops training at the next step (lbfgs: iteration), saves a training\n"
     "checkpoint to --out and exits 130 (143 for SIGTERM); a second one stops at once,\n"
     "saving nothing (a save under way is finished first). --out and --plot must be\n"
     "regular files or new paths; a symbolic link is followed and its target replaced.\n";
@@ -120,8 +121,8 @@ static int save_checkpoint(const tg_training *t, void *ctx)
     begin_save();
     int rc = tg_training_save(t, s->model_path);
     char note[512];
-    snprintf(note, sizeof note, "tapegrad train: saved a training checkpoint to %s after epoch %d\n", s->model_path,
-             t->epochs_run);
+    snprintf(note, sizeof note, "tapegrad train: saved a training checkpoint to %s after %s %d\n", s->model_path,
+             t->full_batch ? "iteration" : "epoch", t->epochs_run);
     end_save(rc == 0 ? note : NULL);
     return rc;
 }
@@ -207,8 +208,8 @@ static void divergence_hint(const tg_config *cfg, const tg_training *t, char *hi
     if (t->input_scale >= TG_LARGE_INPUT && n > 0 && (size_t)n < size)
         snprintf(hint + n, size - (size_t)n,
                  "; the inputs are not standardized and reach |x| = %.3g: set "
-                 "data.standardize to true",
-                 t->input_scale);
+                 "data.standardize to %s",
+                 t->input_scale, !t->train->row_ptr ? "true" : "\"scale\" (sparse data are not centred)");
 }
 
 /* The accuracy of always predicting ds's most common class (chance, for an accuracy). */
@@ -270,7 +271,9 @@ static int report_interrupted(const options *o, const tg_training *t, const char
 {
     int sig = stop_signal;
     char where[128];
-    if (t->steps_done > 0)
+    if (t->full_batch)
+        snprintf(where, sizeof where, "after lbfgs iteration %d", t->epochs_run);
+    else if (t->steps_done > 0)
         snprintf(where, sizeof where, "in epoch %d after step %lld of %lld", t->epochs_run + 1,
                  (long long)t->steps_done, (long long)t->steps_per_epoch);
     else
@@ -431,7 +434,7 @@ int cmd_train(int argc, char **argv)
         free(default_out);
         return rc;
     }
-    if (t && t->full_batch && !o.quiet)
+    if (t && t->full_batch && !o.quiet && t->finished)
         print_solver_summary(o.json ? stderr : stdout, cfg, t, ps->live);
     if (!t)
         rc = fail("%s", tg_last_error());

@@ -8,15 +8,21 @@
 
 #define ARENA_ALIGN 64
 #define ARENA_MIN_BLOCK ((size_t)1 << 20)
-/* Tensor headers live in an arena of their own whose start moves by HEADER_STEP bytes at each reset,
- * cycling through HEADER_SHIFTS positions. A step that replays the same ops then puts every header at
- * a new address, less than one header away from the old one: a pointer kept from before a reset can
- * no longer land on a current header (for up to HEADER_SHIFTS - 1 resets), so its seal or generation
- * gives it away (tg_check_live). */
+/* Tensor headers live in an arena of their own that a reset does not rewind: each step's headers go
+ * after the last step's, so a header kept from an earlier step of the same lap (the arena's blocks
+ * filled once) is still there, with its old generation, and tg_check_live refuses it. When the next
+ * step's headers would not fit, the arena starts a new lap at its start, moved by HEADER_STEP bytes
+ * from the last lap's, cycling through HEADER_SHIFTS positions less than one header apart: a pointer
+ * kept from an earlier lap lands inside a current header (its seal fails) unless it is a multiple of
+ * HEADER_SHIFTS laps old. A stale pointer can pass only when it is HEADER_SHIFTS laps or more old,
+ * i.e. HEADER_SHIFTS * (HEADER_MIN_BLOCK / the step's header bytes) resets at least (19 * 86 = 1634
+ * for a step of 20 tape tensors, 19 * 862 for a step of 2); no check on the pointer alone can do better
+ * with memory that is reused (docs/robustness.md). */
 #define HEADER_STEP 8
-#define HEADER_SHIFTS 16
+#define HEADER_SHIFTS ((sizeof(tg_tensor) + HEADER_STEP - 1) / HEADER_STEP) /* 19 */
 #define HEADER_SLACK (HEADER_STEP * (HEADER_SHIFTS - 1))
-#define HEADER_MIN_BLOCK ((size_t)64 << 10)
+#define HEADER_MIN_BLOCK ((size_t)256 << 10)
+#define HEADER_SIZE ((sizeof(tg_tensor) + HEADER_STEP - 1) & ~(size_t)(HEADER_STEP - 1))
 _Static_assert(sizeof(tg_tensor) > HEADER_SLACK, "a move of the header arena must stay within one header");
 
 typedef struct block {
@@ -37,6 +43,8 @@ struct tg_tape {
     int64_t n_nodes;
     bool recording;
     uint64_t generation; /* resets so far */
+    int64_t step_headers; /* headers made since the last reset */
+    unsigned laps; /* rewinds of the header arena */
 };
 
 tg_tape *tg_tape_new(void)
@@ -60,13 +68,23 @@ static void arena_rewind(arena *a, size_t shift)
     a->current = a->first;
 }
 
+/* Whether n more headers fit after the header arena's cursor, in its current block and those after it. */
+static bool headers_fit(const arena *a, int64_t n)
+{
+    for (const block *b = a->current; b && n > 0; b = b->next)
+        n -= (int64_t)((b->size - b->used) / HEADER_SIZE);
+    return n <= 0;
+}
+
 void tg_tape_reset(tg_tape *tape)
 {
     if (!tape)
         return;
     tape->generation++;
     arena_rewind(&tape->data, 0);
-    arena_rewind(&tape->headers, HEADER_STEP * (size_t)(tape->generation % HEADER_SHIFTS));
+    if (!headers_fit(&tape->headers, tape->step_headers)) /* a new lap: the next step would not fit */
+        arena_rewind(&tape->headers, HEADER_STEP * (size_t)(++tape->laps % HEADER_SHIFTS));
+    tape->step_headers = 0;
     tape->last = NULL;
     tape->n_nodes = 0;
 }
@@ -167,9 +185,10 @@ bool tg_check_live(const char *op, const char *which, const tg_tensor *t)
 
 tg_tensor *tg_tape_new_header(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape, int64_t numel)
 {
-    tg_tensor *t = arena_alloc(&tape->headers, sizeof *t);
+    tg_tensor *t = arena_alloc(&tape->headers, HEADER_SIZE);
     if (!t)
         return NULL;
+    tape->step_headers++;
     tg_tensor_init(t, dtype, ndim, shape, numel, TG_OWNED_BY_TAPE);
     t->tape = tape;
     t->generation = tape->generation;

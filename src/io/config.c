@@ -73,16 +73,71 @@ static int parse_columns(const parser *p, const cJSON *list, tg_config *cfg)
     return tg_cfg_fail(p, path, "column %lld is listed twice", (long long)repeated);
 }
 
+/* data.standardize: true (centre and scale), false, or "scale" (divide by the deviation only, as
+ * StandardScaler(with_mean=False)); sparse data is never centred, since that would make every zero non-zero. */
+static int parse_standardize(const parser *p, section s, bool sparse, int *out)
+{
+    char seen[64];
+    const cJSON *item = tg_cfg_member(s, "standardize");
+    if (!item)
+        return 0;
+    if (cJSON_IsString(item) && strcmp(item->valuestring, "scale") == 0)
+        return *out = TG_STANDARDIZE_SCALE, 0;
+    if (!cJSON_IsBool(item))
+        return tg_cfg_fail(p, "data.standardize", "expected true, false or \"scale\", got %s",
+                           tg_cfg_describe(item, seen, sizeof seen));
+    if (sparse && cJSON_IsTrue(item))
+        return tg_cfg_fail(p, "data.standardize",
+                           "true centres the features, which would make every zero of the sparse (libsvm) data "
+                           "non-zero; use \"scale\" (divide by the deviation only) or false");
+    *out = cJSON_IsTrue(item) ? 1 : 0;
+    return 0;
+}
+
+/* data.stream and its keys: a stream holds no rows back, so the test set is a file and there is no
+ * validation split (docs/data.md, "Data larger than memory"). */
+static int parse_stream(const parser *p, section s, tg_config *cfg)
+{
+    cfg->data.block_rows = TG_STREAM_BLOCK_ROWS;
+    cfg->data.shuffle_window = TG_STREAM_SHUFFLE_WINDOW;
+    if (tg_cfg_get_bool(p, s, "stream", &cfg->data.stream) ||
+        tg_cfg_get_integer(p, s, "block_rows", 1, MAX_EXACT, &cfg->data.block_rows) ||
+        tg_cfg_get_integer(p, s, "shuffle_window", 1, MAX_EXACT, &cfg->data.shuffle_window))
+        return -1;
+    if (!cfg->data.stream) {
+        const char *key = tg_cfg_member(s, "block_rows") ? "block_rows" : "shuffle_window";
+        char path[PATH_LEN];
+        snprintf(path, sizeof path, "data.%s", key);
+        return tg_cfg_member(s, key) ? tg_cfg_fail(p, path, "given without \"stream\": true") : 0;
+    }
+    if (!cfg->data.test)
+        return tg_cfg_fail(p, "data.stream",
+                           "needs data.test, a test file: a streamed training file holds no rows back for a test "
+                           "split");
+    if (tg_cfg_member(s, "validation_split") && cfg->data.validation_split > 0)
+        return tg_cfg_fail(p, "data.validation_split",
+                           "must be 0 with data.stream: a streamed training file holds no rows back (early stopping "
+                           "is not available)");
+    cfg->data.validation_split = 0;
+    return 0;
+}
+
 static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
 {
-    static const char *const formats[] = { "csv", "idx", NULL };
-    static const char *const csv_keys[] = { "format",           "train",       "test",         "test_split",
-                                            "validation_split", "header",      "label_column", "label",
-                                            "columns",          "standardize", "shuffle_seed", NULL };
+    static const char *const formats[] = { "csv", "idx", "libsvm", NULL };
+    static const char *const csv_keys[] = {
+        "format",       "train",        "test",       "test_split",     "validation_split",
+        "header",       "label_column", "label",      "columns",        "standardize",
+        "shuffle_seed", "stream",       "block_rows", "shuffle_window", NULL
+    };
     static const char *const idx_keys[] = {
         "format",           "train",       "train_labels", "test",         "test_labels", "test_split",
         "validation_split", "standardize", "scale",        "shuffle_seed", NULL
     };
+    static const char *const libsvm_keys[] = { "format",           "train",       "test",         "test_split",
+                                               "validation_split", "standardize", "shuffle_seed", "features",
+                                               "unseen_features",  NULL };
+    static const char *const unseen[] = { "error", "ignore", NULL };
     char seen[64];
     section s;
     int format = 0;
@@ -90,8 +145,10 @@ static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
         return tg_cfg_fail(p, "data", "required");
     if (tg_cfg_as_section(p, item, "data", &s) || tg_cfg_get_choice(p, s, "format", formats, &format))
         return -1;
-    bool idx = strcmp(formats[format], "idx") == 0;
-    if (tg_cfg_check_keys(p, s, idx ? idx_keys : csv_keys, idx ? "for format \"idx\"" : "for format \"csv\""))
+    bool idx = strcmp(formats[format], "idx") == 0, libsvm = strcmp(formats[format], "libsvm") == 0;
+    char for_format[32];
+    snprintf(for_format, sizeof for_format, "for format \"%s\"", formats[format]);
+    if (tg_cfg_check_keys(p, s, idx ? idx_keys : libsvm ? libsvm_keys : csv_keys, for_format))
         return -1;
     if (!(cfg->data.format = tg_strdup(formats[format])))
         return -1;
@@ -116,13 +173,17 @@ static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
         tg_cfg_get_number(p, s, "validation_split", FRACTION, &cfg->data.validation_split))
         return -1;
 
-    cfg->data.standardize = !idx;
+    cfg->data.standardize = !idx && !libsvm;
     cfg->data.scale = 1.0 / 255.0;
     cfg->data.header = -1;
     cfg->data.label_column = -1;
-    if (tg_cfg_get_bool(p, s, "standardize", &cfg->data.standardize) ||
-        tg_cfg_get_number(p, s, "scale", ABOVE_0, &cfg->data.scale))
+    int skip = 0;
+    if (parse_standardize(p, s, libsvm, &cfg->data.standardize) ||
+        tg_cfg_get_number(p, s, "scale", ABOVE_0, &cfg->data.scale) ||
+        tg_cfg_get_integer(p, s, "features", 1, INT32_MAX, &cfg->data.features) ||
+        tg_cfg_get_choice(p, s, "unseen_features", unseen, &skip))
         return -1;
+    cfg->data.skip_unseen_features = skip;
     const cJSON *header = tg_cfg_member(s, "header");
     if (header && cJSON_IsBool(header))
         cfg->data.header = cJSON_IsTrue(header) ? 1 : 0;
@@ -147,7 +208,9 @@ static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
     if (columns && parse_columns(p, columns, cfg))
         return -1;
     cfg->data.shuffle_seed = cfg->seed;
-    return tg_cfg_get_seed(p, s, "shuffle_seed", &cfg->data.shuffle_seed);
+    if (tg_cfg_get_seed(p, s, "shuffle_seed", &cfg->data.shuffle_seed))
+        return -1;
+    return parse_stream(p, s, cfg);
 }
 
 static int parse_layer(const parser *p, const cJSON *item, int index, tg_layer_spec *layer)
@@ -415,6 +478,11 @@ static int parse_penalty(const parser *p, const cJSON *item, tg_config *cfg)
         return tg_cfg_fail(p, "loss.penalty",
                            "\"%s\" needs optimizer.type \"lbfgs\" (OWL-QN, which makes coefficients exactly zero); "
                            "sgd, adam and adamw cannot honour an L1 term exactly",
+                           names[type]);
+    if (pen->type != TG_PENALTY_NONE && cfg->optimizer.lazy) /* a lazy step would leave it in untouched columns */
+        return tg_cfg_fail(p, "loss.penalty",
+                           "\"%s\" has a gradient on every weight, which optimizer.lazy does not apply; set "
+                           "optimizer.lazy to false",
                            names[type]);
     return 0;
 }

@@ -37,6 +37,7 @@ typedef struct {
     size_t cap, start, end;
     bool eof;
     int64_t line; /* lines returned so far */
+    int64_t base; /* the file offset of buf[0]: where a line starts, for a block index (streaming) */
 } line_reader;
 
 static void reader_close(line_reader *r)
@@ -53,12 +54,13 @@ static int reader_start(line_reader *r)
     r->start = r->end = 0;
     r->eof = false;
     r->line = 0;
+    r->base = 0;
     if (fseek(r->f, 0, SEEK_SET) != 0)
         return tg_error("%s: cannot read it from the start: %s", r->path, strerror(errno)), -1;
     unsigned char bom[3];
     size_t got = fread(bom, 1, 3, r->f);
     if (got == 3 && memcmp(bom, "\xEF\xBB\xBF", 3) == 0)
-        return 0;
+        return r->base = 3, 0;
     memcpy(r->buf, bom, got);
     r->end = got;
     return 0;
@@ -89,6 +91,7 @@ static int reader_fill(line_reader *r)
 {
     size_t unread = r->end - r->start;
     memmove(r->buf, r->buf + r->start, unread);
+    r->base += (int64_t)r->start;
     r->start = 0;
     r->end = unread;
     if (r->end == r->cap - 1) {
@@ -593,13 +596,21 @@ static int read_header_line(csv_load *s, const tg_csv_opts *o, int64_t n, bool *
 
 /* From the first non-blank line (number `line`, n cells): the label and
  * feature columns, whether the line is a header, and the buffers for the rows. */
+static int setup_columns(csv_load *s, const tg_csv_opts *o, int64_t n, int64_t line, bool *header)
+{
+    s->n_fields = n;
+    return find_label_column(s, o, n, (long long)line) || find_feature_columns(s, o, n, (long long)line) ||
+                   read_header_line(s, o, n, header)
+               ? -1
+               : 0;
+}
+
 static int setup(csv_load *s, const tg_csv_opts *o, int64_t n, int64_t nonblank_lines, int64_t line)
 {
     const char *path = s->path;
     long long ln = (long long)line;
     bool header;
-    s->n_fields = n;
-    if (find_label_column(s, o, n, ln) || find_feature_columns(s, o, n, ln) || read_header_line(s, o, n, &header))
+    if (setup_columns(s, o, n, line, &header))
         return -1;
     s->rows = nonblank_lines - (header ? 1 : 0);
     if (s->rows == 0)
@@ -716,6 +727,24 @@ static int count_nonblank(csv_load *s, int64_t *count)
     return got < 0 ? -1 : reader_start(&s->reader);
 }
 
+/* Splits line number `line` into s->fields (*n cells); a quote error names the place. */
+static int split_cells(csv_load *s, char *text, int64_t line, int64_t *n)
+{
+    switch (split_line(text, s->delim, &s->fields, &s->fields_cap, n)) {
+    case SPLIT_OK: return 0;
+    case SPLIT_NO_MEMORY: return -1;
+    case SPLIT_UNTERMINATED:
+        return tg_error("%s:%lld:%lld: line %lld, column %lld: a quoted cell has no closing quote", s->path,
+                        (long long)line, (long long)*n + 1, (long long)line, (long long)*n + 1),
+               -1;
+    case SPLIT_TEXT_AFTER_QUOTE:
+        return tg_error("%s:%lld:%lld: line %lld, column %lld: text after a closing quote", s->path, (long long)line,
+                        (long long)*n + 1, (long long)line, (long long)*n + 1),
+               -1;
+    }
+    return -1;
+}
+
 /* Every line after the count: the first non-blank one sets up columns and buffers, the rest are rows. */
 static int read_rows(csv_load *s, const tg_csv_opts *o, int64_t nonblank)
 {
@@ -730,18 +759,8 @@ static int read_rows(csv_load *s, const tg_csv_opts *o, int64_t nonblank)
         if (is_blank(text, len))
             continue;
         int64_t n;
-        switch (split_line(text, s->delim, &s->fields, &s->fields_cap, &n)) {
-        case SPLIT_OK: break;
-        case SPLIT_NO_MEMORY: return -1;
-        case SPLIT_UNTERMINATED:
-            return tg_error("%s:%lld:%lld: line %lld, column %lld: a quoted cell has no closing quote", path,
-                            (long long)line, (long long)n + 1, (long long)line, (long long)n + 1),
-                   -1;
-        case SPLIT_TEXT_AFTER_QUOTE:
-            return tg_error("%s:%lld:%lld: line %lld, column %lld: text after a closing quote", path, (long long)line,
-                            (long long)n + 1, (long long)line, (long long)n + 1),
-                   -1;
-        }
+        if (split_cells(s, text, line, &n))
+            return -1;
         if (first) {
             first = false;
             if (setup(s, o, n, nonblank, line))
@@ -765,6 +784,19 @@ static int read_rows(csv_load *s, const tg_csv_opts *o, int64_t nonblank)
     return 0;
 }
 
+/* The header's names of the feature columns into ds (none without a header). */
+static int copy_feature_names(const csv_load *s, tg_dataset *ds)
+{
+    if (!s->header)
+        return 0;
+    if (!(ds->feature_names = tg_alloc_zeroed((size_t)s->features * sizeof(char *))))
+        return -1;
+    for (int64_t f = 0; f < s->features; f++)
+        if (!(ds->feature_names[f] = tg_strdup(s->header[s->cols[f]])))
+            return -1;
+    return 0;
+}
+
 /* The dataset from what read_rows filled: labels, feature names from the header, and the buffers. */
 static tg_dataset *make_dataset(csv_load *s)
 {
@@ -773,14 +805,8 @@ static tg_dataset *make_dataset(csv_load *s)
         goto fail;
     ds->rows = s->rows;
     ds->features = s->features;
-    if (s->header) {
-        ds->feature_names = tg_alloc_zeroed((size_t)s->features * sizeof(char *));
-        if (!ds->feature_names)
-            goto fail;
-        for (int64_t f = 0; f < s->features; f++)
-            if (!(ds->feature_names[f] = tg_strdup(s->header[s->cols[f]])))
-                goto fail;
-    }
+    if (copy_feature_names(s, ds))
+        goto fail;
     ds->x = s->x;
     ds->y = s->y;
     s->x = NULL;
@@ -838,6 +864,234 @@ int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns)
 done:
     load_free(&s);
     return status;
+}
+
+/* ---- blocks of rows, for streaming a file larger than memory (src/io/stream.c) ---- */
+
+/* The parser's state (columns, header, labels: the first pass's, then fixed) and where each block of
+ * block_rows rows starts: its byte offset and the lines before it, so an error in any block names
+ * the file's own line. */
+typedef struct {
+    csv_load s;
+    int64_t block_rows, blocks, cap;
+    int64_t *offset, *lines_before; /* [blocks] */
+    int64_t *class_of; /* [labels]: the label table's id to the class id */
+    tg_dataset *header;
+    double *sum, max_abs; /* [features]: the first pass's column sums; the largest |x| */
+    uint64_t hash;
+    struct stat st; /* the file when the first pass read it */
+} csv_blocks;
+
+static void blocks_close(void *impl)
+{
+    csv_blocks *b = impl;
+    if (!b)
+        return;
+    load_free(&b->s);
+    tg_dealloc(b->offset);
+    tg_dealloc(b->lines_before);
+    tg_dealloc(b->class_of);
+    tg_dealloc(b->sum);
+    tg_dataset_free(b->header);
+    tg_dealloc(b);
+}
+
+static int blocks_mark(csv_blocks *b, int64_t offset, int64_t lines_before)
+{
+    if (b->blocks == b->cap) {
+        int64_t cap = b->cap ? 2 * b->cap : 64;
+        int64_t *o = tg_realloc(b->offset, (size_t)cap * sizeof *o);
+        if (o)
+            b->offset = o;
+        int64_t *l = o ? tg_realloc(b->lines_before, (size_t)cap * sizeof *l) : NULL;
+        if (!l)
+            return -1;
+        b->lines_before = l;
+        b->cap = cap;
+    }
+    b->offset[b->blocks] = offset;
+    b->lines_before[b->blocks] = lines_before;
+    b->blocks++;
+    return 0;
+}
+
+/* What the first pass adds up from row x (label id y): the column sums, the largest |x|, the hash. */
+static void blocks_add_row(csv_blocks *b, const float *x, int64_t y)
+{
+    int64_t f = b->s.features;
+    tg_moments_add_sums(b->sum, x, 1, f);
+    const unsigned char *bytes = (const unsigned char *)x, *label = (const unsigned char *)&y;
+    for (size_t i = 0; i < (size_t)f * sizeof(float); i++)
+        b->hash = (b->hash ^ bytes[i]) * 0x100000001b3u;
+    for (size_t i = 0; i < sizeof y; i++)
+        b->hash = (b->hash ^ label[i]) * 0x100000001b3u;
+    for (int64_t j = 0; j < f; j++)
+        b->max_abs = fabs(x[j]) > b->max_abs ? fabs(x[j]) : b->max_abs;
+}
+
+/* The first pass: every row parsed (into a one-row buffer), the labels met, where each block starts,
+ * and the sums of blocks_add_row. */
+static int blocks_index(csv_blocks *b, const tg_csv_opts *o)
+{
+    csv_load *s = &b->s;
+    line_reader *r = &s->reader;
+    char *text;
+    size_t len;
+    int got;
+    bool first = true;
+    while ((got = reader_next(r, &text, &len)) == 1) {
+        int64_t line = r->line, offset = r->base + (int64_t)(text - r->buf), n;
+        if (is_blank(text, len))
+            continue;
+        if (split_cells(s, text, line, &n))
+            return -1;
+        if (first) {
+            bool header;
+            first = false;
+            if (setup_columns(s, o, n, line, &header) || !(s->x = tg_alloc((size_t)s->features * sizeof(float))) ||
+                !(s->y = tg_alloc(sizeof(int64_t))) ||
+                !(b->sum = tg_alloc_zeroed((size_t)s->features * sizeof(double))))
+                return -1;
+            if (header)
+                continue;
+        }
+        if (s->rows % b->block_rows == 0 && blocks_mark(b, offset, line - 1))
+            return -1;
+        if (parse_row(s, line, n, 0))
+            return -1;
+        blocks_add_row(b, s->x, s->y[0]);
+        s->rows++;
+    }
+    if (got < 0)
+        return -1;
+    if (first)
+        return tg_error("%s: the file is empty", s->path), -1;
+    if (s->rows == 0)
+        return tg_error("%s: no data rows: the file holds only its header", s->path), -1;
+    return 0;
+}
+
+/* The classes the first pass's labels make (as tg_csv_load maps them); the table stays to read blocks. */
+static int blocks_classes(csv_blocks *b)
+{
+    csv_load *s = &b->s;
+    int64_t n = s->labels.n, rows = s->rows;
+    if (!(b->header = tg_alloc_zeroed(sizeof *b->header)) ||
+        !(b->class_of = tg_alloc((size_t)(n ? n : 1) * sizeof *b->class_of)))
+        return -1;
+    for (int64_t i = 0; i < n; i++)
+        b->class_of[i] = i;
+    tg_dealloc(s->x); /* the first pass's one-row buffers: blocks are read into the caller's */
+    s->x = NULL;
+    tg_dealloc(s->y);
+    s->y = b->class_of; /* finish_labels rewrites the ids 0..n-1 into their classes */
+    s->rows = n;
+    int status = finish_labels(s, b->header);
+    s->y = NULL;
+    s->rows = rows;
+    tg_dataset *h = b->header;
+    if (status)
+        return -1;
+    if (!s->labels.names) { /* text labels: the names moved into the header; the table gets them back */
+        s->labels.names = h->label_names;
+        s->labels.n = h->classes;
+        if (!(h->label_names = tg_alloc_zeroed((size_t)h->classes * sizeof(char *))))
+            return -1;
+        for (int64_t c = 0; c < h->classes; c++)
+            if (!(h->label_names[c] = tg_strdup(s->labels.names[c])))
+                return -1;
+    }
+    s->given_names = true; /* a label the first pass did not meet means the file changed */
+    h->rows = rows;
+    h->features = s->features;
+    return copy_feature_names(s, h);
+}
+
+static int blocks_read(void *impl, int64_t k, float *x, int64_t *y)
+{
+    csv_blocks *b = impl;
+    csv_load *s = &b->s;
+    line_reader *r = &s->reader;
+    int64_t first = k * b->block_rows, n = s->rows - first < b->block_rows ? s->rows - first : b->block_rows;
+    if (fseeko(r->f, (off_t)b->offset[k], SEEK_SET) != 0)
+        return tg_error("%s: cannot seek to block %lld: %s", s->path, (long long)k, strerror(errno)), -1;
+    r->start = r->end = 0;
+    r->eof = false;
+    r->line = b->lines_before[k];
+    r->base = b->offset[k];
+    s->x = x;
+    s->y = y;
+    int64_t row = 0, cells;
+    int got = 1, rc = 0;
+    char *text;
+    size_t len;
+    while (!rc && row < n && (got = reader_next(r, &text, &len)) == 1) {
+        if (is_blank(text, len))
+            continue;
+        rc = split_cells(s, text, r->line, &cells) || parse_row(s, r->line, cells, row) ? -1 : 0;
+        if (!rc)
+            y[row] = b->class_of[y[row]], row++;
+    }
+    s->x = NULL;
+    s->y = NULL;
+    if (!rc && row < n)
+        rc = got < 0
+                 ? -1
+                 : (tg_error("%s: the file changed since it was first read: block %lld (from line %lld) ends "
+                             "after %lld of its %lld rows",
+                             s->path, (long long)k, (long long)b->lines_before[k] + 1, (long long)row, (long long)n),
+                    -1);
+    return rc;
+}
+
+static int blocks_unchanged(void *impl)
+{
+    csv_blocks *b = impl;
+    struct stat now;
+    if (fstat(fileno(b->s.reader.f), &now) != 0)
+        return tg_error("%s: cannot stat: %s", b->s.path, strerror(errno)), -1;
+    if (now.st_size != b->st.st_size || now.st_mtime != b->st.st_mtime)
+        return tg_error("%s: the file changed while it was streamed (size or modification time): restart the run",
+                        b->s.path),
+               -1;
+    return 0;
+}
+
+int tg_csv_block_source(const char *path, const tg_csv_opts *opts, int64_t block_rows, tg_block_source *out)
+{
+    tg_csv_opts defaults = TG_CSV_OPTS_DEFAULT;
+    const tg_csv_opts *o = opts ? opts : &defaults;
+    *out = (tg_block_source){ 0 };
+    if (!path)
+        return tg_error("csv: path is NULL"), -1;
+    if (block_rows <= 0)
+        return tg_error("%s: block_rows is %lld, expected at least 1", path, (long long)block_rows), -1;
+    if (check_opts(path, o))
+        return -1;
+    if (o->unlabeled == 1)
+        return tg_error("%s: a stream trains, so it needs a label column (unlabeled is 1)", path), -1;
+    csv_blocks *b = tg_alloc_zeroed(sizeof *b);
+    if (!b)
+        return -1;
+    b->s = (csv_load){ .path = path, .delim = o->delimiter ? o->delimiter : ',' };
+    b->block_rows = block_rows;
+    b->hash = 0xcbf29ce484222325u; /* FNV-1a */
+    if ((o->label_names && add_given_names(&b->s, o)) || reader_open(&b->s.reader, path) ||
+        fstat(fileno(b->s.reader.f), &b->st) != 0 || blocks_index(b, o) || blocks_classes(b)) {
+        blocks_close(b);
+        return -1;
+    }
+    *out = (tg_block_source){ .impl = b,
+                              .header = b->header,
+                              .block_rows = block_rows,
+                              .blocks = b->blocks,
+                              .sum = b->sum,
+                              .max_abs = b->max_abs,
+                              .hash = b->hash,
+                              .read = blocks_read,
+                              .unchanged = blocks_unchanged,
+                              .close = blocks_close };
+    return 0;
 }
 
 /* ---- shared with the libsvm loader (src/io/libsvm.c) ---- */

@@ -283,6 +283,35 @@ static int sparse_moments(const tg_dataset *ds, float *mean, float *std)
     return 0;
 }
 
+/* The dense moments' two passes, a block of rows at a time (also what a stream adds up, block by
+ * block in file order, so the sums and their bits are the same). */
+void tg_moments_add_sums(double *sum, const float *x, int64_t rows, int64_t features)
+{
+    for (int64_t r = 0; r < rows; r++, x += features)
+        for (int64_t f = 0; f < features; f++)
+            sum[f] += x[f];
+}
+
+void tg_moments_add_squares(double *squares, const double *mean, const float *x, int64_t rows, int64_t features)
+{
+    for (int64_t r = 0; r < rows; r++, x += features)
+        for (int64_t f = 0; f < features; f++) {
+            double d = x[f] - mean[f];
+            squares[f] += d * d;
+        }
+}
+
+void tg_moments_finish(const double *mean, const double *squares, int64_t rows, int64_t features, float *mean_out,
+                       float *std_out)
+{
+    for (int64_t f = 0; f < features; f++) {
+        mean_out[f] = (float)mean[f];
+        std_out[f] = (float)sqrt(squares[f] / (double)rows);
+        if (std_out[f] == 0.0f) /* a constant column passes through centred */
+            std_out[f] = 1.0f;
+    }
+}
+
 int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std)
 {
     if (!ds || !mean || !std)
@@ -302,26 +331,11 @@ int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std)
         tg_dealloc(squares);
         return -1;
     }
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = ds->x + r * features;
-        for (int64_t f = 0; f < features; f++)
-            sum[f] += x[f];
-    }
+    tg_moments_add_sums(sum, ds->x, rows, features);
     for (int64_t f = 0; f < features; f++)
         sum[f] /= (double)rows; /* now the mean */
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = ds->x + r * features;
-        for (int64_t f = 0; f < features; f++) {
-            double d = x[f] - sum[f];
-            squares[f] += d * d;
-        }
-    }
-    for (int64_t f = 0; f < features; f++) {
-        mean[f] = (float)sum[f];
-        std[f] = (float)sqrt(squares[f] / (double)rows);
-        if (std[f] == 0.0f) /* a constant column passes through centred */
-            std[f] = 1.0f;
-    }
+    tg_moments_add_squares(squares, sum, ds->x, rows, features);
+    tg_moments_finish(sum, squares, rows, features, mean, std);
     tg_dealloc(sum);
     tg_dealloc(squares);
     return 0;

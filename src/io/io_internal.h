@@ -54,6 +54,11 @@ typedef struct {
 } split_data;
 int tg_load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d);
 void tg_split_data_free(split_data *d);
+/* One file a config names, loaded as training loads it (labels mapped as mapping_from's, when given),
+ * and the CSV options its data section gives (src/io/load_data.c). */
+tg_dataset *tg_load_config_file(const tg_config *cfg, const char *path, const char *labels_path,
+                                const tg_dataset *mapping_from);
+void tg_config_csv_opts(const tg_config *cfg, const tg_dataset *mapping_from, tg_csv_opts *o);
 
 /* Text labels to class ids, shared by the CSV and libsvm loaders (src/io/csv.c):
  * distinct texts in order of first appearance, with the line each first appeared on. */
@@ -87,6 +92,79 @@ typedef enum {
     TG_NUMBER_NO_MEMORY
 } tg_number_kind;
 tg_number_kind tg_parse_number(const char *s, double *value);
+/* tg_dataset_moments' two passes over dense rows, a block at a time (src/io/dataset.c): add the
+ * block's values into sum, then (sum divided by the rows: the mean) the squared deviations; finish
+ * gives the float mean and std (0 becomes 1). */
+void tg_moments_add_sums(double *sum, const float *x, int64_t rows, int64_t features);
+void tg_moments_add_squares(double *squares, const double *mean, const float *x, int64_t rows, int64_t features);
+void tg_moments_finish(const double *mean, const double *squares, int64_t rows, int64_t features, float *mean_out,
+                       float *std_out);
+
+/* ---- data larger than memory: a training file in blocks of rows (src/io/stream.c) ---- */
+
+/* What a file format gives the stream: the file cut into blocks of block_rows rows (the last may hold
+ * fewer), each readable on its own, in any order. Opening ran the first pass over the whole file: every
+ * row parsed (a bad row is an error, with file:line:column, before training starts), the labels mapped
+ * to classes, where each block starts. A format plugs in by filling this struct (tg_csv_block_source;
+ * a libsvm source would fill CSR blocks instead of x). */
+typedef struct {
+    void *impl;
+    const tg_dataset *header; /* rows, features, classes, label_names, feature_names; x and y NULL */
+    int64_t block_rows, blocks;
+    /* What the first pass adds up on the way, in file order: each column's sum (tg_moments_add_sums, row
+     * by row), the largest |x|, and an FNV-1a hash of every row's values and label id. */
+    const double *sum; /* [features] */
+    double max_abs;
+    uint64_t hash;
+    /* Block k's rows: x [rows, features] float32, y class ids. 0, or -1 with the error set. */
+    int (*read)(void *impl, int64_t block, float *x, int64_t *y);
+    /* 0 while the file is as the first pass found it (size and modification time), else -1 with the error. */
+    int (*unchanged)(void *impl);
+    void (*close)(void *impl);
+} tg_block_source;
+/* A CSV file (opts as tg_csv_load's; label_names maps the labels of a file to those given). */
+int tg_csv_block_source(const char *path, const tg_csv_opts *opts, int64_t block_rows, tg_block_source *out);
+
+/* A training file streamed in windows of blocks: each epoch visits the blocks in an order shuffled from
+ * the data seed, reads shuffle_window of them at a time, and hands out the window's rows in an order
+ * shuffled from the same stream of random numbers, as batches of reused tensors standardized with the
+ * model's mean and std. Memory is the window, the batch and a few numbers per block, never the file. */
+typedef struct tg_stream tg_stream;
+/* Opens the stream over src (which it then owns, even on failure); when standardize, a second pass
+ * over the blocks for the squared deviations from the first pass's mean: tg_dataset_moments' two
+ * passes, the same sums in the same order, so the same bits. */
+tg_stream *tg_stream_open(tg_block_source src, int64_t window_blocks, bool standardize);
+void tg_stream_free(tg_stream *s);
+const tg_dataset *tg_stream_header(const tg_stream *s);
+const float *tg_stream_mean(const tg_stream *s); /* NULL without standardize */
+const float *tg_stream_std(const tg_stream *s);
+double tg_stream_max_abs(const tg_stream *s); /* the largest |x| of the file */
+uint64_t tg_stream_hash(const tg_stream *s); /* the first pass's: FNV-1a over every row's values and label */
+/* Binary cross-entropy made the other class the positive one: class c is read as 1 - c from now on. */
+void tg_stream_swap_binary(tg_stream *s);
+/* The batches: batch_size rows (the last of an epoch fewer), in dtype, standardized with mean and std
+ * (both NULL: raw). Call once before the first reset. */
+int tg_stream_start(tg_stream *s, int64_t batch_size, tg_dtype dtype, const float *mean, const float *std);
+int64_t tg_stream_batches(const tg_stream *s); /* per epoch */
+/* A new epoch: reshuffles the block order, draws from shuffle (kept: the windows draw from it as they
+ * are read). Refuses a file that changed since it was opened. */
+int tg_stream_reset(tg_stream *s, tg_rng *shuffle);
+/* The epoch's next batch: 1 with *x and *y (valid until the next call), 0 after the last, -1 on error. */
+int tg_stream_next(tg_stream *s, tg_tensor **x, tg_tensor **y);
+/* The file rows (0-based, header and blank lines not counted) of the last batch; *n of them. */
+const int64_t *tg_stream_rows(const tg_stream *s, int64_t *n);
+/* The position within the epoch, for training checkpoints (src/train/train_state.c): the block order
+ * [blocks], the window's row order [window capacity] and 4 counters. tg_stream_restore takes the same
+ * (checked) and re-reads the current window; shuffle is the generator the epoch draws from. */
+typedef struct {
+    int64_t *blocks, n_blocks;
+    int64_t *order, n_order;
+    int64_t position[4]; /* window, next row in it, rows the order was last shuffled for, rows handed out */
+} tg_stream_state;
+void tg_stream_get_state(tg_stream *s, tg_stream_state *out);
+int tg_stream_restore(tg_stream *s, const int64_t *blocks, const int64_t *order, const int64_t *position,
+                      tg_rng *shuffle, const char *path);
+
 /* ---- training checkpoints (src/io/safetensors_*.c), written and read by src/train/train_state.c ---- */
 
 /* A training checkpoint's extra tensors are named with this prefix; the reader accepts them (and I64

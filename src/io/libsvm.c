@@ -176,7 +176,7 @@ static int parse_pair(libsvm_load *s, char *token, int64_t line, int64_t column,
         if (s->opts->skip_unknown_features)
             return 0;
         return tg_error("%s:%lld:%lld: '%.*s%s': index %lld is above the feature count %lld (set "
-                        "skip_unknown_features to drop such pairs)",
+                        "skip_unknown_features, or data.unseen_features \"ignore\" in a config, to drop such pairs)",
                         path, ln, cn, PREVIEW_ARGS(token), (long long)index, (long long)limit),
                -1;
     }

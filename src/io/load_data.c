@@ -2,12 +2,54 @@
  * training splits them. */
 #include "io/io_internal.h"
 
+#include <cjson/cJSON.h>
+
 #include <string.h>
+
+/* Whether a model reads libsvm files: its config says data.format "libsvm", or the file is named *.svm,
+ * *.libsvm or *.svmlight; *skip from its data.unseen_features. */
+static bool reads_libsvm(const tg_model *m, const char *path, int *skip)
+{
+    static const char *const suffixes[] = { ".svm", ".libsvm", ".svmlight" };
+    bool libsvm = false;
+    *skip = 0;
+    if (m->config_json) {
+        tg_json_begin();
+        cJSON *root = cJSON_Parse(m->config_json);
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+        const cJSON *format = cJSON_GetObjectItemCaseSensitive(data, "format");
+        const cJSON *unseen = cJSON_GetObjectItemCaseSensitive(data, "unseen_features");
+        libsvm = cJSON_IsString(format) && strcmp(format->valuestring, "libsvm") == 0;
+        *skip = cJSON_IsString(unseen) && strcmp(unseen->valuestring, "ignore") == 0;
+        cJSON_Delete(root);
+    }
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t k = strlen(suffixes[i]);
+        libsvm |= n >= k && strcmp(path + n - k, suffixes[i]) == 0;
+    }
+    return libsvm;
+}
+
+/* A libsvm file for a model: the model's feature count fixed, labels mapped with its names when scored
+ * (data to predict keeps its own labels, which are not used). */
+static tg_dataset *load_libsvm_for_model(const tg_model *m, const char *path, bool scored, int skip)
+{
+    tg_libsvm_opts o = { .features = m->inputs, .skip_unknown_features = skip };
+    if (scored && m->labels) {
+        o.label_names = m->labels;
+        o.n_label_names = m->n_labels;
+    }
+    return tg_libsvm_load(path, &o);
+}
 
 tg_dataset *tg_load_data_for_model(const tg_model *m, const char *path, const tg_csv_opts *opts)
 {
     if (!m || !path)
         return tg_error("load data for a model: %s is NULL", m ? "the data file's path" : "the model");
+    int skip;
+    if (reads_libsvm(m, path, &skip))
+        return load_libsvm_for_model(m, path, !opts || opts->unlabeled == 0, skip);
     tg_csv_opts o = opts ? *opts : TG_CSV_OPTS_DEFAULT;
     if (m->labels) {
         o.label_names = m->labels;
@@ -59,6 +101,16 @@ static tg_dataset *load_one(const tg_config *cfg, const char *path, const char *
 {
     if (cfg->data.format && strcmp(cfg->data.format, "idx") == 0)
         return tg_idx_load(path, labels_path, cfg->data.scale);
+    if (cfg->data.format && strcmp(cfg->data.format, "libsvm") == 0) {
+        /* The test file takes the training file's feature count: an index beyond it is refused or dropped. */
+        tg_libsvm_opts l = { .features = mapping_from ? mapping_from->features : cfg->data.features,
+                             .skip_unknown_features = cfg->data.skip_unseen_features };
+        if (mapping_from) {
+            l.label_names = mapping_from->label_names;
+            l.n_label_names = mapping_from->classes;
+        }
+        return tg_libsvm_load(path, &l);
+    }
     tg_csv_opts o = TG_CSV_OPTS_DEFAULT;
     o.header = cfg->data.header;
     o.label_column = cfg->data.label_column;
@@ -124,4 +176,25 @@ int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_dataset **v
     *validation = d.validation;
     *test = d.test;
     return 0;
+}
+
+/* The CSV options a config's data section gives (labels mapped as mapping_from's, when given). */
+void tg_config_csv_opts(const tg_config *cfg, const tg_dataset *mapping_from, tg_csv_opts *o)
+{
+    *o = TG_CSV_OPTS_DEFAULT;
+    o->header = cfg->data.header;
+    o->label_column = cfg->data.label_column;
+    o->label_name = cfg->data.label_name;
+    o->columns = cfg->data.columns;
+    o->n_columns = cfg->data.n_columns;
+    if (mapping_from) {
+        o->label_names = mapping_from->label_names;
+        o->n_label_names = mapping_from->classes;
+    }
+}
+
+tg_dataset *tg_load_config_file(const tg_config *cfg, const char *path, const char *labels_path,
+                                const tg_dataset *mapping_from)
+{
+    return load_one(cfg, path, labels_path, mapping_from);
 }

@@ -16,11 +16,16 @@ struct tg_batcher {
 
 tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch_size, tg_dtype dtype, const tg_batcher_opts *opts)
 {
-    if (!ds)
-        return tg_error("batcher: data set is NULL");
-    if (!ds->x && ds->row_ptr)
+    if (ds && !ds->x && ds->row_ptr)
         return tg_error("batcher: the data set is sparse (CSR, from a libsvm file): gather its batches with "
                         "tg_sparse_csr_gather");
+    return tg_batcher_open(ds, batch_size, dtype, opts);
+}
+
+tg_batcher *tg_batcher_open(const tg_dataset *ds, int64_t batch_size, tg_dtype dtype, const tg_batcher_opts *opts)
+{
+    if (!ds)
+        return tg_error("batcher: data set is NULL");
     if (batch_size <= 0)
         return tg_error("batcher: batch_size is %lld, expected a positive count", (long long)batch_size);
     if (dtype != TG_F32 && dtype != TG_F64)
@@ -44,7 +49,7 @@ tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch_size, tg_dtype dt
         b->std = tg_alloc(bytes);
     }
     if (!b->order || (mean && (!b->mean || !b->std)) ||
-        tg_batch_buffers_init(&b->buffers, dtype, ds->features, size, ds->rows, true)) {
+        tg_batch_buffers_init_data(&b->buffers, dtype, ds, size, true)) {
         tg_batcher_free(b);
         return NULL;
     }
@@ -77,12 +82,29 @@ void tg_batcher_reset(tg_batcher *b, tg_rng *shuffle)
     b->next_row = 0;
     if (!shuffle)
         return;
-    int64_t *order = b->order;
-    for (int64_t r = b->ds->rows - 1; r > 0; r--) {
-        int64_t k = (int64_t)tg_rng_below(shuffle, (uint64_t)r + 1), tmp = order[r];
+    tg_shuffle_order(b->order, b->ds->rows, shuffle);
+}
+
+void tg_shuffle_order(int64_t *order, int64_t n, tg_rng *rng)
+{
+    for (int64_t r = n - 1; r > 0; r--) {
+        int64_t k = (int64_t)tg_rng_below(rng, (uint64_t)r + 1), tmp = order[r];
         order[r] = order[k];
         order[k] = tmp;
     }
+}
+
+int tg_batcher_next_batch(tg_batcher *b, batch_tensors *out)
+{
+    int64_t rows = b->ds->rows, start = b->next_row, size = b->buffers.size;
+    if (start >= rows)
+        return 0;
+    int64_t n = rows - start < size ? rows - start : size;
+    *out = tg_batch_buffers_for(&b->buffers, n);
+    if (tg_gather_batch(b->mean, b->std, b->ds, b->order + start, 0, n, *out))
+        return -1;
+    b->next_row = start + n;
+    return 1;
 }
 
 int tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y)
@@ -95,17 +117,14 @@ int tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y)
         tg_error("batcher_next: %s is NULL", b ? "x" : "batcher");
         return -1;
     }
-    int64_t rows = b->ds->rows, start = b->next_row, size = b->buffers.size;
-    if (start >= rows)
-        return 0;
-    int64_t n = rows - start < size ? rows - start : size;
-    batch_tensors t = tg_batch_buffers_for(&b->buffers, n);
-    tg_gather_standardized(b->mean, b->std, b->ds, b->order + start, 0, t.x, y ? t.y : NULL);
-    b->next_row = start + n;
-    *x = t.x;
-    if (y)
-        *y = t.y;
-    return 1;
+    batch_tensors t;
+    int status = tg_batcher_next_batch(b, &t); /* dense data only: tg_batcher_new refuses sparse */
+    if (status == 1) {
+        *x = t.x;
+        if (y)
+            *y = t.y;
+    }
+    return status;
 }
 
 int64_t tg_batcher_batches(const tg_batcher *b)

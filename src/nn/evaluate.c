@@ -32,63 +32,26 @@ static int check_data_fits(const tg_model *m, const tg_dataset *ds, const char *
 /* Runs fn(ctx, logits, rows, first_row) over ds in chunks with recording off. */
 typedef void (*chunk_fn)(void *ctx, const tg_tensor *logits, const tg_tensor *y, int64_t first_row);
 
-/* for_each_chunk over sparse rows: each chunk gathered into one reused CSR batch, its values divided by the
- * model's std (sparse data is scaled, never centred), the first layer run by tg_sparse_linear. */
-static int for_each_sparse_chunk(const tg_model *m, const tg_dataset *ds, chunk_fn fn, void *ctx, int64_t chunk)
-{
-    int status = -1;
-    int64_t tail = ds->rows % chunk;
-    tg_tape *tape = tg_tape_new();
-    tg_sparse_csr *x = tg_sparse_csr_new(m->dtype, 0, 0, 0, NULL, NULL, NULL);
-    tg_tensor *y_full = tg_tensor_new(TG_I64, 1, (int64_t[]){ chunk });
-    tg_tensor *y_tail = tg_tensor_new(TG_I64, 1, (int64_t[]){ tail ? tail : 1 });
-    if (!tape || !x || !y_full || !y_tail)
-        goto done;
-    tg_tape_set_recording(tape, 0);
-    for (int64_t start = 0; start < ds->rows; start += chunk) {
-        int64_t n = ds->rows - start < chunk ? ds->rows - start : chunk;
-        tg_tensor *y = n == chunk ? y_full : y_tail;
-        tg_tape_reset(tape);
-        if (tg_sparse_csr_gather(x, ds, NULL, start, n))
-            goto done;
-        TG_FLOAT_DISPATCH(m->dtype, T, {
-            T *val = x->val;
-            for (int64_t k = 0; m->std && k < x->nnz; k++)
-                val[k] = (T)((float)val[k] / m->std[x->col[k]]); /* in float32, as the dense gather does */
-        });
-        memcpy(y->data, ds->y + start, (size_t)n * sizeof(int64_t));
-        tg_tensor *logits = tg_model_forward_sparse(m, tape, x, m->params);
-        if (!logits)
-            goto done;
-        fn(ctx, logits, y, start);
-    }
-    status = 0;
-done:
-    tg_tensor_free(y_full);
-    tg_tensor_free(y_tail);
-    tg_sparse_csr_free(x);
-    tg_tape_free(tape);
-    return status;
-}
-
+/* The chunks go through the gathering and the forward that training uses: a sparse data set's rows into one
+ * reused CSR batch, divided by the model's std (scaled, never centred), its first layer tg_sparse_linear. */
 static int for_each_chunk(const tg_model *m, const tg_dataset *ds, chunk_fn fn, void *ctx)
 {
     int status = -1;
     int64_t chunk = ds->rows < EVAL_CHUNK ? (ds->rows ? ds->rows : 1) : EVAL_CHUNK;
-    if (!ds->x && ds->row_ptr)
-        return for_each_sparse_chunk(m, ds, fn, ctx, chunk);
     batch_buffers buffers;
     tg_tape *tape = tg_tape_new();
-    if (!tape || tg_batch_buffers_init(&buffers, m->dtype, ds->features, chunk, ds->rows, true)) {
+    if (!tape || tg_batch_buffers_init_data(&buffers, m->dtype, ds, chunk, true)) {
         tg_tape_free(tape);
         return -1;
     }
     tg_tape_set_recording(tape, 0);
     for (int64_t start = 0; start < ds->rows; start += chunk) {
-        batch_tensors b = tg_batch_buffers_for(&buffers, ds->rows - start < chunk ? ds->rows - start : chunk);
+        int64_t n = ds->rows - start < chunk ? ds->rows - start : chunk;
+        batch_tensors b = tg_batch_buffers_for(&buffers, n);
         tg_tape_reset(tape);
-        tg_gather_rows(m, ds, NULL, start, b.x, b.y);
-        tg_tensor *logits = tg_model_forward_with(m, tape, b.x, m->params);
+        if (tg_gather_rows(m, ds, NULL, start, n, b))
+            goto done;
+        tg_tensor *logits = tg_model_forward_batch(m, tape, b, m->params);
         if (!logits)
             goto done;
         fn(ctx, logits, b.y, start);

@@ -194,6 +194,11 @@ tg_tensor *tg_model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sp
     return h ? layers_from(m, tape, h, params, 1, bias ? 2 : 1) : NULL;
 }
 
+tg_tensor *tg_model_forward_batch(const tg_model *m, tg_tape *tape, batch_tensors t, tg_tensor *const *params)
+{
+    return t.sparse ? tg_model_forward_sparse(m, tape, t.sparse, params) : tg_model_forward_with(m, tape, t.x, params);
+}
+
 /* Getters answer a NULL model with their "none" value (-1, NULL) and set the error. */
 static bool have_model(const char *fn, const tg_model *m)
 {

@@ -31,31 +31,46 @@ extern const char *const tg_layer_names[];
 
 /* Reused input and label tensors for batches of `size` rows, and a second pair
  * for the final, shorter batch when `size` does not divide the row count: a
- * tensor's shape is never rewritten after it is made. */
+ * tensor's shape is never rewritten after it is made. Sparse data go into one
+ * reused CSR batch instead of x (its buffers grow to the largest batch). */
 typedef struct {
-    tg_tensor *x, *y; /* y is NULL when labels are not wanted */
+    tg_tensor *x, *y; /* x: dense rows, NULL for sparse data; y is NULL when labels are not wanted */
+    tg_sparse_csr *sparse; /* sparse rows, or NULL for dense data */
 } batch_tensors;
 typedef struct {
     int64_t size;
-    batch_tensors full, last; /* last.x is NULL when every batch is full */
+    batch_tensors full, last;
+    bool has_last; /* size does not divide the rows */
+    tg_sparse_csr *sparse; /* owned; full.sparse and last.sparse point to it */
 } batch_buffers;
 
-/* 0 on success; on failure nothing is left allocated. */
+/* 0 on success; on failure nothing is left allocated. features 0: no x (sparse rows go elsewhere). */
 int tg_batch_buffers_init(batch_buffers *b, tg_dtype dtype, int64_t features, int64_t size, int64_t rows, bool labels);
+/* Buffers for batches of ds's rows, dense or sparse as ds is (a sparse batch sized for the `size` longest
+ * rows, so that no gather allocates). */
+int tg_batch_buffers_init_data(batch_buffers *b, tg_dtype dtype, const tg_dataset *ds, int64_t size, bool labels);
 void tg_batch_buffers_free(batch_buffers *b);
 /* The pair whose first dimension is n (size, or the final batch's rows). */
 batch_tensors tg_batch_buffers_for(const batch_buffers *b, int64_t n);
-/* x[r] = standardized ds row idx[r] (or start + r when idx is NULL), in x's
- * dtype; y likewise when not NULL. x has exactly n rows. */
-void tg_gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, tg_tensor *x,
-                    tg_tensor *y);
+/* t = ds rows idx[0..n) (or start .. start + n when idx is NULL) with the model's standardization, in t's
+ * dtype; y too when t.y is set. n is t's row count. 0 on success (a sparse batch may fail to grow). */
+int tg_gather_rows(const tg_model *m, const tg_dataset *ds, const int64_t *idx, int64_t start, int64_t n,
+                   batch_tensors t);
+/* The same with the standardization given (mean and std NULL: rows as they are). Sparse rows are divided
+ * by std and never centred. */
+int tg_gather_batch(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx, int64_t start,
+                    int64_t n, batch_tensors t);
+/* The dense loop under tg_gather_batch: x [n, features] from rows idx (or start on), y when not NULL. */
+void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
+                            int64_t start, tg_tensor *x, tg_tensor *y);
+/* The same for n rows written from row `at` of x and y on (a batch gathered in parts: streaming). */
+void tg_gather_standardized_at(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
+                               int64_t start, int64_t n, tg_tensor *x, tg_tensor *y, int64_t at);
 /* The model over sparse rows (src/nn/model.c): its linear first layer through tg_sparse_linear, then the
  * rest of its layers as tg_model_forward_with runs them. */
 tg_tensor *tg_model_forward_sparse(const tg_model *m, tg_tape *tape, const tg_sparse_csr *x, tg_tensor *const *params);
-/* The same with the standardization given (mean and std NULL: rows as they are):
- * the one gathering loop, under both gather_rows and tg_batcher_next. */
-void tg_gather_standardized(const float *mean, const float *std, const tg_dataset *ds, const int64_t *idx,
-                            int64_t start, tg_tensor *x, tg_tensor *y);
+/* The model over a gathered batch, dense or sparse. */
+tg_tensor *tg_model_forward_batch(const tg_model *m, tg_tape *tape, batch_tensors t, tg_tensor *const *params);
 
 /* The optimizer's state, for training checkpoints (src/nn/optim.c): buffer k of parameter i (k 0: SGD's
  * momentum buffer or Adam's first moment; 1: Adam's second moment), the parameter's dtype and numel, or
@@ -63,9 +78,18 @@ void tg_gather_standardized(const float *mean, const float *std, const tg_datase
 void *tg_optimizer_buffer(const tg_optimizer *o, int k, int i);
 int64_t *tg_optimizer_steps(const tg_optimizer *o);
 
+/* A batcher that also takes sparse data (the trainer's; tg_batcher_new refuses them), and its next batch
+ * as gathered tensors: 1, 0 at the epoch's end, -1 on failure (src/nn/batcher.c). */
+tg_batcher *tg_batcher_open(const tg_dataset *ds, int64_t batch_size, tg_dtype dtype, const tg_batcher_opts *opts);
+int tg_batcher_next_batch(tg_batcher *b, batch_tensors *out);
+
 /* The batcher's row order [rows], for training checkpoints, and a seek to batch `batch` of the
  * current epoch (src/nn/batcher.c). */
 int64_t *tg_batcher_order(tg_batcher *b);
+/* tg_batcher_reset's shuffle of order[0..n) in place (Fisher-Yates from the last entry down, one
+ * tg_rng_below(r + 1) each): also a stream's (src/io/stream.c), so one window holding a file is
+ * shuffled as the batcher shuffles the same rows. */
+void tg_shuffle_order(int64_t *order, int64_t n, tg_rng *rng);
 void tg_batcher_seek(tg_batcher *b, int64_t batch);
 
 /* The loss's per-class weights for the training data (src/nn/class_weight.c): loss.weight, or

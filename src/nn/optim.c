@@ -132,6 +132,17 @@ double tg_optimizer_lr(const tg_optimizer *o)
     return o->opts.lr;
 }
 
+/* The touched slices of a parameter are walked as outer x inner loops: the columns of W [out, F] row by row
+ * (a row's pages stay in the TLB; column by column, each of a column's `out` elements is on another page),
+ * the rows of W [F, out] one after the other (each is contiguous). touched_element is element (a, b). */
+static int64_t touched_outer(const tg_tensor *p) { return p->grad_cols->axis ? p->shape[0] : p->grad_cols->n; }
+static int64_t touched_inner(const tg_tensor *p) { return p->grad_cols->axis ? p->grad_cols->n : p->shape[1]; }
+static inline int64_t touched_element(const tg_tensor *p, int64_t a, int64_t b)
+{
+    const tg_col_set *set = p->grad_cols;
+    return set->axis ? set->list[b] + a * p->shape[1] : set->list[a] * p->shape[1] + b;
+}
+
 /* Whether p's gradient came from sparse ops only, so that a lazy optimizer may look at its touched columns alone. */
 static bool column_sparse(const tg_optimizer *o, const tg_tensor *p)
 {
@@ -149,14 +160,12 @@ void tg_optimizer_zero_grad(tg_optimizer *o)
             continue;
         }
         /* the touched slices, then the set is empty again */
-        const tg_col_set *set = p->grad_cols;
-        int64_t across = p->shape[1 - set->axis], row_step = set->axis ? p->shape[1] : 1;
-        int64_t slice_step = set->axis ? 1 : p->shape[1];
+        int64_t outer = touched_outer(p), inner = touched_inner(p);
         TG_FLOAT_DISPATCH(p->dtype, T, {
             T *g = p->grad->data;
-            for (int64_t j = 0; j < set->n; j++)
-                for (int64_t r = 0; r < across; r++)
-                    g[set->list[j] * slice_step + r * row_step] = 0;
+            for (int64_t a = 0; a < outer; a++)
+                for (int64_t b = 0; b < inner; b++)
+                    g[touched_element(p, a, b)] = 0;
         });
         tg_col_set_clear(p->grad_cols);
     }
@@ -167,19 +176,16 @@ void tg_optimizer_zero_grad(tg_optimizer *o)
  * m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v); p -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps) */
 static void lazy_update(const tg_optim_opts *o, int64_t t, void *first, void *second, tg_tensor *p)
 {
-    const tg_col_set *set = p->grad_cols;
-    /* element (slice j, position r): list[j] * slice_step + r * row_step */
-    int64_t across = p->shape[1 - set->axis], row_step = set->axis ? p->shape[1] : 1;
-    int64_t slice_step = set->axis ? 1 : p->shape[1];
+    int64_t outer = touched_outer(p), inner = touched_inner(p);
     double bias1 = 1 - pow(o->beta1, (double)t), bias2 = 1 - pow(o->beta2, (double)t);
     TG_FLOAT_DISPATCH(p->dtype, T, {
         T *w = p->data, *m = first, *v = second;
         const T *grad = p->grad->data;
         const T lr = (T)o->lr, b1 = (T)o->beta1, b2 = (T)o->beta2, eps = (T)o->eps;
         const T step_size = (T)(o->lr * sqrt(bias2) / bias1);
-        for (int64_t j = 0; j < set->n; j++)
-            for (int64_t r = 0; r < across; r++) {
-                int64_t k = set->list[j] * slice_step + r * row_step;
+        for (int64_t a = 0; a < outer; a++)
+            for (int64_t b = 0; b < inner; b++) {
+                int64_t k = touched_element(p, a, b);
                 T g = grad[k];
                 if (o->type == TG_OPTIM_SGD) {
                     w[k] -= lr * g;

@@ -6,7 +6,7 @@
  * that coordinates reach exactly zero. Models never appear here: the caller's
  * callback returns f and its gradient. Every buffer is allocated once before
  * the first iteration. */
-#include "core/core.h"
+#include "solve/lbfgs.h"
 
 #include <math.h>
 #include <string.h>
@@ -352,6 +352,144 @@ static int finish(solver *sv, tg_lbfgs_status st, int iterations, tg_lbfgs_resul
     return st == TG_LBFGS_LINESEARCH_FAILED || st == TG_LBFGS_NOT_FINITE || st == TG_LBFGS_CALLBACK_FAILED ? -1 : 0;
 }
 
+int tg_lbfgs_state_init(tg_lbfgs_state *st, int64_t n, int m)
+{
+    memset(st, 0, sizeof *st);
+    if (n <= 0 || m < 1 || (uint64_t)n > SIZE_MAX / sizeof(double) / (2 * (uint64_t)m + 6))
+        return tg_error("lbfgs: %lld variables with history_size %d do not fit in memory", (long long)n, m), -1;
+    size_t vec = (size_t)n * sizeof(double);
+    st->n = n;
+    st->m = m;
+    st->newest = m - 1;
+    st->F_before = NAN;
+    st->s = tg_alloc_zeroed(vec * (size_t)m);
+    st->y = tg_alloc_zeroed(vec * (size_t)m);
+    st->rho = tg_alloc_zeroed((size_t)m * sizeof(double));
+    st->g = tg_alloc_zeroed(vec);
+    if (st->s && st->y && st->rho && st->g)
+        return 0;
+    tg_lbfgs_state_free(st);
+    return -1;
+}
+
+void tg_lbfgs_state_free(tg_lbfgs_state *st)
+{
+    tg_dealloc(st->s);
+    tg_dealloc(st->y);
+    tg_dealloc(st->rho);
+    tg_dealloc(st->g);
+    st->s = st->y = st->rho = st->g = NULL;
+}
+
+/* The run as it stands, into st (before the progress callback sees it, and at the end). */
+static void keep(const solver *sv, tg_lbfgs_state *st, int iterations, double F_before)
+{
+    st->started = 1;
+    st->iterations = iterations;
+    st->evaluations = sv->evaluations;
+    st->stored = sv->stored;
+    st->newest = sv->newest;
+    st->f = sv->f;
+    st->F = sv->F;
+    st->F_before = F_before;
+}
+
+static bool change_converged(const tg_lbfgs_opts *o, double before, double F)
+{
+    return o->tolerance_change > 0 && fabs(before - F) <= o->tolerance_change * fmax(fmax(fabs(before), fabs(F)), 1.0);
+}
+
+/* The iterations from st's position: each one, then the progress callback, then the change test. */
+static tg_lbfgs_status run_iterations(solver *sv, tg_lbfgs_state *st, int *k)
+{
+    const tg_lbfgs_opts *o = sv->o;
+    int64_t n = sv->n;
+    tg_lbfgs_status status = TG_LBFGS_RUNNING;
+    /* Continued after a stop by the callback: the change test that followed it comes first. */
+    if (*k > 0 && change_converged(o, st->F_before, sv->F))
+        return TG_LBFGS_CONVERGED_CHANGE;
+    for (;;) {
+        if (max_abs(n, sv->pg) <= o->tolerance_grad)
+            return TG_LBFGS_CONVERGED_GRAD;
+        if (*k >= o->max_iter)
+            return TG_LBFGS_MAX_ITER;
+        double before = sv->F;
+        status = iterate(sv);
+        if ((status == TG_LBFGS_LINESEARCH_FAILED || status == TG_LBFGS_NOT_FINITE) && sv->stored) {
+            sv->stored = 0; /* the quasi-Newton model misled the search: once more from steepest descent */
+            status = iterate(sv);
+        }
+        if (status)
+            return status;
+        ++*k;
+        keep(sv, st, *k, before);
+        if (o->progress && o->progress(*k, sv->F, max_abs(n, sv->pg), sv->ctx))
+            return TG_LBFGS_STOPPED;
+        if (change_converged(o, before, sv->F))
+            return TG_LBFGS_CONVERGED_CHANGE;
+    }
+}
+
+int tg_lbfgs_run(int64_t n, double *w, tg_lbfgs_fn fg, void *ctx, const tg_lbfgs_opts *opts, tg_lbfgs_state *st,
+                 tg_lbfgs_result *result)
+{
+    tg_lbfgs_opts o = opts ? *opts : TG_LBFGS_OPTS_DEFAULT;
+    if (result)
+        *result = (tg_lbfgs_result){ .status = TG_LBFGS_CALLBACK_FAILED, .objective = NAN, .grad_norm = NAN };
+    if (check_opts(n, w, fg, &o))
+        return -1;
+    if (!st || st->n != n || st->m != o.history_size || !st->s || !st->y || !st->rho || !st->g)
+        return tg_error("lbfgs: the solver state is not one for %lld variables with history_size %d", (long long)n,
+                        o.history_size),
+               -1;
+    size_t vec = (size_t)n * sizeof(double);
+    solver sv = { .n = n,
+                  .fg = fg,
+                  .ctx = ctx,
+                  .o = &o,
+                  .m = st->m,
+                  .stored = st->stored,
+                  .newest = st->newest,
+                  .s = st->s,
+                  .y = st->y,
+                  .rho = st->rho,
+                  .g = st->g,
+                  .x = w,
+                  .evaluations = st->evaluations };
+    sv.alpha = tg_alloc((size_t)o.history_size * sizeof(double));
+    sv.x0 = tg_alloc(vec);
+    sv.g0 = tg_alloc(vec);
+    sv.d = tg_alloc(vec);
+    sv.pg = tg_alloc(vec);
+    int status = -1;
+    if (!sv.alpha || !sv.x0 || !sv.g0 || !sv.d || !sv.pg)
+        goto done;
+    int k = st->started ? st->iterations : 0;
+    tg_lbfgs_status why = TG_LBFGS_RUNNING;
+    if (st->started) {
+        sv.f = st->f;
+        sv.F = st->F;
+    } else {
+        why = evaluate(&sv, sv.x, &sv.f, sv.g, &sv.F);
+        if (!why)
+            keep(&sv, st, 0, NAN);
+    }
+    if (!why) {
+        pseudo_gradient(&sv, sv.x, sv.g, sv.pg);
+        why = run_iterations(&sv, st, &k);
+    }
+    if (st->started) /* a failed iteration went back to its start point: st is the run's last good state */
+        keep(&sv, st, k, st->F_before);
+    status = finish(&sv, why, k, result);
+done:
+    tg_dealloc(sv.alpha);
+    tg_dealloc(sv.x0);
+    tg_dealloc(sv.g0);
+    tg_dealloc(sv.d);
+    tg_dealloc(sv.pg);
+    return status;
+}
+
 int tg_lbfgs_minimize(int64_t n, double *w, tg_lbfgs_fn fg, void *ctx, const tg_lbfgs_opts *opts,
                       tg_lbfgs_result *result)
 {
@@ -360,64 +498,10 @@ int tg_lbfgs_minimize(int64_t n, double *w, tg_lbfgs_fn fg, void *ctx, const tg_
         *result = (tg_lbfgs_result){ .status = TG_LBFGS_CALLBACK_FAILED, .objective = NAN, .grad_norm = NAN };
     if (check_opts(n, w, fg, &o))
         return -1;
-    if ((uint64_t)n > SIZE_MAX / sizeof(double) / (2 * (uint64_t)o.history_size + 6))
-        return tg_error("lbfgs: %lld variables with history_size %d do not fit in memory", (long long)n,
-                        o.history_size),
-               -1;
-    size_t vec = (size_t)n * sizeof(double);
-    solver sv = { .n = n, .fg = fg, .ctx = ctx, .o = &o, .m = o.history_size, .newest = o.history_size - 1, .x = w };
-    sv.s = tg_alloc(vec * (size_t)o.history_size);
-    sv.y = tg_alloc(vec * (size_t)o.history_size);
-    sv.rho = tg_alloc((size_t)o.history_size * sizeof(double));
-    sv.alpha = tg_alloc((size_t)o.history_size * sizeof(double));
-    sv.x0 = tg_alloc(vec);
-    sv.g0 = tg_alloc(vec);
-    sv.d = tg_alloc(vec);
-    sv.pg = tg_alloc(vec);
-    sv.g = tg_alloc(vec);
-    int status = -1;
-    if (!sv.s || !sv.y || !sv.rho || !sv.alpha || !sv.x0 || !sv.g0 || !sv.d || !sv.pg || !sv.g)
-        goto done;
-    int k = 0;
-    tg_lbfgs_status st = evaluate(&sv, sv.x, &sv.f, sv.g, &sv.F);
-    if (!st)
-        pseudo_gradient(&sv, sv.x, sv.g, sv.pg);
-    while (!st) {
-        if (max_abs(n, sv.pg) <= o.tolerance_grad) {
-            st = TG_LBFGS_CONVERGED_GRAD;
-            break;
-        }
-        if (k >= o.max_iter) {
-            st = TG_LBFGS_MAX_ITER;
-            break;
-        }
-        double before = sv.F;
-        st = iterate(&sv);
-        if ((st == TG_LBFGS_LINESEARCH_FAILED || st == TG_LBFGS_NOT_FINITE) && sv.stored) {
-            sv.stored = 0; /* the quasi-Newton model misled the search: once more from steepest descent */
-            st = iterate(&sv);
-        }
-        if (st)
-            break;
-        k++;
-        if (o.progress && o.progress(k, sv.F, max_abs(n, sv.pg), ctx)) {
-            st = TG_LBFGS_STOPPED;
-            break;
-        }
-        if (o.tolerance_change > 0 &&
-            fabs(before - sv.F) <= o.tolerance_change * fmax(fmax(fabs(before), fabs(sv.F)), 1.0))
-            st = TG_LBFGS_CONVERGED_CHANGE;
-    }
-    status = finish(&sv, st, k, result);
-done:
-    tg_dealloc(sv.s);
-    tg_dealloc(sv.y);
-    tg_dealloc(sv.rho);
-    tg_dealloc(sv.alpha);
-    tg_dealloc(sv.x0);
-    tg_dealloc(sv.g0);
-    tg_dealloc(sv.d);
-    tg_dealloc(sv.pg);
-    tg_dealloc(sv.g);
+    tg_lbfgs_state st;
+    if (tg_lbfgs_state_init(&st, n, o.history_size))
+        return -1;
+    int status = tg_lbfgs_run(n, w, fg, ctx, &o, &st, result);
+    tg_lbfgs_state_free(&st);
     return status;
 }

@@ -1,13 +1,13 @@
 /* Sparse inputs: CSR batches of rows (the left operand of tg_sparse_linear)
  * and the column sets that make a parameter's gradient column-sparse. A batch
  * keeps its buffers between gathers, so a training loop allocates only until
- * it has seen its largest batch. */
+ * it has seen its largest batch (or not at all, when it reserved for that
+ * batch first: tg_sparse_csr_reserve). */
 #include "tensor/tensor_internal.h"
 
 #include <string.h>
 
-/* Grows the buffers to hold rows and nnz; keeps what they hold. */
-static int csr_reserve(tg_sparse_csr *s, int64_t rows, int64_t nnz)
+int tg_sparse_csr_reserve(tg_sparse_csr *s, int64_t rows, int64_t nnz)
 {
     if ((uint64_t)rows >= SIZE_MAX / sizeof(int64_t) || (uint64_t)nnz > SIZE_MAX / sizeof(double))
         return tg_error("sparse_csr: %lld rows with %lld non-zeros are too many", (long long)rows, (long long)nnz), -1;
@@ -88,7 +88,7 @@ tg_sparse_csr *tg_sparse_csr_new(tg_dtype dtype, int64_t rows, int64_t cols, int
     if (!s)
         return NULL;
     s->dtype = dtype;
-    if (csr_reserve(s, rows, nnz)) {
+    if (tg_sparse_csr_reserve(s, rows, nnz)) {
         tg_sparse_csr_free(s);
         return NULL;
     }
@@ -127,7 +127,7 @@ int tg_sparse_csr_gather(tg_sparse_csr *dst, const tg_dataset *ds, const int64_t
                    -1;
         nnz += ds->row_ptr[row + 1] - ds->row_ptr[row];
     }
-    if (csr_reserve(dst, n, nnz))
+    if (tg_sparse_csr_reserve(dst, n, nnz))
         return -1;
     dst->rows = n;
     dst->cols = ds->features;

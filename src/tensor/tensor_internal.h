@@ -77,6 +77,9 @@ struct tg_sparse_csr {
     void *val; /* [nnz] of dtype */
     int64_t row_cap, nnz_cap; /* what the buffers hold */
 };
+/* Grows a CSR batch's buffers to hold rows and nnz (keeping what they hold), so that gathers up to that
+ * size allocate nothing. 0 on success. */
+int tg_sparse_csr_reserve(tg_sparse_csr *s, int64_t rows, int64_t nnz);
 /* The slices a sparse op touched in a [rows, cols] parameter's gradient, each
  * once, in order of first touch: columns (axis 1, tg_sparse_linear's W [out, F])
  * or rows (axis 0, tg_sparse_matmul's W [F, out]); mark[i] says whether i is in

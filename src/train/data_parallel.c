@@ -80,7 +80,7 @@ int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train)
 }
 
 tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_model *m, int64_t batch,
-                            const tg_tensor *class_weight, bool *failed)
+                            const tg_tensor *class_weight, bool streamed, bool *failed)
 {
     *failed = false;
     if (!tg_dist_parallel())
@@ -88,6 +88,13 @@ tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_mo
     if (tg_dp_check_same_run(cfg, train)) {
         *failed = true;
         return NULL;
+    }
+    if (streamed || !train->x) {
+        *failed = true;
+        return tg_error("train: %s does not run across ranks yet: train it in one process, or use the full-batch "
+                        "solver (optimizer.type lbfgs)",
+                        streamed ? "minibatch training on streamed data (data.stream)"
+                                 : "minibatch training on sparse (libsvm) data");
     }
     if (cfg->optimizer.lazy) {
         *failed = true;
@@ -161,7 +168,8 @@ int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, tg_tensor *
     if (end == first)
         return 0;
     batch_tensors part = dp->part[n == dp->batch ? 0 : 1];
-    tg_gather_rows(dp->model, dp->train, order + first, 0, part.x, part.y);
+    if (tg_gather_rows(dp->model, dp->train, order + first, 0, end - first, part))
+        return -1;
     *x = part.x;
     *y = part.y;
     return 1;

@@ -26,10 +26,10 @@ typedef struct {
  * and classes; else -1 with an error naming this rank, which then ends the job. 0 in one process. */
 int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train);
 /* NULL with no error when the run is one process; else the parts for batches of `batch` rows of train
- * (which every rank holds whole). Allocates the parameters' gradients, so a rank whose slice of a batch is
+ * (which every rank holds whole; dense and loaded, not streamed: the others are refused). Allocates the parameters' gradients, so a rank whose slice of a batch is
  * empty still has them to receive the sum into. */
 tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_model *m, int64_t batch,
-                            const tg_tensor *class_weight, bool *failed);
+                            const tg_tensor *class_weight, bool streamed, bool *failed);
 void tg_dp_free(tg_data_parallel *dp);
 /* This rank's slice of batch s of the batcher's order, gathered and standardized; advances the batcher
  * past the batch. 1 with the slice in *x, *y and the targets in *bce; 0 when the slice is empty (there are

@@ -2,7 +2,8 @@
  * the whole training set, minimised by tg_lbfgs_minimize (OWL-QN under an L1
  * part). The objective is computed in float64 whatever the model's dtype, in
  * blocks of rows gathered into one reused batch, so no tape is the size of
- * the data set. With T threads (the thread budget), thread t takes blocks t,
+ * the data set (sparse data: CSR slices, the first layer tg_sparse_linear,
+ * the weight dense). With T threads (the thread budget), thread t takes blocks t,
  * t + T, ... on its own float64 copy of the model, tape and batch; the
  * threads' losses (reduction sum) and gradients are added in thread order, so
  * a result is the same bits for a given thread count and depends on the block
@@ -22,6 +23,8 @@ typedef struct {
     tg_tape *tape;
     batch_buffers blocks;
     binary_targets bce; /* binary_cross_entropy: float targets and row weights */
+    tg_tensor *logits[2]; /* one dense linear layer: leaves for a full block and the last one */
+    double *grad; /* [n]: the gradient of its blocks, the parameters in order */
     double loss; /* the sum over its blocks */
     char error[256]; /* tg_last_error of a failure (errors are per thread) */
 } worker;
@@ -39,9 +42,10 @@ typedef struct {
     double l2; /* the L2 part's weight divided by C n */
     unsigned char *mask; /* 1 on weights, 0 on biases */
     int64_t n; /* parameters */
+    bool one_linear; /* dense rows into one linear layer: its products by linear_blocks.c, the loss on the tape */
     tg_training *t;
-    tg_progress_fn progress;
-    void *ctx;
+    const tg_train_opts *opts; /* progress, and checkpoints every opts->checkpoint_every iterations */
+    bool checkpoint_failed;
     double started;
     double objective; /* the last evaluation's f (mean scale) */
 } full_batch;
@@ -55,7 +59,43 @@ static void params_from(tg_model *m, const double *w)
     }
 }
 
-/* Worker id's blocks at w: a forward and a backward with reduction sum each. 0 on success. */
+/* The loss of a block's logits, summed, on the worker's tape. NULL with the error set. */
+static tg_tensor *block_loss(full_batch *fb, worker *wk, tg_tensor *logits, batch_tensors bt)
+{
+    if (fb->cfg->loss.type != TG_LOSS_BINARY_CROSS_ENTROPY)
+        return tg_cross_entropy(wk->tape, logits, bt.y, &fb->ce);
+    tg_bce_opts bce;
+    tg_tensor *target = tg_binary_targets_fill(&wk->bce, bt.y, fb->class_weight, &bce);
+    bce.reduction = TG_SUM;
+    return tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
+}
+
+/* A block through the tape: the model's forward (a CSR slice goes through its sparse first layer) and backward. */
+static tg_tensor *block_on_tape(full_batch *fb, worker *wk, batch_tensors bt)
+{
+    tg_tensor *logits = tg_model_forward_batch(wk->model, wk->tape, bt, wk->model->params);
+    tg_tensor *loss = logits ? block_loss(fb, wk, logits, bt) : NULL;
+    return loss && !tg_backward(wk->tape, loss) ? loss : NULL;
+}
+
+/* A block into one dense linear layer: its logits and weight gradient by
+ * linear_blocks.c's kernels, only the loss on the tape. */
+static tg_tensor *block_one_linear(full_batch *fb, worker *wk, batch_tensors bt, int64_t n)
+{
+    const tg_model *m = wk->model;
+    tg_tensor *logits = wk->logits[n == fb->block ? 0 : 1];
+    int64_t out = m->layers[0].out, d = m->inputs;
+    const double *x = bt.x->data, *bias = m->n_params > 1 ? m->params[1]->data : NULL;
+    tg_block_logits(n, d, out, x, m->params[0]->data, bias, logits->data);
+    tg_zero_grad(logits);
+    tg_tensor *loss = block_loss(fb, wk, logits, bt);
+    if (!loss || tg_backward(wk->tape, loss))
+        return NULL;
+    tg_block_weight_grad(n, d, out, x, tg_grad(logits)->data, wk->grad, bias ? wk->grad + out * d : NULL);
+    return loss;
+}
+
+/* Worker id's blocks at w: the sum of their losses into wk->loss, of their gradients into wk->grad. 0 on success. */
 static int worker_blocks(full_batch *fb, int id, const double *w)
 {
     worker *wk = &fb->workers[id];
@@ -63,27 +103,25 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
     params_from(m, w);
     for (int i = 0; i < m->n_params; i++)
         tg_zero_grad(m->params[i]);
+    memset(wk->grad, 0, (size_t)fb->n * sizeof *wk->grad);
     wk->loss = 0;
     for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers) {
         int64_t start = fb->first + b * fb->block, n = fb->end - start < fb->block ? fb->end - start : fb->block;
         batch_tensors bt = tg_batch_buffers_for(&wk->blocks, n);
-        tg_gather_rows(fb->source, fb->train, NULL, start, bt.x, bt.y);
         tg_tape_reset(wk->tape);
-        tg_tensor *logits = tg_model_forward(m, wk->tape, bt.x), *loss;
-        if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
-            tg_bce_opts bce;
-            tg_tensor *target = tg_binary_targets_fill(&wk->bce, bt.y, fb->class_weight, &bce);
-            bce.reduction = TG_SUM;
-            loss = tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
-        } else {
-            loss = tg_cross_entropy(wk->tape, logits, bt.y, &fb->ce);
-        }
-        if (!loss || tg_backward(wk->tape, loss)) {
+        tg_tensor *loss = NULL;
+        if (!tg_gather_rows(fb->source, fb->train, NULL, start, n, bt))
+            loss = fb->one_linear ? block_one_linear(fb, wk, bt, n) : block_on_tape(fb, wk, bt);
+        if (!loss) {
             snprintf(wk->error, sizeof wk->error, "%s", tg_last_error());
             return -1;
         }
         wk->loss += tg_get(loss, 0);
     }
+    double *g = wk->grad; /* the tape's gradients, in the same flat order */
+    for (int i = 0; !fb->one_linear && i < m->n_params; g += m->params[i]->numel, i++)
+        if (m->params[i]->grad)
+            memcpy(g, m->params[i]->grad->data, (size_t)m->params[i]->numel * sizeof *g);
     return 0;
 }
 
@@ -105,16 +143,10 @@ static int objective(int64_t n, const double *w, double *f, double *grad, void *
     double inv_rows = 1.0 / (double)fb->train->rows, sum = 0, squares = 0;
     memset(grad, 0, (size_t)n * sizeof *grad);
     for (int id = 0; id < fb->n_workers; id++) {
-        const tg_model *m = fb->workers[id].model;
-        double *g = grad;
+        const double *g = fb->workers[id].grad;
         sum += fb->workers[id].loss;
-        for (int i = 0; i < m->n_params; i++) {
-            const tg_tensor *p = m->params[i];
-            const double *pg = p->grad ? p->grad->data : NULL;
-            for (int64_t k = 0; pg && k < p->numel; k++)
-                g[k] += pg[k];
-            g += p->numel;
-        }
+        for (int64_t k = 0; k < n; k++)
+            grad[k] += g[k];
     }
     if (tg_dist_sum(grad, n, TG_F64) || tg_dist_sum(&sum, 1, TG_F64)) /* across ranks: every rank's rows */
         return -1;
@@ -129,6 +161,26 @@ static int objective(int64_t n, const double *w, double *f, double *grad, void *
     return 0;
 }
 
+/* The model's weights from the solver's point (in the model's dtype). */
+static void weights_to_model(tg_model *m, const double *w)
+{
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t k = 0; k < m->params[i]->numel; k++)
+            tg_set(m->params[i], k, *w++);
+}
+
+/* A training checkpoint after every opts->checkpoint_every iterations, while max_iter is not reached;
+ * its failure stops the solver (checkpoint_failed says so). */
+static int checkpoint_after(full_batch *fb, int iteration)
+{
+    const tg_train_opts *o = fb->opts;
+    if (o->checkpoint_every <= 0 || iteration % o->checkpoint_every != 0 || iteration >= fb->cfg->lbfgs.opts.max_iter)
+        return 0;
+    weights_to_model(fb->t->model, fb->t->state->w);
+    fb->checkpoint_failed = tg_train_checkpoint(fb->t, o) != 0;
+    return fb->checkpoint_failed;
+}
+
 /* Each iteration is one point of the curves (train_loss: the objective f). */
 static int on_iteration(int iteration, double value, double grad_norm, void *ctx)
 {
@@ -139,7 +191,9 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
     t->val_loss[iteration - 1] = NAN;
     t->val_accuracy[iteration - 1] = NAN;
     t->epochs_run = iteration;
-    if (!fb->progress)
+    if (checkpoint_after(fb, iteration))
+        return 1;
+    if (!fb->opts->progress)
         return 0;
     tg_progress p = { .epoch = iteration,
                       .epochs = fb->cfg->lbfgs.opts.max_iter,
@@ -152,7 +206,7 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
                       .seconds = tg_now_seconds() - fb->started,
                       .finished = 1,
                       .full_batch = 1 };
-    return fb->progress(&p, fb->ctx);
+    return fb->opts->progress(&p, fb->opts->ctx);
 }
 
 static int open_workers(full_batch *fb, const tg_model *m)
@@ -165,14 +219,26 @@ static int open_workers(full_batch *fb, const tg_model *m)
     fb->n_workers = (int)(fb->n_blocks < threads ? fb->n_blocks > 0 ? fb->n_blocks : 1 : threads);
     if (!(fb->workers = tg_alloc_zeroed((size_t)fb->n_workers * sizeof *fb->workers)))
         return -1;
+    tg_dataset share = *fb->train; /* this rank's rows, a view: what sizes the blocks (the last one's rows) */
+    share.rows = rows;
+    share.row_ptr = share.row_ptr ? share.row_ptr + fb->first : NULL;
     for (int id = 0; id < fb->n_workers; id++) {
         worker *wk = &fb->workers[id];
         tg_rng unused; /* the weights are overwritten from w at each evaluation */
         tg_rng_seed(&unused, 0);
         wk->model = tg_model_new(TG_F64, m->inputs, m->n_layers, m->layers, &unused);
         wk->tape = tg_tape_new();
-        if (!wk->model || !wk->tape || tg_batch_buffers_init(&wk->blocks, TG_F64, m->inputs, fb->block, rows, true))
+        wk->grad = tg_alloc((size_t)fb->n * sizeof *wk->grad);
+        if (!wk->model || !wk->tape || !wk->grad ||
+            tg_batch_buffers_init_data(&wk->blocks, TG_F64, &share, fb->block, true))
             return -1;
+        int64_t last = rows - (fb->n_blocks - 1) * fb->block; /* the last block's rows */
+        for (int s = 0; fb->one_linear && s < 2; s++) {
+            int64_t shape[2] = { s == 0 ? fb->block : last, m->layers[0].out };
+            if (!(wk->logits[s] = tg_tensor_new(TG_F64, 2, shape)))
+                return -1;
+            tg_set_requires_grad(wk->logits[s], 1);
+        }
         if (fb->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
             tg_binary_targets_init(&wk->bce, TG_F64, fb->block, rows, fb->class_weight != NULL,
                                    fb->cfg->loss.pos_weight))
@@ -185,18 +251,26 @@ static int open_full_batch(full_batch *fb, tg_model *m)
 {
     const tg_config *cfg = fb->cfg;
     int max_iter = cfg->lbfgs.opts.max_iter > 0 ? cfg->lbfgs.opts.max_iter : 1;
+    for (int i = 0; i < m->n_params; i++)
+        fb->n += m->params[i]->numel;
+    fb->one_linear = fb->train->x && m->n_layers == 1 && m->layers[0].type == TG_LAYER_LINEAR;
     if (tg_dp_check_same_run(cfg, fb->train) || tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) ||
         open_workers(fb, m))
         return -1;
-    for (int i = 0; i < m->n_params; i++)
-        fb->n += m->params[i]->numel;
     fb->mask = tg_alloc_zeroed((size_t)fb->n);
     tg_training *t = fb->t;
     t->train_loss = tg_alloc((size_t)max_iter * sizeof(double));
     t->val_loss = tg_alloc((size_t)max_iter * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)max_iter * sizeof(double));
-    if (!fb->mask || !t->train_loss || !t->val_loss || !t->val_accuracy)
+    struct tg_train_state *st = t->state;
+    st->w = tg_alloc((size_t)fb->n * sizeof *st->w);
+    if (!fb->mask || !t->train_loss || !t->val_loss || !t->val_accuracy || !st->w ||
+        tg_lbfgs_state_init(&st->lbfgs, fb->n, cfg->lbfgs.opts.history_size))
         return -1;
+    double *w = st->w;
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t k = 0; k < m->params[i]->numel; k++)
+            *w++ = tg_get(m->params[i], k);
     unsigned char *mask = fb->mask;
     for (int i = 0; i < m->n_params; i++) {
         memset(mask, m->params[i]->ndim == 2, (size_t)m->params[i]->numel); /* weights are [out, in], biases [out] */
@@ -219,36 +293,33 @@ static void close_full_batch(full_batch *fb)
         tg_batch_buffers_free(&fb->workers[id].blocks);
         tg_binary_targets_free(&fb->workers[id].bce);
         tg_tape_free(fb->workers[id].tape);
+        tg_tensor_free(fb->workers[id].logits[0]);
+        tg_tensor_free(fb->workers[id].logits[1]);
+        tg_dealloc(fb->workers[id].grad);
     }
     tg_dealloc(fb->workers);
     tg_tensor_free(fb->class_weight);
     tg_dealloc(fb->mask);
 }
 
-/* The solver from the model's initial weights; the model keeps the last good weights even on failure. */
+/* The solver from the state's point (the model's initial weights, or a resumed run's); the model keeps
+ * the last good weights even on failure. */
 static int solve(full_batch *fb, tg_model *m)
 {
     const tg_config *cfg = fb->cfg;
-    double *w = tg_alloc((size_t)fb->n * sizeof *w);
-    if (!w)
-        return -1;
-    double *p = w;
-    for (int i = 0; i < m->n_params; i++)
-        for (int64_t k = 0; k < m->params[i]->numel; k++)
-            *p++ = tg_get(m->params[i], k);
+    struct tg_train_state *st = fb->t->state;
     tg_lbfgs_opts o = cfg->lbfgs.opts;
     double l1;
     tg_penalty_parts(&cfg->loss.penalty, &l1, NULL);
     o.l1 = l1 / (cfg->loss.penalty.C * (double)fb->train->rows);
     o.l1_mask = fb->mask;
     o.progress = on_iteration;
-    int status = tg_lbfgs_minimize(fb->n, w, objective, fb, &o, &fb->t->solver);
-    p = w;
-    for (int i = 0; i < m->n_params; i++)
-        for (int64_t k = 0; k < m->params[i]->numel; k++)
-            tg_set(m->params[i], k, *p++);
-    tg_dealloc(w);
+    int status = tg_lbfgs_run(fb->n, st->w, objective, fb, &o, &st->lbfgs, &fb->t->solver);
+    weights_to_model(m, st->w);
+    if (fb->checkpoint_failed)
+        return -1;
     fb->t->stopped_by_caller = fb->t->solver.status == TG_LBFGS_STOPPED;
+    fb->t->finished = !fb->t->stopped_by_caller; /* a stopped run can be saved and resumed */
     fb->t->objective = fb->t->solver.objective * cfg->loss.penalty.C * (double)fb->train->rows;
     return status;
 }
@@ -267,16 +338,16 @@ static int validate_last(tg_training *t)
     return 0;
 }
 
-int tg_train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started)
+int tg_train_full_batch(const tg_config *cfg, tg_training *t, const tg_train_opts *opts, double started)
 {
     tg_model *m = t->model;
-    full_batch fb = {
-        .cfg = cfg, .source = m, .train = t->train, .t = t, .progress = progress, .ctx = ctx, .started = started
-    };
+    full_batch fb = { .cfg = cfg, .source = m, .train = t->train, .t = t, .opts = opts, .started = started };
     t->full_batch = 1;
     int status = open_full_batch(&fb, m);
+    if (!status && opts->resume)
+        status = tg_trainer_restore_state(t, cfg, opts->resume);
     if (!status)
         status = solve(&fb, m);
     close_full_batch(&fb);
-    return status ? -1 : validate_last(t);
+    return status ? -1 : t->finished ? validate_last(t) : 0;
 }

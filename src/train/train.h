@@ -4,6 +4,7 @@
 #define TAPEGRAD_TRAIN_H
 
 #include "io/io_internal.h"
+#include "solve/lbfgs.h"
 
 /* What carries a run from one step to the next, beyond the model and curves: owned by the tg_training
  * (t->state) so that a stopped run can be saved (tg_training_save) and resumed. */
@@ -12,6 +13,7 @@ struct tg_train_state {
     tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
     int64_t rows; /* training rows */
     tg_batcher *batches; /* the training rows in the epoch's order (each epoch reshuffles the last) */
+    tg_stream *stream; /* data.stream: the training file in blocks, in place of batches (src/io/stream.c) */
     double loss_sum; /* the losses of the t->steps_done steps taken in the current epoch */
     bool early; /* early stopping is on */
     double best_val; /* the best validation loss so far (inf before the first) */
@@ -21,14 +23,30 @@ struct tg_train_state {
     uint64_t data_hash; /* of the training and validation rows, once hashed */
     bool hashed;
     char *settings; /* JSON: what a resumed run's config must repeat (train_state.c) */
+    /* optimizer.type lbfgs (full_batch.c): the solver's point, in float64 whatever the model's dtype,
+     * and its state between iterations */
+    double *w;
+    tg_lbfgs_state lbfgs;
 };
 /* optimizer.type lbfgs: the full-batch objective minimised by tg_lbfgs_minimize
  * on t->model over t->train (src/train/full_batch.c). 0 on success. */
-int tg_train_full_batch(const tg_config *cfg, tg_training *t, tg_progress_fn progress, void *ctx, double started);
+int tg_train_full_batch(const tg_config *cfg, tg_training *t, const tg_train_opts *opts, double started);
+/* The periodic checkpoint of opts (checkpoint_path, or the checkpoint callback) for t now; 0 when
+ * there is none to make or it succeeded. */
+int tg_train_checkpoint(const tg_training *t, const tg_train_opts *opts);
+/* The full-batch solver's kernels for one dense linear layer (src/train/linear_blocks.c), float64, row-major:
+ * z [n, out] = x [n, d] w^T (w [out, d]) + b (b may be NULL); gw [out, d] += g^T x and gb [out] += the column
+ * sums of g [n, out] (gb may be NULL). Fused multiply-adds: the same bits run to run, not tg_linear's bits. */
+void tg_block_logits(int64_t n, int64_t d, int64_t out, const double *x, const double *w, const double *b, double *z);
+void tg_block_weight_grad(int64_t n, int64_t d, int64_t out, const double *x, const double *g, double *gw, double *gb);
+/* data.stream: opens the training file as a stream (st->stream), the test file, an empty validation
+ * set, and refuses what a stream cannot do (src/train/stream_data.c). */
+int tg_train_open_stream(const tg_config *cfg, tg_training *t);
 /* Fills what train_state.c derives from the config (the settings a resume must repeat). */
 int tg_train_state_describe(tg_training *t, const tg_config *cfg);
 void tg_train_state_free(struct tg_train_state *st);
-/* Continues t (opened from cfg, not yet trained) from the training checkpoint at path. */
+/* Continues t (opened from cfg, not yet trained) from the training checkpoint at path; under lbfgs,
+ * t->state's w and lbfgs (allocated) are restored. */
 int tg_trainer_restore_state(tg_training *t, const tg_config *cfg, const char *path);
 
 #endif

@@ -23,26 +23,40 @@ void tg_train_state_free(struct tg_train_state *st)
         return;
     tg_optimizer_free(st->opt);
     tg_batcher_free(st->batches);
+    tg_stream_free(st->stream);
     for (int i = 0; st->best && st->best[i]; i++)
         tg_tensor_free(st->best[i]);
     tg_dealloc(st->best);
     tg_dealloc(st->settings);
+    tg_dealloc(st->w);
+    tg_lbfgs_state_free(&st->lbfgs);
     tg_dealloc(st);
 }
 
 /* ---- what a resume must repeat ---- */
 
-/* FNV-1a, 64 bits, over a data set's rows and labels. */
+/* FNV-1a, 64 bits, over n bytes (none when p is NULL). */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t k = 0; b && k < n; k++)
+        h = (h ^ b[k]) * 0x100000001b3u;
+    return h;
+}
+
+/* FNV-1a over a data set's rows and labels. */
 static uint64_t hash_rows(uint64_t h, const tg_dataset *ds)
 {
     if (!ds)
         return h;
-    const unsigned char *x = (const unsigned char *)ds->x, *y = (const unsigned char *)ds->y;
-    for (size_t k = 0; k < (size_t)(ds->rows * ds->features) * sizeof *ds->x; k++)
-        h = (h ^ x[k]) * 0x100000001b3u;
-    for (size_t k = 0; k < (size_t)ds->rows * sizeof *ds->y; k++)
-        h = (h ^ y[k]) * 0x100000001b3u;
-    return h;
+    if (ds->x) {
+        h = hash_bytes(h, ds->x, (size_t)(ds->rows * ds->features) * sizeof *ds->x);
+    } else if (ds->row_ptr) { /* sparse: the CSR arrays */
+        h = hash_bytes(h, ds->row_ptr, (size_t)(ds->rows + 1) * sizeof *ds->row_ptr);
+        h = hash_bytes(h, ds->col, (size_t)ds->nnz * sizeof *ds->col);
+        h = hash_bytes(h, ds->val, (size_t)ds->nnz * sizeof *ds->val);
+    }
+    return hash_bytes(h, ds->y, (size_t)ds->rows * sizeof *ds->y);
 }
 
 static bool add_hex(cJSON *o, const char *key, uint64_t v)
@@ -76,10 +90,23 @@ static bool add_layers(cJSON *o, const tg_config *cfg)
     return cJSON_AddStringToObject(o, "model.layers", text) != NULL;
 }
 
+/* The full-batch solver's keys: each changes the iterates (block_rows through the sums' rounding). */
+static bool add_lbfgs_settings(cJSON *s, const tg_config *cfg)
+{
+    const tg_lbfgs_opts *o = &cfg->lbfgs.opts;
+    return cJSON_AddNumberToObject(s, "optimizer.history_size", o->history_size) &&
+           cJSON_AddNumberToObject(s, "optimizer.max_iter", o->max_iter) &&
+           cJSON_AddNumberToObject(s, "optimizer.max_linesearch", o->max_linesearch) &&
+           cJSON_AddNumberToObject(s, "optimizer.tolerance_grad", o->tolerance_grad) &&
+           cJSON_AddNumberToObject(s, "optimizer.tolerance_change", o->tolerance_change) &&
+           cJSON_AddNumberToObject(s, "optimizer.block_rows", (double)cfg->lbfgs.block_rows);
+}
+
 /* The config's settings that shape the run, named as in the config file. */
 static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
 {
-    static const char *const optimizers[] = { "sgd", "adam", "adamw" };
+    static const char *const optimizers[] = { "sgd", "adam", "adamw", "lbfgs" };
+    static const char *const penalties[] = { "none", "l2", "l1", "elasticnet" };
     static const char *const schedules[] = { "constant", "step", "cosine" };
     const tg_optim_opts *o = &cfg->optimizer;
     cJSON *s = cJSON_CreateObject();
@@ -105,7 +132,9 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
     bool ok = add_seed(s, "seed", cfg->seed) && add_seed(s, "data.shuffle_seed", cfg->data.shuffle_seed) &&
               cJSON_AddNumberToObject(s, "data.test_split", cfg->data.test ? 0 : cfg->data.test_split) &&
               cJSON_AddNumberToObject(s, "data.validation_split", cfg->data.validation_split) &&
-              cJSON_AddBoolToObject(s, "data.standardize", cfg->data.standardize) &&
+              (cfg->data.standardize == TG_STANDARDIZE_SCALE
+                   ? cJSON_AddStringToObject(s, "data.standardize", "scale") != NULL
+                   : cJSON_AddBoolToObject(s, "data.standardize", cfg->data.standardize) != NULL) &&
               cJSON_AddNumberToObject(s, "training rows", (double)t->train->rows) &&
               cJSON_AddNumberToObject(s, "features", (double)t->train->features) &&
               cJSON_AddNumberToObject(s, "classes", (double)t->train->classes) &&
@@ -135,6 +164,18 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
               cJSON_AddNumberToObject(s, "train.clip_grad_norm", cfg->train.clip_grad_norm) &&
               cJSON_AddNumberToObject(s, "train.early_stopping.patience", cfg->train.patience) &&
               cJSON_AddNumberToObject(s, "train.early_stopping.min_delta", cfg->train.min_delta);
+    /* Only a streamed run records these, so the checkpoints of other runs stay as they were. */
+    if (ok && cfg->data.stream)
+        ok = cJSON_AddBoolToObject(s, "data.stream", 1) &&
+             cJSON_AddNumberToObject(s, "data.block_rows", (double)cfg->data.block_rows) &&
+             cJSON_AddNumberToObject(s, "data.shuffle_window", (double)cfg->data.shuffle_window);
+    /* Likewise the penalty (when there is one) and the full-batch solver's keys. */
+    if (ok && (cfg->loss.penalty.type != TG_PENALTY_NONE || o->type == TG_OPTIM_LBFGS))
+        ok = cJSON_AddStringToObject(s, "loss.penalty", penalties[cfg->loss.penalty.type]) &&
+             cJSON_AddNumberToObject(s, "loss.C", cfg->loss.penalty.C) &&
+             cJSON_AddNumberToObject(s, "loss.l1_ratio", cfg->loss.penalty.l1_ratio);
+    if (ok && o->type == TG_OPTIM_LBFGS)
+        ok = add_lbfgs_settings(s, cfg);
     if (!ok) {
         cJSON_Delete(s);
         return NULL;
@@ -187,6 +228,16 @@ static char *training_meta(const tg_training *t)
         cJSON *item = cJSON_CreateString(word);
         ok = item && cJSON_AddItemToArray(rng, item);
     }
+    if (ok && t->full_batch) {
+        const tg_lbfgs_state *s = &st->lbfgs;
+        cJSON *solver = cJSON_AddObjectToObject(o, "lbfgs");
+        ok = solver && cJSON_AddNumberToObject(solver, "variables", (double)s->n) &&
+             cJSON_AddNumberToObject(solver, "history_size", s->m) &&
+             cJSON_AddNumberToObject(solver, "iterations", s->iterations) &&
+             cJSON_AddNumberToObject(solver, "evaluations", s->evaluations) &&
+             cJSON_AddNumberToObject(solver, "stored", s->stored) &&
+             cJSON_AddNumberToObject(solver, "newest", s->newest);
+    }
     cJSON *settings = ok ? cJSON_Parse(st->settings) : NULL;
     if (settings && cJSON_AddItemToObject(o, "settings", settings))
         text = cJSON_PrintUnformatted(o);
@@ -202,7 +253,8 @@ typedef struct {
     tg_named_tensor *named;
     tg_tensor *headers;
     char **names;
-    double scalars[2]; /* loss_sum, best_val */
+    double scalars[3]; /* loss_sum, best_val; lbfgs: f, F, F_before */
+    int64_t position[4]; /* a stream's (tg_stream_state) */
 } extra_list;
 
 static void extra_list_free(extra_list *x)
@@ -244,27 +296,71 @@ static const char *const *buffer_names(const tg_optimizer *opt)
     return tg_optimizer_buffer(opt, 1, 0) ? adam_buffers : sgd_buffers;
 }
 
+static int extra_list_open(extra_list *x, int cap)
+{
+    x->named = tg_alloc((size_t)cap * sizeof *x->named);
+    x->headers = tg_alloc((size_t)cap * sizeof *x->headers);
+    x->names = tg_alloc_zeroed((size_t)cap * sizeof *x->names);
+    return x->named && x->headers && x->names ? 0 : -1;
+}
+
+/* The curves of the epochs (lbfgs: iterations) run. */
+static bool add_curves(extra_list *x, const tg_training *t)
+{
+    int64_t epochs = t->epochs_run;
+    return add_extra(x, "train_loss", "", TG_F64, epochs, NULL, t->train_loss) &&
+           add_extra(x, "val_loss", "", TG_F64, epochs, NULL, t->val_loss) &&
+           add_extra(x, "val_accuracy", "", TG_F64, epochs, NULL, t->val_accuracy);
+}
+
+/* A full-batch run's extra tensors: the curves and the solver's state (src/solve/lbfgs.h). */
+static int list_lbfgs_extras(const tg_training *t, extra_list *x)
+{
+    const tg_lbfgs_state *s = &t->state->lbfgs;
+    tg_tensor pairs; /* the shape of s and y: [history_size, variables] */
+    tg_tensor_init(&pairs, TG_F64, 2, (int64_t[]){ s->m, s->n }, s->m * s->n, TG_OWNED_BY_CALLER);
+    if (extra_list_open(x, 9))
+        return -1;
+    x->scalars[0] = s->f;
+    x->scalars[1] = s->F;
+    x->scalars[2] = s->F_before;
+    bool ok = add_curves(x, t) && add_extra(x, "lbfgs.w", "", TG_F64, s->n, NULL, t->state->w) &&
+              add_extra(x, "lbfgs.grad", "", TG_F64, s->n, NULL, s->g) &&
+              add_extra(x, "lbfgs.s", "", TG_F64, 0, &pairs, s->s) &&
+              add_extra(x, "lbfgs.y", "", TG_F64, 0, &pairs, s->y) &&
+              add_extra(x, "lbfgs.rho", "", TG_F64, s->m, NULL, s->rho) &&
+              add_extra(x, "lbfgs.objective", "", TG_F64, 3, NULL, x->scalars);
+    return ok ? 0 : -1;
+}
+
+/* Where the epoch stands: the batcher's row order, or a stream's block order, window order and position. */
+static bool add_order(extra_list *x, const struct tg_train_state *st)
+{
+    if (!st->stream)
+        return add_extra(x, "order", "", TG_I64, st->rows, NULL, tg_batcher_order(st->batches));
+    tg_stream_state ss;
+    tg_stream_get_state(st->stream, &ss);
+    memcpy(x->position, ss.position, sizeof x->position);
+    return add_extra(x, "stream.blocks", "", TG_I64, ss.n_blocks, NULL, ss.blocks) &&
+           add_extra(x, "stream.order", "", TG_I64, ss.n_order, NULL, ss.order) &&
+           add_extra(x, "stream.position", "", TG_I64, 4, NULL, x->position);
+}
+
 /* Every extra tensor of t; current is the last weights when they differ from the model file's. */
 static int list_extras(const tg_training *t, tg_tensor *const *current, extra_list *x)
 {
     const struct tg_train_state *st = t->state;
     const tg_model *m = t->model;
-    int cap = 7 + 3 * m->n_params;
-    x->named = tg_alloc((size_t)cap * sizeof *x->named);
-    x->headers = tg_alloc((size_t)cap * sizeof *x->headers);
-    x->names = tg_alloc_zeroed((size_t)cap * sizeof *x->names);
-    if (!x->named || !x->headers || !x->names)
+    if (t->full_batch)
+        return list_lbfgs_extras(t, x);
+    if (extra_list_open(x, 9 + 3 * m->n_params))
         return -1;
     x->scalars[0] = st->loss_sum;
     x->scalars[1] = st->best_val;
-    int64_t epochs = t->epochs_run;
-    bool ok = add_extra(x, "order", "", TG_I64, st->rows, NULL, tg_batcher_order(st->batches)) &&
+    bool ok = add_order(x, st) &&
               add_extra(x, "optimizer.steps", "", TG_I64, m->n_params, NULL, tg_optimizer_steps(st->opt)) &&
               add_extra(x, "loss_sum", "", TG_F64, 1, NULL, &x->scalars[0]) &&
-              add_extra(x, "best_val_loss", "", TG_F64, 1, NULL, &x->scalars[1]) &&
-              add_extra(x, "train_loss", "", TG_F64, epochs, NULL, t->train_loss) &&
-              add_extra(x, "val_loss", "", TG_F64, epochs, NULL, t->val_loss) &&
-              add_extra(x, "val_accuracy", "", TG_F64, epochs, NULL, t->val_accuracy);
+              add_extra(x, "best_val_loss", "", TG_F64, 1, NULL, &x->scalars[1]) && add_curves(x, t);
     const char *const *buffers = buffer_names(st->opt);
     for (int i = 0; ok && i < m->n_params; i++) {
         const tg_tensor *p = m->params[i];
@@ -285,9 +381,8 @@ int tg_training_save(const tg_training *t, const char *path)
                                                                                 : "path");
         return -1;
     }
-    if (t->full_batch || !t->state->opt) {
-        tg_error("training save: a full-batch (lbfgs) run keeps no training state; save its model with "
-                 "tg_model_save");
+    if (t->full_batch ? !t->state->w || !t->state->lbfgs.g : !t->state->opt) {
+        tg_error("training save: the training holds no state to save (it failed before its first step)");
         return -1;
     }
     const struct tg_train_state *st = t->state;
@@ -366,8 +461,8 @@ static int check_same_run(const char *path, const cJSON *meta, const tg_training
                        path),
               -1);
     if (!rc && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "finished")))
-        rc = (tg_error("%s: the run has finished (every epoch ran, or early stopping ended it): nothing to resume",
-                       path),
+        rc = (tg_error("%s: the run has finished (%s): nothing to resume", path,
+                       t->full_batch ? "the solver ended" : "every epoch ran, or early stopping ended it"),
               -1);
     return rc;
 }
@@ -410,10 +505,23 @@ static int restore_position(const char *path, const cJSON *meta, tg_training *t,
     return 0;
 }
 
+/* A stream's place in the epoch: its block order, window order and position (checked by the stream). */
+static int restore_stream(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st)
+{
+    tg_stream_state ss;
+    tg_stream_get_state(st->stream, &ss);
+    const tg_tensor *blocks = find_extra(path, x, "stream.blocks", "", TG_I64, ss.n_blocks, NULL);
+    const tg_tensor *order = blocks ? find_extra(path, x, "stream.order", "", TG_I64, ss.n_order, NULL) : NULL;
+    const tg_tensor *position = order ? find_extra(path, x, "stream.position", "", TG_I64, 4, NULL) : NULL;
+    return position ? tg_stream_restore(st->stream, blocks->data, order->data, position->data, &st->shuffle, path) : -1;
+}
+
 /* The row order: a permutation of the training rows (checked, as everything read from a file); the
  * batcher continues at the step where the run stopped. */
 static int restore_order(const char *path, const tg_checkpoint_extras *x, struct tg_train_state *st, int64_t steps_done)
 {
+    if (st->stream)
+        return restore_stream(path, x, st);
     const tg_tensor *order = find_extra(path, x, "order", "", TG_I64, st->rows, NULL);
     bool *seen = order ? tg_alloc_zeroed((size_t)st->rows * sizeof *seen) : NULL;
     if (!seen)
@@ -476,23 +584,98 @@ static int restore_tensors(const char *path, const tg_checkpoint_extras *x, cons
     return 0;
 }
 
-/* The running loss, best validation loss and the curves of the epochs run. */
-static int restore_curves(const char *path, const tg_checkpoint_extras *x, tg_training *t)
+/* The curves of the epochs (lbfgs: iterations) run. */
+static int restore_curve_arrays(const char *path, const tg_checkpoint_extras *x, tg_training *t)
 {
-    struct tg_train_state *st = t->state;
     int64_t n = t->epochs_run;
-    const tg_tensor *loss_sum = find_extra(path, x, "loss_sum", "", TG_F64, 1, NULL);
-    const tg_tensor *best = loss_sum ? find_extra(path, x, "best_val_loss", "", TG_F64, 1, NULL) : NULL;
-    const tg_tensor *train = best ? find_extra(path, x, "train_loss", "", TG_F64, n, NULL) : NULL;
+    const tg_tensor *train = find_extra(path, x, "train_loss", "", TG_F64, n, NULL);
     const tg_tensor *val = train ? find_extra(path, x, "val_loss", "", TG_F64, n, NULL) : NULL;
     const tg_tensor *acc = val ? find_extra(path, x, "val_accuracy", "", TG_F64, n, NULL) : NULL;
     if (!acc)
         return -1;
-    st->loss_sum = *(const double *)loss_sum->data;
-    st->best_val = *(const double *)best->data;
     memcpy(t->train_loss, train->data, (size_t)n * sizeof(double));
     memcpy(t->val_loss, val->data, (size_t)n * sizeof(double));
     memcpy(t->val_accuracy, acc->data, (size_t)n * sizeof(double));
+    return 0;
+}
+
+/* The running loss, best validation loss and the curves of the epochs run. */
+static int restore_curves(const char *path, const tg_checkpoint_extras *x, tg_training *t)
+{
+    struct tg_train_state *st = t->state;
+    const tg_tensor *loss_sum = find_extra(path, x, "loss_sum", "", TG_F64, 1, NULL);
+    const tg_tensor *best = loss_sum ? find_extra(path, x, "best_val_loss", "", TG_F64, 1, NULL) : NULL;
+    if (!best || restore_curve_arrays(path, x, t))
+        return -1;
+    st->loss_sum = *(const double *)loss_sum->data;
+    st->best_val = *(const double *)best->data;
+    return 0;
+}
+
+/* The index of the first value of a that is not finite, or -1. */
+static int64_t first_not_finite(const tg_tensor *a)
+{
+    const double *v = a->data;
+    for (int64_t k = 0; k < a->numel; k++)
+        if (!isfinite(v[k]))
+            return k;
+    return -1;
+}
+
+/* The full-batch solver's position, counters and buffers (src/solve/lbfgs.h), checked against the
+ * config's model and options. */
+static int restore_lbfgs(const char *path, const cJSON *meta, const tg_checkpoint_extras *x, const tg_config *cfg,
+                         tg_training *t)
+{
+    struct tg_train_state *st = t->state;
+    tg_lbfgs_state *s = &st->lbfgs;
+    const cJSON *solver = cJSON_GetObjectItemCaseSensitive(meta, "lbfgs");
+    int64_t variables, history, iterations, evaluations, stored, newest, epochs;
+    if (!cJSON_IsObject(solver))
+        return tg_error("%s: __metadata__ 'training' has no 'lbfgs' entry: not a checkpoint of an lbfgs run", path), -1;
+    if (meta_int(path, solver, "variables", s->n, s->n, &variables) ||
+        meta_int(path, solver, "history_size", s->m, s->m, &history) ||
+        meta_int(path, solver, "iterations", 0, cfg->lbfgs.opts.max_iter, &iterations) ||
+        meta_int(path, solver, "evaluations", iterations, INT32_MAX, &evaluations) ||
+        meta_int(path, solver, "stored", 0, s->m, &stored) || meta_int(path, solver, "newest", 0, s->m - 1, &newest) ||
+        meta_int(path, meta, "epochs_run", iterations, iterations, &epochs))
+        return -1;
+    tg_tensor pairs;
+    tg_tensor_init(&pairs, TG_F64, 2, (int64_t[]){ s->m, s->n }, s->m * s->n, TG_OWNED_BY_CALLER);
+    const tg_tensor *w = find_extra(path, x, "lbfgs.w", "", TG_F64, s->n, NULL);
+    const tg_tensor *g = w ? find_extra(path, x, "lbfgs.grad", "", TG_F64, s->n, NULL) : NULL;
+    const tg_tensor *sk = g ? find_extra(path, x, "lbfgs.s", "", TG_F64, 0, &pairs) : NULL;
+    const tg_tensor *yk = sk ? find_extra(path, x, "lbfgs.y", "", TG_F64, 0, &pairs) : NULL;
+    const tg_tensor *rho = yk ? find_extra(path, x, "lbfgs.rho", "", TG_F64, s->m, NULL) : NULL;
+    const tg_tensor *f = rho ? find_extra(path, x, "lbfgs.objective", "", TG_F64, 3, NULL) : NULL;
+    if (!f)
+        return -1;
+    const tg_tensor *must_be_finite[] = { w, g, sk, yk, rho };
+    const char *names[] = { "lbfgs.w", "lbfgs.grad", "lbfgs.s", "lbfgs.y", "lbfgs.rho" };
+    for (int k = 0; k < 5; k++)
+        if (first_not_finite(must_be_finite[k]) >= 0)
+            return tg_error("%s: tensor 'training.%s' entry %lld is not finite", path, names[k],
+                            (long long)first_not_finite(must_be_finite[k])),
+                   -1;
+    const double *objective = f->data;
+    if (!isfinite(objective[0]) || !isfinite(objective[1]))
+        return tg_error("%s: tensor 'training.lbfgs.objective' is not finite", path), -1;
+    t->epochs_run = (int)iterations;
+    if (restore_curve_arrays(path, x, t))
+        return -1;
+    memcpy(st->w, w->data, (size_t)s->n * sizeof(double));
+    memcpy(s->g, g->data, (size_t)s->n * sizeof(double));
+    memcpy(s->s, sk->data, (size_t)(s->m * s->n) * sizeof(double));
+    memcpy(s->y, yk->data, (size_t)(s->m * s->n) * sizeof(double));
+    memcpy(s->rho, rho->data, (size_t)s->m * sizeof(double));
+    s->f = objective[0];
+    s->F = objective[1];
+    s->F_before = objective[2];
+    s->iterations = (int)iterations;
+    s->evaluations = (int)evaluations;
+    s->stored = (int)stored;
+    s->newest = (int)newest;
+    s->started = 1;
     return 0;
 }
 
@@ -509,9 +692,12 @@ int tg_trainer_restore_state(tg_training *t, const tg_config *cfg, const char *p
     if (!cJSON_IsObject(meta) || !cJSON_IsNumber(format) || format->valuedouble != TRAINING_FORMAT)
         tg_error("%s: __metadata__ 'training' is not a training state this version reads (format %d)", path,
                  TRAINING_FORMAT);
-    else if (!check_same_run(path, meta, t) && !restore_position(path, meta, t, cfg->train.epochs) &&
-             !restore_order(path, &x, t->state, t->steps_done) && !restore_curves(path, &x, t) &&
-             !restore_tensors(path, &x, saved, t))
+    else if (check_same_run(path, meta, t))
+        rc = -1;
+    else if (t->full_batch)
+        rc = restore_lbfgs(path, meta, &x, cfg, t);
+    else if (!restore_position(path, meta, t, cfg->train.epochs) && !restore_order(path, &x, t->state, t->steps_done) &&
+             !restore_curves(path, &x, t) && !restore_tensors(path, &x, saved, t))
         rc = 0;
     cJSON_Delete(meta);
     tg_checkpoint_extras_free(&x);

@@ -10,7 +10,7 @@
 #include <math.h>
 #include <string.h>
 
-static int build_model(const tg_config *cfg, const tg_dataset *train, tg_model **out)
+static int build_model(const tg_config *cfg, const tg_dataset *train, const tg_stream *stream, tg_model **out)
 {
     tg_rng init;
     tg_rng_seed(&init, cfg->seed);
@@ -28,6 +28,12 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, tg_model *
                  (long long)cfg->loss.n_class_weights, (long long)train->classes);
         return -1;
     }
+    if (train->row_ptr && !train->x && cfg->model.layers[0].type != TG_LAYER_LINEAR) {
+        tg_error("model.layers[0] is %s, but sparse (libsvm) data needs a linear first layer (it takes the sparse "
+                 "rows)",
+                 tg_layer_type_name(cfg->model.layers[0].type));
+        return -1;
+    }
     tg_model *m = tg_model_new(cfg->model.dtype, train->features, cfg->model.n_layers, cfg->model.layers, &init);
     if (!m || tg_model_set_labels(m, train->classes, train->label_names) ||
         (cfg->json && tg_model_set_config_json(m, cfg->json))) {
@@ -37,7 +43,15 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, tg_model *
     if (cfg->data.standardize) {
         size_t bytes = (size_t)train->features * sizeof(float);
         float *mean = tg_alloc(bytes), *std = tg_alloc(bytes);
-        int bad = !mean || !std || tg_dataset_moments(train, mean, std) || tg_model_set_standardization(m, mean, std);
+        int bad = !mean || !std;
+        if (!bad && stream) { /* the stream's passes over the file: tg_dataset_moments' sums, block by block */
+            memcpy(mean, tg_stream_mean(stream), bytes);
+            memcpy(std, tg_stream_std(stream), bytes);
+        }
+        bad = bad || (!stream && tg_dataset_moments(train, mean, std));
+        if (!bad && cfg->data.standardize == TG_STANDARDIZE_SCALE)
+            memset(mean, 0, bytes); /* divide by the deviation only */
+        bad = bad || tg_model_set_standardization(m, mean, std);
         tg_dealloc(mean);
         tg_dealloc(std);
         if (bad) {
@@ -115,6 +129,9 @@ static tg_dataset *copy_rows(const tg_dataset *ds, const tg_dataset *train)
 static int trainer_open_data(trainer *tr)
 {
     split_data d = { 0 };
+    if (!tr->given_train && tr->cfg->data.stream)
+        return tg_train_open_stream(tr->cfg, tr->t) ? -1
+                                                    : build_model(tr->cfg, tr->t->train, tr->st->stream, &tr->t->model);
     if (tr->given_train) {
         if (!(tr->t->train = copy_rows(tr->given_train, NULL)) ||
             !(tr->t->validation = copy_rows(tr->given_validation, tr->given_train)) ||
@@ -132,15 +149,17 @@ static int trainer_open_data(trainer *tr)
     if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
         tg_binary_orient(tr->cfg, tr->t->train, tr->t->validation, tr->t->test))
         return -1;
-    return build_model(tr->cfg, tr->t->train, &tr->t->model);
+    return build_model(tr->cfg, tr->t->train, NULL, &tr->t->model);
 }
 
 /* The largest |x| of the data: what the hint for a diverging run looks at when inputs are not standardized. */
 static double largest_magnitude(const tg_dataset *ds)
 {
+    const float *x = ds->x ? ds->x : ds->val; /* sparse: the stored values (the rest are zeros) */
+    int64_t n = ds->x ? ds->rows * ds->features : ds->nnz;
     double largest = 0;
-    for (int64_t k = 0; k < ds->rows * ds->features; k++)
-        largest = fabs(ds->x[k]) > largest ? fabs(ds->x[k]) : largest;
+    for (int64_t k = 0; k < n; k++)
+        largest = fabs(x[k]) > largest ? fabs(x[k]) : largest;
     return largest;
 }
 
@@ -168,17 +187,22 @@ static int trainer_open_buffers(trainer *tr)
     st->rows = rows;
     st->early = cfg->train.patience > 0 && t->validation && t->validation->rows > 0;
     st->best_val = INFINITY;
-    t->input_scale = cfg->data.standardize ? 0 : largest_magnitude(t->train);
+    t->input_scale = cfg->data.standardize ? 0
+                     : st->stream          ? tg_stream_max_abs(st->stream)
+                                           : largest_magnitude(t->train);
     tr->tape = tg_tape_new();
     st->opt = tg_optimizer_new(&cfg->optimizer, m->n_params, m->params);
-    st->batches = tg_batcher_new(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
+    if (st->stream && tg_stream_start(st->stream, batch, m->dtype, m->mean, m->std))
+        return -1;
+    if (!st->stream)
+        st->batches = tg_batcher_open(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
     t->train_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)epochs * sizeof(double));
-    if (!tr->tape || !st->opt || !st->batches || !t->train_loss || !t->val_loss || !t->val_accuracy ||
+    if (!tr->tape || !st->opt || !(st->batches || st->stream) || !t->train_loss || !t->val_loss || !t->val_accuracy ||
         (st->early && trainer_open_best(tr)) || tg_train_state_describe(t, cfg))
         return -1;
-    t->steps_per_epoch = tg_batcher_batches(st->batches);
+    t->steps_per_epoch = st->stream ? tg_stream_batches(st->stream) : tg_batcher_batches(st->batches);
     tr->ce = TG_CE_OPTS_DEFAULT;
     tr->ce.label_smoothing = cfg->loss.label_smoothing;
     if (tg_loss_weight_tensor(cfg, t->train, m->dtype, &tr->class_weight))
@@ -188,7 +212,7 @@ static int trainer_open_buffers(trainer *tr)
         tg_binary_targets_init(&tr->bce, m->dtype, batch, rows, tr->class_weight != NULL, cfg->loss.pos_weight))
         return -1;
     bool failed;
-    tr->dp = tg_dp_new(cfg, t->train, m, batch, tr->class_weight, &failed);
+    tr->dp = tg_dp_new(cfg, t->train, m, batch, tr->class_weight, st->stream != NULL, &failed);
     return failed ? -1 : 0;
 }
 
@@ -200,8 +224,15 @@ static void trainer_close(trainer *tr)
     tg_dp_free(tr->dp);
 }
 
-/* A fresh Fisher-Yates shuffle of the row order each epoch, from the data seed. */
-static void trainer_shuffle(trainer *tr) { tg_batcher_reset(tr->st->batches, &tr->st->shuffle); }
+/* A fresh Fisher-Yates shuffle of the row order each epoch, from the data seed (a stream: of the block
+ * order, the windows' rows drawn as they are read). */
+static int trainer_shuffle(trainer *tr)
+{
+    if (tr->st->stream)
+        return tg_stream_reset(tr->st->stream, &tr->st->shuffle);
+    tg_batcher_reset(tr->st->batches, &tr->st->shuffle);
+    return 0;
+}
 
 /* The error for a loss that stopped being finite, with a hint at its likely cause. */
 static void diverged(const trainer *tr, double value, int epoch, int64_t s)
@@ -209,19 +240,20 @@ static void diverged(const trainer *tr, double value, int epoch, int64_t s)
     char scale[160] = "";
     if (tr->t->input_scale >= TG_LARGE_INPUT)
         snprintf(scale, sizeof scale,
-                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to true",
-                 tr->t->input_scale);
+                 "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to %s",
+                 tr->t->input_scale, !tr->t->train->row_ptr ? "true" : "\"scale\" (sparse data are not centred)");
     tg_error("loss became %s at epoch %d, step %lld (lower optimizer.lr or set train.clip_grad_norm%s)",
              isnan(value) ? "NaN" : "infinite", epoch + 1, (long long)s + 1, scale);
 }
 
 /* The loss on batch x, y into *value, and its backward. */
-static int trainer_backward(trainer *tr, tg_tensor *x, tg_tensor *y, binary_targets *bce_targets, int epoch, int64_t s,
+static int trainer_backward(trainer *tr, batch_tensors b, binary_targets *bce_targets, int epoch, int64_t s,
                             double *value)
 {
     tg_model *m = tr->t->model;
+    tg_tensor *y = b.y;
     tg_tape_reset(tr->tape);
-    tg_tensor *logits = tg_model_forward(m, tr->tape, x), *loss;
+    tg_tensor *logits = tg_model_forward_batch(m, tr->tape, b, m->params), *loss;
     if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
         tg_bce_opts bce;
         tg_tensor *target = tg_binary_targets_fill(bce_targets, y, tr->class_weight, &bce);
@@ -243,17 +275,19 @@ static int trainer_backward(trainer *tr, tg_tensor *x, tg_tensor *y, binary_targ
 static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
 {
     tg_model *m = tr->t->model;
-    tg_tensor *x, *y;
+    batch_tensors b = { 0 };
     binary_targets *bce_targets = &tr->bce;
-    int got = tr->dp ? tg_dp_next(tr->dp, tr->st->batches, s, &x, &y, &bce_targets)
-                     : tg_batcher_next(tr->st->batches, &x, &y);
+    int got = tr->dp           ? tg_dp_next(tr->dp, tr->st->batches, s, &b.x, &b.y, &bce_targets)
+              : tr->st->stream ? tg_stream_next(tr->st->stream, &b.x, &b.y)
+                               : tg_batcher_next_batch(tr->st->batches, &b);
     if (got < 0 || (got == 0 && !tr->dp)) {
-        tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
+        if (got == 0)
+            tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
         return -1;
     }
     *value = 0;
     tg_optimizer_zero_grad(tr->st->opt);
-    if (got && trainer_backward(tr, x, y, bce_targets, epoch, s, value))
+    if (got && trainer_backward(tr, b, bce_targets, epoch, s, value))
         return -1;
     if (tr->dp && tg_dp_sum(tr->dp, m, value)) /* every rank's slice: the global batch's gradient and loss */
         return -1;
@@ -316,21 +350,28 @@ static bool trainer_patience_out(trainer *tr, double val_loss)
     return ++st->since_best >= tr->cfg->train.patience;
 }
 
+int tg_train_checkpoint(const tg_training *t, const tg_train_opts *o)
+{
+    if (!o->checkpoint && !o->checkpoint_path)
+        return 0;
+    tg_clear_error();
+    if (!o->checkpoint)
+        return tg_training_save(t, o->checkpoint_path);
+    if (!o->checkpoint(t, o->ctx))
+        return 0;
+    if (!tg_last_error()[0])
+        tg_error("train: the checkpoint callback failed after %s %d", t->full_batch ? "iteration" : "epoch",
+                 t->epochs_run);
+    return -1;
+}
+
 /* A training checkpoint every opts->checkpoint_every epochs, while there are epochs left. */
 static int trainer_checkpoint(trainer *tr)
 {
     const tg_train_opts *o = tr->opts;
-    if (o->checkpoint_every <= 0 || tr->t->finished || tr->t->epochs_run % o->checkpoint_every != 0 ||
-        (!o->checkpoint && !o->checkpoint_path))
+    if (o->checkpoint_every <= 0 || tr->t->finished || tr->t->epochs_run % o->checkpoint_every != 0)
         return 0;
-    tg_clear_error();
-    if (!o->checkpoint)
-        return tg_training_save(tr->t, o->checkpoint_path);
-    if (!o->checkpoint(tr->t, o->ctx))
-        return 0;
-    if (!tg_last_error()[0])
-        tg_error("train: the checkpoint callback failed after epoch %d", tr->t->epochs_run);
-    return -1;
+    return tg_train_checkpoint(tr->t, o);
 }
 
 /* An epoch's end: its curves, the callback, early stopping; 1 when training stops. */
@@ -364,8 +405,8 @@ static int trainer_run(trainer *tr)
         double lr = tg_config_lr_at(tr->cfg, epoch);
         if (tg_optimizer_set_lr(tr->st->opt, lr)) /* a schedule that reached an invalid rate: say so, do not go on */
             return -1;
-        if (t->steps_done == 0)
-            trainer_shuffle(tr); /* a resumed run that stopped mid-epoch keeps that epoch's order */
+        if (t->steps_done == 0 && trainer_shuffle(tr)) /* a resumed run stopped mid-epoch keeps that epoch's order */
+            return -1;
         tg_progress p = { .epoch = epoch + 1,
                           .epochs = epochs,
                           .steps_per_epoch = t->steps_per_epoch,
@@ -412,14 +453,9 @@ static tg_training *trainer_train(trainer tr)
         /* A solver that fails on the way (line search, NaN) returns the last good
          * weights with solver.status saying why; any other failure returns NULL. */
         tg_lbfgs_status why;
-        if (tr.opts->resume || tr.opts->checkpoint_every > 0) {
-            tg_training_free(tr.t);
-            return tg_error("train: optimizer.type lbfgs (the full-batch solver) keeps no training checkpoints: it "
-                            "cannot resume or save one every N epochs");
-        }
-        tr.t->finished = 1; /* a solver run is not resumable: a stop ends it */
-        if (tg_train_full_batch(cfg, tr.t, tr.opts->progress, tr.opts->ctx, tr.started) &&
-            (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE) {
+        if (tg_train_state_describe(tr.t, cfg) ||
+            (tg_train_full_batch(cfg, tr.t, tr.opts, tr.started) &&
+             (why = tr.t->solver.status) != TG_LBFGS_LINESEARCH_FAILED && why != TG_LBFGS_NOT_FINITE)) {
             tg_training_free(tr.t);
             return NULL;
         }

@@ -1195,6 +1195,57 @@ Test(cli, a_libsvm_config_trains_evaluates_and_predicts_as_its_csv_twin)
     expect_one_error_line("data.standardize", "\"scale\"");
 }
 
+/* data.stream on the libsvm twin (the bits of the in-memory trainer are checked in tests/test_stream.c):
+ * it trains as well as the in-memory run and the same bits twice; smaller windows train too; a bad line in
+ * block 3 stops the run before training with file:line:column. */
+static void write_svm_config(const char *name, const char *train, const char *data)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"data\": {\"format\": \"libsvm\", \"train\": \"%s\", \"test\": \"d.svm\", \"standardize\": "
+             "\"scale\", %s}, \"model\": {\"dtype\": \"float64\", \"layers\": [{\"type\": \"linear\", \"out\": 2}]}, "
+             "\"optimizer\": {\"type\": \"adam\", \"lr\": 0.05, \"lazy\": true}, \"train\": {\"epochs\": 5, "
+             "\"batch_size\": 8}, \"seed\": 3}",
+             train, data);
+    write_text(in_dir(name), text, strlen(text));
+}
+
+Test(cli, a_streamed_libsvm_config_trains_as_in_memory_and_names_a_bad_line)
+{
+    write_sparse_and_dense();
+    write_svm_config("memory.json", "d.svm", "\"validation_split\": 0");
+    write_svm_config("stream.json", "d.svm", "\"stream\": true, \"block_rows\": 16, \"shuffle_window\": 4");
+    int rc = run("train memory.json --out m.safetensors --json --quiet");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    double accuracy = test_number("accuracy");
+    rc = run("train stream.json --out s.safetensors --json --quiet");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    double loss = test_number("loss");
+    cr_expect_geq(test_number("accuracy"), accuracy - 0.05, "streamed %g, in memory %g", test_number("accuracy"),
+                  accuracy);
+    rc = run("train stream.json --out s2.safetensors --json --quiet");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cr_expect_eq(test_number("loss"), loss, "a second run: %.17g, then %.17g", loss, test_number("loss"));
+    write_svm_config("windows.json", "d.svm", "\"stream\": true, \"block_rows\": 8, \"shuffle_window\": 2");
+    rc = run("train windows.json --out w.safetensors --json --quiet");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_text);
+    cr_expect_gt(test_number("accuracy"), 0.7);
+    cr_assert_eq(run("eval w.safetensors d.svm"), 0, "%s", err_text);
+
+    long size;
+    char *text = read_text(in_dir("d.svm"), &size), *cut = text;
+    for (int line = 0; line < 35; line++)
+        cut = strchr(cut, '\n') + 1;
+    char bad[8192];
+    int n = snprintf(bad, sizeof bad, "%.*sspam 2:1 2:3\n%s", (int)(cut - text), text, cut);
+    free(text);
+    write_text(in_dir("bad.svm"), bad, (size_t)n);
+    write_svm_config("bad.json", "bad.svm", "\"stream\": true, \"block_rows\": 16, \"shuffle_window\": 2");
+    cr_assert_eq(run("train bad.json --out b.safetensors"), 1);
+    expect_one_error_line("bad.svm:36:10:", "'2:3': index 2 repeats index 2");
+    cr_assert(!file_exists(in_dir("b.safetensors")), "a model was written");
+}
+
 /* ---- the full-batch solver (issue 14) ---- */
 
 Test(cli, an_lbfgs_run_says_why_it_stopped_and_saves_the_optimum)

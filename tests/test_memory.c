@@ -405,10 +405,12 @@ static void library_loop_allocates_only_in_its_first_step_on(const char *data, c
     char json[1024], digits[256];
     snprintf(digits, sizeof digits, "\"train\": \"%s/data/digits.csv\"", TAPEGRAD_SOURCE_DIR);
     snprintf(json, sizeof json,
-             "{\"data\": {%s, \"test_split\": 0.2, \"validation_split\": 0.1},"
+             "{\"data\": {%s%s},"
              " \"model\": {\"layers\": %s}, \"optimizer\": %s,"
              " \"train\": {\"epochs\": 3, \"batch_size\": 32, \"clip_grad_norm\": 5}, \"seed\": 3}",
-             data ? data : digits, layers, optimizer);
+             data ? data : digits,
+             data && strstr(data, "\"stream\"") ? "" : ", \"test_split\": 0.2, \"validation_split\": 0.1", layers,
+             optimizer);
     install_counting_allocator();
     tg_config *cfg = tg_config_parse(json, NULL);
     cr_assert_not_null(cfg, "%s", tg_last_error());
@@ -443,10 +445,10 @@ Test(memory, train_config_steps_do_not_allocate_mlp_adam)
 }
 
 /* libsvm rows of 1 to 40 non-zeros (the longest late in the file, so later batches hold more than the
- * first): the reused CSR batch is sized for the largest batch before the first step. */
-Test(memory, train_config_steps_do_not_allocate_on_libsvm_rows_lazy_adam)
+ * first), written to a temporary file named in path. */
+static void write_svm_rows(char *path, size_t size)
 {
-    char path[64], *text = malloc(2000 * 40 * 12 + 1);
+    char *text = malloc(2000 * 40 * 12 + 1);
     cr_assert_not_null(text);
     size_t n = 0;
     for (int r = 0; r < 2000; r++) {
@@ -456,10 +458,33 @@ Test(memory, train_config_steps_do_not_allocate_on_libsvm_rows_lazy_adam)
             n += (size_t)sprintf(text + n, " %d:%d.5", 1 + k * 5 + r % 5, (r + k) % 3);
         text[n++] = '\n';
     }
-    write_temp(path, sizeof path, "tg_memory_svm", text, n);
+    write_temp(path, size, "tg_memory_svm", text, n);
     free(text);
+}
+
+/* libsvm rows: the reused CSR batch is sized for the largest batch before the first step. */
+Test(memory, train_config_steps_do_not_allocate_on_libsvm_rows_lazy_adam)
+{
+    char path[64];
+    write_svm_rows(path, sizeof path);
     char data[128];
     snprintf(data, sizeof data, "\"format\": \"libsvm\", \"train\": \"%s\", \"standardize\": \"scale\"", path);
+    library_loop_allocates_only_in_its_first_step_on(data, "[{\"type\": \"linear\", \"out\": 4}]",
+                                                     "{\"type\": \"adam\", \"lr\": 0.01, \"lazy\": true}");
+    unlink(path);
+}
+
+/* The same rows streamed (data.stream, windows of 3 blocks of 64 rows): the window and the CSR batch are sized
+ * from the first pass's counts before the first step, so no step allocates, whatever window it reads. */
+Test(memory, streamed_libsvm_steps_do_not_allocate)
+{
+    char path[64];
+    write_svm_rows(path, sizeof path);
+    char data[256];
+    snprintf(data, sizeof data,
+             "\"format\": \"libsvm\", \"train\": \"%s\", \"test\": \"%s\", \"standardize\": \"scale\", \"stream\": "
+             "true, \"block_rows\": 64, \"shuffle_window\": 3",
+             path, path);
     library_loop_allocates_only_in_its_first_step_on(data, "[{\"type\": \"linear\", \"out\": 4}]",
                                                      "{\"type\": \"adam\", \"lr\": 0.01, \"lazy\": true}");
     unlink(path);

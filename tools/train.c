@@ -209,7 +209,10 @@ static void divergence_hint(const tg_config *cfg, const tg_training *t, char *hi
         snprintf(hint + n, size - (size_t)n,
                  "; the inputs are not standardized and reach |x| = %.3g: set "
                  "data.standardize to %s",
-                 t->input_scale, !t->train->row_ptr ? "true" : "\"scale\" (sparse data are not centred)");
+                 t->input_scale,
+                 !t->train->row_ptr && !(cfg->data.format && strcmp(cfg->data.format, "libsvm") == 0)
+                     ? "true"
+                     : "\"scale\" (sparse data are not centred)");
 }
 
 /* The accuracy of always predicting ds's most common class (chance, for an accuracy). */

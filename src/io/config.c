@@ -134,9 +134,10 @@ static int parse_data(const parser *p, const cJSON *item, tg_config *cfg)
         "format",           "train",       "train_labels", "test",         "test_labels", "test_split",
         "validation_split", "standardize", "scale",        "shuffle_seed", NULL
     };
-    static const char *const libsvm_keys[] = { "format",           "train",       "test",         "test_split",
-                                               "validation_split", "standardize", "shuffle_seed", "features",
-                                               "unseen_features",  NULL };
+    static const char *const libsvm_keys[] = {
+        "format",   "train",           "test",   "test_split", "validation_split", "standardize", "shuffle_seed",
+        "features", "unseen_features", "stream", "block_rows", "shuffle_window",   NULL
+    };
     static const char *const unseen[] = { "error", "ignore", NULL };
     char seen[64];
     section s;

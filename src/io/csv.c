@@ -29,16 +29,7 @@
 
 #define CHUNK ((size_t)1 << 20)
 
-/* A data file read line by line through one buffer: the unread bytes are buf[start, end). */
-typedef struct {
-    FILE *f;
-    const char *path;
-    char *buf;
-    size_t cap, start, end;
-    bool eof;
-    int64_t line; /* lines returned so far */
-    int64_t base; /* the file offset of buf[0]: where a line starts, for a block index (streaming) */
-} line_reader;
+typedef tg_line_reader line_reader; /* io_internal.h: shared with the libsvm stream */
 
 static void reader_close(line_reader *r)
 {
@@ -66,8 +57,9 @@ static int reader_start(line_reader *r)
     return 0;
 }
 
-/* Opens a CSV file for reading: a regular file (a device, FIFO or socket could stream forever). */
-static int reader_open(line_reader *r, const char *path)
+/* Opens a data file for reading (`what`: "a CSV file"): a regular file (a device, FIFO or socket could
+ * stream forever). */
+static int reader_open_as(line_reader *r, const char *path, const char *what)
 {
     *r = (line_reader){ .path = path };
     struct stat st;
@@ -76,15 +68,17 @@ static int reader_open(line_reader *r, const char *path)
     if (fstat(fileno(r->f), &st) != 0)
         return tg_error("%s: cannot stat: %s", path, strerror(errno)), -1;
     if (S_ISDIR(st.st_mode))
-        return tg_error("%s: is a directory, expected a CSV file", path), -1;
+        return tg_error("%s: is a directory, expected %s", path, what), -1;
     if (!S_ISREG(st.st_mode))
-        return tg_error("%s: not a regular file (%s), expected a CSV file", path, tg_file_kind(st.st_mode)), -1;
+        return tg_error("%s: not a regular file (%s), expected %s", path, tg_file_kind(st.st_mode), what), -1;
     /* A chunk, or the whole file when it is smaller; + 1 for the NUL after a last line without a newline. */
     r->cap = (uintmax_t)st.st_size < CHUNK ? (size_t)st.st_size + 64 : CHUNK + 1; /* 64: room for the mark */
     if (!(r->buf = tg_alloc(r->cap)))
         return tg_error("%s: out of memory: allocating the %zu-byte read buffer failed", path, r->cap), -1;
     return reader_start(r);
 }
+
+static int reader_open(line_reader *r, const char *path) { return reader_open_as(r, path, "a CSV file"); }
 
 /* Reads more bytes after the unread ones (moved to the front, the buffer doubled when they fill it). */
 static int reader_fill(line_reader *r)
@@ -144,6 +138,18 @@ static int reader_next(line_reader *r, char **line, size_t *len)
         if (reader_fill(r))
             return -1;
     }
+}
+
+/* Positions the reader at a line start found by an earlier pass: offset bytes in, after lines_before lines. */
+static int reader_seek(line_reader *r, int64_t offset, int64_t lines_before)
+{
+    if (fseeko(r->f, (off_t)offset, SEEK_SET) != 0)
+        return tg_error("%s: cannot seek to byte %lld: %s", r->path, (long long)offset, strerror(errno)), -1;
+    r->start = r->end = 0;
+    r->eof = false;
+    r->line = lines_before;
+    r->base = offset;
+    return 0;
 }
 
 static bool is_blank(const char *s, size_t n)
@@ -873,13 +879,12 @@ done:
  * the file's own line. */
 typedef struct {
     csv_load s;
-    int64_t block_rows, blocks, cap;
-    int64_t *offset, *lines_before; /* [blocks] */
+    int64_t block_rows;
+    tg_block_index index;
     int64_t *class_of; /* [labels]: the label table's id to the class id */
     tg_dataset *header;
     double *sum, max_abs; /* [features]: the first pass's column sums; the largest |x| */
     uint64_t hash;
-    struct stat st; /* the file when the first pass read it */
 } csv_blocks;
 
 static void blocks_close(void *impl)
@@ -888,31 +893,11 @@ static void blocks_close(void *impl)
     if (!b)
         return;
     load_free(&b->s);
-    tg_dealloc(b->offset);
-    tg_dealloc(b->lines_before);
+    tg_block_index_free(&b->index);
     tg_dealloc(b->class_of);
     tg_dealloc(b->sum);
     tg_dataset_free(b->header);
     tg_dealloc(b);
-}
-
-static int blocks_mark(csv_blocks *b, int64_t offset, int64_t lines_before)
-{
-    if (b->blocks == b->cap) {
-        int64_t cap = b->cap ? 2 * b->cap : 64;
-        int64_t *o = tg_realloc(b->offset, (size_t)cap * sizeof *o);
-        if (o)
-            b->offset = o;
-        int64_t *l = o ? tg_realloc(b->lines_before, (size_t)cap * sizeof *l) : NULL;
-        if (!l)
-            return -1;
-        b->lines_before = l;
-        b->cap = cap;
-    }
-    b->offset[b->blocks] = offset;
-    b->lines_before[b->blocks] = lines_before;
-    b->blocks++;
-    return 0;
 }
 
 /* What the first pass adds up from row x (label id y): the column sums, the largest |x|, the hash. */
@@ -955,7 +940,7 @@ static int blocks_index(csv_blocks *b, const tg_csv_opts *o)
             if (header)
                 continue;
         }
-        if (s->rows % b->block_rows == 0 && blocks_mark(b, offset, line - 1))
+        if (s->rows % b->block_rows == 0 && tg_block_index_mark(&b->index, offset, line - 1))
             return -1;
         if (parse_row(s, line, n, 0))
             return -1;
@@ -990,18 +975,8 @@ static int blocks_classes(csv_blocks *b)
     s->y = NULL;
     s->rows = rows;
     tg_dataset *h = b->header;
-    if (status)
+    if (status || tg_label_table_keep(&s->labels, &s->given_names, h))
         return -1;
-    if (!s->labels.names) { /* text labels: the names moved into the header; the table gets them back */
-        s->labels.names = h->label_names;
-        s->labels.n = h->classes;
-        if (!(h->label_names = tg_alloc_zeroed((size_t)h->classes * sizeof(char *))))
-            return -1;
-        for (int64_t c = 0; c < h->classes; c++)
-            if (!(h->label_names[c] = tg_strdup(s->labels.names[c])))
-                return -1;
-    }
-    s->given_names = true; /* a label the first pass did not meet means the file changed */
     h->rows = rows;
     h->features = s->features;
     return copy_feature_names(s, h);
@@ -1013,12 +988,8 @@ static int blocks_read(void *impl, int64_t k, float *x, int64_t *y)
     csv_load *s = &b->s;
     line_reader *r = &s->reader;
     int64_t first = k * b->block_rows, n = s->rows - first < b->block_rows ? s->rows - first : b->block_rows;
-    if (fseeko(r->f, (off_t)b->offset[k], SEEK_SET) != 0)
-        return tg_error("%s: cannot seek to block %lld: %s", s->path, (long long)k, strerror(errno)), -1;
-    r->start = r->end = 0;
-    r->eof = false;
-    r->line = b->lines_before[k];
-    r->base = b->offset[k];
+    if (reader_seek(r, b->index.offset[k], b->index.lines_before[k]))
+        return -1;
     s->x = x;
     s->y = y;
     int64_t row = 0, cells;
@@ -1035,26 +1006,19 @@ static int blocks_read(void *impl, int64_t k, float *x, int64_t *y)
     s->x = NULL;
     s->y = NULL;
     if (!rc && row < n)
-        rc = got < 0
-                 ? -1
-                 : (tg_error("%s: the file changed since it was first read: block %lld (from line %lld) ends "
-                             "after %lld of its %lld rows",
-                             s->path, (long long)k, (long long)b->lines_before[k] + 1, (long long)row, (long long)n),
-                    -1);
+        rc = got < 0 ? -1
+                     : (tg_error("%s: the file changed since it was first read: block %lld (from line %lld) ends "
+                                 "after %lld of its %lld rows",
+                                 s->path, (long long)k, (long long)b->index.lines_before[k] + 1, (long long)row,
+                                 (long long)n),
+                        -1);
     return rc;
 }
 
 static int blocks_unchanged(void *impl)
 {
     csv_blocks *b = impl;
-    struct stat now;
-    if (fstat(fileno(b->s.reader.f), &now) != 0)
-        return tg_error("%s: cannot stat: %s", b->s.path, strerror(errno)), -1;
-    if (now.st_size != b->st.st_size || now.st_mtime != b->st.st_mtime)
-        return tg_error("%s: the file changed while it was streamed (size or modification time): restart the run",
-                        b->s.path),
-               -1;
-    return 0;
+    return tg_block_index_unchanged(&b->index, &b->s.reader);
 }
 
 int tg_csv_block_source(const char *path, const tg_csv_opts *opts, int64_t block_rows, tg_block_source *out)
@@ -1077,14 +1041,14 @@ int tg_csv_block_source(const char *path, const tg_csv_opts *opts, int64_t block
     b->block_rows = block_rows;
     b->hash = 0xcbf29ce484222325u; /* FNV-1a */
     if ((o->label_names && add_given_names(&b->s, o)) || reader_open(&b->s.reader, path) ||
-        fstat(fileno(b->s.reader.f), &b->st) != 0 || blocks_index(b, o) || blocks_classes(b)) {
+        tg_block_index_stamp(&b->index, &b->s.reader) || blocks_index(b, o) || blocks_classes(b)) {
         blocks_close(b);
         return -1;
     }
     *out = (tg_block_source){ .impl = b,
                               .header = b->header,
                               .block_rows = block_rows,
-                              .blocks = b->blocks,
+                              .blocks = b->index.blocks,
                               .sum = b->sum,
                               .max_abs = b->max_abs,
                               .hash = b->hash,
@@ -1095,6 +1059,76 @@ int tg_csv_block_source(const char *path, const tg_csv_opts *opts, int64_t block
 }
 
 /* ---- shared with the libsvm loader (src/io/libsvm.c) ---- */
+
+int tg_line_reader_open(tg_line_reader *r, const char *path, const char *what) { return reader_open_as(r, path, what); }
+int tg_line_reader_next(tg_line_reader *r, char **line, size_t *len) { return reader_next(r, line, len); }
+int tg_line_reader_seek(tg_line_reader *r, int64_t offset, int64_t lines_before)
+{
+    return reader_seek(r, offset, lines_before);
+}
+void tg_line_reader_close(tg_line_reader *r) { reader_close(r); }
+
+int tg_block_index_mark(tg_block_index *ix, int64_t offset, int64_t lines_before)
+{
+    if (ix->blocks == ix->cap) {
+        int64_t cap = ix->cap ? 2 * ix->cap : 64;
+        int64_t *o = tg_realloc(ix->offset, (size_t)cap * sizeof *o);
+        if (o)
+            ix->offset = o;
+        int64_t *l = o ? tg_realloc(ix->lines_before, (size_t)cap * sizeof *l) : NULL;
+        if (!l)
+            return -1;
+        ix->lines_before = l;
+        ix->cap = cap;
+    }
+    ix->offset[ix->blocks] = offset;
+    ix->lines_before[ix->blocks] = lines_before;
+    ix->blocks++;
+    return 0;
+}
+
+void tg_block_index_free(tg_block_index *ix)
+{
+    tg_dealloc(ix->offset);
+    tg_dealloc(ix->lines_before);
+    *ix = (tg_block_index){ 0 };
+}
+
+int tg_block_index_stamp(tg_block_index *ix, const tg_line_reader *r)
+{
+    struct stat st;
+    if (fstat(fileno(r->f), &st) != 0)
+        return tg_error("%s: cannot stat: %s", r->path, strerror(errno)), -1;
+    ix->size = (int64_t)st.st_size;
+    ix->mtime = (int64_t)st.st_mtime;
+    return 0;
+}
+
+int tg_block_index_unchanged(const tg_block_index *ix, const tg_line_reader *r)
+{
+    struct stat now;
+    if (fstat(fileno(r->f), &now) != 0)
+        return tg_error("%s: cannot stat: %s", r->path, strerror(errno)), -1;
+    if ((int64_t)now.st_size != ix->size || (int64_t)now.st_mtime != ix->mtime)
+        return tg_error("%s: the file changed while it was streamed (size or modification time): restart the run",
+                        r->path),
+               -1;
+    return 0;
+}
+
+int tg_label_table_keep(tg_label_table *t, bool *given_names, const tg_dataset *h)
+{
+    if (!t->names) { /* text labels: the names moved into the header; the table gets copies back */
+        if (!(t->names = tg_alloc_zeroed((size_t)h->classes * sizeof(char *))))
+            return -1;
+        t->n = h->classes;
+        for (int64_t c = 0; c < h->classes; c++)
+            if (!(t->names[c] = tg_strdup(h->label_names[c])))
+                return -1;
+    }
+    *given_names = true; /* a label the first pass did not meet means the file changed */
+    return 0;
+}
 
 int64_t tg_label_find(const tg_label_table *t, const char *s) { return table_find(t, s); }
 int64_t tg_label_add(tg_label_table *t, const char *s, int64_t line) { return table_add(t, s, line); }

@@ -245,31 +245,27 @@ fail:
 /* Scaling only for sparse data (StandardScaler(with_mean=False)): the population deviation of each column,
  * its implicit zeros counted, from per-column sums in double; mean 0. One pass over the non-zeros, with
  * [features] doubles of scratch. */
-static int sparse_moments(const tg_dataset *ds, float *mean, float *std)
+/* The sparse moments' two passes over stored values (also a sparse stream's, block by block in file order). */
+void tg_sparse_moments_add_sums(double *sum, int64_t *stored, const int32_t *col, const float *val, int64_t nnz)
 {
-    int64_t rows = ds->rows, features = ds->features;
-    if (!ds->row_ptr)
-        return tg_error("dataset_moments: the data set has neither x nor row_ptr"), -1;
-    if ((uint64_t)features > SIZE_MAX / (2 * sizeof(double)))
-        return tg_error("dataset_moments: %lld features are too many", (long long)features), -1;
-    double *sum = tg_alloc_zeroed((size_t)(features ? features : 1) * 2 * sizeof(double));
-    if (!sum)
-        return -1;
-    double *squares = sum + features;
-    /* Two passes as the dense path: the means, then the squared deviations of the stored values, plus
-     * mu^2 for each implicit zero. */
-    for (int64_t k = 0; k < ds->nnz; k++)
-        sum[ds->col[k]] += ds->val[k];
-    int64_t *stored = tg_alloc_zeroed((size_t)(features ? features : 1) * sizeof(int64_t));
-    if (!stored) {
-        tg_dealloc(sum);
-        return -1;
+    for (int64_t k = 0; k < nnz; k++) {
+        sum[col[k]] += val[k];
+        stored[col[k]]++;
     }
-    for (int64_t k = 0; k < ds->nnz; k++) {
-        double d = ds->val[k] - sum[ds->col[k]] / (double)rows;
-        squares[ds->col[k]] += d * d;
-        stored[ds->col[k]]++;
+}
+
+void tg_sparse_moments_add_squares(double *squares, const double *sum, int64_t rows, const int32_t *col,
+                                   const float *val, int64_t nnz)
+{
+    for (int64_t k = 0; k < nnz; k++) {
+        double d = val[k] - sum[col[k]] / (double)rows;
+        squares[col[k]] += d * d;
     }
+}
+
+void tg_sparse_moments_finish(const double *sum, const double *squares, const int64_t *stored, int64_t rows,
+                              int64_t features, float *mean, float *std)
+{
     for (int64_t f = 0; f < features; f++) {
         double mu = sum[f] / (double)rows;
         double var = (squares[f] + (double)(rows - stored[f]) * mu * mu) / (double)rows;
@@ -278,6 +274,27 @@ static int sparse_moments(const tg_dataset *ds, float *mean, float *std)
         if (std[f] == 0.0f)
             std[f] = 1.0f;
     }
+}
+
+static int sparse_moments(const tg_dataset *ds, float *mean, float *std)
+{
+    int64_t rows = ds->rows, features = ds->features;
+    if (!ds->row_ptr)
+        return tg_error("dataset_moments: the data set has neither x nor row_ptr"), -1;
+    if ((uint64_t)features > SIZE_MAX / (2 * sizeof(double)))
+        return tg_error("dataset_moments: %lld features are too many", (long long)features), -1;
+    double *sum = tg_alloc_zeroed((size_t)(features ? features : 1) * 2 * sizeof(double));
+    int64_t *stored = sum ? tg_alloc_zeroed((size_t)(features ? features : 1) * sizeof(int64_t)) : NULL;
+    if (!stored) {
+        tg_dealloc(sum);
+        return -1;
+    }
+    double *squares = sum + features;
+    /* Two passes as the dense path: the means, then the squared deviations of the stored values, plus
+     * mu^2 for each implicit zero. */
+    tg_sparse_moments_add_sums(sum, stored, ds->col, ds->val, ds->nnz);
+    tg_sparse_moments_add_squares(squares, sum, rows, ds->col, ds->val, ds->nnz);
+    tg_sparse_moments_finish(sum, squares, stored, rows, features, mean, std);
     tg_dealloc(stored);
     tg_dealloc(sum);
     return 0;

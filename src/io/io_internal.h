@@ -9,6 +9,37 @@
 /* The number of cells on the first non-blank line of a CSV file (src/io/csv.c). */
 int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns);
 
+/* A data file read line by line through one buffer (src/io/csv.c): the unread bytes are buf[start, end).
+ * Open skips a UTF-8 byte order mark and refuses what is not a regular file (`what`: "a libsvm file"); next
+ * gives 1 with the next line NUL-terminated in place (without "\n" or "\r\n", valid until the next call), 0
+ * at the end, -1 on error (a NUL byte is one, named by its line); seek goes to a line start an earlier pass
+ * found (its byte offset, the lines before it). */
+typedef struct {
+    FILE *f;
+    const char *path;
+    char *buf;
+    size_t cap, start, end;
+    bool eof;
+    int64_t line; /* lines returned so far */
+    int64_t base; /* the file offset of buf[0]: where a line starts is base + (line - buf) */
+} tg_line_reader;
+int tg_line_reader_open(tg_line_reader *r, const char *path, const char *what);
+/* Where each block of rows of a text file starts (its byte offset, the lines before it, so an error in any
+ * block names the file's own line) and the file's size and modification time when the first pass read it:
+ * what the CSV and libsvm block sources share (src/io/csv.c). */
+typedef struct {
+    int64_t *offset, *lines_before; /* [blocks] */
+    int64_t blocks, cap;
+    int64_t size, mtime;
+} tg_block_index;
+int tg_block_index_mark(tg_block_index *ix, int64_t offset, int64_t lines_before); /* the next block; 0 or -1 */
+void tg_block_index_free(tg_block_index *ix);
+int tg_block_index_stamp(tg_block_index *ix, const tg_line_reader *r); /* records the file's size and time */
+int tg_block_index_unchanged(const tg_block_index *ix, const tg_line_reader *r); /* 0, or -1 with the error */
+int tg_line_reader_next(tg_line_reader *r, char **line, size_t *len);
+int tg_line_reader_seek(tg_line_reader *r, int64_t offset, int64_t lines_before);
+void tg_line_reader_close(tg_line_reader *r);
+
 /* 2^53: larger integers do not survive a JSON number (cJSON reads doubles). */
 #define TG_JSON_MAX_INTEGER 9007199254740992.0
 
@@ -78,6 +109,9 @@ void tg_label_table_free(tg_label_table *t);
  * TG_MAX_CLASS_ID (*too_large: its id in the table, for the caller's message). */
 int tg_labels_to_classes(tg_label_table *t, bool given_names, int64_t *y, int64_t rows, tg_dataset *ds,
                          int64_t *too_large);
+/* After tg_labels_to_classes moved text labels' names into h, copies them back into the table (the blocks read
+ * later look their labels up there) and fixes the table: a label the first pass did not meet is unknown. */
+int tg_label_table_keep(tg_label_table *t, bool *given_names, const tg_dataset *h);
 /* Integer labels are class ids, and every id below the largest gets a name: ids stop here. */
 #define TG_MAX_CLASS_ID 65535
 
@@ -99,6 +133,13 @@ void tg_moments_add_sums(double *sum, const float *x, int64_t rows, int64_t feat
 void tg_moments_add_squares(double *squares, const double *mean, const float *x, int64_t rows, int64_t features);
 void tg_moments_finish(const double *mean, const double *squares, int64_t rows, int64_t features, float *mean_out,
                        float *std_out);
+/* The same for sparse data's stored values (scaling only: mean 0, std over every row, implicit zeros
+ * counted): sums and stored counts per column, then the squared deviations from sum / rows. */
+void tg_sparse_moments_add_sums(double *sum, int64_t *stored, const int32_t *col, const float *val, int64_t nnz);
+void tg_sparse_moments_add_squares(double *squares, const double *sum, int64_t rows, const int32_t *col,
+                                   const float *val, int64_t nnz);
+void tg_sparse_moments_finish(const double *sum, const double *squares, const int64_t *stored, int64_t rows,
+                              int64_t features, float *mean, float *std);
 
 /* ---- data larger than memory: a training file in blocks of rows (src/io/stream.c) ---- */
 
@@ -106,7 +147,7 @@ void tg_moments_finish(const double *mean, const double *squares, int64_t rows, 
  * fewer), each readable on its own, in any order. Opening ran the first pass over the whole file: every
  * row parsed (a bad row is an error, with file:line:column, before training starts), the labels mapped
  * to classes, where each block starts. A format plugs in by filling this struct (tg_csv_block_source;
- * a libsvm source would fill CSR blocks instead of x). */
+ * tg_libsvm_block_source fills CSR blocks instead of x). */
 typedef struct {
     void *impl;
     const tg_dataset *header; /* rows, features, classes, label_names, feature_names; x and y NULL */
@@ -118,12 +159,23 @@ typedef struct {
     uint64_t hash;
     /* Block k's rows: x [rows, features] float32, y class ids. 0, or -1 with the error set. */
     int (*read)(void *impl, int64_t block, float *x, int64_t *y);
+    /* A sparse source (libsvm: header has x and row_ptr NULL) leaves read NULL and gives CSR blocks:
+     * read_sparse fills block k's rows row_ptr[1..n] (row_ptr[0], set by the caller, is where its values
+     * start in col and val), col and val from row_ptr[0] on, and y. block_nnz [blocks]: each block's stored
+     * values; rows_of_length [longest_row + 1]: how many rows store L values; stored [features]: each
+     * column's stored values (sum above is theirs), for the scaling's implicit zeros. */
+    const int64_t *block_nnz, *rows_of_length, *stored;
+    int64_t longest_row;
+    int (*read_sparse)(void *impl, int64_t block, int64_t *row_ptr, int32_t *col, float *val, int64_t *y);
     /* 0 while the file is as the first pass found it (size and modification time), else -1 with the error. */
     int (*unchanged)(void *impl);
     void (*close)(void *impl);
 } tg_block_source;
 /* A CSV file (opts as tg_csv_load's; label_names maps the labels of a file to those given). */
 int tg_csv_block_source(const char *path, const tg_csv_opts *opts, int64_t block_rows, tg_block_source *out);
+/* A libsvm file, checked line by line with tg_libsvm_load's rules and messages (opts as its: the feature
+ * count from the data or fixed, unseen indices refused or dropped, label_names) (src/io/libsvm.c). */
+int tg_libsvm_block_source(const char *path, const tg_libsvm_opts *opts, int64_t block_rows, tg_block_source *out);
 
 /* A training file streamed in windows of blocks: each epoch visits the blocks in an order shuffled from
  * the data seed, reads shuffle_window of them at a time, and hands out the window's rows in an order
@@ -136,6 +188,7 @@ typedef struct tg_stream tg_stream;
 tg_stream *tg_stream_open(tg_block_source src, int64_t window_blocks, bool standardize);
 void tg_stream_free(tg_stream *s);
 const tg_dataset *tg_stream_header(const tg_stream *s);
+bool tg_stream_sparse(const tg_stream *s); /* CSR batches (tg_stream_next_sparse): a libsvm file */
 const float *tg_stream_mean(const tg_stream *s); /* NULL without standardize */
 const float *tg_stream_std(const tg_stream *s);
 double tg_stream_max_abs(const tg_stream *s); /* the largest |x| of the file */
@@ -143,7 +196,7 @@ uint64_t tg_stream_hash(const tg_stream *s); /* the first pass's: FNV-1a over ev
 /* Binary cross-entropy made the other class the positive one: class c is read as 1 - c from now on. */
 void tg_stream_swap_binary(tg_stream *s);
 /* The batches: batch_size rows (the last of an epoch fewer), in dtype, standardized with mean and std
- * (both NULL: raw). Call once before the first reset. */
+ * (both NULL: raw; a sparse stream uses std only). Call once before the first reset. */
 int tg_stream_start(tg_stream *s, int64_t batch_size, tg_dtype dtype, const float *mean, const float *std);
 int64_t tg_stream_batches(const tg_stream *s); /* per epoch */
 /* A new epoch: reshuffles the block order, draws from shuffle (kept: the windows draw from it as they
@@ -151,6 +204,10 @@ int64_t tg_stream_batches(const tg_stream *s); /* per epoch */
 int tg_stream_reset(tg_stream *s, tg_rng *shuffle);
 /* The epoch's next batch: 1 with *x and *y (valid until the next call), 0 after the last, -1 on error. */
 int tg_stream_next(tg_stream *s, tg_tensor **x, tg_tensor **y);
+/* The same for a sparse (libsvm) stream: *x one reused CSR batch of the dtype tg_stream_start was given,
+ * its values divided by std (mean is not used: sparse rows are scaled, never centred); reserved at the
+ * start for the largest batch, so no call allocates. */
+int tg_stream_next_sparse(tg_stream *s, tg_sparse_csr **x, tg_tensor **y);
 /* The file rows (0-based, header and blank lines not counted) of the last batch; *n of them. */
 const int64_t *tg_stream_rows(const tg_stream *s, int64_t *n);
 /* The position within the epoch, for training checkpoints (src/train/train_state.c): the block order

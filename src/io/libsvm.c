@@ -6,6 +6,7 @@
  * grammar, so they never depend on the process's locale. */
 #include "io/io_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Characters of a token quoted in an error message. */
@@ -190,10 +191,10 @@ static int parse_pair(libsvm_load *s, char *token, int64_t line, int64_t column,
     return 0;
 }
 
-/* Splits line [a, b) in place into its label and pairs (row `row`). */
-static int parse_line(libsvm_load *s, size_t a, size_t b, int64_t line, int64_t row)
+/* Splits line [a, b) of text in place into its label and pairs (row `row`): the one line parser of the
+ * whole-file loader and the block source. */
+static int parse_line(libsvm_load *s, char *text, size_t a, size_t b, int64_t line, int64_t row)
 {
-    char *text = s->text;
     text[b] = '\0'; /* the '#', the '\n' or the end of the buffer (tg_read_file NUL-terminates) */
     int64_t prev = 0;
     bool label = true;
@@ -328,11 +329,292 @@ tg_dataset *tg_libsvm_load(const char *path, const tg_libsvm_opts *opts)
         line++;
         if (count_tokens(s.text, a, b) == 0)
             continue;
-        if (parse_line(&s, a, b, line, row++))
+        if (parse_line(&s, s.text, a, b, line, row++))
             goto done;
     }
     ds = finish(&s);
 done:
     load_free(&s);
     return ds;
+}
+
+/* ---- blocks of rows, for streaming a file larger than memory (src/io/stream.c) ---- */
+
+/* The loader's state (labels: the first pass's, then fixed; the rules of opts) and where each block of
+ * block_rows rows starts: its byte offset and the lines before it, so an error in any block names the
+ * file's own line. */
+typedef struct {
+    libsvm_load s;
+    tg_libsvm_opts opts; /* the caller's; after the first pass, features is the file's count */
+    tg_line_reader reader;
+    int64_t block_rows;
+    tg_block_index index;
+    int64_t *block_nnz; /* [index.cap]: each block's stored values */
+    int64_t *class_of; /* [labels]: the label table's id to the class id */
+    int64_t *rows_of_length, longest, lengths; /* [lengths >= longest + 1] */
+    double *sum, max_abs; /* [columns]: the stored values' sums; the largest |value| */
+    int64_t *stored, columns; /* [columns]: stored values per column; columns the arrays hold */
+    uint64_t hash;
+    tg_dataset *header;
+} libsvm_blocks;
+
+static void blocks_close(void *impl)
+{
+    libsvm_blocks *b = impl;
+    if (!b)
+        return;
+    b->s.y = NULL; /* the first pass's one-row col and val are freed with s; its y and row_ptr were on the stack */
+    b->s.row_ptr = NULL;
+    load_free(&b->s);
+    tg_line_reader_close(&b->reader);
+    tg_block_index_free(&b->index);
+    tg_dealloc(b->block_nnz);
+    tg_dealloc(b->class_of);
+    tg_dealloc(b->rows_of_length);
+    tg_dealloc(b->sum);
+    tg_dealloc(b->stored);
+    tg_dataset_free(b->header);
+    tg_dealloc(b);
+}
+
+/* Grows the zero-filled array of 8-byte entries at *arrayp (an int64_t * or a double *) from *n to at least
+ * need entries, doubling. The pointer is copied with memcpy: it is read and written as the type it is. */
+static int grow_zeroed(void *arrayp, int64_t *n, int64_t need)
+{
+    if (need <= *n)
+        return 0;
+    int64_t cap = *n ? *n : 64;
+    while (cap < need)
+        cap *= 2;
+    void *array;
+    memcpy(&array, arrayp, sizeof array);
+    char *grown = tg_realloc(array, (size_t)cap * 8);
+    if (!grown)
+        return -1;
+    memset(grown + (size_t)*n * 8, 0, (size_t)(cap - *n) * 8);
+    memcpy(arrayp, &grown, sizeof grown);
+    *n = cap;
+    return 0;
+}
+
+/* The next block starts here: the index, and its count of stored values. */
+static int blocks_mark(libsvm_blocks *b, int64_t offset, int64_t lines_before)
+{
+    int64_t cap = b->index.cap;
+    if (tg_block_index_mark(&b->index, offset, lines_before))
+        return -1;
+    if (b->index.cap != cap) {
+        int64_t *nnz = tg_realloc(b->block_nnz, (size_t)b->index.cap * sizeof *nnz);
+        if (!nnz)
+            return -1;
+        b->block_nnz = nnz;
+    }
+    b->block_nnz[b->index.blocks - 1] = 0;
+    return 0;
+}
+
+/* What the first pass adds up from the row just parsed (label id y): its block's and its length's count,
+ * the column sums and counts, the largest |value|, an FNV-1a hash of its columns, values and label. */
+static int blocks_add_row(libsvm_blocks *b, int64_t y)
+{
+    const libsvm_load *s = &b->s;
+    int64_t n = s->nnz, columns = b->columns;
+    if (grow_zeroed(&b->sum, &columns, s->max_index) || grow_zeroed(&b->stored, &b->columns, s->max_index) ||
+        grow_zeroed(&b->rows_of_length, &b->lengths, n + 1))
+        return -1;
+    b->longest = n > b->longest ? n : b->longest;
+    b->block_nnz[b->index.blocks - 1] += n;
+    b->rows_of_length[n]++;
+    tg_sparse_moments_add_sums(b->sum, b->stored, s->col, s->val, n);
+    const unsigned char *cols = (const unsigned char *)s->col, *vals = (const unsigned char *)s->val;
+    const unsigned char *label = (const unsigned char *)&y;
+    for (size_t i = 0; i < (size_t)n * sizeof(int32_t); i++)
+        b->hash = (b->hash ^ cols[i]) * 0x100000001b3u;
+    for (size_t i = 0; i < (size_t)n * sizeof(float); i++)
+        b->hash = (b->hash ^ vals[i]) * 0x100000001b3u;
+    for (size_t i = 0; i < sizeof y; i++)
+        b->hash = (b->hash ^ label[i]) * 0x100000001b3u;
+    for (int64_t k = 0; k < n; k++)
+        b->max_abs = fabs(s->val[k]) > b->max_abs ? fabs(s->val[k]) : b->max_abs;
+    return 0;
+}
+
+/* The one-row buffers of the first pass, grown to a line of `pairs` pairs. */
+static int blocks_row_buffers(libsvm_blocks *b, int64_t pairs)
+{
+    libsvm_load *s = &b->s;
+    s->nnz = 0;
+    if (pairs <= s->nnz_cap)
+        return 0;
+    if ((uint64_t)pairs > SIZE_MAX / sizeof(float))
+        return tg_error("%s: a line of %lld pairs is too long", s->path, (long long)pairs), -1;
+    int32_t *col = tg_realloc(s->col, (size_t)pairs * sizeof(int32_t));
+    if (col)
+        s->col = col;
+    float *val = col ? tg_realloc(s->val, (size_t)pairs * sizeof(float)) : NULL;
+    if (!val)
+        return -1;
+    s->val = val;
+    s->nnz_cap = pairs;
+    return 0;
+}
+
+/* The line's text before a '#': its length. */
+static size_t uncommented(const char *text, size_t len)
+{
+    const char *hash = memchr(text, '#', len);
+    return hash ? (size_t)(hash - text) : len;
+}
+
+/* The first pass: every line parsed with the loader's rules (into one-row buffers), the labels met, where
+ * each block starts, and what blocks_add_row adds up. */
+static int blocks_index(libsvm_blocks *b)
+{
+    libsvm_load *s = &b->s;
+    tg_line_reader *r = &b->reader;
+    int64_t y, row_ptr[2];
+    char *text;
+    size_t len;
+    int got;
+    s->y = &y;
+    s->row_ptr = row_ptr;
+    while ((got = tg_line_reader_next(r, &text, &len)) == 1) {
+        int64_t line = r->line, offset = r->base + (int64_t)(text - r->buf);
+        size_t end = uncommented(text, len);
+        int64_t tokens = count_tokens(text, 0, end);
+        if (tokens == 0)
+            continue;
+        if ((s->rows % b->block_rows == 0 && blocks_mark(b, offset, line - 1)) || blocks_row_buffers(b, tokens - 1) ||
+            parse_line(s, text, 0, end, line, 0) || blocks_add_row(b, y))
+            return -1;
+        s->rows++;
+    }
+    s->y = NULL;
+    s->row_ptr = NULL;
+    if (got < 0)
+        return -1;
+    if (s->rows == 0)
+        return tg_error("%s: the file is empty (no line with a label)", s->path), -1;
+    int64_t features = b->opts.features > 0 ? b->opts.features : s->max_index;
+    if (features == 0)
+        return tg_error("%s: no feature: no line has an index:value pair (set features to load such a file)", s->path),
+               -1;
+    int64_t columns = b->columns;
+    if (grow_zeroed(&b->sum, &columns, features) || grow_zeroed(&b->stored, &b->columns, features))
+        return -1;
+    b->opts.features = features; /* a changed file's new index is refused, or dropped as before */
+    return 0;
+}
+
+/* The classes the first pass's labels make (as tg_libsvm_load maps them); the table stays to read blocks. */
+static int blocks_classes(libsvm_blocks *b)
+{
+    libsvm_load *s = &b->s;
+    int64_t n = s->labels.n, rows = s->rows;
+    if (!(b->header = tg_alloc_zeroed(sizeof *b->header)) ||
+        !(b->class_of = tg_alloc((size_t)(n ? n : 1) * sizeof *b->class_of)))
+        return -1;
+    for (int64_t i = 0; i < n; i++)
+        b->class_of[i] = i;
+    s->y = b->class_of; /* finish_labels rewrites the ids 0..n-1 into their classes */
+    s->rows = n;
+    int status = finish_labels(s, b->header);
+    s->y = NULL;
+    s->rows = rows;
+    tg_dataset *h = b->header;
+    if (status || tg_label_table_keep(&s->labels, &s->given_names, h))
+        return -1;
+    h->rows = rows;
+    h->features = b->opts.features;
+    return 0;
+}
+
+static int blocks_read_sparse(void *impl, int64_t k, int64_t *row_ptr, int32_t *col, float *val, int64_t *y)
+{
+    libsvm_blocks *b = impl;
+    libsvm_load *s = &b->s;
+    tg_line_reader *r = &b->reader;
+    int64_t first = k * b->block_rows, n = s->rows - first < b->block_rows ? s->rows - first : b->block_rows;
+    if (tg_line_reader_seek(r, b->index.offset[k], b->index.lines_before[k]))
+        return -1;
+    int32_t *one_col = s->col;
+    float *one_val = s->val;
+    int64_t one_cap = s->nnz_cap;
+    s->y = y;
+    s->row_ptr = row_ptr;
+    s->col = col;
+    s->val = val;
+    s->nnz = row_ptr[0];
+    s->nnz_cap = row_ptr[0] + b->block_nnz[k];
+    int64_t row = 0;
+    int got = 1, rc = 0;
+    char *text;
+    size_t len;
+    while (!rc && row < n && (got = tg_line_reader_next(r, &text, &len)) == 1) {
+        size_t end = uncommented(text, len);
+        if (count_tokens(text, 0, end) == 0)
+            continue;
+        rc = parse_line(s, text, 0, end, r->line, row);
+        if (!rc)
+            y[row] = b->class_of[y[row]], row++;
+    }
+    s->y = NULL;
+    s->row_ptr = NULL;
+    s->col = one_col;
+    s->val = one_val;
+    s->nnz_cap = one_cap;
+    if (!rc && (row < n || row_ptr[n] != row_ptr[0] + b->block_nnz[k]))
+        rc = got < 0 ? -1
+                     : (tg_error("%s: the file changed since it was first read: block %lld (from line %lld) holds "
+                                 "%lld of its %lld rows and %lld of its %lld values",
+                                 s->path, (long long)k, (long long)b->index.lines_before[k] + 1, (long long)row,
+                                 (long long)n, (long long)(row_ptr[row] - row_ptr[0]), (long long)b->block_nnz[k]),
+                        -1);
+    return rc;
+}
+
+static int blocks_unchanged(void *impl)
+{
+    libsvm_blocks *b = impl;
+    return tg_block_index_unchanged(&b->index, &b->reader);
+}
+
+int tg_libsvm_block_source(const char *path, const tg_libsvm_opts *opts, int64_t block_rows, tg_block_source *out)
+{
+    tg_libsvm_opts defaults = TG_LIBSVM_OPTS_DEFAULT;
+    *out = (tg_block_source){ 0 };
+    if (!path)
+        return tg_error("libsvm: path is NULL"), -1;
+    if (block_rows <= 0)
+        return tg_error("%s: block_rows is %lld, expected at least 1", path, (long long)block_rows), -1;
+    if (check_opts(path, opts ? opts : &defaults))
+        return -1;
+    libsvm_blocks *b = tg_alloc_zeroed(sizeof *b);
+    if (!b)
+        return -1;
+    b->opts = opts ? *opts : defaults;
+    b->s = (libsvm_load){ .path = path, .opts = &b->opts };
+    b->block_rows = block_rows;
+    b->hash = 0xcbf29ce484222325u; /* FNV-1a */
+    if ((b->opts.label_names && add_given_names(&b->s, &b->opts)) ||
+        tg_line_reader_open(&b->reader, path, "a libsvm file") || tg_block_index_stamp(&b->index, &b->reader) ||
+        blocks_index(b) || blocks_classes(b)) {
+        blocks_close(b);
+        return -1;
+    }
+    *out = (tg_block_source){ .impl = b,
+                              .header = b->header,
+                              .block_rows = block_rows,
+                              .blocks = b->index.blocks,
+                              .sum = b->sum,
+                              .max_abs = b->max_abs,
+                              .hash = b->hash,
+                              .block_nnz = b->block_nnz,
+                              .rows_of_length = b->rows_of_length,
+                              .stored = b->stored,
+                              .longest_row = b->longest,
+                              .read_sparse = blocks_read_sparse,
+                              .unchanged = blocks_unchanged,
+                              .close = blocks_close };
+    return 0;
 }

@@ -3,7 +3,9 @@
  * part). The objective is computed in float64 whatever the model's dtype, in
  * blocks of rows gathered into one reused batch, so no tape is the size of
  * the data set (sparse data: CSR slices, the first layer tg_sparse_linear,
- * the weight dense). With T threads (the thread budget), thread t takes blocks t,
+ * the weight dense). With T workers (the thread budget, but one per
+ * tg_full_batch_min_work multiply-adds of an evaluation: waking a thread for
+ * less costs more than it saves), worker t takes blocks t,
  * t + T, ... on its own float64 copy of the model, tape and batch; the
  * threads' losses (reduction sum) and gradients are added in thread order, so
  * a result is the same bits for a given thread count and depends on the block
@@ -209,14 +211,32 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
     return fb->opts->progress(&p, fb->opts->ctx);
 }
 
+int64_t tg_full_batch_min_work = INT64_C(4) << 20;
+
+/* Multiply-adds of one row's forward: the first layer's by the row's non-zeros when the data are sparse. */
+static int64_t macs_per_row(const tg_model *m, const tg_dataset *ds)
+{
+    int64_t width = m->inputs, macs = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        if (m->layers[i].type != TG_LAYER_LINEAR)
+            continue;
+        int64_t in = i == 0 && !ds->x && ds->rows > 0 ? ds->nnz / ds->rows + 1 : width;
+        macs += in * m->layers[i].out;
+        width = m->layers[i].out;
+    }
+    return macs;
+}
+
 static int open_workers(full_batch *fb, const tg_model *m)
 {
     tg_dist_share(fb->train->rows, &fb->first, &fb->end);
     int64_t rows = fb->end - fb->first;
     fb->block = fb->cfg->lbfgs.block_rows < rows ? fb->cfg->lbfgs.block_rows : rows > 0 ? rows : 1;
     fb->n_blocks = (rows + fb->block - 1) / fb->block;
-    int threads = tg_num_threads();
-    fb->n_workers = (int)(fb->n_blocks < threads ? fb->n_blocks > 0 ? fb->n_blocks : 1 : threads);
+    int64_t workers = tg_num_threads(), by_work = 1 + rows * macs_per_row(m, fb->train) / tg_full_batch_min_work;
+    workers = workers < fb->n_blocks ? workers : fb->n_blocks;
+    workers = workers < by_work ? workers : by_work;
+    fb->n_workers = (int)(workers > 0 ? workers : 1); /* a rank with no rows still has one worker, which adds zeros */
     if (!(fb->workers = tg_alloc_zeroed((size_t)fb->n_workers * sizeof *fb->workers)))
         return -1;
     tg_dataset share = *fb->train; /* this rank's rows, a view: what sizes the blocks (the last one's rows) */

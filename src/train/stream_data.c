@@ -1,4 +1,4 @@
-/* Training on a streamed file (data.stream): the training file stays on disk
+/* Training on a streamed file (data.stream, CSV or libsvm): the training file stays on disk
  * and is read in blocks each epoch (src/io/stream.c); t->train describes it
  * (rows, features, classes, names) without holding a row (x and y NULL). The
  * test set is the config's data.test file, in memory as always; there is no
@@ -86,11 +86,18 @@ int tg_train_open_stream(const tg_config *cfg, tg_training *t)
     struct tg_train_state *st = t->state;
     if (refuse_unstreamable(cfg))
         return -1;
-    tg_csv_opts o;
-    tg_config_csv_opts(cfg, NULL, &o);
     tg_block_source src;
-    if (tg_csv_block_source(cfg->data.train, &o, cfg->data.block_rows, &src) ||
-        !(st->stream = tg_stream_open(src, cfg->data.shuffle_window, cfg->data.standardize)))
+    if (cfg->data.format && strcmp(cfg->data.format, "libsvm") == 0) {
+        tg_libsvm_opts l = { .features = cfg->data.features, .skip_unknown_features = cfg->data.skip_unseen_features };
+        if (tg_libsvm_block_source(cfg->data.train, &l, cfg->data.block_rows, &src))
+            return -1;
+    } else {
+        tg_csv_opts o;
+        tg_config_csv_opts(cfg, NULL, &o);
+        if (tg_csv_block_source(cfg->data.train, &o, cfg->data.block_rows, &src))
+            return -1;
+    }
+    if (!(st->stream = tg_stream_open(src, cfg->data.shuffle_window, cfg->data.standardize != 0)))
         return -1;
     const tg_dataset *h = tg_stream_header(st->stream);
     if (!(t->train = describe(h)) || !(t->test = tg_load_config_file(cfg, cfg->data.test, NULL, h)))

@@ -34,6 +34,9 @@ int tg_train_full_batch(const tg_config *cfg, tg_training *t, const tg_train_opt
 /* The periodic checkpoint of opts (checkpoint_path, or the checkpoint callback) for t now; 0 when
  * there is none to make or it succeeded. */
 int tg_train_checkpoint(const tg_training *t, const tg_train_opts *opts);
+/* Multiply-adds of a full-batch evaluation per worker thread at least (4 Mi): smaller problems use fewer
+ * threads. Tests lower it to make small problems run on several. */
+extern int64_t tg_full_batch_min_work;
 /* The full-batch solver's kernels for one dense linear layer (src/train/linear_blocks.c), float64, row-major:
  * z [n, out] = x [n, d] w^T (w [out, d]) + b (b may be NULL); gw [out, d] += g^T x and gb [out] += the column
  * sums of g [n, out] (gb may be NULL). Fused multiply-adds: the same bits run to run, not tg_linear's bits. */

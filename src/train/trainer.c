@@ -28,7 +28,8 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, const tg_s
                  (long long)cfg->loss.n_class_weights, (long long)train->classes);
         return -1;
     }
-    if (train->row_ptr && !train->x && cfg->model.layers[0].type != TG_LAYER_LINEAR) {
+    bool sparse = !train->x && (train->row_ptr || (stream && tg_stream_sparse(stream)));
+    if (sparse && cfg->model.layers[0].type != TG_LAYER_LINEAR) {
         tg_error("model.layers[0] is %s, but sparse (libsvm) data needs a linear first layer (it takes the sparse "
                  "rows)",
                  tg_layer_type_name(cfg->model.layers[0].type));
@@ -241,7 +242,10 @@ static void diverged(const trainer *tr, double value, int epoch, int64_t s)
     if (tr->t->input_scale >= TG_LARGE_INPUT)
         snprintf(scale, sizeof scale,
                  "; the inputs are not standardized and reach |x| = %.3g: set data.standardize to %s",
-                 tr->t->input_scale, !tr->t->train->row_ptr ? "true" : "\"scale\" (sparse data are not centred)");
+                 tr->t->input_scale,
+                 !tr->t->train->row_ptr && !(tr->st->stream && tg_stream_sparse(tr->st->stream))
+                     ? "true"
+                     : "\"scale\" (sparse data are not centred)");
     tg_error("loss became %s at epoch %d, step %lld (lower optimizer.lr or set train.clip_grad_norm%s)",
              isnan(value) ? "NaN" : "infinite", epoch + 1, (long long)s + 1, scale);
 }
@@ -277,9 +281,11 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
     tg_model *m = tr->t->model;
     batch_tensors b = { 0 };
     binary_targets *bce_targets = &tr->bce;
-    int got = tr->dp           ? tg_dp_next(tr->dp, tr->st->batches, s, &b.x, &b.y, &bce_targets)
-              : tr->st->stream ? tg_stream_next(tr->st->stream, &b.x, &b.y)
-                               : tg_batcher_next_batch(tr->st->batches, &b);
+    tg_stream *stream = tr->st->stream;
+    int got = tr->dp                     ? tg_dp_next(tr->dp, tr->st->batches, s, &b.x, &b.y, &bce_targets)
+              : !stream                  ? tg_batcher_next_batch(tr->st->batches, &b)
+              : tg_stream_sparse(stream) ? tg_stream_next_sparse(stream, &b.sparse, &b.y)
+                                         : tg_stream_next(stream, &b.x, &b.y);
     if (got < 0 || (got == 0 && !tr->dp)) {
         if (got == 0)
             tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);

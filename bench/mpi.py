@@ -44,6 +44,8 @@ def timed(cmd, env):
         sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
     cpu = [float(a) + float(b) for _, a, b in
            (line.split() for line in done.stderr.splitlines() if line.startswith("rank-cpu "))]
+    if not cpu:
+        sys.exit(f"{' '.join(cmd)}: no CPU time on stderr:\n{done.stderr[-2000:]}")
     return (wall, max(cpu)), json.loads(done.stdout)
 
 

@@ -744,6 +744,16 @@ def sparse_section(quick):
     return done.stdout.strip()
 
 
+def mpi_section(quick):
+    """Issue 12's rows: mpirun -np 1 against -np 2 (bench/mpi.py; a note when there is no MPI build)."""
+    log("training across processes: bench/mpi.py")
+    cmd = [PY, os.path.join(ROOT, "bench", "mpi.py")] + (["--quick"] if quick else [])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"bench/mpi.py failed:\n\n```\n{done.stderr[-2000:]}\n```"
+    return done.stdout.strip()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a subset in under a minute: 1 thread, few repeats")
@@ -765,6 +775,7 @@ def main():
     bench.memory()
     solver = solver_section(args.quick)
     sparse = sparse_section(args.quick)
+    mpi = mpi_section(args.quick)
     took = time.perf_counter() - started
     report = "\n\n".join([
         f"# tapegrad benchmark{' (--quick)' if args.quick else ''}",
@@ -779,6 +790,7 @@ def main():
         "## Targets of issue 5, as measured in this run\n\n" + targets(bench),
         "## Logistic regression to the optimum (issue 14, bench/solver.py)\n\n" + solver,
         "## Sparse data (issue 12, bench/sparse_text.py)\n\n" + sparse,
+        "## Training across processes with MPI (issue 12, bench/mpi.py)\n\n" + mpi,
     ])
     print(report)
     with open(os.path.join(BUILD, "compare-report.md"), "w") as f:

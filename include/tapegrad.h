@@ -1000,6 +1000,31 @@ TG_API int64_t tg_roc_curve(int64_t n, const int64_t *y, const double *score, in
 TG_API int tg_calibration_curve(int64_t n, const int64_t *y, const double *score, int64_t positive, int bins,
                                 double *mean_predicted, double *fraction_positive, int64_t *count);
 
+/* ---- Training across processes with MPI (src/dist/dist.c; docs/distributed.md) ---- */
+
+/* A library built with -DTAPEGRAD_MPI=ON trains data-parallel when the
+ * program was started by mpirun and called tg_dist_init first: each rank
+ * computes its share of every batch (its share of the rows for the
+ * full-batch solver) and the gradients are summed across ranks in a fixed
+ * order, so every rank holds the same weights after every step, and a given
+ * number of ranks gives the same bits run after run. Every rank loads the
+ * same config and data. Without the option, or without mpirun, these
+ * functions do nothing and training runs in one process as before. */
+
+/* Starts MPI when built with it and started by mpirun (MPI_Init, funneled:
+ * only the calling thread talks to MPI); otherwise nothing. 0, or -1 with the
+ * error set. Call once, before any training. */
+TG_API int tg_dist_init(void);
+/* This process's rank (0 when not distributed) and the number of ranks (1). */
+TG_API int tg_dist_rank(void);
+TG_API int tg_dist_size(void);
+/* Ends MPI (MPI_Finalize) if tg_dist_init started it; the process is then one again. */
+TG_API void tg_dist_finalize(void);
+/* Ends every rank of the job with exit status code (MPI_Abort): what a rank
+ * that failed calls after saying why, so the others do not wait for it
+ * forever. Returns, doing nothing, when not distributed. */
+TG_API void tg_dist_abort(int code);
+
 /* ------------------------------------------------------------------------ */
 /* Errors and allocation                                                     */
 /* ------------------------------------------------------------------------ */

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The library's include graph runs one way: a folder includes its own header
 # and those of the folders below it, never one above. The order:
-#   core <- tensor <- autograd (the tape) <- ops <- solve <- nn <- io <- train
+#   core <- dist (the processes: MPI or one) <- tensor <- autograd (the tape) <- ops <- solve <- nn <- io <- train
 # (src/internal.h includes every header, for the tests only; tools/ sees only
 # include/tapegrad.h.) Prints each include that runs back up, and fails on any.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-layers=(core tensor autograd ops solve nn io train)
+layers=(core dist tensor autograd ops solve nn io train)
 rank() { local i; for i in "${!layers[@]}"; do [ "${layers[$i]}" = "$1" ] && { echo "$i"; return; }; done; echo -1; }
 bad=0
 for f in $(git ls-files 'src/*/*.c' 'src/*/*.h'); do
@@ -27,7 +27,7 @@ for f in $(git ls-files 'src/*/*.c' 'src/*/*.h'); do
   done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f")
 done
 for f in $(git ls-files 'tools/*.c' 'tools/*.h'); do
-  if grep -qE '^#include "(internal\.h|(core|tensor|autograd|ops|solve|nn|io|train)/)' "$f"; then
+  if grep -qE '^#include "(internal\.h|(core|dist|tensor|autograd|ops|solve|nn|io|train)/)' "$f"; then
     echo "check-layers: $f includes a library-internal header: tools use include/tapegrad.h only" >&2
     bad=1
   fi

@@ -5,6 +5,7 @@
 #ifndef TAPEGRAD_INTERNAL_H
 #define TAPEGRAD_INTERNAL_H
 
+#include "dist/dist.h"
 #include "io/io_internal.h"
 
 #endif

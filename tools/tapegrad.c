@@ -25,9 +25,8 @@ static const char *usage_main = "usage: tapegrad <command> [options]\n"
                                 "--threads N (default: TAPEGRAD_NUM_THREADS, else the number of cores).\n"
                                 "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-    fit_threads_to_limits(); /* before any thread: a memory or thread limit must not hang the command */
     if (argc < 2)
         return fputs(usage_main, stderr), 2;
     const char *cmd = argv[1];
@@ -37,9 +36,13 @@ int main(int argc, char **argv)
         return printf("tapegrad %d.%d.%d\n", TG_VERSION_MAJOR, TG_VERSION_MINOR, TG_VERSION_PATCH), 0;
     static char name[64];
     snprintf(name, sizeof name, "tapegrad %s", cmd);
+    if (tg_dist_size() > 1) /* every message names the rank that says it */
+        snprintf(name, sizeof name, "tapegrad %s (rank %d of %d)", cmd, tg_dist_rank(), tg_dist_size());
     command = name;
     if (strcmp(cmd, "train") == 0)
         return cmd_train(argc - 2, argv + 2);
+    if (tg_dist_size() > 1)
+        return fail("runs in one process: under mpirun, only tapegrad train runs across ranks"), 2;
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "predict") == 0)
@@ -51,4 +54,18 @@ int main(int argc, char **argv)
     command = "tapegrad";
     fail("unknown command '%s'", cmd);
     return fputs(usage_main, stderr), 2;
+}
+
+/* Under mpirun (an MPI build), one rank per process: a rank that fails has said why and ends them all, so
+ * none waits for it forever (docs/distributed.md). */
+int main(int argc, char **argv)
+{
+    fit_threads_to_limits(); /* before any thread: a memory or thread limit must not hang the command */
+    if (tg_dist_init())
+        return fprintf(stderr, "tapegrad: %s\n", tg_last_error()), 1;
+    int rc = run(argc, argv);
+    if (rc != 0)
+        tg_dist_abort(rc);
+    tg_dist_finalize();
+    return rc;
 }

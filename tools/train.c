@@ -413,21 +413,30 @@ int cmd_train(int argc, char **argv)
         return fail("%s", tg_last_error());
     char *default_out = o.out ? NULL : default_model_path(o.positional[0]);
     const char *out = o.out ? o.out : default_out;
-    if ((rc = check_train_paths(&o, cfg, out))) {
+    bool lead = tg_dist_rank() == 0; /* under mpirun, rank 0 alone prints, evaluates and saves */
+    if (lead && (rc = check_train_paths(&o, cfg, out))) {
         tg_config_free(cfg);
         free(default_out);
         return rc;
     }
-    train_progress tp = { .ps = { .quiet = o.quiet, .out = o.json ? stderr : stdout }, .model_path = out };
+    train_progress tp = { .ps = { .quiet = o.quiet || !lead, .out = o.json ? stderr : stdout }, .model_path = out };
     progress_state *ps = &tp.ps;
     ps->live = isatty(fileno(ps->out));
     tg_train_opts opts = { .progress = on_train_progress,
                            .ctx = &tp,
                            .resume = o.resume,
                            .checkpoint_every = every,
-                           .checkpoint = save_checkpoint };
-    catch_signals();
+                           .checkpoint = lead ? save_checkpoint : NULL };
+    if (tg_dist_size() == 1) /* across ranks a signal ends the job: the last checkpoint is on disk */
+        catch_signals();
     tg_training *t = tg_train_config_opts(cfg, &opts);
+    if (!lead) {
+        rc = t ? 0 : fail("%s", tg_last_error());
+        tg_training_free(t);
+        tg_config_free(cfg);
+        free(default_out);
+        return rc;
+    }
     if (t && t->full_batch && !o.quiet && t->finished)
         print_solver_summary(o.json ? stderr : stdout, cfg, t, ps->live);
     if (!t)

@@ -12,6 +12,7 @@
  * size and the thread count only through rounding.
  * The solver sees f = (sum_i w_y(i) loss_i + R(W) / C) / n, scikit-learn's
  * objective divided by C n: the same minimiser, a gradient of order 1. */
+#include "train/data_parallel.h"
 #include "train/train.h"
 
 #include <math.h>
@@ -37,6 +38,7 @@ typedef struct {
     worker *workers;
     int n_workers;
     int64_t n_blocks, block;
+    int64_t first, end; /* this rank's rows (all of them in one process; tg_dist_share across ranks) */
     tg_tensor *class_weight;
     tg_ce_opts ce;
     double l2; /* the L2 part's weight divided by C n */
@@ -100,14 +102,13 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
 {
     worker *wk = &fb->workers[id];
     tg_model *m = wk->model;
-    int64_t rows = fb->train->rows;
     params_from(m, w);
     for (int i = 0; i < m->n_params; i++)
         tg_zero_grad(m->params[i]);
     memset(wk->grad, 0, (size_t)fb->n * sizeof *wk->grad);
     wk->loss = 0;
     for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers) {
-        int64_t start = b * fb->block, n = rows - start < fb->block ? rows - start : fb->block;
+        int64_t start = fb->first + b * fb->block, n = fb->end - start < fb->block ? fb->end - start : fb->block;
         batch_tensors bt = tg_batch_buffers_for(&wk->blocks, n);
         tg_tape_reset(wk->tape);
         tg_tensor *loss = NULL;
@@ -149,6 +150,8 @@ static int objective(int64_t n, const double *w, double *f, double *grad, void *
         for (int64_t k = 0; k < n; k++)
             grad[k] += g[k];
     }
+    if (tg_dist_sum(grad, n, TG_F64) || tg_dist_sum(&sum, 1, TG_F64)) /* across ranks: every rank's rows */
+        return -1;
     for (int64_t k = 0; k < n; k++) {
         grad[k] *= inv_rows;
         if (fb->mask[k]) {
@@ -226,14 +229,19 @@ static int64_t macs_per_row(const tg_model *m, const tg_dataset *ds)
 
 static int open_workers(full_batch *fb, const tg_model *m)
 {
-    int64_t rows = fb->train->rows;
-    fb->block = fb->cfg->lbfgs.block_rows < rows ? fb->cfg->lbfgs.block_rows : rows;
+    tg_dist_share(fb->train->rows, &fb->first, &fb->end);
+    int64_t rows = fb->end - fb->first;
+    fb->block = fb->cfg->lbfgs.block_rows < rows ? fb->cfg->lbfgs.block_rows : rows > 0 ? rows : 1;
     fb->n_blocks = (rows + fb->block - 1) / fb->block;
     int64_t workers = tg_num_threads(), by_work = 1 + rows * macs_per_row(m, fb->train) / tg_full_batch_min_work;
     workers = workers < fb->n_blocks ? workers : fb->n_blocks;
-    fb->n_workers = (int)(workers < by_work ? workers : by_work);
+    workers = workers < by_work ? workers : by_work;
+    fb->n_workers = (int)(workers > 0 ? workers : 1); /* a rank with no rows still has one worker, which adds zeros */
     if (!(fb->workers = tg_alloc_zeroed((size_t)fb->n_workers * sizeof *fb->workers)))
         return -1;
+    tg_dataset share = *fb->train; /* this rank's rows, a view: what sizes the blocks (the last one's rows) */
+    share.rows = rows;
+    share.row_ptr = share.row_ptr ? share.row_ptr + fb->first : NULL;
     for (int id = 0; id < fb->n_workers; id++) {
         worker *wk = &fb->workers[id];
         tg_rng unused; /* the weights are overwritten from w at each evaluation */
@@ -242,7 +250,7 @@ static int open_workers(full_batch *fb, const tg_model *m)
         wk->tape = tg_tape_new();
         wk->grad = tg_alloc((size_t)fb->n * sizeof *wk->grad);
         if (!wk->model || !wk->tape || !wk->grad ||
-            tg_batch_buffers_init_data(&wk->blocks, TG_F64, fb->train, fb->block, true))
+            tg_batch_buffers_init_data(&wk->blocks, TG_F64, &share, fb->block, true))
             return -1;
         int64_t last = rows - (fb->n_blocks - 1) * fb->block; /* the last block's rows */
         for (int s = 0; fb->one_linear && s < 2; s++) {
@@ -266,7 +274,8 @@ static int open_full_batch(full_batch *fb, tg_model *m)
     for (int i = 0; i < m->n_params; i++)
         fb->n += m->params[i]->numel;
     fb->one_linear = fb->train->x && m->n_layers == 1 && m->layers[0].type == TG_LAYER_LINEAR;
-    if (tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) || open_workers(fb, m))
+    if (tg_dp_check_same_run(cfg, fb->train) || tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) ||
+        open_workers(fb, m))
         return -1;
     fb->mask = tg_alloc_zeroed((size_t)fb->n);
     tg_training *t = fb->t;

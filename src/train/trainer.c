@@ -4,6 +4,7 @@
  * standardized on the way with the model's own mean and std, so a saved model
  * carries everything it needs to score new data. Nothing allocates inside the
  * step loop. */
+#include "train/data_parallel.h"
 #include "train/train.h"
 
 #include <math.h>
@@ -108,6 +109,7 @@ typedef struct {
     tg_tensor *class_weight;
     tg_ce_opts ce;
     binary_targets bce; /* binary_cross_entropy only */
+    tg_data_parallel *dp; /* across ranks (mpirun): this rank's slice of each batch; NULL in one process */
 } trainer;
 
 /* A caller-owned copy of every row of ds (an empty set with train's classes when ds is NULL). */
@@ -210,7 +212,9 @@ static int trainer_open_buffers(trainer *tr)
     if (cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
         tg_binary_targets_init(&tr->bce, m->dtype, batch, rows, tr->class_weight != NULL, cfg->loss.pos_weight))
         return -1;
-    return 0;
+    bool failed;
+    tr->dp = tg_dp_new(cfg, t->train, m, batch, tr->class_weight, st->stream != NULL, &failed);
+    return failed ? -1 : 0;
 }
 
 static void trainer_close(trainer *tr)
@@ -218,6 +222,7 @@ static void trainer_close(trainer *tr)
     tg_tensor_free(tr->class_weight);
     tg_binary_targets_free(&tr->bce);
     tg_tape_free(tr->tape);
+    tg_dp_free(tr->dp);
 }
 
 /* A fresh Fisher-Yates shuffle of the row order each epoch, from the data seed (a stream: of the block
@@ -245,26 +250,17 @@ static void diverged(const trainer *tr, double value, int epoch, int64_t s)
              isnan(value) ? "NaN" : "infinite", epoch + 1, (long long)s + 1, scale);
 }
 
-/* One optimizer step on batch s of the epoch's order; its loss in *value. */
-static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
+/* The loss on batch x, y into *value, and its backward. */
+static int trainer_backward(trainer *tr, batch_tensors b, binary_targets *bce_targets, int epoch, int64_t s,
+                            double *value)
 {
     tg_model *m = tr->t->model;
-    batch_tensors b = { 0 };
-    tg_stream *stream = tr->st->stream;
-    int got = !stream                    ? tg_batcher_next_batch(tr->st->batches, &b)
-              : tg_stream_sparse(stream) ? tg_stream_next_sparse(stream, &b.sparse, &b.y)
-                                         : tg_stream_next(stream, &b.x, &b.y);
-    if (got != 1) {
-        if (got == 0)
-            tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
-        return -1;
-    }
     tg_tensor *y = b.y;
     tg_tape_reset(tr->tape);
     tg_tensor *logits = tg_model_forward_batch(m, tr->tape, b, m->params), *loss;
     if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY) {
         tg_bce_opts bce;
-        tg_tensor *target = tg_binary_targets_fill(&tr->bce, y, tr->class_weight, &bce);
+        tg_tensor *target = tg_binary_targets_fill(bce_targets, y, tr->class_weight, &bce);
         loss = tg_binary_cross_entropy_with_logits(tr->tape, logits, target, &bce);
     } else {
         loss = tg_cross_entropy(tr->tape, logits, y, &tr->ce);
@@ -276,8 +272,30 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
         diverged(tr, *value, epoch, s);
         return -1;
     }
+    return tg_backward(tr->tape, loss);
+}
+
+/* One optimizer step on batch s of the epoch's order; its loss in *value. */
+static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
+{
+    tg_model *m = tr->t->model;
+    batch_tensors b = { 0 };
+    binary_targets *bce_targets = &tr->bce;
+    tg_stream *stream = tr->st->stream;
+    int got = tr->dp                     ? tg_dp_next(tr->dp, tr->st->batches, s, &b.x, &b.y, &bce_targets)
+              : !stream                  ? tg_batcher_next_batch(tr->st->batches, &b)
+              : tg_stream_sparse(stream) ? tg_stream_next_sparse(stream, &b.sparse, &b.y)
+                                         : tg_stream_next(stream, &b.x, &b.y);
+    if (got < 0 || (got == 0 && !tr->dp)) {
+        if (got == 0)
+            tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
+        return -1;
+    }
+    *value = 0;
     tg_optimizer_zero_grad(tr->st->opt);
-    if (tg_backward(tr->tape, loss))
+    if (got && trainer_backward(tr, b, bce_targets, epoch, s, value))
+        return -1;
+    if (tr->dp && tg_dp_sum(tr->dp, m, value)) /* every rank's slice: the global batch's gradient and loss */
         return -1;
     /* The penalty's gradient per step, scaled as the mean loss is: R / (C n) */
     const tg_penalty *pen = &tr->cfg->loss.penalty;

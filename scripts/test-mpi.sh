@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The MPI build (-DTAPEGRAD_MPI=ON, Debian's Open MPI) and its tests, on one machine
+# (docs/distributed.md). Installs what is missing, builds in its own folder, then:
+#   1. equivalence: each config trained by mpirun -np 1, 2 and 3 (--oversubscribe: more ranks than
+#      cores is fine for a test) gives np 1's weights within the stated bound; -np 1 gives the same
+#      bits as the same binary run without mpirun; rank 0 alone prints (one JSON object on stdout)
+#   2. bit-reproducibility: two runs with -np 2 give the same bits
+#   3. faults: a rank that cannot load its data, was given another config, runs out of memory or is
+#      killed mid-run stops every rank within seconds with a message naming the rank; the last
+#      training checkpoint on disk still loads, and a run stopped by SIGTERM resumes with -np 2 to
+#      the bits of an uninterrupted run
+# usage: scripts/test-mpi.sh [BUILD_DIR]   (default build-mpi)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh libopenmpi-dev openmpi-bin
+build=${1:-build-mpi}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_MPI=ON -DTAPEGRAD_BUILD_TESTS=OFF \
+  -DTAPEGRAD_BUILD_EXAMPLES=OFF -DCMAKE_C_FLAGS="-Werror" >/dev/null
+cmake --build "$build" -j"$(nproc)" --target tapegrad_cli >/dev/null
+cli=$PWD/$build/tapegrad
+py=/usr/bin/python3
+mpi=(mpirun --oversubscribe --allow-run-as-root --bind-to none)
+# One thread per rank: a rank's own sums then do not depend on the machine's core count.
+export TAPEGRAD_NUM_THREADS=1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+bad() { echo "test-mpi: FAIL: $*" >&2; failed=1; }
+
+# Weight bounds |np N - np 1| (measured: docs/distributed.md): float32 SGD after one epoch, the solver's
+# float64 optimum.
+sgd_bound=1e-5
+lbfgs_bound=1e-6
+
+echo "== 1. equivalence: np 1, 2, 3"
+equivalence() { # name bound example (in examples/, or a path) overrides...
+  local name=$1 bound=$2 example=$3
+  shift 3
+  [[ $example == */* ]] || example=examples/$example
+  $py tests/mpi/config.py "$example" "$tmp/$name.json" "$@"
+  "$cli" train "$tmp/$name.json" --quiet --out "$tmp/$name.serial.safetensors" >/dev/null 2>"$tmp/$name.serial.err"
+  local np line="$name:"
+  for np in 1 2 3; do
+    "${mpi[@]}" -np $np "$cli" train "$tmp/$name.json" --quiet --json --out "$tmp/$name.np$np.safetensors" \
+      >"$tmp/$name.np$np.out" 2>"$tmp/$name.np$np.err" || { bad "$name -np $np: $(cat "$tmp/$name.np$np.err")"; return; }
+    $py -c 'import json, sys; json.load(open(sys.argv[1]))' "$tmp/$name.np$np.out" ||
+      bad "$name -np $np: stdout is not one JSON object (did a rank other than 0 print?)"
+    grep -q "(rank [1-9]" "$tmp/$name.np$np.err" && bad "$name -np $np: a rank other than 0 printed: $(cat "$tmp/$name.np$np.err")"
+  done
+  cmp -s "$tmp/$name.serial.safetensors" "$tmp/$name.np1.safetensors" ||
+    bad "$name: mpirun -np 1 differs from the same command without mpirun"
+  for np in 2 3; do
+    local diff
+    diff=$($py tests/mpi/weights_diff.py "$tmp/$name.np1.safetensors" "$tmp/$name.np$np.safetensors")
+    line+=" |np$np - np1| $diff"
+    $py -c "import sys; sys.exit(not float('$diff') <= float('$bound'))" || bad "$name: |np$np - np1| = $diff > $bound"
+  done
+  echo "$line (bound $bound; np 1 = no mpirun, bit for bit)"
+}
+equivalence digits_sgd $sgd_bound digits.json train.epochs=1
+equivalence digits_weighted $sgd_bound digits.json train.epochs=1 loss.class_weight='"balanced"'
+equivalence digits_batch2 $sgd_bound digits.json train.epochs=1 train.batch_size=2 # np 3: a slice is empty
+equivalence breast_cancer_binary $sgd_bound breast_cancer_binary.json train.epochs=1
+equivalence breast_cancer_balanced $sgd_bound breast_cancer_cv.json train.epochs=1
+equivalence iris_mlp_adam $sgd_bound iris_mlp.json train.epochs=1
+equivalence digits_lbfgs $lbfgs_bound digits_lbfgs.json
+equivalence iris_l1_owlqn $lbfgs_bound iris_l1.json
+# Sparse rows (libsvm, written from digits.csv) through the full-batch solver: 3 iterations, far from the
+# optimum, where np N must still follow np 1's path.
+$py - "$tmp/digits.svm" <<'PY'
+import sys
+with open("data/digits.csv") as f, open(sys.argv[1], "w") as out:
+    next(f)
+    for line in f:
+        *x, y = line.strip().split(",")
+        out.write(y + "".join(f" {j + 1}:{v}" for j, v in enumerate(x) if float(v) != 0) + "\n")
+PY
+cat >"$tmp/sparse_lbfgs.src.json" <<JSON
+{"data": {"format": "libsvm", "train": "$tmp/digits.svm", "test_split": 0.2, "validation_split": 0,
+          "standardize": "scale"},
+ "model": {"dtype": "float64", "layers": [{"type": "linear", "out": 10}]},
+ "loss": {"penalty": "l2", "C": 1.0}, "optimizer": {"type": "lbfgs", "max_iter": 3}, "seed": 3}
+JSON
+equivalence sparse_lbfgs $lbfgs_bound "$tmp/sparse_lbfgs.src.json"
+
+echo "== 2. bit-reproducibility: np 2 twice"
+for name in digits_sgd digits_lbfgs; do
+  "${mpi[@]}" -np 2 "$cli" train "$tmp/$name.json" --quiet --out "$tmp/$name.again.safetensors" >/dev/null
+  if cmp -s "$tmp/$name.np2.safetensors" "$tmp/$name.again.safetensors"; then
+    echo "$name: two -np 2 runs give the same bits"
+  else
+    bad "$name: two -np 2 runs differ"
+  fi
+done
+
+echo "== 3. faults"
+# Rank 1 is given a config whose data file is missing (mpirun's MPMD form: one program per rank).
+$py tests/mpi/config.py examples/digits.json "$tmp/missing.json" data.train='"/nonexistent/digits.csv"'
+started=$(date +%s)
+rc=0
+timeout 60 "${mpi[@]}" -np 1 "$cli" train "$tmp/digits_sgd.json" --quiet --out "$tmp/fault.safetensors" : \
+  -np 1 "$cli" train "$tmp/missing.json" --quiet --out "$tmp/fault.safetensors" >"$tmp/fault.out" 2>&1 || rc=$?
+took=$(($(date +%s) - started))
+if [ $rc -eq 0 ] || [ $rc -eq 124 ]; then
+  bad "a rank without its data: exit status $rc (0: it went on; 124: it hung)"
+elif ! grep -q "rank 1 of 2.*/nonexistent/digits.csv" "$tmp/fault.out"; then
+  bad "a rank without its data: no message naming rank 1 and the file: $(cat "$tmp/fault.out")"
+else
+  echo "a rank without its data: every rank stopped after ${took}s (exit $rc): $(grep -m1 'rank 1 of 2' "$tmp/fault.out")"
+fi
+[ -e "$tmp/fault.safetensors" ] && bad "a failed run saved a model"
+
+# Rank 1 is given another config (another seed): it says so and ends the job instead of training apart.
+$py tests/mpi/config.py examples/digits.json "$tmp/other.json" train.epochs=1 seed=7
+rc=0
+timeout 60 "${mpi[@]}" -np 1 "$cli" train "$tmp/digits_sgd.json" --quiet --out "$tmp/fault.safetensors" : \
+  -np 1 "$cli" train "$tmp/other.json" --quiet --out "$tmp/fault.safetensors" >"$tmp/other.out" 2>&1 || rc=$?
+if [ $rc -eq 0 ] || [ $rc -eq 124 ] || ! grep -q "rank 1 of 2.*another config than rank 0" "$tmp/other.out"; then
+  bad "a rank with another config: exit status $rc, without the message: $(cat "$tmp/other.out")"
+else
+  echo "a rank with another config: stopped (exit $rc): $(grep -m1 'rank 1 of 2' "$tmp/other.out")"
+fi
+
+# Rank 1 runs out of memory (ulimit -v) loading Fashion-MNIST, which rank 0 loads and waits on.
+fashion=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+if [ -e $fashion ]; then
+  $py tests/mpi/config.py examples/fashion_mnist.json "$tmp/fashion.json" train.epochs=1
+  started=$(date +%s)
+  rc=0
+  timeout 60 "${mpi[@]}" -np 1 "$cli" train "$tmp/fashion.json" --quiet --out "$tmp/oom.safetensors" : \
+    -np 1 bash -c "ulimit -v 400000; exec $cli train $tmp/fashion.json --quiet --out $tmp/oom.safetensors" \
+    >"$tmp/oom.out" 2>&1 || rc=$?
+  took=$(($(date +%s) - started))
+  if [ $rc -eq 0 ] || [ $rc -eq 124 ] || ! grep -q "rank 1 of 2.*out of memory" "$tmp/oom.out"; then
+    bad "a rank out of memory: exit status $rc, without a message naming rank 1: $(cat "$tmp/oom.out")"
+  else
+    echo "a rank out of memory: every rank stopped after ${took}s (exit $rc): $(grep -m1 'rank 1 of 2' "$tmp/oom.out")"
+  fi
+else
+  echo "a rank out of memory: skipped ($fashion missing: apt-get install dataset-fashion-mnist)"
+fi
+
+# A rank killed mid-run (as the out-of-memory killer would): the job ends, the last checkpoint loads.
+$py tests/mpi/config.py examples/digits.json "$tmp/long.json" train.epochs=100000
+"${mpi[@]}" -np 2 "$cli" train "$tmp/long.json" --quiet --checkpoint-every 1 --out "$tmp/long.safetensors" \
+  >"$tmp/long.out" 2>&1 &
+job=$!
+for _ in $(seq 100); do [ -e "$tmp/long.safetensors" ] && break; sleep 0.1; done
+sleep 0.5
+victim=""
+for pid in $(pgrep -P $job); do
+  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && victim=$pid
+done
+if [ -z "$victim" ]; then
+  bad "a killed rank: rank 1's process not found under mpirun ($job)"
+  kill $job
+else
+  started=$(date +%s)
+  kill -9 "$victim"
+  rc=0
+  timeout 30 tail --pid=$job -f /dev/null || bad "a killed rank: mpirun still running 30 s later"
+  wait $job || rc=$?
+  took=$(($(date +%s) - started))
+  [ $rc -ne 0 ] || bad "a killed rank: mpirun exited 0"
+  if "$cli" eval "$tmp/long.safetensors" "$tmp/long.json" >"$tmp/eval.out" 2>&1; then
+    echo "a killed rank: every rank stopped after ${took}s (exit $rc); the last checkpoint loads:" \
+      "$(grep -m1 accuracy "$tmp/eval.out")"
+  else
+    bad "a killed rank: the checkpoint does not load: $(cat "$tmp/eval.out")"
+  fi
+fi
+
+# SIGTERM to mpirun mid-run ends the job; --resume of the last checkpoint with -np 2 then gives the bits
+# of an uninterrupted -np 2 run.
+$py tests/mpi/config.py examples/digits.json "$tmp/resume.json" train.epochs=300
+"${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --out "$tmp/whole.safetensors" >/dev/null
+"${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --checkpoint-every 1 --out "$tmp/part.safetensors" \
+  >/dev/null 2>&1 &
+job=$!
+for _ in $(seq 100); do [ -e "$tmp/part.safetensors" ] && break; sleep 0.05; done
+kill -TERM $job
+wait $job || true
+if "${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --resume "$tmp/part.safetensors" \
+  --out "$tmp/resumed.safetensors" >/dev/null 2>"$tmp/resume.err" &&
+  cmp -s "$tmp/whole.safetensors" "$tmp/resumed.safetensors"; then
+  echo "SIGTERM mid-run, then --resume with -np 2: the bits of an uninterrupted -np 2 run"
+else
+  bad "--resume with -np 2 after SIGTERM: $(cat "$tmp/resume.err") (or the weights differ)"
+fi
+
+[ $failed -eq 0 ] && echo "test-mpi: all passed"
+exit $failed

@@ -1,0 +1,23 @@
+/* What the trainer needs from the processes it runs across (src/dist/dist.c):
+ * who this process is, a sum over every process in a fixed order, a
+ * broadcast. Serial (one process, nothing to do) when the library is built
+ * without TAPEGRAD_MPI or the command was not started by mpirun. Includes only
+ * core: any layer above may use it. */
+#ifndef TAPEGRAD_DIST_H
+#define TAPEGRAD_DIST_H
+
+#include "core/core.h"
+
+/* More than one process: the training loops split their rows and sum. */
+bool tg_dist_parallel(void);
+/* This process's share of n items, [*first, *end): the rank-th of tg_dist_size() near-equal slices, in
+ * rank order (so rank 0 has the first rows). The whole range when serial. */
+void tg_dist_share(int64_t n, int64_t *first, int64_t *end);
+/* buf[k] = the sum over every rank of its buf[k], for k < n (dtype TG_F32 or TG_F64). The same bits on
+ * every rank and in every run with this many ranks: each element's terms are added in rank order (float64
+ * accumulation for float32 values). 0, or -1 with the error set. A no-op when serial. */
+int tg_dist_sum(void *buf, int64_t n, tg_dtype dtype);
+/* root's bytes into every rank's buf. 0, or -1 with the error set. */
+int tg_dist_broadcast(void *buf, size_t bytes, int root);
+
+#endif

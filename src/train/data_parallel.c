@@ -1,0 +1,202 @@
+/* Minibatch training across ranks. Every rank holds the whole training set
+ * and draws the same epoch order from the same seed, so global batch s is the
+ * same rows on every rank; rank r takes rows [s B + B r / N, s B + B (r + 1) / N)
+ * of that order. Its loss is the mean over its slice; scaled by its share of
+ * the global mean's denominator (rows, or the class weights of cross-entropy's
+ * weighted mean), the ranks' gradients add up to the global batch's. After the
+ * sum every rank applies the same penalty, clipping and update to the same
+ * weights, so the weights never need sending. */
+#include "train/data_parallel.h"
+
+#include <string.h>
+
+static int64_t slice_rows(int64_t n)
+{
+    int64_t first, end;
+    tg_dist_share(n, &first, &end);
+    return end - first;
+}
+
+/* The buffers of this rank's slices: of a full batch (part 0) and of the last, shorter one (part 1). */
+static int open_parts(tg_data_parallel *dp, const tg_config *cfg, int64_t rows, bool weighted)
+{
+    int64_t sizes[2] = { slice_rows(dp->batch), rows % dp->batch ? slice_rows(rows % dp->batch) : 0 };
+    binary_targets last = { 0 };
+    bool binary = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY;
+    for (int i = 0; i < 2; i++) {
+        if (sizes[i] == 0)
+            continue;
+        if (tg_batch_buffers_init(&dp->buffers[i], dp->model->dtype, dp->train->features, sizes[i], sizes[i], true))
+            return -1;
+        dp->part[i] = dp->buffers[i].full;
+        if (binary && tg_binary_targets_init(i ? &last : &dp->bce, dp->model->dtype, sizes[i], sizes[i], weighted,
+                                             cfg->loss.pos_weight))
+            return -1;
+    }
+    /* one binary_targets whose pair is (full slice, last slice), as tg_binary_targets_fill picks by rows */
+    dp->bce.target[1] = last.target[0];
+    dp->bce.weight[1] = last.weight[0];
+    last.target[0] = last.weight[0] = NULL;
+    if (!dp->bce.pos_weight) {
+        dp->bce.pos_weight = last.pos_weight;
+        last.pos_weight = NULL;
+    }
+    tg_binary_targets_free(&last);
+    return 0;
+}
+
+/* FNV-1a of a string (NULL: of nothing). */
+static uint64_t text_hash(const char *text)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *c = (const unsigned char *)text; c && *c; c++)
+        h = (h ^ *c) * 0x100000001b3u;
+    return h;
+}
+
+int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train)
+{
+    if (!tg_dist_parallel())
+        return 0;
+    uint64_t mine[4] = { text_hash(cfg->json), (uint64_t)train->rows, (uint64_t)train->features,
+                         (uint64_t)train->classes },
+             lead[4];
+    memcpy(lead, mine, sizeof lead);
+    if (tg_dist_broadcast(lead, sizeof lead, 0))
+        return -1;
+    if (mine[0] != lead[0]) {
+        tg_error("train: rank %d was given another config than rank 0: every rank must train the same one",
+                 tg_dist_rank());
+        return -1;
+    }
+    if (memcmp(mine, lead, sizeof mine) != 0) {
+        tg_error("train: rank %d loaded %llu training rows of %llu features and %llu classes, rank 0 %llu, %llu and "
+                 "%llu: every rank must read the same data",
+                 tg_dist_rank(), (unsigned long long)mine[1], (unsigned long long)mine[2], (unsigned long long)mine[3],
+                 (unsigned long long)lead[1], (unsigned long long)lead[2], (unsigned long long)lead[3]);
+        return -1;
+    }
+    return 0;
+}
+
+tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_model *m, int64_t batch,
+                            const tg_tensor *class_weight, bool streamed, bool *failed)
+{
+    *failed = false;
+    if (!tg_dist_parallel())
+        return NULL;
+    if (tg_dp_check_same_run(cfg, train)) {
+        *failed = true;
+        return NULL;
+    }
+    if (streamed || !train->x) {
+        *failed = true;
+        return tg_error("train: %s does not run across ranks yet: train it in one process, or use the full-batch "
+                        "solver (optimizer.type lbfgs)",
+                        streamed ? "minibatch training on streamed data (data.stream)"
+                                 : "minibatch training on sparse (libsvm) data");
+    }
+    if (cfg->optimizer.lazy) {
+        *failed = true;
+        return tg_error("train: optimizer.lazy (updates of the touched columns only) does not run across ranks "
+                        "yet: train it in one process");
+    }
+    tg_data_parallel *dp = tg_alloc_zeroed(sizeof *dp);
+    if (!dp) {
+        *failed = true;
+        return NULL;
+    }
+    *dp = (tg_data_parallel){ .train = train,
+                              .model = m,
+                              .class_weight = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY ? NULL : class_weight,
+                              .cross_entropy = cfg->loss.type != TG_LOSS_BINARY_CROSS_ENTROPY,
+                              .batch = batch };
+    for (int i = 0; i < m->n_params; i++)
+        dp->n_sums += m->params[i]->numel;
+    dp->n_sums++; /* the loss, last */
+    bool bad = open_parts(dp, cfg, train->rows, class_weight != NULL) ||
+               !(dp->sums = tg_alloc((size_t)dp->n_sums * tg_dtype_size(m->dtype)));
+    for (int i = 0; !bad && i < m->n_params; i++) {
+        tg_tensor *p = m->params[i];
+        if (!p->grad && !(p->grad = tg_tensor_new(p->dtype, p->ndim, p->shape)))
+            bad = true;
+    }
+    if (bad) {
+        tg_dp_free(dp);
+        *failed = true;
+        return NULL;
+    }
+    return dp;
+}
+
+void tg_dp_free(tg_data_parallel *dp)
+{
+    if (!dp)
+        return;
+    for (int i = 0; i < 2; i++)
+        tg_batch_buffers_free(&dp->buffers[i]);
+    tg_binary_targets_free(&dp->bce);
+    tg_dealloc(dp->sums);
+    tg_dealloc(dp);
+}
+
+/* The denominator of the mean loss over rows idx[0 .. n): the row count, or cross-entropy's class weights. */
+static double denominator(const tg_data_parallel *dp, const int64_t *idx, int64_t n)
+{
+    if (!dp->class_weight)
+        return (double)n;
+    double sum = 0;
+    for (int64_t r = 0; r < n; r++)
+        sum += tg_get(dp->class_weight, dp->train->y[idx[r]]);
+    return sum;
+}
+
+int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, tg_tensor **x, tg_tensor **y, binary_targets **bce)
+{
+    int64_t rows = dp->train->rows, start = s * dp->batch;
+    if (start >= rows) {
+        tg_error("train: no batch %lld of %lld rows", (long long)s + 1, (long long)rows);
+        return -1;
+    }
+    int64_t n = rows - start < dp->batch ? rows - start : dp->batch, first, end;
+    tg_dist_share(n, &first, &end);
+    const int64_t *order = tg_batcher_order(batches) + start;
+    tg_batcher_seek(batches, s + 1);
+    *bce = &dp->bce;
+    double whole = denominator(dp, order, n);
+    dp->share = whole > 0 ? denominator(dp, order + first, end - first) / whole : 0;
+    if (end == first)
+        return 0;
+    batch_tensors part = dp->part[n == dp->batch ? 0 : 1];
+    if (tg_gather_rows(dp->model, dp->train, order + first, 0, end - first, part))
+        return -1;
+    *x = part.x;
+    *y = part.y;
+    return 1;
+}
+
+int tg_dp_sum(tg_data_parallel *dp, tg_model *m, double *loss)
+{
+    TG_FLOAT_DISPATCH(m->dtype, T, {
+        T *packed = dp->sums;
+        for (int i = 0; i < m->n_params; i++) {
+            const T *g = m->params[i]->grad->data;
+            for (int64_t k = 0; k < m->params[i]->numel; k++)
+                *packed++ = (T)(g[k] * dp->share);
+        }
+        *packed = (T)(*loss * dp->share);
+    });
+    if (tg_dist_sum(dp->sums, dp->n_sums, m->dtype))
+        return -1;
+    TG_FLOAT_DISPATCH(m->dtype, T, {
+        const T *packed = dp->sums;
+        for (int i = 0; i < m->n_params; i++) {
+            tg_tensor *p = m->params[i];
+            memcpy(p->grad->data, packed, (size_t)p->numel * sizeof(T));
+            p->grad_dense = true;
+            packed += p->numel;
+        }
+        *loss = (double)*packed;
+    });
+    return 0;
+}

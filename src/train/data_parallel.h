@@ -1,0 +1,43 @@
+/* Minibatch training across ranks (src/train/data_parallel.c; docs/distributed.md): each rank takes its
+ * slice of every global batch of the epoch's order, and after its backward the ranks' gradients are added
+ * into every rank's copy (tg_dist_sum), scaled so that the sum is the gradient of the global batch's mean
+ * loss. The trainer (trainer.c) keeps its one-process path and calls these only when tg_dist_parallel(). */
+#ifndef TAPEGRAD_DATA_PARALLEL_H
+#define TAPEGRAD_DATA_PARALLEL_H
+
+#include "dist/dist.h"
+#include "train/train.h"
+
+typedef struct {
+    const tg_dataset *train;
+    const tg_model *model;
+    const tg_tensor *class_weight; /* cross-entropy's weights, or NULL: the mean's denominator */
+    bool cross_entropy; /* else binary cross-entropy, whose weighted mean divides by the row count */
+    int64_t batch; /* the global batch */
+    batch_tensors part[2]; /* this rank's slice of a full batch and of the last, shorter one (x NULL: none) */
+    batch_buffers buffers[2];
+    binary_targets bce; /* target[0] for part[0], target[1] for part[1] */
+    void *sums; /* the gradients and the loss, packed for the sum, in the model's dtype */
+    int64_t n_sums;
+    double share; /* this step's part of the global mean: its rows' denominator over the batch's */
+} tg_data_parallel;
+
+/* Across ranks: 0 when this rank trains the config rank 0 trains (the same text) on as many rows, features
+ * and classes; else -1 with an error naming this rank, which then ends the job. 0 in one process. */
+int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train);
+/* NULL with no error when the run is one process; else the parts for batches of `batch` rows of train
+ * (which every rank holds whole; dense and loaded, not streamed: the others are refused). Allocates the parameters' gradients, so a rank whose slice of a batch is
+ * empty still has them to receive the sum into. */
+tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_model *m, int64_t batch,
+                            const tg_tensor *class_weight, bool streamed, bool *failed);
+void tg_dp_free(tg_data_parallel *dp);
+/* This rank's slice of batch s of the batcher's order, gathered and standardized; advances the batcher
+ * past the batch. 1 with the slice in *x, *y and the targets in *bce; 0 when the slice is empty (there are
+ * fewer rows than ranks); -1 on error. */
+int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, tg_tensor **x, tg_tensor **y,
+               binary_targets **bce);
+/* After this rank's backward (or none, for an empty slice): every rank's gradients summed into each, and
+ * *loss (this rank's mean on entry) made the global batch's mean. 0, or -1 with the error set. */
+int tg_dp_sum(tg_data_parallel *dp, tg_model *m, double *loss);
+
+#endif

@@ -82,6 +82,14 @@ cat >"$tmp/sparse_lbfgs.src.json" <<JSON
  "loss": {"penalty": "l2", "C": 1.0}, "optimizer": {"type": "lbfgs", "max_iter": 3}, "seed": 3}
 JSON
 equivalence sparse_lbfgs $lbfgs_bound "$tmp/sparse_lbfgs.src.json"
+# The same rows through minibatch SGD with momentum: each rank's slice a CSR batch, the dense gradients summed.
+cat >"$tmp/sparse_sgd.src.json" <<JSON
+{"data": {"format": "libsvm", "train": "$tmp/digits.svm", "test_split": 0.2, "validation_split": 0,
+          "standardize": "scale"},
+ "model": {"layers": [{"type": "linear", "out": 10}]},
+ "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9}, "train": {"epochs": 1, "batch_size": 32}, "seed": 3}
+JSON
+equivalence sparse_sgd $sgd_bound "$tmp/sparse_sgd.src.json"
 
 echo "== 2. bit-reproducibility: np 2 twice"
 for name in digits_sgd digits_lbfgs; do

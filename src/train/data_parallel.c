@@ -26,9 +26,8 @@ static int open_parts(tg_data_parallel *dp, const tg_config *cfg, int64_t rows, 
     for (int i = 0; i < 2; i++) {
         if (sizes[i] == 0)
             continue;
-        if (tg_batch_buffers_init(&dp->buffers[i], dp->model->dtype, dp->train->features, sizes[i], sizes[i], true))
+        if (tg_batch_buffers_init_data(&dp->buffers[i], dp->model->dtype, dp->train, sizes[i], true))
             return -1;
-        dp->part[i] = dp->buffers[i].full;
         if (binary && tg_binary_targets_init(i ? &last : &dp->bce, dp->model->dtype, sizes[i], sizes[i], weighted,
                                              cfg->loss.pos_weight))
             return -1;
@@ -89,17 +88,15 @@ tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_mo
         *failed = true;
         return NULL;
     }
-    if (streamed || !train->x) {
+    if (streamed) {
         *failed = true;
-        return tg_error("train: %s does not run across ranks yet: train it in one process, or use the full-batch "
-                        "solver (optimizer.type lbfgs)",
-                        streamed ? "minibatch training on streamed data (data.stream)"
-                                 : "minibatch training on sparse (libsvm) data");
+        return tg_error("train: minibatch training on streamed data (data.stream) does not run across ranks yet: "
+                        "train it in one process, or load the file (drop data.stream)");
     }
-    if (cfg->optimizer.lazy) {
+    if (cfg->optimizer.lazy) { /* the ranks' sum is dense: every column of W changes on every rank */
         *failed = true;
-        return tg_error("train: optimizer.lazy (updates of the touched columns only) does not run across ranks "
-                        "yet: train it in one process");
+        return tg_error("train: optimizer.lazy (updates of the touched columns only) does not run across ranks: "
+                        "drop it (the summed gradient is dense), or train in one process");
     }
     tg_data_parallel *dp = tg_alloc_zeroed(sizeof *dp);
     if (!dp) {
@@ -151,7 +148,7 @@ static double denominator(const tg_data_parallel *dp, const int64_t *idx, int64_
     return sum;
 }
 
-int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, tg_tensor **x, tg_tensor **y, binary_targets **bce)
+int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, batch_tensors *b, binary_targets **bce)
 {
     int64_t rows = dp->train->rows, start = s * dp->batch;
     if (start >= rows) {
@@ -167,11 +164,10 @@ int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, tg_tensor *
     dp->share = whole > 0 ? denominator(dp, order + first, end - first) / whole : 0;
     if (end == first)
         return 0;
-    batch_tensors part = dp->part[n == dp->batch ? 0 : 1];
+    batch_tensors part = tg_batch_buffers_for(&dp->buffers[n == dp->batch ? 0 : 1], end - first);
     if (tg_gather_rows(dp->model, dp->train, order + first, 0, end - first, part))
         return -1;
-    *x = part.x;
-    *y = part.y;
+    *b = part;
     return 1;
 }
 

@@ -14,9 +14,8 @@ typedef struct {
     const tg_tensor *class_weight; /* cross-entropy's weights, or NULL: the mean's denominator */
     bool cross_entropy; /* else binary cross-entropy, whose weighted mean divides by the row count */
     int64_t batch; /* the global batch */
-    batch_tensors part[2]; /* this rank's slice of a full batch and of the last, shorter one (x NULL: none) */
-    batch_buffers buffers[2];
-    binary_targets bce; /* target[0] for part[0], target[1] for part[1] */
+    batch_buffers buffers[2]; /* this rank's slice of a full batch and of the last, shorter one, dense or CSR */
+    binary_targets bce; /* target[0] for buffers[0]'s slice, target[1] for buffers[1]'s */
     void *sums; /* the gradients and the loss, packed for the sum, in the model's dtype */
     int64_t n_sums;
     double share; /* this step's part of the global mean: its rows' denominator over the batch's */
@@ -32,10 +31,9 @@ tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_mo
                             const tg_tensor *class_weight, bool streamed, bool *failed);
 void tg_dp_free(tg_data_parallel *dp);
 /* This rank's slice of batch s of the batcher's order, gathered and standardized; advances the batcher
- * past the batch. 1 with the slice in *x, *y and the targets in *bce; 0 when the slice is empty (there are
+ * past the batch. 1 with the slice in *b (dense x or a CSR slice, and y) and the targets in *bce; 0 when the slice is empty (there are
  * fewer rows than ranks); -1 on error. */
-int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, tg_tensor **x, tg_tensor **y,
-               binary_targets **bce);
+int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, batch_tensors *b, binary_targets **bce);
 /* After this rank's backward (or none, for an empty slice): every rank's gradients summed into each, and
  * *loss (this rank's mean on entry) made the global batch's mean. 0, or -1 with the error set. */
 int tg_dp_sum(tg_data_parallel *dp, tg_model *m, double *loss);

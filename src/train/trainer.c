@@ -282,7 +282,7 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
     batch_tensors b = { 0 };
     binary_targets *bce_targets = &tr->bce;
     tg_stream *stream = tr->st->stream;
-    int got = tr->dp                     ? tg_dp_next(tr->dp, tr->st->batches, s, &b.x, &b.y, &bce_targets)
+    int got = tr->dp                     ? tg_dp_next(tr->dp, tr->st->batches, s, &b, &bce_targets)
               : !stream                  ? tg_batcher_next_batch(tr->st->batches, &b)
               : tg_stream_sparse(stream) ? tg_stream_next_sparse(stream, &b.sparse, &b.y)
                                          : tg_stream_next(stream, &b.x, &b.y);

@@ -185,7 +185,10 @@ $py tests/mpi/config.py examples/digits.json "$tmp/resume.json" train.epochs=300
 "${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --checkpoint-every 1 --out "$tmp/part.safetensors" \
   >/dev/null 2>&1 &
 job=$!
-for _ in $(seq 100); do [ -e "$tmp/part.safetensors" ] && break; sleep 0.05; done
+# Up to a minute for the first checkpoint: on a loaded machine mpirun takes seconds to start the ranks, and
+# a SIGTERM that reaches mpirun before they run is lost (the run then finishes and leaves a plain model).
+for _ in $(seq 1200); do [ -e "$tmp/part.safetensors" ] && break; sleep 0.05; done
+[ -e "$tmp/part.safetensors" ] || bad "--checkpoint-every 1 under -np 2: no checkpoint after 60 s"
 kill -TERM $job
 wait $job || true
 if "${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --resume "$tmp/part.safetensors" \

@@ -180,7 +180,7 @@ fi
 
 # SIGTERM to mpirun mid-run ends the job; --resume of the last checkpoint with -np 2 then gives the bits
 # of an uninterrupted -np 2 run.
-$py tests/mpi/config.py examples/digits.json "$tmp/resume.json" train.epochs=300
+$py tests/mpi/config.py examples/digits.json "$tmp/resume.json" train.epochs=10000 # ~3 s: the SIGTERM lands mid-run
 "${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --out "$tmp/whole.safetensors" >/dev/null
 "${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --checkpoint-every 1 --out "$tmp/part.safetensors" \
   >/dev/null 2>&1 &

@@ -107,6 +107,36 @@ with open(sys.argv[1], "w", newline="") as out:
         out.write(",".join(r[:-1]) + "," + names[int(r[-1])] + "\r\n" + ("\n" if k % 97 == 0 else ""))
 PY
 equivalence late_labels $sgd_bound digits.json data.train="\"$tmp/late_labels.csv\"" train.epochs=1
+# Streamed files (data.stream): every rank reads the same blocks and takes its slice of each batch, dense
+# (a CSV) and sparse (libsvm); the test rows are a file of their own.
+$py - "$tmp" <<'PY'
+import sys
+lines = open("data/digits.csv").read().splitlines()
+train, test = [lines[0]], [lines[0]]
+for k, line in enumerate(lines[1:]):
+    (test if k % 5 == 4 else train).append(line)
+for name, rows in (("stream_train.csv", train), ("stream_test.csv", test)):
+    open(f"{sys.argv[1]}/{name}", "w").write("\n".join(rows) + "\n")
+for name, rows in (("stream_train.svm", train[1:]), ("stream_test.svm", test[1:])):
+    with open(f"{sys.argv[1]}/{name}", "w") as out:
+        for line in rows:
+            *x, y = line.split(",")
+            out.write(y + "".join(f" {j + 1}:{v}" for j, v in enumerate(x) if float(v) != 0) + "\n")
+PY
+cat >"$tmp/stream_csv.src.json" <<JSON
+{"data": {"train": "$tmp/stream_train.csv", "test": "$tmp/stream_test.csv", "label": "digit", "standardize": true,
+          "stream": true, "block_rows": 100, "shuffle_window": 3},
+ "model": {"layers": [{"type": "linear", "out": 10}]},
+ "optimizer": {"type": "sgd", "lr": 0.1, "momentum": 0.9}, "train": {"epochs": 1, "batch_size": 32}, "seed": 3}
+JSON
+equivalence stream_csv $sgd_bound "$tmp/stream_csv.src.json"
+cat >"$tmp/stream_libsvm.src.json" <<JSON
+{"data": {"format": "libsvm", "train": "$tmp/stream_train.svm", "test": "$tmp/stream_test.svm",
+          "standardize": "scale", "stream": true, "block_rows": 100, "shuffle_window": 3},
+ "model": {"layers": [{"type": "linear", "out": 10}]},
+ "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9}, "train": {"epochs": 1, "batch_size": 32}, "seed": 3}
+JSON
+equivalence stream_libsvm $sgd_bound "$tmp/stream_libsvm.src.json"
 # IDX files read by row ranges: Fashion-MNIST through a few iterations of the full-batch solver.
 if [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   equivalence fashion_lbfgs $lbfgs_bound fashion_mnist_lbfgs.json optimizer.max_iter=3 model.dtype='"float64"'

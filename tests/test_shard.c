@@ -60,9 +60,9 @@ static void assert_same_row(const tg_dataset *ds, int64_t r, const tg_dataset *w
     cr_assert_str_eq(ds->label_names[ds->y[r]], whole->label_names[whole->y[at]], "%d parts: row %lld", parts,
                      (long long)at);
     if (whole->x) {
-        cr_assert_eq(memcmp(ds->x + r * ds->features, whole->x + at * whole->features,
-                            (size_t)whole->features * sizeof(float)),
-                     0, "%d parts: row %lld's values", parts, (long long)at);
+        cr_assert_eq(
+            memcmp(ds->x + r * ds->features, whole->x + at * whole->features, (size_t)whole->features * sizeof(float)),
+            0, "%d parts: row %lld's values", parts, (long long)at);
         return;
     }
     int64_t a = ds->row_ptr[r], n = ds->row_ptr[r + 1] - a, b = whole->row_ptr[at];
@@ -146,7 +146,8 @@ Test(shard, libsvm_parts_end_to_end_are_the_file)
 Test(shard, an_error_names_the_file_line_in_any_part)
 {
     char *dir = make_temp_dir("tapegrad-shard");
-    char *csv = write_text(dir, "bad.csv", "a,b,label\n1,2,x\n\n3,4,y\n5,6,x\n7,8,y\n9,10,x\n11,12,y\n13,oops,x\n15,16,y\n");
+    char *csv =
+        write_text(dir, "bad.csv", "a,b,label\n1,2,x\n\n3,4,y\n5,6,x\n7,8,y\n9,10,x\n11,12,y\n13,oops,x\n15,16,y\n");
     char *svm = write_text(dir, "bad.svm", "x 1:1\ny 1:2\n# c\nx 2:3\ny 1:4\n\nx 1:5\ny 2:6\nx 3:oops\ny 1:7\n");
     for (int parts = 1; parts <= 6; parts++) {
         int failed = 0;
@@ -161,8 +162,7 @@ Test(shard, an_error_names_the_file_line_in_any_part)
             ds = tg_libsvm_load_part(svm, NULL, p, parts);
             if (!ds) {
                 failed++;
-                cr_assert(strstr(tg_last_error(), "bad.svm:9:3:"), "%d parts, part %d: %s", parts, p,
-                          tg_last_error());
+                cr_assert(strstr(tg_last_error(), "bad.svm:9:3:"), "%d parts, part %d: %s", parts, p, tg_last_error());
             }
             tg_dataset_free(ds);
         }

@@ -33,12 +33,13 @@ static int open_parts(tg_data_parallel *dp, const tg_config *cfg, int64_t rows, 
         sizes[0] = dp->batch;
         sizes[1] = 0;
     }
-    binary_targets last = { 0 };
     bool binary = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY;
+    binary_targets last = { 0 };
     for (int i = 0; i < 2; i++) {
         if (sizes[i] == 0)
             continue;
-        if (tg_batch_buffers_init_data(&dp->buffers[i], dp->model->dtype, dp->train, sizes[i], true))
+        /* streamed: the stream's batches are sliced in place, no rows are gathered here */
+        if (!dp->streamed && tg_batch_buffers_init_data(&dp->buffers[i], dp->model->dtype, dp->train, sizes[i], true))
             return -1;
         if (binary && tg_binary_targets_init(i ? &last : &dp->bce, dp->model->dtype, sizes[i], sizes[i], weighted,
                                              cfg->loss.pos_weight))
@@ -99,11 +100,6 @@ tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, const
         *failed = true;
         return NULL;
     }
-    if (streamed) {
-        *failed = true;
-        return tg_error("train: minibatch training on streamed data (data.stream) does not run across ranks yet: "
-                        "train it in one process, or load the file (drop data.stream)");
-    }
     if (cfg->optimizer.lazy) { /* the ranks' sum is dense: every column of W changes on every rank */
         *failed = true;
         return tg_error("train: optimizer.lazy (updates of the touched columns only) does not run across ranks: "
@@ -119,7 +115,8 @@ tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, const
                               .model = m,
                               .class_weight = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY ? NULL : class_weight,
                               .cross_entropy = cfg->loss.type != TG_LOSS_BINARY_CROSS_ENTROPY,
-                              .batch = batch };
+                              .batch = batch,
+                              .streamed = streamed };
     for (int i = 0; i < m->n_params; i++)
         dp->n_sums += m->params[i]->numel;
     dp->n_sums += 2; /* the loss and the denominator, last */
@@ -161,14 +158,15 @@ void tg_dp_free(tg_data_parallel *dp)
     tg_dealloc(dp);
 }
 
-/* The denominator of the mean loss over rows idx[0 .. n): the row count, or cross-entropy's class weights. */
-static double denominator(const tg_data_parallel *dp, const int64_t *idx, int64_t n)
+/* The denominator of the mean loss over rows idx[0 .. n) of train (idx NULL: the rows of classes y[0 .. n)):
+ * the row count, or cross-entropy's class weights. */
+static double denominator(const tg_data_parallel *dp, const int64_t *idx, const int64_t *y, int64_t n)
 {
     if (!dp->class_weight)
         return (double)n;
     double sum = 0;
     for (int64_t r = 0; r < n; r++)
-        sum += tg_get(dp->class_weight, dp->train->y[idx[r]]);
+        sum += tg_get(dp->class_weight, idx ? dp->train->y[idx[r]] : y[r]);
     return sum;
 }
 
@@ -202,7 +200,7 @@ int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, batch_tenso
         for (int64_t k = first; k < end; k++)
             dp->idx[mine++] = order[k];
     }
-    dp->den = denominator(dp, dp->idx, mine);
+    dp->den = denominator(dp, dp->idx, NULL, mine);
     if (mine == 0)
         return 0;
     batch_tensors part =
@@ -216,6 +214,37 @@ int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, batch_tenso
     if (tg_gather_rows(dp->model, dp->train, dp->idx, 0, mine, part))
         return -1;
     *b = part;
+    return 1;
+}
+
+int tg_dp_slice(tg_data_parallel *dp, batch_tensors *b)
+{
+    int64_t n = b->y->shape[0], first, end;
+    tg_dist_share(n, &first, &end);
+    int64_t m = end - first;
+    dp->den = denominator(dp, NULL, (const int64_t *)b->y->data + first, m);
+    if (m == 0)
+        return 0;
+    /* views of rows [first, end): a copy of each header (its seal covers tape, generation and owner, which
+     * stay), its data moved to the slice and its first dimension cut */
+    dp->y_view = *b->y;
+    dp->y_view.data = (int64_t *)b->y->data + first;
+    dp->y_view.shape[0] = m;
+    dp->y_view.numel = m;
+    b->y = &dp->y_view;
+    if (b->x) {
+        int64_t f = b->x->shape[1];
+        dp->x_view = *b->x;
+        dp->x_view.data = (char *)b->x->data + (size_t)(first * f) * tg_dtype_size(b->x->dtype);
+        dp->x_view.shape[0] = m;
+        dp->x_view.numel = m * f;
+        b->x = &dp->x_view;
+    } else {
+        dp->csr_view = *b->sparse; /* row_ptr's entries index the whole batch's col and val */
+        dp->csr_view.rows = m;
+        dp->csr_view.row_ptr = b->sparse->row_ptr + first;
+        b->sparse = &dp->csr_view;
+    }
     return 1;
 }
 

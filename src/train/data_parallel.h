@@ -24,6 +24,9 @@ typedef struct {
     void *sums; /* the gradients, the loss and the denominator, packed for the sum, in the model's dtype */
     int64_t n_sums;
     double den; /* this step's part of the global mean's denominator: its rows' (count or class weights) */
+    bool streamed; /* data.stream: every rank streams the file and takes a slice of each batch it reads */
+    tg_tensor x_view, y_view; /* streamed: the slice of the stream's batch, views into its tensors */
+    tg_sparse_csr csr_view;
 } tg_data_parallel;
 
 /* Across ranks: 0 when this rank trains the config rank 0 trains (the same text) on as many rows, features
@@ -31,7 +34,7 @@ typedef struct {
 int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train, int64_t rows);
 /* NULL with no error when the run is one process; else the parts for batches of `batch` rows out of `rows`:
  * train is this rank's rows, position[i] where its row i stands (src/io/shard.c), or, position NULL, train
- * is every row (streamed data are refused). Allocates the parameters' gradients, so a rank whose part of a
+ * is every row (streamed: the stream's header, every rank reading the whole file). Allocates the parameters' gradients, so a rank whose part of a
  * batch is empty still has them to receive the sum into. */
 tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, const int64_t *position, int64_t rows,
                             tg_model *m, int64_t batch, const tg_tensor *class_weight, bool streamed, bool *failed);
@@ -40,6 +43,9 @@ void tg_dp_free(tg_data_parallel *dp);
  * the batch. 1 with the part in *b (dense x or a CSR slice, and y) and the targets in *bce; 0 when the part
  * is empty (no row of the batch is this rank's); -1 on error. */
 int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, batch_tensors *b, binary_targets **bce);
+/* data.stream: b (the stream's whole batch, which every rank reads alike) becomes this rank's slice of it,
+ * rows [n r / N, n (r + 1) / N) as views (nothing is copied); 1, or 0 when the slice is empty. */
+int tg_dp_slice(tg_data_parallel *dp, batch_tensors *b);
 /* After this rank's backward (or none, for an empty slice): every rank's gradients summed into each, and
  * *loss (this rank's mean on entry) made the global batch's mean. 0, or -1 with the error set. */
 int tg_dp_sum(tg_data_parallel *dp, tg_model *m, double *loss);

@@ -9,7 +9,8 @@
 #   4. faults: a rank that cannot load its data, was given another config, runs out of memory or is
 #      killed mid-run stops every rank within seconds with a message naming the rank; the last
 #      training checkpoint on disk still loads, and a run stopped by SIGTERM resumes with -np 2 to
-#      the bits of an uninterrupted run
+#      the bits of an uninterrupted run, and Ctrl-C (SIGINT to mpirun) saves a training checkpoint that
+#      resumes to the same bits
 # usage: scripts/test-mpi.sh [BUILD_DIR]   (default build-mpi)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -273,6 +274,26 @@ if "${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --resume "$tmp/part
   echo "SIGTERM mid-run, then --resume with -np 2: the bits of an uninterrupted -np 2 run"
 else
   bad "--resume with -np 2 after SIGTERM: $(cat "$tmp/resume.err") (or the weights differ)"
+fi
+
+# Ctrl-C: SIGINT to mpirun, which passes SIGTERM to every rank; the ranks agree to stop after the same step,
+# rank 0 writes a training checkpoint to --out (no --checkpoint-every), and --resume gives the bits of an
+# uninterrupted -np 2 run.
+"${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --out "$tmp/int.safetensors" >/dev/null 2>"$tmp/int.err" &
+job=$!
+for _ in $(seq 600); do [ "$(pgrep -c -P $job)" -ge 2 ] && break; sleep 0.1; done
+sleep 1
+kill -INT $job
+rc=0
+wait $job || rc=$?
+if ! grep -q "(rank 0 of 2): interrupted by SIGTERM .*saved a training checkpoint" "$tmp/int.err"; then
+  bad "Ctrl-C under mpirun (exit $rc): rank 0 did not save a training checkpoint: $(cat "$tmp/int.err")"
+elif "${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --resume "$tmp/int.safetensors" \
+  --out "$tmp/int_resumed.safetensors" >/dev/null 2>"$tmp/int_resume.err" &&
+  cmp -s "$tmp/whole.safetensors" "$tmp/int_resumed.safetensors"; then
+  echo "Ctrl-C under mpirun (exit $rc): $(grep -m1 -o 'interrupted by SIGTERM [^:]*' "$tmp/int.err"): saved; resumed to the bits of an uninterrupted run"
+else
+  bad "--resume after Ctrl-C under mpirun: $(cat "$tmp/int_resume.err") (or the weights differ)"
 fi
 
 [ $failed -eq 0 ] && echo "test-mpi: all passed"

@@ -4,6 +4,7 @@
  * lives in tools/. */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
     if (tg_dist_init())
         return fprintf(stderr, "tapegrad: %s\n", tg_last_error()), 1;
     int rc = run(argc, argv);
-    if (rc != 0)
+    if (rc != 0 && rc != 128 + SIGINT && rc != 128 + SIGTERM) /* an interrupted run stopped every rank alike */
         tg_dist_abort(rc);
     tg_dist_finalize();
     return rc;

@@ -427,11 +427,10 @@ int cmd_train(int argc, char **argv)
                            .resume = o.resume,
                            .checkpoint_every = every,
                            .checkpoint = lead ? save_checkpoint : NULL };
-    if (tg_dist_size() == 1) /* across ranks a signal ends the job: the last checkpoint is on disk */
-        catch_signals();
+    catch_signals(); /* across ranks: mpirun passes Ctrl-C on as SIGTERM, and the ranks agree on the step */
     tg_training *t = tg_train_config_opts(cfg, &opts);
     if (!lead) {
-        rc = t ? 0 : fail("%s", tg_last_error());
+        rc = !t ? fail("%s", tg_last_error()) : stop_signal ? 128 + stop_signal : 0;
         tg_training_free(t);
         tg_config_free(cfg);
         free(default_out);

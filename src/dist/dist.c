@@ -291,6 +291,14 @@ int tg_dist_gather_all(const void *mine, size_t bytes, void **all, size_t *sizes
     return 0;
 }
 
+int tg_dist_any(int flag)
+{
+    if (dist_size == 1)
+        return flag != 0;
+    double any = flag != 0;
+    return tg_dist_sum(&any, 1, TG_F64) ? -1 : any > 0;
+}
+
 int tg_dist_max(int64_t *v)
 {
     if (dist_size == 1)

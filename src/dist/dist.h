@@ -26,6 +26,9 @@ int tg_dist_gather_all(const void *mine, size_t bytes, void **all, size_t *sizes
 /* tg_dist_gather_all's result on rank root alone (the others get *all NULL and sizes untouched): every
  * rank's bytes, in rank order. 0, or -1 with the error set. */
 int tg_dist_gather(const void *mine, size_t bytes, void **all, size_t *sizes, int root);
+/* Whether any rank's flag is set: 1 or 0, the same on every rank (so that every rank stops at the same
+ * step), or -1 with the error set. flag itself when serial. */
+int tg_dist_any(int flag);
 /* *v = the largest of every rank's *v. 0, or -1 with the error set. */
 int tg_dist_max(int64_t *v);
 

@@ -197,8 +197,6 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
     t->epochs_run = iteration;
     if (checkpoint_after(fb, iteration))
         return 1;
-    if (!fb->opts->progress)
-        return 0;
     tg_progress p = { .epoch = iteration,
                       .epochs = fb->cfg->lbfgs.opts.max_iter,
                       .step = 1,
@@ -210,7 +208,8 @@ static int on_iteration(int iteration, double value, double grad_norm, void *ctx
                       .seconds = tg_now_seconds() - fb->started,
                       .finished = 1,
                       .full_batch = 1 };
-    return fb->opts->progress(&p, fb->opts->ctx);
+    /* across ranks every rank stops after the same iteration when any caller asked (a failed sum: stop) */
+    return tg_dist_any(fb->opts->progress && fb->opts->progress(&p, fb->opts->ctx)) != 0;
 }
 
 int64_t tg_full_batch_min_work = INT64_C(4) << 20;

@@ -341,8 +341,11 @@ static int trainer_epoch(trainer *tr, int epoch, tg_progress *p)
         p->step = s + 1;
         p->train_loss = tr->st->loss_sum / (double)(s + 1);
         p->seconds = tg_now_seconds() - tr->started;
-        if (tr->opts->progress && s + 1 < t->steps_per_epoch && tr->opts->progress(p, tr->opts->ctx))
-            return 1;
+        if (s + 1 < t->steps_per_epoch) { /* across ranks, every rank stops when any caller asked */
+            int ask = tg_dist_any(tr->opts->progress && tr->opts->progress(p, tr->opts->ctx));
+            if (ask)
+                return ask;
+        }
     }
     return 0;
 }
@@ -413,7 +416,10 @@ static int trainer_end_epoch(trainer *tr, int epoch, tg_progress *p, bool asked)
     p->finished = 1;
     p->seconds = tg_now_seconds() - tr->started;
     const tg_train_opts *o = tr->opts;
-    bool caller_stops = asked || (o->progress && o->progress(p, o->ctx));
+    int ask = tg_dist_any(o->progress && o->progress(p, o->ctx)); /* the same answer on every rank */
+    if (ask < 0)
+        return -1;
+    bool caller_stops = asked || ask;
     bool patience_out = trainer_patience_out(tr, p->val_loss); /* also when the caller stops */
     t->stopped_by_caller = caller_stops;
     t->stopped_early = patience_out && !caller_stops;

@@ -1,7 +1,8 @@
 /* The full-batch solver's kernels for one dense linear layer
  * (src/train/linear_blocks.c) against sums in long double: odd row counts (the
  * last row without a pair), feature counts off the vector width (the scalar
- * tail), and output counts across the 12-wide chunks. */
+ * tail), more than one 256-feature panel of the logits, and output counts
+ * across the 12-wide chunks. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -60,7 +61,7 @@ static void check_shape(int64_t n, int64_t d, int64_t out, bool bias)
 
 Test(linear_blocks, every_shape_equals_long_double_sums)
 {
-    const int64_t rows[] = { 1, 2, 7, 64 }, features[] = { 1, 3, 8, 19, 64, 67 }, outs[] = { 1, 2, 10, 12, 13, 25 };
+    const int64_t rows[] = { 1, 2, 7, 64 }, features[] = { 1, 3, 8, 19, 64, 67, 300 }, outs[] = { 1, 2, 10, 12, 13, 25 };
     for (size_t a = 0; a < sizeof rows / sizeof *rows; a++)
         for (size_t c = 0; c < sizeof features / sizeof *features; c++)
             for (size_t e = 0; e < sizeof outs / sizeof *outs; e++)

@@ -45,6 +45,7 @@ typedef struct {
     unsigned char *mask; /* 1 on weights, 0 on biases */
     int64_t n; /* parameters */
     bool one_linear; /* dense rows into one linear layer: its products by linear_blocks.c, the loss on the tape */
+    bool fused_ce; /* and a plain cross-entropy (no class weights or smoothing): the loss by linear_blocks.c too */
     tg_training *t;
     const tg_train_opts *opts; /* progress, and checkpoints every opts->checkpoint_every iterations */
     bool checkpoint_failed;
@@ -72,29 +73,38 @@ static tg_tensor *block_loss(full_batch *fb, worker *wk, tg_tensor *logits, batc
     return tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
 }
 
-/* A block through the tape: the model's forward (a CSR slice goes through its sparse first layer) and backward. */
-static tg_tensor *block_on_tape(full_batch *fb, worker *wk, batch_tensors bt)
+/* A block through the tape: the model's forward (a CSR slice goes through its sparse first layer) and backward.
+ * Its loss into *loss; 0, or -1 with the error set. */
+static int block_on_tape(full_batch *fb, worker *wk, batch_tensors bt, double *loss)
 {
     tg_tensor *logits = tg_model_forward_batch(wk->model, wk->tape, bt, wk->model->params);
-    tg_tensor *loss = logits ? block_loss(fb, wk, logits, bt) : NULL;
-    return loss && !tg_backward(wk->tape, loss) ? loss : NULL;
+    tg_tensor *value = logits ? block_loss(fb, wk, logits, bt) : NULL;
+    if (!value || tg_backward(wk->tape, value))
+        return -1;
+    *loss = tg_get(value, 0);
+    return 0;
 }
 
 /* A block into one dense linear layer: its logits and weight gradient by
- * linear_blocks.c's kernels, only the loss on the tape. */
-static tg_tensor *block_one_linear(full_batch *fb, worker *wk, batch_tensors bt, int64_t n)
+ * linear_blocks.c's kernels, the loss and the logits' gradient by its
+ * softmax cross-entropy when that applies (fused_ce), else on the tape. */
+static int block_one_linear(full_batch *fb, worker *wk, batch_tensors bt, int64_t n, double *loss)
 {
     const tg_model *m = wk->model;
     tg_tensor *logits = wk->logits[n == fb->block ? 0 : 1];
     int64_t out = m->layers[0].out, d = m->inputs;
-    const double *x = bt.x->data, *bias = m->n_params > 1 ? m->params[1]->data : NULL;
+    const double *x = bt.x->data, *bias = m->n_params > 1 ? m->params[1]->data : NULL, *g = logits->data;
     tg_block_logits(n, d, out, x, m->params[0]->data, bias, logits->data);
-    tg_zero_grad(logits);
-    tg_tensor *loss = block_loss(fb, wk, logits, bt);
-    if (!loss || tg_backward(wk->tape, loss))
-        return NULL;
-    tg_block_weight_grad(n, d, out, x, tg_grad(logits)->data, wk->grad, bias ? wk->grad + out * d : NULL);
-    return loss;
+    if (!fb->fused_ce || tg_block_softmax_cross_entropy(n, out, bt.y->data, logits->data, loss)) {
+        tg_zero_grad(logits);
+        tg_tensor *value = block_loss(fb, wk, logits, bt);
+        if (!value || tg_backward(wk->tape, value))
+            return -1;
+        *loss = tg_get(value, 0);
+        g = tg_grad(logits)->data;
+    }
+    tg_block_weight_grad(n, d, out, x, g, wk->grad, bias ? wk->grad + out * d : NULL);
+    return 0;
 }
 
 /* Worker id's blocks at w: the sum of their losses into wk->loss, of their gradients into wk->grad. 0 on success. */
@@ -111,14 +121,13 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
         int64_t start = fb->first + b * fb->block, n = fb->end - start < fb->block ? fb->end - start : fb->block;
         batch_tensors bt = tg_batch_buffers_for(&wk->blocks, n);
         tg_tape_reset(wk->tape);
-        tg_tensor *loss = NULL;
-        if (!tg_gather_rows(fb->source, fb->train, NULL, start, n, bt))
-            loss = fb->one_linear ? block_one_linear(fb, wk, bt, n) : block_on_tape(fb, wk, bt);
-        if (!loss) {
+        double loss = 0;
+        if (tg_gather_rows(fb->source, fb->train, NULL, start, n, bt) ||
+            (fb->one_linear ? block_one_linear(fb, wk, bt, n, &loss) : block_on_tape(fb, wk, bt, &loss))) {
             snprintf(wk->error, sizeof wk->error, "%s", tg_last_error());
             return -1;
         }
-        wk->loss += tg_get(loss, 0);
+        wk->loss += loss;
     }
     double *g = wk->grad; /* the tape's gradients, in the same flat order */
     for (int i = 0; !fb->one_linear && i < m->n_params; g += m->params[i]->numel, i++)
@@ -300,6 +309,8 @@ static int open_full_batch(full_batch *fb, tg_model *m)
     fb->ce.reduction = TG_SUM;
     fb->ce.label_smoothing = cfg->loss.label_smoothing;
     fb->ce.weight = fb->class_weight;
+    fb->fused_ce =
+        fb->one_linear && cfg->loss.type == TG_LOSS_CROSS_ENTROPY && !fb->class_weight && fb->ce.label_smoothing == 0;
     double l1, l2, scale = 1.0 / (cfg->loss.penalty.C * (double)fb->train->rows);
     tg_penalty_parts(&cfg->loss.penalty, &l1, &l2);
     fb->l2 = l2 * scale;

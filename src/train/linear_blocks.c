@@ -11,6 +11,7 @@
  * per 512 rows). */
 #include "train/train.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Let a * b + c become one fused multiply-add (C11 mode turns contraction off). */
@@ -249,4 +250,38 @@ FMA_FUNCTION void tg_block_weight_grad(int64_t n, int64_t d, int64_t out, const 
         CHUNK_CASES(WEIGHT_GRAD)
 #undef WEIGHT_GRAD
     }
+}
+
+/* Per row, loss = lse(z) - z_y and dz = softmax(z) - onehot(y): the rows
+ * shifted by their max, then the exps of the whole block in one vectorised
+ * pass (a row of 10 classes is less than two vectors), then each row's sum,
+ * log and scale. The loss is summed as its two parts, sum (max - z_y) and
+ * sum log(sum of exps), each in row order. */
+int tg_block_softmax_cross_entropy(int64_t n, int64_t out, const int64_t *y, double *z, double *loss)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= out)
+            return -1;
+    double margins = 0, logs = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double *zi = z + i * out, max = zi[0];
+        for (int64_t k = 1; k < out; k++)
+            max = zi[k] > max ? zi[k] : max;
+        for (int64_t k = 0; k < out; k++)
+            zi[k] -= max;
+        margins -= zi[y[i]];
+    }
+    tg_exp_row_f64(z, 0.0, z, n * out);
+    for (int64_t i = 0; i < n; i++) {
+        double *zi = z + i * out, sum = 0;
+        for (int64_t k = 0; k < out; k++)
+            sum += zi[k];
+        logs += log(sum);
+        double inv = 1 / sum;
+        for (int64_t k = 0; k < out; k++)
+            zi[k] *= inv;
+        zi[y[i]] -= 1;
+    }
+    *loss = margins + logs;
+    return 0;
 }

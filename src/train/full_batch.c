@@ -26,6 +26,8 @@ typedef struct {
     batch_buffers blocks;
     binary_targets bce; /* binary_cross_entropy: float targets and row weights */
     tg_tensor *logits[2]; /* one dense linear layer: leaves for a full block and the last one */
+    batch_tensors *kept; /* one dense linear layer: its blocks' rows, gathered at the first evaluation (kept_blocks) */
+    bool gathered;
     double *grad; /* [n]: the gradient of its blocks, the parameters in order */
     double loss; /* the sum over its blocks */
     char error[256]; /* tg_last_error of a failure (errors are per thread) */
@@ -112,23 +114,25 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
 {
     worker *wk = &fb->workers[id];
     tg_model *m = wk->model;
+    int64_t k = 0; /* the worker's block count so far */
     params_from(m, w);
     for (int i = 0; i < m->n_params; i++)
         tg_zero_grad(m->params[i]);
     memset(wk->grad, 0, (size_t)fb->n * sizeof *wk->grad);
     wk->loss = 0;
-    for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers) {
+    for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers, k++) {
         int64_t start = fb->first + b * fb->block, n = fb->end - start < fb->block ? fb->end - start : fb->block;
-        batch_tensors bt = tg_batch_buffers_for(&wk->blocks, n);
+        batch_tensors bt = wk->kept ? wk->kept[k] : tg_batch_buffers_for(&wk->blocks, n);
         tg_tape_reset(wk->tape);
         double loss = 0;
-        if (tg_gather_rows(fb->source, fb->train, NULL, start, n, bt) ||
+        if ((!wk->gathered && tg_gather_rows(fb->source, fb->train, NULL, start, n, bt)) ||
             (fb->one_linear ? block_one_linear(fb, wk, bt, n, &loss) : block_on_tape(fb, wk, bt, &loss))) {
             snprintf(wk->error, sizeof wk->error, "%s", tg_last_error());
             return -1;
         }
         wk->loss += loss;
     }
+    wk->gathered = wk->kept != NULL;
     double *g = wk->grad; /* the tape's gradients, in the same flat order */
     for (int i = 0; !fb->one_linear && i < m->n_params; g += m->params[i]->numel, i++)
         if (m->params[i]->grad)
@@ -276,6 +280,33 @@ static int open_workers(full_batch *fb, const tg_model *m)
     return 0;
 }
 
+/* A one-linear-layer model's blocks keep their gathered rows when all of them take at most this many bytes:
+ * gathering (float32 to float64, standardized) at every evaluation was a tenth of digits' solve. */
+#define KEPT_BYTES_MAX (INT64_C(64) << 20)
+
+/* Each worker's own tensors for its blocks' rows and labels, when fb->one_linear and they fit KEPT_BYTES_MAX. */
+static int keep_blocks(full_batch *fb)
+{
+    int64_t d = fb->source->inputs, rows = fb->end - fb->first;
+    if (!fb->one_linear || rows > KEPT_BYTES_MAX / (int64_t)sizeof(double) / (d + 1))
+        return 0;
+    for (int id = 0; id < fb->n_workers; id++) {
+        worker *wk = &fb->workers[id];
+        int64_t count = (fb->n_blocks - id + fb->n_workers - 1) / fb->n_workers;
+        if (count > 0 && !(wk->kept = tg_alloc_zeroed((size_t)count * sizeof *wk->kept)))
+            return -1;
+        for (int64_t k = 0; k < count; k++) {
+            int64_t start = (id + k * fb->n_workers) * fb->block,
+                    n = rows - start < fb->block ? rows - start : fb->block;
+            wk->kept[k].x = tg_tensor_new(TG_F64, 2, (int64_t[]){ n, d });
+            wk->kept[k].y = tg_tensor_new(TG_I64, 1, (int64_t[]){ n });
+            if (!wk->kept[k].x || !wk->kept[k].y)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 static int open_full_batch(full_batch *fb, tg_model *m)
 {
     const tg_config *cfg = fb->cfg;
@@ -284,7 +315,7 @@ static int open_full_batch(full_batch *fb, tg_model *m)
         fb->n += m->params[i]->numel;
     fb->one_linear = fb->train->x && m->n_layers == 1 && m->layers[0].type == TG_LAYER_LINEAR;
     if (tg_dp_check_same_run(cfg, fb->train) || tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) ||
-        open_workers(fb, m))
+        open_workers(fb, m) || keep_blocks(fb))
         return -1;
     fb->mask = tg_alloc_zeroed((size_t)fb->n);
     tg_training *t = fb->t;
@@ -327,6 +358,12 @@ static void close_full_batch(full_batch *fb)
         tg_tensor_free(fb->workers[id].logits[0]);
         tg_tensor_free(fb->workers[id].logits[1]);
         tg_dealloc(fb->workers[id].grad);
+        int64_t kept = (fb->n_blocks - id + fb->n_workers - 1) / fb->n_workers;
+        for (int64_t k = 0; fb->workers[id].kept && k < kept; k++) {
+            tg_tensor_free(fb->workers[id].kept[k].x);
+            tg_tensor_free(fb->workers[id].kept[k].y);
+        }
+        tg_dealloc(fb->workers[id].kept);
     }
     tg_dealloc(fb->workers);
     tg_tensor_free(fb->class_weight);

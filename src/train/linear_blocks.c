@@ -252,11 +252,13 @@ FMA_FUNCTION void tg_block_weight_grad(int64_t n, int64_t d, int64_t out, const 
     }
 }
 
+#define LOG_ROWS 16 /* a libm log per row was a sixth of the kernel; 16 rows' product adds 16 roundings at most */
+
 /* Per row, loss = lse(z) - z_y and dz = softmax(z) - onehot(y): the rows
  * shifted by their max, then the exps of the whole block in one vectorised
  * pass (a row of 10 classes is less than two vectors), then each row's sum,
- * log and scale. The loss is summed as its two parts, sum (max - z_y) and
- * sum log(sum of exps), each in row order. */
+ * scale. The loss is summed as its two parts, sum (max - z_y) in row order
+ * and sum log(sum of exps), the log of each LOG_ROWS rows' product in order. */
 int tg_block_softmax_cross_entropy(int64_t n, int64_t out, const int64_t *y, double *z, double *loss)
 {
     for (int64_t i = 0; i < n; i++)
@@ -272,16 +274,21 @@ int tg_block_softmax_cross_entropy(int64_t n, int64_t out, const int64_t *y, dou
         margins -= zi[y[i]];
     }
     tg_exp_row_f64(z, 0.0, z, n * out);
+    double product = 1; /* of up to LOG_ROWS rows' sums, each in [1, out]: one log for them all */
     for (int64_t i = 0; i < n; i++) {
         double *zi = z + i * out, sum = 0;
         for (int64_t k = 0; k < out; k++)
             sum += zi[k];
-        logs += log(sum);
+        if (i % LOG_ROWS == 0 || product > 0x1p500) {
+            logs += log(product);
+            product = 1;
+        }
+        product *= sum;
         double inv = 1 / sum;
         for (int64_t k = 0; k < out; k++)
             zi[k] *= inv;
         zi[y[i]] -= 1;
     }
-    *loss = margins + logs;
+    *loss = margins + (logs + log(product));
     return 0;
 }

@@ -269,9 +269,9 @@ int tg_block_softmax_cross_entropy(int64_t n, int64_t out, const int64_t *y, dou
         double *zi = z + i * out, max = zi[0];
         for (int64_t k = 1; k < out; k++)
             max = zi[k] > max ? zi[k] : max;
+        margins += max - zi[y[i]];
         for (int64_t k = 0; k < out; k++)
             zi[k] -= max;
-        margins -= zi[y[i]];
     }
     tg_exp_row_f64(z, 0.0, z, n * out);
     double product = 1; /* of up to LOG_ROWS rows' sums, each in [1, out]: one log for them all */
@@ -286,8 +286,7 @@ int tg_block_softmax_cross_entropy(int64_t n, int64_t out, const int64_t *y, dou
         product *= sum;
         double inv = 1 / sum;
         for (int64_t k = 0; k < out; k++)
-            zi[k] *= inv;
-        zi[y[i]] -= 1;
+            zi[k] = zi[k] * inv - (k == y[i]);
     }
     *loss = margins + (logs + log(product));
     return 0;

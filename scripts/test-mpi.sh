@@ -5,7 +5,8 @@
 #      cores is fine for a test) gives np 1's weights within the stated bound; -np 1 gives the same
 #      bits as the same binary run without mpirun; rank 0 alone prints (one JSON object on stdout)
 #   2. bit-reproducibility: two runs with -np 2 give the same bits
-#   3. faults: a rank that cannot load its data, was given another config, runs out of memory or is
+#   3. each rank holds its part: np 2's ranks peak well below np 1's on Fashion-MNIST
+#   4. faults: a rank that cannot load its data, was given another config, runs out of memory or is
 #      killed mid-run stops every rank within seconds with a message naming the rank; the last
 #      training checkpoint on disk still loads, and a run stopped by SIGTERM resumes with -np 2 to
 #      the bits of an uninterrupted run
@@ -90,6 +91,28 @@ cat >"$tmp/sparse_sgd.src.json" <<JSON
  "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9}, "train": {"epochs": 1, "batch_size": 32}, "seed": 3}
 JSON
 equivalence sparse_sgd $sgd_bound "$tmp/sparse_sgd.src.json"
+# Text labels that first appear in a later rank's part of the file (the ranks' label tables merged in rank
+# order must give one process's order of first appearance), blank lines, CRLF line ends and a header: the
+# first third of the rows has classes 0-4 only, named in an order that is not sorted.
+$py - "$tmp/late_labels.csv" <<'PY'
+import random, sys
+names = ["kilo", "alpha", "zulu", "echo", "bravo", "tango", "delta", "mike", "golf", "oscar"]
+rows = [line.strip().split(",") for line in open("data/digits.csv")][1:]
+early = [r for r in rows if int(r[-1]) < 5][:400]
+rest = [r for r in rows if r not in early]
+random.Random(5).shuffle(rest)
+with open(sys.argv[1], "w", newline="") as out:
+    out.write(",".join(f"p{j}" for j in range(64)) + ",digit\r\n\r\n")
+    for k, r in enumerate(early + rest):
+        out.write(",".join(r[:-1]) + "," + names[int(r[-1])] + "\r\n" + ("\n" if k % 97 == 0 else ""))
+PY
+equivalence late_labels $sgd_bound digits.json data.train="\"$tmp/late_labels.csv\"" train.epochs=1
+# IDX files read by row ranges: Fashion-MNIST through a few iterations of the full-batch solver.
+if [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  equivalence fashion_lbfgs $lbfgs_bound fashion_mnist_lbfgs.json optimizer.max_iter=3 model.dtype='"float64"'
+else
+  echo "fashion_lbfgs: skipped (apt-get install dataset-fashion-mnist)"
+fi
 
 echo "== 2. bit-reproducibility: np 2 twice"
 for name in digits_sgd digits_lbfgs; do
@@ -101,7 +124,29 @@ for name in digits_sgd digits_lbfgs; do
   fi
 done
 
-echo "== 3. faults"
+echo "== 3. each rank holds its own part of the data"
+# The peak memory of each rank (its resident set, /usr/bin/time) training Fashion-MNIST for one epoch:
+# with np 2 a rank other than 0 (which alone holds the test set) must need at least 60 MiB less than
+# np 1's one rank, which holds all 188 MB of training pixels (a rank holding everything would not).
+if [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  $py tests/mpi/config.py examples/fashion_mnist.json "$tmp/fashion_rss.json" train.epochs=1
+  for np in 1 2; do
+    "${mpi[@]}" -np $np bash -c "/usr/bin/time -f \"rank \$OMPI_COMM_WORLD_RANK %M\" $cli train $tmp/fashion_rss.json \
+      --quiet --out $tmp/rss$np.safetensors 2>>$tmp/rss$np.txt >/dev/null"
+  done
+  one=$(awk '$2 == 0 {print $3}' "$tmp/rss1.txt")
+  other=$(awk '$2 == 1 {print $3}' "$tmp/rss2.txt")
+  lead=$(awk '$2 == 0 {print $3}' "$tmp/rss2.txt")
+  if [ -n "$one" ] && [ -n "$other" ] && [ "$other" -lt $((one - 61440)) ]; then
+    echo "Fashion-MNIST peak RSS: np 1 $((one / 1024)) MiB; np 2 rank 0 $((lead / 1024)) MiB, rank 1 $((other / 1024)) MiB"
+  else
+    bad "np 2's rank 1 peaked at ${other:-?} KiB, np 1's rank at ${one:-?} KiB: the ranks do not split the data"
+  fi
+else
+  echo "memory: skipped (apt-get install dataset-fashion-mnist)"
+fi
+
+echo "== 4. faults"
 # Rank 1 is given a config whose data file is missing (mpirun's MPMD form: one program per rank).
 $py tests/mpi/config.py examples/digits.json "$tmp/missing.json" data.train='"/nonexistent/digits.csv"'
 started=$(date +%s)
@@ -129,14 +174,15 @@ else
   echo "a rank with another config: stopped (exit $rc): $(grep -m1 'rank 1 of 2' "$tmp/other.out")"
 fi
 
-# Rank 1 runs out of memory (ulimit -v) loading Fashion-MNIST, which rank 0 loads and waits on.
+# Rank 1 runs out of memory (ulimit -v) loading its half of Fashion-MNIST, while rank 0 loads its own and
+# waits on it.
 fashion=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 if [ -e $fashion ]; then
   $py tests/mpi/config.py examples/fashion_mnist.json "$tmp/fashion.json" train.epochs=1
   started=$(date +%s)
   rc=0
   timeout 60 "${mpi[@]}" -np 1 "$cli" train "$tmp/fashion.json" --quiet --out "$tmp/oom.safetensors" : \
-    -np 1 bash -c "ulimit -v 400000; exec $cli train $tmp/fashion.json --quiet --out $tmp/oom.safetensors" \
+    -np 1 bash -c "ulimit -v 250000; exec $cli train $tmp/fashion.json --quiet --out $tmp/oom.safetensors" \
     >"$tmp/oom.out" 2>&1 || rc=$?
   took=$(($(date +%s) - started))
   if [ $rc -eq 0 ] || [ $rc -eq 124 ] || ! grep -q "rank 1 of 2.*out of memory" "$tmp/oom.out"; then

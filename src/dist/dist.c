@@ -183,7 +183,135 @@ int tg_dist_sum(void *buf, int64_t n, tg_dtype dtype)
     return 0;
 }
 
+int tg_dist_gather(const void *mine, size_t bytes, void **all, size_t *sizes, int root)
+{
+    *all = NULL;
+    if (dist_size == 1) {
+        if (!(*all = tg_alloc(bytes ? bytes : 1)))
+            return -1;
+        memcpy(*all, mine, bytes);
+        sizes[0] = bytes;
+        return 0;
+    }
+    if (bytes > INT32_MAX)
+        return tg_error("dist: rank %d gathers %zu bytes, more than one MPI call sends", dist_rank, bytes), -1;
+    int count = (int)bytes, *counts = NULL, *offsets = NULL;
+    char *out = NULL;
+    bool lead = dist_rank == root;
+    if (lead && (!(counts = tg_alloc((size_t)dist_size * sizeof *counts)) ||
+                 !(offsets = tg_alloc((size_t)dist_size * sizeof *offsets))))
+        goto fail;
+    MPI_Request req;
+    int code = MPI_Igather(&count, 1, MPI_INT, counts, 1, MPI_INT, root, MPI_COMM_WORLD, &req);
+    if (code != MPI_SUCCESS ? mpi_failed("MPI_Igather", code) : wait_for(&req, "MPI_Igather"))
+        goto fail;
+    int64_t total = 0;
+    for (int r = 0; lead && r < dist_size; r++) {
+        offsets[r] = (int)total;
+        total += counts[r];
+        sizes[r] = (size_t)counts[r];
+    }
+    /* a root that cannot take it all still joins the gather (with room for nothing), then fails */
+    bool too_much = lead && total > INT32_MAX;
+    if (lead && !too_much && !(out = tg_alloc((size_t)(total ? total : 1))))
+        too_much = true;
+    if (too_much)
+        for (int r = 0; r < dist_size; r++)
+            counts[r] = 0;
+    code =
+        MPI_Igatherv(mine, too_much ? 0 : count, MPI_BYTE, out, counts, offsets, MPI_BYTE, root, MPI_COMM_WORLD, &req);
+    if (code != MPI_SUCCESS ? mpi_failed("MPI_Igatherv", code) : wait_for(&req, "MPI_Igatherv"))
+        goto fail;
+    if (too_much) {
+        if (out == NULL && total <= INT32_MAX)
+            goto fail; /* the allocation's error is set */
+        tg_error("dist: rank %d gathers %lld bytes, more than one MPI call receives", dist_rank, (long long)total);
+        goto fail;
+    }
+    tg_dealloc(counts);
+    tg_dealloc(offsets);
+    *all = out;
+    return 0;
+fail:
+    tg_dealloc(counts);
+    tg_dealloc(offsets);
+    tg_dealloc(out);
+    return -1;
+}
+
 #else /* one process */
+
+int tg_dist_gather(const void *mine, size_t bytes, void **all, size_t *sizes, int root)
+{
+    (void)root;
+    if (!(*all = tg_alloc(bytes ? bytes : 1)))
+        return -1;
+    memcpy(*all, mine, bytes);
+    sizes[0] = bytes;
+    return 0;
+}
+
+#endif
+
+/* Rank by rank, each broadcasts its size and then its bytes, in pieces one MPI call can send: N broadcasts
+ * where MPI_Allgatherv would take one call, but no count is capped at 2^31 bytes, and N is small. */
+int tg_dist_gather_all(const void *mine, size_t bytes, void **all, size_t *sizes)
+{
+    *all = NULL;
+    size_t total = 0;
+    for (int r = 0; r < dist_size; r++) {
+        uint64_t size = r == dist_rank ? (uint64_t)bytes : 0;
+        if (tg_dist_broadcast(&size, sizeof size, r))
+            return -1;
+        if (size > SIZE_MAX - total)
+            return tg_error("dist: gathering more bytes than fit in memory (rank %d sends %llu)", r,
+                            (unsigned long long)size),
+                   -1;
+        sizes[r] = (size_t)size;
+        total += (size_t)size;
+    }
+    char *out = tg_alloc(total ? total : 1);
+    if (!out)
+        return -1;
+    size_t at = 0;
+    for (int r = 0; r < dist_size; r++) {
+        if (r == dist_rank && bytes)
+            memcpy(out + at, mine, bytes);
+        for (size_t done = 0; done < sizes[r];) {
+            size_t piece = sizes[r] - done < ((size_t)1 << 30) ? sizes[r] - done : (size_t)1 << 30;
+            if (tg_dist_broadcast(out + at + done, piece, r)) {
+                tg_dealloc(out);
+                return -1;
+            }
+            done += piece;
+        }
+        at += sizes[r];
+    }
+    *all = out;
+    return 0;
+}
+
+int tg_dist_max(int64_t *v)
+{
+    if (dist_size == 1)
+        return 0;
+    void *all;
+    size_t *sizes = tg_alloc((size_t)dist_size * sizeof *sizes);
+    if (!sizes || tg_dist_gather_all(v, sizeof *v, &all, sizes)) {
+        tg_dealloc(sizes);
+        return -1;
+    }
+    tg_dealloc(sizes);
+    for (int r = 0; r < dist_size; r++) {
+        int64_t other;
+        memcpy(&other, (char *)all + (size_t)r * sizeof other, sizeof other);
+        *v = other > *v ? other : *v;
+    }
+    tg_dealloc(all);
+    return 0;
+}
+
+#ifndef TAPEGRAD_MPI /* one process */
 
 int tg_dist_init(void) { return 0; }
 

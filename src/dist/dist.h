@@ -19,5 +19,14 @@ void tg_dist_share(int64_t n, int64_t *first, int64_t *end);
 int tg_dist_sum(void *buf, int64_t n, tg_dtype dtype);
 /* root's bytes into every rank's buf. 0, or -1 with the error set. */
 int tg_dist_broadcast(void *buf, size_t bytes, int root);
+/* Every rank's bytes (a different count on each) to every rank: *all (caller frees with tg_dealloc) holds
+ * rank 0's, then rank 1's, ...; sizes[r] (tg_dist_size() entries, caller's) says how many are rank r's.
+ * One process: a copy of mine. 0, or -1 with the error set. */
+int tg_dist_gather_all(const void *mine, size_t bytes, void **all, size_t *sizes);
+/* tg_dist_gather_all's result on rank root alone (the others get *all NULL and sizes untouched): every
+ * rank's bytes, in rank order. 0, or -1 with the error set. */
+int tg_dist_gather(const void *mine, size_t bytes, void **all, size_t *sizes, int root);
+/* *v = the largest of every rank's *v. 0, or -1 with the error set. */
+int tg_dist_max(int64_t *v);
 
 #endif

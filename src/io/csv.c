@@ -855,6 +855,144 @@ done:
     return ds;
 }
 
+/* ---- one rank's part of the file (src/io/shard.c) ---- */
+
+/* Newlines in the file's first `upto` bytes (read through r's buffer, whose state a seek then resets): the
+ * lines before a part, so a rank's errors name the file's own lines. */
+static int count_lines_before(line_reader *r, int64_t upto, int64_t *lines)
+{
+    *lines = 0;
+    if (fseeko(r->f, 0, SEEK_SET) != 0)
+        return tg_error("%s: cannot read it from the start: %s", r->path, strerror(errno)), -1;
+    for (int64_t done = 0; done < upto;) {
+        size_t want = (uint64_t)(upto - done) < r->cap - 1 ? (size_t)(upto - done) : r->cap - 1;
+        size_t got = fread(r->buf, 1, want, r->f);
+        for (const char *p = r->buf, *end = r->buf + got; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+            ++*lines;
+        done += (int64_t)got;
+        if (got < want)
+            return ferror(r->f) ? (tg_error("%s: read error: %s", r->path, strerror(errno)), -1) : 0;
+    }
+    return 0;
+}
+
+/* Where part `part` of `parts` begins: the first line starting at or after byte `cut` (its offset in *from,
+ * the lines before it in *lines; *from = size when none does). Lines starting in [cut(p), cut(p + 1)) are
+ * part p's, so the parts split the lines between them whatever their lengths. */
+static int part_start(line_reader *r, int64_t cut, int64_t size, int64_t *from, int64_t *lines)
+{
+    *from = 0;
+    *lines = 0;
+    if (cut == 0)
+        return reader_start(r);
+    if (count_lines_before(r, cut - 1, lines) || reader_seek(r, cut - 1, *lines))
+        return -1;
+    char *text;
+    size_t len;
+    int got = reader_next(r, &text, &len); /* the rest of the line holding byte cut - 1 */
+    if (got < 0)
+        return -1;
+    *from = got ? r->base + (int64_t)r->start : size;
+    *lines = r->line;
+    return got ? reader_seek(r, *from, *lines) : 0;
+}
+
+/* The file's first non-blank line sets the columns (every part reads it: only one holds it); *at is its
+ * offset when it is a header, else -1. */
+static int part_columns(csv_load *s, const tg_csv_opts *o, int64_t *at)
+{
+    line_reader *r = &s->reader;
+    char *text;
+    size_t len;
+    int got;
+    *at = -1;
+    while ((got = reader_next(r, &text, &len)) == 1) {
+        if (is_blank(text, len))
+            continue;
+        int64_t offset = r->base + (int64_t)(text - r->buf), n;
+        bool header;
+        if (split_cells(s, text, r->line, &n) || setup_columns(s, o, n, r->line, &header))
+            return -1;
+        *at = header ? offset : -1;
+        return 0;
+    }
+    return got < 0 ? -1 : (tg_error("%s: the file is empty", s->path), -1);
+}
+
+/* The part's rows (non-blank lines starting before `end`, the header skipped): counted when row is NULL,
+ * else parsed, *row counting them. */
+static int part_rows(csv_load *s, int64_t end, int64_t header_at, int64_t *row, bool parse)
+{
+    line_reader *r = &s->reader;
+    char *text;
+    size_t len;
+    int got;
+    *row = 0;
+    while ((got = reader_next(r, &text, &len)) == 1) {
+        int64_t offset = r->base + (int64_t)(text - r->buf), n;
+        if (offset >= end)
+            return 0;
+        if (is_blank(text, len) || offset == header_at)
+            continue;
+        if (parse && (split_cells(s, text, r->line, &n) || parse_row(s, r->line, n, *row)))
+            return -1;
+        ++*row;
+    }
+    return got < 0 ? -1 : 0;
+}
+
+tg_dataset *tg_csv_load_part(const char *path, const tg_csv_opts *opts, int part, int parts)
+{
+    tg_csv_opts defaults = TG_CSV_OPTS_DEFAULT;
+    const tg_csv_opts *o = opts ? opts : &defaults;
+    csv_load s = { .path = path, .delim = o->delimiter ? o->delimiter : ',' };
+    tg_dataset *ds = NULL;
+    if (!path)
+        return tg_error("csv: path is NULL");
+    if (parts < 1 || part < 0 || part >= parts)
+        return tg_error("%s: part %d of %d", path, part, parts);
+    if (check_opts(path, o) || (o->label_names && add_given_names(&s, o)) || reader_open(&s.reader, path))
+        goto done;
+    line_reader *r = &s.reader;
+    int64_t size, header_at, from, lines, counted, parsed;
+    if (fseeko(r->f, 0, SEEK_END) != 0 || (size = (int64_t)ftello(r->f)) < 0) {
+        tg_error("%s: cannot find its size: %s", path, strerror(errno));
+        goto done;
+    }
+    /* byte cuts size * p / parts, without the product's overflow */
+    int64_t cut = size / parts * part + size % parts * part / parts,
+            end = size / parts * (part + 1) + size % parts * (part + 1) / parts;
+    if (reader_start(r) || part_columns(&s, o, &header_at) || part_start(r, cut, size, &from, &lines))
+        goto done;
+    if (from < end && part_rows(&s, end, header_at, &counted, false))
+        goto done;
+    if (from >= end)
+        counted = 0;
+    if (counted > 0 && (uint64_t)counted > SIZE_MAX / sizeof(float) / (uint64_t)s.features) {
+        tg_error("%s: %lld rows of %lld features are too many", path, (long long)counted, (long long)s.features);
+        goto done;
+    }
+    s.rows = counted;
+    s.x = tg_alloc((size_t)(counted ? counted : 1) * (size_t)s.features * sizeof(float));
+    s.y = s.x ? tg_alloc((size_t)(counted ? counted : 1) * sizeof(int64_t)) : NULL;
+    if (!s.y)
+        goto done;
+    if (counted > 0 &&
+        ((from == 0 ? reader_start(r) : reader_seek(r, from, lines)) || part_rows(&s, end, header_at, &parsed, true)))
+        goto done;
+    if (counted > 0 && parsed != counted) {
+        tg_error("%s: the file changed while it was read (%lld rows counted in bytes %lld to %lld, then %lld)", path,
+                 (long long)counted, (long long)from, (long long)end, (long long)parsed);
+        goto done;
+    }
+    if (tg_label_table_merge_ranks(&s.labels, s.y, s.rows))
+        goto done;
+    ds = make_dataset(&s);
+done:
+    load_free(&s);
+    return ds;
+}
+
 int tg_csv_count_columns(const char *path, char delimiter, int64_t *columns)
 {
     csv_load s = { .path = path, .delim = delimiter ? delimiter : ',' };

@@ -1,4 +1,5 @@
 /* Data sets: freeing, row subsets, shuffled splits and standardization. */
+#include "dist/dist.h"
 #include "io/io_internal.h"
 
 #include <math.h>
@@ -125,7 +126,7 @@ fail:
 }
 
 /* The split's row order: Fisher-Yates, each position taking a uniformly chosen row from those left. */
-static int64_t *shuffled_order(int64_t rows, tg_rng *rng)
+int64_t *tg_shuffled_order(int64_t rows, tg_rng *rng)
 {
     int64_t *order = tg_alloc((size_t)rows * sizeof(int64_t));
     if (!order)
@@ -176,7 +177,7 @@ int tg_dataset_split_off(tg_dataset *ds, double fraction, tg_rng *rng, tg_datase
         return sparse_split_off(ds, fraction, rng, second);
     int64_t n_second = (int64_t)round(fraction * (double)ds->rows), n_first = ds->rows - n_second;
     int64_t f = ds->features;
-    int64_t *order = shuffled_order(ds->rows, rng);
+    int64_t *order = tg_shuffled_order(ds->rows, rng);
     unsigned char *done = order ? tg_alloc_zeroed((size_t)ds->rows) : NULL;
     float *row = done ? tg_alloc((size_t)(f ? f : 1) * sizeof(float)) : NULL;
     tg_dataset *b = row ? tg_dataset_subset(ds, order + n_first, n_second) : NULL;
@@ -225,7 +226,7 @@ int tg_dataset_split(const tg_dataset *ds, double fraction, tg_rng *rng, tg_data
     if ((uint64_t)ds->rows > SIZE_MAX / sizeof(int64_t))
         return tg_error("dataset_split: %lld rows are too many", (long long)ds->rows), -1;
     tg_dataset *a = NULL, *b = NULL;
-    int64_t *order = shuffled_order(ds->rows, rng);
+    int64_t *order = tg_shuffled_order(ds->rows, rng);
     if (!order)
         return -1;
     int64_t n_second = (int64_t)round(fraction * (double)ds->rows);
@@ -276,28 +277,42 @@ void tg_sparse_moments_finish(const double *sum, const double *squares, const in
     }
 }
 
-static int sparse_moments(const tg_dataset *ds, float *mean, float *std)
+/* ranks: ds is this rank's share of `rows` rows; each pass's sums are added over every rank (stored counts
+ * as float64: exact below 2^53) before they are used, so every rank gets the moments of all the rows. */
+static int sparse_moments(const tg_dataset *ds, int64_t rows, bool ranks, float *mean, float *std)
 {
-    int64_t rows = ds->rows, features = ds->features;
-    if (!ds->row_ptr)
-        return tg_error("dataset_moments: the data set has neither x nor row_ptr"), -1;
-    if ((uint64_t)features > SIZE_MAX / (2 * sizeof(double)))
+    int64_t features = ds->features;
+    if ((uint64_t)features > SIZE_MAX / (3 * sizeof(double)))
         return tg_error("dataset_moments: %lld features are too many", (long long)features), -1;
-    double *sum = tg_alloc_zeroed((size_t)(features ? features : 1) * 2 * sizeof(double));
-    int64_t *stored = sum ? tg_alloc_zeroed((size_t)(features ? features : 1) * sizeof(int64_t)) : NULL;
+    size_t room = (size_t)(features ? features : 1);
+    double *sum = tg_alloc_zeroed(room * 3 * sizeof(double));
+    int64_t *stored = sum ? tg_alloc_zeroed(room * sizeof(int64_t)) : NULL;
     if (!stored) {
         tg_dealloc(sum);
         return -1;
     }
-    double *squares = sum + features;
+    double *squares = sum + features, *count = squares + features;
     /* Two passes as the dense path: the means, then the squared deviations of the stored values, plus
      * mu^2 for each implicit zero. */
     tg_sparse_moments_add_sums(sum, stored, ds->col, ds->val, ds->nnz);
-    tg_sparse_moments_add_squares(squares, sum, rows, ds->col, ds->val, ds->nnz);
-    tg_sparse_moments_finish(sum, squares, stored, rows, features, mean, std);
+    int status = 0;
+    if (ranks) {
+        for (int64_t f = 0; f < features; f++)
+            count[f] = (double)stored[f];
+        status = tg_dist_sum(sum, features, TG_F64) || tg_dist_sum(count, features, TG_F64) ? -1 : 0;
+        for (int64_t f = 0; f < features; f++)
+            stored[f] = (int64_t)count[f];
+    }
+    if (!status) {
+        tg_sparse_moments_add_squares(squares, sum, rows, ds->col, ds->val, ds->nnz);
+        if (ranks && tg_dist_sum(squares, features, TG_F64))
+            status = -1;
+    }
+    if (!status)
+        tg_sparse_moments_finish(sum, squares, stored, rows, features, mean, std);
     tg_dealloc(stored);
     tg_dealloc(sum);
-    return 0;
+    return status;
 }
 
 /* The dense moments' two passes, a block of rows at a time (also what a stream adds up, block by
@@ -329,33 +344,53 @@ void tg_moments_finish(const double *mean, const double *squares, int64_t rows, 
     }
 }
 
-int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std)
+static int moments(const tg_dataset *ds, int64_t rows, bool ranks, float *mean, float *std)
 {
     if (!ds || !mean || !std)
         return tg_error("dataset_moments: the data set, mean and std must not be NULL"), -1;
-    if (ds->rows <= 0)
+    if (rows <= 0)
         return tg_error("dataset_moments: the data set has no rows"), -1;
-    int64_t rows = ds->rows, features = ds->features;
-    if (!ds->x)
-        return sparse_moments(ds, mean, std);
+    int64_t features = ds->features;
+    if (!ds->x && !ds->row_ptr && ds->rows > 0)
+        return tg_error("dataset_moments: the data set has neither x nor row_ptr"), -1;
+    if (!ds->x && ds->row_ptr) /* sparse: a rank whose share has no rows still has row_ptr[0] */
+        return sparse_moments(ds, rows, ranks, mean, std);
     /* Two passes in double: the mean, then the squared deviations from it. Rows
      * are read in order (each feature's sum adds its rows in row order, as a
      * column walk would), so the data are streamed once per pass, not once per feature. */
-    double *sum = tg_alloc_zeroed((size_t)features * sizeof *sum);
-    double *squares = tg_alloc_zeroed((size_t)features * sizeof *squares);
+    double *sum = tg_alloc_zeroed((size_t)(features ? features : 1) * sizeof *sum);
+    double *squares = tg_alloc_zeroed((size_t)(features ? features : 1) * sizeof *squares);
     if (!sum || !squares) {
         tg_dealloc(sum);
         tg_dealloc(squares);
         return -1;
     }
-    tg_moments_add_sums(sum, ds->x, rows, features);
+    int status = 0;
+    if (ds->x)
+        tg_moments_add_sums(sum, ds->x, ds->rows, features);
+    if (ranks && tg_dist_sum(sum, features, TG_F64))
+        status = -1;
     for (int64_t f = 0; f < features; f++)
         sum[f] /= (double)rows; /* now the mean */
-    tg_moments_add_squares(squares, sum, ds->x, rows, features);
-    tg_moments_finish(sum, squares, rows, features, mean, std);
+    if (!status && ds->x)
+        tg_moments_add_squares(squares, sum, ds->x, ds->rows, features);
+    if (!status && ranks && tg_dist_sum(squares, features, TG_F64))
+        status = -1;
+    if (!status)
+        tg_moments_finish(sum, squares, rows, features, mean, std);
     tg_dealloc(sum);
     tg_dealloc(squares);
-    return 0;
+    return status;
+}
+
+int tg_dataset_moments(const tg_dataset *ds, float *mean, float *std)
+{
+    return moments(ds, ds ? ds->rows : 0, false, mean, std);
+}
+
+int tg_dataset_moments_ranks(const tg_dataset *ds, int64_t rows, float *mean, float *std)
+{
+    return moments(ds, rows, true, mean, std);
 }
 
 void tg_dataset_standardize(tg_dataset *ds, const float *mean, const float *std)

@@ -155,21 +155,25 @@ static int idx_close(idx_file *f)
     return tg_error("%s: closing failed (zlib error %d)", f->path, rc), -1;
 }
 
-/* Reads f's payload in chunks into *out: int64 labels (scale ignored) or
- * float pixels times scale. *out grows only as bytes arrive, up to the
- * declared size; then nothing may follow the payload. */
-static int read_payload(idx_file *f, unsigned char *chunk, void **out, bool labels, double scale, int64_t *max_label)
+/* Reads f's payload in chunks, keeping elements [lo, hi) in *out: int64 labels (scale ignored) or float
+ * pixels times scale (the largest label is of every label, kept or not). *out grows only as bytes arrive,
+ * up to the kept size; then nothing may follow the payload. */
+static int read_payload(idx_file *f, unsigned char *chunk, void **out, bool labels, double scale, int64_t *max_label,
+                        uint64_t lo, uint64_t hi)
 {
     size_t elem = labels ? sizeof(int64_t) : sizeof(float);
-    uint64_t total = f->payload, done = 0, cap = 0;
-    if (total > SIZE_MAX / elem)
-        return tg_error("%s: %llu %s do not fit in memory", f->path, (unsigned long long)total, f->what), -1;
+    uint64_t total = f->payload, done = 0, cap = 0, keep = hi - lo;
+    if (keep > SIZE_MAX / elem)
+        return tg_error("%s: %llu %s do not fit in memory", f->path, (unsigned long long)keep, f->what), -1;
+    if (keep == 0 && !(*out = tg_alloc(elem))) /* a rank's part with no rows */
+        return -1;
     while (done < total) {
         unsigned want = total - done < IDX_CHUNK ? (unsigned)(total - done) : IDX_CHUNK;
-        if (done + want > cap) {
-            uint64_t new_cap = f->plain ? total : cap * 2 > done + want ? cap * 2 : done + want;
-            if (new_cap > total)
-                new_cap = total;
+        uint64_t a = done > lo ? done : lo, b = done + want < hi ? done + want : hi; /* this chunk's kept part */
+        if (b > a && b - lo > cap) {
+            uint64_t new_cap = f->plain ? keep : cap * 2 > b - lo ? cap * 2 : b - lo;
+            if (new_cap > keep)
+                new_cap = keep;
             void *grown = tg_realloc(*out, (size_t)new_cap * elem);
             if (!grown)
                 return tg_error("%s: out of memory: growing the %s to %llu bytes failed (%llu of %llu read)", f->path,
@@ -182,17 +186,16 @@ static int read_payload(idx_file *f, unsigned char *chunk, void **out, bool labe
         int got = read_some(f, chunk, want);
         if (got < 0)
             return -1;
+        uint64_t stop = done + (uint64_t)got < b ? done + (uint64_t)got : b;
         if (labels) {
-            int64_t *y = (int64_t *)*out + done;
-            for (int i = 0; i < got; i++) {
-                y[i] = chunk[i];
-                if (y[i] > *max_label)
-                    *max_label = y[i];
-            }
-        } else {
-            float *x = (float *)*out + done;
             for (int i = 0; i < got; i++)
-                x[i] = (float)(chunk[i] * scale);
+                if (chunk[i] > *max_label)
+                    *max_label = chunk[i];
+            for (uint64_t k = a; k < stop; k++)
+                ((int64_t *)*out)[k - lo] = chunk[k - done];
+        } else {
+            for (uint64_t k = a; k < stop; k++)
+                ((float *)*out)[k - lo] = (float)(chunk[k - done] * scale);
         }
         done += (uint64_t)got;
         if ((unsigned)got < want)
@@ -210,12 +213,19 @@ static int read_payload(idx_file *f, unsigned char *chunk, void **out, bool labe
 
 tg_dataset *tg_idx_load(const char *images_path, const char *labels_path, double scale)
 {
+    return tg_idx_load_part(images_path, labels_path, scale, 0, 1);
+}
+
+tg_dataset *tg_idx_load_part(const char *images_path, const char *labels_path, double scale, int part, int parts)
+{
     idx_file images = { 0 }, labels = { 0 };
     tg_dataset *ds = NULL;
     unsigned char *chunk = NULL;
     void *x = NULL, *y = NULL;
     if (!isfinite(scale))
         return tg_error("idx: scale is %g, expected a finite number", scale);
+    if (parts < 1 || part < 0 || part >= parts)
+        return tg_error("idx: part %d of %d", part, parts);
     if (idx_open(&images, images_path, IDX_IMAGES_MAGIC, "images") ||
         idx_open(&labels, labels_path, IDX_LABELS_MAGIC, "labels"))
         goto fail;
@@ -241,13 +251,16 @@ tg_dataset *tg_idx_load(const char *images_path, const char *labels_path, double
         goto fail;
     }
     int64_t max_label = -1;
-    if (!(chunk = tg_alloc(IDX_CHUNK)) || read_payload(&labels, chunk, &y, true, 0.0, &max_label) ||
-        idx_close(&labels) || read_payload(&images, chunk, &x, false, scale, NULL) || idx_close(&images))
+    uint64_t n = images.dims[0], pixels = (uint64_t)images.dims[1] * images.dims[2];
+    uint64_t first = n * (uint64_t)part / (uint64_t)parts, end = n * (uint64_t)(part + 1) / (uint64_t)parts;
+    if (!(chunk = tg_alloc(IDX_CHUNK)) || read_payload(&labels, chunk, &y, true, 0.0, &max_label, first, end) ||
+        idx_close(&labels) || read_payload(&images, chunk, &x, false, scale, NULL, first * pixels, end * pixels) ||
+        idx_close(&images))
         goto fail;
 
     if (!(ds = tg_alloc_zeroed(sizeof *ds)))
         goto fail;
-    ds->rows = images.dims[0];
+    ds->rows = (int64_t)(end - first);
     ds->features = (int64_t)images.dims[1] * images.dims[2];
     ds->x = x;
     ds->y = y;

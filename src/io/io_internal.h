@@ -59,6 +59,9 @@ int tg_io_rename(const char *from, const char *to);
  * directory and, when max_bytes is not 0, a larger file; `what` names the
  * expected content in messages ("a CSV file"). */
 char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t *len);
+/* Part `part` of `parts` of a regular file: the lines that start in its bytes [size p / parts,
+ * size (p + 1) / parts), NUL-terminated, and in *lines_before the lines before them. */
+char *tg_read_file_part(const char *path, const char *what, int part, int parts, size_t *len, int64_t *lines_before);
 /* "a character device", "a FIFO", ... for messages that refuse what is not a regular file. */
 const char *tg_file_kind(unsigned mode);
 
@@ -79,11 +82,29 @@ typedef enum {
 } json_fault;
 json_fault tg_json_strict_object(const char *text, size_t n, bool checkpoint, size_t *fault_at);
 
-/* The training, validation and test sets a config names, split as training splits them. */
+/* The training, validation and test sets a config names, split as training splits them. Across ranks
+ * (src/io/shard.c) train holds this rank's rows only, and position[i] says where its row i stands in the
+ * training set one process would hold, of `rows` rows (position NULL in one process). */
 typedef struct {
     tg_dataset *train, *validation, *test;
+    int64_t rows;
+    int64_t *position;
 } split_data;
 int tg_load_and_split(const tg_config *cfg, tg_rng *shuffle, split_data *d);
+/* The same across ranks (mpirun): every rank reads its part of the training file (a byte range of CSV and
+ * libsvm, a row range of IDX), the labels, feature count and row count agreed between them; splits draw the
+ * permutation one process draws; the validation rows are gathered to every rank, the test rows to rank 0
+ * (the others get an empty test set). */
+int tg_load_and_split_ranks(const tg_config *cfg, tg_rng *shuffle, split_data *d);
+/* The training file's part `part` of `parts` (tg_read_file_part's rule for text), its labels merged across
+ * ranks (when the run has them) so that every rank maps them as one process reading the whole file. */
+tg_dataset *tg_csv_load_part(const char *path, const tg_csv_opts *opts, int part, int parts);
+tg_dataset *tg_libsvm_load_part(const char *path, const tg_libsvm_opts *opts, int part, int parts);
+tg_dataset *tg_idx_load_part(const char *images_path, const char *labels_path, double scale, int part, int parts);
+/* The split's permutation of rows 0..n-1, drawn from rng (src/io/dataset.c). */
+int64_t *tg_shuffled_order(int64_t rows, tg_rng *rng);
+/* tg_dataset_moments of the rows of every rank: ds is this rank's share of `rows` rows. */
+int tg_dataset_moments_ranks(const tg_dataset *ds, int64_t rows, float *mean, float *std);
 void tg_split_data_free(split_data *d);
 /* One file a config names, loaded as training loads it (labels mapped as mapping_from's, when given),
  * and the CSV options its data section gives (src/io/load_data.c). */
@@ -103,6 +124,10 @@ typedef struct {
 int64_t tg_label_find(const tg_label_table *t, const char *s); /* -1 when absent */
 int64_t tg_label_add(tg_label_table *t, const char *s, int64_t line); /* its id, -1 on allocation failure */
 void tg_label_table_free(tg_label_table *t);
+/* Across ranks: the union of every rank's table, in rank order then each table's order (so the first
+ * appearance in the file, read in parts by rank), becomes every rank's table; y's ids follow. A no-op in
+ * one process. 0, or -1 with the error set. */
+int tg_label_table_merge_ranks(tg_label_table *t, int64_t *y, int64_t rows);
 /* Moves the table's names into ds as classes, and rewrites y[rows] (ids into the table) as class ids:
  * integer labels (none given) are class ids 0..max, named "0".."max"; other labels keep their order of
  * first appearance. 0 on success, -1 on allocation failure, 1 when an integer label is above

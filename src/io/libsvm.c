@@ -4,6 +4,7 @@
  * CSR arrays are allocated once (and shrunk if pairs were dropped); the second
  * splits each line in place. Values go through the CSV loader's number
  * grammar, so they never depend on the process's locale. */
+#include "dist/dist.h"
 #include "io/io_internal.h"
 
 #include <math.h>
@@ -21,6 +22,7 @@ typedef struct {
     tg_label_table labels;
     bool given_names;
     int64_t rows, nnz, nnz_cap, max_index;
+    int64_t lines_before; /* a part of the file (tg_libsvm_load_part): the lines before its text */
     int64_t *y; /* while loading: ids into labels */
     int64_t *row_ptr;
     int32_t *col;
@@ -68,7 +70,7 @@ static int count_rows(libsvm_load *s, size_t from, int64_t *pairs)
 {
     const char *nul = memchr(s->text, '\0', s->len);
     if (nul) {
-        int64_t line = 1;
+        int64_t line = s->lines_before + 1;
         for (const char *p = s->text; p < nul; p++)
             line += *p == '\n';
         return tg_error("%s:%lld: line %lld has a NUL byte; expected a text file", s->path, (long long)line,
@@ -93,7 +95,7 @@ static int set_up(libsvm_load *s, int64_t pairs)
         return tg_error("%s: %lld rows with %lld pairs are too many", s->path, (long long)s->rows, (long long)pairs),
                -1;
     s->nnz_cap = pairs;
-    s->y = tg_alloc((size_t)s->rows * sizeof(int64_t));
+    s->y = tg_alloc((size_t)(s->rows ? s->rows : 1) * sizeof(int64_t)); /* a rank's part may have no row */
     s->row_ptr = tg_alloc((size_t)(s->rows + 1) * sizeof(int64_t));
     s->col = tg_alloc((size_t)(pairs ? pairs : 1) * sizeof(int32_t));
     s->val = tg_alloc((size_t)(pairs ? pairs : 1) * sizeof(float));
@@ -300,6 +302,31 @@ static tg_dataset *finish(libsvm_load *s)
     return ds;
 }
 
+/* Parses s->text from pos, its first line numbered `lines` + 1: every row, then (part of a file read across
+ * ranks) the labels and the feature count agreed with the other ranks' parts, then the data set. */
+static tg_dataset *parse_text(libsvm_load *s, size_t pos, int64_t lines, bool part)
+{
+    int64_t pairs;
+    if (count_rows(s, pos, &pairs))
+        return NULL;
+    if (s->rows == 0 && !part)
+        return tg_error("%s: the file is empty (no line with a label)", s->path);
+    if (set_up(s, pairs))
+        return NULL;
+    size_t a, b;
+    int64_t line = lines, row = 0;
+    while (next_line(s->text, s->len, &pos, &a, &b)) {
+        line++;
+        if (count_tokens(s->text, a, b) == 0)
+            continue;
+        if (parse_line(s, s->text, a, b, line, row++))
+            return NULL;
+    }
+    if (part && (tg_label_table_merge_ranks(&s->labels, s->y, s->rows) || tg_dist_max(&s->max_index)))
+        return NULL;
+    return finish(s);
+}
+
 tg_dataset *tg_libsvm_load(const char *path, const tg_libsvm_opts *opts)
 {
     tg_libsvm_opts defaults = TG_LIBSVM_OPTS_DEFAULT;
@@ -309,31 +336,33 @@ tg_dataset *tg_libsvm_load(const char *path, const tg_libsvm_opts *opts)
         return tg_error("libsvm: path is NULL");
     if (check_opts(path, s.opts))
         return NULL;
-    if (s.opts->label_names && add_given_names(&s, s.opts))
-        goto done;
-    if (!(s.text = tg_read_file(path, "a libsvm file", 0, &s.len)))
-        goto done;
-    size_t pos = s.len >= 3 && memcmp(s.text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* a UTF-8 byte order mark */
-    int64_t pairs;
-    if (count_rows(&s, pos, &pairs))
-        goto done;
-    if (s.rows == 0) {
-        tg_error("%s: the file is empty (no line with a label)", path);
-        goto done;
+    if ((!s.opts->label_names || !add_given_names(&s, s.opts)) &&
+        (s.text = tg_read_file(path, "a libsvm file", 0, &s.len))) {
+        size_t pos = s.len >= 3 && memcmp(s.text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* a UTF-8 byte order mark */
+        ds = parse_text(&s, pos, 0, false);
     }
-    if (set_up(&s, pairs))
-        goto done;
-    size_t a, b;
-    int64_t line = 0, row = 0;
-    while (next_line(s.text, s.len, &pos, &a, &b)) {
-        line++;
-        if (count_tokens(s.text, a, b) == 0)
-            continue;
-        if (parse_line(&s, s.text, a, b, line, row++))
-            goto done;
+    load_free(&s);
+    return ds;
+}
+
+tg_dataset *tg_libsvm_load_part(const char *path, const tg_libsvm_opts *opts, int part, int parts)
+{
+    tg_libsvm_opts defaults = TG_LIBSVM_OPTS_DEFAULT;
+    libsvm_load s = { .path = path, .opts = opts ? opts : &defaults };
+    tg_dataset *ds = NULL;
+    if (!path)
+        return tg_error("libsvm: path is NULL");
+    if (parts < 1 || part < 0 || part >= parts)
+        return tg_error("%s: part %d of %d", path, part, parts);
+    if (check_opts(path, s.opts))
+        return NULL;
+    int64_t lines;
+    if ((!s.opts->label_names || !add_given_names(&s, s.opts)) &&
+        (s.text = tg_read_file_part(path, "a libsvm file", part, parts, &s.len, &lines))) {
+        s.lines_before = lines;
+        size_t pos = lines == 0 && s.len >= 3 && memcmp(s.text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+        ds = parse_text(&s, pos, lines, true);
     }
-    ds = finish(&s);
-done:
     load_free(&s);
     return ds;
 }

@@ -1,5 +1,7 @@
 /* A whole text file in memory, NUL-terminated, for the loaders that parse
  * text (CSV, JSON configs). */
+#define _POSIX_C_SOURCE 200809L /* fseeko, fileno */
+
 #include "io/io_internal.h"
 
 #include <errno.h>
@@ -83,6 +85,83 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
     *len_out = len;
     return text;
 fail:
+    tg_dealloc(text);
+    fclose(f);
+    return NULL;
+}
+
+/* The offset of the first line starting at or after byte cut of f (size bytes) into *at, and the newlines
+ * before it into *lines (every byte before it read once, through buf), or, lines NULL, only the offset (the
+ * scan starts at byte cut - 1). */
+static int line_start_at(FILE *f, const char *path, int64_t cut, int64_t size, char *buf, size_t cap, int64_t *at,
+                         int64_t *lines)
+{
+    *at = cut >= size ? size : cut;
+    if (lines)
+        *lines = 0;
+    if (cut == 0 || cut >= size)
+        return 0;
+    int64_t done = lines ? 0 : cut - 1;
+    if (fseeko(f, (off_t)done, SEEK_SET) != 0)
+        return tg_error("%s: cannot seek to byte %lld: %s", path, (long long)done, strerror(errno)), -1;
+    bool seen = false; /* the newline at or after byte cut - 1 */
+    while (!seen && done < size) {
+        size_t got = fread(buf, 1, cap, f);
+        if (got == 0)
+            break;
+        for (size_t i = 0; i < got && !seen; i++)
+            if (buf[i] == '\n') {
+                if (lines)
+                    ++*lines;
+                if (done + (int64_t)i >= cut - 1) {
+                    seen = true;
+                    *at = done + (int64_t)i + 1;
+                }
+            }
+        done += (int64_t)got;
+    }
+    if (ferror(f))
+        return tg_error("%s: read error: %s", path, strerror(errno)), -1;
+    if (!seen)
+        *at = size;
+    return 0;
+}
+
+char *tg_read_file_part(const char *path, const char *what, int part, int parts, size_t *len_out, int64_t *lines_before)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tg_error("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    char *text = NULL, *buf = NULL;
+    size_t cap = (size_t)1 << 20;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        tg_error("%s: %s, expected %s (a part of a file is read by its byte offsets)", path,
+                 S_ISDIR(st.st_mode) ? "is a directory" : tg_file_kind(st.st_mode), what);
+        goto fail;
+    }
+    int64_t size = (int64_t)st.st_size, first, last, lines_first;
+    int64_t cut = size / parts * part + size % parts * part / parts,
+            end = size / parts * (part + 1) + size % parts * (part + 1) / parts;
+    if (!(buf = tg_alloc(cap)) || line_start_at(f, path, cut, size, buf, cap, &first, &lines_first) ||
+        line_start_at(f, path, end, size, buf, cap, &last, NULL))
+        goto fail;
+    size_t len = (size_t)(last > first ? last - first : 0);
+    if (!(text = tg_alloc(len + 1)))
+        goto fail;
+    if (len && (fseeko(f, (off_t)first, SEEK_SET) != 0 || fread(text, 1, len, f) != len)) {
+        tg_error("%s: cannot read bytes %lld to %lld: %s", path, (long long)first, (long long)last,
+                 ferror(f) ? strerror(errno) : "the file is shorter than it was");
+        goto fail;
+    }
+    text[len] = '\0';
+    tg_dealloc(buf);
+    fclose(f);
+    *len_out = len;
+    *lines_before = lines_first;
+    return text;
+fail:
+    tg_dealloc(buf);
     tg_dealloc(text);
     fclose(f);
     return NULL;

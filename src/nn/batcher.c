@@ -12,6 +12,7 @@ struct tg_batcher {
     int64_t *order; /* the epoch's row order, shuffled in place by each reset with an rng */
     float *mean, *std; /* copies, or NULL */
     int64_t next_row; /* first row (into order) of the next batch */
+    int64_t rows, size; /* the rows ordered, and a full batch's */
 };
 
 tg_batcher *tg_batcher_new(const tg_dataset *ds, int64_t batch_size, tg_dtype dtype, const tg_batcher_opts *opts)
@@ -42,6 +43,8 @@ tg_batcher *tg_batcher_open(const tg_dataset *ds, int64_t batch_size, tg_dtype d
         return NULL;
     b->ds = ds;
     int64_t size = batch_size < ds->rows ? batch_size : ds->rows;
+    b->rows = ds->rows;
+    b->size = size;
     size_t bytes = (size_t)ds->features * sizeof(float);
     b->order = tg_alloc((size_t)ds->rows * sizeof *b->order);
     if (mean) {
@@ -58,6 +61,23 @@ tg_batcher *tg_batcher_open(const tg_dataset *ds, int64_t batch_size, tg_dtype d
         memcpy(b->std, std, bytes);
     }
     for (int64_t r = 0; r < ds->rows; r++)
+        b->order[r] = r;
+    return b;
+}
+
+tg_batcher *tg_batcher_open_order(int64_t rows, int64_t batch_size)
+{
+    if (rows <= 0 || batch_size <= 0)
+        return tg_error("batcher: %lld rows in batches of %lld, expected positive counts", (long long)rows,
+                        (long long)batch_size);
+    tg_batcher *b = tg_alloc_zeroed(sizeof *b);
+    if (!b || !(b->order = tg_alloc((size_t)rows * sizeof *b->order))) {
+        tg_dealloc(b);
+        return NULL;
+    }
+    b->rows = rows;
+    b->size = batch_size < rows ? batch_size : rows;
+    for (int64_t r = 0; r < rows; r++)
         b->order[r] = r;
     return b;
 }
@@ -82,7 +102,7 @@ void tg_batcher_reset(tg_batcher *b, tg_rng *shuffle)
     b->next_row = 0;
     if (!shuffle)
         return;
-    tg_shuffle_order(b->order, b->ds->rows, shuffle);
+    tg_shuffle_order(b->order, b->rows, shuffle);
 }
 
 void tg_shuffle_order(int64_t *order, int64_t n, tg_rng *rng)
@@ -96,7 +116,9 @@ void tg_shuffle_order(int64_t *order, int64_t n, tg_rng *rng)
 
 int tg_batcher_next_batch(tg_batcher *b, batch_tensors *out)
 {
-    int64_t rows = b->ds->rows, start = b->next_row, size = b->buffers.size;
+    int64_t rows = b->rows, start = b->next_row, size = b->size;
+    if (!b->ds)
+        return tg_error("batcher: it orders rows it does not hold (tg_batcher_open_order)"), -1;
     if (start >= rows)
         return 0;
     int64_t n = rows - start < size ? rows - start : size;
@@ -127,12 +149,9 @@ int tg_batcher_next(tg_batcher *b, tg_tensor **x, tg_tensor **y)
     return status;
 }
 
-int64_t tg_batcher_batches(const tg_batcher *b)
-{
-    return b ? (b->ds->rows + b->buffers.size - 1) / b->buffers.size : 0;
-}
+int64_t tg_batcher_batches(const tg_batcher *b) { return b ? (b->rows + b->size - 1) / b->size : 0; }
 
-int64_t tg_batcher_batch_size(const tg_batcher *b) { return b ? b->buffers.size : 0; }
+int64_t tg_batcher_batch_size(const tg_batcher *b) { return b ? b->size : 0; }
 
 const int64_t *tg_batcher_rows(const tg_batcher *b, int64_t *n)
 {
@@ -141,7 +160,7 @@ const int64_t *tg_batcher_rows(const tg_batcher *b, int64_t *n)
             *n = 0;
         return NULL;
     }
-    int64_t size = b->buffers.size, end = b->next_row, start = end == 0 ? 0 : end - ((end - 1) % size + 1);
+    int64_t size = b->size, end = b->next_row, start = end == 0 ? 0 : end - ((end - 1) % size + 1);
     if (n)
         *n = end - start;
     return b->order + start;
@@ -153,6 +172,6 @@ int64_t *tg_batcher_order(tg_batcher *b) { return b->order; }
 
 void tg_batcher_seek(tg_batcher *b, int64_t batch)
 {
-    int64_t row = batch * b->buffers.size;
-    b->next_row = row < b->ds->rows ? row : b->ds->rows;
+    int64_t row = batch * b->size;
+    b->next_row = row < b->rows ? row : b->rows;
 }

@@ -1,32 +1,41 @@
 /* Per-class loss weights: scikit-learn's "balanced" rule, and the config's
  * loss.weight / loss.class_weight resolved against the training data. */
+#include "dist/dist.h"
 #include "nn/nn_internal.h"
 
 #include <string.h>
 
-int tg_balanced_class_weights(const tg_dataset *ds, double *weights)
+/* rows > 0: ds is this rank's share of `rows` rows, and the counts are summed over every rank (as float64:
+ * exact below 2^53). */
+static int balanced(const tg_dataset *ds, int64_t rows, double *weights)
 {
     if (!ds || !weights) {
         tg_error("balanced class weights: %s is NULL", ds ? "weights" : "the data set");
         return -1;
     }
-    int64_t *count = tg_alloc_zeroed((size_t)(ds->classes ? ds->classes : 1) * sizeof *count);
+    double *count = tg_alloc_zeroed((size_t)(ds->classes ? ds->classes : 1) * sizeof *count);
     if (!count)
         return -1;
     for (int64_t r = 0; r < ds->rows; r++)
         count[ds->y[r]]++;
+    if (rows > 0 && tg_dist_sum(count, ds->classes, TG_F64)) {
+        tg_dealloc(count);
+        return -1;
+    }
     int status = 0;
     for (int64_t k = 0; k < ds->classes && !status; k++) {
         if (count[k] == 0) {
             tg_error("balanced class weights: class %s has no rows", ds->label_names ? ds->label_names[k] : "?");
             status = -1;
         } else {
-            weights[k] = (double)ds->rows / ((double)ds->classes * (double)count[k]);
+            weights[k] = (double)(rows > 0 ? rows : ds->rows) / ((double)ds->classes * count[k]);
         }
     }
     tg_dealloc(count);
     return status;
 }
+
+int tg_balanced_class_weights(const tg_dataset *ds, double *weights) { return balanced(ds, 0, weights); }
 
 const char *tg_config_file_prefix(const tg_config *cfg, char *buf, size_t size)
 {
@@ -64,6 +73,12 @@ static int map_weights(const tg_config *cfg, const tg_dataset *train, double *we
 
 int tg_loss_weight_tensor(const tg_config *cfg, const tg_dataset *train, tg_dtype dtype, tg_tensor **out)
 {
+    return tg_loss_weight_tensor_ranks(cfg, train, 0, dtype, out);
+}
+
+int tg_loss_weight_tensor_ranks(const tg_config *cfg, const tg_dataset *train, int64_t rows, tg_dtype dtype,
+                                tg_tensor **out)
+{
     *out = NULL;
     bool map = cfg->loss.class_weight_labels != NULL;
     if (!cfg->loss.class_weights && !cfg->loss.class_weight_balanced && !map)
@@ -76,7 +91,7 @@ int tg_loss_weight_tensor(const tg_config *cfg, const tg_dataset *train, tg_dtyp
     if (cfg->loss.class_weights)
         memcpy(w, cfg->loss.class_weights, (size_t)c * sizeof *w); /* its length was checked against the data */
     else if (cfg->loss.class_weight_balanced)
-        status = tg_balanced_class_weights(train, w);
+        status = balanced(train, rows, w);
     else
         status = map_weights(cfg, train, w);
     if (!status) {

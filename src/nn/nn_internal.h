@@ -82,6 +82,9 @@ int64_t *tg_optimizer_steps(const tg_optimizer *o);
  * as gathered tensors: 1, 0 at the epoch's end, -1 on failure (src/nn/batcher.c). */
 tg_batcher *tg_batcher_open(const tg_dataset *ds, int64_t batch_size, tg_dtype dtype, const tg_batcher_opts *opts);
 int tg_batcher_next_batch(tg_batcher *b, batch_tensors *out);
+/* A batcher of the order alone (reset, seek, order; no batches): across ranks, where each rank holds only
+ * some of the rows that the epoch's order arranges. */
+tg_batcher *tg_batcher_open_order(int64_t rows, int64_t batch_size);
 
 /* The batcher's row order [rows], for training checkpoints, and a seek to batch `batch` of the
  * current epoch (src/nn/batcher.c). */
@@ -96,6 +99,10 @@ void tg_batcher_seek(tg_batcher *b, int64_t batch);
  * loss.class_weight ("balanced" or a label map, checked against the data's labels), as a new
  * caller-owned [classes] tensor of dtype; *out stays NULL when the config gives none. */
 int tg_loss_weight_tensor(const tg_config *cfg, const tg_dataset *train, tg_dtype dtype, tg_tensor **out);
+/* The same when train is this rank's share of `rows` training rows (src/io/shard.c): "balanced" counts the
+ * classes over every rank. rows 0: train is every row. */
+int tg_loss_weight_tensor_ranks(const tg_config *cfg, const tg_dataset *train, int64_t rows, tg_dtype dtype,
+                                tg_tensor **out);
 
 /* "file: " before a config's message when the config came from a file, else "" (src/nn/class_weight.c). */
 const char *tg_config_file_prefix(const tg_config *cfg, char *buf, size_t size);

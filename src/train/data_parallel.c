@@ -1,11 +1,18 @@
-/* Minibatch training across ranks. Every rank holds the whole training set
- * and draws the same epoch order from the same seed, so global batch s is the
- * same rows on every rank; rank r takes rows [s B + B r / N, s B + B (r + 1) / N)
- * of that order. Its loss is the mean over its slice; scaled by its share of
- * the global mean's denominator (rows, or the class weights of cross-entropy's
- * weighted mean), the ranks' gradients add up to the global batch's. After the
- * sum every rank applies the same penalty, clipping and update to the same
- * weights, so the weights never need sending. */
+/* Minibatch training across ranks. Every rank draws the same epoch order from
+ * the same seed, so global batch s is the same rows on every rank. When each
+ * rank read its own part of the file (src/io/shard.c), a rank takes the
+ * batch's rows it holds; when every rank holds every row (a caller's data),
+ * rank r takes rows [s B + B r / N, s B + B (r + 1) / N) of the order. Its
+ * loss is the mean over its part; times its part's denominator (rows, or the
+ * class weights of cross-entropy's weighted mean) it is a sum, and the ranks'
+ * sums and denominators, added, give the global batch's mean and gradient.
+ * After the sum every rank applies the same penalty, clipping and update to
+ * the same weights, so the weights never need sending.
+ *
+ * A rank's part of a batch has as many rows as the batch holds of its own: the
+ * tensors are made once for a full batch, and their first dimension is set to
+ * the part's rows at each step (the first n rows of a contiguous tensor are a
+ * tensor of n rows), so no step allocates. */
 #include "train/data_parallel.h"
 
 #include <string.h>
@@ -17,10 +24,15 @@ static int64_t slice_rows(int64_t n)
     return end - first;
 }
 
-/* The buffers of this rank's slices: of a full batch (part 0) and of the last, shorter one (part 1). */
+/* The buffers of this rank's parts: of a full batch (part 0) and of the last, shorter one (part 1); holding
+ * its own rows, one buffer of a full batch, whose first dimension each step sets. */
 static int open_parts(tg_data_parallel *dp, const tg_config *cfg, int64_t rows, bool weighted)
 {
     int64_t sizes[2] = { slice_rows(dp->batch), rows % dp->batch ? slice_rows(rows % dp->batch) : 0 };
+    if (dp->local_of) {
+        sizes[0] = dp->batch;
+        sizes[1] = 0;
+    }
     binary_targets last = { 0 };
     bool binary = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY;
     for (int i = 0; i < 2; i++) {
@@ -53,12 +65,11 @@ static uint64_t text_hash(const char *text)
     return h;
 }
 
-int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train)
+int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train, int64_t rows)
 {
     if (!tg_dist_parallel())
         return 0;
-    uint64_t mine[4] = { text_hash(cfg->json), (uint64_t)train->rows, (uint64_t)train->features,
-                         (uint64_t)train->classes },
+    uint64_t mine[4] = { text_hash(cfg->json), (uint64_t)rows, (uint64_t)train->features, (uint64_t)train->classes },
              lead[4];
     memcpy(lead, mine, sizeof lead);
     if (tg_dist_broadcast(lead, sizeof lead, 0))
@@ -78,13 +89,13 @@ int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train)
     return 0;
 }
 
-tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_model *m, int64_t batch,
-                            const tg_tensor *class_weight, bool streamed, bool *failed)
+tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, const int64_t *position, int64_t rows,
+                            tg_model *m, int64_t batch, const tg_tensor *class_weight, bool streamed, bool *failed)
 {
     *failed = false;
     if (!tg_dist_parallel())
         return NULL;
-    if (tg_dp_check_same_run(cfg, train)) {
+    if (tg_dp_check_same_run(cfg, train, rows)) {
         *failed = true;
         return NULL;
     }
@@ -104,15 +115,26 @@ tg_data_parallel *tg_dp_new(const tg_config *cfg, const tg_dataset *train, tg_mo
         return NULL;
     }
     *dp = (tg_data_parallel){ .train = train,
+                              .rows = rows,
                               .model = m,
                               .class_weight = cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY ? NULL : class_weight,
                               .cross_entropy = cfg->loss.type != TG_LOSS_BINARY_CROSS_ENTROPY,
                               .batch = batch };
     for (int i = 0; i < m->n_params; i++)
         dp->n_sums += m->params[i]->numel;
-    dp->n_sums++; /* the loss, last */
-    bool bad = open_parts(dp, cfg, train->rows, class_weight != NULL) ||
-               !(dp->sums = tg_alloc((size_t)dp->n_sums * tg_dtype_size(m->dtype)));
+    dp->n_sums += 2; /* the loss and the denominator, last */
+    bool bad = !(dp->idx = tg_alloc((size_t)batch * sizeof *dp->idx));
+    if (!bad && position) {
+        if ((dp->local_of = tg_alloc((size_t)rows * sizeof *dp->local_of))) {
+            for (int64_t p = 0; p < rows; p++)
+                dp->local_of[p] = -1;
+            for (int64_t r = 0; r < train->rows; r++)
+                dp->local_of[position[r]] = r;
+        }
+        bad = !dp->local_of;
+    }
+    bad = bad || open_parts(dp, cfg, rows, class_weight != NULL) ||
+          !(dp->sums = tg_alloc((size_t)dp->n_sums * tg_dtype_size(m->dtype)));
     for (int i = 0; !bad && i < m->n_params; i++) {
         tg_tensor *p = m->params[i];
         if (!p->grad && !(p->grad = tg_tensor_new(p->dtype, p->ndim, p->shape)))
@@ -134,6 +156,8 @@ void tg_dp_free(tg_data_parallel *dp)
         tg_batch_buffers_free(&dp->buffers[i]);
     tg_binary_targets_free(&dp->bce);
     tg_dealloc(dp->sums);
+    tg_dealloc(dp->local_of);
+    tg_dealloc(dp->idx);
     tg_dealloc(dp);
 }
 
@@ -148,24 +172,48 @@ static double denominator(const tg_data_parallel *dp, const int64_t *idx, int64_
     return sum;
 }
 
+/* The first n rows of t (made for more: contiguous, so they are a tensor of n rows). */
+static void set_rows(tg_tensor *t, int64_t n)
+{
+    if (!t)
+        return;
+    t->numel = t->numel / t->shape[0] * n;
+    t->shape[0] = n;
+}
+
 int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, batch_tensors *b, binary_targets **bce)
 {
-    int64_t rows = dp->train->rows, start = s * dp->batch;
+    int64_t rows = dp->rows, start = s * dp->batch;
     if (start >= rows) {
         tg_error("train: no batch %lld of %lld rows", (long long)s + 1, (long long)rows);
         return -1;
     }
-    int64_t n = rows - start < dp->batch ? rows - start : dp->batch, first, end;
-    tg_dist_share(n, &first, &end);
+    int64_t n = rows - start < dp->batch ? rows - start : dp->batch, mine = 0;
     const int64_t *order = tg_batcher_order(batches) + start;
     tg_batcher_seek(batches, s + 1);
     *bce = &dp->bce;
-    double whole = denominator(dp, order, n);
-    dp->share = whole > 0 ? denominator(dp, order + first, end - first) / whole : 0;
-    if (end == first)
+    if (dp->local_of) { /* the batch's rows this rank holds, in the batch's order */
+        for (int64_t k = 0; k < n; k++)
+            if (dp->local_of[order[k]] >= 0)
+                dp->idx[mine++] = dp->local_of[order[k]];
+    } else {
+        int64_t first, end;
+        tg_dist_share(n, &first, &end);
+        for (int64_t k = first; k < end; k++)
+            dp->idx[mine++] = order[k];
+    }
+    dp->den = denominator(dp, dp->idx, mine);
+    if (mine == 0)
         return 0;
-    batch_tensors part = tg_batch_buffers_for(&dp->buffers[n == dp->batch ? 0 : 1], end - first);
-    if (tg_gather_rows(dp->model, dp->train, order + first, 0, end - first, part))
+    batch_tensors part =
+        dp->local_of ? dp->buffers[0].full : tg_batch_buffers_for(&dp->buffers[n == dp->batch ? 0 : 1], mine);
+    if (dp->local_of) {
+        set_rows(part.x, mine);
+        set_rows(part.y, mine);
+        set_rows(dp->bce.target[0], mine);
+        set_rows(dp->bce.weight[0], mine);
+    }
+    if (tg_gather_rows(dp->model, dp->train, dp->idx, 0, mine, part))
         return -1;
     *b = part;
     return 1;
@@ -173,26 +221,31 @@ int tg_dp_next(tg_data_parallel *dp, tg_batcher *batches, int64_t s, batch_tenso
 
 int tg_dp_sum(tg_data_parallel *dp, tg_model *m, double *loss)
 {
+    double den = dp->den; /* this rank's mean times its denominator is its sum */
     TG_FLOAT_DISPATCH(m->dtype, T, {
         T *packed = dp->sums;
         for (int i = 0; i < m->n_params; i++) {
             const T *g = m->params[i]->grad->data;
             for (int64_t k = 0; k < m->params[i]->numel; k++)
-                *packed++ = (T)(g[k] * dp->share);
+                *packed++ = (T)(g[k] * den);
         }
-        *packed = (T)(*loss * dp->share);
+        *packed++ = (T)(*loss * den);
+        *packed = (T)den;
     });
     if (tg_dist_sum(dp->sums, dp->n_sums, m->dtype))
         return -1;
     TG_FLOAT_DISPATCH(m->dtype, T, {
-        const T *packed = dp->sums;
+        T *packed = dp->sums;
+        double total = (double)packed[dp->n_sums - 1], scale = total > 0 ? 1.0 / total : 0.0;
         for (int i = 0; i < m->n_params; i++) {
             tg_tensor *p = m->params[i];
-            memcpy(p->grad->data, packed, (size_t)p->numel * sizeof(T));
+            T *g = p->grad->data;
+            for (int64_t k = 0; k < p->numel; k++)
+                g[k] = (T)(packed[k] * scale);
             p->grad_dense = true;
             packed += p->numel;
         }
-        *loss = (double)*packed;
+        *loss = (double)*packed * scale;
     });
     return 0;
 }

@@ -40,7 +40,9 @@ typedef struct {
     worker *workers;
     int n_workers;
     int64_t n_blocks, block;
-    int64_t first, end; /* this rank's rows (all of them in one process; tg_dist_share across ranks) */
+    int64_t first, end; /* this rank's rows of train (all of them in one process, or when each rank read its
+                         * own part of the file; else tg_dist_share's slice) */
+    int64_t rows; /* the training rows of every rank */
     tg_tensor *class_weight;
     tg_ce_opts ce;
     double l2; /* the L2 part's weight divided by C n */
@@ -155,7 +157,7 @@ static int objective(int64_t n, const double *w, double *f, double *grad, void *
             tg_error("%s", fb->workers[id].error);
             return -1;
         }
-    double inv_rows = 1.0 / (double)fb->train->rows, sum = 0, squares = 0;
+    double inv_rows = 1.0 / (double)fb->rows, sum = 0, squares = 0;
     memset(grad, 0, (size_t)n * sizeof *grad);
     for (int id = 0; id < fb->n_workers; id++) {
         const double *g = fb->workers[id].grad;
@@ -242,7 +244,10 @@ static int64_t macs_per_row(const tg_model *m, const tg_dataset *ds)
 
 static int open_workers(full_batch *fb, const tg_model *m)
 {
-    tg_dist_share(fb->train->rows, &fb->first, &fb->end);
+    fb->first = 0;
+    fb->end = fb->train->rows;
+    if (!fb->t->state->position) /* every rank holds every row: each takes a slice */
+        tg_dist_share(fb->train->rows, &fb->first, &fb->end);
     int64_t rows = fb->end - fb->first;
     fb->block = fb->cfg->lbfgs.block_rows < rows ? fb->cfg->lbfgs.block_rows : rows > 0 ? rows : 1;
     fb->n_blocks = (rows + fb->block - 1) / fb->block;
@@ -314,7 +319,10 @@ static int open_full_batch(full_batch *fb, tg_model *m)
     for (int i = 0; i < m->n_params; i++)
         fb->n += m->params[i]->numel;
     fb->one_linear = fb->train->x && m->n_layers == 1 && m->layers[0].type == TG_LAYER_LINEAR;
-    if (tg_dp_check_same_run(cfg, fb->train) || tg_loss_weight_tensor(cfg, fb->train, TG_F64, &fb->class_weight) ||
+    fb->rows = tg_training_rows(fb->t);
+    bool shards = fb->t->state->position != NULL;
+    if (tg_dp_check_same_run(cfg, fb->train, fb->rows) ||
+        tg_loss_weight_tensor_ranks(cfg, fb->train, shards ? fb->rows : 0, TG_F64, &fb->class_weight) ||
         open_workers(fb, m) || keep_blocks(fb))
         return -1;
     fb->mask = tg_alloc_zeroed((size_t)fb->n);
@@ -342,7 +350,7 @@ static int open_full_batch(full_batch *fb, tg_model *m)
     fb->ce.weight = fb->class_weight;
     fb->fused_ce =
         fb->one_linear && cfg->loss.type == TG_LOSS_CROSS_ENTROPY && !fb->class_weight && fb->ce.label_smoothing == 0;
-    double l1, l2, scale = 1.0 / (cfg->loss.penalty.C * (double)fb->train->rows);
+    double l1, l2, scale = 1.0 / (cfg->loss.penalty.C * (double)fb->rows);
     tg_penalty_parts(&cfg->loss.penalty, &l1, &l2);
     fb->l2 = l2 * scale;
     return 0;
@@ -379,7 +387,7 @@ static int solve(full_batch *fb, tg_model *m)
     tg_lbfgs_opts o = cfg->lbfgs.opts;
     double l1;
     tg_penalty_parts(&cfg->loss.penalty, &l1, NULL);
-    o.l1 = l1 / (cfg->loss.penalty.C * (double)fb->train->rows);
+    o.l1 = l1 / (cfg->loss.penalty.C * (double)fb->rows);
     o.l1_mask = fb->mask;
     o.progress = on_iteration;
     int status = tg_lbfgs_run(fb->n, st->w, objective, fb, &o, &st->lbfgs, &fb->t->solver);
@@ -388,7 +396,7 @@ static int solve(full_batch *fb, tg_model *m)
         return -1;
     fb->t->stopped_by_caller = fb->t->solver.status == TG_LBFGS_STOPPED;
     fb->t->finished = !fb->t->stopped_by_caller; /* a stopped run can be saved and resumed */
-    fb->t->objective = fb->t->solver.objective * cfg->loss.penalty.C * (double)fb->train->rows;
+    fb->t->objective = fb->t->solver.objective * cfg->loss.penalty.C * (double)fb->rows;
     return status;
 }
 

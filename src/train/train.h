@@ -11,7 +11,9 @@
 struct tg_train_state {
     tg_optimizer *opt;
     tg_rng shuffle; /* the data seed's stream: splits first, then each epoch's order */
-    int64_t rows; /* training rows */
+    int64_t rows; /* training rows (across ranks: of every rank) */
+    int64_t *position; /* across ranks: where each of this rank's rows (t->train) stands among the rows one
+                        * process trains on (src/io/shard.c); NULL in one process */
     tg_batcher *batches; /* the training rows in the epoch's order (each epoch reshuffles the last) */
     tg_stream *stream; /* data.stream: the training file in blocks, in place of batches (src/io/stream.c) */
     double loss_sum; /* the losses of the t->steps_done steps taken in the current epoch */
@@ -28,6 +30,14 @@ struct tg_train_state {
     double *w;
     tg_lbfgs_state lbfgs;
 };
+/* The training rows: t->train's, or across ranks every rank's. */
+static inline int64_t tg_training_rows(const tg_training *t)
+{
+    return t->state && t->state->position ? t->state->rows : t->train->rows;
+}
+/* Across ranks: the data hash of training checkpoints, computed by every rank now (it is a sum over the
+ * ranks' rows, and a save is rank 0's alone). A no-op in one process. */
+int tg_train_hash_ranks(tg_training *t);
 /* optimizer.type lbfgs: the full-batch objective minimised by tg_lbfgs_minimize
  * on t->model over t->train (src/train/full_batch.c). 0 on success. */
 int tg_train_full_batch(const tg_config *cfg, tg_training *t, const tg_train_opts *opts, double started);

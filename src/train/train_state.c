@@ -5,6 +5,7 @@
  * names, the row order, step counts, curves, the last weights under early
  * stopping) and a "training" metadata entry (position, random state, and the
  * settings a resume must repeat). See docs/checkpoint.md. */
+#include "dist/dist.h"
 #include "train/train.h"
 
 #include <cjson/cJSON.h>
@@ -29,6 +30,7 @@ void tg_train_state_free(struct tg_train_state *st)
     tg_dealloc(st->best);
     tg_dealloc(st->settings);
     tg_dealloc(st->w);
+    tg_dealloc(st->position);
     tg_lbfgs_state_free(&st->lbfgs);
     tg_dealloc(st);
 }
@@ -135,7 +137,7 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
               (cfg->data.standardize == TG_STANDARDIZE_SCALE
                    ? cJSON_AddStringToObject(s, "data.standardize", "scale") != NULL
                    : cJSON_AddBoolToObject(s, "data.standardize", cfg->data.standardize) != NULL) &&
-              cJSON_AddNumberToObject(s, "training rows", (double)t->train->rows) &&
+              cJSON_AddNumberToObject(s, "training rows", (double)tg_training_rows(t)) &&
               cJSON_AddNumberToObject(s, "features", (double)t->train->features) &&
               cJSON_AddNumberToObject(s, "classes", (double)t->train->classes) &&
               cJSON_AddStringToObject(s, "model.dtype", tg_dtype_name(cfg->model.dtype)) && add_layers(s, cfg) &&
@@ -181,6 +183,29 @@ static cJSON *settings_of(const tg_config *cfg, const tg_training *t)
         return NULL;
     }
     return s;
+}
+
+int tg_train_hash_ranks(tg_training *t)
+{
+    struct tg_train_state *st = t->state;
+    if (!st->position)
+        return 0;
+    /* each rank's rows hashed, then the ranks' hashes in rank order, then the validation rows (every rank's
+     * whole): the same on every rank, and for the same data split over the same number of ranks */
+    uint64_t mine = hash_rows(0xcbf29ce484222325u, t->train);
+    void *all;
+    size_t *sizes = tg_alloc((size_t)tg_dist_size() * sizeof *sizes), total = 0;
+    if (!sizes || tg_dist_gather_all(&mine, sizeof mine, &all, sizes)) {
+        tg_dealloc(sizes);
+        return -1;
+    }
+    for (int r = 0; r < tg_dist_size(); r++)
+        total += sizes[r];
+    st->data_hash = hash_rows(hash_bytes(0xcbf29ce484222325u, all, total), t->validation);
+    st->hashed = true;
+    tg_dealloc(all);
+    tg_dealloc(sizes);
+    return 0;
 }
 
 /* The hash of the training and validation rows, computed on first use (a save or a resume), not by

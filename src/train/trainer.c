@@ -10,7 +10,9 @@
 #include <math.h>
 #include <string.h>
 
-static int build_model(const tg_config *cfg, const tg_dataset *train, const tg_stream *stream, tg_model **out)
+/* ranks_rows: across ranks, train is this rank's share of that many rows (0 in one process). */
+static int build_model(const tg_config *cfg, const tg_dataset *train, const tg_stream *stream, int64_t ranks_rows,
+                       tg_model **out)
 {
     tg_rng init;
     tg_rng_seed(&init, cfg->seed);
@@ -49,7 +51,8 @@ static int build_model(const tg_config *cfg, const tg_dataset *train, const tg_s
             memcpy(mean, tg_stream_mean(stream), bytes);
             memcpy(std, tg_stream_std(stream), bytes);
         }
-        bad = bad || (!stream && tg_dataset_moments(train, mean, std));
+        bad = bad || (!stream && (ranks_rows ? tg_dataset_moments_ranks(train, ranks_rows, mean, std)
+                                             : tg_dataset_moments(train, mean, std)));
         if (!bad && cfg->data.standardize == TG_STANDARDIZE_SCALE)
             memset(mean, 0, bytes); /* divide by the deviation only */
         bad = bad || tg_model_set_standardization(m, mean, std);
@@ -131,26 +134,33 @@ static int trainer_open_data(trainer *tr)
 {
     split_data d = { 0 };
     if (!tr->given_train && tr->cfg->data.stream)
-        return tg_train_open_stream(tr->cfg, tr->t) ? -1
-                                                    : build_model(tr->cfg, tr->t->train, tr->st->stream, &tr->t->model);
+        return tg_train_open_stream(tr->cfg, tr->t)
+                   ? -1
+                   : build_model(tr->cfg, tr->t->train, tr->st->stream, 0, &tr->t->model);
     if (tr->given_train) {
         if (!(tr->t->train = copy_rows(tr->given_train, NULL)) ||
             !(tr->t->validation = copy_rows(tr->given_validation, tr->given_train)) ||
             !(tr->t->test = copy_rows(NULL, tr->given_train)))
             return -1;
     } else {
-        if (tg_load_and_split(tr->cfg, &tr->st->shuffle, &d)) {
+        /* across ranks, each reads its own part of the training file */
+        if ((tg_dist_parallel() ? tg_load_and_split_ranks : tg_load_and_split)(tr->cfg, &tr->st->shuffle, &d)) {
+            tg_dealloc(d.position);
             tg_split_data_free(&d);
             return -1;
         }
         tr->t->train = d.train;
         tr->t->validation = d.validation;
         tr->t->test = d.test;
+        tr->st->position = d.position;
     }
+    tr->st->rows = tr->st->position ? d.rows : tr->t->train->rows;
     if (tr->cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
         tg_binary_orient(tr->cfg, tr->t->train, tr->t->validation, tr->t->test))
         return -1;
-    return build_model(tr->cfg, tr->t->train, NULL, &tr->t->model);
+    if (tg_train_hash_ranks(tr->t))
+        return -1;
+    return build_model(tr->cfg, tr->t->train, NULL, tr->st->position ? tr->st->rows : 0, &tr->t->model);
 }
 
 /* The largest |x| of the data: what the hint for a diverging run looks at when inputs are not standardized. */
@@ -184,7 +194,7 @@ static int trainer_open_buffers(trainer *tr)
     struct tg_train_state *st = tr->st;
     tg_model *m = t->model;
     int epochs = cfg->train.epochs;
-    int64_t rows = t->train->rows, batch = cfg->train.batch_size < rows ? cfg->train.batch_size : rows;
+    int64_t rows = tg_training_rows(t), batch = cfg->train.batch_size < rows ? cfg->train.batch_size : rows;
     st->rows = rows;
     st->early = cfg->train.patience > 0 && t->validation && t->validation->rows > 0;
     st->best_val = INFINITY;
@@ -195,8 +205,10 @@ static int trainer_open_buffers(trainer *tr)
     st->opt = tg_optimizer_new(&cfg->optimizer, m->n_params, m->params);
     if (st->stream && tg_stream_start(st->stream, batch, m->dtype, m->mean, m->std))
         return -1;
-    if (!st->stream)
-        st->batches = tg_batcher_open(t->train, batch, m->dtype, &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
+    if (!st->stream) /* across ranks: the epoch's order of every rank's rows, whose batches data_parallel.c draws */
+        st->batches = st->position ? tg_batcher_open_order(rows, batch)
+                                   : tg_batcher_open(t->train, batch, m->dtype,
+                                                     &(tg_batcher_opts){ .mean = m->mean, .std = m->std });
     t->train_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_loss = tg_alloc((size_t)epochs * sizeof(double));
     t->val_accuracy = tg_alloc((size_t)epochs * sizeof(double));
@@ -206,14 +218,14 @@ static int trainer_open_buffers(trainer *tr)
     t->steps_per_epoch = st->stream ? tg_stream_batches(st->stream) : tg_batcher_batches(st->batches);
     tr->ce = TG_CE_OPTS_DEFAULT;
     tr->ce.label_smoothing = cfg->loss.label_smoothing;
-    if (tg_loss_weight_tensor(cfg, t->train, m->dtype, &tr->class_weight))
+    if (tg_loss_weight_tensor_ranks(cfg, t->train, st->position ? rows : 0, m->dtype, &tr->class_weight))
         return -1;
     tr->ce.weight = tr->class_weight;
     if (cfg->loss.type == TG_LOSS_BINARY_CROSS_ENTROPY &&
         tg_binary_targets_init(&tr->bce, m->dtype, batch, rows, tr->class_weight != NULL, cfg->loss.pos_weight))
         return -1;
     bool failed;
-    tr->dp = tg_dp_new(cfg, t->train, m, batch, tr->class_weight, st->stream != NULL, &failed);
+    tr->dp = tg_dp_new(cfg, t->train, st->position, rows, m, batch, tr->class_weight, st->stream != NULL, &failed);
     return failed ? -1 : 0;
 }
 
@@ -299,7 +311,7 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
         return -1;
     /* The penalty's gradient per step, scaled as the mean loss is: R / (C n) */
     const tg_penalty *pen = &tr->cfg->loss.penalty;
-    if (pen->type != TG_PENALTY_NONE && tg_penalty_add_grad(pen, m, 1.0 / (pen->C * (double)tr->t->train->rows)))
+    if (pen->type != TG_PENALTY_NONE && tg_penalty_add_grad(pen, m, 1.0 / (pen->C * (double)tg_training_rows(tr->t))))
         return -1;
     if (tr->cfg->train.clip_grad_norm > 0 &&
         tg_clip_grad_norm(m->params, m->n_params, tr->cfg->train.clip_grad_norm) < 0)

@@ -26,8 +26,8 @@ typedef struct {
     batch_buffers blocks;
     binary_targets bce; /* binary_cross_entropy: float targets and row weights */
     tg_tensor *logits[2]; /* one dense linear layer: leaves for a full block and the last one */
-    batch_tensors *kept; /* one dense linear layer: its blocks' rows, gathered at the first evaluation (kept_blocks) */
-    bool gathered;
+    batch_tensors *kept; /* one dense linear layer: its blocks' rows, gathered at the first evaluation (keep_blocks) */
+    bool gathered; /* kept holds them */
     double *grad; /* [n]: the gradient of its blocks, the parameters in order */
     double loss; /* the sum over its blocks */
     char error[256]; /* tg_last_error of a failure (errors are per thread) */

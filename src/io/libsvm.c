@@ -269,10 +269,10 @@ static int add_given_names(libsvm_load *s, const tg_libsvm_opts *o)
 }
 
 /* Moves the loaded arrays into a new data set, giving back what dropped pairs left unused. */
-static tg_dataset *finish(libsvm_load *s)
+static tg_dataset *finish(libsvm_load *s, bool part)
 {
     int64_t features = s->opts->features > 0 ? s->opts->features : s->max_index;
-    if (features == 0)
+    if (features == 0 && !(part && s->rows == 0)) /* across ranks the largest index is every rank's */
         return tg_error("%s: no feature: no line has an index:value pair (set features to load such a file)", s->path);
     tg_dataset *ds = tg_alloc_zeroed(sizeof *ds);
     if (!ds || finish_labels(s, ds)) {
@@ -324,7 +324,7 @@ static tg_dataset *parse_text(libsvm_load *s, size_t pos, int64_t lines, bool pa
     }
     if (part && (tg_label_table_merge_ranks(&s->labels, s->y, s->rows) || tg_dist_max(&s->max_index)))
         return NULL;
-    return finish(s);
+    return finish(s, part);
 }
 
 tg_dataset *tg_libsvm_load(const char *path, const tg_libsvm_opts *opts)

@@ -217,8 +217,7 @@ static int64_t row_of(const split_map *m, int64_t p)
     return m->outer ? m->outer[m->outer_from + i] : i;
 }
 
-static tg_dataset *split_rows(const tg_dataset *part, int64_t first, const split_map *m, int64_t n,
-                              int64_t **positions)
+static tg_dataset *split_rows(const tg_dataset *part, int64_t first, const split_map *m, int64_t n, int64_t **positions)
 {
     int64_t *index = tg_alloc((size_t)(part->rows ? part->rows : 1) * sizeof *index);
     int64_t *position = tg_alloc((size_t)(part->rows ? part->rows : 1) * sizeof *position);
@@ -293,8 +292,7 @@ static int keep_rows(tg_dataset *part, int64_t first, const split_map *m, int64_
 }
 
 /* A split's rows of every rank, on every rank (everyone) or on rank 0. */
-static tg_dataset *gathered_split(const tg_dataset *part, int64_t first, const split_map *m, int64_t n,
-                                  bool everyone)
+static tg_dataset *gathered_split(const tg_dataset *part, int64_t first, const split_map *m, int64_t n, bool everyone)
 {
     int64_t *position = NULL;
     tg_dataset *mine = split_rows(part, first, m, n, &position), *all = NULL;

@@ -12,9 +12,10 @@ liblinear's is one-vs-rest with a penalized bias, so only its accuracy is
 comparable) and the test accuracy. The optimum is scikit-learn's newton-cg
 with tol 1e-10 (its time is shown too). Prints a Markdown table.
 
-usage: bench/solver.py [--quick] [--cli PATH] [--fashion-newton] [--C C] [--fashion-only]
+usage: bench/solver.py [--quick] [--repeats N] [--cli PATH] [--fashion-newton] [--C C] [--fashion-only]
   --quick           digits only
   --fashion-only    Fashion-MNIST only
+  --repeats N       run each digits row N times and report the median wall and CPU times (default 1)
   --fashion-newton  also run newton-cg on Fashion-MNIST (slow at C = 1) for its optimum
   --C C             inverse regularization strength (default 1; the stored
                     Fashion-MNIST optimum is for C = 1 only)
@@ -23,6 +24,7 @@ import argparse
 import gzip
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,6 +89,13 @@ def timed(cmd):
     return took, done.stdout
 
 
+def repeated(repeats, run):
+    """run() `repeats` times, interleaved with nothing else: its last result with the median wall and CPU times."""
+    results = [run() for _ in range(repeats)]
+    took = tuple(statistics.median(r[0][i] for r in results) for i in range(2))
+    return (took,) + tuple(results[-1][1:])
+
+
 def run_tapegrad(cli, config, tmp, name):
     path = os.path.join(tmp, name + ".json")
     with open(path, "w") as f:
@@ -95,7 +104,6 @@ def run_tapegrad(cli, config, tmp, name):
     report = json.loads(out)
     solver = report["solver"]
     note = f"{solver['iterations']} iterations, {solver['status']}"
-    print(f"  {note}", file=sys.stderr)
     return took, solver["objective"], report["test"]["accuracy"], note
 
 
@@ -115,8 +123,9 @@ def run_sklearn(Xtr, ytr, Xte, yte, C, **kw):
 def run_liblinear(Xtr, ytr, Xte, yte, C, tmp, name):
     train, test = os.path.join(tmp, name + ".train.svm"), os.path.join(tmp, name + ".test.svm")
     model, out = os.path.join(tmp, name + ".liblinear"), os.path.join(tmp, name + ".out")
-    write_svm(train, Xtr, ytr)
-    write_svm(test, Xte, yte)
+    if not os.path.exists(train):
+        write_svm(train, Xtr, ytr)
+        write_svm(test, Xte, yte)
     took, _ = timed(["liblinear-train", "-q", "-s", "0", "-c", str(C), "-B", "1", train, model])
     _, printed = timed(["liblinear-predict", test, model, out])
     accuracy = float(printed.split("Accuracy = ")[1].split("%")[0]) / 100
@@ -156,6 +165,7 @@ def workloads(args, tmp):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--fashion-newton", action="store_true")
     p.add_argument("--fashion-only", action="store_true")
     p.add_argument("--C", type=float, default=1.0)
@@ -169,24 +179,31 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name, data, xtr, ytr, xte, yte, newton in workloads(args, tmp):
             Xtr, Xte = standardize(xtr, xte)
+            k = args.repeats if name.startswith("digits") else 1
+
+            def rerun(run, *a, **kw):
+                return repeated(k, lambda: run(*a, **kw))
+
             print(f"{name}: tapegrad", file=sys.stderr)
             config = {"data": data, "model": {"dtype": "float64", "layers": [{"type": "linear", "out": 10}]},
                       "loss": {"penalty": "l2", "C": C}, "optimizer": {"type": "lbfgs"}}
-            rows = [("tapegrad train (lbfgs), whole process", run_tapegrad(cli, config, tmp, "tg"))]
+            rows = [("tapegrad train (lbfgs), whole process", rerun(run_tapegrad, cli, config, tmp, "tg"))]
+            print(f"  {rows[0][1][3]}", file=sys.stderr)
             if name.startswith("Fashion"):  # as many iterations as scikit-learn's default max_iter
                 config["optimizer"]["max_iter"] = 100
                 rows.append(("tapegrad train (lbfgs, max_iter 100), whole process",
                              run_tapegrad(cli, config, tmp, "tg100")))
             print(f"{name}: scikit-learn", file=sys.stderr)
-            rows.append(("scikit-learn lbfgs (defaults), fit only", run_sklearn(Xtr, ytr, Xte, yte, C)))
+            rows.append(("scikit-learn lbfgs (defaults), fit only", rerun(run_sklearn, Xtr, ytr, Xte, yte, C)))
             if not name.startswith("Fashion"):
                 rows.append(("scikit-learn lbfgs max_iter 10000 tol 1e-10, fit only",
-                             run_sklearn(Xtr, ytr, Xte, yte, C, max_iter=10000, tol=1e-10)))
+                             rerun(run_sklearn, Xtr, ytr, Xte, yte, C, max_iter=10000, tol=1e-10)))
             if newton:
                 rows.append(("scikit-learn newton-cg tol 1e-10 (the optimum), fit only",
-                             run_sklearn(Xtr, ytr, Xte, yte, C, solver="newton-cg", tol=1e-10, max_iter=10000)))
+                             rerun(run_sklearn, Xtr, ytr, Xte, yte, C, solver="newton-cg", tol=1e-10, max_iter=10000)))
             print(f"{name}: liblinear", file=sys.stderr)
-            rows.append(("liblinear-train -s 0 -B 1, whole process", run_liblinear(Xtr, ytr, Xte, yte, C, tmp, "ll")))
+            rows.append(("liblinear-train -s 0 -B 1, whole process",
+                         rerun(run_liblinear, Xtr, ytr, Xte, yte, C, tmp, "ll")))
             if name.startswith("Fashion") and not newton and C == 1.0:  # its optimum, measured once: newton-cg takes ~25 CPU-minutes
                 rows.append(("scikit-learn newton-cg tol 1e-10 (the optimum), measured 2026-12-03, not rerun",
                              ((float("nan"), FASHION_NEWTON_CPU), FASHION_OPTIMUM, FASHION_OPTIMUM_ACCURACY,
@@ -194,10 +211,13 @@ def main():
             best = min(r[1] for _, r in rows if not np.isnan(r[1]))
             for system, (took, obj, acc, note) in rows:
                 rel = "" if np.isnan(obj) else f"{(obj - best) / best:.1e}"
-                wall = "" if np.isnan(took[0]) else f"{took[0]:.2f}"
-                lines.append(f"| {name} | {system} | {wall} | {took[1]:.2f} | {'' if np.isnan(obj) else f'{obj:.8g}'} | {rel} "
+                wall = "" if np.isnan(took[0]) else f"{took[0]:.3f}"
+                lines.append(f"| {name} | {system} | {wall} | {took[1]:.3f} | {'' if np.isnan(obj) else f'{obj:.8g}'} | {rel} "
                              f"| {acc:.4f} | {note} |")
-    print(f"load average {os.getloadavg()[0]:.2f}; C = {C}; threads: the machine's ({os.cpu_count()})\n")
+    times = "times: one run"
+    if args.repeats > 1:
+        times = f"times: medians of {args.repeats} runs on digits" + ("" if args.quick else ", one run on Fashion-MNIST")
+    print(f"load average {os.getloadavg()[0]:.2f}; C = {C}; threads: the machine's ({os.cpu_count()}); {times}\n")
     print("\n".join(lines))
 
 

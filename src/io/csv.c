@@ -255,6 +255,7 @@ static cell_kind parse_number(const char *s, double *value)
     size_t digits = 0;
     for (; is_digit(*p); p++)
         digits++;
+    bool whole_number = *p != '.' && *p != 'e' && *p != 'E';
     if (*p == '.')
         for (p++; is_digit(*p); p++)
             digits++;
@@ -271,6 +272,13 @@ static cell_kind parse_number(const char *s, double *value)
     }
     if (*p != '\0')
         return CELL_NOT_NUMBER;
+    if (whole_number && digits <= 15) { /* a whole number below 10^15: exact in a double, as strtod gives it */
+        double v = 0;
+        for (const char *d = s + (*s == '+' || *s == '-'); d < p; d++)
+            v = v * 10 + (*d - '0');
+        *value = *s == '-' ? -v : v;
+        return CELL_NUMBER;
+    }
 
     /* strtod reads the locale's decimal point: hand it one it knows. */
     size_t len = (size_t)(p - s);

@@ -32,19 +32,34 @@ typedef struct {
     bool not_finite; /* a point of this line search had a NaN or Inf objective or gradient */
 } solver;
 
+/* Eight partial sums (maxima) in a fixed order, so that the loops vectorise: a single running sum paid an
+ * add's latency per element, a twentieth of digits' whole run in the two-loop recursion alone. */
+#define PARTS 8
+
 static double dot(int64_t n, const double *a, const double *b)
 {
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
+    double part[PARTS] = { 0 }, tail = 0;
+    int64_t i = 0;
+    for (; i + PARTS <= n; i += PARTS)
+        for (int k = 0; k < PARTS; k++)
+            part[k] += a[i + k] * b[i + k];
+    for (; i < n; i++)
+        tail += a[i] * b[i];
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7])) + tail;
 }
 
+/* max |a_i|, NaNs skipped (as fmax does) */
 static double max_abs(int64_t n, const double *a)
 {
-    double m = 0;
-    for (int64_t i = 0; i < n; i++)
-        m = fmax(m, fabs(a[i]));
+    double part[PARTS] = { 0 }, m = 0;
+    int64_t i = 0;
+    for (; i + PARTS <= n; i += PARTS)
+        for (int k = 0; k < PARTS; k++)
+            part[k] = fabs(a[i + k]) > part[k] ? fabs(a[i + k]) : part[k];
+    for (; i < n; i++)
+        m = fabs(a[i]) > m ? fabs(a[i]) : m;
+    for (int k = 0; k < PARTS; k++)
+        m = part[k] > m ? part[k] : m;
     return m;
 }
 

@@ -26,6 +26,8 @@ typedef struct {
     batch_buffers blocks;
     binary_targets bce; /* binary_cross_entropy: float targets and row weights */
     tg_tensor *logits[2]; /* one dense linear layer: leaves for a full block and the last one */
+    batch_tensors *kept; /* one dense linear layer: its blocks' rows, gathered at the first evaluation (keep_blocks) */
+    bool gathered; /* kept holds them */
     double *grad; /* [n]: the gradient of its blocks, the parameters in order */
     double loss; /* the sum over its blocks */
     char error[256]; /* tg_last_error of a failure (errors are per thread) */
@@ -47,6 +49,7 @@ typedef struct {
     unsigned char *mask; /* 1 on weights, 0 on biases */
     int64_t n; /* parameters */
     bool one_linear; /* dense rows into one linear layer: its products by linear_blocks.c, the loss on the tape */
+    bool fused_ce; /* and a plain cross-entropy (no class weights or smoothing): the loss by linear_blocks.c too */
     tg_training *t;
     const tg_train_opts *opts; /* progress, and checkpoints every opts->checkpoint_every iterations */
     bool checkpoint_failed;
@@ -74,29 +77,38 @@ static tg_tensor *block_loss(full_batch *fb, worker *wk, tg_tensor *logits, batc
     return tg_binary_cross_entropy_with_logits(wk->tape, logits, target, &bce);
 }
 
-/* A block through the tape: the model's forward (a CSR slice goes through its sparse first layer) and backward. */
-static tg_tensor *block_on_tape(full_batch *fb, worker *wk, batch_tensors bt)
+/* A block through the tape: the model's forward (a CSR slice goes through its sparse first layer) and backward.
+ * Its loss into *loss; 0, or -1 with the error set. */
+static int block_on_tape(full_batch *fb, worker *wk, batch_tensors bt, double *loss)
 {
     tg_tensor *logits = tg_model_forward_batch(wk->model, wk->tape, bt, wk->model->params);
-    tg_tensor *loss = logits ? block_loss(fb, wk, logits, bt) : NULL;
-    return loss && !tg_backward(wk->tape, loss) ? loss : NULL;
+    tg_tensor *value = logits ? block_loss(fb, wk, logits, bt) : NULL;
+    if (!value || tg_backward(wk->tape, value))
+        return -1;
+    *loss = tg_get(value, 0);
+    return 0;
 }
 
 /* A block into one dense linear layer: its logits and weight gradient by
- * linear_blocks.c's kernels, only the loss on the tape. */
-static tg_tensor *block_one_linear(full_batch *fb, worker *wk, batch_tensors bt, int64_t n)
+ * linear_blocks.c's kernels, the loss and the logits' gradient by its
+ * softmax cross-entropy when that applies (fused_ce), else on the tape. */
+static int block_one_linear(full_batch *fb, worker *wk, batch_tensors bt, int64_t n, double *loss)
 {
     const tg_model *m = wk->model;
     tg_tensor *logits = wk->logits[n == fb->block ? 0 : 1];
     int64_t out = m->layers[0].out, d = m->inputs;
-    const double *x = bt.x->data, *bias = m->n_params > 1 ? m->params[1]->data : NULL;
+    const double *x = bt.x->data, *bias = m->n_params > 1 ? m->params[1]->data : NULL, *g = logits->data;
     tg_block_logits(n, d, out, x, m->params[0]->data, bias, logits->data);
-    tg_zero_grad(logits);
-    tg_tensor *loss = block_loss(fb, wk, logits, bt);
-    if (!loss || tg_backward(wk->tape, loss))
-        return NULL;
-    tg_block_weight_grad(n, d, out, x, tg_grad(logits)->data, wk->grad, bias ? wk->grad + out * d : NULL);
-    return loss;
+    if (!fb->fused_ce || tg_block_softmax_cross_entropy(n, out, bt.y->data, logits->data, loss)) {
+        tg_zero_grad(logits);
+        tg_tensor *value = block_loss(fb, wk, logits, bt);
+        if (!value || tg_backward(wk->tape, value))
+            return -1;
+        *loss = tg_get(value, 0);
+        g = tg_grad(logits)->data;
+    }
+    tg_block_weight_grad(n, d, out, x, g, wk->grad, bias ? wk->grad + out * d : NULL);
+    return 0;
 }
 
 /* Worker id's blocks at w: the sum of their losses into wk->loss, of their gradients into wk->grad. 0 on success. */
@@ -104,24 +116,25 @@ static int worker_blocks(full_batch *fb, int id, const double *w)
 {
     worker *wk = &fb->workers[id];
     tg_model *m = wk->model;
+    int64_t k = 0; /* the worker's block count so far */
     params_from(m, w);
     for (int i = 0; i < m->n_params; i++)
         tg_zero_grad(m->params[i]);
     memset(wk->grad, 0, (size_t)fb->n * sizeof *wk->grad);
     wk->loss = 0;
-    for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers) {
+    for (int64_t b = id; b < fb->n_blocks; b += fb->n_workers, k++) {
         int64_t start = fb->first + b * fb->block, n = fb->end - start < fb->block ? fb->end - start : fb->block;
-        batch_tensors bt = tg_batch_buffers_for(&wk->blocks, n);
+        batch_tensors bt = wk->kept ? wk->kept[k] : tg_batch_buffers_for(&wk->blocks, n);
         tg_tape_reset(wk->tape);
-        tg_tensor *loss = NULL;
-        if (!tg_gather_rows(fb->source, fb->train, NULL, start, n, bt))
-            loss = fb->one_linear ? block_one_linear(fb, wk, bt, n) : block_on_tape(fb, wk, bt);
-        if (!loss) {
+        double loss = 0;
+        if ((!wk->gathered && tg_gather_rows(fb->source, fb->train, NULL, start, n, bt)) ||
+            (fb->one_linear ? block_one_linear(fb, wk, bt, n, &loss) : block_on_tape(fb, wk, bt, &loss))) {
             snprintf(wk->error, sizeof wk->error, "%s", tg_last_error());
             return -1;
         }
-        wk->loss += tg_get(loss, 0);
+        wk->loss += loss;
     }
+    wk->gathered = wk->kept != NULL;
     double *g = wk->grad; /* the tape's gradients, in the same flat order */
     for (int i = 0; !fb->one_linear && i < m->n_params; g += m->params[i]->numel, i++)
         if (m->params[i]->grad)
@@ -271,6 +284,33 @@ static int open_workers(full_batch *fb, const tg_model *m)
     return 0;
 }
 
+/* A one-linear-layer model's blocks keep their gathered rows when all of them take at most this many bytes:
+ * gathering (float32 to float64, standardized) at every evaluation was a tenth of digits' solve. */
+#define KEPT_BYTES_MAX (INT64_C(64) << 20)
+
+/* Each worker's own tensors for its blocks' rows and labels, when fb->one_linear and they fit KEPT_BYTES_MAX. */
+static int keep_blocks(full_batch *fb)
+{
+    int64_t d = fb->source->inputs, rows = fb->end - fb->first;
+    if (!fb->one_linear || rows > KEPT_BYTES_MAX / (int64_t)sizeof(double) / (d + 1))
+        return 0;
+    for (int id = 0; id < fb->n_workers; id++) {
+        worker *wk = &fb->workers[id];
+        int64_t count = (fb->n_blocks - id + fb->n_workers - 1) / fb->n_workers;
+        if (count > 0 && !(wk->kept = tg_alloc_zeroed((size_t)count * sizeof *wk->kept)))
+            return -1;
+        for (int64_t k = 0; k < count; k++) {
+            int64_t start = (id + k * fb->n_workers) * fb->block,
+                    n = rows - start < fb->block ? rows - start : fb->block;
+            wk->kept[k].x = tg_tensor_new(TG_F64, 2, (int64_t[]){ n, d });
+            wk->kept[k].y = tg_tensor_new(TG_I64, 1, (int64_t[]){ n });
+            if (!wk->kept[k].x || !wk->kept[k].y)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 static int open_full_batch(full_batch *fb, tg_model *m)
 {
     const tg_config *cfg = fb->cfg;
@@ -282,7 +322,7 @@ static int open_full_batch(full_batch *fb, tg_model *m)
     bool shards = fb->t->state->position != NULL;
     if (tg_dp_check_same_run(cfg, fb->train, fb->rows) ||
         tg_loss_weight_tensor_ranks(cfg, fb->train, shards ? fb->rows : 0, TG_F64, &fb->class_weight) ||
-        open_workers(fb, m))
+        open_workers(fb, m) || keep_blocks(fb))
         return -1;
     fb->mask = tg_alloc_zeroed((size_t)fb->n);
     tg_training *t = fb->t;
@@ -307,6 +347,8 @@ static int open_full_batch(full_batch *fb, tg_model *m)
     fb->ce.reduction = TG_SUM;
     fb->ce.label_smoothing = cfg->loss.label_smoothing;
     fb->ce.weight = fb->class_weight;
+    fb->fused_ce =
+        fb->one_linear && cfg->loss.type == TG_LOSS_CROSS_ENTROPY && !fb->class_weight && fb->ce.label_smoothing == 0;
     double l1, l2, scale = 1.0 / (cfg->loss.penalty.C * (double)fb->rows);
     tg_penalty_parts(&cfg->loss.penalty, &l1, &l2);
     fb->l2 = l2 * scale;
@@ -323,6 +365,12 @@ static void close_full_batch(full_batch *fb)
         tg_tensor_free(fb->workers[id].logits[0]);
         tg_tensor_free(fb->workers[id].logits[1]);
         tg_dealloc(fb->workers[id].grad);
+        int64_t kept = (fb->n_blocks - id + fb->n_workers - 1) / fb->n_workers;
+        for (int64_t k = 0; fb->workers[id].kept && k < kept; k++) {
+            tg_tensor_free(fb->workers[id].kept[k].x);
+            tg_tensor_free(fb->workers[id].kept[k].y);
+        }
+        tg_dealloc(fb->workers[id].kept);
     }
     tg_dealloc(fb->workers);
     tg_tensor_free(fb->class_weight);

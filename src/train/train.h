@@ -52,6 +52,10 @@ extern int64_t tg_full_batch_min_work;
  * sums of g [n, out] (gb may be NULL). Fused multiply-adds: the same bits run to run, not tg_linear's bits. */
 void tg_block_logits(int64_t n, int64_t d, int64_t out, const double *x, const double *w, const double *b, double *z);
 void tg_block_weight_grad(int64_t n, int64_t d, int64_t out, const double *x, const double *g, double *gw, double *gb);
+/* Cross-entropy (reduction sum, no class weights or smoothing) of logits z [n, out] against class ids y [n]:
+ * the sum into *loss, z overwritten by its gradient softmax(z) - onehot(y). -1, with z untouched and no error
+ * set, when a label is outside [0, out) (the tape's tg_cross_entropy then decides: ignore_index or an error). */
+int tg_block_softmax_cross_entropy(int64_t n, int64_t out, const int64_t *y, double *z, double *loss);
 /* data.stream: opens the training file as a stream (st->stream), the test file, an empty validation
  * set, and refuses what a stream cannot do (src/train/stream_data.c). */
 int tg_train_open_stream(const tg_config *cfg, tg_training *t);

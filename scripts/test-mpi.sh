@@ -162,12 +162,12 @@ echo "== 3. each rank holds its own part of the data"
 if [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   $py tests/mpi/config.py examples/fashion_mnist.json "$tmp/fashion_rss.json" train.epochs=1
   for np in 1 2; do
-    "${mpi[@]}" -np $np bash -c "/usr/bin/time -f \"rank \$OMPI_COMM_WORLD_RANK %M\" $cli train $tmp/fashion_rss.json \
-      --quiet --out $tmp/rss$np.safetensors 2>>$tmp/rss$np.txt >/dev/null"
+    "${mpi[@]}" -np $np bash -c "/usr/bin/time -o $tmp/rss$np.\$OMPI_COMM_WORLD_RANK -f %M $cli train \
+      $tmp/fashion_rss.json --quiet --out $tmp/rss$np.safetensors >/dev/null"
   done
-  one=$(awk '$2 == 0 {print $3}' "$tmp/rss1.txt")
-  other=$(awk '$2 == 1 {print $3}' "$tmp/rss2.txt")
-  lead=$(awk '$2 == 0 {print $3}' "$tmp/rss2.txt")
+  one=$(cat "$tmp/rss1.0")
+  other=$(cat "$tmp/rss2.1")
+  lead=$(cat "$tmp/rss2.0")
   if [ -n "$one" ] && [ -n "$other" ] && [ "$other" -lt $((one - 61440)) ]; then
     echo "Fashion-MNIST peak RSS: np 1 $((one / 1024)) MiB; np 2 rank 0 $((lead / 1024)) MiB, rank 1 $((other / 1024)) MiB"
   else

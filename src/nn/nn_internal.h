@@ -31,7 +31,9 @@ extern const char *const tg_layer_names[];
 
 /* Reused input and label tensors for batches of `size` rows, and a second pair
  * for the final, shorter batch when `size` does not divide the row count: a
- * tensor's shape is never rewritten after it is made. Sparse data go into one
+ * tensor's shape is never rewritten after it is made (one exception: across
+ * MPI ranks, src/train/data_parallel.c cuts a full batch's first dimension to
+ * the rows a rank holds of each batch). Sparse data go into one
  * reused CSR batch instead of x (its buffers grow to the largest batch). */
 typedef struct {
     tg_tensor *x, *y; /* x: dense rows, NULL for sparse data; y is NULL when labels are not wanted */

@@ -862,7 +862,10 @@ typedef struct {
     tg_model *model;
     tg_dataset *train, *validation, *test; /* raw features: the model standardizes as it reads them. With
                                               data.stream, train describes the file (rows, features, classes,
-                                              names) with x and y NULL, and validation is empty */
+                                              names) with x and y NULL, and validation is empty. Across MPI
+                                              ranks (docs/distributed.md) train holds this rank's rows only
+                                              (tg_training_rows counts every rank's), and test is empty on
+                                              every rank but 0 */
     int epochs_run;
     int stopped_early;
     /* per epoch: train loss, validation loss, validation accuracy ([epochs_run] each) */
@@ -898,6 +901,8 @@ TG_API int tg_config_load_data(const tg_config *cfg, tg_dataset **train, tg_data
  * last good weights, solver.status saying which and tg_last_error the message. */
 TG_API tg_training *tg_train_config(const tg_config *cfg, tg_progress_fn progress, void *ctx);
 TG_API void tg_training_free(tg_training *t);
+/* The training rows of t: t->train->rows, or across MPI ranks every rank's (0 for NULL). */
+TG_API int64_t tg_training_rows(const tg_training *t);
 /* The same training on data sets the caller gives (cross-validation folds)
  * instead of the files the config names; the config's data section is not
  * read. train is required; validation may be NULL (no early stopping). Both

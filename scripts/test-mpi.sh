@@ -178,20 +178,44 @@ else
 fi
 
 echo "== 4. faults"
-# Rank 1 is given a config whose data file is missing (mpirun's MPMD form: one program per rank).
-$py tests/mpi/config.py examples/digits.json "$tmp/missing.json" data.train='"/nonexistent/digits.csv"'
-started=$(date +%s)
-rc=0
-timeout 60 "${mpi[@]}" -np 1 "$cli" train "$tmp/digits_sgd.json" --quiet --out "$tmp/fault.safetensors" : \
-  -np 1 "$cli" train "$tmp/missing.json" --quiet --out "$tmp/fault.safetensors" >"$tmp/fault.out" 2>&1 || rc=$?
-took=$(($(date +%s) - started))
-if [ $rc -eq 0 ] || [ $rc -eq 124 ]; then
-  bad "a rank without its data: exit status $rc (0: it went on; 124: it hung)"
-elif ! grep -q "rank 1 of 2.*/nonexistent/digits.csv" "$tmp/fault.out"; then
-  bad "a rank without its data: no message naming rank 1 and the file: $(cat "$tmp/fault.out")"
-else
-  echo "a rank without its data: every rank stopped after ${took}s (exit $rc): $(grep -m1 'rank 1 of 2' "$tmp/fault.out")"
-fi
+# Rank 1's node lacks the data file, then holds another copy of it: the same config text in two folders
+# (its data path is relative to the config's folder), the file in the first only, then a copy with one
+# value changed (mpirun's MPMD form: one program per rank).
+mkdir -p "$tmp/node0" "$tmp/node1"
+cp data/digits.csv "$tmp/node0/digits.csv"
+$py tests/mpi/config.py examples/digits.json "$tmp/node0/run.json" train.epochs=1
+$py - "$tmp/node0/run.json" "$tmp/node1/run.json" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["data"]["train"] = "digits.csv"
+for path in sys.argv[1:]:
+    json.dump(config, open(path, "w"), indent=1)
+PY
+node_fault() { # name expected-message
+  local started rc=0 took
+  started=$(date +%s)
+  timeout 60 "${mpi[@]}" -np 1 "$cli" train "$tmp/node0/run.json" --quiet --out "$tmp/fault.safetensors" : \
+    -np 1 "$cli" train "$tmp/node1/run.json" --quiet --out "$tmp/fault.safetensors" >"$tmp/fault.out" 2>&1 || rc=$?
+  took=$(($(date +%s) - started))
+  if [ $rc -eq 0 ] || [ $rc -eq 124 ]; then
+    bad "$1: exit status $rc (0: it went on; 124: it hung)"
+  elif ! grep -q "rank 1 of 2.*$2" "$tmp/fault.out"; then
+    bad "$1: no message naming rank 1 and the file: $(cat "$tmp/fault.out")"
+  else
+    echo "$1: every rank stopped after ${took}s (exit $rc): $(grep -m1 'rank 1 of 2' "$tmp/fault.out")"
+  fi
+}
+node_fault "a rank without its data" "node1/digits.csv: cannot open"
+cp data/digits.csv "$tmp/node1/digits.csv"
+$py - "$tmp/node1/digits.csv" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines(True)
+cells = lines[-1].split(",")
+cells[0] = "9" if cells[0] != "9" else "8"
+lines[-1] = ",".join(cells)
+open(sys.argv[1], "w").write("".join(lines))
+PY
+node_fault "a rank with another copy of the data" "rank 1's copy is not rank 0's"
 [ -e "$tmp/fault.safetensors" ] && bad "a failed run saved a model"
 
 # Rank 1 is given another config (another seed): it says so and ends the job instead of training apart.

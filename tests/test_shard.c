@@ -210,3 +210,20 @@ Test(shard, idx_parts_are_row_ranges)
     free(lp);
     free(dir);
 }
+
+/* A byte order mark in front of a data line (no header): the first line starts at byte 0 for every part,
+ * so when the first cut falls inside the mark the line is still read once (it was read by none). */
+Test(shard, csv_byte_order_mark_before_a_data_line)
+{
+    char *dir = make_temp_dir("tapegrad-shard");
+    char *path = write_text(dir, "bom.csv",
+                            "\xEF\xBB\xBF"
+                            "1,2,a\n3,4,b\n");
+    tg_dataset *whole = tg_csv_load(path, NULL);
+    cr_assert_not_null(whole, "%s", tg_last_error());
+    cr_assert_eq(whole->rows, 2);
+    check_parts(path, whole, csv_part, 2);
+    tg_dataset_free(whole);
+    free(path);
+    free(dir);
+}

@@ -354,7 +354,7 @@ static int report_finished(const options *o, const tg_config *cfg, const tg_trai
 {
     tg_eval ev = { 0 };
     if (t->test->rows == 0) {
-        int64_t rows = t->train->rows + t->validation->rows;
+        int64_t rows = tg_training_rows(t) + t->validation->rows;
         if (cfg->data.test)
             return fail("the test set %s has no rows", cfg->data.test);
         /* test_split > 0 was checked before training: the split rounded to no row */

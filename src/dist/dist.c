@@ -183,6 +183,19 @@ int tg_dist_sum(void *buf, int64_t n, tg_dtype dtype)
     return 0;
 }
 
+/* Waits for a point-to-point transfer of at most 1 GiB (one MPI count). */
+static int transfer(void *buf, size_t bytes, int peer, bool receive)
+{
+    MPI_Request req;
+    const char *call = receive ? "MPI_Irecv" : "MPI_Isend";
+    int code = receive ? MPI_Irecv(buf, (int)bytes, MPI_BYTE, peer, 0, MPI_COMM_WORLD, &req)
+                       : MPI_Isend(buf, (int)bytes, MPI_BYTE, peer, 0, MPI_COMM_WORLD, &req);
+    return code == MPI_SUCCESS ? wait_for(&req, call) : mpi_failed(call, code);
+}
+
+/* The sizes by broadcasts (every rank learns them), then root says whether it has room (so that no rank
+ * sends into a failed receive), then each rank's bytes to root in pieces of at most 1 GiB, rank by rank:
+ * no count is capped at 2^31 bytes. */
 int tg_dist_gather(const void *mine, size_t bytes, void **all, size_t *sizes, int root)
 {
     *all = NULL;
@@ -193,50 +206,45 @@ int tg_dist_gather(const void *mine, size_t bytes, void **all, size_t *sizes, in
         sizes[0] = bytes;
         return 0;
     }
-    if (bytes > INT32_MAX)
-        return tg_error("dist: rank %d gathers %zu bytes, more than one MPI call sends", dist_rank, bytes), -1;
-    int count = (int)bytes, *counts = NULL, *offsets = NULL;
-    char *out = NULL;
+    size_t total = 0;
+    for (int r = 0; r < dist_size; r++) {
+        uint64_t size = r == dist_rank ? (uint64_t)bytes : 0;
+        if (tg_dist_broadcast(&size, sizeof size, r))
+            return -1;
+        sizes[r] = (size_t)size;
+        total = size > SIZE_MAX - total ? SIZE_MAX : total + (size_t)size;
+    }
     bool lead = dist_rank == root;
-    if (lead && (!(counts = tg_alloc((size_t)dist_size * sizeof *counts)) ||
-                 !(offsets = tg_alloc((size_t)dist_size * sizeof *offsets))))
-        goto fail;
-    MPI_Request req;
-    int code = MPI_Igather(&count, 1, MPI_INT, counts, 1, MPI_INT, root, MPI_COMM_WORLD, &req);
-    if (code != MPI_SUCCESS ? mpi_failed("MPI_Igather", code) : wait_for(&req, "MPI_Igather"))
-        goto fail;
-    int64_t total = 0;
-    for (int r = 0; lead && r < dist_size; r++) {
-        offsets[r] = (int)total;
-        total += counts[r];
-        sizes[r] = (size_t)counts[r];
+    char *out = lead && total < SIZE_MAX ? tg_alloc(total ? total : 1) : NULL;
+    char lead_error[256] = "";
+    if (lead && !out)
+        snprintf(lead_error, sizeof lead_error, "%s", total < SIZE_MAX ? tg_last_error() : "more bytes than fit");
+    unsigned char go = !lead || out ? 1 : 0;
+    if (tg_dist_broadcast(&go, 1, root) || tg_dist_broadcast(lead_error, sizeof lead_error, root)) {
+        tg_dealloc(out);
+        return -1;
     }
-    /* a root that cannot take it all still joins the gather (with room for nothing), then fails */
-    bool too_much = lead && total > INT32_MAX;
-    if (lead && !too_much && !(out = tg_alloc((size_t)(total ? total : 1))))
-        too_much = true;
-    if (too_much)
-        for (int r = 0; r < dist_size; r++)
-            counts[r] = 0;
-    code =
-        MPI_Igatherv(mine, too_much ? 0 : count, MPI_BYTE, out, counts, offsets, MPI_BYTE, root, MPI_COMM_WORLD, &req);
-    if (code != MPI_SUCCESS ? mpi_failed("MPI_Igatherv", code) : wait_for(&req, "MPI_Igatherv"))
-        goto fail;
-    if (too_much) {
-        if (out == NULL && total <= INT32_MAX)
-            goto fail; /* the allocation's error is set */
-        tg_error("dist: rank %d gathers %lld bytes, more than one MPI call receives", dist_rank, (long long)total);
-        goto fail;
+    if (!go) {
+        if (!lead)
+            tg_error("dist: rank %d could not take the gathered rows: %s", root, lead_error);
+        return -1;
     }
-    tg_dealloc(counts);
-    tg_dealloc(offsets);
+    size_t at = 0;
+    for (int r = 0; r < dist_size; r++) {
+        if (lead && r == root && bytes)
+            memcpy(out + at, mine, bytes);
+        for (size_t done = 0; r != root && (lead || r == dist_rank) && done < sizes[r];) {
+            size_t piece = sizes[r] - done < ((size_t)1 << 30) ? sizes[r] - done : (size_t)1 << 30;
+            if (transfer(lead ? out + at + done : (char *)mine + done, piece, lead ? r : root, lead)) {
+                tg_dealloc(out);
+                return -1;
+            }
+            done += piece;
+        }
+        at += sizes[r];
+    }
     *all = out;
     return 0;
-fail:
-    tg_dealloc(counts);
-    tg_dealloc(offsets);
-    tg_dealloc(out);
-    return -1;
 }
 
 #else /* one process */

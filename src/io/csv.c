@@ -921,7 +921,7 @@ static int part_columns(csv_load *s, const tg_csv_opts *o, int64_t *at)
 
 /* The part's rows (non-blank lines starting before `end`, the header skipped): counted when row is NULL,
  * else parsed, *row counting them. */
-static int part_rows(csv_load *s, int64_t end, int64_t header_at, int64_t *row, bool parse)
+static int part_rows(csv_load *s, int64_t end, int64_t header_at, int64_t bom, int64_t *row, bool parse)
 {
     line_reader *r = &s->reader;
     char *text;
@@ -930,7 +930,7 @@ static int part_rows(csv_load *s, int64_t end, int64_t header_at, int64_t *row, 
     *row = 0;
     while ((got = reader_next(r, &text, &len)) == 1) {
         int64_t offset = r->base + (int64_t)(text - r->buf), n;
-        if (offset >= end)
+        if ((offset == bom ? 0 : offset) >= end) /* after a byte order mark (bom 3) the first line starts at 0 */
             return 0;
         if (is_blank(text, len) || offset == header_at)
             continue;
@@ -962,9 +962,12 @@ tg_dataset *tg_csv_load_part(const char *path, const tg_csv_opts *opts, int part
     /* byte cuts size * p / parts, without the product's overflow */
     int64_t cut = size / parts * part + size % parts * part / parts,
             end = size / parts * (part + 1) + size % parts * (part + 1) / parts;
-    if (reader_start(r) || part_columns(&s, o, &header_at) || part_start(r, cut, size, &from, &lines))
+    if (reader_start(r))
         goto done;
-    if (from < end && part_rows(&s, end, header_at, &counted, false))
+    int64_t bom = r->base; /* 3 after a byte order mark, else 0 */
+    if (part_columns(&s, o, &header_at) || part_start(r, cut, size, &from, &lines))
+        goto done;
+    if (from < end && part_rows(&s, end, header_at, bom, &counted, false))
         goto done;
     if (from >= end)
         counted = 0;
@@ -977,8 +980,8 @@ tg_dataset *tg_csv_load_part(const char *path, const tg_csv_opts *opts, int part
     s.y = s.x ? tg_alloc((size_t)(counted ? counted : 1) * sizeof(int64_t)) : NULL;
     if (!s.y)
         goto done;
-    if (counted > 0 &&
-        ((from == 0 ? reader_start(r) : reader_seek(r, from, lines)) || part_rows(&s, end, header_at, &parsed, true)))
+    if (counted > 0 && ((from == 0 ? reader_start(r) : reader_seek(r, from, lines)) ||
+                        part_rows(&s, end, header_at, bom, &parsed, true)))
         goto done;
     if (counted > 0 && parsed != counted) {
         tg_error("%s: the file changed while it was read (%lld rows counted in bytes %lld to %lld, then %lld)", path,

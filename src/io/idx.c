@@ -241,7 +241,10 @@ tg_dataset *tg_idx_load_part(const char *images_path, const char *labels_path, d
     }
     /* What the data set will hold: float32 pixels and int64 labels. More than the machine has fails
      * now, not after gigabytes were read. */
-    uint64_t need = images.payload * sizeof(float) + labels.payload * sizeof(int64_t), memory = tg_physical_memory();
+    uint64_t count = images.dims[0], pixels = (uint64_t)images.dims[1] * images.dims[2];
+    uint64_t first = count * (uint64_t)part / (uint64_t)parts, end = count * (uint64_t)(part + 1) / (uint64_t)parts;
+    /* a part: its own rows (every rank checks its own share of the file against its own memory) */
+    uint64_t need = (end - first) * (pixels * sizeof(float) + sizeof(int64_t)), memory = tg_physical_memory();
     if (memory && need > memory) {
         char n[32], m[32];
         tg_error("idx: %s and %s declare %u images of %u x %u pixels: %s as float32 pixels and int64 labels, more than "
@@ -251,8 +254,6 @@ tg_dataset *tg_idx_load_part(const char *images_path, const char *labels_path, d
         goto fail;
     }
     int64_t max_label = -1;
-    uint64_t n = images.dims[0], pixels = (uint64_t)images.dims[1] * images.dims[2];
-    uint64_t first = n * (uint64_t)part / (uint64_t)parts, end = n * (uint64_t)(part + 1) / (uint64_t)parts;
     if (!(chunk = tg_alloc(IDX_CHUNK)) || read_payload(&labels, chunk, &y, true, 0.0, &max_label, first, end) ||
         idx_close(&labels) || read_payload(&images, chunk, &x, false, scale, NULL, first * pixels, end * pixels) ||
         idx_close(&images))

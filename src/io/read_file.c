@@ -135,7 +135,11 @@ char *tg_read_file_part(const char *path, const char *what, int part, int parts,
     struct stat st;
     char *text = NULL, *buf = NULL;
     size_t cap = (size_t)1 << 20;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(f), &st) != 0) {
+        tg_error("%s: cannot stat: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
         tg_error("%s: %s, expected %s (a part of a file is read by its byte offsets)", path,
                  S_ISDIR(st.st_mode) ? "is a directory" : tg_file_kind(st.st_mode), what);
         goto fail;

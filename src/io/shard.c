@@ -12,7 +12,9 @@
 #include "dist/dist.h"
 #include "io/io_internal.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 int tg_label_table_merge_ranks(tg_label_table *t, int64_t *y, int64_t rows)
@@ -67,10 +69,59 @@ done:
     return status;
 }
 
+/* FNV-1a of up to 4 KiB at the start and at the end of f, and its size: enough to tell two different
+ * copies of a data file apart without reading it (each node may hold its own copy). */
+static int file_mark(const char *path, uint64_t mark[2])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tg_error("%s: cannot open: %s", path, strerror(errno)), -1;
+    unsigned char buf[4096];
+    uint64_t h = 0xcbf29ce484222325u;
+    int64_t size = fseek(f, 0, SEEK_END) == 0 ? (int64_t)ftell(f) : -1;
+    for (int end = 0; end < 2 && size >= 0; end++) {
+        int64_t at = end && size > (int64_t)sizeof buf ? size - (int64_t)sizeof buf : 0;
+        size_t got = fseek(f, (long)at, SEEK_SET) == 0 ? fread(buf, 1, sizeof buf, f) : 0;
+        for (size_t i = 0; i < got; i++)
+            h = (h ^ buf[i]) * 0x100000001b3u;
+    }
+    fclose(f);
+    if (size < 0)
+        return tg_error("%s: cannot find its size", path), -1;
+    mark[0] = (uint64_t)size;
+    mark[1] = h;
+    return 0;
+}
+
+/* Every rank must read the same bytes: its copy of the file is compared with rank 0's (size and a hash of
+ * its ends) before any part is read, so a node with another copy stops the job instead of training on a
+ * mix of the two. */
+static int same_file_as_rank_0(const char *path)
+{
+    uint64_t mine[2], lead[2];
+    if (!path)
+        return 0;
+    if (file_mark(path, mine))
+        return -1;
+    memcpy(lead, mine, sizeof lead);
+    if (tg_dist_broadcast(lead, sizeof lead, 0))
+        return -1;
+    if (memcmp(mine, lead, sizeof mine) != 0)
+        return tg_error("%s: rank %d's copy is not rank 0's (%llu bytes against %llu%s): every rank must read the "
+                        "same file",
+                        path, tg_dist_rank(), (unsigned long long)mine[0], (unsigned long long)lead[0],
+                        mine[0] == lead[0] ? ", other bytes" : ""),
+               -1;
+    return 0;
+}
+
 /* This rank's part of the training file, loaded as tg_load_and_split loads the whole. */
 static tg_dataset *load_part(const tg_config *cfg, int part, int parts)
 {
     const char *format = cfg->data.format ? cfg->data.format : "csv";
+    if (same_file_as_rank_0(cfg->data.train) ||
+        (strcmp(format, "idx") == 0 && same_file_as_rank_0(cfg->data.train_labels)))
+        return NULL;
     if (strcmp(format, "idx") == 0)
         return tg_idx_load_part(cfg->data.train, cfg->data.train_labels, cfg->data.scale, part, parts);
     if (strcmp(format, "libsvm") == 0) {
@@ -323,7 +374,7 @@ int tg_load_and_split_ranks(const tg_config *cfg, tg_rng *shuffle, split_data *d
         n += counts[r];
     }
     if (n == 0) {
-        tg_error("%s: no data rows", cfg->data.train);
+        tg_error("%s: no data rows (the file is empty, or holds only a header or comments)", cfg->data.train);
         goto done;
     }
     if (cfg->data.test) { /* rank 0 alone evaluates the test set */

@@ -66,6 +66,21 @@ static uint64_t text_hash(const char *text)
     return h;
 }
 
+int tg_dp_check_same_config(const tg_config *cfg)
+{
+    if (!tg_dist_parallel())
+        return 0;
+    uint64_t mine = text_hash(cfg->json), lead = mine;
+    if (tg_dist_broadcast(&lead, sizeof lead, 0))
+        return -1;
+    if (mine != lead) {
+        tg_error("train: rank %d was given another config than rank 0: every rank must train the same one",
+                 tg_dist_rank());
+        return -1;
+    }
+    return 0;
+}
+
 int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train, int64_t rows)
 {
     if (!tg_dist_parallel())

@@ -32,6 +32,9 @@ typedef struct {
 /* Across ranks: 0 when this rank trains the config rank 0 trains (the same text) on as many rows, features
  * and classes; else -1 with an error naming this rank, which then ends the job. 0 in one process. */
 int tg_dp_check_same_run(const tg_config *cfg, const tg_dataset *train, int64_t rows);
+/* The config part of it, before any data are read (loading across ranks runs collectives that ranks with
+ * other data sections would not run alike). */
+int tg_dp_check_same_config(const tg_config *cfg);
 /* NULL with no error when the run is one process; else the parts for batches of `batch` rows out of `rows`:
  * train is this rank's rows, position[i] where its row i stands (src/io/shard.c), or, position NULL, train
  * is every row (streamed: the stream's header, every rank reading the whole file). Allocates the parameters' gradients, so a rank whose part of a

@@ -30,11 +30,6 @@ struct tg_train_state {
     double *w;
     tg_lbfgs_state lbfgs;
 };
-/* The training rows: t->train's, or across ranks every rank's. */
-static inline int64_t tg_training_rows(const tg_training *t)
-{
-    return t->state && t->state->position ? t->state->rows : t->train->rows;
-}
 /* Across ranks: the data hash of training checkpoints, computed by every rank now (it is a sum over the
  * ranks' rows, and a save is rank 0's alone). A no-op in one process. */
 int tg_train_hash_ranks(tg_training *t);

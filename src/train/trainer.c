@@ -84,6 +84,13 @@ static void swap_weights(tg_model *m, tg_tensor **best)
     }
 }
 
+int64_t tg_training_rows(const tg_training *t)
+{
+    if (!t || !t->train)
+        return 0;
+    return t->state && t->state->position ? t->state->rows : t->train->rows;
+}
+
 void tg_training_free(tg_training *t)
 {
     if (!t)
@@ -201,6 +208,13 @@ static int trainer_open_buffers(trainer *tr)
     t->input_scale = cfg->data.standardize ? 0
                      : st->stream          ? tg_stream_max_abs(st->stream)
                                            : largest_magnitude(t->train);
+    if (st->position) { /* every rank's rows: a non-negative double's bits order as the integers they are */
+        int64_t bits;
+        memcpy(&bits, &t->input_scale, sizeof bits);
+        if (tg_dist_max(&bits))
+            return -1;
+        memcpy(&t->input_scale, &bits, sizeof bits);
+    }
     tr->tape = tg_tape_new();
     st->opt = tg_optimizer_new(&cfg->optimizer, m->n_params, m->params);
     if (st->stream && tg_stream_start(st->stream, batch, m->dtype, m->mean, m->std))
@@ -480,7 +494,7 @@ static tg_training *trainer_train(trainer tr)
     }
     tr.st = tr.t->state;
     tg_rng_seed(&tr.st->shuffle, cfg->data.shuffle_seed);
-    int status = trainer_open_data(&tr);
+    int status = tg_dp_check_same_config(cfg) ? -1 : trainer_open_data(&tr);
     if (!status && cfg->optimizer.type == TG_OPTIM_LBFGS) {
         /* A solver that fails on the way (line search, NaN) returns the last good
          * weights with solver.status saying why; any other failure returns NULL. */

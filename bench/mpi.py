@@ -21,6 +21,7 @@ usage: bench/mpi.py [--quick] [--cli PATH] [--repeats N] [--max-iter N]
   --max-iter   the solver's max_iter (default 100, scikit-learn's default)
 """
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -35,17 +36,22 @@ FASHION = "/usr/share/datasets/fashion-mnist"
 MPIRUN = ["mpirun", "--allow-run-as-root", "--bind-to", "core"]
 
 
-def timed(cmd, env):
-    """Wall seconds, and the CPU seconds of the busiest process (each rank runs under /usr/bin/time)."""
+def timed(cmd, env, cpu_prefix):
+    """Wall seconds, and the CPU seconds of the busiest process (each rank runs under /usr/bin/time, which
+    writes to a file of its own: two ranks' lines on one stderr can interleave)."""
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-    cpu = [float(a) + float(b) for _, a, b in
-           (line.split() for line in done.stderr.splitlines() if line.startswith("rank-cpu "))]
+    cpu = []
+    for path in glob.glob(cpu_prefix + ".*"):
+        with open(path) as f:
+            cpu += [float(a) + float(b) for _, a, b in
+                    (line.split() for line in f.read().splitlines() if line.startswith("rank-cpu "))]
+        os.remove(path)
     if not cpu:
-        sys.exit(f"{' '.join(cmd)}: no CPU time on stderr:\n{done.stderr[-2000:]}")
+        sys.exit(f"{' '.join(cmd)}: no CPU time in {cpu_prefix}.*:\n{done.stderr[-2000:]}")
     return (wall, max(cpu)), json.loads(done.stdout)
 
 
@@ -81,7 +87,9 @@ def main():
             json.dump(config(args.quick, args.max_iter), f)
         env = dict(os.environ)
         env.pop("TAPEGRAD_NUM_THREADS", None)
-        rank_cpu = ["/usr/bin/time", "-f", "rank-cpu %U %S", args.cli]
+        cpu_prefix = os.path.join(tmp, "cpu")
+        rank_cpu = ["bash", "-c", 'exec /usr/bin/time -o "$0.${OMPI_COMM_WORLD_RANK:-0}" -f "rank-cpu %U %S" "$@"',
+                    cpu_prefix, args.cli]
         out = ["train", path, "--json", "--quiet", "--out", os.path.join(tmp, "fit.safetensors")]
         systems = [("mpirun -np 1, 1 thread", MPIRUN + ["-np", "1"] + rank_cpu + out + ["--threads", "1"]),
                    ("mpirun -np 2, 1 thread per rank", MPIRUN + ["-np", "2"] + rank_cpu + out + ["--threads", "1"]),
@@ -90,7 +98,7 @@ def main():
         for r in range(repeats):  # interleaved, so a burst of other load does not hit one system only
             for label, cmd in systems:
                 print(f"{name}: {label} ({r + 1}/{repeats})", file=sys.stderr, flush=True)
-                results[label].append(timed(cmd, env))
+                results[label].append(timed(cmd, env, cpu_prefix))
     base = min(t[0][0] for t in results[systems[0][0]])
     base_cpu = min(results[systems[0][0]], key=lambda t: t[0][0])[0][1]
     lines = ["| workload | system | wall min (s) | wall median (s) | speed-up vs np 1 (wall min) | busiest rank's "

@@ -218,6 +218,36 @@ PY
 node_fault "a rank with another copy of the data" "rank 1's copy is not rank 0's"
 [ -e "$tmp/fault.safetensors" ] && bad "a failed run saved a model"
 
+# A bad cell near the end of a CSV and of a libsvm file (in rank 2's part of 3): the error names the file's
+# own line and column, as one process's does (each rank counts the lines of its own bytes; the counts add up).
+$py - "$tmp" <<'PY'
+import sys
+lines = open("data/digits.csv").read().splitlines()
+cells = lines[-7].split(",")
+cells[1] = "oops"
+lines[-7] = ",".join(cells)
+open(f"{sys.argv[1]}/badcell.csv", "w").write("\n".join(lines) + "\n")
+with open(f"{sys.argv[1]}/badcell.svm", "w") as out:
+    for k, line in enumerate(lines[1:]):
+        *x, y = line.split(",")
+        out.write(y + "".join(f" {j + 1}:{v}" for j, v in enumerate(x) if v != "0") + "\n")
+PY
+for kind in csv svm; do
+  if [ $kind = csv ]; then
+    $py tests/mpi/config.py examples/digits.json "$tmp/badcell.json" data.train="\"$tmp/badcell.csv\"" train.epochs=1
+  else
+    $py tests/mpi/config.py "$tmp/sparse_sgd.src.json" "$tmp/badcell.json" data.train="\"$tmp/badcell.svm\""
+  fi
+  one=$("$cli" train "$tmp/badcell.json" --quiet --out "$tmp/bad.safetensors" 2>&1 | grep -o "badcell\.$kind:[0-9]*:[0-9]*:.*" || true)
+  three=$(timeout 60 "${mpi[@]}" -np 3 "$cli" train "$tmp/badcell.json" --quiet --out "$tmp/bad.safetensors" 2>&1 |
+    grep -o "badcell\.$kind:[0-9]*:[0-9]*:.*" | head -1 || true)
+  if [ -n "$one" ] && [ "$one" = "$three" ]; then
+    echo "a bad cell in rank 2's part ($kind): the same message as one process: $(echo "$three" | cut -c1-70)"
+  else
+    bad "a bad cell in rank 2's part ($kind): one process says '$one', -np 3 '$three'"
+  fi
+done
+
 # Rank 1 is given another config (another seed): it says so and ends the job instead of training apart.
 $py tests/mpi/config.py examples/digits.json "$tmp/other.json" train.epochs=1 seed=7
 rc=0

@@ -857,35 +857,16 @@ done:
 
 /* ---- one rank's part of the file (src/io/shard.c) ---- */
 
-/* Newlines in the file's first `upto` bytes (read through r's buffer, whose state a seek then resets): the
- * lines before a part, so a rank's errors name the file's own lines. */
-static int count_lines_before(line_reader *r, int64_t upto, int64_t *lines)
-{
-    *lines = 0;
-    if (fseeko(r->f, 0, SEEK_SET) != 0)
-        return tg_error("%s: cannot read it from the start: %s", r->path, strerror(errno)), -1;
-    for (int64_t done = 0; done < upto;) {
-        size_t want = (uint64_t)(upto - done) < r->cap - 1 ? (size_t)(upto - done) : r->cap - 1;
-        size_t got = fread(r->buf, 1, want, r->f);
-        for (const char *p = r->buf, *end = r->buf + got; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
-            ++*lines;
-        done += (int64_t)got;
-        if (got < want)
-            return ferror(r->f) ? (tg_error("%s: read error: %s", r->path, strerror(errno)), -1) : 0;
-    }
-    return 0;
-}
-
 /* Where part `part` of `parts` begins: the first line starting at or after byte `cut` (its offset in *from,
  * the lines before it in *lines; *from = size when none does). Lines starting in [cut(p), cut(p + 1)) are
  * part p's, so the parts split the lines between them whatever their lengths. */
-static int part_start(line_reader *r, int64_t cut, int64_t size, int64_t *from, int64_t *lines)
+static int part_start(line_reader *r, int64_t cut, int64_t size, int64_t lines_before, int64_t *from, int64_t *lines)
 {
     *from = 0;
     *lines = 0;
     if (cut == 0)
         return reader_start(r);
-    if (count_lines_before(r, cut - 1, lines) || reader_seek(r, cut - 1, *lines))
+    if (reader_seek(r, cut - 1, lines_before))
         return -1;
     char *text;
     size_t len;
@@ -965,7 +946,9 @@ tg_dataset *tg_csv_load_part(const char *path, const tg_csv_opts *opts, int part
     if (reader_start(r))
         goto done;
     int64_t bom = r->base; /* 3 after a byte order mark, else 0 */
-    if (part_columns(&s, o, &header_at) || part_start(r, cut, size, &from, &lines))
+    int64_t before; /* the lines before byte cut - 1 */
+    if (part_columns(&s, o, &header_at) || tg_lines_before_byte(r->f, path, cut, end, part, parts, &before) ||
+        part_start(r, cut, size, before, &from, &lines))
         goto done;
     if (from < end && part_rows(&s, end, header_at, bom, &counted, false))
         goto done;

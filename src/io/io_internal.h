@@ -62,6 +62,11 @@ char *tg_read_file(const char *path, const char *what, size_t max_bytes, size_t 
 /* Part `part` of `parts` of a regular file: the lines that start in its bytes [size p / parts,
  * size (p + 1) / parts), NUL-terminated, and in *lines_before the lines before them. */
 char *tg_read_file_part(const char *path, const char *what, int part, int parts, size_t *len, int64_t *lines_before);
+/* The newlines in bytes [0, cut - 1) of f (0 when cut <= 1), for part `part` of `parts`, whose bytes are
+ * [cut, end): across ranks (parts the ranks, part this rank's; every rank must call it) each rank counts
+ * its own bytes and the counts are added, so no rank reads before its part; in one process, counted from
+ * the start. */
+int tg_lines_before_byte(FILE *f, const char *path, int64_t cut, int64_t end, int part, int parts, int64_t *lines);
 /* "a character device", "a FIFO", ... for messages that refuse what is not a regular file. */
 const char *tg_file_kind(unsigned mode);
 

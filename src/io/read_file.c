@@ -2,6 +2,7 @@
  * text (CSV, JSON configs). */
 #define _POSIX_C_SOURCE 200809L /* fseeko, fileno */
 
+#include "dist/dist.h"
 #include "io/io_internal.h"
 
 #include <errno.h>
@@ -147,9 +148,13 @@ char *tg_read_file_part(const char *path, const char *what, int part, int parts,
     int64_t size = (int64_t)st.st_size, first, last, lines_first;
     int64_t cut = size / parts * part + size % parts * part / parts,
             end = size / parts * (part + 1) + size % parts * (part + 1) / parts;
-    if (!(buf = tg_alloc(cap)) || line_start_at(f, path, cut, size, buf, cap, &first, &lines_first) ||
+    /* the lines before the part's first line: those before byte cut - 1, and the one the scan for the part's
+     * first line start ends (none when no line starts in the part) */
+    if (!(buf = tg_alloc(cap)) || tg_lines_before_byte(f, path, cut, end, part, parts, &lines_first) ||
+        line_start_at(f, path, cut, size, buf, cap, &first, NULL) ||
         line_start_at(f, path, end, size, buf, cap, &last, NULL))
         goto fail;
+    lines_first += cut > 0;
     size_t len = (size_t)(last > first ? last - first : 0);
     if (!(text = tg_alloc(len + 1)))
         goto fail;
@@ -169,4 +174,60 @@ fail:
     tg_dealloc(text);
     fclose(f);
     return NULL;
+}
+
+/* Newlines in bytes [from, to) of f, read through a buffer of its own. */
+static int count_newlines(FILE *f, const char *path, int64_t from, int64_t to, int64_t *count)
+{
+    *count = 0;
+    if (to <= from)
+        return 0;
+    size_t cap = (size_t)1 << 20;
+    char *buf = tg_alloc(cap);
+    if (!buf)
+        return -1;
+    int status = 0;
+    if (fseeko(f, (off_t)from, SEEK_SET) != 0)
+        status = (tg_error("%s: cannot seek to byte %lld: %s", path, (long long)from, strerror(errno)), -1);
+    for (int64_t done = from; !status && done < to;) {
+        size_t want = (uint64_t)(to - done) < cap ? (size_t)(to - done) : cap;
+        size_t got = fread(buf, 1, want, f);
+        for (const char *p = buf, *end = buf + got; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+            ++*count;
+        done += (int64_t)got;
+        if (got < want) {
+            if (ferror(f))
+                status = (tg_error("%s: read error: %s", path, strerror(errno)), -1);
+            break;
+        }
+    }
+    tg_dealloc(buf);
+    return status;
+}
+
+int tg_lines_before_byte(FILE *f, const char *path, int64_t cut, int64_t end, int part, int parts, int64_t *lines)
+{
+    *lines = 0;
+    if (!(tg_dist_parallel() && parts == tg_dist_size() && part == tg_dist_rank()))
+        return cut > 1 ? count_newlines(f, path, 0, cut - 1, lines) : 0;
+    /* across ranks: each counts its own bytes, and the counts of the ranks before it add up to those
+     * before its cut (every rank joins, whatever its part holds) */
+    int64_t mine = 0, *counts = NULL;
+    size_t *sizes = tg_alloc((size_t)parts * sizeof *sizes);
+    void *all = NULL;
+    int status = !sizes || count_newlines(f, path, cut, end, &mine) ? -1 : 0;
+    if (!status && tg_dist_gather_all(&mine, sizeof mine, &all, sizes))
+        status = -1;
+    counts = all;
+    for (int r = 0; !status && r < part; r++)
+        *lines += counts[r];
+    if (!status && cut >= 1) { /* the newline at byte cut - 1, if it is one, is not before it */
+        int c = fseeko(f, (off_t)(cut - 1), SEEK_SET) == 0 ? fgetc(f) : EOF;
+        if (c == EOF)
+            status = (tg_error("%s: cannot read byte %lld", path, (long long)cut - 1), -1);
+        *lines -= c == '\n';
+    }
+    tg_dealloc(all);
+    tg_dealloc(sizes);
+    return status;
 }

@@ -330,6 +330,17 @@ else
   bad "--resume with -np 2 after SIGTERM: $(cat "$tmp/resume.err") (or the weights differ)"
 fi
 
+# A checkpoint of a run across 2 ranks (each holding its part of the data) resumes across 2, and says so when
+# resumed in one process.
+if "$cli" train "$tmp/resume.json" --quiet --resume "$tmp/part.safetensors" --out "$tmp/one.safetensors" \
+  >/dev/null 2>"$tmp/one.err"; then
+  bad "an -np 2 checkpoint resumed in one process"
+elif grep -q "trained across 2 MPI ranks.*mpirun -np 2" "$tmp/one.err"; then
+  echo "an -np 2 checkpoint resumed in one process: refused, $(grep -o 'resume it across.*' "$tmp/one.err")"
+else
+  bad "an -np 2 checkpoint resumed in one process: $(cat "$tmp/one.err")"
+fi
+
 # Ctrl-C: SIGINT to mpirun, which passes SIGTERM to every rank; the ranks agree to stop after the same step,
 # rank 0 writes a training checkpoint to --out (no --checkpoint-every), and --resume gives the bits of an
 # uninterrupted -np 2 run.

@@ -253,6 +253,8 @@ static char *training_meta(const tg_training *t)
         cJSON *item = cJSON_CreateString(word);
         ok = item && cJSON_AddItemToArray(rng, item);
     }
+    if (ok && st->position) /* the data hash spans that many ranks' parts (absent: one process's rows) */
+        ok = cJSON_AddNumberToObject(o, "data_ranks", tg_dist_size()) != NULL;
     if (ok && t->full_batch) {
         const tg_lbfgs_state *s = &st->lbfgs;
         cJSON *solver = cJSON_AddObjectToObject(o, "lbfgs");
@@ -477,6 +479,19 @@ static int check_same_run(const char *path, const cJSON *meta, const tg_training
         cJSON_free(b);
     }
     cJSON_Delete(now);
+    /* a run whose ranks each read their part hashes its data by parts: it resumes across as many ranks */
+    const cJSON *ranks = cJSON_GetObjectItemCaseSensitive(meta, "data_ranks");
+    int then = cJSON_IsNumber(ranks) ? (int)ranks->valuedouble : 1, here = st->position ? tg_dist_size() : 1;
+    if (!rc && then != here && then == 1)
+        rc = (tg_error("%s: the run was trained in one process; across %d MPI ranks each would hold only its part "
+                       "of the data: resume it in one process (without mpirun)",
+                       path, here),
+              -1);
+    else if (!rc && then != here)
+        rc = (tg_error("%s: the run was trained across %d MPI ranks, each reading its part of the data: resume it "
+                       "across as many (mpirun -np %d)",
+                       path, then, then),
+              -1);
     const cJSON *hash = cJSON_GetObjectItemCaseSensitive(meta, "data_hash");
     char want[24];
     snprintf(want, sizeof want, "%016" PRIx64, data_hash(t));

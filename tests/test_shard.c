@@ -104,43 +104,26 @@ static void check_parts(const char *path, const tg_dataset *whole, part_loader l
     }
 }
 
-Test(shard, csv_parts_end_to_end_are_the_file)
+/* The text as a file (name: its format), loaded whole (`rows` rows), then in parts. */
+static void check_text(const char *name, const char *text, int64_t rows, int lines)
 {
     char *dir = make_temp_dir("tapegrad-shard");
-    char *path = write_text(dir, "t.csv", CSV);
-    tg_dataset *whole = tg_csv_load(path, NULL);
+    char *path = write_text(dir, name, text);
+    bool svm = strstr(name, ".svm") != NULL;
+    tg_dataset *whole = svm ? tg_libsvm_load(path, NULL) : tg_csv_load(path, NULL);
     cr_assert_not_null(whole, "%s", tg_last_error());
-    cr_assert_eq(whole->rows, 8);
-    check_parts(path, whole, csv_part, 13);
+    cr_assert_eq(whole->rows, rows);
+    check_parts(path, whole, svm ? svm_part : csv_part, lines);
     tg_dataset_free(whole);
     free(path);
     free(dir);
 }
 
-Test(shard, csv_without_header)
-{
-    char *dir = make_temp_dir("tapegrad-shard");
-    char *path = write_text(dir, "n.csv", "1,2,0\n3,4,1\n5,6,0\n7,8,2\n9,10,1\n");
-    tg_dataset *whole = tg_csv_load(path, NULL);
-    cr_assert_not_null(whole);
-    check_parts(path, whole, csv_part, 5);
-    tg_dataset_free(whole);
-    free(path);
-    free(dir);
-}
+Test(shard, csv_parts_end_to_end_are_the_file) { check_text("t.csv", CSV, 8, 13); }
 
-Test(shard, libsvm_parts_end_to_end_are_the_file)
-{
-    char *dir = make_temp_dir("tapegrad-shard");
-    char *path = write_text(dir, "t.svm", SVM);
-    tg_dataset *whole = tg_libsvm_load(path, NULL);
-    cr_assert_not_null(whole, "%s", tg_last_error());
-    cr_assert_eq(whole->rows, 8);
-    check_parts(path, whole, svm_part, 12);
-    tg_dataset_free(whole);
-    free(path);
-    free(dir);
-}
+Test(shard, csv_without_header) { check_text("n.csv", "1,2,0\n3,4,1\n5,6,0\n7,8,2\n9,10,1\n", 5, 5); }
+
+Test(shard, libsvm_parts_end_to_end_are_the_file) { check_text("t.svm", SVM, 8, 12); }
 
 /* A bad cell on line 9 of the file (counted by hand), in whichever part holds it. */
 Test(shard, an_error_names_the_file_line_in_any_part)
@@ -215,15 +198,8 @@ Test(shard, idx_parts_are_row_ranges)
  * so when the first cut falls inside the mark the line is still read once (it was read by none). */
 Test(shard, csv_byte_order_mark_before_a_data_line)
 {
-    char *dir = make_temp_dir("tapegrad-shard");
-    char *path = write_text(dir, "bom.csv",
-                            "\xEF\xBB\xBF"
-                            "1,2,a\n3,4,b\n");
-    tg_dataset *whole = tg_csv_load(path, NULL);
-    cr_assert_not_null(whole, "%s", tg_last_error());
-    cr_assert_eq(whole->rows, 2);
-    check_parts(path, whole, csv_part, 2);
-    tg_dataset_free(whole);
-    free(path);
-    free(dir);
+    check_text("bom.csv",
+               "\xEF\xBB\xBF"
+               "1,2,a\n3,4,b\n",
+               2, 2);
 }

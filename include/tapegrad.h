@@ -1009,17 +1009,22 @@ TG_API int tg_calibration_curve(int64_t n, const int64_t *y, const double *score
 
 /* A library built with -DTAPEGRAD_MPI=ON trains data-parallel when the
  * program was started by mpirun and called tg_dist_init first: each rank
- * computes its share of every batch (its share of the rows for the
- * full-batch solver) and the gradients are summed across ranks in a fixed
- * order, so every rank holds the same weights after every step, and a given
- * number of ranks gives the same bits run after run. Every rank loads the
- * same config and data. Without the option, or without mpirun, these
- * functions do nothing and training runs in one process as before. */
+ * reads its own part of the training file (tg_train_config) and computes
+ * its share of every batch (its rows, for the full-batch solver), and the
+ * gradients are summed across ranks in a fixed order, so every rank holds the
+ * same weights after every step, and a given number of ranks gives the same
+ * bits run after run. Every rank is given the same config. Without the
+ * option, or without mpirun, these functions do nothing and training runs in
+ * one process as before. */
 
 /* Starts MPI when built with it and started by mpirun (MPI_Init, funneled:
  * only the calling thread talks to MPI); otherwise nothing. 0, or -1 with the
- * error set. Call once, before any training. */
+ * error set: also when the library was built without MPI and mpirun started
+ * more than one process (each would train alone). Call once, before any
+ * training. */
 TG_API int tg_dist_init(void);
+/* 1 when the library was built with -DTAPEGRAD_MPI=ON, else 0. */
+TG_API int tg_dist_built_with_mpi(void);
 /* This process's rank (0 when not distributed) and the number of ranks (1). */
 TG_API int tg_dist_rank(void);
 TG_API int tg_dist_size(void);

@@ -344,7 +344,9 @@ fi
 # Ctrl-C: SIGINT to mpirun, which passes SIGTERM to every rank; the ranks agree to stop after the same step,
 # rank 0 writes a training checkpoint to --out (no --checkpoint-every), and --resume gives the bits of an
 # uninterrupted -np 2 run.
-"${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --quiet --out "$tmp/int.safetensors" >/dev/null 2>"$tmp/int.err" &
+# Not --quiet: rank 0 prints a line an epoch, and mpirun stops reading the ranks' output once it has the
+# signal, so a rank that blocked in a write would never save.
+"${mpi[@]}" -np 2 "$cli" train "$tmp/resume.json" --out "$tmp/int.safetensors" >"$tmp/int.out" 2>"$tmp/int.err" &
 job=$!
 for _ in $(seq 600); do [ "$(pgrep -c -P $job)" -ge 2 ] && break; sleep 0.1; done
 sleep 1

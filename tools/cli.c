@@ -15,13 +15,34 @@ const char *command = "tapegrad";
 
 int fail(const char *fmt, ...)
 {
+    /* one write of the whole line: under mpirun the ranks share a stderr, and pieces would interleave */
+    char line[4096];
+    int n = snprintf(line, sizeof line, "%s: error: ", command);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: error: ", command);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    if (n >= 0 && (size_t)n < sizeof line)
+        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
+    size_t len = strlen(line);
+    if (len == sizeof line - 1)
+        line[len - 1] = '\n'; /* cut: still one line */
+    else
+        line[len++] = '\n', line[len] = '\0';
+    fflush(stderr);
+    fputs(line, stderr);
+    fflush(stderr);
     return 1;
+}
+
+const char *command_name(void)
+{
+    /* "tapegrad train (rank 0 of 2)" -> "tapegrad train": what a user types */
+    static char plain[64];
+    snprintf(plain, sizeof plain, "%s", command);
+    char *rank = strstr(plain, " (rank ");
+    if (rank)
+        *rank = '\0';
+    return plain;
 }
 
 int parse_options(int argc, char **argv, int max_positional, int allowed, options *o)
@@ -57,11 +78,11 @@ int parse_options(int argc, char **argv, int max_positional, int allowed, option
                 return fail("at most %d --grid options", CLI_MAX_GRID), 2;
             value = &o->grid[o->n_grid++];
         } else if (a[0] == '-' && a[1] != 0)
-            return fail("unknown option '%s' (see '%s --help')", a, command), 2;
+            return fail("unknown option '%s' (see '%s --help')", a, command_name()), 2;
         else if (o->n_positional < max_positional)
             o->positional[o->n_positional++] = a;
         else
-            return fail("unexpected argument '%s' (see '%s --help')", a, command), 2;
+            return fail("unexpected argument '%s' (see '%s --help')", a, command_name()), 2;
         if (value) {
             const char *eq = strchr(a, '=');
             if (eq)

@@ -11,6 +11,8 @@
 
 /* "tapegrad" or "tapegrad <command>": the prefix of every message (tools/cli.c). */
 extern const char *command;
+/* The command as a user types it: command without its "(rank R of N)" under mpirun. */
+const char *command_name(void);
 /* Prints "<command>: error: <message>" on stderr; returns 1 (the exit code of a failed run). */
 int fail(const char *fmt, ...)
 #if defined(__GNUC__)

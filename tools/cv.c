@@ -562,7 +562,7 @@ int cmd_cv(int argc, char **argv)
     cv_run run = { .config_path = o.positional[0], .folds = (int)folds };
     run.metric = metric_named(o.metric ? o.metric : "accuracy");
     if (!run.metric)
-        return fail("--metric %s: unknown (see '%s --help')", o.metric, command), 2;
+        return fail("--metric %s: unknown (see '%s --help')", o.metric, command_name()), 2;
     if ((rc = check_output("--out", o.out, o.positional, 1)))
         return rc;
     cJSON *base = NULL;

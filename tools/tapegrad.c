@@ -32,9 +32,11 @@ static int run(int argc, char **argv)
         return fputs(usage_main, stderr), 2;
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
-        return fputs(usage_main, stdout), 0;
+        return (tg_dist_rank() == 0 ? fputs(usage_main, stdout) : 0), 0; /* once, under mpirun */
     if (strcmp(cmd, "--version") == 0)
-        return printf("tapegrad %d.%d.%d\n", TG_VERSION_MAJOR, TG_VERSION_MINOR, TG_VERSION_PATCH), 0;
+        return printf("tapegrad %d.%d.%d%s\n", TG_VERSION_MAJOR, TG_VERSION_MINOR, TG_VERSION_PATCH,
+                      tg_dist_built_with_mpi() ? " (built with MPI)" : ""),
+               0;
     static char name[64];
     snprintf(name, sizeof name, "tapegrad %s", cmd);
     if (tg_dist_size() > 1) /* every message names the rank that says it */

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -62,6 +63,14 @@ static void on_signal(int sig)
 {
     if (!stop_signal) {
         stop_signal = sig;
+        /* Under mpirun the signal comes from mpirun, which then stops reading the ranks' output: a rank
+         * whose terminal (mpirun's pty) is full would block in a write and never reach the save. Its output
+         * no longer blocks (what does not fit is lost; the checkpoint is what matters). fcntl is
+         * async-signal-safe. */
+        if (tg_dist_size() > 1) {
+            fcntl(STDOUT_FILENO, F_SETFL, fcntl(STDOUT_FILENO, F_GETFL) | O_NONBLOCK);
+            fcntl(STDERR_FILENO, F_SETFL, fcntl(STDERR_FILENO, F_GETFL) | O_NONBLOCK);
+        }
         return;
     }
     if (saving) {
@@ -139,9 +148,9 @@ static void print_solver_summary(FILE *out, const tg_config *cfg, const tg_train
             tg_lbfgs_status_text(r->status), r->iterations, r->evaluations, t->objective, r->grad_norm);
     if (r->status == TG_LBFGS_MAX_ITER)
         fprintf(stderr,
-                "tapegrad: warning: lbfgs failed to converge: stopped at optimizer.max_iter (%d) with gradient norm "
+                "%s: warning: lbfgs failed to converge: stopped at optimizer.max_iter (%d) with gradient norm "
                 "%.3g > optimizer.tolerance_grad (%g); increase optimizer.max_iter\n",
-                r->iterations, r->grad_norm, cfg->lbfgs.opts.tolerance_grad);
+                command, r->iterations, r->grad_norm, cfg->lbfgs.opts.tolerance_grad);
 }
 
 static char *default_model_path(const char *config_path)
@@ -282,10 +291,13 @@ static int report_interrupted(const options *o, const tg_training *t, const char
     else
         snprintf(where, sizeof where, "after epoch %d", t->epochs_run);
     char line[2048];
+    char launcher[48] = ""; /* across ranks the run resumes across as many */
+    if (tg_dist_size() > 1)
+        snprintf(launcher, sizeof launcher, "mpirun -np %d ", tg_dist_size());
     snprintf(line, sizeof line,
              "%s: interrupted by %s %s: saved a training checkpoint to %s (continue with: "
-             "tapegrad train %s --resume %s --out %s)\n",
-             command, signal_name(sig), where, out, o->positional[0], out, out);
+             "%stapegrad train %s --resume %s --out %s)\n",
+             command, signal_name(sig), where, out, launcher, o->positional[0], out, out);
     begin_save();
     int saved = tg_training_save(t, out);
     end_save(saved == 0 ? line : NULL);
@@ -386,7 +398,7 @@ static int report_finished(const options *o, const tg_config *cfg, const tg_trai
     } else if (rc == 0) {
         printf("\ntest accuracy %.4f (%lld of %lld)  test loss %.4f\n", ev.accuracy, (long long)ev.correct,
                (long long)ev.rows, ev.loss);
-        print_report(stdout, t->model, &ev, isatty(fileno(stdout)));
+        print_report(stdout, t->model, &ev, isatty(fileno(stdout)) && tg_dist_size() == 1);
         printf("\nsaved %s\n", out);
         if (o->plot)
             printf("wrote %s\n", o->plot);
@@ -402,7 +414,7 @@ int cmd_train(int argc, char **argv)
     if (rc)
         return rc;
     if (o.help)
-        return fputs(usage_train, stdout), 0;
+        return (tg_dist_rank() == 0 ? fputs(usage_train, stdout) : 0), 0; /* once, under mpirun */
     if (o.n_positional != 1)
         return fail("expected one CONFIG.json"), fprintf(stderr, "%s", usage_train), 2;
     int every;
@@ -421,7 +433,8 @@ int cmd_train(int argc, char **argv)
     }
     train_progress tp = { .ps = { .quiet = o.quiet || !lead, .out = o.json ? stderr : stdout }, .model_path = out };
     progress_state *ps = &tp.ps;
-    ps->live = isatty(fileno(ps->out));
+    /* mpirun gives each rank a pty whether or not the user's output is a terminal: plain lines there */
+    ps->live = isatty(fileno(ps->out)) && tg_dist_size() == 1;
     tg_train_opts opts = { .progress = on_train_progress,
                            .ctx = &tp,
                            .resume = o.resume,

@@ -26,6 +26,15 @@ static int dist_rank, dist_size = 1;
 
 bool tg_dist_parallel(void) { return dist_size > 1; }
 
+int tg_dist_built_with_mpi(void)
+{
+#ifdef TAPEGRAD_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int tg_dist_rank(void) { return dist_rank; }
 
 int tg_dist_size(void) { return dist_size; }
@@ -329,7 +338,22 @@ int tg_dist_max(int64_t *v)
 
 #ifndef TAPEGRAD_MPI /* one process */
 
-int tg_dist_init(void) { return 0; }
+/* A build without MPI started by mpirun -np N > 1 would train N times over, alone, each saving the same
+ * file: refused, saying what to build instead. */
+int tg_dist_init(void)
+{
+    static const char *const sizes[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE" };
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        const char *n = getenv(sizes[i]);
+        if (n && atoi(n) > 1)
+            return tg_error("this tapegrad was built without MPI, so under mpirun -np %s each process would train "
+                            "alone on all the data: build it with -DTAPEGRAD_MPI=ON (docs/distributed.md), or run it "
+                            "without mpirun",
+                            n),
+                   -1;
+    }
+    return 0;
+}
 
 void tg_dist_finalize(void) {}
 

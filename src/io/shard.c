@@ -268,20 +268,35 @@ static int64_t row_of(const split_map *m, int64_t p)
     return m->outer ? m->outer[m->outer_from + i] : i;
 }
 
+/* For each of part's rows, its position in the split (-1: not in it); NULL on allocation failure. */
+static int64_t *split_positions(const tg_dataset *part, int64_t first, const split_map *m, int64_t n)
+{
+    int64_t *position = tg_alloc((size_t)(part->rows ? part->rows : 1) * sizeof *position);
+    if (!position)
+        return NULL;
+    for (int64_t r = 0; r < part->rows; r++)
+        position[r] = -1;
+    for (int64_t p = 0; p < n; p++) {
+        int64_t g = row_of(m, p) - first;
+        if (g >= 0 && g < part->rows)
+            position[g] = p;
+    }
+    return position;
+}
+
+/* A copy of part's rows in the split, in file order, and their positions. */
 static tg_dataset *split_rows(const tg_dataset *part, int64_t first, const split_map *m, int64_t n, int64_t **positions)
 {
-    int64_t *index = tg_alloc((size_t)(part->rows ? part->rows : 1) * sizeof *index);
-    int64_t *position = tg_alloc((size_t)(part->rows ? part->rows : 1) * sizeof *position);
+    int64_t *position = split_positions(part, first, m, n);
+    int64_t *index = position ? tg_alloc((size_t)(part->rows ? part->rows : 1) * sizeof *index) : NULL;
     tg_dataset *rows = NULL;
-    if (index && position) {
+    if (index) {
         int64_t k = 0;
-        for (int64_t p = 0; p < n; p++) {
-            int64_t g = row_of(m, p) - first;
-            if (g >= 0 && g < part->rows) {
-                index[k] = g;
-                position[k++] = p;
+        for (int64_t r = 0; r < part->rows; r++)
+            if (position[r] >= 0) {
+                index[k] = r;
+                position[k++] = position[r]; /* k <= r: an entry is read before it is overwritten */
             }
-        }
         rows = tg_dataset_subset(part, index, k);
     }
     tg_dealloc(index);
@@ -299,16 +314,9 @@ static tg_dataset *split_rows(const tg_dataset *part, int64_t first, const split
  * holds them after its in-place split. */
 static int keep_rows(tg_dataset *part, int64_t first, const split_map *m, int64_t n, int64_t **positions)
 {
-    int64_t *position = tg_alloc((size_t)(part->rows ? part->rows : 1) * sizeof *position);
+    int64_t *position = split_positions(part, first, m, n);
     if (!position)
         return -1;
-    for (int64_t r = 0; r < part->rows; r++)
-        position[r] = -1;
-    for (int64_t p = 0; p < n; p++) {
-        int64_t g = row_of(m, p) - first;
-        if (g >= 0 && g < part->rows)
-            position[g] = p;
-    }
     int64_t f = part->features, k = 0;
     for (int64_t r = 0; r < part->rows; r++) { /* row r moves down to k <= r: nothing unread is overwritten */
         if (position[r] < 0)

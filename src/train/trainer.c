@@ -312,18 +312,14 @@ static int trainer_step(trainer *tr, int epoch, int64_t s, double *value)
               : !stream                  ? tg_batcher_next_batch(tr->st->batches, &b)
               : tg_stream_sparse(stream) ? tg_stream_next_sparse(stream, &b.sparse, &b.y)
                                          : tg_stream_next(stream, &b.x, &b.y);
-    if (got == 0 && stream) {
-        tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
-        return -1;
-    }
-    if (got == 1 && tr->dp && stream) { /* every rank read the same batch: this rank's slice of it */
-        bce_targets = &tr->dp->bce;
-        got = tg_dp_slice(tr->dp, &b);
-    }
-    if (got < 0 || (got == 0 && !tr->dp)) {
+    if (got < 0 || (got == 0 && (!tr->dp || stream))) { /* across ranks a rank's part may be empty, not a batch */
         if (got == 0)
             tg_error("train: no batch %lld in epoch %d", (long long)s + 1, epoch + 1);
         return -1;
+    }
+    if (tr->dp && stream) { /* every rank read the same batch: this rank's slice of it (0: empty) */
+        bce_targets = &tr->dp->bce;
+        got = tg_dp_slice(tr->dp, &b);
     }
     *value = 0;
     tg_optimizer_zero_grad(tr->st->opt);
